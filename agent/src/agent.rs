@@ -1,0 +1,153 @@
+//! Running an agent: its tasks (link, monitor, control socket) and their lifetime.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    control, identity,
+    link::{Link, RelayTarget},
+    monitor::Monitor,
+    status::{AgentStatus, Connection, ConnectionState, SharedStatus},
+};
+
+/// How many repository updates may queue between the monitor and the link.
+const UPDATE_QUEUE: usize = 256;
+
+/// What an agent needs to run.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Where the relay is and how to authenticate.
+    pub relay: RelayTarget,
+    /// The directory to watch.
+    pub root: PathBuf,
+    /// Where the agent keeps its key and control socket.
+    pub state_dir: PathBuf,
+}
+
+/// A running agent.
+pub struct RunningAgent {
+    status: SharedStatus,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    state_dir: PathBuf,
+}
+
+impl RunningAgent {
+    /// Starts the agent's tasks. Fails fast on bad options (unreadable root, bad URL, another
+    /// agent on the same state directory); connection problems are retried, not fatal.
+    pub async fn start(opts: AgentOptions) -> Result<Self> {
+        let root = std::fs::canonicalize(&opts.root).with_context(|| {
+            format!(
+                "the root {} is not a readable directory",
+                opts.root.display()
+            )
+        })?;
+        anyhow::ensure!(
+            root.is_dir(),
+            "the root {} is not a directory",
+            root.display()
+        );
+        create_private_dir(&opts.state_dir)?;
+        let identity = identity::load(&opts.state_dir, &root)?;
+        let listener = control::bind(&opts.state_dir).await?;
+        let status = SharedStatus::new(AgentStatus {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            relay_url: opts.relay.url.clone(),
+            workspace_name: identity.name.clone(),
+            root: root.display().to_string(),
+            started_at: Utc::now(),
+            connection: Connection {
+                state: ConnectionState::Connecting,
+                since: Utc::now(),
+                session_id: None,
+                workspace_id: None,
+                rtt_ms: None,
+                problem: None,
+                retry_at: None,
+            },
+            repos: Vec::new(),
+            unacked: 0,
+            notices: Vec::new(),
+        });
+        let (stop, stopping) = watch::channel(false);
+        let (updates_tx, updates_rx) = mpsc::channel(UPDATE_QUEUE);
+        let link = Link::new(
+            opts.relay,
+            identity,
+            status.clone(),
+            updates_rx,
+            stopping.clone(),
+        )?;
+        let monitor = Monitor::new(root, status.clone(), updates_tx, stopping.clone());
+        let socket = control::socket_path(&opts.state_dir);
+        let tasks = vec![
+            tokio::spawn(link.run()),
+            tokio::spawn(monitor.run()),
+            tokio::spawn(control::serve(listener, socket, status.clone(), stopping)),
+        ];
+        Ok(Self {
+            status,
+            stop,
+            tasks,
+            state_dir: opts.state_dir,
+        })
+    }
+
+    /// The agent's current status.
+    pub fn status(&self) -> AgentStatus {
+        self.status.snapshot()
+    }
+
+    /// The state directory (holding the control socket).
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    /// Waits until the status satisfies `f`, waking on every change.
+    pub async fn wait_for(
+        &self,
+        f: impl FnMut(&AgentStatus) -> bool,
+        timeout: std::time::Duration,
+    ) -> Result<AgentStatus> {
+        let mut rx = self.status.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(f)).await;
+        match waited {
+            Ok(Ok(s)) => Ok(s.clone()),
+            _ => anyhow::bail!(
+                "agent status condition not met in time: {:?}",
+                self.status().connection
+            ),
+        }
+    }
+
+    /// Stops every task: closes the relay session cleanly and removes the control socket.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Creates the state directory, readable by the user only.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict the state directory {}", dir.display()))?;
+    }
+    Ok(())
+}

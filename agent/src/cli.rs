@@ -1,0 +1,368 @@
+//! The `fulcrum` command line: `fulcrum agent` runs the daemon, `fulcrum status` asks it how it
+//! is doing.
+//!
+//! `fulcrum status` exits 0 when the agent is connected, 1 when it runs but is not connected
+//! (and says why), 2 when no agent runs.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    agent::{AgentOptions, RunningAgent},
+    control::{self, ClientError},
+    link::RelayTarget,
+    status::{AgentStatus, ConnectionState},
+};
+
+/// The Fulcrum workspace agent.
+#[derive(Debug, Parser)]
+#[command(name = "fulcrum", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground until SIGTERM or SIGINT.
+    Agent(AgentArgs),
+    /// Show whether the agent is connected, to which relay, and the repositories it watches.
+    Status(StatusArgs),
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `fulcrum agent`; flags and `FULCRUM_*` variables win over the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// The relay's URL, e.g. https://fulcrum.example.com.
+    #[arg(long, env = "FULCRUM_RELAY_URL")]
+    pub relay: Option<String>,
+    /// The agent token. Prefer --token-file or the config file: a flag shows in `ps`.
+    #[arg(long, env = "FULCRUM_AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the agent token.
+    #[arg(long, env = "FULCRUM_AGENT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The directory to watch [default: the current directory].
+    #[arg(long, env = "FULCRUM_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Where to keep state [default: $XDG_STATE_HOME/fulcrum].
+    #[arg(long, env = "FULCRUM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust for wss:// relays.
+    #[arg(long, env = "FULCRUM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file).
+    #[arg(long, env = "FULCRUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, env = "FULCRUM_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Options of `fulcrum status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print the full status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    #[arg(long, env = "FULCRUM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The agent's config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    relay_url: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    root: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+/// The default state directory: `$XDG_STATE_HOME/fulcrum`, else `~/.local/state/fulcrum`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from(".fulcrum-state"))
+        .join("fulcrum")
+}
+
+impl AgentArgs {
+    /// Resolves flags, environment and config file into agent options.
+    pub fn resolve(&self) -> Result<AgentOptions> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let url = self
+            .relay
+            .clone()
+            .or(file.relay_url)
+            .context("no relay URL: pass --relay or set FULCRUM_RELAY_URL")?;
+        let token = match (
+            self.token.clone(),
+            self.token_file.clone().or(file.token_file),
+            file.token,
+        ) {
+            (Some(t), _, _) => t,
+            (None, Some(path), _) => std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None, Some(t)) => t,
+            (None, None, None) => anyhow::bail!(
+                "no agent token: pass --token-file, set FULCRUM_AGENT_TOKEN, or put it in the config file"
+            ),
+        };
+        anyhow::ensure!(!token.is_empty(), "the agent token is empty");
+        let root = match self.root.clone().or(file.root) {
+            Some(r) => r,
+            None => std::env::current_dir().context("cannot determine the current directory")?,
+        };
+        Ok(AgentOptions {
+            relay: RelayTarget {
+                url,
+                token,
+                extra_ca: self.ca_file.clone().or(file.ca_file),
+            },
+            root,
+            state_dir: self
+                .state_dir
+                .clone()
+                .or(file.state_dir)
+                .unwrap_or_else(default_state_dir),
+        })
+    }
+}
+
+/// Sets up logging to stderr; `FULCRUM_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("FULCRUM_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Agent(args) => {
+            init_logging(args.log_format);
+            match run_agent(&args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status(args) => status(&args).await,
+    }
+}
+
+async fn run_agent(args: &AgentArgs) -> Result<()> {
+    let agent = RunningAgent::start(args.resolve()?).await?;
+    tracing::info!(state_dir = %agent.state_dir().display(), "agent started");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    agent.stop().await;
+    Ok(())
+}
+
+async fn status(args: &StatusArgs) -> ExitCode {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    match control::query_status(&state_dir).await {
+        Ok(s) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print!("{}", render_status(&s, Utc::now()));
+            }
+            if s.connection.state == ConnectionState::Connected {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e @ ClientError::NotRunning(_)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "running": false, "error": e.to_string() })
+                );
+            } else {
+                println!("✗ {e}\n  start it with: fulcrum agent --relay URL --token-file FILE");
+            }
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Formats a duration since `t` like "3m 12s".
+fn ago(t: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+/// The human-readable status report.
+pub fn render_status(s: &AgentStatus, now: chrono::DateTime<Utc>) -> String {
+    use std::fmt::Write;
+    let c = &s.connection;
+    let mut out = String::new();
+    let since = format!(
+        "{} ({} ago)",
+        c.since.format("%Y-%m-%d %H:%M:%S UTC"),
+        ago(c.since, now)
+    );
+    match c.state {
+        ConnectionState::Connected => {
+            let _ = writeln!(out, "● connected to {} since {since}", s.relay_url);
+            let rtt = c.rtt_ms.map_or("—".into(), |ms| format!("{ms:.2} ms"));
+            let session = c.session_id.map_or("—".into(), |id| id.to_string());
+            let _ = writeln!(out, "  round-trip {rtt} · session {session}");
+        }
+        ConnectionState::Connecting => {
+            let _ = writeln!(out, "◌ connecting to {} …", s.relay_url);
+        }
+        ConnectionState::Disconnected => {
+            let _ = writeln!(out, "○ not connected to {} (since {since})", s.relay_url);
+        }
+    }
+    if c.state != ConnectionState::Connected {
+        if let Some(p) = &c.problem {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                p.message
+            );
+        }
+        if let Some(at) = c.retry_at {
+            let _ = writeln!(
+                out,
+                "  next attempt in {}",
+                ago(now, at.max(now)).replace("0s", "now")
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  workspace {} · root {} · agent {} (pid {})",
+        s.workspace_name, s.root, s.agent_version, s.pid
+    );
+    if s.unacked > 0 {
+        let _ = writeln!(
+            out,
+            "  {} update(s) awaiting the relay's acknowledgement",
+            s.unacked
+        );
+    }
+    for n in &s.notices {
+        let _ = writeln!(out, "  notice: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} repositor{}:",
+        s.repos.len(),
+        if s.repos.len() == 1 { "y" } else { "ies" }
+    );
+    let width = s.repos.iter().map(|r| r.path.len()).max().unwrap_or(0);
+    for r in &s.repos {
+        let branch = r.branch.clone().unwrap_or_else(|| "(detached)".into());
+        let head = match (&r.head_sha, &r.head_summary) {
+            (Some(sha), Some(summary)) => format!(
+                "{} {}",
+                &sha[..sha.len().min(7)],
+                summary.chars().take(50).collect::<String>()
+            ),
+            (Some(sha), None) => sha[..sha.len().min(7)].to_owned(),
+            _ => "(no commits)".into(),
+        };
+        let upstream = r.upstream.as_ref().map_or(String::new(), |u| {
+            format!(" → {u} ↑{} ↓{}", r.ahead, r.behind)
+        });
+        let mut counts = Vec::new();
+        for (n, label) in [
+            (r.staged, "staged"),
+            (r.unstaged, "unstaged"),
+            (r.untracked, "untracked"),
+            (r.conflicted, "conflicted"),
+        ] {
+            if n > 0 {
+                counts.push(format!("{n} {label}"));
+            }
+        }
+        let counts = if counts.is_empty() {
+            "clean".to_owned()
+        } else {
+            counts.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {branch}{upstream}  {head}\n  {:<width$}  {counts}",
+            r.path, ""
+        );
+    }
+    out
+}

@@ -1,0 +1,22 @@
+//! The Fulcrum workspace agent: the library behind the `fulcrum` binary.
+//!
+//! - [`agent`]: starts and stops the agent's tasks.
+//! - [`link`]: the connection to the relay (dial, handshake, heartbeats, durable delivery,
+//!   reconnect with backoff).
+//! - [`monitor`]: keeps repository state current from [`repos`] and the file watcher.
+//! - [`repos`]: finding git repositories, reading their state, watching them.
+//! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
+//! - [`identity`]: the workspace's stable key, host name and Coder facts.
+//! - [`cli`]: the `fulcrum` command line.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod cli;
+pub mod control;
+pub mod identity;
+pub mod link;
+pub mod monitor;
+pub mod repos;
+pub mod status;
+
+pub use agent::{AgentOptions, RunningAgent};

@@ -1,0 +1,656 @@
+//! The agent's link to the relay: dial out, handshake, heartbeats, durable delivery, reconnect.
+//!
+//! One task owns the link for the agent's lifetime. Repository updates from the monitor arrive
+//! on a channel and are coalesced per repository until they can be sent ([`Pending`]); once
+//! sent, a message sits in the [`Outbox`] until the relay acknowledges it and is replayed after
+//! a reconnect, so a relay restart or a network cut loses nothing, and the relay drops anything
+//! it already applied.
+//!
+//! Reconnects back off exponentially with jitter, 100 ms doubling to a 30 s cap, and reset after
+//! a session that got as far as the relay's welcome. A refused token or a protocol version the
+//! relay does not speak waits the full cap every time, and `fulcrum status` says why.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use chrono::Utc;
+use fulcrum_protocol::{
+    AGENT_CONNECT_PATH, AgentFrame, AgentMessage, Durable, Hello, PROTOCOL_VERSION, RejectReason,
+    RelayFrame, RelayMessage, RepoStatus, StreamPosition, WorkspaceIdentity,
+    reliable::{Accept, Inbox, Outbox},
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, watch},
+};
+use tokio_tungstenite::{
+    Connector, MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
+};
+
+use crate::status::{ConnectionState, Problem, ProblemKind, SharedStatus};
+
+/// Most messages in flight without an acknowledgement.
+const OUTBOX_CAPACITY: usize = 1024;
+/// How long to wait for the TCP/TLS/WebSocket handshake and for the relay's welcome.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First reconnect delay.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnect delay before jitter; jitter adds up to as much again (a 30 s cap).
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// The delay after a refusal that retrying cannot fix.
+const REFUSED_DELAY: Duration = Duration::from_secs(30);
+/// Notices kept for `fulcrum status`.
+const MAX_NOTICES: usize = 5;
+
+/// A change the monitor wants the relay to know about.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The set of watched repositories changed (relative paths).
+    RepoSet(Vec<String>),
+    /// One repository's state changed.
+    Repo(RepoStatus),
+}
+
+/// Where and how to reach the relay.
+#[derive(Clone)]
+pub struct RelayTarget {
+    /// The relay's base URL (`http(s)://` or `ws(s)://`).
+    pub url: String,
+    /// The agent token.
+    pub token: String,
+    /// Extra CA certificates (PEM) to trust besides the system's.
+    pub extra_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RelayTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayTarget")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("extra_ca", &self.extra_ca)
+            .finish()
+    }
+}
+
+/// The WebSocket URL for a relay base URL.
+pub fn connect_url(base: &str) -> Result<String> {
+    let base = base.trim_end_matches('/');
+    let (scheme, rest) = base
+        .split_once("://")
+        .context("the relay URL needs a scheme, e.g. https://relay.example.com")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => {
+            anyhow::bail!("unsupported relay URL scheme {other:?} (use http, https, ws or wss)")
+        }
+    };
+    anyhow::ensure!(!rest.is_empty(), "the relay URL has no host");
+    Ok(format!("{scheme}://{rest}{AGENT_CONNECT_PATH}"))
+}
+
+/// Builds the TLS client configuration: the system's roots plus an optional extra CA file.
+pub fn tls_config(extra_ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = extra_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read CA file {}", path.display()))?;
+        for cert in certs {
+            let cert = cert.with_context(|| format!("bad certificate in {}", path.display()))?;
+            roots
+                .add(cert)
+                .with_context(|| format!("unusable certificate in {}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup failed")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Updates that have not been handed to the outbox yet, coalesced: only the newest state of each
+/// repository is kept, so a long disconnection costs one entry per repository.
+#[derive(Debug, Default)]
+struct Pending {
+    set: Option<Vec<String>>,
+    repos: BTreeMap<String, RepoStatus>,
+}
+
+impl Pending {
+    fn add(&mut self, update: Update) {
+        match update {
+            Update::RepoSet(paths) => {
+                self.repos.retain(|p, _| paths.contains(p));
+                self.set = Some(paths);
+            }
+            Update::Repo(status) => {
+                self.repos.insert(status.path.clone(), status);
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<AgentMessage> {
+        if let Some(paths) = self.set.take() {
+            return Some(AgentMessage::RepoSet { paths });
+        }
+        self.repos
+            .pop_first()
+            .map(|(_, s)| AgentMessage::RepoState(s))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_none() && self.repos.is_empty()
+    }
+}
+
+/// How a connection attempt or session ended.
+enum Ended {
+    /// The relay asked us to come back after a delay.
+    Reconnect(Duration),
+    /// A problem; `welcomed` tells whether the session got as far as the welcome.
+    Problem { problem: Problem, welcomed: bool },
+    /// The agent is shutting down.
+    Shutdown,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The link task's state.
+pub struct Link {
+    target: RelayTarget,
+    url: String,
+    tls: Arc<rustls::ClientConfig>,
+    identity: WorkspaceIdentity,
+    status: SharedStatus,
+    updates: mpsc::Receiver<Update>,
+    shutdown: watch::Receiver<bool>,
+    outbox: Outbox<AgentMessage>,
+    pending: Pending,
+    relay_inbox: Option<Inbox>,
+}
+
+impl Link {
+    /// Prepares the link; fails on a malformed URL or CA file.
+    pub fn new(
+        target: RelayTarget,
+        identity: WorkspaceIdentity,
+        status: SharedStatus,
+        updates: mpsc::Receiver<Update>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self> {
+        Ok(Self {
+            url: connect_url(&target.url)?,
+            tls: tls_config(target.extra_ca.as_deref())?,
+            target,
+            identity,
+            status,
+            updates,
+            shutdown,
+            outbox: Outbox::new(OUTBOX_CAPACITY),
+            pending: Pending::default(),
+            relay_inbox: None,
+        })
+    }
+
+    /// Runs until shutdown: connect, serve the session, back off, repeat.
+    pub async fn run(mut self) {
+        let mut backoff = new_backoff();
+        loop {
+            self.status.set_connection(|c| {
+                c.state = ConnectionState::Connecting;
+                c.retry_at = None;
+            });
+            let delay = match self.connect_and_serve().await {
+                Ended::Shutdown => return,
+                Ended::Reconnect(after) => {
+                    backoff = new_backoff();
+                    self.set_problem(Problem {
+                        kind: ProblemKind::SessionEnded,
+                        message: "the relay asked agents to reconnect".into(),
+                    });
+                    after
+                }
+                Ended::Problem { problem, welcomed } => {
+                    if welcomed {
+                        backoff = new_backoff();
+                    }
+                    let refused = matches!(
+                        problem.kind,
+                        ProblemKind::TokenRefused | ProblemKind::VersionMismatch
+                    );
+                    tracing::warn!(kind = ?problem.kind, "{}", problem.message);
+                    self.set_problem(problem);
+                    if refused {
+                        REFUSED_DELAY
+                    } else {
+                        backoff.next().unwrap_or(REFUSED_DELAY)
+                    }
+                }
+            };
+            let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.status.set_connection(|c| c.retry_at = Some(retry_at));
+            if !self.wait(delay).await {
+                return;
+            }
+        }
+    }
+
+    fn set_problem(&self, problem: Problem) {
+        self.status.set_connection(|c| {
+            c.state = ConnectionState::Disconnected;
+            c.session_id = None;
+            c.problem = Some(problem);
+        });
+    }
+
+    /// Sleeps for `delay` while still taking updates; false on shutdown.
+    async fn wait(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                update = self.updates.recv() => match update {
+                    Some(u) => self.pending.add(u),
+                    None => return false,
+                },
+                _ = stopping(&mut self.shutdown) => return false,
+            }
+        }
+    }
+
+    async fn connect_and_serve(&mut self) -> Ended {
+        let mut shutdown = self.shutdown.clone();
+        let ws = tokio::select! {
+            ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.dial()) => ws,
+            _ = stopping(&mut shutdown) => return Ended::Shutdown,
+        };
+        let ws = match ws {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(problem)) => {
+                return Ended::Problem {
+                    problem,
+                    welcomed: false,
+                };
+            }
+            Err(_) => return relay_down("timed out connecting to the relay", false),
+        };
+        self.serve(ws).await
+    }
+
+    /// Opens the TCP connection and the WebSocket, mapping failures to problems.
+    async fn dial(&self) -> Result<Ws, Problem> {
+        let down = |m: String| Problem {
+            kind: ProblemKind::RelayDown,
+            message: m,
+        };
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| down(format!("bad relay URL: {e}")))?;
+        let auth =
+            HeaderValue::from_str(&format!("Bearer {}", self.target.token)).map_err(|_| {
+                Problem {
+                    kind: ProblemKind::TokenRefused,
+                    message: "the agent token has characters a header cannot carry".into(),
+                }
+            })?;
+        request.headers_mut().insert("authorization", auth);
+        let uri = request.uri().clone();
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("wss") {
+                443
+            } else {
+                80
+            });
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| {
+                down(format!(
+                    "cannot reach the relay at {}: {e}",
+                    self.target.url
+                ))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(fulcrum_protocol::MAX_FRAME_BYTES))
+            .max_frame_size(Some(fulcrum_protocol::MAX_FRAME_BYTES));
+        let connector = Connector::Rustls(self.tls.clone());
+        match tokio_tungstenite::client_async_tls_with_config(
+            request,
+            tcp,
+            Some(config),
+            Some(connector),
+        )
+        .await
+        {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::Error::Http(response)) => {
+                let status = response.status();
+                let detail = response
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                    .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| status.to_string());
+                if status.as_u16() == 401 || status.as_u16() == 403 {
+                    Err(Problem {
+                        kind: ProblemKind::TokenRefused,
+                        message: format!("the relay refused the agent token: {detail}"),
+                    })
+                } else {
+                    Err(down(format!("the relay answered {status}: {detail}")))
+                }
+            }
+            Err(e) => Err(down(format!("cannot open a WebSocket to the relay: {e}"))),
+        }
+    }
+
+    /// Handshakes and serves one session.
+    async fn serve(&mut self, mut ws: Ws) -> Ended {
+        let hello = AgentFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            workspace: self.identity.clone(),
+            agent_stream: self.outbox.stream(),
+            relay_stream: self.relay_inbox.map(|i| StreamPosition {
+                stream: i.stream,
+                seq: i.applied,
+            }),
+        });
+        let sent_at = Instant::now();
+        if let Err(e) = send(&mut ws, &hello).await {
+            return relay_down(&format!("connection lost during the handshake: {e}"), false);
+        }
+        let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws)).await {
+            Err(_) => return relay_down("the relay did not answer the hello", false),
+            Ok(Err(problem)) => {
+                return Ended::Problem {
+                    problem,
+                    welcomed: false,
+                };
+            }
+            Ok(Ok(RelayFrame::Welcome(w))) => w,
+            Ok(Ok(RelayFrame::Reject(r))) => {
+                return Ended::Problem {
+                    problem: rejected(r.reason, r.message),
+                    welcomed: false,
+                };
+            }
+            Ok(Ok(other)) => {
+                return relay_down(
+                    &format!("unexpected first frame from the relay: {other:?}"),
+                    false,
+                );
+            }
+        };
+        let heartbeat = Duration::from_millis(welcome.heartbeat_interval_ms.max(10));
+        self.status.set_connection(|c| {
+            c.state = ConnectionState::Connected;
+            c.session_id = Some(welcome.session_id);
+            c.workspace_id = Some(welcome.workspace_id);
+            c.problem = None;
+            c.retry_at = None;
+            c.rtt_ms = Some(sent_at.elapsed().as_secs_f64() * 1000.0);
+        });
+        tracing::info!(session = %welcome.session_id, relay = %self.target.url, "connected to the relay");
+        match &mut self.relay_inbox {
+            Some(inbox) => inbox.switch_to(welcome.relay_stream),
+            None => self.relay_inbox = Some(Inbox::new(welcome.relay_stream, 0)),
+        }
+        // Drop what the relay already has, replay the rest, then send what piled up.
+        self.outbox.ack(welcome.agent_stream_acked);
+        let replay: Vec<_> = self.outbox.unacked().cloned().collect();
+        for message in replay {
+            if let Err(e) = send(&mut ws, &AgentFrame::Durable(message)).await {
+                return relay_down(&format!("connection lost: {e}"), true);
+            }
+        }
+        match self.session_loop(&mut ws, heartbeat).await {
+            Ended::Shutdown => {
+                let _ = ws.close(None).await;
+                Ended::Shutdown
+            }
+            other => other,
+        }
+    }
+
+    async fn session_loop(&mut self, ws: &mut Ws, heartbeat: Duration) -> Ended {
+        let mut shutdown = self.shutdown.clone();
+        // Two intervals of silence plus a little slack for scheduling.
+        let silence = heartbeat * 2 + Duration::from_millis(250);
+        let mut deadline = tokio::time::Instant::now() + silence;
+        loop {
+            if let Err(e) = self.flush_pending(ws).await {
+                return relay_down(&format!("connection lost: {e}"), true);
+            }
+            let unacked = self.outbox.len();
+            self.status
+                .update(|s| std::mem::replace(&mut s.unacked, unacked) != unacked);
+            tokio::select! {
+                frame = next_frame(ws) => {
+                    deadline = tokio::time::Instant::now() + silence;
+                    let frame = match frame {
+                        Ok(f) => f,
+                        Err(problem) => return Ended::Problem { problem, welcomed: true },
+                    };
+                    match frame {
+                        RelayFrame::Ping { nonce, rtt_us } => {
+                            if let Some(us) = rtt_us {
+                                self.status.set_connection(|c| c.rtt_ms = Some(us as f64 / 1000.0));
+                            }
+                            if let Err(e) = send(ws, &AgentFrame::Pong { nonce }).await {
+                                return relay_down(&format!("connection lost: {e}"), true);
+                            }
+                        }
+                        RelayFrame::Ack { seq } => {
+                            self.outbox.ack(seq);
+                        }
+                        RelayFrame::Durable(d) => {
+                            if let Err(e) = self.apply_relay_message(ws, d).await {
+                                return relay_down(&format!("connection lost: {e}"), true);
+                            }
+                        }
+                        RelayFrame::Reconnect { after_ms } => return Ended::Reconnect(Duration::from_millis(after_ms)),
+                        RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), welcomed: true },
+                        RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome", true),
+                    }
+                }
+                update = self.updates.recv() => match update {
+                    Some(u) => self.pending.add(u),
+                    None => return Ended::Shutdown,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return relay_down("the relay went silent", true);
+                }
+                _ = stopping(&mut shutdown) => return Ended::Shutdown,
+            }
+        }
+    }
+
+    /// Moves coalesced updates into the outbox and onto the wire while the outbox has room.
+    async fn flush_pending(&mut self, ws: &mut Ws) -> Result<(), tungstenite::Error> {
+        while self.outbox.len() < OUTBOX_CAPACITY && !self.pending.is_empty() {
+            let Some(message) = self.pending.pop() else {
+                break;
+            };
+            match self.outbox.push(message) {
+                Ok(durable) => send(ws, &AgentFrame::Durable(durable)).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_relay_message(
+        &mut self,
+        ws: &mut Ws,
+        d: Durable<RelayMessage>,
+    ) -> Result<(), tungstenite::Error> {
+        let Some(inbox) = self.relay_inbox.as_mut() else {
+            return Ok(());
+        };
+        if inbox.check(d.seq) == Accept::Apply {
+            match d.body {
+                RelayMessage::Notice { text } => {
+                    self.status.update(|s| {
+                        s.notices.push(text);
+                        let excess = s.notices.len().saturating_sub(MAX_NOTICES);
+                        s.notices.drain(..excess);
+                        true
+                    });
+                }
+            }
+            inbox.mark_applied(d.seq);
+        }
+        let seq = inbox.applied;
+        send(ws, &AgentFrame::Ack { seq }).await
+    }
+}
+
+fn new_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(BACKOFF_MIN)
+        .with_max_delay(BACKOFF_MAX)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+fn relay_down(message: &str, welcomed: bool) -> Ended {
+    Ended::Problem {
+        problem: Problem {
+            kind: ProblemKind::RelayDown,
+            message: message.to_owned(),
+        },
+        welcomed,
+    }
+}
+
+fn rejected(reason: RejectReason, message: String) -> Problem {
+    let kind = match reason {
+        RejectReason::Unauthorized => ProblemKind::TokenRefused,
+        RejectReason::VersionMismatch { .. } => ProblemKind::VersionMismatch,
+        _ => ProblemKind::SessionEnded,
+    };
+    Problem {
+        kind,
+        message: format!("the relay ended the session: {message}"),
+    }
+}
+
+async fn send(ws: &mut Ws, frame: &AgentFrame) -> Result<(), tungstenite::Error> {
+    let bytes = fulcrum_protocol::encode(frame)
+        .map_err(|e| tungstenite::Error::Io(std::io::Error::other(e)))?;
+    ws.send(Message::Binary(bytes.into())).await
+}
+
+/// The next protocol frame, skipping WebSocket control frames.
+async fn next_frame(ws: &mut Ws) -> Result<RelayFrame, Problem> {
+    let down = |m: String| Problem {
+        kind: ProblemKind::RelayDown,
+        message: m,
+    };
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(bytes))) => {
+                return fulcrum_protocol::decode(&bytes).map_err(|e| Problem {
+                    kind: ProblemKind::SessionEnded,
+                    message: format!("the relay sent a frame this agent cannot read: {e}"),
+                });
+            }
+            Some(Ok(Message::Close(_))) | None => {
+                return Err(down("the relay closed the connection".into()));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(down(format!("connection lost: {e}"))),
+        }
+    }
+}
+
+/// Resolves once `shutdown` turns true or its sender is gone.
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_urls_map_to_the_agent_socket() {
+        assert_eq!(
+            connect_url("http://r:7420").unwrap(),
+            "ws://r:7420/api/v1/agent/connect"
+        );
+        assert_eq!(
+            connect_url("https://r.example/").unwrap(),
+            "wss://r.example/api/v1/agent/connect"
+        );
+        assert_eq!(
+            connect_url("wss://r").unwrap(),
+            "wss://r/api/v1/agent/connect"
+        );
+        assert!(connect_url("ftp://r").is_err());
+        assert!(connect_url("r:7420").is_err());
+    }
+
+    #[test]
+    fn pending_keeps_only_the_newest_state_per_repo() {
+        let mut p = Pending::default();
+        let repo = |path: &str, ahead| RepoStatus {
+            path: path.into(),
+            ahead,
+            ..Default::default()
+        };
+        p.add(Update::Repo(repo("a", 1)));
+        p.add(Update::Repo(repo("a", 2)));
+        p.add(Update::Repo(repo("b", 1)));
+        p.add(Update::RepoSet(vec!["a".into()]));
+        assert_eq!(
+            p.pop(),
+            Some(AgentMessage::RepoSet {
+                paths: vec!["a".into()]
+            })
+        );
+        assert_eq!(p.pop(), Some(AgentMessage::RepoState(repo("a", 2))));
+        assert_eq!(p.pop(), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_to_the_cap() {
+        let delays: Vec<_> = new_backoff().take(20).collect();
+        assert!(delays[0] >= BACKOFF_MIN && delays[0] < BACKOFF_MIN * 2);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(30)));
+        assert!(delays[19] >= BACKOFF_MAX);
+    }
+}

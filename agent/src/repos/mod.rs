@@ -1,0 +1,17 @@
+//! Git repositories under the workspace root: finding them, reading their state, watching them.
+//!
+//! - [`discover`] walks the root for work trees.
+//! - [`read_status`] reads one repository's branch, upstream and changes as a
+//!   [`fulcrum_protocol::RepoStatus`].
+//! - [`RepoWatcher`] reports, debounced, which repository changed and when the set of
+//!   repositories may have changed.
+
+mod discover;
+mod state;
+#[cfg(test)]
+mod test_support;
+mod watch;
+
+pub use discover::{SKIPPED_DIR_NAMES, discover};
+pub use state::{is_ignored, read_status};
+pub use watch::{DEFAULT_TREE_DEPTH, RepoWatcher, WatchEvent};

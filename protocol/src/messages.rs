@@ -1,0 +1,179 @@
+//! Every frame that crosses an agent connection, in both directions.
+//!
+//! A connection goes: the agent sends [`AgentFrame::Hello`]; the relay answers with
+//! [`RelayFrame::Welcome`] or [`RelayFrame::Reject`] (and closes). After a welcome, the relay
+//! sends [`RelayFrame::Ping`] every heartbeat interval and the agent answers each with
+//! [`AgentFrame::Pong`]; a peer that has been silent for two intervals is gone.
+//!
+//! Durable messages travel inside [`Durable`] envelopes that carry a sequence number on a named
+//! *stream*. The receiver acknowledges cumulatively ([`AgentFrame::Ack`], [`RelayFrame::Ack`]);
+//! the sender keeps what is unacknowledged and replays it after a reconnect, and the receiver drops
+//! any sequence number it has already applied (see [`crate::reliable`]).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::status::{RepoStatus, WorkspaceIdentity};
+
+/// A frame sent by the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AgentFrame {
+    /// The first frame on every connection: who the agent is and where its streams stand.
+    Hello(Hello),
+    /// A durable message, kept by the agent until the relay acknowledges its sequence number.
+    Durable(Durable<AgentMessage>),
+    /// Cumulative acknowledgement: the agent has applied every relay durable message up to and
+    /// including `seq` on the relay's current stream.
+    Ack {
+        /// Highest sequence number applied.
+        seq: u64,
+    },
+    /// The answer to a [`RelayFrame::Ping`], echoing its nonce.
+    Pong {
+        /// The nonce of the ping being answered.
+        nonce: u64,
+    },
+}
+
+/// The agent's opening frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the agent speaks ([`crate::PROTOCOL_VERSION`] of its build).
+    pub protocol_version: u16,
+    /// The agent's own version, e.g. `0.1.0`.
+    pub agent_version: String,
+    /// Which workspace this is.
+    pub workspace: WorkspaceIdentity,
+    /// The agent's outgoing durable stream. A new id means a new numbering that starts at 1
+    /// (the agent lost its outbox, e.g. it restarted without one on disk).
+    pub agent_stream: Uuid,
+    /// The relay stream the agent has been applying, if any, and the highest sequence number on
+    /// it that the agent applied; the relay replays what follows.
+    pub relay_stream: Option<StreamPosition>,
+}
+
+/// A position on a durable stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamPosition {
+    /// The stream's id.
+    pub stream: Uuid,
+    /// The highest sequence number applied on it.
+    pub seq: u64,
+}
+
+/// A durable message with its sequence number. Sequence numbers start at 1 on each stream and
+/// increase by one per message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Durable<T> {
+    /// Position of this message on the sender's stream.
+    pub seq: u64,
+    /// The message itself.
+    pub body: T,
+}
+
+/// Durable messages from the agent to the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AgentMessage {
+    /// The complete set of repositories the agent now watches, as paths relative to the root.
+    /// Any repository the relay knows that is not listed is gone.
+    RepoSet {
+        /// Relative paths of every watched repository.
+        paths: Vec<String>,
+    },
+    /// The current state of one repository; it replaces whatever the relay had for that path.
+    RepoState(RepoStatus),
+}
+
+/// A frame sent by the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RelayFrame {
+    /// The handshake succeeded; the session is open.
+    Welcome(Welcome),
+    /// The relay refuses or ends the session, and says why. The connection closes after it.
+    Reject(Reject),
+    /// Heartbeat. The agent answers with [`AgentFrame::Pong`] carrying the same nonce.
+    Ping {
+        /// Echoed back in the pong.
+        nonce: u64,
+        /// The round-trip time the relay measured for the previous ping, in microseconds.
+        rtt_us: Option<u64>,
+    },
+    /// Cumulative acknowledgement: the relay has durably stored every agent message up to and
+    /// including `seq` on the agent's current stream.
+    Ack {
+        /// Highest sequence number stored.
+        seq: u64,
+    },
+    /// A durable message from the relay, kept by the relay until the agent acknowledges it.
+    Durable(Durable<RelayMessage>),
+    /// The relay is going away (shutdown or rebalancing): reconnect after the delay, possibly to
+    /// another node behind the same address.
+    Reconnect {
+        /// How long to wait before reconnecting, in milliseconds.
+        after_ms: u64,
+    },
+}
+
+/// The relay's answer to a good [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Id of this session, for logs and `fulcrum status`.
+    pub session_id: Uuid,
+    /// The relay's id for this workspace.
+    pub workspace_id: Uuid,
+    /// How often the relay pings, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// The highest sequence number the relay has stored on the agent's stream named in the
+    /// hello (0 when the stream is new to it). The agent drops what is acknowledged and replays
+    /// the rest.
+    pub agent_stream_acked: u64,
+    /// The relay's outgoing durable stream for this workspace.
+    pub relay_stream: Uuid,
+    /// The relay's version.
+    pub relay_version: String,
+}
+
+/// Why the relay refused or ended a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// The reason, for programs.
+    pub reason: RejectReason,
+    /// The reason, for people.
+    pub message: String,
+}
+
+/// Machine-readable reasons for a [`Reject`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The agent token is unknown or revoked.
+    Unauthorized,
+    /// The agent speaks a protocol version the relay does not.
+    VersionMismatch {
+        /// The versions the relay accepts.
+        supported: Vec<u16>,
+    },
+    /// The first frame was not a valid hello, or a frame broke the protocol.
+    ProtocolViolation,
+    /// A newer connection for the same workspace replaced this one.
+    Replaced,
+    /// The relay could not serve the session (e.g. its database is down); try again later.
+    Unavailable,
+}
+
+impl RejectReason {
+    /// True when reconnecting with the same token and build cannot succeed, so the agent should
+    /// back off to its longest delay.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Unauthorized | Self::VersionMismatch { .. })
+    }
+}
+
+/// Durable messages from the relay to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayMessage {
+    /// A message for the people using the workspace, shown by `fulcrum status`.
+    Notice {
+        /// The text to show.
+        text: String,
+    },
+}

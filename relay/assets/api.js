@@ -1,0 +1,367 @@
+// Fulcrum dashboard — API client.
+//
+// * Every response is the envelope {data, meta, errors}; failures become ApiError
+//   carrying errors[0].code / errors[0].message.
+// * The access token lives in memory only. The refresh token is an httpOnly
+//   cookie the relay sets on /api/v1/auth; we never see it.
+// * Refresh tokens rotate (each works once), so all refreshes go through one
+//   coalesced promise, and across tabs through a Web Lock when available.
+// * EventStream: ticket -> WebSocket -> reconnect with jittered backoff.
+
+const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, code, message, meta) {
+    super(message || code || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;   // 0 for network failures
+    this.code = code || "error";
+    this.meta = meta || null;
+  }
+}
+
+// ---------------------------------------------------------------- session state
+
+let accessToken = null;
+let expiresAt = 0;            // ms epoch at which the access token expires
+let refreshTimer = 0;
+let refreshRetryMs = 0;       // backoff for refreshes that failed for non-auth reasons
+let refreshInFlight = null;   // the one shared refresh promise
+let sessionGeneration = 0;    // bumped on logout so late refresh results are dropped
+
+const listeners = new Set();  // session listeners: fn({type: "login"|"logout"|"expired"})
+
+/** Subscribe to session changes. Returns an unsubscribe function. */
+export function onSession(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+function emit(type) {
+  for (const fn of [...listeners]) {
+    try { fn({ type }); } catch (e) { console.error(e); }
+  }
+}
+
+// Tell other tabs about logins/logouts (the cookie is shared; tokens are not).
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("fulcrum-auth") : null;
+if (channel) {
+  channel.onmessage = (ev) => {
+    const msg = ev.data || {};
+    if (msg.type === "logout" && accessToken) {
+      clearSession();
+      emit("logout");
+    } else if (msg.type === "login" && !accessToken) {
+      // Another tab signed in: pick up the session through the shared cookie.
+      refresh().then(() => emit("login"), () => {});
+    }
+  };
+}
+
+export function isAuthenticated() {
+  return accessToken !== null;
+}
+
+function setSession(tok) {
+  if (!tok || typeof tok.access_token !== "string") {
+    throw new ApiError(500, "bad_response", "The relay returned an unexpected token response.");
+  }
+  accessToken = tok.access_token;
+  const ttl = Math.max(5, Number(tok.expires_in) || 300);
+  expiresAt = Date.now() + ttl * 1000;
+  refreshRetryMs = 0;
+  scheduleRefresh(ttl * 1000);
+}
+
+function clearSession() {
+  sessionGeneration++;
+  accessToken = null;
+  expiresAt = 0;
+  clearTimeout(refreshTimer);
+  refreshTimer = 0;
+}
+
+function scheduleRefresh(ttlMs) {
+  clearTimeout(refreshTimer);
+  // Refresh a little before expiry: 60 s early, or 20 % of the lifetime for short tokens.
+  const lead = Math.min(60_000, ttlMs * 0.2);
+  const delay = Math.max(1_000, ttlMs - lead);
+  refreshTimer = setTimeout(backgroundRefresh, delay);
+}
+
+function backgroundRefresh() {
+  if (!accessToken) return;
+  refresh().catch((err) => {
+    if (err.status === 401 || !accessToken) return; // refresh() already ended the session
+    // Transient failure (network, 5xx): retry with backoff while the token still lives.
+    refreshRetryMs = Math.min(30_000, refreshRetryMs ? refreshRetryMs * 2 : 2_000);
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(backgroundRefresh, refreshRetryMs);
+  });
+}
+
+// Background tabs throttle timers; catch up when the tab becomes visible again.
+if (typeof document !== "undefined") {
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && accessToken && Date.now() > expiresAt - 30_000) {
+      backgroundRefresh();
+    }
+  });
+}
+
+// --------------------------------------------------------------------- transport
+
+async function send(method, path, body, token) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", "Cannot reach the relay. Check your connection.");
+  }
+  let env = null;
+  try {
+    const text = await res.text();
+    env = text ? JSON.parse(text) : null;
+  } catch {
+    env = null;
+  }
+  const errors = env && Array.isArray(env.errors) ? env.errors : [];
+  if (!res.ok || errors.length > 0) {
+    const first = errors[0] || {};
+    throw new ApiError(
+      res.status,
+      first.code || (res.status === 401 ? "unauthorized" : "http_" + res.status),
+      first.message || defaultMessage(res.status),
+      env && env.meta,
+    );
+  }
+  return { status: res.status, data: env ? env.data : null, meta: env ? env.meta : null };
+}
+
+function defaultMessage(status) {
+  if (status === 401) return "Your session has expired. Please sign in again.";
+  if (status === 403) return "You are not allowed to do that.";
+  if (status === 404) return "Not found.";
+  if (status === 429) return "Too many requests. Try again in a moment.";
+  if (status >= 500) return `The relay had a problem (HTTP ${status}). Try again.`;
+  return `Request failed (HTTP ${status}).`;
+}
+
+// ----------------------------------------------------------------------- auth
+
+export async function login(email, password) {
+  const { data } = await send("POST", "/auth/login", { email, password });
+  setSession(data);
+  if (channel) channel.postMessage({ type: "login" });
+  emit("login");
+  return data;
+}
+
+/**
+ * Exchange the refresh cookie for a new access token. Concurrent callers share
+ * one request; other tabs are serialised with a Web Lock, so a rotated refresh
+ * token is never presented twice.
+ */
+export function refresh() {
+  if (refreshInFlight) return refreshInFlight;
+  const generation = sessionGeneration;
+  const doRefresh = async () => {
+    try {
+      const { data } = await send("POST", "/auth/refresh", {});
+      if (generation !== sessionGeneration) {
+        throw new ApiError(401, "logged_out", "Signed out.");
+      }
+      setSession(data);
+      return data;
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        const hadSession = accessToken !== null;
+        clearSession();
+        if (hadSession) emit("expired");
+      }
+      throw err;
+    }
+  };
+  const locked = typeof navigator !== "undefined" && navigator.locks && navigator.locks.request
+    ? () => navigator.locks.request("fulcrum-auth-refresh", doRefresh)
+    : doRefresh;
+  refreshInFlight = locked().finally(() => { refreshInFlight = null; });
+  return refreshInFlight;
+}
+
+/** Try to restore a session from the refresh cookie (page load). */
+export async function restoreSession() {
+  await refresh();
+  emit("login");
+}
+
+export async function logout() {
+  const token = accessToken;
+  clearSession();
+  if (channel) channel.postMessage({ type: "logout" });
+  try {
+    await send("POST", "/auth/logout", {}, token);
+  } finally {
+    emit("logout");
+  }
+}
+
+// ------------------------------------------------------------- authed requests
+
+/**
+ * Authenticated JSON request. Returns `data` from the envelope.
+ * Refreshes first when the token is (nearly) expired, and retries once after a 401.
+ */
+export async function request(method, path, body) {
+  if (!accessToken || Date.now() > expiresAt - 5_000) {
+    if (!accessToken && !refreshInFlight) {
+      throw new ApiError(401, "unauthorized", "Please sign in.");
+    }
+    await refresh();
+  }
+  const used = accessToken;
+  try {
+    return (await send(method, path, body, used)).data;
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    // Another caller may have refreshed meanwhile; only refresh if our token is still current.
+    if (accessToken === used || !accessToken) await refresh(); // throws (ending the session) if the cookie is gone
+    return (await send(method, path, body, accessToken)).data;
+  }
+}
+
+export const api = {
+  me: () => request("GET", "/me"),
+  workspaces: () => request("GET", "/workspaces"),
+  workspace: (id) => request("GET", `/workspaces/${encodeURIComponent(id)}`),
+  agentTokens: () => request("GET", "/agent-tokens"),
+  createAgentToken: (name) => request("POST", "/agent-tokens", { name }),
+  revokeAgentToken: (id) => request("DELETE", `/agent-tokens/${encodeURIComponent(id)}`),
+  eventsTicket: () => request("POST", "/events/ticket", {}),
+};
+
+// ----------------------------------------------------------------- event socket
+
+/**
+ * Live events. `onMessage(msg)` gets each parsed JSON message; `onState(state)`
+ * gets "connecting" | "live" | "reconnecting" | "stopped".
+ * Every (re)connect fetches a fresh ticket.
+ */
+export class EventStream {
+  constructor({ onMessage, onState }) {
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.ws = null;
+    this.timer = 0;
+    this.stableTimer = 0;
+    this.attempt = 0;
+    this.running = false;
+    this.state = "stopped";
+    this.nextRetryAt = 0;
+    this._online = () => this.retryNow();
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.attempt = 0;
+    window.addEventListener("online", this._online);
+    this._setState("connecting");
+    this._connect();
+  }
+
+  stop() {
+    this.running = false;
+    window.removeEventListener("online", this._online);
+    clearTimeout(this.timer);
+    clearTimeout(this.stableTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(1000, "bye"); } catch { /* ignore */ }
+    }
+    this._setState("stopped");
+  }
+
+  /** Skip the remaining backoff (e.g. when the browser comes back online). */
+  retryNow() {
+    if (!this.running || this.ws) return;
+    clearTimeout(this.timer);
+    this._connect();
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    try { this.onState(state); } catch (e) { console.error(e); }
+  }
+
+  async _connect() {
+    if (!this.running) return;
+    let ticket;
+    try {
+      const data = await api.eventsTicket();
+      ticket = data && data.ticket;
+      if (!ticket) throw new ApiError(500, "bad_response", "No ticket in response");
+    } catch (err) {
+      if (!this.running) return;
+      if (err.status === 401) { this.stop(); return; } // session is gone; the app shows login
+      this._scheduleReconnect();
+      return;
+    }
+    if (!this.running) return;
+
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = `${proto}//${location.host}${API}/events?ticket=${encodeURIComponent(ticket)}`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this._scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this._setState("live");
+      // Only forget the backoff once the connection has proven stable.
+      clearTimeout(this.stableTimer);
+      this.stableTimer = setTimeout(() => { this.attempt = 0; }, 10_000);
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data !== "string") return;
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      if (msg && typeof msg === "object") {
+        try { this.onMessage(msg); } catch (e) { console.error(e); }
+      }
+    };
+    ws.onerror = () => { /* a close event follows */ };
+    ws.onclose = () => {
+      clearTimeout(this.stableTimer);
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.running) this._scheduleReconnect();
+    };
+  }
+
+  _scheduleReconnect() {
+    this._setState("reconnecting");
+    // 0.5 s doubling up to 15 s, with ±30 % jitter.
+    const base = Math.min(15_000, 500 * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 10);
+    const delay = Math.round(base * (0.7 + Math.random() * 0.6));
+    this.nextRetryAt = Date.now() + delay;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this._connect(), delay);
+  }
+}

@@ -1,0 +1,309 @@
+//! `/api/v1/auth/*` and `/api/v1/me`: accounts, logins, token refresh with rotation.
+//!
+//! A login returns a 15-minute access token and a 7-day refresh token (both configurable). The
+//! refresh token comes in the JSON body for programs and, for the dashboard, in an `HttpOnly`,
+//! `SameSite=Strict` cookie scoped to `/api/v1/auth`, so page scripts never hold it. Each refresh
+//! token works once; presenting a used one revokes the whole login (someone replayed it).
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, header, request::Parts},
+    response::Response,
+};
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    envelope::{ApiJson, created, ok},
+    error::{ApiError, ApiResult, ErrorKind},
+};
+use crate::{
+    auth::{self, REFRESH_TOKEN_PREFIX, TokenUse},
+    gateway::bearer,
+    state::AppState,
+    store::{NewRefreshToken, RefreshOutcome},
+};
+
+const REFRESH_COOKIE: &str = "fulcrum_refresh";
+const MAX_EMAIL: usize = 254;
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+/// The authenticated user of a request (`Authorization: Bearer <access token>`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// The user's id.
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let token =
+            bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        app.signer
+            .verify(token, TokenUse::Access)
+            .map(|id| AuthUser { id })
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))
+    }
+}
+
+/// Body of signup and login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalises and checks an e-mail address; the one rule used by the API and the CLI.
+pub fn normalize_email(email: &str) -> Result<String, String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err("a valid e-mail address is required".into())
+    }
+}
+
+/// Checks a new password's length; the one rule used by the API and the CLI.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        ))
+    }
+}
+
+/// Creates a user: validates, hashes off the runtime, stores. Used by the API and the CLI.
+pub async fn create_user(
+    app_store: &crate::store::DynStore,
+    email: &str,
+    password: &str,
+) -> ApiResult<crate::store::User> {
+    let email = normalize_email(email).map_err(ApiError::invalid)?;
+    check_password(password).map_err(ApiError::invalid)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(app_store.create_user(&email, &hash).await?)
+}
+
+/// `POST /api/v1/auth/signup` (only when enabled in the config).
+pub async fn signup(
+    State(app): State<AppState>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    if !app.config.auth.signup_enabled {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "signup_disabled",
+            "sign-up is disabled on this relay",
+        ));
+    }
+    let user = create_user(&app.store, &c.email, &c.password).await?;
+    Ok(created(user))
+}
+
+#[derive(Serialize)]
+struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+    token_type: &'static str,
+}
+
+/// `POST /api/v1/auth/login`.
+pub async fn login(
+    State(app): State<AppState>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    let invalid = || {
+        ApiError::new(
+            ErrorKind::Unauthorized,
+            "invalid_credentials",
+            "wrong e-mail or password",
+        )
+    };
+    if c.password.len() > MAX_PASSWORD * 4 {
+        return Err(invalid());
+    }
+    let email = normalize_email(&c.email).map_err(|_| invalid())?;
+    let user = app.store.user_by_email(&email).await?;
+    let hash = user.as_ref().map_or_else(
+        || auth::dummy_password_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let good = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &c.password))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = user.filter(|_| good).ok_or_else(invalid)?;
+    let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
+    let now = Utc::now();
+    app.store
+        .insert_refresh_token(&NewRefreshToken {
+            user_id: user.id,
+            family_id: Uuid::now_v7(),
+            token_hash: refresh.hash.clone(),
+            expires_at: now + refresh_ttl(&app),
+        })
+        .await?;
+    tracing::info!(user = %user.id, "login");
+    Ok(token_response(&app, user.id, refresh.secret))
+}
+
+/// Body of refresh and logout; the token may come from the cookie instead.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// The refresh token of a request: from the body if given, else from the cookie.
+fn presented_refresh(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<String>> {
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RefreshBody>(body)
+            .map_err(|e| ApiError::new(ErrorKind::BadRequest, "malformed_json", e.to_string()))?
+            .refresh_token
+    };
+    Ok(from_body.or_else(|| cookie(headers, REFRESH_COOKIE)))
+}
+
+/// `POST /api/v1/auth/refresh`.
+pub async fn refresh(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let presented = presented_refresh(&headers, &body)?
+        .ok_or_else(|| ApiError::unauthorized("no refresh token"))?;
+    let next = auth::new_token(REFRESH_TOKEN_PREFIX);
+    let now = Utc::now();
+    let outcome = app
+        .store
+        .rotate_refresh_token(
+            &auth::token_hash(&presented),
+            &next.hash,
+            now + refresh_ttl(&app),
+            now,
+        )
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated { user_id } => Ok(token_response(&app, user_id, next.secret)),
+        RefreshOutcome::Reused => {
+            tracing::warn!("refresh token reused; the login was revoked");
+            Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "refresh_reused",
+                "this refresh token was already used; log in again",
+            ))
+        }
+        RefreshOutcome::Invalid => Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "invalid_refresh",
+            "invalid or expired refresh token",
+        )),
+    }
+}
+
+/// `POST /api/v1/auth/logout`: revokes the login the refresh token belongs to.
+pub async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if let Some(presented) = presented_refresh(&headers, &body)? {
+        app.store
+            .revoke_refresh_family(&auth::token_hash(&presented), Utc::now())
+            .await?;
+    }
+    let mut response = ok(serde_json::json!({ "logged_out": true }));
+    set_refresh_cookie(&app, &mut response, None);
+    Ok(response)
+}
+
+/// `GET /api/v1/me`.
+pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    let user = app
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    Ok(ok(user))
+}
+
+fn refresh_ttl(app: &AppState) -> Duration {
+    Duration::seconds(app.config.auth.refresh_token_ttl_secs as i64)
+}
+
+fn token_response(app: &AppState, user: Uuid, refresh_secret: String) -> Response {
+    let ttl = app.config.auth.access_token_ttl_secs;
+    let access = app.signer.issue(
+        user,
+        TokenUse::Access,
+        Utc::now(),
+        Duration::seconds(ttl as i64),
+    );
+    let mut response = ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh_secret.clone(),
+        expires_in: ttl,
+        token_type: "Bearer",
+    });
+    set_refresh_cookie(app, &mut response, Some(&refresh_secret));
+    response
+}
+
+/// Sets (or, with `None`, clears) the refresh cookie.
+fn set_refresh_cookie(app: &AppState, response: &mut Response, secret: Option<&str>) {
+    let secure = app
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let (value, max_age) = match secret {
+        Some(s) => (s, app.config.auth.refresh_token_ttl_secs),
+        None => ("", 0),
+    };
+    let cookie = format!(
+        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/v1/auth; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
+}

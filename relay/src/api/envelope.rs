@@ -1,0 +1,94 @@
+//! The response envelope `{"data": …, "meta": {…}, "errors": […]}` and the JSON body extractor
+//! that turns malformed input into an enveloped error.
+
+use axum::{
+    Json,
+    extract::{FromRequest, Request},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::error::ApiError;
+
+/// A successful answer.
+#[derive(Debug, Serialize)]
+pub struct Envelope<T> {
+    /// The payload.
+    pub data: T,
+    /// Paging and other facts about the payload.
+    pub meta: serde_json::Map<String, serde_json::Value>,
+    /// Always empty on success.
+    pub errors: [(); 0],
+}
+
+/// `200 OK` with `data` in the envelope.
+pub fn ok<T: Serialize>(data: T) -> Response {
+    Json(Envelope {
+        data,
+        meta: Default::default(),
+        errors: [],
+    })
+    .into_response()
+}
+
+/// `201 Created` with `data` in the envelope.
+pub fn created<T: Serialize>(data: T) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(Envelope {
+            data,
+            meta: Default::default(),
+            errors: [],
+        }),
+    )
+        .into_response()
+}
+
+/// One error in an error answer.
+#[derive(Debug, Serialize)]
+pub struct ErrorItem {
+    /// Stable machine code.
+    pub code: String,
+    /// Message for people.
+    pub message: String,
+}
+
+/// An error answer: `data` is null and `errors` says what went wrong.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    data: (),
+    meta: serde_json::Map<String, serde_json::Value>,
+    errors: Vec<ErrorItem>,
+}
+
+impl ErrorBody {
+    /// An error body with one error.
+    pub fn new(code: &str, message: &str) -> Self {
+        Self {
+            data: (),
+            meta: Default::default(),
+            errors: vec![ErrorItem {
+                code: code.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// A JSON request body; a body that is not valid JSON, has the wrong shape or is too large is
+/// answered with an enveloped 400, 422 or 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}

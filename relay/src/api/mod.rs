@@ -1,0 +1,79 @@
+//! The HTTP surface: REST under `/api/v1`, the agents' and dashboard's sockets, health checks
+//! and the dashboard itself.
+
+pub mod auth;
+pub mod envelope;
+pub mod error;
+mod tokens;
+mod workspaces;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+
+pub use tokens::{CreatedToken, create_agent_token};
+
+use crate::{dashboard, events, gateway, state::AppState};
+use error::{ApiError, ErrorKind};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Builds the relay's router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/agent-tokens", get(tokens::list).post(tokens::create))
+        .route("/agent-tokens/{id}", delete(tokens::revoke))
+        .route("/workspaces", get(workspaces::list))
+        .route("/workspaces/{id}", get(workspaces::get))
+        .route("/events/ticket", post(events::ticket))
+        .route("/events", get(events::socket))
+        .route("/agent/connect", get(gateway::connect))
+        .fallback(api_not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health", get(live))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .merge(dashboard::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn api_not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        "not_found",
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+async fn live() -> Response {
+    envelope::ok(serde_json::json!({ "status": "ok" }))
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => envelope::ok(serde_json::json!({ "status": "ready", "database": "ok" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(envelope::ErrorBody::new(
+                    "unavailable",
+                    "the database is unreachable",
+                )),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `/api/v1/agent-tokens`: the dashboard's side of `fulcrum-relay token create|list|revoke`.
+
+use axum::{
+    extract::{Path, State},
+    response::Response,
+};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    auth::AuthUser,
+    envelope::{ApiJson, created, ok},
+    error::{ApiError, ApiResult, ErrorKind},
+};
+use crate::{
+    auth::{self, AGENT_TOKEN_PREFIX},
+    state::AppState,
+    store::{AgentToken, DynStore},
+};
+
+/// Longest token name.
+const MAX_NAME: usize = 100;
+/// Most tokens a user may hold, revoked ones included.
+const MAX_TOKENS_PER_USER: usize = 200;
+
+/// Body of `POST /api/v1/agent-tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    name: String,
+}
+
+/// A token just created: its metadata and, this once, the secret.
+#[derive(Serialize)]
+pub struct CreatedToken {
+    /// The stored metadata.
+    #[serde(flatten)]
+    pub token: AgentToken,
+    /// The secret, shown once.
+    #[serde(rename = "token")]
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates an agent token for `owner`: the one path used by the API and the CLI.
+pub async fn create_agent_token(
+    store: &DynStore,
+    owner: Uuid,
+    name: &str,
+) -> ApiResult<CreatedToken> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::invalid(format!(
+            "a token name of 1 to {MAX_NAME} characters is required"
+        )));
+    }
+    if store.list_agent_tokens(owner).await?.len() >= MAX_TOKENS_PER_USER {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "too_many_tokens",
+            format!("at most {MAX_TOKENS_PER_USER} agent tokens per user"),
+        ));
+    }
+    let new = auth::new_token(AGENT_TOKEN_PREFIX);
+    let token = store
+        .create_agent_token(owner, name, &new.hash, &new.shown_prefix)
+        .await?;
+    Ok(CreatedToken {
+        token,
+        secret: new.secret,
+    })
+}
+
+/// `GET /api/v1/agent-tokens`.
+pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    Ok(ok(app.store.list_agent_tokens(user.id).await?))
+}
+
+/// `POST /api/v1/agent-tokens`.
+pub async fn create(
+    State(app): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<NewTokenBody>,
+) -> ApiResult<Response> {
+    Ok(created(
+        create_agent_token(&app.store, user.id, &body.name).await?,
+    ))
+}
+
+/// `DELETE /api/v1/agent-tokens/{id}`: revokes the token and disconnects agents using it.
+pub async fn revoke(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent token"))?;
+    if !app
+        .store
+        .revoke_agent_token(user.id, id, Utc::now())
+        .await?
+    {
+        return Err(ApiError::not_found("agent token"));
+    }
+    let kicked = app.sessions.kick_token(id);
+    tracing::info!(token = %id, kicked, "agent token revoked");
+    Ok(ok(serde_json::json!({ "id": id, "revoked": true })))
+}

@@ -1,0 +1,223 @@
+//! The `fulcrum-relay` command line: `serve`, `migrate`, `user`, `token`, `dev`.
+//!
+//! Output meant for scripts (a new user's id, a new token) goes to stdout alone; logs go to
+//! stderr.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::{
+    api::{auth::create_user, create_agent_token},
+    config::ServeArgs,
+    server::{Relay, open_store},
+    store::DynStore,
+};
+
+/// The Fulcrum relay.
+#[derive(Debug, Parser)]
+#[command(name = "fulcrum-relay", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "FULCRUM_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub use fulcrum_agent::cli::{LogFormat, init_logging, shutdown_signal};
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay.
+    Serve(ServeArgs),
+    /// Run database migrations and exit.
+    Migrate(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage agent tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run a local relay on embedded SQLite with an agent on the current directory.
+    Dev(crate::dev::DevArgs),
+}
+
+/// `fulcrum-relay user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints the new user's id.
+    Create {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+}
+
+/// `fulcrum-relay token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an agent token; prints only the token, which is shown this once.
+    Create {
+        /// The owner's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// A name for the token, e.g. the workspace it is for.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// List a user's agent tokens.
+    List {
+        /// The owner's e-mail address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Revoke an agent token; agents using it are disconnected.
+    Revoke {
+        /// The owner's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The token's id (from `token list`).
+        id: Uuid,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            open_store(&args.resolve()?).await?;
+            eprintln!("migrations are up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            password_stdin: _,
+            db,
+        }) => {
+            let store = store_for(&db).await?;
+            let password = read_password()?;
+            let user = create_user(&store, &email, &password)
+                .await
+                .map_err(api_error)?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Token(cmd) => token(cmd).await,
+        Command::Dev(args) => crate::dev::run(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let config = args.resolve()?;
+    let relay = Relay::start(config).await?;
+    eprintln!("fulcrum-relay listening on {}", relay.url());
+    shutdown_signal().await;
+    eprintln!("shutting down");
+    relay.shutdown().await
+}
+
+async fn store_for(db: &ServeArgs) -> Result<DynStore> {
+    open_store(&db.resolve()?).await
+}
+
+fn read_password() -> Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+fn api_error(e: crate::api::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.message)
+}
+
+async fn owner(store: &DynStore, email: &str) -> Result<Uuid> {
+    let email = crate::api::auth::normalize_email(email).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(store
+        .user_by_email(&email)
+        .await?
+        .with_context(|| format!("no user with e-mail {email}"))?
+        .id)
+}
+
+async fn token(cmd: TokenCommand) -> Result<()> {
+    match cmd {
+        TokenCommand::Create { email, name, db } => {
+            let store = store_for(&db).await?;
+            let owner = owner(&store, &email).await?;
+            let created = create_agent_token(&store, owner, &name)
+                .await
+                .map_err(api_error)?;
+            eprintln!(
+                "created agent token {} ({}); it is shown only this once",
+                created.token.id, created.token.name
+            );
+            println!("{}", created.secret);
+        }
+        TokenCommand::List { email, db } => {
+            let store = store_for(&db).await?;
+            let owner = owner(&store, &email).await?;
+            println!(
+                "{:<36}  {:<10}  {:<20}  {:<20}  NAME",
+                "ID", "PREFIX", "CREATED", "STATE"
+            );
+            for t in store.list_agent_tokens(owner).await? {
+                let state = match (t.revoked_at, t.last_used_at) {
+                    (Some(at), _) => format!("revoked {}", at.format("%Y-%m-%d")),
+                    (None, Some(at)) => format!("used {}", at.format("%Y-%m-%d %H:%M")),
+                    (None, None) => "never used".into(),
+                };
+                println!(
+                    "{:<36}  {:<10}  {:<20}  {:<20}  {}",
+                    t.id,
+                    t.prefix,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    state,
+                    t.name
+                );
+            }
+        }
+        TokenCommand::Revoke { email, id, db } => {
+            let store = store_for(&db).await?;
+            let owner = owner(&store, &email).await?;
+            if !store
+                .revoke_agent_token(owner, id, chrono::Utc::now())
+                .await?
+            {
+                bail!("{email} has no agent token {id}");
+            }
+            eprintln!(
+                "revoked agent token {id}; running relays disconnect its agents within seconds"
+            );
+        }
+    }
+    Ok(())
+}

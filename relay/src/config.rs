@@ -1,0 +1,260 @@
+//! The relay's configuration: defaults, then the TOML file, then flags and `FULCRUM_*` variables.
+//!
+//! ```toml
+//! listen = "0.0.0.0:7420"
+//! database_url = "postgres://fulcrum@db/fulcrum"   # or sqlite://…
+//! data_dir = "/var/lib/fulcrum"
+//! public_url = "https://fulcrum.example.com"
+//!
+//! [auth]
+//! signup_enabled = false
+//! access_token_ttl_secs = 900
+//! refresh_token_ttl_secs = 604800
+//!
+//! [agents]
+//! heartbeat_interval_ms = 15000
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// A string that must never be printed: its `Debug` shows only that it is set.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(<empty>)"
+        } else {
+            "Secret(<redacted>)"
+        })
+    }
+}
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; may hold a password, hence secret.
+    pub database_url: Secret,
+    /// Where the embedded database and other local files live.
+    pub data_dir: PathBuf,
+    /// The URL users and agents reach the relay at, when it differs from `listen`.
+    pub public_url: Option<String>,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Agent session settings.
+    pub agents: AgentConfig,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether `POST /api/v1/auth/signup` creates accounts.
+    pub signup_enabled: bool,
+    /// Lifetime of access tokens.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens.
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime of event-socket tickets.
+    pub events_ticket_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            signup_enabled: false,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            events_ticket_ttl_secs: 30,
+        }
+    }
+}
+
+/// `[agents]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// How often the relay pings each agent; an agent silent for two intervals is gone.
+    pub heartbeat_interval_ms: u64,
+    /// How long an agent has to send its hello after connecting.
+    pub hello_timeout_ms: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 15_000,
+            hello_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms.max(10))
+    }
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Config::database_url`].
+    pub database_url: Option<Secret>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::public_url`].
+    pub public_url: Option<String>,
+    /// See [`AuthConfig`].
+    pub auth: AuthConfig,
+    /// See [`AgentConfig`].
+    pub agents: AgentConfig,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file; errors name the file and the offending line.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Settings given on the command line or in the environment; they win over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7420].
+    #[arg(long, env = "FULCRUM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL: sqlite://PATH or postgres://… [default: a SQLite file in the data dir].
+    #[arg(
+        long = "database",
+        env = "FULCRUM_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Directory for local state [default: ./.fulcrum].
+    #[arg(long, env = "FULCRUM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL users and agents reach this relay at.
+    #[arg(long, env = "FULCRUM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TOML config file for everything else.
+    #[arg(long, env = "FULCRUM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
+
+impl ServeArgs {
+    /// Resolves flags over the file over defaults.
+    pub fn resolve(&self) -> Result<Config> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".fulcrum"));
+        let database_url = match self
+            .database_url
+            .clone()
+            .map(Secret::new)
+            .or(file.database_url)
+        {
+            Some(url) => url,
+            None => Secret::new(format!(
+                "sqlite://{}",
+                data_dir.join("fulcrum.db").display()
+            )),
+        };
+        Ok(Config {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses")),
+            database_url,
+            data_dir,
+            public_url: self.public_url.clone().or(file.public_url),
+            auth: file.auth,
+            agents: file.agents,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://f.example\"\n[auth]\nsignup_enabled = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            config: Some(path),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.public_url.as_deref(), Some("https://f.example"));
+        assert!(c.auth.signup_enabled);
+        assert_eq!(c.auth.access_token_ttl_secs, 900);
+        assert!(c.database_url.expose().ends_with(".fulcrum/fulcrum.db"));
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "listen = 5\n").unwrap();
+        let err = format!(
+            "{:#}",
+            ServeArgs {
+                config: Some(path),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("relay.toml") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("postgres://u:hunter2@db/x");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The agents' door: `GET /api/v1/agent/connect`, a WebSocket carrying protocol frames.
+//!
+//! The HTTP upgrade is refused with 401 unless it carries a valid agent token; after it, the
+//! [`session`] runs the protocol. WebSocket buffers are kept small on purpose: an idle agent
+//! costs the relay a few KiB, not tungstenite's default 128 KiB each way.
+
+mod registry;
+mod session;
+
+use axum::{
+    extract::{State, WebSocketUpgrade},
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
+use fulcrum_protocol::MAX_FRAME_BYTES;
+
+pub use registry::{Control, Registry, SessionEntry};
+
+use crate::{
+    api::error::{ApiError, ApiResult},
+    auth::token_hash,
+    state::AppState,
+    store::AgentToken,
+};
+
+/// Initial read buffer per agent socket; it grows for large frames and that is rare.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// `GET /api/v1/agent/connect`.
+pub async fn connect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match authenticate(&app, &headers).await {
+        Ok(token) => upgrade
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_message_size(MAX_FRAME_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
+            .on_upgrade(move |socket| session::run(app, token, socket)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {
+    let secret = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing agent token"))?;
+    app.store
+        .active_agent_token(&token_hash(secret))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))
+}
+
+/// The token in an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

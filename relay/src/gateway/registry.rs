@@ -1,0 +1,101 @@
+//! The live agent sessions on this node, by workspace.
+//!
+//! At most one session per workspace: a newer connection for the same workspace replaces the
+//! older one, which is told to close. Revoking a token closes every session that used it.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+/// An instruction to a running session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// A newer session for the same workspace took over.
+    Replaced,
+    /// The token the session authenticated with was revoked.
+    TokenRevoked,
+}
+
+/// A running session, as the registry knows it.
+#[derive(Debug, Clone)]
+pub struct SessionEntry {
+    /// The session's id.
+    pub session_id: Uuid,
+    /// The token it authenticated with.
+    pub token_id: Uuid,
+    /// Where to send it instructions.
+    pub control: mpsc::Sender<Control>,
+}
+
+/// Live sessions by workspace id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<Uuid, SessionEntry>>,
+    emptied: Notify,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the session for `workspace`, telling any previous one it was replaced.
+    pub fn register(&self, workspace: Uuid, entry: SessionEntry) {
+        if let Some(old) = self.lock().insert(workspace, entry) {
+            let _ = old.control.try_send(Control::Replaced);
+        }
+    }
+
+    /// Removes the session if it is still the current one for `workspace`; true if it was.
+    pub fn remove(&self, workspace: Uuid, session_id: Uuid) -> bool {
+        let mut sessions = self.lock();
+        if sessions
+            .get(&workspace)
+            .is_some_and(|e| e.session_id == session_id)
+        {
+            sessions.remove(&workspace);
+            if sessions.is_empty() {
+                self.emptied.notify_waiters();
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Tells every session that authenticated with `token_id` to close; returns how many.
+    pub fn kick_token(&self, token_id: Uuid) -> usize {
+        self.lock()
+            .values()
+            .filter(|e| e.token_id == token_id)
+            .map(|e| e.control.try_send(Control::TokenRevoked))
+            .count()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Waits until no session is live.
+    pub async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}

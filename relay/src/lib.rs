@@ -1,0 +1,28 @@
+//! The Fulcrum relay: the thin, multi-tenant server between workspace agents and their users.
+//!
+//! Layout:
+//! - [`gateway`]: the agents' WebSocket — handshake, heartbeats, durable status messages.
+//! - [`api`]: REST under `/api/v1` (auth, agent tokens, workspaces), health, and the router.
+//! - [`events`]: the dashboard's live WebSocket feed.
+//! - [`bus`]: fan-out of events to subscribers, per owner.
+//! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
+//! - [`auth`]: passwords, opaque tokens, signed access tokens.
+//! - [`dashboard`]: the embedded web UI.
+//! - [`server`]: start and graceful stop; [`cli`]: the `fulcrum-relay` command.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod dashboard;
+pub mod dev;
+pub mod events;
+pub mod gateway;
+pub mod server;
+pub mod state;
+pub mod store;
+
+pub use config::Config;
+pub use server::Relay;

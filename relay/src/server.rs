@@ -1,0 +1,129 @@
+//! Starting and stopping a relay: open the store, bind, serve, and shut down gracefully.
+//!
+//! [`Relay::start`] returns once the listener is bound, with its real address, so tests bind
+//! `127.0.0.1:0` and use the address they get back, with no waiting or guessing.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
+use chrono::Utc;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    api, auth,
+    bus::InProcessBus,
+    config::Config,
+    gateway::Registry,
+    state::AppState,
+    store::{self, DynStore},
+};
+
+/// How long a graceful shutdown waits for open connections.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running relay.
+pub struct Relay {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its shared state (for tests and the dev command).
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store named in the config, creating the data directory for SQLite.
+pub async fn open_store(config: &Config) -> Result<DynStore> {
+    let url = config.database_url.expose();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    store::open(url).await.context("cannot open the database")
+}
+
+impl Relay {
+    /// Opens the store and starts serving.
+    pub async fn start(config: Config) -> Result<Self> {
+        let store = open_store(&config).await?;
+        Self::start_with_store(config, store).await
+    }
+
+    /// Starts serving on an already opened store.
+    pub async fn start_with_store(config: Config, store: DynStore) -> Result<Self> {
+        let key = store
+            .secret("token_signing_key", &auth::generate_signing_key)
+            .await
+            .context("cannot load the token signing key")?;
+        store
+            .mark_all_offline(Utc::now())
+            .await
+            .context("cannot reset workspace presence")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopping) = watch::channel(false);
+        let state = AppState {
+            store,
+            bus: Arc::new(InProcessBus::default()),
+            signer: auth::Signer::new(&key),
+            config: Arc::new(config),
+            sessions: Arc::new(Registry::default()),
+            shutdown: stopping.clone(),
+        };
+        let app = api::router(state.clone());
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let mut signal = stopping;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "relay listening");
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://ADDR`, the base URL of this relay.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, tells agents to reconnect, and waits (up to a deadline) for open
+    /// requests and sessions to finish.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        match tokio::time::timeout_at(deadline, self.task).await {
+            Ok(joined) => joined
+                .context("server task panicked")?
+                .context("server failed")?,
+            Err(_) => tracing::warn!("open connections did not finish before the deadline"),
+        }
+        // Upgraded sockets run outside the server's bookkeeping; wait for sessions to end.
+        if tokio::time::timeout_at(deadline, self.state.sessions.wait_empty())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.state.sessions.len(),
+                "agent sessions outlived the deadline"
+            );
+        }
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+}

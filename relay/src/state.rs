@@ -1,0 +1,30 @@
+//! What every handler and session shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::{auth::Signer, bus::DynBus, config::Config, gateway::Registry, store::DynStore};
+
+/// Shared relay state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Durable state.
+    pub store: DynStore,
+    /// Event fan-out.
+    pub bus: DynBus,
+    /// Signs access tokens and event tickets.
+    pub signer: Signer,
+    /// The resolved configuration.
+    pub config: Arc<Config>,
+    /// Live agent sessions on this node.
+    pub sessions: Arc<Registry>,
+    /// Becomes `true` when the relay is shutting down; long-lived sockets watch it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; drop it here rather than in a caller's select.
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}

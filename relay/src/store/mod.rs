@@ -1,0 +1,288 @@
+//! Durable state, behind one trait with a SQLite and a PostgreSQL implementation.
+//!
+//! [`Store`] is the only way the rest of the relay touches the database. Every method that reads
+//! or changes tenant data takes the owner's id and scopes its query by it, so a caller cannot
+//! reach another user's rows by guessing an id. Both implementations are generated from the same
+//! SQL in [`sql`] (the two dialects agree on everything used there) and pass the same conformance
+//! suite (`relay/tests/store_conformance.rs`).
+
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fulcrum_protocol::{AgentMessage, CoderFacts, RepoStatus, WorkspaceIdentity};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint would be violated (e.g. the e-mail is taken).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database URL is not one this relay understands.
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    /// Running migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user account.
+#[derive(Clone, Serialize)]
+pub struct User {
+    /// The user's id.
+    pub id: Uuid,
+    /// Lower-cased e-mail address, unique.
+    pub email: String,
+    /// Argon2 PHC string; never serialized.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An agent token's metadata (the secret itself is only ever stored hashed).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentToken {
+    /// The token's id.
+    pub id: Uuid,
+    /// The user the token acts for.
+    #[serde(skip)]
+    pub owner_id: Uuid,
+    /// A name chosen by the user.
+    pub name: String,
+    /// The first characters of the secret, to recognise it by.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When an agent last connected with it.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked token no longer authenticates.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    /// The user it belongs to.
+    pub user_id: Uuid,
+    /// The login (family) it belongs to.
+    pub family_id: Uuid,
+    /// SHA-256 of the secret, hex.
+    pub token_hash: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid; it is now used up and its successor stored.
+    Rotated {
+        /// The user it belongs to.
+        user_id: Uuid,
+    },
+    /// The token had already been used: someone replayed it, so the whole family is revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// One workspace as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workspace {
+    /// The relay's id for the workspace.
+    pub id: Uuid,
+    /// The owning user.
+    #[serde(skip)]
+    pub owner_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Host name of the machine.
+    pub hostname: String,
+    /// The directory the agent watches.
+    pub root: String,
+    /// Whether an agent session is open right now.
+    pub online: bool,
+    /// When the current (or last) session opened.
+    pub connected_at: Option<DateTime<Utc>>,
+    /// When the relay last heard from the agent (the end of the last session while offline).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Coder facts, when the workspace runs in Coder.
+    pub coder: Option<CoderFacts>,
+    /// The repositories under the root, sorted by path.
+    pub repos: Vec<RepoRecord>,
+}
+
+/// A repository's last reported state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoRecord {
+    /// The state, as the agent reported it.
+    #[serde(flatten)]
+    pub status: RepoStatus,
+    /// When the relay stored it.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An agent connecting: what the relay records about the session.
+#[derive(Debug, Clone)]
+pub struct AgentConnect<'a> {
+    /// Owner of the token the agent presented.
+    pub owner_id: Uuid,
+    /// The token it presented.
+    pub token_id: Uuid,
+    /// What the agent says about itself.
+    pub identity: &'a WorkspaceIdentity,
+    /// The agent's version.
+    pub agent_version: &'a str,
+    /// The agent's outgoing durable stream.
+    pub agent_stream: Uuid,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The workspace an agent session is bound to, as recorded at connect.
+#[derive(Debug, Clone)]
+pub struct ConnectedWorkspace {
+    /// The workspace, now online.
+    pub workspace: Workspace,
+    /// How far the agent's stream has been applied (0 for a stream new to the relay).
+    pub agent_seq: u64,
+}
+
+/// What applying a durable agent message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied and recorded.
+    Applied,
+    /// Already applied before; nothing changed.
+    Duplicate,
+    /// Not the next message on the stream; nothing changed.
+    OutOfOrder,
+}
+
+/// The relay's durable state. See the module docs for the scoping rule.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a user; [`StoreError::Conflict`] when the e-mail is taken.
+    async fn create_user(&self, email: &str, password_hash: &str) -> StoreResult<User>;
+    /// Looks a user up by (lower-cased) e-mail.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+
+    /// Stores the first refresh token of a new login.
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;
+    /// Uses up the refresh token with hash `presented` and stores `next` as its successor in the
+    /// same family, atomically. A token that was already used revokes its whole family.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next_hash: &str,
+        next_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes the family of the refresh token with this hash (logout). Unknown tokens are ignored.
+    async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Creates an agent token for `owner`.
+    async fn create_agent_token(
+        &self,
+        owner: Uuid,
+        name: &str,
+        token_hash: &str,
+        prefix: &str,
+    ) -> StoreResult<AgentToken>;
+    /// The owner's agent tokens, newest first, revoked ones included.
+    async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>>;
+    /// Revokes the owner's token `id`; false when the owner has no such token.
+    async fn revoke_agent_token(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The active (not revoked) token with this hash.
+    async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>>;
+
+    /// Records an agent session opening: creates or updates the workspace for
+    /// `(owner, identity.key)`, marks it online and the token used, and resets the stream
+    /// position if the agent announced a new stream.
+    async fn agent_connected(&self, c: &AgentConnect<'_>) -> StoreResult<ConnectedWorkspace>;
+    /// Records an agent session closing.
+    async fn agent_disconnected(
+        &self,
+        owner: Uuid,
+        workspace: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks every workspace offline (at start, before any session exists).
+    async fn mark_all_offline(&self, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Applies durable message `seq` of the agent's `stream`, exactly once, in one transaction
+    /// with the stream position.
+    async fn apply_agent_message(
+        &self,
+        owner: Uuid,
+        workspace: Uuid,
+        stream: Uuid,
+        seq: u64,
+        message: &AgentMessage,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Applied>;
+    /// The owner's workspaces, online first then by name.
+    async fn list_workspaces(&self, owner: Uuid) -> StoreResult<Vec<Workspace>>;
+    /// One of the owner's workspaces.
+    async fn get_workspace(&self, owner: Uuid, id: Uuid) -> StoreResult<Option<Workspace>>;
+
+    /// The relay-wide secret `name`, created with `generate` on first use. All nodes sharing the
+    /// database get the same value.
+    async fn secret(
+        &self,
+        name: &str,
+        generate: &(dyn Fn() -> Vec<u8> + Sync),
+    ) -> StoreResult<Vec<u8>>;
+}
+
+/// A shared handle to whichever store the relay runs on.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` (`sqlite://path` or `postgres://…`), creating a SQLite file
+/// if needed, and runs migrations.
+pub async fn open(url: &str) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

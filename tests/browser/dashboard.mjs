@@ -1,0 +1,265 @@
+// Headless-browser test of the Fulcrum dashboard served by a running relay.
+//
+//   FULCRUM_URL=http://127.0.0.1:34567 FULCRUM_EMAIL=... FULCRUM_PASSWORD=... \
+//   FULCRUM_REPO_DIR=/path/to/watched/repo node tests/browser/dashboard.mjs
+//
+// Optional: CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR,
+// FULCRUM_BROWSER_TIMEOUT_MS (per-wait bound, default 15000).
+// Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
+
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const BASE = (env.FULCRUM_URL || "").replace(/\/+$/, "");
+const EMAIL = env.FULCRUM_EMAIL;
+const PASSWORD = env.FULCRUM_PASSWORD;
+const REPO_DIR = env.FULCRUM_REPO_DIR;
+const CHROMIUM = env.CHROMIUM_PATH || "/usr/bin/chromium";
+const SHOTS = env.SCREENSHOT_DIR || "";
+const WAIT = Number(env.FULCRUM_BROWSER_TIMEOUT_MS || 15_000);
+const OVERALL_MS = Math.max(120_000, WAIT * 12);
+
+const missing = ["FULCRUM_URL", "FULCRUM_EMAIL", "FULCRUM_PASSWORD", "FULCRUM_REPO_DIR"].filter((k) => !env[k]);
+if (missing.length) {
+  console.error(`browser: missing environment: ${missing.join(", ")}`);
+  console.log("browser: 0 passed, 1 failed");
+  process.exit(1);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`browser: no Chromium at ${CHROMIUM} (set CHROMIUM_PATH, or apt-get install chromium)`);
+  console.log("browser: 0 passed, 1 failed");
+  process.exit(1);
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+class StepError extends Error {}
+function fail(msg) { throw new StepError(msg); }
+
+/** Wait for a locator to reach a state, failing with a readable message. */
+async function waitFor(locator, what, state = "visible", timeout = WAIT) {
+  try {
+    await locator.first().waitFor({ state, timeout });
+  } catch {
+    fail(`timed out after ${timeout} ms waiting for ${what}`);
+  }
+}
+
+/** Poll an async predicate until truthy. */
+async function until(pred, what, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await pred();
+      if (last) return last;
+    } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  fail(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message.split("\n")[0]})` : ""}`);
+}
+
+async function screenshot(page, name) {
+  if (!SHOTS) return null;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+const results = [];
+const pageErrors = [];
+const consoleErrors = [];
+let editFile = null;
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => {
+    // 401s are expected: the session probe on page load and the wrong-password attempt.
+    if (m.type() === "error" && !/status of 401/.test(m.text())) consoleErrors.push(m.text());
+  });
+
+  // Revoking a token asks for confirmation; accept confirm() dialogs, record anything else.
+  const dialogs = [];
+  page.on("dialog", async (d) => {
+    dialogs.push({ type: d.type(), message: d.message() });
+    if (d.type() === "confirm") await d.accept(); else await d.dismiss();
+  });
+
+  const onlineCard = page.locator(`${tid("workspace")}[data-online="true"]`);
+  let workspaceId = null;
+
+  const steps = [
+    ["login (wrong password is rejected, then the right one works)", async () => {
+      try {
+        await page.goto(BASE + "/", { waitUntil: "domcontentloaded", timeout: WAIT });
+      } catch (e) {
+        fail(`cannot open ${BASE}/: ${e.message.split("\n")[0]}`);
+      }
+      await waitFor(page.locator(tid("login-email")), "the login form (login-email)");
+      await page.fill(tid("login-email"), EMAIL);
+      await page.fill(tid("login-password"), PASSWORD + "-wrong");
+      await page.click(tid("login-submit"));
+      await waitFor(page.locator(tid("login-error")), "login-error after a wrong password");
+      const msg = (await page.textContent(tid("login-error")) || "").trim();
+      if (!msg) fail("login-error is shown but empty");
+      await screenshot(page, "login-error.png");
+
+      await page.fill(tid("login-password"), PASSWORD);
+      await page.click(tid("login-submit"));
+      const outcome = await until(async () => {
+        if (await page.locator(tid("nav-workspaces")).isVisible()) return "in";
+        const err = page.locator(tid("login-error"));
+        if (await err.isVisible()) return `error: ${((await err.textContent()) || "").trim()}`;
+        return null;
+      }, "the dashboard after logging in (nav-workspaces)");
+      if (outcome !== "in") fail(`logging in with FULCRUM_EMAIL / FULCRUM_PASSWORD failed (${outcome})`);
+      await waitFor(page.locator(tid("login-email")), "the login form to go away", "detached");
+      const shown = await page.locator(".user-email").textContent().catch(() => "");
+      await until(async () => (await page.locator(".user-email").textContent()) === EMAIL,
+        `the top bar to show ${EMAIL} (shows "${shown}")`);
+    }],
+
+    ["an online workspace with a repo appears", async () => {
+      await waitFor(onlineCard.filter({ has: page.locator(tid("repo")) }),
+        'a workspace card with data-online="true" containing a repo block');
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), 'live-indicator with data-state="live"');
+      workspaceId = await onlineCard.first().getAttribute("data-workspace-id");
+      if (!workspaceId) fail("workspace card has no data-workspace-id");
+    }],
+
+    ["a file written in the repo shows up live, without a reload", async () => {
+      await page.evaluate(() => { window.__fulcrumNoReload = 1; });
+      const name = `browser-edit-${crypto.randomBytes(5).toString("hex")}.txt`;
+      editFile = path.join(REPO_DIR, name);
+      fs.writeFileSync(editFile, `written by tests/browser/dashboard.mjs at ${new Date().toISOString()}\n`);
+      const row = page.locator(tid("changed-path"), { hasText: name });
+      await waitFor(row, `a changed-path row containing ${name}`, "attached");
+      if (!(await row.first().isVisible())) {
+        // Long change lists are collapsed: expand the repo that holds the row.
+        const repo = page.locator(tid("repo"), { has: row });
+        await repo.first().locator("button.toggle").click();
+        await waitFor(row, `${name} to become visible after expanding the change list`);
+      }
+      const flag = await page.evaluate(() => window.__fulcrumNoReload);
+      if (flag !== 1) fail(`the page reloaded (window.__fulcrumNoReload is ${flag}); updates must arrive over the event socket`);
+    }],
+
+    ["create and revoke an agent token", async () => {
+      await page.click(tid("nav-tokens"));
+      await until(async () => page.url().endsWith("#/tokens"), "the URL to change to #/tokens");
+      await waitFor(page.locator(tid("token-name")), "the token name input (token-name)");
+      await page.fill(tid("token-name"), "browser-test");
+      await page.click(tid("token-create"));
+      const secretEl = page.locator(tid("token-secret"));
+      await waitFor(secretEl, "the shown-once secret (token-secret)");
+      const secret = ((await secretEl.textContent()) || "").trim();
+      if (!secret.startsWith("fca_")) fail(`token-secret should start with "fca_", got "${secret.slice(0, 12)}…"`);
+      const tokenId = await secretEl.getAttribute("data-token-id");
+      if (!tokenId) fail("token-secret has no data-token-id");
+
+      const row = page.locator(`${tid("token-row")}[data-token-id="${tokenId}"]`);
+      await waitFor(row, `the token row for the new token (${tokenId})`);
+      const rowText = (await row.textContent()) || "";
+      if (!rowText.includes("browser-test")) fail(`the token row does not show its name: "${rowText}"`);
+      await screenshot(page, "tokens-created.png");
+
+      const before = dialogs.length;
+      await row.locator(tid("token-revoke")).click();
+      await until(async () => dialogs.length > before, "a confirm dialog before revoking");
+      if (dialogs[before].type !== "confirm") fail(`expected a confirm dialog, got ${dialogs[before].type}`);
+      await waitFor(page.locator(`${tid("token-row")}[data-token-id="${tokenId}"][data-revoked="true"]`),
+        'the token row to be marked revoked (data-revoked="true")');
+      await until(async () => /revoked/i.test((await row.textContent()) || ""), 'the token row to say "Revoked"');
+      if (await row.locator(tid("token-revoke")).count()) fail("a revoked token still offers a revoke button");
+    }],
+
+    ["a reload keeps the session (refresh cookie)", async () => {
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await waitFor(page.locator(tid("nav-workspaces")), "the dashboard after a reload (was the session lost?)");
+      if (await page.locator(tid("login-email")).count()) fail("the login form is shown after a reload");
+      const flag = await page.evaluate(() => window.__fulcrumNoReload);
+      if (flag !== undefined) fail("the page did not actually reload");
+      // We reloaded on #/tokens: the view is restored, then go back to workspaces.
+      await waitFor(page.locator(`${tid("token-row")}[data-revoked="true"]`), "the tokens view with the revoked token after the reload");
+      await page.click(tid("nav-workspaces"));
+      const card = workspaceId
+        ? page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"][data-online="true"]`)
+        : onlineCard;
+      await waitFor(card, "the online workspace after the reload");
+    }],
+
+    ["screenshots", async () => {
+      if (!SHOTS) return "skipped (no SCREENSHOT_DIR)";
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), "the live indicator before the screenshot");
+      const a = await screenshot(page, "workspaces.png");
+      await page.click(tid("nav-tokens"));
+      await waitFor(page.locator(tid("token-row")), "the tokens list before the screenshot");
+      const b = await screenshot(page, "tokens.png");
+      await page.click(tid("nav-workspaces"));
+      return `${a}, ${b}`;
+    }],
+
+    ["no uncaught JavaScript errors in the page", async () => {
+      if (pageErrors.length) fail(`uncaught errors: ${pageErrors.join(" | ")}`);
+    }],
+  ];
+
+  let aborted = false;
+  for (const [i, [name, fn]] of steps.entries()) {
+    const label = `${i + 1}. ${name}`;
+    if (aborted) {
+      results.push({ name: label, ok: false, skipped: true });
+      console.log(`SKIP ${label}`);
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      const note = await fn();
+      results.push({ name: label, ok: true });
+      console.log(`ok   ${label} (${Date.now() - t0} ms)${note ? ` — ${note}` : ""}`);
+    } catch (e) {
+      results.push({ name: label, ok: false });
+      console.log(`FAIL ${label}: ${e instanceof StepError ? e.message : e.stack || e}`);
+      const shot = await screenshot(page, `failure-step${i + 1}.png`).catch(() => null);
+      if (shot) console.log(`     screenshot: ${shot}`);
+      if (consoleErrors.length) console.log(`     console errors: ${consoleErrors.slice(-5).join(" | ")}`);
+      // Without a session nothing after it can work.
+      if (i === 0) aborted = true;
+    }
+  }
+  await browser.close();
+}
+
+function finish(code) {
+  if (editFile) { try { fs.unlinkSync(editFile); } catch { /* already gone */ } }
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.filter((r) => !r.ok && !r.skipped).length;
+  const skipped = results.filter((r) => r.skipped).length;
+  console.log(`browser: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  process.exit(code ?? (failed || skipped ? 1 : 0));
+}
+
+const watchdog = setTimeout(() => {
+  console.log(`FAIL the whole run took longer than ${OVERALL_MS} ms`);
+  results.push({ name: "overall time limit", ok: false });
+  finish(1);
+}, OVERALL_MS);
+watchdog.unref();
+
+main().then(() => finish(), (e) => {
+  console.log(`FAIL could not run the browser: ${e.stack || e}`);
+  results.push({ name: "browser launch", ok: false });
+  finish(1);
+});
