@@ -75,10 +75,6 @@ impl Monitor {
             if self.updates.send(Update::RepoSet(paths)).await.is_err() {
                 return;
             }
-            for w in &workdirs {
-                self.refresh(w).await;
-            }
-            self.publish_status();
             let started = {
                 let (root, w) = (self.root.clone(), workdirs.clone());
                 tokio::task::spawn_blocking(move || {
@@ -94,6 +90,12 @@ impl Monitor {
                 }
                 Err(_) => (None, None),
             };
+            // Read only once the watcher runs: a change after this read is seen by the watcher,
+            // a change before it is in what is read.
+            for w in &workdirs {
+                self.refresh(w).await;
+            }
+            self.publish_status();
             let mut refresh =
                 tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
             let rescan = loop {

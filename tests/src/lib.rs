@@ -1,1 +1,604 @@
-//! placeholder
+//! Shared harness for the cross-crate integration tests in `tests/tests/`.
+//!
+//! Everything here is real: a relay bound to `127.0.0.1:0`, a fresh PostgreSQL database or
+//! SQLite file per test, agents running against git repositories in temporary directories. Tests
+//! wait on events (the dashboard feed, the agent's status channel), never on sleeps.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use fulcrum_agent::{AgentOptions, RunningAgent, link::RelayTarget};
+use fulcrum_relay::{
+    Config, Relay,
+    config::{AgentConfig, AuthConfig, Secret},
+    store::DynStore,
+};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Default bound on every wait in the tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The two databases every story runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL at `FULCRUM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+    Postgres,
+}
+
+/// Runs a story on both databases: `both_backends!(name)` expects `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$story($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$story($crate::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A database for one test, dropped with it.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    _dir: Option<TempDir>,
+    pg_name: Option<String>,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FULCRUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    /// A fresh, empty database on `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("relay.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let admin = postgres_admin_url();
+                let name = format!("fulcrum_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL must be running for these tests ({admin}): {e}")
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, on a thread of its own: Drop cannot await.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await?;
+                    Ok::<_, sqlx::Error>(())
+                })
+                .map_err(std::io::Error::other)
+            })
+            .join();
+        }
+    }
+}
+
+/// Relay settings tests may change.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Address to bind (`127.0.0.1:0` unless a test restarts on a known address).
+    pub listen: std::net::SocketAddr,
+    /// Heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Whether sign-up is open.
+    pub signup: bool,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat_ms: 15_000,
+            signup: false,
+        }
+    }
+}
+
+/// A relay configuration on `db`.
+pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
+    Config {
+        listen: opts.listen,
+        database_url: Secret::new(db.url.clone()),
+        data_dir: std::env::temp_dir(),
+        public_url: None,
+        auth: AuthConfig {
+            signup_enabled: opts.signup,
+            ..AuthConfig::default()
+        },
+        agents: AgentConfig {
+            heartbeat_interval_ms: opts.heartbeat_ms,
+            ..AgentConfig::default()
+        },
+    }
+}
+
+/// Starts a relay on `db`.
+pub async fn start_relay(db: &TestDb, opts: &RelayOptions) -> Relay {
+    // Logs go to the test's stderr, which the runner shows only for failures.
+    fulcrum_agent::cli::init_logging(fulcrum_agent::cli::LogFormat::Text);
+    Relay::start(relay_config(db, opts))
+        .await
+        .expect("relay starts")
+}
+
+/// A user with an API session and an agent token.
+pub struct TestUser {
+    /// E-mail.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Id.
+    pub id: String,
+    /// A fresh access token.
+    pub access: String,
+    /// An agent token of theirs.
+    pub agent_token: String,
+}
+
+/// Creates a user through the same path as the CLI, logs in and creates an agent token.
+pub async fn make_user(relay: &Relay, name: &str) -> TestUser {
+    let email = format!("{name}@example.com");
+    let password = format!("{name}-password-123");
+    let store: &DynStore = &relay.state.store;
+    let user = fulcrum_relay::api::auth::create_user(store, &email, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))
+        .expect("create user");
+    let api = Api::new(&relay.url());
+    let access = api.login(&email, &password).await.expect("login")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = api
+        .with_token(&access)
+        .post(
+            "/api/v1/agent-tokens",
+            json!({ "name": format!("{name}-ws") }),
+        )
+        .await
+        .expect("create agent token");
+    TestUser {
+        email,
+        password,
+        id: user.id.to_string(),
+        access,
+        agent_token: token.data()["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A minimal REST client speaking the envelope.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// A response: status and parsed JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+impl Reply {
+    /// `body.data`.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    /// `body.errors[0].code`.
+    pub fn error_code(&self) -> &str {
+        self.body["errors"][0]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    /// A client for the relay at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').into(),
+            token: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The same client sending `Authorization: Bearer token`.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Reply> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text)
+            .with_context(|| format!("non-JSON body ({status}): {text}"))?;
+        Ok(Reply { status, body })
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+    /// POST with a raw body.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Reply> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Result<Reply> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// Logs in; returns `data` (access_token, refresh_token, expires_in).
+    pub async fn login(&self, email: &str, password: &str) -> Result<Value> {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                json!({ "email": email, "password": password }),
+            )
+            .await?;
+        if r.status != 200 {
+            bail!("login failed: {:?}", r.body);
+        }
+        Ok(r.data().clone())
+    }
+
+    /// The caller's workspaces.
+    pub async fn workspaces(&self) -> Result<Vec<Value>> {
+        let r = self.get("/api/v1/workspaces").await?;
+        if r.status != 200 {
+            bail!("list workspaces failed: {:?}", r.body);
+        }
+        Ok(r.data().as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// A dashboard events socket.
+pub struct Events {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Events {
+    /// Gets a ticket with `access` and opens the feed.
+    pub async fn connect(relay_url: &str, access: &str) -> Result<Self> {
+        let r = Api::new(relay_url)
+            .with_token(access)
+            .post("/api/v1/events/ticket", json!({}))
+            .await?;
+        let ticket = r.data()["ticket"].as_str().context("no ticket")?.to_owned();
+        let url = format!(
+            "{}/api/v1/events?ticket={ticket}",
+            relay_url.replace("http://", "ws://")
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { ws })
+    }
+
+    /// The next JSON message (skipping pings), within `WAIT`.
+    pub async fn next(&mut self) -> Result<Value> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .context("no event in time")?;
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t)?;
+                    if v["type"] != "ping" {
+                        return Ok(v);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => bail!("events socket closed"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => bail!("events socket error: {e}"),
+            }
+        }
+    }
+
+    /// Waits for a `workspace` event whose workspace satisfies `pred`; returns the workspace.
+    pub async fn workspace_where(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no matching workspace event in time"
+            );
+            let v = self.next().await?;
+            let candidates: Vec<Value> = match v["type"].as_str() {
+                Some("workspace") => vec![v["workspace"].clone()],
+                Some("snapshot") => v["workspaces"].as_array().cloned().unwrap_or_default(),
+                _ => vec![],
+            };
+            if let Some(w) = candidates.into_iter().find(|w| pred(w)) {
+                return Ok(w);
+            }
+        }
+    }
+}
+
+/// A git repository in a temporary directory, with one commit.
+pub struct TestRepo {
+    /// Holds the directory.
+    pub dir: TempDir,
+}
+
+impl TestRepo {
+    /// A repository with `README.md` committed on `main`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
+        git(dir.path(), &["add", "README.md"]);
+        git(dir.path(), &["commit", "-q", "-m", "Initial commit"]);
+        Self { dir }
+    }
+
+    /// The work tree.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file in the work tree.
+    pub fn write(&self, name: &str, contents: &str) {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, contents).unwrap();
+    }
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An agent and the directory holding its state.
+pub struct TestAgent {
+    /// The running agent.
+    pub agent: RunningAgent,
+    /// Its state directory.
+    pub state: TempDir,
+}
+
+/// Starts an agent on `root` with `token` against `relay_url`.
+pub async fn start_agent(relay_url: &str, token: &str, root: &Path) -> TestAgent {
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent_in(relay_url, token, root, state.path().to_path_buf()).await;
+    TestAgent { agent, state }
+}
+
+/// Starts an agent with a given state directory.
+pub async fn start_agent_in(
+    relay_url: &str,
+    token: &str,
+    root: &Path,
+    state_dir: PathBuf,
+) -> RunningAgent {
+    RunningAgent::start(AgentOptions {
+        relay: RelayTarget {
+            url: relay_url.into(),
+            token: token.into(),
+            extra_ca: None,
+        },
+        root: root.to_path_buf(),
+        state_dir,
+    })
+    .await
+    .expect("agent starts")
+}
+
+/// The path of a binary built from this workspace (`fulcrum`, `fulcrum-relay`), next to the test
+/// executable's directory.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A hand-driven agent connection speaking the protocol frame by frame, for tests that need to
+/// misbehave or look at individual frames.
+pub struct RawAgent {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawAgent {
+    /// Opens the agent socket with `token`; `Err(status)` when the upgrade is refused.
+    pub async fn connect(relay_url: &str, token: &str) -> std::result::Result<Self, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = fulcrum_agent::link::connect_url(relay_url).expect("url");
+        let mut req = url.into_client_request().expect("request");
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(Self { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("cannot connect: {e}"),
+        }
+    }
+
+    /// A hello for a workspace with `key`, on `stream`.
+    pub fn hello(key: &str, stream: uuid::Uuid) -> fulcrum_protocol::AgentFrame {
+        fulcrum_protocol::AgentFrame::Hello(fulcrum_protocol::Hello {
+            protocol_version: fulcrum_protocol::PROTOCOL_VERSION,
+            agent_version: "test".into(),
+            workspace: fulcrum_protocol::WorkspaceIdentity {
+                key: key.into(),
+                name: format!("raw-{key}"),
+                hostname: "raw-host".into(),
+                root: "/raw".into(),
+                coder: None,
+            },
+            agent_stream: stream,
+            relay_stream: None,
+        })
+    }
+
+    /// Sends a frame.
+    pub async fn send(&mut self, frame: &fulcrum_protocol::AgentFrame) {
+        self.send_bytes(fulcrum_protocol::encode(frame).unwrap())
+            .await;
+    }
+
+    /// Sends raw bytes as a binary message (ignoring errors: the relay may have closed already).
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        use futures_util::SinkExt;
+        let _ = self.ws.send(Message::Binary(bytes.into())).await;
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        let _ = self.ws.send(Message::Text(text.into())).await;
+    }
+
+    /// The next relay frame, or `None` when the connection closed; within `WAIT`.
+    pub async fn recv(&mut self) -> Option<fulcrum_protocol::RelayFrame> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("relay answered in time")
+            {
+                Some(Ok(Message::Binary(b))) => {
+                    return Some(fulcrum_protocol::decode(&b).expect("relay frame decodes"));
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Receives frames until one that is not a ping.
+    pub async fn recv_non_ping(&mut self) -> Option<fulcrum_protocol::RelayFrame> {
+        loop {
+            match self.recv().await? {
+                fulcrum_protocol::RelayFrame::Ping { .. } => continue,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// Connects and completes the handshake; returns the welcome.
+    pub async fn handshake(
+        relay_url: &str,
+        token: &str,
+        key: &str,
+        stream: uuid::Uuid,
+    ) -> (Self, fulcrum_protocol::Welcome) {
+        let mut raw = Self::connect(relay_url, token)
+            .await
+            .expect("upgrade accepted");
+        raw.send(&Self::hello(key, stream)).await;
+        match raw.recv().await {
+            Some(fulcrum_protocol::RelayFrame::Welcome(w)) => (raw, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+}

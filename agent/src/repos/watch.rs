@@ -19,6 +19,10 @@
 //! (upstream settings), `MERGE_HEAD`, `CHERRY_PICK_HEAD`, `REVERT_HEAD` and anything under
 //! `refs/` except `*.lock` files. `ORIG_HEAD` and `FETCH_HEAD` do not count: they change only
 //! together with refs that do, or without changing anything the status shows.
+//!
+//! A change inside a submodule is also reported for its superproject (when both are watched),
+//! whose status shows the submodule as modified. Known gaps: a directory that matches an ignore
+//! rule but holds force-added files is not watched, and edits to `.git/info/exclude` go unseen.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -414,18 +418,18 @@ impl Worker {
     }
 
     /// Watches `dir`, a directory of a work tree, and the directories below it that git does not
-    /// ignore, leaving out `.git` and nested repositories. Returns whether it met a nested
-    /// repository.
+    /// ignore, leaving out `.git` and nested repositories. Returns whether it met a repository
+    /// (`dir` itself included).
     fn watch_work_dirs(&mut self, dir: &Path) -> bool {
         let found_repo = Arc::new(AtomicBool::new(false));
         let walk = work_walker(dir, Arc::clone(&found_repo)).build();
-        self.watch_walked_dirs(walk);
-        found_repo.load(Ordering::Relaxed)
+        let became_repo = self.watch_walked_dirs(walk);
+        found_repo.load(Ordering::Relaxed) || became_repo
     }
 
     /// Watches `dir`, `depth` levels below the root and not in a repository, and the directories
     /// below it down to the maximum depth, except hidden, skipped and ignored ones and
-    /// repositories. Returns whether it met a repository below `dir`.
+    /// repositories. Returns whether it met a repository (`dir` itself included).
     fn watch_tree_dirs(&mut self, dir: &Path, depth: usize) -> bool {
         let found_repo = Arc::new(AtomicBool::new(false));
         let walk = tree_walker(dir, self.max_depth.saturating_sub(depth), {
@@ -439,23 +443,29 @@ impl Worker {
             }
         })
         .build();
-        self.watch_walked_dirs(walk);
-        found_repo.load(Ordering::Relaxed)
+        let became_repo = self.watch_walked_dirs(walk);
+        found_repo.load(Ordering::Relaxed) || became_repo
     }
 
     /// Adds a non-recursive watch on each directory of `walk`. Each directory is watched when it
     /// comes out of the walk, before its entries are read, so an entry created meanwhile is
     /// either walked or reported.
-    fn watch_walked_dirs(&mut self, walk: ignore::Walk) {
+    ///
+    /// Returns whether one of the directories holds a `.git` entry once watched: a `.git`
+    /// created between the walk's look and the watch would otherwise go unnoticed.
+    fn watch_walked_dirs(&mut self, walk: ignore::Walk) -> bool {
+        let mut holds_repo = false;
         for entry in walk {
             match entry {
                 Ok(entry) if is_dir(&entry) => {
                     self.add_watch(entry.path(), RecursiveMode::NonRecursive);
+                    holds_repo = holds_repo || has_git_entry(entry.path());
                 }
                 Ok(_) => {}
                 Err(err) => tracing::debug!(%err, "skipping an unreadable directory"),
             }
         }
+        holds_repo
     }
 
     fn add_watch(&mut self, path: &Path, mode: RecursiveMode) {
@@ -604,10 +614,8 @@ impl Worker {
             return;
         }
         if change == Change::Appeared && is_real_dir(path) {
-            if has_git_entry(path) {
-                // A repository moved or cloned in: not part of this work tree.
-                self.debouncer.touch(Target::Tree, now);
-            } else if self.watch_work_dirs(path) {
+            // A repository moved, cloned or initialised here changes the set of repositories.
+            if has_git_entry(path) || self.watch_work_dirs(path) {
                 self.debouncer.touch(Target::Tree, now);
             }
         }
@@ -625,7 +633,7 @@ impl Worker {
         if depth > self.max_depth {
             return;
         }
-        if has_git_entry(path) || self.watch_tree_dirs(path, depth) {
+        if self.watch_tree_dirs(path, depth) {
             self.debouncer.touch(Target::Tree, now);
         }
     }
