@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, and nothing it already has: git, tmux, Node.js,
+# Chromium, PostgreSQL (started if it is down), cargo-nextest, and the browser test's npm packages.
+# Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL: start the local cluster if nothing answers on 127.0.0.1:5432.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "setup: starting PostgreSQL"
+  cluster_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main start || true
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  pg_isready -h 127.0.0.1 -p 5432
+fi
+# The tests create a database per test as a superuser over TCP. A stock install wants a
+# password there, so give the postgres role one if the password-less URL is refused.
+if [ -z "${FULCRUM_TEST_POSTGRES_URL:-}" ]; then
+  FULCRUM_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  if ! psql "$FULCRUM_TEST_POSTGRES_URL" -qtAc "select 1" >/dev/null 2>&1; then
+    $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
+      || su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    FULCRUM_TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+  fi
+  psql "$FULCRUM_TEST_POSTGRES_URL" -qtAc "select 1" >/dev/null
+fi
+export FULCRUM_TEST_POSTGRES_URL
+
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
+# The browser test's packages, from the lock file.
+if [ ! -d tests/browser/node_modules/playwright-core ] \
+   || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ready (PostgreSQL at ${FULCRUM_TEST_POSTGRES_URL%%@*}@…)"

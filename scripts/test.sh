@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs and starts what the tests need, builds the
+# binaries the terminal tests drive, then runs every test with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,0 +1,49 @@
+//! The dashboard in headless Chromium, driven by Playwright (`tests/browser/dashboard.mjs`):
+//! log in, see the workspace, edit a file, see the change without reloading, manage tokens.
+
+use fulcrum_agent::status::ConnectionState;
+use fulcrum_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let alice = make_user(&relay, "alice").await;
+    let repo = TestRepo::new();
+    let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
+    agent
+        .agent
+        .wait_for(
+            |s| s.connection.state == ConnectionState::Connected && !s.repos.is_empty(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "run scripts/setup.sh to install the browser test's packages"
+    );
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    let out = tokio::process::Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .env("FULCRUM_URL", relay.url())
+        .env("FULCRUM_EMAIL", &alice.email)
+        .env("FULCRUM_PASSWORD", &alice.password)
+        .env("FULCRUM_REPO_DIR", repo.path())
+        .env("SCREENSHOT_DIR", &shots)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(200), out)
+        .await
+        .expect("browser test finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed:\n{stdout}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    agent.agent.stop().await;
+    relay.shutdown().await.unwrap();
+}

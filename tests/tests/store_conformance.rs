@@ -1,0 +1,361 @@
+//! The storage conformance suite: the same checks against the SQLite and the PostgreSQL store,
+//! through the `Store` trait only.
+
+use chrono::{Duration, Utc};
+use fulcrum_protocol::{AgentMessage, CoderFacts, RepoStatus, WorkspaceIdentity};
+use fulcrum_relay::store::{
+    self, AgentConnect, Applied, DynStore, NewRefreshToken, RefreshOutcome, StoreError,
+};
+use fulcrum_tests::*;
+use uuid::Uuid;
+
+both_backends!(
+    users,
+    refresh_tokens,
+    agent_tokens,
+    workspaces_and_exactly_once,
+    secrets
+);
+
+async fn open(b: Backend) -> (TestDb, DynStore) {
+    let db = TestDb::new(b).await;
+    let store = store::open(&db.url)
+        .await
+        .expect("store opens and migrates");
+    // Opening again runs no migration twice.
+    store::open(&db.url).await.expect("store reopens");
+    (db, store)
+}
+
+async fn users(b: Backend) {
+    let (_db, s) = open(b).await;
+    let u = s.create_user("a@example.com", "hash").await.unwrap();
+    assert!(matches!(
+        s.create_user("a@example.com", "other").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.user_by_email("a@example.com").await.unwrap().unwrap().id,
+        u.id
+    );
+    assert_eq!(
+        s.user_by_id(u.id).await.unwrap().unwrap().password_hash,
+        "hash"
+    );
+    assert!(s.user_by_email("b@example.com").await.unwrap().is_none());
+    assert!(s.user_by_id(Uuid::new_v4()).await.unwrap().is_none());
+    assert!(
+        !format!("{u:?}").contains("hash\""),
+        "the password hash never prints"
+    );
+}
+
+async fn refresh_tokens(b: Backend) {
+    let (_db, s) = open(b).await;
+    let u = s.create_user("a@example.com", "h").await.unwrap();
+    let now = Utc::now();
+    let family = Uuid::new_v4();
+    s.insert_refresh_token(&NewRefreshToken {
+        user_id: u.id,
+        family_id: family,
+        token_hash: "t1".into(),
+        expires_at: now + Duration::days(1),
+    })
+    .await
+    .unwrap();
+    let later = now + Duration::days(1);
+    assert_eq!(
+        s.rotate_refresh_token("t1", "t2", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated { user_id: u.id }
+    );
+    // t1 again is a replay: the family (t2 included) is revoked.
+    assert_eq!(
+        s.rotate_refresh_token("t1", "t3", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused
+    );
+    assert_eq!(
+        s.rotate_refresh_token("t2", "t4", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        s.rotate_refresh_token("unknown", "t5", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    // Expired tokens do not rotate (and are not consumed).
+    s.insert_refresh_token(&NewRefreshToken {
+        user_id: u.id,
+        family_id: Uuid::new_v4(),
+        token_hash: "old".into(),
+        expires_at: now - Duration::seconds(1),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.rotate_refresh_token("old", "t6", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    // Logout revokes the family.
+    s.insert_refresh_token(&NewRefreshToken {
+        user_id: u.id,
+        family_id: Uuid::new_v4(),
+        token_hash: "l1".into(),
+        expires_at: later,
+    })
+    .await
+    .unwrap();
+    s.revoke_refresh_family("l1", now).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh_token("l1", "l2", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+}
+
+async fn agent_tokens(b: Backend) {
+    let (_db, s) = open(b).await;
+    let a = s.create_user("a@example.com", "h").await.unwrap();
+    let bob = s.create_user("b@example.com", "h").await.unwrap();
+    let t = s
+        .create_agent_token(a.id, "laptop", "hash-1", "fca_abcd")
+        .await
+        .unwrap();
+    s.create_agent_token(a.id, "ci", "hash-2", "fca_efgh")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_agent_token(bob.id, "dup", "hash-1", "x").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let listed = s.list_agent_tokens(a.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["ci", "laptop"],
+        "newest first"
+    );
+    assert!(s.list_agent_tokens(bob.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.active_agent_token("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_id,
+        a.id
+    );
+    // Only the owner can revoke.
+    assert!(
+        !s.revoke_agent_token(bob.id, t.id, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(s.active_agent_token("hash-1").await.unwrap().is_some());
+    assert!(s.revoke_agent_token(a.id, t.id, Utc::now()).await.unwrap());
+    assert!(s.active_agent_token("hash-1").await.unwrap().is_none());
+    assert!(
+        s.list_agent_tokens(a.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.revoked_at.is_some())
+    );
+}
+
+fn identity(key: &str) -> WorkspaceIdentity {
+    WorkspaceIdentity {
+        key: key.into(),
+        name: format!("ws-{key}"),
+        hostname: "host".into(),
+        root: "/src".into(),
+        coder: Some(CoderFacts {
+            workspace_name: Some("api".into()),
+            ..Default::default()
+        }),
+    }
+}
+
+fn repo(path: &str, branch: &str) -> AgentMessage {
+    AgentMessage::RepoState(RepoStatus {
+        path: path.into(),
+        branch: Some(branch.into()),
+        ..Default::default()
+    })
+}
+
+async fn workspaces_and_exactly_once(b: Backend) {
+    let (_db, s) = open(b).await;
+    let a = s.create_user("a@example.com", "h").await.unwrap();
+    let bob = s.create_user("b@example.com", "h").await.unwrap();
+    let ta = s.create_agent_token(a.id, "a", "ha", "p").await.unwrap();
+    let tb = s.create_agent_token(bob.id, "b", "hb", "p").await.unwrap();
+    let id = identity("k1");
+    let stream = Uuid::new_v4();
+    let now = Utc::now();
+    let connect = |owner, token, stream| AgentConnect {
+        owner_id: owner,
+        token_id: token,
+        identity: &id,
+        agent_version: "1.0",
+        agent_stream: stream,
+        now,
+    };
+
+    let c = s
+        .agent_connected(&connect(a.id, ta.id, stream))
+        .await
+        .unwrap();
+    assert_eq!(c.agent_seq, 0);
+    assert!(c.workspace.online);
+    assert_eq!(
+        c.workspace
+            .coder
+            .as_ref()
+            .unwrap()
+            .workspace_name
+            .as_deref(),
+        Some("api")
+    );
+    let ws = c.workspace.id;
+    assert!(
+        s.list_agent_tokens(a.id).await.unwrap()[0]
+            .last_used_at
+            .is_some()
+    );
+
+    // In order, once.
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, stream, 1, &repo("b", "main"), now)
+            .await
+            .unwrap(),
+        Applied::Applied
+    );
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, stream, 2, &repo(".", "dev"), now)
+            .await
+            .unwrap(),
+        Applied::Applied
+    );
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, stream, 2, &repo(".", "replayed"), now)
+            .await
+            .unwrap(),
+        Applied::Duplicate
+    );
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, stream, 4, &repo(".", "gap"), now)
+            .await
+            .unwrap(),
+        Applied::OutOfOrder
+    );
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, Uuid::new_v4(), 3, &repo(".", "other stream"), now)
+            .await
+            .unwrap(),
+        Applied::OutOfOrder
+    );
+    // Another owner cannot write into this workspace even with the right stream and sequence.
+    assert_eq!(
+        s.apply_agent_message(bob.id, ws, stream, 3, &repo(".", "bob"), now)
+            .await
+            .unwrap(),
+        Applied::OutOfOrder
+    );
+    let w = s.get_workspace(a.id, ws).await.unwrap().unwrap();
+    let repos: Vec<_> = w
+        .repos
+        .iter()
+        .map(|r| (r.status.path.as_str(), r.status.branch.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        repos,
+        [(".", "dev"), ("b", "main")],
+        "sorted by path, replay and gap not applied"
+    );
+
+    // A repo set drops what is gone.
+    assert_eq!(
+        s.apply_agent_message(
+            a.id,
+            ws,
+            stream,
+            3,
+            &AgentMessage::RepoSet {
+                paths: vec![".".into()]
+            },
+            now
+        )
+        .await
+        .unwrap(),
+        Applied::Applied
+    );
+    assert_eq!(
+        s.get_workspace(a.id, ws)
+            .await
+            .unwrap()
+            .unwrap()
+            .repos
+            .len(),
+        1
+    );
+
+    // Reconnecting on the same stream keeps the position; a new stream starts over.
+    assert_eq!(
+        s.agent_connected(&connect(a.id, ta.id, stream))
+            .await
+            .unwrap()
+            .agent_seq,
+        3
+    );
+    let fresh = Uuid::new_v4();
+    let again = s
+        .agent_connected(&connect(a.id, ta.id, fresh))
+        .await
+        .unwrap();
+    assert_eq!((again.workspace.id, again.agent_seq), (ws, 0));
+    assert_eq!(
+        s.apply_agent_message(a.id, ws, fresh, 1, &repo(".", "new"), now)
+            .await
+            .unwrap(),
+        Applied::Applied
+    );
+
+    // The same key under another owner is another workspace; each sees only its own.
+    let other = s
+        .agent_connected(&connect(bob.id, tb.id, Uuid::new_v4()))
+        .await
+        .unwrap();
+    assert_ne!(other.workspace.id, ws);
+    assert_eq!(s.list_workspaces(a.id).await.unwrap().len(), 1);
+    assert_eq!(s.list_workspaces(bob.id).await.unwrap().len(), 1);
+    assert!(s.get_workspace(bob.id, ws).await.unwrap().is_none());
+
+    // Presence.
+    s.agent_disconnected(bob.id, ws, now).await.unwrap();
+    assert!(
+        s.get_workspace(a.id, ws).await.unwrap().unwrap().online,
+        "another owner cannot take it offline"
+    );
+    s.agent_disconnected(a.id, ws, now).await.unwrap();
+    let w = s.get_workspace(a.id, ws).await.unwrap().unwrap();
+    assert!(!w.online && w.last_seen_at.is_some());
+    s.mark_all_offline(now).await.unwrap();
+    assert!(!s.list_workspaces(bob.id).await.unwrap()[0].online);
+}
+
+async fn secrets(b: Backend) {
+    let (_db, s) = open(b).await;
+    let first = s.secret("k", &|| vec![1, 2, 3]).await.unwrap();
+    let second = s.secret("k", &|| vec![9]).await.unwrap();
+    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(second, first, "a secret is generated once and shared");
+    assert_eq!(s.secret("other", &|| vec![7]).await.unwrap(), vec![7]);
+}
