@@ -68,7 +68,7 @@ pub struct AgentArgs {
     #[arg(long, env = "FULCRUM_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file).
-    #[arg(long, env = "FULCRUM_CONFIG")]
+    #[arg(long, env = "FULCRUM_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "FULCRUM_LOG_FORMAT", default_value = "text")]

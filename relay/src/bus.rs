@@ -39,11 +39,11 @@ pub struct InProcessBus {
 impl Bus for InProcessBus {
     fn publish(&self, owner: Uuid, event: Bytes) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = channels.get(&owner) {
-            if tx.send(event).is_err() {
-                // Nobody listens any more: forget the channel.
-                channels.remove(&owner);
-            }
+        if let Some(tx) = channels.get(&owner)
+            && tx.send(event).is_err()
+        {
+            // Nobody listens any more: forget the channel.
+            channels.remove(&owner);
         }
     }
 

@@ -76,6 +76,7 @@ impl Relay {
             sessions: Arc::new(Registry::default()),
             shutdown: stopping.clone(),
         };
+        tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         let app = api::router(state.clone());
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

@@ -147,6 +147,45 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     let listed = api.get("/api/v1/agent-tokens").await.unwrap();
     assert!(listed.data()[0]["revoked_at"].is_string());
     agent.agent.stop().await;
+
+    // Revoked elsewhere (the CLI, another node): the relay's sweep closes the session too.
+    let created = fulcrum_relay::api::create_agent_token(
+        &relay.state.store,
+        alice.id.parse().unwrap(),
+        "second",
+    )
+    .await
+    .unwrap();
+    let other = start_agent(&relay.url(), &created.secret, repo.path()).await;
+    other
+        .agent
+        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
+        .await
+        .unwrap();
+    relay
+        .state
+        .store
+        .revoke_agent_token(
+            alice.id.parse().unwrap(),
+            created.token.id,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    other
+        .agent
+        .wait_for(
+            |s| {
+                s.connection
+                    .problem
+                    .as_ref()
+                    .is_some_and(|p| p.kind == ProblemKind::TokenRefused)
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    other.agent.stop().await;
     relay.shutdown().await.unwrap();
 }
 

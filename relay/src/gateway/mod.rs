@@ -51,6 +51,36 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentTok
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))
 }
 
+/// How often the relay looks for revoked tokens.
+const REVOCATION_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Closes sessions whose token was revoked, however it was revoked: through this node's API
+/// (which also closes them at once), the CLI, or another node. One query per sweep, whatever the
+/// number of sessions.
+pub async fn revocation_sweep(app: AppState) {
+    let mut shutdown = app.shutdown.clone();
+    let mut since = chrono::Utc::now();
+    let mut tick = tokio::time::interval(REVOCATION_SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = chrono::Utc::now();
+                // A second of overlap covers clock steps between nodes; kicking twice is harmless.
+                match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            app.sessions.kick_token(id);
+                        }
+                        since = now;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot check for revoked tokens"),
+                }
+            }
+            _ = crate::state::stopping(&mut shutdown) => return,
+        }
+    }
+}
+
 /// The token in an `Authorization: Bearer …` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

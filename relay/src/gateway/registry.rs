@@ -69,11 +69,13 @@ impl Registry {
 
     /// Tells every session that authenticated with `token_id` to close; returns how many.
     pub fn kick_token(&self, token_id: Uuid) -> usize {
-        self.lock()
-            .values()
-            .filter(|e| e.token_id == token_id)
-            .map(|e| e.control.try_send(Control::TokenRevoked))
-            .count()
+        let sessions = self.lock();
+        let mut kicked = 0;
+        for entry in sessions.values().filter(|e| e.token_id == token_id) {
+            let _ = entry.control.try_send(Control::TokenRevoked);
+            kicked += 1;
+        }
+        kicked
     }
 
     /// Number of live sessions.

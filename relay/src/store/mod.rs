@@ -231,6 +231,9 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Ids of tokens revoked at or after `since`, however they were revoked (API, CLI, another
+    /// node), so running sessions that use them can be closed.
+    async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
     /// The active (not revoked) token with this hash.
     async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>>;
 

@@ -348,6 +348,13 @@ macro_rules! sql_store {
                 Ok(found > 0)
             }
 
+            async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+                Ok(sqlx::query_scalar("SELECT id FROM agent_tokens WHERE revoked_at >= $1")
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>> {
                 let row = sqlx::query(
                     "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at \
