@@ -1,1 +1,47 @@
-fn main() {}
+//! `fulcrum-bench`: the benchmarks named in the issues, as commands anyone can run.
+//!
+//! Each benchmark starts the real `fulcrum-relay` (and, for `agent`, the real `fulcrum agent`) as
+//! separate processes built from this workspace, drives them from this process, and reads their
+//! memory and CPU from `/proc`. Build first: `cargo build --release --workspace --bins`.
+//!
+//! - `idle-agents`: N agent sessions that only heartbeat; relay memory per session and CPU.
+//! - `fanout`: dashboard subscribers and agents sending status changes; send-to-receipt latency.
+//! - `agent`: agent idle memory/CPU and file-save-to-relay latency on a large repository,
+//!   next to `git status` on the same repository.
+#![forbid(unsafe_code)]
+
+mod agent_bench;
+mod fanout;
+mod idle;
+mod procs;
+mod stats;
+mod wire;
+
+use clap::{Parser, Subcommand};
+
+/// Fulcrum benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "fulcrum-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Hold many idle agent sessions on one relay; report relay memory per session and CPU.
+    IdleAgents(idle::Args),
+    /// Fan status changes out to dashboard subscribers; report latency percentiles.
+    Fanout(fanout::Args),
+    /// Agent idle footprint and file-save-to-relay latency on a large repository.
+    Agent(agent_bench::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::IdleAgents(a) => idle::run(a).await,
+        Bench::Fanout(a) => fanout::run(a).await,
+        Bench::Agent(a) => agent_bench::run(a).await,
+    }
+}

@@ -20,9 +20,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{Duration, Utc};
+use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use crate::{
@@ -45,8 +46,22 @@ fn snapshot(workspaces: &[Workspace]) -> String {
     json!({ "type": "snapshot", "workspaces": workspaces }).to_string()
 }
 
+/// Events are buffered up to this size and flushed once per burst: one write for everything that
+/// queued up while the socket was busy, instead of one per event.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// How often the feed sends `{"type":"ping"}`.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// The owner's workspaces as they are now: stored rows, with live sessions' views on top.
+pub async fn current(
+    app: &AppState,
+    owner: Uuid,
+) -> Result<Vec<Workspace>, crate::store::StoreError> {
+    let mut all = app.store.list_workspaces(owner).await?;
+    app.sessions.overlay(&mut all);
+    Ok(all)
+}
 
 #[derive(Serialize)]
 struct Ticket {
@@ -87,7 +102,7 @@ pub async fn socket(
         .and_then(|t| app.signer.verify(t, TokenUse::Events))
         .ok_or_else(|| ApiError::unauthorized("missing, expired or invalid events ticket"))?;
     Ok(upgrade
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             if let Err(e) = feed(app, owner, socket).await {
                 tracing::debug!(error = %e, "events socket ended");
@@ -110,18 +125,31 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
         .await?;
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Ok(bytes) => {
-                    let text = axum::extract::ws::Utf8Bytes::try_from(bytes)?;
-                    socket.send(Message::Text(text)).await?;
+            event = events.recv() => {
+                let mut next = event;
+                loop {
+                    match next {
+                        Ok(bytes) => {
+                            let text = axum::extract::ws::Utf8Bytes::try_from(bytes)?;
+                            socket.feed(Message::Text(text)).await?;
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::debug!(missed, "events socket lagged; resending snapshot");
+                            let all = current(&app, owner).await?;
+                            socket.feed(Message::Text(snapshot(&all).into())).await?;
+                        }
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    // Take whatever else is already queued before writing.
+                    next = match events.try_recv() {
+                        Ok(bytes) => Ok(bytes),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                        Err(TryRecvError::Empty) => break,
+                    };
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "events socket lagged; resending snapshot");
-                    let all = app.store.list_workspaces(owner).await?;
-                    socket.send(Message::Text(snapshot(&all).into())).await?;
-                }
-                Err(RecvError::Closed) => return Ok(()),
-            },
+                socket.flush().await?;
+            }
             _ = keepalive.tick() => {
                 socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await?;
             }

@@ -2,7 +2,7 @@
 //! through the `Store` trait only.
 
 use chrono::{Duration, Utc};
-use fulcrum_protocol::{AgentMessage, CoderFacts, RepoStatus, WorkspaceIdentity};
+use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus, WorkspaceIdentity};
 use fulcrum_relay::store::{
     self, AgentConnect, Applied, DynStore, NewRefreshToken, RefreshOutcome, StoreError,
 };
@@ -183,6 +183,20 @@ fn identity(key: &str) -> WorkspaceIdentity {
     }
 }
 
+/// Applies one message as a batch of one.
+async fn apply(
+    s: &DynStore,
+    owner: Uuid,
+    ws: Uuid,
+    stream: Uuid,
+    seq: u64,
+    msg: AgentMessage,
+    now: chrono::DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    s.apply_agent_messages(owner, ws, stream, &[Durable { seq, body: msg }], now)
+        .await
+}
+
 fn repo(path: &str, branch: &str) -> AgentMessage {
     AgentMessage::RepoState(RepoStatus {
         path: path.into(),
@@ -233,38 +247,46 @@ async fn workspaces_and_exactly_once(b: Backend) {
 
     // In order, once.
     assert_eq!(
-        s.apply_agent_message(a.id, ws, stream, 1, &repo("b", "main"), now)
+        apply(&s, a.id, ws, stream, 1, repo("b", "main"), now)
             .await
             .unwrap(),
         Applied::Applied
     );
     assert_eq!(
-        s.apply_agent_message(a.id, ws, stream, 2, &repo(".", "dev"), now)
+        apply(&s, a.id, ws, stream, 2, repo(".", "dev"), now)
             .await
             .unwrap(),
         Applied::Applied
     );
     assert_eq!(
-        s.apply_agent_message(a.id, ws, stream, 2, &repo(".", "replayed"), now)
+        apply(&s, a.id, ws, stream, 2, repo(".", "replayed"), now)
             .await
             .unwrap(),
         Applied::Duplicate
     );
     assert_eq!(
-        s.apply_agent_message(a.id, ws, stream, 4, &repo(".", "gap"), now)
+        apply(&s, a.id, ws, stream, 4, repo(".", "gap"), now)
             .await
             .unwrap(),
         Applied::OutOfOrder
     );
     assert_eq!(
-        s.apply_agent_message(a.id, ws, Uuid::new_v4(), 3, &repo(".", "other stream"), now)
-            .await
-            .unwrap(),
+        apply(
+            &s,
+            a.id,
+            ws,
+            Uuid::new_v4(),
+            3,
+            repo(".", "other stream"),
+            now
+        )
+        .await
+        .unwrap(),
         Applied::OutOfOrder
     );
     // Another owner cannot write into this workspace even with the right stream and sequence.
     assert_eq!(
-        s.apply_agent_message(bob.id, ws, stream, 3, &repo(".", "bob"), now)
+        apply(&s, bob.id, ws, stream, 3, repo(".", "bob"), now)
             .await
             .unwrap(),
         Applied::OutOfOrder
@@ -283,12 +305,13 @@ async fn workspaces_and_exactly_once(b: Backend) {
 
     // A repo set drops what is gone.
     assert_eq!(
-        s.apply_agent_message(
+        apply(
+            &s,
             a.id,
             ws,
             stream,
             3,
-            &AgentMessage::RepoSet {
+            AgentMessage::RepoSet {
                 paths: vec![".".into()]
             },
             now
@@ -322,7 +345,7 @@ async fn workspaces_and_exactly_once(b: Backend) {
         .unwrap();
     assert_eq!((again.workspace.id, again.agent_seq), (ws, 0));
     assert_eq!(
-        s.apply_agent_message(a.id, ws, fresh, 1, &repo(".", "new"), now)
+        apply(&s, a.id, ws, fresh, 1, repo(".", "new"), now)
             .await
             .unwrap(),
         Applied::Applied
@@ -337,6 +360,56 @@ async fn workspaces_and_exactly_once(b: Backend) {
     assert_eq!(s.list_workspaces(a.id).await.unwrap().len(), 1);
     assert_eq!(s.list_workspaces(bob.id).await.unwrap().len(), 1);
     assert!(s.get_workspace(bob.id, ws).await.unwrap().is_none());
+
+    // A batch commits together and moves the position to its end; a non-contiguous one is refused.
+    let batch: Vec<_> = (2..=4)
+        .map(|seq| Durable {
+            seq,
+            body: repo(".", &format!("batch-{seq}")),
+        })
+        .collect();
+    assert_eq!(
+        s.apply_agent_messages(a.id, ws, fresh, &batch, now)
+            .await
+            .unwrap(),
+        Applied::Applied
+    );
+    assert_eq!(
+        s.get_workspace(a.id, ws).await.unwrap().unwrap().repos[0]
+            .status
+            .branch
+            .as_deref(),
+        Some("batch-4")
+    );
+    assert_eq!(
+        s.apply_agent_messages(a.id, ws, fresh, &batch, now)
+            .await
+            .unwrap(),
+        Applied::Duplicate
+    );
+    let holey = vec![
+        Durable {
+            seq: 5,
+            body: repo(".", "x"),
+        },
+        Durable {
+            seq: 7,
+            body: repo(".", "y"),
+        },
+    ];
+    assert_eq!(
+        s.apply_agent_messages(a.id, ws, fresh, &holey, now)
+            .await
+            .unwrap(),
+        Applied::OutOfOrder
+    );
+    assert_eq!(
+        s.agent_connected(&connect(a.id, ta.id, fresh))
+            .await
+            .unwrap()
+            .agent_seq,
+        4
+    );
 
     // Presence.
     s.agent_disconnected(bob.id, ws, now).await.unwrap();

@@ -15,7 +15,7 @@ use crate::state::AppState;
 
 /// `GET /api/v1/workspaces`.
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.store.list_workspaces(user.id).await?))
+    Ok(ok(crate::events::current(&app, user.id).await?))
 }
 
 /// `GET /api/v1/workspaces/{id}`: 404 for another user's workspace, as for a missing one.

@@ -5,11 +5,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
+
+use crate::store::Workspace;
 
 /// An instruction to a running session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct SessionEntry {
     pub token_id: Uuid,
     /// Where to send it instructions.
     pub control: mpsc::Sender<Control>,
+    /// The workspace as the session knows it: everything accepted from the agent, committed or
+    /// about to be.
+    pub view: Arc<Mutex<Workspace>>,
 }
 
 /// Live sessions by workspace id.
@@ -76,6 +81,17 @@ impl Registry {
             kicked += 1;
         }
         kicked
+    }
+
+    /// Replaces each workspace that has a live session with the session's view, which may be a
+    /// few milliseconds ahead of what is committed. Callers pass only workspaces they may see.
+    pub fn overlay(&self, workspaces: &mut [Workspace]) {
+        let sessions = self.lock();
+        for w in workspaces.iter_mut() {
+            if let Some(entry) = sessions.get(&w.id) {
+                *w = entry.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            }
+        }
     }
 
     /// Number of live sessions.

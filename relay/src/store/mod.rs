@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::{AgentMessage, CoderFacts, RepoStatus, WorkspaceIdentity};
+use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus, WorkspaceIdentity};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -181,7 +181,7 @@ pub struct ConnectedWorkspace {
 pub enum Applied {
     /// Applied and recorded.
     Applied,
-    /// Already applied before; nothing changed.
+    /// Already applied before (or empty); nothing changed.
     Duplicate,
     /// Not the next message on the stream; nothing changed.
     OutOfOrder,
@@ -250,15 +250,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Marks every workspace offline (at start, before any session exists).
     async fn mark_all_offline(&self, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Applies durable message `seq` of the agent's `stream`, exactly once, in one transaction
-    /// with the stream position.
-    async fn apply_agent_message(
+    /// Applies a batch of durable messages of the agent's `stream` in one transaction, exactly
+    /// once: the batch must be contiguous and start right after the stored position, and the
+    /// position moves to its last sequence number. A batch wholly at or before the position is a
+    /// [`Applied::Duplicate`]; anything else changes nothing and is [`Applied::OutOfOrder`].
+    async fn apply_agent_messages(
         &self,
         owner: Uuid,
         workspace: Uuid,
         stream: Uuid,
-        seq: u64,
-        message: &AgentMessage,
+        batch: &[Durable<AgentMessage>],
         now: DateTime<Utc>,
     ) -> StoreResult<Applied>;
     /// The owner's workspaces, online first then by name.

@@ -13,7 +13,7 @@ use std::{borrow::Cow, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::{AgentMessage, CoderFacts, RepoStatus};
+use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus};
 use sqlx::{
     Row,
     migrate::{Migration, MigrationType, Migrator},
@@ -435,25 +435,31 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn apply_agent_message(
+            async fn apply_agent_messages(
                 &self,
                 owner: Uuid,
                 workspace: Uuid,
                 stream: Uuid,
-                seq: u64,
-                message: &AgentMessage,
+                batch: &[Durable<AgentMessage>],
                 now: DateTime<Utc>,
             ) -> StoreResult<Applied> {
-                let seq = seq_to_db(seq)?;
+                let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                    return Ok(Applied::Duplicate);
+                };
+                if batch.windows(2).any(|w| w[1].seq != w[0].seq + 1) {
+                    return Ok(Applied::OutOfOrder);
+                }
+                let (first, last) = (seq_to_db(first.seq)?, seq_to_db(last.seq)?);
                 let mut tx = self.pool.begin().await?;
                 let advanced = sqlx::query(
-                    "UPDATE workspaces SET agent_seq = $4, last_seen_at = $5 \
+                    "UPDATE workspaces SET agent_seq = $5, last_seen_at = $6 \
                      WHERE owner_id = $1 AND id = $2 AND agent_stream = $3 AND agent_seq = $4 - 1",
                 )
                 .bind(owner)
                 .bind(workspace)
                 .bind(stream)
-                .bind(seq)
+                .bind(first)
+                .bind(last)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
@@ -471,38 +477,43 @@ macro_rules! sql_store {
                         Some(row) => {
                             let at: i64 = row.try_get("agent_seq")?;
                             let on: Option<Uuid> = row.try_get("agent_stream")?;
-                            on == Some(stream) && seq <= at
+                            on == Some(stream) && last <= at
                         }
                         None => false,
                     };
                     return Ok(if duplicate { Applied::Duplicate } else { Applied::OutOfOrder });
                 }
-                match message {
-                    AgentMessage::RepoState(status) => {
-                        sqlx::query(
-                            "INSERT INTO workspace_repos (workspace_id, path, status, updated_at) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, path) DO UPDATE SET \
-                             status = excluded.status, updated_at = excluded.updated_at",
-                        )
-                        .bind(workspace)
-                        .bind(&status.path)
-                        .bind(Json(status))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    AgentMessage::RepoSet { paths } => {
-                        let known: Vec<String> =
-                            sqlx::query_scalar("SELECT path FROM workspace_repos WHERE workspace_id = $1")
-                                .bind(workspace)
-                                .fetch_all(&mut *tx)
-                                .await?;
-                        for gone in known.iter().filter(|p| !paths.contains(p)) {
-                            sqlx::query("DELETE FROM workspace_repos WHERE workspace_id = $1 AND path = $2")
+                for message in batch {
+                    match &message.body {
+                        AgentMessage::RepoState(status) => {
+                            sqlx::query(
+                                "INSERT INTO workspace_repos (workspace_id, path, status, updated_at) \
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, path) DO UPDATE SET \
+                                 status = excluded.status, updated_at = excluded.updated_at",
+                            )
+                            .bind(workspace)
+                            .bind(&status.path)
+                            .bind(Json(status))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        AgentMessage::RepoSet { paths } => {
+                            let known: Vec<String> = sqlx::query_scalar(
+                                "SELECT path FROM workspace_repos WHERE workspace_id = $1",
+                            )
+                            .bind(workspace)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            for gone in known.iter().filter(|p| !paths.contains(p)) {
+                                sqlx::query(
+                                    "DELETE FROM workspace_repos WHERE workspace_id = $1 AND path = $2",
+                                )
                                 .bind(workspace)
                                 .bind(gone)
                                 .execute(&mut *tx)
                                 .await?;
+                            }
                         }
                     }
                 }

@@ -1,0 +1,224 @@
+//! Starting the relay and agent binaries, and reading a process's memory and CPU from `/proc`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Clock ticks per second for `/proc/PID/stat` (100 on Linux x86_64 and arm64).
+const CLK_TCK: f64 = 100.0;
+
+/// A binary built next to this one (`target/release/NAME` for a release build).
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("no parent dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found; run `cargo build --release --workspace --bins` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').context("bad stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(Duration::from_secs_f64((utime + stime) / CLK_TCK))
+}
+
+/// Average CPU use of a process over `window`, in percent of one core.
+pub async fn cpu_percent(pid: u32, window: Duration) -> Result<f64> {
+    let before = cpu_time(pid)?;
+    tokio::time::sleep(window).await;
+    let after = cpu_time(pid)?;
+    Ok((after - before).as_secs_f64() / window.as_secs_f64() * 100.0)
+}
+
+/// A relay running as a child process on its own data directory.
+pub struct RelayProcess {
+    /// Held so that dropping the handle kills the relay (`kill_on_drop`).
+    _child: Child,
+    pub url: String,
+    pub pid: u32,
+    bin: PathBuf,
+    database: Option<String>,
+    pub dir: tempfile::TempDir,
+}
+
+impl RelayProcess {
+    /// Starts `fulcrum-relay serve` on `127.0.0.1:0`, on SQLite in a temp dir unless `database`
+    /// is given, with the given heartbeat interval; returns once it listens.
+    pub async fn start(database: Option<String>, heartbeat_ms: u64) -> Result<Self> {
+        let bin = sibling_binary("fulcrum-relay")?;
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            format!("[agents]\nheartbeat_interval_ms = {heartbeat_ms}\n"),
+        )?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config);
+        if let Some(db) = &database {
+            cmd.arg("--database").arg(db);
+        }
+        cmd.env("FULCRUM_LOG", "warn")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start fulcrum-relay")?;
+        let pid = child.id().context("no pid")?;
+        let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("fulcrum-relay listening on ") {
+                    return Ok(url.trim().to_owned());
+                }
+                eprintln!("relay: {line}");
+            }
+            bail!("the relay exited before listening")
+        })
+        .await
+        .context("the relay did not start in time")??;
+        // Keep draining its stderr so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            _child: child,
+            url,
+            pid,
+            bin,
+            database,
+            dir,
+        })
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("FULCRUM_LOG", "warn")
+            .env("FULCRUM_DATA_DIR", self.dir.path());
+        if let Some(db) = &self.database {
+            cmd.env("FULCRUM_DATABASE_URL", db);
+        }
+        cmd
+    }
+
+    /// Creates a user and an agent token with the relay's own CLI; returns the token.
+    pub async fn user_with_token(&self, email: &str, password: &str) -> Result<String> {
+        let mut child = self
+            .cli()
+            .args(["user", "create", "--email", email, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(password.as_bytes())
+            .await?;
+        anyhow::ensure!(child.wait().await?.success(), "user create failed");
+        let out = self
+            .cli()
+            .args(["token", "create", "--email", email, "--name", "bench"])
+            .output()
+            .await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+}
+
+/// Logs in and returns an access token.
+pub async fn login(url: &str, email: &str, password: &str) -> Result<String> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body["data"]["access_token"]
+        .as_str()
+        .context("login failed")?
+        .to_owned())
+}
+
+/// Opens a dashboard events socket for the user behind `access`.
+pub async fn events_socket(url: &str, access: &str) -> Result<crate::wire::Ws> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/events/ticket"))
+        .bearer_auth(access)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ticket = body["data"]["ticket"].as_str().context("no ticket")?;
+    let ws_url = format!(
+        "{}/api/v1/events?ticket={ticket}",
+        url.replace("http://", "ws://")
+    );
+    Ok(tokio_tungstenite::connect_async(ws_url).await?.0)
+}
+
+/// Creates a fresh PostgreSQL database for a run and returns its URL.
+pub async fn fresh_postgres(admin: &str) -> Result<String> {
+    let name = format!("fulcrum_bench_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("psql")
+        .arg(admin)
+        .arg("-qc")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cannot create database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Writes a secret to a file readable only by the user.
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, contents.as_bytes())?;
+    Ok(())
+}
