@@ -218,15 +218,15 @@ impl Link {
                 c.state = ConnectionState::Connecting;
                 c.retry_at = None;
             });
-            let delay = match self.connect_and_serve().await {
+            let (problem, delay) = match self.connect_and_serve().await {
                 Ended::Shutdown => return,
                 Ended::Reconnect(after) => {
                     backoff = new_backoff();
-                    self.set_problem(Problem {
+                    let problem = Problem {
                         kind: ProblemKind::SessionEnded,
                         message: "the relay asked agents to reconnect".into(),
-                    });
-                    after
+                    };
+                    (problem, after)
                 }
                 Ended::Problem { problem, welcomed } => {
                     if welcomed {
@@ -237,28 +237,26 @@ impl Link {
                         ProblemKind::TokenRefused | ProblemKind::VersionMismatch
                     );
                     tracing::warn!(kind = ?problem.kind, "{}", problem.message);
-                    self.set_problem(problem);
-                    if refused {
+                    let delay = if refused {
                         REFUSED_DELAY
                     } else {
                         backoff.next().unwrap_or(REFUSED_DELAY)
-                    }
+                    };
+                    (problem, delay)
                 }
             };
+            // One change, so whoever watches sees the problem and the retry time together.
             let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            self.status.set_connection(|c| c.retry_at = Some(retry_at));
+            self.status.set_connection(|c| {
+                c.state = ConnectionState::Disconnected;
+                c.session_id = None;
+                c.problem = Some(problem);
+                c.retry_at = Some(retry_at);
+            });
             if !self.wait(delay).await {
                 return;
             }
         }
-    }
-
-    fn set_problem(&self, problem: Problem) {
-        self.status.set_connection(|c| {
-            c.state = ConnectionState::Disconnected;
-            c.session_id = None;
-            c.problem = Some(problem);
-        });
     }
 
     /// Sleeps for `delay` while still taking updates; false on shutdown.
@@ -429,6 +427,12 @@ impl Link {
         // Drop what the relay already has, replay the rest, then send what piled up.
         self.outbox.ack(welcome.agent_stream_acked);
         let replay: Vec<_> = self.outbox.unacked().cloned().collect();
+        tracing::debug!(
+            acked = welcome.agent_stream_acked,
+            replaying = replay.len(),
+            pending = !self.pending.is_empty(),
+            "resuming the stream"
+        );
         for message in replay {
             if let Err(e) = send(&mut ws, &AgentFrame::Durable(message)).await {
                 return relay_down(&format!("connection lost: {e}"), true);

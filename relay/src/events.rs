@@ -114,15 +114,13 @@ pub async fn socket(
 async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Result<()> {
     // Subscribe before the snapshot so nothing falls between them.
     let mut events = app.bus.subscribe(owner);
+    tracing::debug!(%owner, "events socket open");
     let mut shutdown = app.shutdown.clone();
     // Browsers cannot see WebSocket pings, so a JSON ping lets the page notice a dead socket.
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    socket
-        .send(Message::Text(
-            snapshot(&app.store.list_workspaces(owner).await?).into(),
-        ))
-        .await?;
+    let first = snapshot(&current(&app, owner).await?);
+    socket.send(Message::Text(first.into())).await?;
     loop {
         tokio::select! {
             event = events.recv() => {

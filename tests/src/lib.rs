@@ -373,17 +373,22 @@ impl Events {
     /// Waits for a `workspace` event whose workspace satisfies `pred`; returns the workspace.
     pub async fn workspace_where(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Result<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
         loop {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "no matching workspace event in time"
-            );
-            let v = self.next().await?;
+            let v = match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(v) => v?,
+                Err(_) => bail!(
+                    "no matching workspace event in time; saw {} messages, the last: {:#}",
+                    seen.len(),
+                    seen.last().unwrap_or(&Value::Null)
+                ),
+            };
             let candidates: Vec<Value> = match v["type"].as_str() {
                 Some("workspace") => vec![v["workspace"].clone()],
                 Some("snapshot") => v["workspaces"].as_array().cloned().unwrap_or_default(),
                 _ => vec![],
             };
+            seen.push(v);
             if let Some(w) = candidates.into_iter().find(|w| pred(w)) {
                 return Ok(w);
             }

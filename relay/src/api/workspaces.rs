@@ -25,8 +25,15 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("workspace"))?;
-    let workspace = app.store.get_workspace(user.id, id).await?;
-    Ok(ok(
-        workspace.ok_or_else(|| ApiError::not_found("workspace"))?
-    ))
+    // Owner-scoped first; only then the live view of that same workspace.
+    let mut found: Vec<_> = app
+        .store
+        .get_workspace(user.id, id)
+        .await?
+        .into_iter()
+        .collect();
+    app.sessions.overlay(&mut found);
+    Ok(ok(found
+        .pop()
+        .ok_or_else(|| ApiError::not_found("workspace"))?))
 }

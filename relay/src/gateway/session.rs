@@ -1,10 +1,11 @@
 //! One agent session: handshake, heartbeats, durable messages, and the workspace's live view.
 //!
 //! A durable message is published to the live feed as soon as it arrives, from the workspace
-//! view the session keeps in memory, and handed to the session's writer task. The writer commits
-//! whatever has queued up in one transaction (group commit) and only then is the agent sent an
-//! acknowledgement. So the feed never waits for the disk, and durability is unchanged: whatever
-//! was not committed is not acknowledged, and the agent replays it after a reconnect.
+//! view the session keeps in memory, and queued for writing. One commit is in flight per session
+//! at a time; whatever queued up meanwhile goes into the next one (group commit), and the agent is
+//! acknowledged only once a commit is done. So the feed never waits for the disk, and durability
+//! is unchanged: whatever was not committed is not acknowledged, and the agent replays it after a
+//! reconnect. An idle session holds no writer and no queue.
 
 use std::{
     sync::{Arc, Mutex},
@@ -18,37 +19,27 @@ use fulcrum_protocol::{
     SUPPORTED_VERSIONS, Welcome,
     reliable::{Accept, Inbox},
 };
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use tokio::{
-    sync::{mpsc, watch},
-    time::MissedTickBehavior,
-};
+use futures_util::{SinkExt, StreamExt, future::OptionFuture, stream::SplitSink};
+use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 use uuid::Uuid;
 
 use super::{Control, SessionEntry};
 use crate::{
     events,
     state::AppState,
-    store::{AgentConnect, AgentToken, Applied, DynStore, RepoRecord, Workspace},
+    store::{AgentConnect, AgentToken, Applied, RepoRecord, StoreResult, Workspace},
 };
 
-/// Messages accepted but not yet handed to the writer, at most.
-const PERSIST_QUEUE: usize = 1024;
+type Sink = SplitSink<WebSocket, Message>;
+
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 256;
+/// Most messages accepted but not yet committed; past it the session stops reading from the
+/// agent until a commit finishes (backpressure, never unbounded memory).
+const MAX_UNCOMMITTED: usize = 4096;
 
-/// What the writer has made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Persisted {
-    /// Everything up to and including this sequence number is committed.
-    UpTo(u64),
-    /// Another session advanced the workspace's stream: this one is stale.
-    Superseded,
-    /// The database failed; the session must end so the agent replays later.
-    Failed,
-}
-
-type Sink = SplitSink<WebSocket, Message>;
+/// A commit in flight: the store's answer and the last sequence number it covers.
+type Commit = JoinHandle<(StoreResult<Applied>, u64)>;
 
 /// Why a session ended, for the log.
 #[derive(Debug)]
@@ -177,39 +168,25 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         agent_version = %hello.agent_version, "agent connected"
     );
 
-    let inbox = Inbox::new(hello.agent_stream, connected.agent_seq);
-    let (persist_tx, persist_rx) = mpsc::channel(PERSIST_QUEUE);
-    let (persisted_tx, persisted_rx) = watch::channel(Persisted::UpTo(connected.agent_seq));
-    let writer = tokio::spawn(write_behind(
-        app.store.clone(),
-        (token.owner_id, ws_id, hello.agent_stream),
-        persist_rx,
-        persisted_tx,
-    ));
-    let end = if send(&mut sink, &welcome).await {
+    let mut session = Session {
+        app: &app,
+        token: &token,
+        view: view.clone(),
+        inbox: Inbox::new(hello.agent_stream, connected.agent_seq),
+        committed: connected.agent_seq,
+        uncommitted: Vec::new(),
+        in_flight: None,
+        sink: &mut sink,
+    };
+    let end = if send(session.sink, &welcome).await {
         app.bus
             .publish(token.owner_id, events::workspace(&lock(&view)));
-        let mut session = Session {
-            app: &app,
-            token: &token,
-            view: view.clone(),
-            inbox,
-            sink: &mut sink,
-            persist: persist_tx,
-            persisted: persisted_rx,
-        };
         session.drive(&mut stream, &mut control, heartbeat).await
     } else {
-        drop(persist_tx);
         End::SendFailed
     };
-    // Let the writer finish what was accepted before recording the end of the session.
-    if tokio::time::timeout(Duration::from_secs(10), writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!(workspace = %ws_id, "writer did not finish in time");
-    }
+    // Commit what was accepted before recording the end of the session.
+    session.finish_writes().await;
     tracing::info!(workspace = %ws_id, session = %session_id, ?end, "agent session ended");
     if app.sessions.remove(ws_id, session_id) {
         let now = Utc::now();
@@ -235,10 +212,14 @@ struct Session<'a> {
     app: &'a AppState,
     token: &'a AgentToken,
     view: Arc<Mutex<Workspace>>,
+    /// Everything accepted from the agent's stream (committed or not).
     inbox: Inbox,
+    /// The highest sequence number committed.
+    committed: u64,
+    /// Accepted, not yet committed, not in flight.
+    uncommitted: Vec<Durable<AgentMessage>>,
+    in_flight: Option<Commit>,
     sink: &'a mut Sink,
-    persist: mpsc::Sender<Durable<AgentMessage>>,
-    persisted: watch::Receiver<Persisted>,
 }
 
 impl Session<'_> {
@@ -259,7 +240,7 @@ impl Session<'_> {
         let mut rtt_us: Option<u64> = None;
         loop {
             tokio::select! {
-                frame = stream.next() => {
+                frame = stream.next(), if self.uncommitted.len() < MAX_UNCOMMITTED => {
                     let bytes = match frame {
                         Some(Ok(Message::Binary(bytes))) => bytes,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => { last_heard = Instant::now(); continue }
@@ -297,20 +278,10 @@ impl Session<'_> {
                         }
                     }
                 }
-                changed = self.persisted.changed() => {
-                    let persisted = *self.persisted.borrow_and_update();
-                    match (changed, persisted) {
-                        (Ok(()), Persisted::UpTo(seq)) => {
-                            if !send(self.sink, &RelayFrame::Ack { seq }).await {
-                                return End::SendFailed;
-                            }
-                        }
-                        (_, Persisted::Superseded) => {
-                            return refuse(self.sink, RejectReason::Replaced, "another session advanced this workspace").await;
-                        }
-                        _ => {
-                            return refuse(self.sink, RejectReason::Unavailable, "the relay cannot store messages right now").await;
-                        }
+                done = OptionFuture::from(self.in_flight.as_mut()), if self.in_flight.is_some() => {
+                    self.in_flight = None;
+                    if let Some(end) = self.committed_batch(done).await {
+                        return end;
                     }
                 }
                 _ = ticker.tick() => {
@@ -346,7 +317,14 @@ impl Session<'_> {
     /// Takes a durable message: publishes it live and queues it for the writer, or answers a
     /// replay with the committed position. `Some` ends the session.
     async fn accept(&mut self, d: Durable<AgentMessage>) -> Option<End> {
-        match self.inbox.check(d.seq) {
+        let verdict = self.inbox.check(d.seq);
+        tracing::debug!(
+            seq = d.seq,
+            ?verdict,
+            committed = self.committed,
+            "agent message"
+        );
+        match verdict {
             Accept::Apply => {
                 self.inbox.mark_applied(d.seq);
                 let event = {
@@ -355,22 +333,18 @@ impl Session<'_> {
                     events::workspace(&view)
                 };
                 self.app.bus.publish(self.token.owner_id, event);
-                if self.persist.send(d).await.is_err() {
-                    return Some(
-                        refuse(
-                            self.sink,
-                            RejectReason::Unavailable,
-                            "the relay cannot store messages right now",
-                        )
-                        .await,
-                    );
-                }
+                self.uncommitted.push(d);
+                self.start_commit();
             }
             Accept::Duplicate => {
                 // Acknowledge only what is committed, never more.
-                let persisted = *self.persisted.borrow();
-                if let Persisted::UpTo(seq) = persisted
-                    && !send(self.sink, &RelayFrame::Ack { seq }).await
+                if !send(
+                    self.sink,
+                    &RelayFrame::Ack {
+                        seq: self.committed,
+                    },
+                )
+                .await
                 {
                     return Some(End::SendFailed);
                 }
@@ -385,34 +359,83 @@ impl Session<'_> {
         }
         None
     }
-}
 
-/// The session's writer: commits queued messages in batches and reports how far it got.
-async fn write_behind(
-    store: DynStore,
-    (owner, workspace, stream): (Uuid, Uuid, Uuid),
-    mut queue: mpsc::Receiver<Durable<AgentMessage>>,
-    persisted: watch::Sender<Persisted>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let last = batch.last().map_or(0, |m| m.seq);
-        let outcome = match store
-            .apply_agent_messages(owner, workspace, stream, &batch, Utc::now())
-            .await
-        {
-            Ok(Applied::Applied | Applied::Duplicate) => Persisted::UpTo(last),
-            Ok(Applied::OutOfOrder) => Persisted::Superseded,
-            Err(e) => {
-                tracing::error!(%workspace, error = %e, "cannot store agent messages");
-                Persisted::Failed
-            }
-        };
-        persisted.send_replace(outcome);
-        if outcome != Persisted::UpTo(last) {
+    /// Starts committing what has queued up, unless a commit is already in flight.
+    fn start_commit(&mut self) {
+        if self.in_flight.is_some() || self.uncommitted.is_empty() {
             return;
         }
-        batch.clear();
+        let take = self.uncommitted.len().min(MAX_BATCH);
+        let batch: Vec<_> = self.uncommitted.drain(..take).collect();
+        let last = batch.last().map_or(self.committed, |m| m.seq);
+        let (store, owner, workspace, stream) = (
+            self.app.store.clone(),
+            self.token.owner_id,
+            lock(&self.view).id,
+            self.inbox.stream,
+        );
+        self.in_flight = Some(tokio::spawn(async move {
+            (
+                store
+                    .apply_agent_messages(owner, workspace, stream, &batch, Utc::now())
+                    .await,
+                last,
+            )
+        }));
+    }
+
+    /// A commit finished: acknowledge it and start the next, or end the session if it failed.
+    async fn committed_batch(
+        &mut self,
+        done: Option<Result<(StoreResult<Applied>, u64), tokio::task::JoinError>>,
+    ) -> Option<End> {
+        match done {
+            Some(Ok((Ok(Applied::Applied | Applied::Duplicate), last))) => {
+                tracing::debug!(last, "committed");
+                self.committed = last;
+                self.start_commit();
+                if !send(self.sink, &RelayFrame::Ack { seq: last }).await {
+                    return Some(End::SendFailed);
+                }
+                None
+            }
+            Some(Ok((Ok(Applied::OutOfOrder), _))) => Some(
+                refuse(
+                    self.sink,
+                    RejectReason::Replaced,
+                    "another session advanced this workspace",
+                )
+                .await,
+            ),
+            other => {
+                if let Some(Ok((Err(e), _))) = &other {
+                    tracing::error!(error = %e, "cannot store agent messages");
+                }
+                Some(
+                    refuse(
+                        self.sink,
+                        RejectReason::Unavailable,
+                        "the relay cannot store messages right now",
+                    )
+                    .await,
+                )
+            }
+        }
+    }
+
+    /// Commits everything accepted, after the session ended (no acknowledgements are sent: the
+    /// agent learns the position from the next welcome).
+    async fn finish_writes(&mut self) {
+        loop {
+            self.start_commit();
+            let Some(commit) = self.in_flight.take() else {
+                return;
+            };
+            match commit.await {
+                Ok((Ok(Applied::Applied | Applied::Duplicate), last)) => self.committed = last,
+                _ => return,
+            }
+        }
     }
 }
 
