@@ -8,13 +8,14 @@
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod cli;
 pub mod control;
 pub mod identity;
 pub mod link;
+mod memory;
 pub mod monitor;
 pub mod repos;
 pub mod status;

@@ -123,7 +123,12 @@ impl Monitor {
     /// Re-reads one repository and forwards its state if it changed; true if it did.
     async fn refresh(&mut self, workdir: &Path) -> bool {
         let (root, w) = (self.root.clone(), workdir.to_path_buf());
-        let read = tokio::task::spawn_blocking(move || repos::read_status(&root, &w)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let status = repos::read_status(&root, &w);
+            crate::memory::release_free_memory();
+            status
+        })
+        .await;
         let state = match read {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {

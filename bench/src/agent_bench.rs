@@ -97,7 +97,10 @@ pub async fn run(a: Args) -> Result<()> {
     let rss = procs::rss_kib(pid)?;
     let idle_cpu = procs::cpu_percent(pid, Duration::from_secs(a.idle_s)).await?;
 
-    let file = repo.path().join("d123/f12345.txt");
+    let middle = a.files / 2;
+    let file = repo
+        .path()
+        .join(format!("d{:03}/f{middle}.txt", middle / 100));
     let original = std::fs::read_to_string(&file).unwrap_or_default();
     let mut saves = Vec::new();
     for i in 0..a.samples {
@@ -115,6 +118,8 @@ pub async fn run(a: Args) -> Result<()> {
         wait_for(&mut events, |w| w["repos"][0]["unstaged"] == want).await?;
         saves.push(t.elapsed());
     }
+    // Idle again: give it two quiet seconds before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = procs::rss_kib(pid)?;
     agent.kill().await.ok();
 
@@ -124,7 +129,7 @@ pub async fn run(a: Args) -> Result<()> {
         first_report.as_secs_f64() * 1000.0
     );
     println!(
-        "  agent RSS idle: {:.1} MiB ({:.1} MiB after the saves)",
+        "  agent RSS idle: {:.1} MiB after the first report, {:.1} MiB idle after the saves",
         rss as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
