@@ -12,12 +12,11 @@ use std::{
     time::Duration,
 };
 
-use fulcrum_protocol::RepoStatus;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     link::{Update, stopping},
-    repos::{self, RepoWatcher, WatchEvent},
+    repos::{self, Changed, FullStatus, RepoWatcher, WatchEvent},
     status::SharedStatus,
 };
 
@@ -36,8 +35,8 @@ pub struct Monitor {
     status: SharedStatus,
     updates: mpsc::Sender<Update>,
     shutdown: watch::Receiver<bool>,
-    /// Last state sent per work tree.
-    sent: BTreeMap<PathBuf, RepoStatus>,
+    /// Last state sent per work tree, with every changed path.
+    sent: BTreeMap<PathBuf, FullStatus>,
 }
 
 impl Monitor {
@@ -93,7 +92,7 @@ impl Monitor {
             // Read only once the watcher runs: a change after this read is seen by the watcher,
             // a change before it is in what is read.
             for w in &workdirs {
-                self.refresh(w).await;
+                self.refresh(w, Changed::Everything).await;
             }
             self.publish_status();
             let mut refresh =
@@ -101,8 +100,8 @@ impl Monitor {
             let rescan = loop {
                 tokio::select! {
                     event = next_event(&mut events) => match event {
-                        Some(WatchEvent::RepoChanged(w)) => {
-                            if self.refresh(&w).await {
+                        Some(WatchEvent::RepoChanged(w, changed)) => {
+                            if self.refresh(&w, changed).await {
                                 self.publish_status();
                             }
                         }
@@ -120,13 +119,22 @@ impl Monitor {
         }
     }
 
-    /// Re-reads one repository and forwards its state if it changed; true if it did.
-    async fn refresh(&mut self, workdir: &Path) -> bool {
+    /// Re-reads one repository (only the changed paths when that is enough) and forwards its
+    /// state if it changed; true if it did.
+    async fn refresh(&mut self, workdir: &Path, changed: Changed) -> bool {
         let (root, w) = (self.root.clone(), workdir.to_path_buf());
+        let previous = self.sent.get(workdir).cloned();
         let read = tokio::task::spawn_blocking(move || {
-            let status = repos::read_status(&root, &w);
+            let partial = match (&changed, &previous) {
+                (Changed::Paths(paths), Some(previous)) => repos::update_paths(&w, previous, paths),
+                _ => Ok(None),
+            };
+            let full = match partial {
+                Ok(Some(updated)) => Ok(updated),
+                _ => repos::read_full(&root, &w),
+            };
             crate::memory::release_free_memory();
-            status
+            full
         })
         .await;
         let state = match read {
@@ -137,15 +145,20 @@ impl Monitor {
             }
             Err(_) => return false,
         };
-        if self.sent.get(workdir) == Some(&state) {
+        if self
+            .sent
+            .get(workdir)
+            .is_some_and(|s| s.status == state.status)
+        {
             return false;
         }
-        self.sent.insert(workdir.to_path_buf(), state.clone());
-        self.updates.send(Update::Repo(state)).await.is_ok()
+        let status = state.status.clone();
+        self.sent.insert(workdir.to_path_buf(), state);
+        self.updates.send(Update::Repo(status)).await.is_ok()
     }
 
     fn publish_status(&self) {
-        let repos = self.sent.values().cloned().collect();
+        let repos = self.sent.values().map(|s| s.status.clone()).collect();
         self.status.update(|s| {
             s.repos = repos;
             true

@@ -13,5 +13,5 @@ mod test_support;
 mod watch;
 
 pub use discover::{SKIPPED_DIR_NAMES, discover};
-pub use state::{is_ignored, read_status};
-pub use watch::{DEFAULT_TREE_DEPTH, RepoWatcher, WatchEvent};
+pub use state::{FullStatus, is_ignored, read_full, read_status, update_paths};
+pub use watch::{Changed, DEFAULT_TREE_DEPTH, RepoWatcher, WatchEvent};

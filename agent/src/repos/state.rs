@@ -1,7 +1,7 @@
 //! Reading the live state of one repository with libgit2: HEAD, upstream, and what
 //! `git status --porcelain` would list.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path};
 
 use fulcrum_protocol::{ChangedPath, MAX_CHANGED_PATHS, RepoStatus};
@@ -14,12 +14,6 @@ const STAGED: Status = Status::INDEX_NEW
     .union(Status::INDEX_RENAMED)
     .union(Status::INDEX_TYPECHANGE);
 
-/// Work-tree flags for tracked paths: any of them makes a path "unstaged".
-const UNSTAGED: Status = Status::WT_MODIFIED
-    .union(Status::WT_DELETED)
-    .union(Status::WT_TYPECHANGE)
-    .union(Status::WT_RENAMED);
-
 /// Reads the state of the repository whose work tree is `workdir`.
 ///
 /// [`RepoStatus::path`] is `workdir` relative to `root` with `/` separators (`.` for the root
@@ -30,16 +24,120 @@ const UNSTAGED: Status = Status::WT_MODIFIED
 /// Fails when `workdir` cannot be opened as a repository or its status cannot be computed.
 /// Problems with HEAD or the upstream only leave those fields empty.
 pub fn read_status(root: &Path, workdir: &Path) -> Result<RepoStatus, git2::Error> {
+    Ok(read_full(root, workdir)?.status)
+}
+
+/// A repository's state with every changed path, not only the first [`MAX_CHANGED_PATHS`]: what
+/// [`update_paths`] needs to bring it up to date one path at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullStatus {
+    /// The state as reported (counts and the capped list derive from `changes`).
+    pub status: RepoStatus,
+    /// Every changed path with its porcelain code.
+    changes: BTreeMap<String, String>,
+}
+
+/// Like [`read_status`], keeping every changed path.
+pub fn read_full(root: &Path, workdir: &Path) -> Result<FullStatus, git2::Error> {
     let repo = Repository::open(workdir)?;
     let mut status = RepoStatus {
         path: relative_path(root, workdir),
         ..RepoStatus::default()
     };
     read_head(&repo, &mut status);
+    let mut changes = BTreeMap::new();
     if !repo.is_bare() {
-        read_changes(&repo, &mut status)?;
+        changes = read_changes(&repo)?;
     }
-    Ok(status)
+    let mut full = FullStatus { status, changes };
+    full.derive();
+    Ok(full)
+}
+
+/// Porcelain codes of conflicted paths.
+const CONFLICT_CODES: &[&str] = &["UU", "AA", "DD", "AU", "UA", "DU", "UD"];
+
+impl FullStatus {
+    /// Recomputes the counts and the capped list from `changes`.
+    fn derive(&mut self) {
+        let s = &mut self.status;
+        (s.staged, s.unstaged, s.untracked, s.conflicted) = (0, 0, 0, 0);
+        for code in self.changes.values() {
+            let mut chars = code.chars();
+            let (x, y) = (chars.next().unwrap_or(' '), chars.next().unwrap_or(' '));
+            if CONFLICT_CODES.contains(&code.as_str()) {
+                s.conflicted += 1;
+            } else if code == "??" {
+                s.untracked += 1;
+            } else {
+                s.staged += u32::from(x != ' ');
+                s.unstaged += u32::from(matches!(y, 'M' | 'D' | 'T' | 'R'));
+            }
+        }
+        s.changed_paths_truncated = self.changes.len() > MAX_CHANGED_PATHS;
+        s.changed_paths = self
+            .changes
+            .iter()
+            .take(MAX_CHANGED_PATHS)
+            .map(|(path, code)| ChangedPath {
+                path: path.clone(),
+                code: code.clone(),
+            })
+            .collect();
+    }
+}
+
+/// Brings `previous` up to date after a change to only `paths` (relative to the work tree),
+/// checking just those paths: far cheaper than a full read on a large repository.
+///
+/// Returns `Ok(None)` whenever a path-by-path answer could differ from a full read (a new or
+/// untracked file, anything inside an untracked directory, a directory, conflicts or renames in
+/// play): the caller then reads everything. HEAD and the upstream are taken from `previous`; a
+/// change to them shows up in the git directory, and the watcher then asks for a full read.
+pub fn update_paths(
+    workdir: &Path,
+    previous: &FullStatus,
+    paths: &[std::path::PathBuf],
+) -> Result<Option<FullStatus>, git2::Error> {
+    let tricky = previous.changes.iter().any(|(path, code)| {
+        path.ends_with('/') || code.starts_with('R') || CONFLICT_CODES.contains(&code.as_str())
+    });
+    if tricky || paths.is_empty() {
+        return Ok(None);
+    }
+    let repo = Repository::open(workdir)?;
+    let mut next = previous.clone();
+    for rel in paths {
+        let Some(key) = rel.to_str().map(|p| p.replace('\\', "/")) else {
+            return Ok(None);
+        };
+        if !is_plain_relative(rel) || workdir.join(rel).is_dir() {
+            return Ok(None);
+        }
+        match repo.status_file(rel) {
+            Ok(flags)
+                if flags
+                    .intersects(Status::WT_NEW | Status::CONFLICTED | Status::INDEX_RENAMED) =>
+            {
+                return Ok(None);
+            }
+            Ok(flags) => match porcelain_code(flags) {
+                code if code == "  " => {
+                    next.changes.remove(&key);
+                }
+                code => {
+                    next.changes.insert(key, code);
+                }
+            },
+            // Neither in the index nor in the work tree (a removed untracked file).
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                next.changes.remove(&key);
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+    next.derive();
+    Ok(Some(next))
 }
 
 /// Whether git ignores `rel_path` (relative to the work tree) and does not track it, so that
@@ -166,8 +264,8 @@ fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Fills the counts and the changed path list from the repository's status.
-fn read_changes(repo: &Repository, status: &mut RepoStatus) -> Result<(), git2::Error> {
+/// Every changed path with its porcelain code, from the repository's status.
+fn read_changes(repo: &Repository) -> Result<BTreeMap<String, String>, git2::Error> {
     let mut options = StatusOptions::new();
     options
         .include_untracked(true)
@@ -180,27 +278,21 @@ fn read_changes(repo: &Repository, status: &mut RepoStatus) -> Result<(), git2::
     let statuses = repo.statuses(Some(&mut options))?;
 
     let mut conflict_codes = None;
-    let mut changed = Vec::with_capacity(statuses.len());
+    let mut changes = BTreeMap::new();
     for entry in statuses.iter() {
         let flags = entry.status();
         let path = entry_path(&entry, flags);
         let code = if flags.contains(Status::CONFLICTED) {
-            status.conflicted += 1;
             let codes = conflict_codes.get_or_insert_with(|| read_conflict_codes(repo));
             codes.get(&path).copied().unwrap_or("UU").to_owned()
         } else {
-            count(flags, status);
             porcelain_code(flags)
         };
         if code != "  " {
-            changed.push(ChangedPath { path, code });
+            changes.insert(path, code);
         }
     }
-    changed.sort_by(|a, b| a.path.cmp(&b.path));
-    status.changed_paths_truncated = changed.len() > MAX_CHANGED_PATHS;
-    changed.truncate(MAX_CHANGED_PATHS);
-    status.changed_paths = changed;
-    Ok(())
+    Ok(changes)
 }
 
 /// The path an entry is listed under: the new path of a rename, otherwise its only path.
@@ -213,19 +305,6 @@ fn entry_path(entry: &git2::StatusEntry<'_>, flags: Status) -> String {
     match renamed_to {
         Some(path) => String::from_utf8_lossy(&path).into_owned(),
         None => String::from_utf8_lossy(entry.path_bytes()).into_owned(),
-    }
-}
-
-/// Adds one non-conflicted entry to the staged / unstaged / untracked counts.
-fn count(flags: Status, status: &mut RepoStatus) {
-    if flags.intersects(STAGED) {
-        status.staged += 1;
-    }
-    if flags.intersects(UNSTAGED) {
-        status.unstaged += 1;
-    }
-    if flags.contains(Status::WT_NEW) && !flags.intersects(STAGED) {
-        status.untracked += 1;
     }
 }
 
@@ -307,6 +386,7 @@ mod tests {
     use super::*;
     use crate::repos::test_support::{git, git_may_fail, init_repo, repo_with_commit};
     use std::fs;
+    use std::path::PathBuf;
 
     /// `git status --porcelain` of `dir` as (path, code) pairs sorted by path, with the new path
     /// for renames, plus the counts it implies.
@@ -595,5 +675,59 @@ mod tests {
         assert!(!is_ignored(&repo, Path::new("src")));
         assert!(!is_ignored(&repo, Path::new("")));
         assert!(!is_ignored(&repo, &dir.join("debug.log")));
+    }
+
+    /// After each change, updating only the changed path gives exactly what a full read gives,
+    /// or declines so that the caller reads everything.
+    #[test]
+    fn path_updates_match_full_reads_or_decline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        repo_with_commit(
+            dir,
+            &[("a.txt", "a\n"), ("b.txt", "b\n"), ("sub/c.txt", "c\n")],
+        );
+        let mut known = read_full(dir, dir).unwrap();
+        let check = |known: &mut FullStatus, path: &str| -> bool {
+            let updated = update_paths(dir, known, &[PathBuf::from(path)]).unwrap();
+            let full = read_full(dir, dir).unwrap();
+            if let Some(updated) = &updated {
+                assert_eq!(updated, &full, "update of {path} differs from a full read");
+            }
+            *known = full;
+            updated.is_some()
+        };
+        std::fs::write(dir.join("a.txt"), "a2\n").unwrap();
+        assert!(
+            check(&mut known, "a.txt"),
+            "editing a tracked file is a path update"
+        );
+        assert_eq!(
+            (known.status.unstaged, known.changes["a.txt"].as_str()),
+            (1, " M")
+        );
+        std::fs::write(dir.join("a.txt"), "a\n").unwrap();
+        assert!(check(&mut known, "a.txt"));
+        assert_eq!(known.status.unstaged, 0);
+        std::fs::remove_file(dir.join("sub/c.txt")).unwrap();
+        assert!(check(&mut known, "sub/c.txt"));
+        assert_eq!(known.changes["sub/c.txt"], " D");
+        git(dir, &["add", "b.txt"]);
+        std::fs::write(dir.join("b.txt"), "b2\n").unwrap();
+        git(dir, &["add", "b.txt"]);
+        std::fs::write(dir.join("b.txt"), "b3\n").unwrap();
+        assert!(check(&mut known, "b.txt"));
+        assert_eq!(known.changes["b.txt"], "MM");
+        // New and untracked files decline; so does anything once an untracked directory is listed.
+        std::fs::write(dir.join("new.txt"), "n").unwrap();
+        assert!(!check(&mut known, "new.txt"));
+        std::fs::create_dir(dir.join("fresh")).unwrap();
+        std::fs::write(dir.join("fresh/x.txt"), "x").unwrap();
+        assert!(!check(&mut known, "fresh/x.txt"));
+        std::fs::write(dir.join("a.txt"), "a3\n").unwrap();
+        assert!(
+            !check(&mut known, "a.txt"),
+            "an untracked directory is listed: read everything"
+        );
     }
 }

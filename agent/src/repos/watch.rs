@@ -68,12 +68,25 @@ const GIT_DIR_FILES: &[&str] = &[
 /// Files in the common git directory of a linked worktree that matter to the worktree.
 const COMMON_DIR_FILES: &[&str] = &["packed-refs", "config"];
 
+/// Most changed paths reported for one repository before the watcher says "everything".
+const MAX_HINTED_PATHS: usize = 32;
+
+/// What changed in a repository, as far as the watcher can tell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Changed {
+    /// Anything may have changed (the git directory, a new directory, lost events, many paths):
+    /// read the whole status.
+    Everything,
+    /// Only these work-tree paths (relative to the work tree) changed.
+    Paths(Vec<PathBuf>),
+}
+
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WatchEvent {
     /// Something in this repository (its work tree as given to [`RepoWatcher::start`]) changed:
-    /// read its status again.
-    RepoChanged(PathBuf),
+    /// read its status again, all of it or only the paths named.
+    RepoChanged(PathBuf, Changed),
     /// A repository may have appeared or disappeared under the root: discover again (and
     /// restart the watcher with the new list).
     TreeChanged,
@@ -241,6 +254,11 @@ impl Debouncer {
         (pending.last + self.quiet).min(pending.first + self.max_delay)
     }
 
+    /// Whether a change of `target` is waiting to be reported.
+    fn is_pending(&self, target: Target) -> bool {
+        self.pending.contains_key(&target)
+    }
+
     /// When the next target falls due; `None` when nothing is pending.
     fn deadline(&self) -> Option<Instant> {
         self.pending.values().map(|p| self.due_at(p)).min()
@@ -293,6 +311,8 @@ struct Worker {
     watcher: RecommendedWatcher,
     warned_watch_limit: bool,
     debouncer: Debouncer,
+    /// What changed in each repository with a change pending; absent means everything.
+    hints: HashMap<usize, Vec<PathBuf>>,
 }
 
 impl Worker {
@@ -311,6 +331,7 @@ impl Worker {
             watcher,
             warned_watch_limit: false,
             debouncer: Debouncer::new(debounce),
+            hints: HashMap::new(),
         };
         for workdir in repos {
             worker.open_repo(workdir);
@@ -513,7 +534,11 @@ impl Worker {
         for target in self.debouncer.take_due(now) {
             let event = match target {
                 Target::Repo(index) if self.repos[index].workdir.exists() => {
-                    WatchEvent::RepoChanged(self.repos[index].workdir.clone())
+                    let changed = match self.hints.remove(&index) {
+                        Some(paths) => Changed::Paths(paths),
+                        None => Changed::Everything,
+                    };
+                    WatchEvent::RepoChanged(self.repos[index].workdir.clone(), changed)
                 }
                 // A repository that vanished changes the tree rather than itself.
                 Target::Repo(_) | Target::Tree => WatchEvent::TreeChanged,
@@ -543,7 +568,7 @@ impl Worker {
             // Events were lost: anything may have changed.
             tracing::debug!("file watcher asked for a rescan");
             for index in 0..self.repos.len() {
-                self.debouncer.touch(Target::Repo(index), now);
+                self.touch_repo(index, now);
             }
             self.debouncer.touch(Target::Tree, now);
             return;
@@ -618,8 +643,10 @@ impl Worker {
             if has_git_entry(path) || self.watch_work_dirs(path) {
                 self.debouncer.touch(Target::Tree, now);
             }
+            self.touch_repo(index, now);
+            return;
         }
-        self.touch_repo(index, now);
+        self.touch_repo_path(index, rel, now);
     }
 
     /// A change outside all repositories: a new directory there may be or hold a repository.
@@ -638,11 +665,40 @@ impl Worker {
         }
     }
 
-    /// Records a change of repository `index` and of the repositories it is a submodule of.
+    /// Records a change of one work-tree path of repository `index`, keeping the path as a hint
+    /// unless something bigger is already pending for it.
+    fn touch_repo_path(&mut self, index: usize, rel: &Path, now: Instant) {
+        let pending = self.debouncer.is_pending(Target::Repo(index));
+        match self.hints.get_mut(&index) {
+            Some(paths) if paths.len() < MAX_HINTED_PATHS => {
+                if !paths.iter().any(|p| p == rel) {
+                    paths.push(rel.to_path_buf());
+                }
+            }
+            Some(_) => {
+                self.hints.remove(&index);
+            }
+            // Nothing pending yet: start a hint list. Something pending without a list is
+            // already "everything".
+            None if !pending => {
+                self.hints.insert(index, vec![rel.to_path_buf()]);
+            }
+            None => {}
+        }
+        self.debouncer.touch(Target::Repo(index), now);
+        let superprojects = self.repos[index].superprojects.clone();
+        for outer in superprojects {
+            self.touch_repo(outer, now);
+        }
+    }
+
+    /// Records that anything may have changed in repository `index` and in the repositories it
+    /// is a submodule of.
     fn touch_repo(&mut self, index: usize, now: Instant) {
         let mut todo = vec![index];
         // Superprojects strictly enclose their submodules, so this ends.
         while let Some(index) = todo.pop() {
+            self.hints.remove(&index);
             self.debouncer.touch(Target::Repo(index), now);
             todo.extend(&self.repos[index].superprojects);
         }
@@ -754,7 +810,26 @@ mod tests {
         RepoWatcher::start(root, repos, DEBOUNCE).unwrap()
     }
 
+    /// The event with its path hint dropped, so tests can compare which repository changed.
+    fn coarse(event: WatchEvent) -> WatchEvent {
+        match event {
+            WatchEvent::RepoChanged(workdir, _) => {
+                WatchEvent::RepoChanged(workdir, Changed::Everything)
+            }
+            other => other,
+        }
+    }
+
+    /// "Repository `workdir` changed", whatever the hint.
+    fn changed(workdir: PathBuf) -> WatchEvent {
+        WatchEvent::RepoChanged(workdir, Changed::Everything)
+    }
+
     async fn next_event(events: &mut Events) -> WatchEvent {
+        coarse(next_precise_event(events).await)
+    }
+
+    async fn next_precise_event(events: &mut Events) -> WatchEvent {
         timeout(PATIENCE, events.recv())
             .await
             .expect("no watch event in time")
@@ -771,7 +846,7 @@ mod tests {
     async fn drain(events: &mut Events) -> Vec<WatchEvent> {
         let mut seen = Vec::new();
         while let Ok(Some(event)) = timeout(QUIET, events.recv()).await {
-            seen.push(event);
+            seen.push(coarse(event));
         }
         seen
     }
@@ -782,17 +857,11 @@ mod tests {
         let (_watcher, mut events) = start(tmp.path(), &[a.clone(), b.clone()]);
 
         fs::write(a.join("README"), "edited\n").unwrap();
-        assert_eq!(
-            next_event(&mut events).await,
-            WatchEvent::RepoChanged(a.clone())
-        );
+        assert_eq!(next_event(&mut events).await, changed(a.clone()));
         assert_quiet(&mut events).await;
 
         fs::write(b.join("src/lib.rs"), "// edited\n").unwrap();
-        assert_eq!(
-            next_event(&mut events).await,
-            WatchEvent::RepoChanged(b.clone())
-        );
+        assert_eq!(next_event(&mut events).await, changed(b.clone()));
         assert_quiet(&mut events).await;
     }
 
@@ -809,14 +878,14 @@ mod tests {
 
         // The watcher still works: the silence above was the filter, not a dead watcher.
         fs::write(a.join("src/lib.rs"), "// edited\n").unwrap();
-        assert_eq!(next_event(&mut events).await, WatchEvent::RepoChanged(a));
+        assert_eq!(next_event(&mut events).await, changed(a));
     }
 
     #[tokio::test]
     async fn git_commands_report_changes_and_reading_status_does_not() {
         let (tmp, a, b) = two_repos();
         let (_watcher, mut events) = start(tmp.path(), &[a.clone(), b]);
-        let changed = WatchEvent::RepoChanged(a.clone());
+        let changed = changed(a.clone());
 
         fs::write(a.join("README"), "edited\n").unwrap();
         assert_eq!(next_event(&mut events).await, changed);
@@ -857,10 +926,7 @@ mod tests {
             "{} events: {seen:?}",
             seen.len()
         );
-        assert!(
-            seen.iter()
-                .all(|event| *event == WatchEvent::RepoChanged(a.clone()))
-        );
+        assert!(seen.iter().all(|event| *event == changed(a.clone())));
     }
 
     #[tokio::test]
@@ -880,7 +946,7 @@ mod tests {
                 done.store(true, Ordering::SeqCst);
             }
         });
-        assert_eq!(next_event(&mut events).await, WatchEvent::RepoChanged(a));
+        assert_eq!(next_event(&mut events).await, changed(a));
         assert!(
             !done.load(Ordering::SeqCst),
             "reported only after the writes stopped"
@@ -892,7 +958,7 @@ mod tests {
     async fn new_directories_are_watched() {
         let (tmp, a, b) = two_repos();
         let (_watcher, mut events) = start(tmp.path(), &[a.clone(), b]);
-        let changed = WatchEvent::RepoChanged(a.clone());
+        let changed = changed(a.clone());
 
         fs::create_dir(a.join("docs")).unwrap();
         assert_eq!(next_event(&mut events).await, changed);
@@ -940,7 +1006,7 @@ mod tests {
         fs::remove_dir_all(&b).unwrap();
         let seen = drain(&mut events).await;
         assert!(seen.contains(&WatchEvent::TreeChanged), "rm -r b: {seen:?}");
-        assert!(!seen.contains(&WatchEvent::RepoChanged(b)), "{seen:?}");
+        assert!(!seen.contains(&changed(b)), "{seen:?}");
 
         // Plain directories and files outside repositories do not change the tree.
         fs::create_dir_all(root.join("notes/2024")).unwrap();
@@ -967,25 +1033,19 @@ mod tests {
         let (_watcher, mut events) = start(root, &[main.clone(), sub.clone(), wt.clone()]);
 
         fs::write(wt.join("main.txt"), "edited in the worktree\n").unwrap();
-        assert_eq!(
-            next_event(&mut events).await,
-            WatchEvent::RepoChanged(wt.clone())
-        );
+        assert_eq!(next_event(&mut events).await, changed(wt.clone()));
         assert_quiet(&mut events).await;
 
         // HEAD and index of a linked worktree live in main/.git/worktrees/wt.
         git(&wt, &["commit", "-qam", "worktree commit"]);
         let seen = drain(&mut events).await;
-        assert!(seen.contains(&WatchEvent::RepoChanged(wt)), "{seen:?}");
+        assert!(seen.contains(&changed(wt)), "{seen:?}");
 
         // A change in a submodule changes its superproject's status too.
         fs::write(sub.join("lib.txt"), "edited in the submodule\n").unwrap();
         let mut seen = drain(&mut events).await;
         seen.sort_by_key(|event| format!("{event:?}"));
-        assert_eq!(
-            seen,
-            vec![WatchEvent::RepoChanged(main), WatchEvent::RepoChanged(sub)]
-        );
+        assert_eq!(seen, vec![changed(main), changed(sub)]);
     }
 
     #[tokio::test]
@@ -1048,5 +1108,47 @@ mod tests {
             assert!(!relevant(path), "{path}");
         }
         assert!(!is_relevant_git_path(Path::new("HEAD"), COMMON_DIR_FILES));
+    }
+
+    #[tokio::test]
+    async fn edits_of_files_name_the_paths_and_git_changes_ask_for_everything() {
+        let (tmp, a, _) = two_repos();
+        let (_watcher, mut events) = start(tmp.path(), std::slice::from_ref(&a));
+        fs::write(a.join("README.md"), "edited\n").unwrap();
+        assert_eq!(
+            next_precise_event(&mut events).await,
+            WatchEvent::RepoChanged(a.clone(), Changed::Paths(vec![PathBuf::from("README.md")]))
+        );
+        git(&a, &["add", "README.md"]);
+        assert_eq!(
+            next_precise_event(&mut events).await,
+            WatchEvent::RepoChanged(a.clone(), Changed::Everything),
+            "an index change may change anything"
+        );
+        for i in 0..=MAX_HINTED_PATHS {
+            fs::write(a.join(format!("many-{i}.txt")), "x").unwrap();
+        }
+        // However the writes fall into debounce windows, no hint is over the cap and nothing is
+        // lost: either some event says "everything" or the hints name every file.
+        let mut seen = vec![next_precise_event(&mut events).await];
+        while let Ok(Some(more)) = timeout(QUIET, events.recv()).await {
+            seen.push(more);
+        }
+        let mut named = std::collections::BTreeSet::new();
+        let mut everything = false;
+        for event in &seen {
+            match event {
+                WatchEvent::RepoChanged(_, Changed::Everything) => everything = true,
+                WatchEvent::RepoChanged(_, Changed::Paths(p)) => {
+                    assert!(p.len() <= MAX_HINTED_PATHS, "{event:?}");
+                    named.extend(p.iter().cloned());
+                }
+                WatchEvent::TreeChanged => {}
+            }
+        }
+        assert!(
+            everything || named.len() == MAX_HINTED_PATHS + 1,
+            "{seen:?}"
+        );
     }
 }
