@@ -34,8 +34,8 @@ fi
 if [ -z "${FULCRUM_TEST_POSTGRES_URL:-}" ]; then
   FULCRUM_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
   if ! psql "$FULCRUM_TEST_POSTGRES_URL" -qtAc "select 1" >/dev/null 2>&1; then
-    $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
-      || su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
+      || sudo -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
     FULCRUM_TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
   fi
   psql "$FULCRUM_TEST_POSTGRES_URL" -qtAc "select 1" >/dev/null

@@ -49,6 +49,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// The delay after a refusal that retrying cannot fix.
 const REFUSED_DELAY: Duration = Duration::from_secs(30);
+/// A session that lasted this long counts as healthy: the backoff starts again from the shortest
+/// delay after it ends. A shorter one (say, a relay that welcomes then drops the agent) does not
+/// reset it, so a failure right after the welcome cannot turn into a tight reconnect loop.
+const SETTLED: Duration = Duration::from_secs(30);
 /// Notices kept for `fulcrum status`.
 const MAX_NOTICES: usize = 5;
 
@@ -128,7 +132,7 @@ pub fn tls_config(extra_ca: Option<&std::path::Path>) -> Result<Arc<rustls::Clie
 
 /// Updates that have not been handed to the outbox yet, coalesced: only the newest state of each
 /// repository is kept, so a long disconnection costs one entry per repository.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Pending {
     set: Option<Vec<String>>,
     repos: BTreeMap<String, RepoStatus>,
@@ -165,8 +169,9 @@ impl Pending {
 enum Ended {
     /// The relay asked us to come back after a delay.
     Reconnect(Duration),
-    /// A problem; `welcomed` tells whether the session got as far as the welcome.
-    Problem { problem: Problem, welcomed: bool },
+    /// A problem; `settled` tells whether the session had lasted long enough to reset the
+    /// backoff.
+    Problem { problem: Problem, settled: bool },
     /// The agent is shutting down.
     Shutdown,
 }
@@ -184,6 +189,8 @@ pub struct Link {
     shutdown: watch::Receiver<bool>,
     outbox: Outbox<AgentMessage>,
     pending: Pending,
+    /// The newest state of everything, to send again in full on a fresh stream.
+    latest: Pending,
     relay_inbox: Option<Inbox>,
 }
 
@@ -206,6 +213,7 @@ impl Link {
             shutdown,
             outbox: Outbox::new(OUTBOX_CAPACITY),
             pending: Pending::default(),
+            latest: Pending::default(),
             relay_inbox: None,
         })
     }
@@ -228,8 +236,8 @@ impl Link {
                     };
                     (problem, after)
                 }
-                Ended::Problem { problem, welcomed } => {
-                    if welcomed {
+                Ended::Problem { problem, settled } => {
+                    if settled {
                         backoff = new_backoff();
                     }
                     let refused = matches!(
@@ -259,6 +267,12 @@ impl Link {
         }
     }
 
+    /// Queues an update for sending and remembers it as the newest state.
+    fn take_update(&mut self, update: Update) {
+        self.latest.add(update.clone());
+        self.pending.add(update);
+    }
+
     /// Sleeps for `delay` while still taking updates; false on shutdown.
     async fn wait(&mut self, delay: Duration) -> bool {
         let sleep = tokio::time::sleep(delay);
@@ -267,7 +281,7 @@ impl Link {
             tokio::select! {
                 _ = &mut sleep => return true,
                 update = self.updates.recv() => match update {
-                    Some(u) => self.pending.add(u),
+                    Some(u) => self.take_update(u),
                     None => return false,
                 },
                 _ = stopping(&mut self.shutdown) => return false,
@@ -286,7 +300,7 @@ impl Link {
             Ok(Err(problem)) => {
                 return Ended::Problem {
                     problem,
-                    welcomed: false,
+                    settled: false,
                 };
             }
             Err(_) => return relay_down("timed out connecting to the relay", false),
@@ -393,14 +407,14 @@ impl Link {
             Ok(Err(problem)) => {
                 return Ended::Problem {
                     problem,
-                    welcomed: false,
+                    settled: false,
                 };
             }
             Ok(Ok(RelayFrame::Welcome(w))) => w,
             Ok(Ok(RelayFrame::Reject(r))) => {
                 return Ended::Problem {
                     problem: rejected(r.reason, r.message),
-                    welcomed: false,
+                    settled: false,
                 };
             }
             Ok(Ok(other)) => {
@@ -424,6 +438,21 @@ impl Link {
             Some(inbox) => inbox.switch_to(welcome.relay_stream),
             None => self.relay_inbox = Some(Inbox::new(welcome.relay_stream, 0)),
         }
+        if welcome.agent_stream_acked < self.outbox.acked_through() {
+            // The relay lost updates it had acknowledged (a restore, a failover). Replaying
+            // cannot fill that gap: start a new stream and send the whole state again.
+            self.outbox = Outbox::new(OUTBOX_CAPACITY);
+            self.pending = self.latest.clone();
+            let problem = Problem {
+                kind: ProblemKind::SessionEnded,
+                message: "the relay lost acknowledged updates; sending the full state again".into(),
+            };
+            return Ended::Problem {
+                problem,
+                settled: false,
+            };
+        }
+        let welcomed_at = Instant::now();
         // Drop what the relay already has, replay the rest, then send what piled up.
         self.outbox.ack(welcome.agent_stream_acked);
         let replay: Vec<_> = self.outbox.unacked().cloned().collect();
@@ -443,6 +472,13 @@ impl Link {
                 let _ = ws.close(None).await;
                 Ended::Shutdown
             }
+            Ended::Problem {
+                problem,
+                settled: true,
+            } if welcomed_at.elapsed() < SETTLED => Ended::Problem {
+                problem,
+                settled: false,
+            },
             other => other,
         }
     }
@@ -464,7 +500,7 @@ impl Link {
                     deadline = tokio::time::Instant::now() + silence;
                     let frame = match frame {
                         Ok(f) => f,
-                        Err(problem) => return Ended::Problem { problem, welcomed: true },
+                        Err(problem) => return Ended::Problem { problem, settled: true },
                     };
                     match frame {
                         RelayFrame::Ping { nonce, rtt_us } => {
@@ -484,12 +520,12 @@ impl Link {
                             }
                         }
                         RelayFrame::Reconnect { after_ms } => return Ended::Reconnect(Duration::from_millis(after_ms)),
-                        RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), welcomed: true },
+                        RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), settled: true },
                         RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome", true),
                     }
                 }
                 update = self.updates.recv() => match update {
-                    Some(u) => self.pending.add(u),
+                    Some(u) => self.take_update(u),
                     None => return Ended::Shutdown,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
@@ -550,13 +586,13 @@ fn new_backoff() -> ExponentialBackoff {
         .build()
 }
 
-fn relay_down(message: &str, welcomed: bool) -> Ended {
+fn relay_down(message: &str, settled: bool) -> Ended {
     Ended::Problem {
         problem: Problem {
             kind: ProblemKind::RelayDown,
             message: message.to_owned(),
         },
-        welcomed,
+        settled,
     }
 }
 

@@ -71,6 +71,30 @@ pub struct Durable<T> {
     pub body: T,
 }
 
+impl AgentMessage {
+    /// Checks the message is within the protocol's limits.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::RepoSet { paths } => {
+                if paths.len() > crate::MAX_REPOS {
+                    return Err(format!(
+                        "at most {} repositories per workspace",
+                        crate::MAX_REPOS
+                    ));
+                }
+                if paths
+                    .iter()
+                    .any(|p| p.is_empty() || p.len() > crate::MAX_PATH_BYTES)
+                {
+                    return Err("repository paths must be 1 to 4096 bytes".into());
+                }
+                Ok(())
+            }
+            Self::RepoState(status) => status.check(),
+        }
+    }
+}
+
 /// Durable messages from the agent to the relay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AgentMessage {

@@ -70,6 +70,13 @@ impl<T: Clone> Outbox<T> {
         self.pending.iter()
     }
 
+    /// The highest sequence number the peer has acknowledged (0 before the first).
+    pub fn acked_through(&self) -> u64 {
+        self.pending
+            .front()
+            .map_or(self.next_seq - 1, |m| m.seq - 1)
+    }
+
     /// Number of messages awaiting acknowledgement.
     pub fn len(&self) -> usize {
         self.pending.len()

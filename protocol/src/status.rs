@@ -4,6 +4,12 @@ use serde::{Deserialize, Serialize};
 
 /// Most changed paths reported per repository; the rest are counted but not listed.
 pub const MAX_CHANGED_PATHS: usize = 200;
+/// Most repositories one workspace reports.
+pub const MAX_REPOS: usize = 256;
+/// Longest path (a repository's or a changed file's), in bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest short text (branch, upstream, commit summary), in bytes.
+pub const MAX_TEXT_BYTES: usize = 1024;
 
 /// Who the agent is: sent once per connection in [`crate::Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,4 +79,95 @@ pub struct ChangedPath {
     pub path: String,
     /// Porcelain v1 code: index state then work-tree state, e.g. `" M"`, `"A "`, `"??"`, `"UU"`.
     pub code: String,
+}
+
+impl RepoStatus {
+    /// Brings the status within the protocol's limits by shortening text and dropping paths
+    /// that are too long (marking the list truncated). The agent calls it before sending.
+    pub fn clamp(&mut self) {
+        for text in [&mut self.branch, &mut self.upstream, &mut self.head_summary]
+            .into_iter()
+            .flatten()
+        {
+            truncate_at_char(text, MAX_TEXT_BYTES);
+        }
+        let before = self.changed_paths.len();
+        self.changed_paths
+            .retain(|c| c.path.len() <= MAX_PATH_BYTES);
+        self.changed_paths.truncate(MAX_CHANGED_PATHS);
+        if self.changed_paths.len() < before {
+            self.changed_paths_truncated = true;
+        }
+    }
+
+    /// Checks the status is within the protocol's limits; the relay refuses one that is not.
+    pub fn check(&self) -> Result<(), String> {
+        let path_ok = |p: &str| !p.is_empty() && p.len() <= MAX_PATH_BYTES;
+        if !path_ok(&self.path) {
+            return Err(format!(
+                "repository path must be 1 to {MAX_PATH_BYTES} bytes"
+            ));
+        }
+        let texts = [&self.branch, &self.upstream, &self.head_summary];
+        if texts
+            .iter()
+            .any(|t| t.as_ref().is_some_and(|t| t.len() > MAX_TEXT_BYTES))
+            || self.head_sha.as_ref().is_some_and(|s| s.len() > 64)
+        {
+            return Err(format!(
+                "branch, upstream and summary are limited to {MAX_TEXT_BYTES} bytes"
+            ));
+        }
+        if self.changed_paths.len() > MAX_CHANGED_PATHS
+            || self
+                .changed_paths
+                .iter()
+                .any(|c| !path_ok(&c.path) || c.code.len() != 2)
+        {
+            return Err(format!(
+                "at most {MAX_CHANGED_PATHS} changed paths, each 1 to {MAX_PATH_BYTES} bytes with a two-letter code"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamped_statuses_pass_the_check() {
+        let mut s = RepoStatus {
+            path: ".".into(),
+            head_summary: Some("é".repeat(2000)),
+            changed_paths: (0..500)
+                .map(|i| ChangedPath {
+                    path: if i == 3 {
+                        "x".repeat(5000)
+                    } else {
+                        format!("f{i}")
+                    },
+                    code: " M".into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(s.check().is_err());
+        s.clamp();
+        assert!(s.check().is_ok());
+        assert!(s.changed_paths_truncated);
+        assert_eq!(s.changed_paths.len(), MAX_CHANGED_PATHS);
+        assert!(s.head_summary.as_ref().unwrap().len() <= MAX_TEXT_BYTES);
+    }
 }

@@ -142,7 +142,7 @@ impl FileConfig {
 }
 
 /// Settings given on the command line or in the environment; they win over the file.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7420].
     #[arg(long, env = "FULCRUM_LISTEN")]
@@ -163,6 +163,22 @@ pub struct ServeArgs {
     /// TOML config file for everything else.
     #[arg(long, env = "FULCRUM_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password.
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 /// The default listen address.

@@ -75,6 +75,9 @@ impl Relay {
             config: Arc::new(config),
             sessions: Arc::new(Registry::default()),
             shutdown: stopping.clone(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         let app = api::router(state.clone());

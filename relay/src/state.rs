@@ -21,6 +21,8 @@ pub struct AppState {
     pub sessions: Arc<Registry>,
     /// Becomes `true` when the relay is shutting down; long-lived sockets watch it.
     pub shutdown: watch::Receiver<bool>,
+    /// Password hashing is slow on purpose; this caps how many run at once.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -131,6 +131,34 @@ async fn bad_agents_are_refused_and_others_keep_working(b: Backend) {
         RejectReason::ProtocolViolation
     );
 
+    // A status beyond the protocol's limits (too many changed paths) is refused.
+    let (mut raw, _) = RawAgent::handshake(
+        &relay.url(),
+        &alice.agent_token,
+        "too-big",
+        uuid::Uuid::new_v4(),
+    )
+    .await;
+    let huge = RepoStatus {
+        path: ".".into(),
+        changed_paths: (0..=fulcrum_protocol::MAX_CHANGED_PATHS)
+            .map(|i| fulcrum_protocol::ChangedPath {
+                path: format!("f{i}"),
+                code: " M".into(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    raw.send(&AgentFrame::Durable(Durable {
+        seq: 1,
+        body: AgentMessage::RepoState(huge),
+    }))
+    .await;
+    assert_eq!(
+        expect_reject(raw.recv_non_ping().await),
+        RejectReason::ProtocolViolation
+    );
+
     // None of it disturbed the good agent or stored anything.
     let after = good.agent.status();
     assert_eq!(after.connection.state, ConnectionState::Connected);
@@ -241,18 +269,23 @@ async fn durable_messages_are_applied_once_in_order() {
     }))
     .await;
     assert_eq!(raw.recv_non_ping().await, Some(RelayFrame::Ack { seq: 1 }));
-    // A gap is not applied: seq 3 before 2.
-    raw.send(&AgentFrame::Durable(Durable {
-        seq: 3,
-        body: state("three"),
-    }))
-    .await;
     raw.send(&AgentFrame::Durable(Durable {
         seq: 2,
         body: state("two"),
     }))
     .await;
     assert_eq!(raw.recv_non_ping().await, Some(RelayFrame::Ack { seq: 2 }));
+    assert_eq!(branch().await, "two");
+    // A gap (4 before 3) is refused, not papered over: the agent must reconnect and replay.
+    raw.send(&AgentFrame::Durable(Durable {
+        seq: 4,
+        body: state("four"),
+    }))
+    .await;
+    assert_eq!(
+        expect_reject(raw.recv_non_ping().await),
+        RejectReason::ProtocolViolation
+    );
     assert_eq!(branch().await, "two");
     drop(raw);
 

@@ -189,3 +189,75 @@ async fn reconnects_after_relay_restart(b: Backend) {
     agent.agent.stop().await;
     relay.shutdown().await.unwrap();
 }
+
+/// A relay that lost updates it had acknowledged (a restore, a failover): the agent notices at
+/// the next welcome and sends its whole state again on a new stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_resends_everything_when_the_relay_lost_acknowledged_updates() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let addr = relay.addr;
+    let alice = make_user(&relay, "alice").await;
+    let repo = TestRepo::new();
+    repo.write("README.md", "edited\n");
+    let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
+    agent
+        .agent
+        .wait_for(
+            |s| {
+                s.connection.state == ConnectionState::Connected
+                    && s.repos.first().is_some_and(|r| r.unstaged == 1)
+                    && s.unacked == 0
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    relay.shutdown().await.unwrap();
+    // Roll the relay's database back: the stored position and the repositories are gone.
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE workspaces SET agent_seq = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM workspace_repos")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let relay = start_relay(
+        &db,
+        &RelayOptions {
+            listen: addr,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
+    let w = events
+        .workspace_where(|w| w["online"] == true && repo0(w)["unstaged"] == 1)
+        .await
+        .unwrap();
+    assert_eq!(repo0(&w)["path"], ".");
+    agent
+        .agent
+        .wait_for(
+            |s| s.unacked == 0 && s.connection.state == ConnectionState::Connected,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let stored = Api::new(&relay.url())
+        .with_token(&alice.access)
+        .workspaces()
+        .await
+        .unwrap();
+    assert_eq!(
+        repo0(&stored[0])["unstaged"],
+        1,
+        "the full state is stored again"
+    );
+    agent.agent.stop().await;
+    relay.shutdown().await.unwrap();
+}

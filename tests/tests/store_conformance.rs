@@ -387,13 +387,36 @@ async fn workspaces_and_exactly_once(b: Backend) {
             .unwrap(),
         Applied::Duplicate
     );
+    // A replay that overlaps the stored position applies only what is new.
+    let overlap: Vec<_> = (3..=6)
+        .map(|seq| Durable {
+            seq,
+            body: repo(".", &format!("overlap-{seq}")),
+        })
+        .collect();
+    assert_eq!(
+        s.apply_agent_messages(a.id, ws, fresh, &overlap, now)
+            .await
+            .unwrap(),
+        Applied::Applied
+    );
+    let w = s.get_workspace(a.id, ws).await.unwrap().unwrap();
+    assert_eq!(w.repos[0].status.branch.as_deref(), Some("overlap-6"));
+    assert_eq!(
+        s.agent_connected(&connect(a.id, ta.id, fresh))
+            .await
+            .unwrap()
+            .agent_seq,
+        6
+    );
+    // A batch after a gap, or not contiguous, changes nothing.
     let holey = vec![
         Durable {
-            seq: 5,
+            seq: 7,
             body: repo(".", "x"),
         },
         Durable {
-            seq: 7,
+            seq: 9,
             body: repo(".", "y"),
         },
     ];
@@ -403,12 +426,22 @@ async fn workspaces_and_exactly_once(b: Backend) {
             .unwrap(),
         Applied::OutOfOrder
     );
+    let gap = vec![Durable {
+        seq: 9,
+        body: repo(".", "z"),
+    }];
+    assert_eq!(
+        s.apply_agent_messages(a.id, ws, fresh, &gap, now)
+            .await
+            .unwrap(),
+        Applied::OutOfOrder
+    );
     assert_eq!(
         s.agent_connected(&connect(a.id, ta.id, fresh))
             .await
             .unwrap()
             .agent_seq,
-        4
+        6
     );
 
     // Presence.

@@ -114,7 +114,15 @@ async fn users_see_only_their_own_workspaces(b: Backend) {
         relay.url().replace("http", "ws"),
         alice.access
     );
-    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401)
+        }
+        other => panic!(
+            "an access token must not open the events socket: {:?}",
+            other.map(|_| ())
+        ),
+    }
     agent.agent.stop().await;
     relay.shutdown().await.unwrap();
 }

@@ -84,6 +84,8 @@ impl FullStatus {
                 code: code.clone(),
             })
             .collect();
+        // Within the protocol's limits (a very long commit summary, an absurd path).
+        self.status.clamp();
     }
 }
 

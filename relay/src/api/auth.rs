@@ -110,6 +110,22 @@ pub async fn create_user(
     Ok(app_store.create_user(&email, &hash).await?)
 }
 
+/// Waits briefly for a password-hashing slot; 429 when the relay is already busy hashing.
+async fn password_slot(app: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    let wait = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.password_checks.clone().acquire_owned(),
+    );
+    match wait.await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::new(
+            ErrorKind::TooManyRequests,
+            "busy",
+            "too many logins at once; try again in a moment",
+        )),
+    }
+}
+
 /// `POST /api/v1/auth/signup` (only when enabled in the config).
 pub async fn signup(
     State(app): State<AppState>,
@@ -122,6 +138,7 @@ pub async fn signup(
             "sign-up is disabled on this relay",
         ));
     }
+    let _slot = password_slot(&app).await?;
     let user = create_user(&app.store, &c.email, &c.password).await?;
     Ok(created(user))
 }
@@ -151,6 +168,7 @@ pub async fn login(
     }
     let email = normalize_email(&c.email).map_err(|_| invalid())?;
     let user = app.store.user_by_email(&email).await?;
+    let _slot = password_slot(&app).await?;
     let hash = user.as_ref().map_or_else(
         || auth::dummy_password_hash().to_owned(),
         |u| u.password_hash.clone(),

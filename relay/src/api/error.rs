@@ -143,6 +143,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.kind.status();
         let mut response = (status, Json(ErrorBody::new(self.code, &self.message))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

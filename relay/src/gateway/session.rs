@@ -34,9 +34,11 @@ type Sink = SplitSink<WebSocket, Message>;
 
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 256;
-/// Most messages accepted but not yet committed; past it the session stops reading from the
-/// agent until a commit finishes (backpressure, never unbounded memory).
-const MAX_UNCOMMITTED: usize = 4096;
+/// Most bytes of messages accepted but not yet committed; past it the session stops reading from
+/// the agent until a commit finishes (backpressure, never unbounded memory).
+const MAX_UNCOMMITTED_BYTES: usize = 8 * 1024 * 1024;
+/// How long a write to the agent may take before the session is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A commit in flight: the store's answer and the last sequence number it covers.
 type Commit = JoinHandle<(StoreResult<Applied>, u64)>;
@@ -130,6 +132,15 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         .await;
     let connected = match connected {
         Ok(c) => c,
+        Err(crate::store::StoreError::TokenRevoked) => {
+            let _ = reject(
+                &mut sink,
+                RejectReason::Unauthorized,
+                "the agent token was revoked",
+            )
+            .await;
+            return;
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot record agent session");
             let _ = reject(
@@ -175,7 +186,9 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         inbox: Inbox::new(hello.agent_stream, connected.agent_seq),
         committed: connected.agent_seq,
         uncommitted: Vec::new(),
+        uncommitted_bytes: 0,
         in_flight: None,
+        in_flight_bytes: 0,
         sink: &mut sink,
     };
     let end = if send(session.sink, &welcome).await {
@@ -216,9 +229,11 @@ struct Session<'a> {
     inbox: Inbox,
     /// The highest sequence number committed.
     committed: u64,
-    /// Accepted, not yet committed, not in flight.
-    uncommitted: Vec<Durable<AgentMessage>>,
+    /// Accepted, not yet committed, not in flight, with each message's size on the wire.
+    uncommitted: Vec<(Durable<AgentMessage>, usize)>,
+    uncommitted_bytes: usize,
     in_flight: Option<Commit>,
+    in_flight_bytes: usize,
     sink: &'a mut Sink,
 }
 
@@ -240,7 +255,7 @@ impl Session<'_> {
         let mut rtt_us: Option<u64> = None;
         loop {
             tokio::select! {
-                frame = stream.next(), if self.uncommitted.len() < MAX_UNCOMMITTED => {
+                frame = stream.next(), if self.uncommitted_bytes + self.in_flight_bytes < MAX_UNCOMMITTED_BYTES => {
                     let bytes = match frame {
                         Some(Ok(Message::Binary(bytes))) => bytes,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => { last_heard = Instant::now(); continue }
@@ -272,7 +287,7 @@ impl Session<'_> {
                             return refuse(self.sink, RejectReason::ProtocolViolation, "hello sent twice").await;
                         }
                         AgentFrame::Durable(d) => {
-                            if let Some(end) = self.accept(d).await {
+                            if let Some(end) = self.accept(d, bytes.len()).await {
                                 return end;
                             }
                         }
@@ -316,7 +331,24 @@ impl Session<'_> {
 
     /// Takes a durable message: publishes it live and queues it for the writer, or answers a
     /// replay with the committed position. `Some` ends the session.
-    async fn accept(&mut self, d: Durable<AgentMessage>) -> Option<End> {
+    async fn accept(&mut self, d: Durable<AgentMessage>, size: usize) -> Option<End> {
+        if let Err(problem) = d.body.check() {
+            return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
+        }
+        if let AgentMessage::RepoState(status) = &d.body {
+            let full = {
+                let view = lock(&self.view);
+                !view.repos.iter().any(|r| r.status.path == status.path)
+                    && view.repos.len() >= fulcrum_protocol::MAX_REPOS
+            };
+            if full {
+                let problem = format!(
+                    "at most {} repositories per workspace",
+                    fulcrum_protocol::MAX_REPOS
+                );
+                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
+            }
+        }
         let verdict = self.inbox.check(d.seq);
         tracing::debug!(
             seq = d.seq,
@@ -333,7 +365,8 @@ impl Session<'_> {
                     events::workspace(&view)
                 };
                 self.app.bus.publish(self.token.owner_id, event);
-                self.uncommitted.push(d);
+                self.uncommitted.push((d, size));
+                self.uncommitted_bytes += size;
                 self.start_commit();
             }
             Accept::Duplicate => {
@@ -350,11 +383,11 @@ impl Session<'_> {
                 }
             }
             Accept::Gap { expected } => {
-                tracing::warn!(
-                    got = d.seq,
-                    expected,
-                    "gap in agent stream; waiting for replay"
+                let problem = format!(
+                    "message {} arrived before message {expected}; reconnect and replay",
+                    d.seq
                 );
+                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
             }
         }
         None
@@ -366,7 +399,9 @@ impl Session<'_> {
             return;
         }
         let take = self.uncommitted.len().min(MAX_BATCH);
-        let batch: Vec<_> = self.uncommitted.drain(..take).collect();
+        let (batch, sizes): (Vec<_>, Vec<_>) = self.uncommitted.drain(..take).unzip();
+        self.in_flight_bytes = sizes.iter().sum();
+        self.uncommitted_bytes -= self.in_flight_bytes;
         let last = batch.last().map_or(self.committed, |m| m.seq);
         let (store, owner, workspace, stream) = (
             self.app.store.clone(),
@@ -389,6 +424,7 @@ impl Session<'_> {
         &mut self,
         done: Option<Result<(StoreResult<Applied>, u64), tokio::task::JoinError>>,
     ) -> Option<End> {
+        self.in_flight_bytes = 0;
         match done {
             Some(Ok((Ok(Applied::Applied | Applied::Duplicate), last))) => {
                 tracing::debug!(last, "committed");
@@ -486,13 +522,20 @@ fn apply_to_view(view: &mut Workspace, message: AgentMessage, now: chrono::DateT
                 ),
             }
         }
-        AgentMessage::RepoSet { paths } => view.repos.retain(|r| paths.contains(&r.status.path)),
+        AgentMessage::RepoSet { paths } => {
+            let keep: std::collections::HashSet<&String> = paths.iter().collect();
+            view.repos.retain(|r| keep.contains(&r.status.path));
+        }
     }
 }
 
 async fn send(sink: &mut Sink, frame: &RelayFrame) -> bool {
     match fulcrum_protocol::encode(frame) {
-        Ok(bytes) => sink.send(Message::Binary(bytes.into())).await.is_ok(),
+        // An agent that stops reading must not freeze the session: give up after a while.
+        Ok(bytes) => matches!(
+            tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await,
+            Ok(Ok(()))
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode relay frame");
             false

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The agent token was revoked while the agent was connecting.
+    #[error("the agent token was revoked")]
+    TokenRevoked,
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -251,9 +254,10 @@ pub trait Store: Send + Sync + 'static {
     /// Marks every workspace offline (at start, before any session exists).
     async fn mark_all_offline(&self, now: DateTime<Utc>) -> StoreResult<()>;
     /// Applies a batch of durable messages of the agent's `stream` in one transaction, exactly
-    /// once: the batch must be contiguous and start right after the stored position, and the
-    /// position moves to its last sequence number. A batch wholly at or before the position is a
-    /// [`Applied::Duplicate`]; anything else changes nothing and is [`Applied::OutOfOrder`].
+    /// once: the batch must be contiguous; the messages after the stored position are applied
+    /// and the position moves to the batch's last sequence number. A batch wholly at or before
+    /// the position is a [`Applied::Duplicate`]; one that starts after a gap, or on another
+    /// stream, changes nothing and is [`Applied::OutOfOrder`].
     async fn apply_agent_messages(
         &self,
         owner: Uuid,

@@ -369,6 +369,19 @@ macro_rules! sql_store {
             async fn agent_connected(&self, c: &AgentConnect<'_>) -> StoreResult<ConnectedWorkspace> {
                 let id = &c.identity;
                 let mut tx = self.pool.begin().await?;
+                // The token may have been revoked since the socket was accepted.
+                let active = sqlx::query(
+                    "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(c.token_id)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if active == 0 {
+                    tx.rollback().await?;
+                    return Err(StoreError::TokenRevoked);
+                }
                 let row = sqlx::query(
                     "INSERT INTO workspaces (id, owner_id, key, name, hostname, root, coder, agent_version, \
                          online, connected_at, last_seen_at, agent_stream, agent_seq, created_at) \
@@ -396,11 +409,6 @@ macro_rules! sql_store {
                 .await?;
                 let ws_id: Uuid = row.try_get("id")?;
                 let agent_seq: i64 = row.try_get("agent_seq")?;
-                sqlx::query("UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1")
-                    .bind(c.token_id)
-                    .bind(c.now)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 let workspace = self
                     .load_workspaces(c.owner_id, Some(ws_id))
@@ -451,39 +459,39 @@ macro_rules! sql_store {
                 }
                 let (first, last) = (seq_to_db(first.seq)?, seq_to_db(last.seq)?);
                 let mut tx = self.pool.begin().await?;
-                let advanced = sqlx::query(
-                    "UPDATE workspaces SET agent_seq = $5, last_seen_at = $6 \
-                     WHERE owner_id = $1 AND id = $2 AND agent_stream = $3 AND agent_seq = $4 - 1",
+                // A write first: it locks the row (and, on SQLite, the database) and reads the
+                // stream position in the same step.
+                let row = sqlx::query(
+                    "UPDATE workspaces SET last_seen_at = $3 WHERE owner_id = $1 AND id = $2 \
+                     RETURNING agent_stream, agent_seq",
                 )
                 .bind(owner)
                 .bind(workspace)
-                .bind(stream)
-                .bind(first)
-                .bind(last)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if advanced == 0 {
-                    let row = sqlx::query(
-                        "SELECT agent_stream, agent_seq FROM workspaces WHERE owner_id = $1 AND id = $2",
-                    )
-                    .bind(owner)
-                    .bind(workspace)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    tx.rollback().await?;
-                    let duplicate = match row {
-                        Some(row) => {
-                            let at: i64 = row.try_get("agent_seq")?;
-                            let on: Option<Uuid> = row.try_get("agent_stream")?;
-                            on == Some(stream) && last <= at
-                        }
-                        None => false,
-                    };
-                    return Ok(if duplicate { Applied::Duplicate } else { Applied::OutOfOrder });
-                }
-                for message in batch {
+                .fetch_optional(&mut *tx)
+                .await?;
+                let position = match row {
+                    Some(row) => {
+                        let on: Option<Uuid> = row.try_get("agent_stream")?;
+                        let at: i64 = row.try_get("agent_seq")?;
+                        (on == Some(stream)).then_some(at)
+                    }
+                    None => None,
+                };
+                let at = match position {
+                    Some(at) if at >= last => {
+                        tx.rollback().await?;
+                        return Ok(Applied::Duplicate);
+                    }
+                    // The batch may start before the position (a replay overlapping what another
+                    // session of the same stream committed): apply only what follows it.
+                    Some(at) if at >= first - 1 => at,
+                    _ => {
+                        tx.rollback().await?;
+                        return Ok(Applied::OutOfOrder);
+                    }
+                };
+                for message in batch.iter().filter(|m| m.seq as i64 > at) {
                     match &message.body {
                         AgentMessage::RepoState(status) => {
                             sqlx::query(
@@ -505,7 +513,8 @@ macro_rules! sql_store {
                             .bind(workspace)
                             .fetch_all(&mut *tx)
                             .await?;
-                            for gone in known.iter().filter(|p| !paths.contains(p)) {
+                            let keep: std::collections::HashSet<&String> = paths.iter().collect();
+                            for gone in known.iter().filter(|p| !keep.contains(p)) {
                                 sqlx::query(
                                     "DELETE FROM workspace_repos WHERE workspace_id = $1 AND path = $2",
                                 )
@@ -517,6 +526,12 @@ macro_rules! sql_store {
                         }
                     }
                 }
+                sqlx::query("UPDATE workspaces SET agent_seq = $3 WHERE owner_id = $1 AND id = $2")
+                    .bind(owner)
+                    .bind(workspace)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(Applied::Applied)
             }
@@ -563,7 +578,9 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: an acknowledged update survives a power cut too. Group commit keeps the cost
+            // per batch, not per message.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
