@@ -670,11 +670,8 @@ impl Worker {
     fn touch_repo_path(&mut self, index: usize, rel: &Path, now: Instant) {
         let pending = self.debouncer.is_pending(Target::Repo(index));
         match self.hints.get_mut(&index) {
-            Some(paths) if paths.len() < MAX_HINTED_PATHS => {
-                if !paths.iter().any(|p| p == rel) {
-                    paths.push(rel.to_path_buf());
-                }
-            }
+            Some(paths) if paths.iter().any(|p| p == rel) => {}
+            Some(paths) if paths.len() < MAX_HINTED_PATHS => paths.push(rel.to_path_buf()),
             Some(_) => {
                 self.hints.remove(&index);
             }
