@@ -459,36 +459,61 @@ macro_rules! sql_store {
                 }
                 let (first, last) = (seq_to_db(first.seq)?, seq_to_db(last.seq)?);
                 let mut tx = self.pool.begin().await?;
-                // A write first: it locks the row (and, on SQLite, the database) and reads the
-                // stream position in the same step.
-                let row = sqlx::query(
-                    "UPDATE workspaces SET last_seen_at = $3 WHERE owner_id = $1 AND id = $2 \
-                     RETURNING agent_stream, agent_seq",
+                // The common case in one statement: the batch follows the stored position.
+                let advanced = sqlx::query(
+                    "UPDATE workspaces SET agent_seq = $5, last_seen_at = $6 \
+                     WHERE owner_id = $1 AND id = $2 AND agent_stream = $3 AND agent_seq = $4 - 1",
                 )
                 .bind(owner)
                 .bind(workspace)
+                .bind(stream)
+                .bind(first)
+                .bind(last)
                 .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let position = match row {
-                    Some(row) => {
-                        let on: Option<Uuid> = row.try_get("agent_stream")?;
-                        let at: i64 = row.try_get("agent_seq")?;
-                        (on == Some(stream)).then_some(at)
-                    }
-                    None => None,
-                };
-                let at = match position {
-                    Some(at) if at >= last => {
-                        tx.rollback().await?;
-                        return Ok(Applied::Duplicate);
-                    }
-                    // The batch may start before the position (a replay overlapping what another
-                    // session of the same stream committed): apply only what follows it.
-                    Some(at) if at >= first - 1 => at,
-                    _ => {
-                        tx.rollback().await?;
-                        return Ok(Applied::OutOfOrder);
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let at = if advanced == 1 {
+                    first - 1
+                } else {
+                    // Otherwise read the position under the row lock (the write takes it, also
+                    // on SQLite) and decide: a replay overlapping what another session of the
+                    // same stream committed applies only what follows it.
+                    let row = sqlx::query(
+                        "UPDATE workspaces SET last_seen_at = $3 WHERE owner_id = $1 AND id = $2 \
+                         RETURNING agent_stream, agent_seq",
+                    )
+                    .bind(owner)
+                    .bind(workspace)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let position = match row {
+                        Some(row) => {
+                            let on: Option<Uuid> = row.try_get("agent_stream")?;
+                            let at: i64 = row.try_get("agent_seq")?;
+                            (on == Some(stream)).then_some(at)
+                        }
+                        None => None,
+                    };
+                    match position {
+                        Some(at) if at >= last => {
+                            tx.rollback().await?;
+                            return Ok(Applied::Duplicate);
+                        }
+                        Some(at) if at >= first - 1 => {
+                            sqlx::query("UPDATE workspaces SET agent_seq = $3 WHERE owner_id = $1 AND id = $2")
+                                .bind(owner)
+                                .bind(workspace)
+                                .bind(last)
+                                .execute(&mut *tx)
+                                .await?;
+                            at
+                        }
+                        _ => {
+                            tx.rollback().await?;
+                            return Ok(Applied::OutOfOrder);
+                        }
                     }
                 };
                 for message in batch.iter().filter(|m| m.seq as i64 > at) {
@@ -526,12 +551,6 @@ macro_rules! sql_store {
                         }
                     }
                 }
-                sqlx::query("UPDATE workspaces SET agent_seq = $3 WHERE owner_id = $1 AND id = $2")
-                    .bind(owner)
-                    .bind(workspace)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 Ok(Applied::Applied)
             }
