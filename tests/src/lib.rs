@@ -21,6 +21,19 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The agent is in a session with the relay (for `RunningAgent::wait_for`).
+pub fn connected(s: &fulcrum_agent::status::AgentStatus) -> bool {
+    s.connection.state == fulcrum_agent::status::ConnectionState::Connected
+}
+
+/// The relay refused the agent's token (for `RunningAgent::wait_for`).
+pub fn token_refused(s: &fulcrum_agent::status::AgentStatus) -> bool {
+    s.connection
+        .problem
+        .as_ref()
+        .is_some_and(|p| p.kind == fulcrum_agent::status::ProblemKind::TokenRefused)
+}
+
 /// Default bound on every wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 

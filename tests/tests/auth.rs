@@ -1,6 +1,6 @@
 //! Logins, refresh-token rotation and reuse detection, sign-up, and token revocation.
 
-use fulcrum_agent::status::{ConnectionState, ProblemKind};
+use fulcrum_agent::status::ConnectionState;
 use fulcrum_tests::*;
 use serde_json::json;
 
@@ -102,11 +102,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     let alice = make_user(&relay, "alice").await;
     let repo = TestRepo::new();
     let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    agent
-        .agent
-        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
-        .await
-        .unwrap();
+    agent.agent.wait_for(connected, WAIT).await.unwrap();
     let api = Api::new(&relay.url()).with_token(&alice.access);
     let tokens = api.get("/api/v1/agent-tokens").await.unwrap();
     let token = &tokens.data()[0];
@@ -124,19 +120,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.data()["revoked"], true);
-    let s = agent
-        .agent
-        .wait_for(
-            |s| {
-                s.connection
-                    .problem
-                    .as_ref()
-                    .is_some_and(|p| p.kind == ProblemKind::TokenRefused)
-            },
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let s = agent.agent.wait_for(token_refused, WAIT).await.unwrap();
     assert_ne!(s.connection.state, ConnectionState::Connected);
     assert_eq!(
         RawAgent::connect(&relay.url(), &alice.agent_token)
@@ -157,11 +141,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     .await
     .unwrap();
     let other = start_agent(&relay.url(), &created.secret, repo.path()).await;
-    other
-        .agent
-        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
-        .await
-        .unwrap();
+    other.agent.wait_for(connected, WAIT).await.unwrap();
     relay
         .state
         .store
@@ -172,19 +152,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
         )
         .await
         .unwrap();
-    other
-        .agent
-        .wait_for(
-            |s| {
-                s.connection
-                    .problem
-                    .as_ref()
-                    .is_some_and(|p| p.kind == ProblemKind::TokenRefused)
-            },
-            WAIT,
-        )
-        .await
-        .unwrap();
+    other.agent.wait_for(token_refused, WAIT).await.unwrap();
     other.agent.stop().await;
     relay.shutdown().await.unwrap();
 }

@@ -1,6 +1,6 @@
 //! Bad input gets a clear error and changes nothing; the relay keeps serving everyone else.
 
-use fulcrum_agent::status::{ConnectionState, ProblemKind};
+use fulcrum_agent::status::ConnectionState;
 use fulcrum_protocol::{AgentFrame, AgentMessage, Durable, RejectReason, RelayFrame, RepoStatus};
 use fulcrum_tests::*;
 use serde_json::json;
@@ -26,11 +26,7 @@ async fn bad_agents_are_refused_and_others_keep_working(b: Backend) {
     let alice = make_user(&relay, "alice").await;
     let repo = TestRepo::new();
     let good = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    let before = good
-        .agent
-        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
-        .await
-        .unwrap();
+    let before = good.agent.wait_for(connected, WAIT).await.unwrap();
 
     // A wrong token is refused at the door, and a real agent says so in its status.
     assert_eq!(
@@ -40,19 +36,7 @@ async fn bad_agents_are_refused_and_others_keep_working(b: Backend) {
         Some(401)
     );
     let refused = start_agent(&relay.url(), "fca_not-a-real-token", repo.path()).await;
-    let s = refused
-        .agent
-        .wait_for(
-            |s| {
-                s.connection
-                    .problem
-                    .as_ref()
-                    .is_some_and(|p| p.kind == ProblemKind::TokenRefused)
-            },
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let s = refused.agent.wait_for(token_refused, WAIT).await.unwrap();
     assert!(
         s.connection.retry_at.unwrap() - chrono::Utc::now() > chrono::Duration::seconds(20),
         "a refused token backs off to the cap"
@@ -366,11 +350,7 @@ async fn a_silent_agent_is_dropped_after_two_heartbeats() {
     // A real agent answers pings and stays, with its round-trip time measured.
     let repo = TestRepo::new();
     let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    let s = agent
-        .agent
-        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
-        .await
-        .unwrap();
+    let s = agent.agent.wait_for(connected, WAIT).await.unwrap();
     let session = s.connection.session_id;
     // Several intervals later it is still the same session.
     let mut rx_events = Events::connect(&relay.url(), &alice.access).await.unwrap();

@@ -147,11 +147,7 @@ async fn reconnects_after_relay_restart(b: Backend) {
         },
     )
     .await;
-    let after = agent
-        .agent
-        .wait_for(|s| s.connection.state == ConnectionState::Connected, WAIT)
-        .await
-        .unwrap();
+    let after = agent.agent.wait_for(connected, WAIT).await.unwrap();
     assert_ne!(after.connection.session_id, before.connection.session_id);
 
     // Same user, same signing key (it lives in the database): the old access token still works.

@@ -3,7 +3,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use fulcrum_agent::status::{ConnectionState, ProblemKind};
+use fulcrum_agent::status::ConnectionState;
 use fulcrum_tests::*;
 
 /// A tmux server of the test's own, with one pane.
@@ -155,19 +155,7 @@ async fn status_says_when_the_token_is_refused() {
     let relay = start_relay(&db, &RelayOptions::default()).await;
     let repo = TestRepo::new();
     let agent = start_agent(&relay.url(), "fca_wrong", repo.path()).await;
-    agent
-        .agent
-        .wait_for(
-            |s| {
-                s.connection
-                    .problem
-                    .as_ref()
-                    .is_some_and(|p| p.kind == ProblemKind::TokenRefused)
-            },
-            WAIT,
-        )
-        .await
-        .unwrap();
+    agent.agent.wait_for(token_refused, WAIT).await.unwrap();
     let tmux = Tmux::start();
     let (screen, code) = tmux.type_and_wait(&status_cmd(agent.state.path())).await;
     assert_eq!(code, 1, "{screen}");
