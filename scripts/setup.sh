@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs and starts what the test suite needs, and nothing it already has: git, tmux, Node.js,
-# Chromium, PostgreSQL (started if it is down), cargo-nextest, and the browser test's npm packages.
+# Installs and starts what the test suite needs, and nothing it already has: git, tmux, systemd
+# (for systemd-analyze), Node.js, Chromium, PostgreSQL (started if it is down), cargo-nextest,
+# and the browser test's npm packages.
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
