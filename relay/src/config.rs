@@ -13,6 +13,10 @@
 //!
 //! [agents]
 //! heartbeat_interval_ms = 15000
+//!
+//! [tls]                      # serve HTTPS/wss itself; omit behind a TLS-terminating proxy
+//! cert_file = "/etc/fulcrum/cert.pem"
+//! key_file = "/etc/fulcrum/key.pem"
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -61,6 +65,18 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Agent session settings.
     pub agents: AgentConfig,
+    /// Certificate and key to serve HTTPS with; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A TLS certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key.
+    pub key_file: PathBuf,
 }
 
 /// `[auth]`.
@@ -130,6 +146,8 @@ pub struct FileConfig {
     pub auth: AuthConfig,
     /// See [`AgentConfig`].
     pub agents: AgentConfig,
+    /// See [`TlsFiles`].
+    pub tls: Option<TlsFiles>,
 }
 
 impl FileConfig {
@@ -163,6 +181,12 @@ pub struct ServeArgs {
     /// TOML config file for everything else.
     #[arg(long, env = "FULCRUM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// TLS certificate chain (PEM) to serve HTTPS with; needs --tls-key.
+    #[arg(long, env = "FULCRUM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "FULCRUM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -177,6 +201,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("data_dir", &self.data_dir)
             .field("public_url", &self.public_url)
             .field("config", &self.config)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -218,6 +244,13 @@ impl ServeArgs {
             public_url: self.public_url.clone().or(file.public_url),
             auth: file.auth,
             agents: file.agents,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+                    cert_file: cert_file.clone(),
+                    key_file: key_file.clone(),
+                }),
+                _ => file.tls,
+            },
         })
     }
 }

@@ -57,6 +57,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         public_url: None,
         auth: AuthConfig::default(),
         agents: AgentConfig::default(),
+        tls: None,
     };
     let store = open_store(&config).await?;
     let password = ensure_dev_user(&store, data_dir).await?;

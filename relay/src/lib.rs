@@ -8,7 +8,7 @@
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
 //! - [`auth`]: passwords, opaque tokens, signed access tokens.
 //! - [`dashboard`]: the embedded web UI.
-//! - [`server`]: start and graceful stop; [`cli`]: the `fulcrum-relay` command.
+//! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::Relay;

@@ -30,6 +30,26 @@ pub struct Relay {
     pub state: AppState,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    secure: bool,
+}
+
+/// Serves `app` on `listener` until `stopping` turns true.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            })
+            .await
+    })
 }
 
 /// Opens the store named in the config, creating the data directory for SQLite.
@@ -81,29 +101,44 @@ impl Relay {
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         let app = api::router(state.clone());
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let mut signal = stopping;
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = signal.wait_for(|s| *s).await;
-                })
-                .await
-        });
-        tracing::info!(%addr, "relay listening");
+        let tls = match &state.config.tls {
+            Some(files) => Some(crate::tls::server_config(
+                &files.cert_file,
+                &files.key_file,
+            )?),
+            None => None,
+        };
+        let secure = tls.is_some();
+        let task = match tls {
+            Some(config) => serve(
+                crate::tls::TlsListener::new(listener, config)?,
+                app,
+                stopping,
+            ),
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                serve(listener, app, stopping)
+            }
+        };
+        tracing::info!(%addr, tls = secure, "relay listening");
         Ok(Self {
             addr,
             state,
             stop,
             task,
+            secure,
         })
     }
 
-    /// `http://ADDR`, the base URL of this relay.
+    /// `http://ADDR` (`https://` with TLS), the base URL of this relay.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!(
+            "{}://{}",
+            if self.secure { "https" } else { "http" },
+            self.addr
+        )
     }
 
     /// Stops accepting, tells agents to reconnect, and waits (up to a deadline) for open

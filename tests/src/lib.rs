@@ -147,6 +147,8 @@ pub struct RelayOptions {
     pub heartbeat_ms: u64,
     /// Whether sign-up is open.
     pub signup: bool,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<fulcrum_relay::config::TlsFiles>,
 }
 
 impl Default for RelayOptions {
@@ -155,6 +157,7 @@ impl Default for RelayOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             heartbeat_ms: 15_000,
             signup: false,
+            tls: None,
         }
     }
 }
@@ -174,6 +177,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
             heartbeat_interval_ms: opts.heartbeat_ms,
             ..AgentConfig::default()
         },
+        tls: opts.tls.clone(),
     }
 }
 
@@ -492,11 +496,22 @@ pub async fn start_agent_in(
     root: &Path,
     state_dir: PathBuf,
 ) -> RunningAgent {
+    start_agent_with(relay_url, token, root, state_dir, None).await
+}
+
+/// Starts an agent that also trusts the CA certificates in `extra_ca`.
+pub async fn start_agent_with(
+    relay_url: &str,
+    token: &str,
+    root: &Path,
+    state_dir: PathBuf,
+    extra_ca: Option<PathBuf>,
+) -> RunningAgent {
     RunningAgent::start(AgentOptions {
         relay: RelayTarget {
             url: relay_url.into(),
             token: token.into(),
-            extra_ca: None,
+            extra_ca,
         },
         root: root.to_path_buf(),
         state_dir,
