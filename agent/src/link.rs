@@ -169,8 +169,8 @@ impl Pending {
 enum Ended {
     /// The relay asked us to come back after a delay.
     Reconnect(Duration),
-    /// A problem; `settled` tells whether the session had lasted long enough to reset the
-    /// backoff.
+    /// A problem; `settled` tells whether the session had lasted [`SETTLED`], which resets the
+    /// backoff (decided in one place, `serve`, once the session is over).
     Problem { problem: Problem, settled: bool },
     /// The agent is shutting down.
     Shutdown,
@@ -303,7 +303,7 @@ impl Link {
                     settled: false,
                 };
             }
-            Err(_) => return relay_down("timed out connecting to the relay", false),
+            Err(_) => return relay_down("timed out connecting to the relay"),
         };
         self.serve(ws).await
     }
@@ -400,10 +400,10 @@ impl Link {
         });
         let sent_at = Instant::now();
         if let Err(e) = send(&mut ws, &hello).await {
-            return relay_down(&format!("connection lost during the handshake: {e}"), false);
+            return relay_down(&format!("connection lost during the handshake: {e}"));
         }
         let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws)).await {
-            Err(_) => return relay_down("the relay did not answer the hello", false),
+            Err(_) => return relay_down("the relay did not answer the hello"),
             Ok(Err(problem)) => {
                 return Ended::Problem {
                     problem,
@@ -418,10 +418,7 @@ impl Link {
                 };
             }
             Ok(Ok(other)) => {
-                return relay_down(
-                    &format!("unexpected first frame from the relay: {other:?}"),
-                    false,
-                );
+                return relay_down(&format!("unexpected first frame from the relay: {other:?}"));
             }
         };
         let heartbeat = Duration::from_millis(welcome.heartbeat_interval_ms.max(10));
@@ -464,7 +461,7 @@ impl Link {
         );
         for message in replay {
             if let Err(e) = send(&mut ws, &AgentFrame::Durable(message)).await {
-                return relay_down(&format!("connection lost: {e}"), true);
+                return relay_down(&format!("connection lost: {e}"));
             }
         }
         match self.session_loop(&mut ws, heartbeat).await {
@@ -472,12 +469,10 @@ impl Link {
                 let _ = ws.close(None).await;
                 Ended::Shutdown
             }
-            Ended::Problem {
+            // Only here is it known how long the session lasted.
+            Ended::Problem { problem, .. } => Ended::Problem {
                 problem,
-                settled: true,
-            } if welcomed_at.elapsed() < SETTLED => Ended::Problem {
-                problem,
-                settled: false,
+                settled: welcomed_at.elapsed() >= SETTLED,
             },
             other => other,
         }
@@ -490,7 +485,7 @@ impl Link {
         let mut deadline = tokio::time::Instant::now() + silence;
         loop {
             if let Err(e) = self.flush_pending(ws).await {
-                return relay_down(&format!("connection lost: {e}"), true);
+                return relay_down(&format!("connection lost: {e}"));
             }
             let unacked = self.outbox.len();
             self.status
@@ -500,7 +495,7 @@ impl Link {
                     deadline = tokio::time::Instant::now() + silence;
                     let frame = match frame {
                         Ok(f) => f,
-                        Err(problem) => return Ended::Problem { problem, settled: true },
+                        Err(problem) => return Ended::Problem { problem, settled: false },
                     };
                     match frame {
                         RelayFrame::Ping { nonce, rtt_us } => {
@@ -508,7 +503,7 @@ impl Link {
                                 self.status.set_connection(|c| c.rtt_ms = Some(us as f64 / 1000.0));
                             }
                             if let Err(e) = send(ws, &AgentFrame::Pong { nonce }).await {
-                                return relay_down(&format!("connection lost: {e}"), true);
+                                return relay_down(&format!("connection lost: {e}"));
                             }
                         }
                         RelayFrame::Ack { seq } => {
@@ -516,12 +511,12 @@ impl Link {
                         }
                         RelayFrame::Durable(d) => {
                             if let Err(e) = self.apply_relay_message(ws, d).await {
-                                return relay_down(&format!("connection lost: {e}"), true);
+                                return relay_down(&format!("connection lost: {e}"));
                             }
                         }
                         RelayFrame::Reconnect { after_ms } => return Ended::Reconnect(Duration::from_millis(after_ms)),
-                        RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), settled: true },
-                        RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome", true),
+                        RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), settled: false },
+                        RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome"),
                     }
                 }
                 update = self.updates.recv() => match update {
@@ -529,7 +524,7 @@ impl Link {
                     None => return Ended::Shutdown,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    return relay_down("the relay went silent", true);
+                    return relay_down("the relay went silent");
                 }
                 _ = stopping(&mut shutdown) => return Ended::Shutdown,
             }
@@ -586,13 +581,13 @@ fn new_backoff() -> ExponentialBackoff {
         .build()
 }
 
-fn relay_down(message: &str, settled: bool) -> Ended {
+fn relay_down(message: &str) -> Ended {
     Ended::Problem {
         problem: Problem {
             kind: ProblemKind::RelayDown,
             message: message.to_owned(),
         },
-        settled,
+        settled: false,
     }
 }
 

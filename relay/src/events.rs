@@ -33,7 +33,7 @@ use crate::{
         error::{ApiError, ApiResult},
     },
     auth::TokenUse,
-    state::AppState,
+    state::{AppState, SEND_TIMEOUT},
     store::Workspace,
 };
 
@@ -52,6 +52,16 @@ const WRITE_BUFFER: usize = 64 * 1024;
 
 /// How often the feed sends `{"type":"ping"}`.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Runs a write to the browser with [`SEND_TIMEOUT`]: one that stopped reading ends its socket.
+async fn within(
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+        Ok(result) => Ok(result?),
+        Err(_) => anyhow::bail!("the browser stopped reading"),
+    }
+}
 
 /// The owner's workspaces as they are now: stored rows, with live sessions' views on top.
 pub async fn current(
@@ -120,7 +130,7 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let first = snapshot(&current(&app, owner).await?);
-    socket.send(Message::Text(first.into())).await?;
+    within(socket.send(Message::Text(first.into()))).await?;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -129,12 +139,12 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
                     match next {
                         Ok(bytes) => {
                             let text = axum::extract::ws::Utf8Bytes::try_from(bytes)?;
-                            socket.feed(Message::Text(text)).await?;
+                            within(socket.feed(Message::Text(text))).await?;
                         }
                         Err(RecvError::Lagged(missed)) => {
                             tracing::debug!(missed, "events socket lagged; resending snapshot");
                             let all = current(&app, owner).await?;
-                            socket.feed(Message::Text(snapshot(&all).into())).await?;
+                            within(socket.feed(Message::Text(snapshot(&all).into()))).await?;
                         }
                         Err(RecvError::Closed) => return Ok(()),
                     }
@@ -146,17 +156,17 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
                         Err(TryRecvError::Empty) => break,
                     };
                 }
-                socket.flush().await?;
+                within(socket.flush()).await?;
             }
             _ = keepalive.tick() => {
-                socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await?;
+                within(socket.send(Message::Text(r#"{"type":"ping"}"#.into()))).await?;
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(_)) => {}
             },
             _ = crate::state::stopping(&mut shutdown) => {
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = within(socket.send(Message::Close(None))).await;
                 return Ok(());
             }
         }

@@ -6,6 +6,10 @@ use tokio::sync::watch;
 
 use crate::{auth::Signer, bus::DynBus, config::Config, gateway::Registry, store::DynStore};
 
+/// How long a write to an agent or a browser may take before its socket is given up: a peer
+/// that stops reading must not hold a task (and its memory) forever.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Shared relay state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

@@ -190,6 +190,18 @@ pub async fn start_relay(db: &TestDb, opts: &RelayOptions) -> Relay {
         .expect("relay starts")
 }
 
+/// Starts a relay again on `db` at the address an earlier one had.
+pub async fn restart_relay(db: &TestDb, addr: std::net::SocketAddr) -> Relay {
+    start_relay(
+        db,
+        &RelayOptions {
+            listen: addr,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// A user with an API session and an agent token.
 pub struct TestUser {
     /// E-mail.

@@ -1,7 +1,6 @@
 //! The dashboard in headless Chromium, driven by Playwright (`tests/browser/dashboard.mjs`):
 //! log in, see the workspace, edit a file, see the change without reloading, manage tokens.
 
-use fulcrum_agent::status::ConnectionState;
 use fulcrum_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,10 +12,7 @@ async fn dashboard_in_a_real_browser() {
     let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
     agent
         .agent
-        .wait_for(
-            |s| s.connection.state == ConnectionState::Connected && !s.repos.is_empty(),
-            WAIT,
-        )
+        .wait_for(|s| connected(s) && !s.repos.is_empty(), WAIT)
         .await
         .unwrap();
 

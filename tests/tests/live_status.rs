@@ -118,10 +118,7 @@ async fn reconnects_after_relay_restart(b: Backend) {
     let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
     let before = agent
         .agent
-        .wait_for(
-            |s| s.connection.state == ConnectionState::Connected && !s.repos.is_empty(),
-            WAIT,
-        )
+        .wait_for(|s| connected(s) && !s.repos.is_empty(), WAIT)
         .await
         .unwrap();
 
@@ -139,14 +136,7 @@ async fn reconnects_after_relay_restart(b: Backend) {
         .await
         .unwrap();
 
-    let relay = start_relay(
-        &db,
-        &RelayOptions {
-            listen: addr,
-            ..Default::default()
-        },
-    )
-    .await;
+    let relay = restart_relay(&db, addr).await;
     let after = agent.agent.wait_for(connected, WAIT).await.unwrap();
     assert_ne!(after.connection.session_id, before.connection.session_id);
 
@@ -200,11 +190,7 @@ async fn an_agent_resends_everything_when_the_relay_lost_acknowledged_updates() 
     agent
         .agent
         .wait_for(
-            |s| {
-                s.connection.state == ConnectionState::Connected
-                    && s.repos.first().is_some_and(|r| r.unstaged == 1)
-                    && s.unacked == 0
-            },
+            |s| connected(s) && s.repos.first().is_some_and(|r| r.unstaged == 1) && s.unacked == 0,
             WAIT,
         )
         .await
@@ -222,14 +208,7 @@ async fn an_agent_resends_everything_when_the_relay_lost_acknowledged_updates() 
         .unwrap();
     pool.close().await;
 
-    let relay = start_relay(
-        &db,
-        &RelayOptions {
-            listen: addr,
-            ..Default::default()
-        },
-    )
-    .await;
+    let relay = restart_relay(&db, addr).await;
     let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
     let w = events
         .workspace_where(|w| w["online"] == true && repo0(w)["unstaged"] == 1)

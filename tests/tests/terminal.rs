@@ -90,10 +90,7 @@ async fn status_in_a_terminal() {
     agent
         .agent
         .wait_for(
-            |s| {
-                s.connection.state == ConnectionState::Connected
-                    && s.repos.first().is_some_and(|r| r.unstaged == 1)
-            },
+            |s| connected(s) && s.repos.first().is_some_and(|r| r.unstaged == 1),
             WAIT,
         )
         .await

@@ -15,18 +15,22 @@ use std::{
 use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
 use fulcrum_protocol::{
-    AgentFrame, AgentMessage, Durable, Hello, PROTOCOL_VERSION, Reject, RejectReason, RelayFrame,
-    SUPPORTED_VERSIONS, Welcome,
+    AgentFrame, AgentMessage, Durable, Hello, Reject, RejectReason, RelayFrame, SUPPORTED_VERSIONS,
+    Welcome,
     reliable::{Accept, Inbox},
 };
-use futures_util::{SinkExt, StreamExt, future::OptionFuture, stream::SplitSink};
+use futures_util::{
+    SinkExt, StreamExt,
+    future::OptionFuture,
+    stream::{SplitSink, SplitStream},
+};
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 use uuid::Uuid;
 
 use super::{Control, SessionEntry};
 use crate::{
     events,
-    state::AppState,
+    state::{AppState, SEND_TIMEOUT},
     store::{AgentConnect, AgentToken, Applied, RepoRecord, StoreResult, Workspace},
 };
 
@@ -37,8 +41,6 @@ const MAX_BATCH: usize = 256;
 /// Most bytes of messages accepted but not yet committed; past it the session stops reading from
 /// the agent until a commit finishes (backpressure, never unbounded memory).
 const MAX_UNCOMMITTED_BYTES: usize = 8 * 1024 * 1024;
-/// How long a write to the agent may take before the session is given up.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A commit in flight: the store's answer and the last sequence number it covers.
 type Commit = JoinHandle<(StoreResult<Applied>, u64)>;
@@ -59,64 +61,14 @@ enum End {
 pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let hello_timeout = Duration::from_millis(app.config.agents.hello_timeout_ms);
-    let hello = match tokio::time::timeout(hello_timeout, stream.next()).await {
-        Ok(Some(Ok(Message::Binary(bytes)))) => fulcrum_protocol::decode::<AgentFrame>(&bytes),
-        Ok(Some(Ok(_))) => {
-            let _ = reject(
-                &mut sink,
-                RejectReason::ProtocolViolation,
-                "expected a binary hello frame",
-            )
-            .await;
+    let hello = match read_hello(&mut stream, hello_timeout).await {
+        Ok(hello) => hello,
+        Err(Some(refusal)) => {
+            let _ = reject(&mut sink, refusal.reason, &refusal.message).await;
             return;
         }
-        Ok(_) => return,
-        Err(_) => {
-            let _ = reject(
-                &mut sink,
-                RejectReason::ProtocolViolation,
-                "no hello in time",
-            )
-            .await;
-            return;
-        }
+        Err(None) => return,
     };
-    let hello = match hello {
-        Ok(AgentFrame::Hello(hello)) => hello,
-        Ok(_) => {
-            let _ = reject(
-                &mut sink,
-                RejectReason::ProtocolViolation,
-                "the first frame must be a hello",
-            )
-            .await;
-            return;
-        }
-        Err(e) => {
-            let _ = reject(
-                &mut sink,
-                RejectReason::ProtocolViolation,
-                &format!("bad hello: {e}"),
-            )
-            .await;
-            return;
-        }
-    };
-    if !SUPPORTED_VERSIONS.contains(&hello.protocol_version) {
-        let message = format!(
-            "agent speaks protocol {} but this relay speaks {:?}; upgrade the agent",
-            hello.protocol_version, SUPPORTED_VERSIONS
-        );
-        let reason = RejectReason::VersionMismatch {
-            supported: SUPPORTED_VERSIONS.to_vec(),
-        };
-        let _ = reject(&mut sink, reason, &message).await;
-        return;
-    }
-    if let Err(message) = validate_hello(&hello) {
-        let _ = reject(&mut sink, RejectReason::ProtocolViolation, &message).await;
-        return;
-    }
 
     let now = Utc::now();
     let connected = app
@@ -182,6 +134,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
     let mut session = Session {
         app: &app,
         token: &token,
+        workspace: ws_id,
         view: view.clone(),
         inbox: Inbox::new(hello.agent_stream, connected.agent_seq),
         committed: connected.agent_seq,
@@ -224,6 +177,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
 struct Session<'a> {
     app: &'a AppState,
     token: &'a AgentToken,
+    workspace: Uuid,
     view: Arc<Mutex<Workspace>>,
     /// Everything accepted from the agent's stream (committed or not).
     inbox: Inbox,
@@ -241,7 +195,7 @@ impl Session<'_> {
     /// The session's main loop, after the welcome.
     async fn drive(
         &mut self,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         control: &mut mpsc::Receiver<Control>,
         heartbeat: Duration,
     ) -> End {
@@ -338,8 +292,11 @@ impl Session<'_> {
         if let AgentMessage::RepoState(status) = &d.body {
             let full = {
                 let view = lock(&self.view);
-                !view.repos.iter().any(|r| r.status.path == status.path)
-                    && view.repos.len() >= fulcrum_protocol::MAX_REPOS
+                view.repos.len() >= fulcrum_protocol::MAX_REPOS
+                    && view
+                        .repos
+                        .binary_search_by(|r| r.status.path.cmp(&status.path))
+                        .is_err()
             };
             if full {
                 let problem = format!(
@@ -406,7 +363,7 @@ impl Session<'_> {
         let (store, owner, workspace, stream) = (
             self.app.store.clone(),
             self.token.owner_id,
-            lock(&self.view).id,
+            self.workspace,
             self.inbox.stream,
         );
         self.in_flight = Some(tokio::spawn(async move {
@@ -475,6 +432,44 @@ impl Session<'_> {
     }
 }
 
+/// Waits for the agent's hello and checks it. The error is what to refuse it with, or `None`
+/// when the agent went away without a word.
+async fn read_hello(
+    stream: &mut SplitStream<WebSocket>,
+    wait: Duration,
+) -> Result<Hello, Option<Reject>> {
+    let violation = |message: String| {
+        Some(Reject {
+            reason: RejectReason::ProtocolViolation,
+            message,
+        })
+    };
+    let bytes = match tokio::time::timeout(wait, stream.next()).await {
+        Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
+        Ok(Some(Ok(_))) => return Err(violation("expected a binary hello frame".into())),
+        Ok(_) => return Err(None),
+        Err(_) => return Err(violation("no hello in time".into())),
+    };
+    let hello = match fulcrum_protocol::decode::<AgentFrame>(&bytes) {
+        Ok(AgentFrame::Hello(hello)) => hello,
+        Ok(_) => return Err(violation("the first frame must be a hello".into())),
+        Err(e) => return Err(violation(format!("bad hello: {e}"))),
+    };
+    if !SUPPORTED_VERSIONS.contains(&hello.protocol_version) {
+        return Err(Some(Reject {
+            reason: RejectReason::VersionMismatch {
+                supported: SUPPORTED_VERSIONS.to_vec(),
+            },
+            message: format!(
+                "agent speaks protocol {} but this relay speaks {:?}; upgrade the agent",
+                hello.protocol_version, SUPPORTED_VERSIONS
+            ),
+        }));
+    }
+    validate_hello(&hello).map_err(violation)?;
+    Ok(hello)
+}
+
 /// Checks the sizes and shapes the relay stores, so bad input is refused rather than stored.
 fn validate_hello(hello: &Hello) -> Result<(), String> {
     let w = &hello.workspace;
@@ -491,7 +486,6 @@ fn validate_hello(hello: &Hello) -> Result<(), String> {
     if w.root.len() > 4096 || hello.agent_version.len() > 64 {
         return Err("workspace root or agent version too long".into());
     }
-    debug_assert!(SUPPORTED_VERSIONS.contains(&PROTOCOL_VERSION));
     Ok(())
 }
 
