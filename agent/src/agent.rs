@@ -11,13 +11,17 @@ use tokio::{
 
 use crate::{
     control, identity,
-    link::{Link, RelayTarget},
+    jobs::Runner,
+    link::{Link, LinkChannels, RelayTarget},
     monitor::Monitor,
+    outbox::DiskOutbox,
     status::{AgentStatus, Connection, ConnectionState, SharedStatus},
 };
 
 /// How many repository updates may queue between the monitor and the link.
 const UPDATE_QUEUE: usize = 256;
+/// How many job messages may queue between the runner and the link (then the runner waits).
+const JOB_QUEUE: usize = 16;
 
 /// What an agent needs to run.
 #[derive(Debug, Clone)]
@@ -26,8 +30,10 @@ pub struct AgentOptions {
     pub relay: RelayTarget,
     /// The directory to watch.
     pub root: PathBuf,
-    /// Where the agent keeps its key and control socket.
+    /// Where the agent keeps its key, control socket, outbox and job directories.
     pub state_dir: PathBuf,
+    /// How many jobs run at once; later ones wait in order.
+    pub max_jobs: usize,
 }
 
 /// A running agent.
@@ -75,22 +81,49 @@ impl RunningAgent {
             repos: Vec::new(),
             unacked: 0,
             notices: Vec::new(),
+            jobs: Vec::new(),
         });
         let (stop, stopping) = watch::channel(false);
         let (updates_tx, updates_rx) = mpsc::channel(UPDATE_QUEUE);
+        let (reports_tx, reports_rx) = mpsc::channel(JOB_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::channel(JOB_QUEUE);
+        let (runs_tx, runs_rx) = mpsc::channel(JOB_QUEUE);
+        let outbox = DiskOutbox::open(&opts.state_dir.join("outbox"))?;
         let link = Link::new(
             opts.relay,
             identity,
             status.clone(),
-            updates_rx,
+            LinkChannels {
+                updates: updates_rx,
+                job_reports: reports_rx,
+                job_commands: commands_tx,
+                run_calls: runs_rx,
+            },
+            outbox,
             stopping.clone(),
         )?;
+        let runner = Runner::new(
+            root.clone(),
+            &opts.state_dir,
+            opts.max_jobs,
+            status.clone(),
+            commands_rx,
+            reports_tx,
+            stopping.clone(),
+        )
+        .context("cannot prepare the job directory")?;
         let monitor = Monitor::new(root, status.clone(), updates_tx, stopping.clone());
         let socket = control::socket_path(&opts.state_dir);
+        let control = control::Control {
+            status: status.clone(),
+            state_dir: opts.state_dir.clone(),
+            runs: runs_tx,
+        };
         let tasks = vec![
             tokio::spawn(link.run()),
+            tokio::spawn(runner.run()),
             tokio::spawn(monitor.run()),
-            tokio::spawn(control::serve(listener, socket, status.clone(), stopping)),
+            tokio::spawn(control::serve(listener, socket, control, stopping)),
         ];
         Ok(Self {
             status,

@@ -1,8 +1,10 @@
 //! The `fulcrum` command line: `fulcrum agent` runs the daemon, `fulcrum status` asks it how it
-//! is doing.
+//! is doing, `fulcrum run` runs a command or QA step through the relay, `fulcrum logs` shows a
+//! task's log.
 //!
 //! `fulcrum status` exits 0 when the agent is connected, 1 when it runs but is not connected
-//! (and says why), 2 when no agent runs.
+//! (and says why), 2 when no agent runs. `fulcrum run` exits with the task's own exit code
+//! (128+N for a signal, 124 for a timeout, 130 when canceled).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -11,6 +13,8 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
+
+use fulcrum_protocol::{RunRequest, TaskRun};
 
 use crate::{
     agent::{AgentOptions, RunningAgent},
@@ -33,8 +37,50 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent in the foreground until SIGTERM or SIGINT.
     Agent(AgentArgs),
-    /// Show whether the agent is connected, to which relay, and the repositories it watches.
+    /// Show whether the agent is connected, to which relay, the repositories it watches and its
+    /// jobs.
     Status(StatusArgs),
+    /// Run a command (`fulcrum run -- CMD…`) or a QA step (`fulcrum run qa`, `fulcrum run
+    /// test`) through the relay, so it is recorded, and stream its output here.
+    Run(RunArgs),
+    /// Print a task's log (`-f` follows it until the task ends).
+    Logs(LogsArgs),
+}
+
+/// Options of `fulcrum run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// A QA step from fulcrum.toml (or detected), or `qa` for all of them in order.
+    #[arg(conflicts_with = "command")]
+    pub step: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    /// The repository, relative to the agent's root [default: the current directory].
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Extra environment, `NAME=VALUE` (repeatable).
+    #[arg(long = "env", short = 'e')]
+    pub env: Vec<String>,
+    /// Time limit in seconds [default: the relay's].
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    #[arg(long, env = "FULCRUM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Options of `fulcrum logs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    /// The task's id.
+    pub task: uuid::Uuid,
+    /// Keep printing until the task ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    #[arg(long, env = "FULCRUM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Log output formats.
@@ -67,7 +113,11 @@ pub struct AgentArgs {
     /// Extra CA certificates (PEM) to trust for wss:// relays.
     #[arg(long, env = "FULCRUM_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file).
+    /// How many jobs run at once; later ones wait in order [default: 1].
+    #[arg(long, env = "FULCRUM_MAX_JOBS")]
+    pub max_jobs: Option<usize>,
+    /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file,
+    /// max_jobs).
     #[arg(long, env = "FULCRUM_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
@@ -96,6 +146,7 @@ struct FileConfig {
     root: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    max_jobs: Option<usize>,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/fulcrum`, else `~/.local/state/fulcrum`.
@@ -157,6 +208,7 @@ impl AgentArgs {
                 .clone()
                 .or(file.state_dir)
                 .unwrap_or_else(default_state_dir),
+            max_jobs: self.max_jobs.or(file.max_jobs).unwrap_or(1).clamp(1, 64),
         })
     }
 }
@@ -206,7 +258,106 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Status(args) => status(&args).await,
+        Command::Run(args) => match run_task(&args).await {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("fulcrum run: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Logs(args) => {
+            let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+            let mut out = tokio::io::stdout();
+            match control::stream_logs(&state_dir, args.task, args.follow, &mut out).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fulcrum logs: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+/// `fulcrum run`: asks the relay (through the agent) to record the run, streams its output and
+/// returns its exit code.
+async fn run_task(args: &RunArgs) -> Result<i32> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let run = match (&args.step, args.command.is_empty()) {
+        (Some(step), true) => TaskRun::Step { name: step.clone() },
+        (None, false) => TaskRun::Command {
+            command: shell_join(&args.command),
+        },
+        _ => anyhow::bail!("say what to run: `fulcrum run -- CMD…` or `fulcrum run qa`"),
+    };
+    let repo = match &args.repo {
+        Some(r) => r.clone(),
+        None => {
+            let status = control::query_status(&state_dir).await?;
+            relative_repo(
+                &std::env::current_dir()?,
+                std::path::Path::new(&status.root),
+            )?
+        }
+    };
+    let mut env = std::collections::BTreeMap::new();
+    for pair in &args.env {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--env {pair:?}: expected NAME=VALUE"))?;
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let request = RunRequest {
+        repo,
+        run,
+        env,
+        timeout_s: args.timeout,
+    };
+    let task = control::request_run(&state_dir, &request).await?;
+    eprintln!("fulcrum: task {task}");
+    let mut out = tokio::io::stdout();
+    control::stream_logs(&state_dir, task, true, &mut out).await?;
+    let end =
+        crate::jobs::read_result(&state_dir, task).context("the task ended without a result")?;
+    if end.state != "succeeded" {
+        let detail = end.message.clone().unwrap_or_default();
+        eprintln!("fulcrum: task {task} {} {detail}", end.state);
+    }
+    Ok(end.exit_code_for_terminal())
+}
+
+/// The repository path for the current directory: relative to the agent's root.
+fn relative_repo(cwd: &std::path::Path, root: &std::path::Path) -> Result<String> {
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_owned());
+    let rel = cwd.strip_prefix(root).map_err(|_| {
+        anyhow::anyhow!(
+            "the current directory is outside the agent's root {}; pass --repo",
+            root.display()
+        )
+    })?;
+    let rel = rel.to_string_lossy();
+    Ok(if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.into_owned()
+    })
+}
+
+/// Joins arguments into one shell command line, quoting those that need it.
+pub fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn run_agent(args: &AgentArgs) -> Result<()> {
@@ -320,6 +471,22 @@ pub fn render_status(s: &AgentStatus, now: chrono::DateTime<Utc>) -> String {
     }
     for n in &s.notices {
         let _ = writeln!(out, "  notice: {n}");
+    }
+    let active: Vec<_> = s.jobs.iter().filter(|j| j.end.is_none()).collect();
+    if !active.is_empty() {
+        let _ = writeln!(out, "\n{} job(s):", active.len());
+        for j in active {
+            let since = j.started_at.unwrap_or(j.queued_at);
+            let _ = writeln!(
+                out,
+                "  {:<8} {}  {}  (in {}, {})",
+                j.state,
+                j.task_id,
+                j.label.chars().take(60).collect::<String>(),
+                j.repo,
+                ago(since, now)
+            );
+        }
     }
     let _ = writeln!(
         out,

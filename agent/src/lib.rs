@@ -6,6 +6,8 @@
 //! - [`monitor`]: keeps repository state current from [`repos`] and the file watcher.
 //! - [`repos`]: finding git repositories, reading their state, watching them.
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
+//! - [`jobs`]: the job runner (tasks from the relay, process groups, output, results);
+//!   [`outbox`]: the durable outbox on disk; [`qa`]: QA steps and test reports.
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
 #![deny(unsafe_code)]
@@ -14,9 +16,12 @@ pub mod agent;
 pub mod cli;
 pub mod control;
 pub mod identity;
+pub mod jobs;
 pub mod link;
 mod memory;
 pub mod monitor;
+pub mod outbox;
+pub mod qa;
 pub mod repos;
 pub mod status;
 

@@ -11,7 +11,7 @@
 //! relay does not speak waits the full cap every time, and `fulcrum status` says why.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -22,13 +22,13 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::Utc;
 use fulcrum_protocol::{
     AGENT_CONNECT_PATH, AgentFrame, AgentMessage, Durable, Hello, PROTOCOL_VERSION, RejectReason,
-    RelayFrame, RelayMessage, RepoStatus, StreamPosition, WorkspaceIdentity,
-    reliable::{Accept, Inbox, Outbox},
+    RelayFrame, RelayMessage, RepoStatus, RunRequest, StreamPosition, WorkspaceIdentity,
+    reliable::{Accept, Inbox},
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
     net::TcpStream,
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
 };
 use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream,
@@ -37,10 +37,12 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::status::{ConnectionState, Problem, ProblemKind, SharedStatus};
+use crate::{
+    jobs::{JobCommand, JobReport},
+    outbox::DiskOutbox,
+    status::{ConnectionState, Problem, ProblemKind, SharedStatus},
+};
 
-/// Most messages in flight without an acknowledgement.
-const OUTBOX_CAPACITY: usize = 1024;
 /// How long to wait for the TCP/TLS/WebSocket handshake and for the relay's welcome.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// First reconnect delay.
@@ -63,6 +65,21 @@ pub enum Update {
     RepoSet(Vec<String>),
     /// One repository's state changed.
     Repo(RepoStatus),
+}
+
+/// A run asked for by the workspace's terminal, and where to answer with the task id.
+pub type RunCall = (RunRequest, oneshot::Sender<Result<uuid::Uuid, String>>);
+
+/// The link's connections to the agent's other parts.
+pub struct LinkChannels {
+    /// Repository updates from the monitor.
+    pub updates: mpsc::Receiver<Update>,
+    /// Reports from the job runner, taken only while the outbox has room.
+    pub job_reports: mpsc::Receiver<JobReport>,
+    /// Instructions for the job runner.
+    pub job_commands: mpsc::Sender<JobCommand>,
+    /// Runs asked for by `fulcrum run`.
+    pub run_calls: mpsc::Receiver<RunCall>,
 }
 
 /// Where and how to reach the relay.
@@ -186,8 +203,14 @@ pub struct Link {
     identity: WorkspaceIdentity,
     status: SharedStatus,
     updates: mpsc::Receiver<Update>,
+    job_reports: mpsc::Receiver<JobReport>,
+    job_commands: mpsc::Sender<JobCommand>,
+    run_calls: mpsc::Receiver<RunCall>,
+    /// Run requests sent in this session, awaiting the relay's answer.
+    waiting_runs: HashMap<u64, oneshot::Sender<Result<uuid::Uuid, String>>>,
+    next_request: u64,
     shutdown: watch::Receiver<bool>,
-    outbox: Outbox<AgentMessage>,
+    outbox: DiskOutbox,
     pending: Pending,
     /// The newest state of everything, to send again in full on a fresh stream.
     latest: Pending,
@@ -200,7 +223,8 @@ impl Link {
         target: RelayTarget,
         identity: WorkspaceIdentity,
         status: SharedStatus,
-        updates: mpsc::Receiver<Update>,
+        channels: LinkChannels,
+        outbox: DiskOutbox,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self> {
         Ok(Self {
@@ -209,9 +233,14 @@ impl Link {
             target,
             identity,
             status,
-            updates,
+            updates: channels.updates,
+            job_reports: channels.job_reports,
+            job_commands: channels.job_commands,
+            run_calls: channels.run_calls,
+            waiting_runs: HashMap::new(),
+            next_request: 0,
             shutdown,
-            outbox: Outbox::new(OUTBOX_CAPACITY),
+            outbox,
             pending: Pending::default(),
             latest: Pending::default(),
             relay_inbox: None,
@@ -284,6 +313,13 @@ impl Link {
                     Some(u) => self.take_update(u),
                     None => return false,
                 },
+                // Kept on disk while disconnected, sent after the reconnect.
+                Some(report) = self.job_reports.recv(), if self.outbox.has_room() => {
+                    let _ = self.outbox.push(report.message, report.flush);
+                }
+                Some((_, answer)) = self.run_calls.recv() => {
+                    let _ = answer.send(Err(not_connected(&self.status)));
+                }
                 _ = stopping(&mut self.shutdown) => return false,
             }
         }
@@ -437,8 +473,14 @@ impl Link {
         }
         if welcome.agent_stream_acked < self.outbox.acked_through() {
             // The relay lost updates it had acknowledged (a restore, a failover). Replaying
-            // cannot fill that gap: start a new stream and send the whole state again.
-            self.outbox = Outbox::new(OUTBOX_CAPACITY);
+            // cannot fill that gap: start a new stream and send the whole state again, with the
+            // job messages still pending (the relay drops job output it has by offset).
+            let is_job = |m: &AgentMessage| {
+                !matches!(m, AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_))
+            };
+            if let Err(e) = self.outbox.restart(is_job) {
+                tracing::error!(error = %format!("{e:#}"), "cannot restart the outbox");
+            }
             self.pending = self.latest.clone();
             let problem = Problem {
                 kind: ProblemKind::SessionEnded,
@@ -464,7 +506,15 @@ impl Link {
                 return relay_down(&format!("connection lost: {e}"));
             }
         }
-        match self.session_loop(&mut ws, heartbeat).await {
+        let ended = self.session_loop(&mut ws, heartbeat).await;
+        for (_, answer) in self.waiting_runs.drain() {
+            let _ = answer.send(Err(
+                "the connection to the relay dropped before it answered; the run may or may not \
+                 have been recorded (see `fulcrum status`)"
+                    .into(),
+            ));
+        }
+        match ended {
             Ended::Shutdown => {
                 let _ = ws.close(None).await;
                 Ended::Shutdown
@@ -514,6 +564,11 @@ impl Link {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
+                        RelayFrame::Response { id, result } => {
+                            if let Some(answer) = self.waiting_runs.remove(&id) {
+                                let _ = answer.send(result);
+                            }
+                        }
                         RelayFrame::Reconnect { after_ms } => return Ended::Reconnect(Duration::from_millis(after_ms)),
                         RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), settled: false },
                         RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome"),
@@ -523,6 +578,24 @@ impl Link {
                     Some(u) => self.take_update(u),
                     None => return Ended::Shutdown,
                 },
+                Some(report) = self.job_reports.recv(), if self.outbox.has_room() => {
+                    match self.outbox.push(report.message, report.flush) {
+                        Ok(durable) => {
+                            if let Err(e) = send(ws, &AgentFrame::Durable(durable)).await {
+                                return relay_down(&format!("connection lost: {e}"));
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "job report dropped"),
+                    }
+                }
+                Some((run, answer)) = self.run_calls.recv() => {
+                    self.next_request += 1;
+                    let id = self.next_request;
+                    self.waiting_runs.insert(id, answer);
+                    if let Err(e) = send(ws, &AgentFrame::Request { id, run }).await {
+                        return relay_down(&format!("connection lost: {e}"));
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     return relay_down("the relay went silent");
                 }
@@ -533,11 +606,11 @@ impl Link {
 
     /// Moves coalesced updates into the outbox and onto the wire while the outbox has room.
     async fn flush_pending(&mut self, ws: &mut Ws) -> Result<(), tungstenite::Error> {
-        while self.outbox.len() < OUTBOX_CAPACITY && !self.pending.is_empty() {
+        while self.outbox.has_room() && !self.pending.is_empty() {
             let Some(message) = self.pending.pop() else {
                 break;
             };
-            match self.outbox.push(message) {
+            match self.outbox.push(message, false) {
                 Ok(durable) => send(ws, &AgentFrame::Durable(durable)).await?,
                 Err(_) => break,
             }
@@ -554,6 +627,7 @@ impl Link {
             return Ok(());
         };
         if inbox.check(d.seq) == Accept::Apply {
+            inbox.mark_applied(d.seq);
             match d.body {
                 RelayMessage::Notice { text } => {
                     self.status.update(|s| {
@@ -563,12 +637,33 @@ impl Link {
                         true
                     });
                 }
+                RelayMessage::RunTask(spec) => {
+                    let _ = self.job_commands.send(JobCommand::Run(spec)).await;
+                }
+                RelayMessage::CancelTask { task_id } => {
+                    let _ = self.job_commands.send(JobCommand::Cancel(task_id)).await;
+                }
             }
-            inbox.mark_applied(d.seq);
         }
+        let Some(inbox) = self.relay_inbox.as_ref() else {
+            return Ok(());
+        };
         let seq = inbox.applied;
         send(ws, &AgentFrame::Ack { seq }).await
     }
+}
+
+/// Why a run cannot be asked for right now.
+fn not_connected(status: &SharedStatus) -> String {
+    let problem = status
+        .snapshot()
+        .connection
+        .problem
+        .map(|p| format!(": {}", p.message))
+        .unwrap_or_default();
+    format!(
+        "the agent is not connected to the relay{problem}; runs go through the relay, try again once `fulcrum status` says connected"
+    )
 }
 
 fn new_backoff() -> ExponentialBackoff {

@@ -31,6 +31,9 @@ pub struct AgentStatus {
     pub unacked: usize,
     /// Notices from the relay, newest last (at most a few are kept).
     pub notices: Vec<String>,
+    /// Jobs waiting or running, and the last few that finished.
+    #[serde(default)]
+    pub jobs: Vec<crate::jobs::JobEntry>,
 }
 
 /// The connection's state.

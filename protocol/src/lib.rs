@@ -5,6 +5,7 @@
 //!
 //! - [`messages`]: every frame, in both directions, each variant documented.
 //! - [`status`]: the workspace and repository state the agent reports.
+//! - [`tasks`]: jobs the relay dispatches and what the agent reports about them.
 //! - [`codec`]: MessagePack framing with a hard size cap.
 //! - [`reliable`]: sequence numbers, cumulative acks, replay and duplicate suppression for
 //!   durable messages, as plain state machines that both sides share.
@@ -19,10 +20,12 @@ pub mod codec;
 pub mod messages;
 pub mod reliable;
 pub mod status;
+pub mod tasks;
 
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};
 pub use messages::*;
 pub use status::*;
+pub use tasks::{RunRequest, TaskOutcome, TaskResult, TaskRun, TaskSpec, TestFailure, TestSummary};
 
 /// The protocol version this build speaks. The relay accepts exactly the versions in
 /// [`SUPPORTED_VERSIONS`].

@@ -13,7 +13,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::status::{RepoStatus, WorkspaceIdentity};
+use crate::{
+    status::{RepoStatus, WorkspaceIdentity},
+    tasks::{RunRequest, TaskResult, TaskSpec},
+};
 
 /// A frame sent by the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +35,15 @@ pub enum AgentFrame {
     Pong {
         /// The nonce of the ping being answered.
         nonce: u64,
+    },
+    /// Asks the relay to record and dispatch a run for this workspace (`fulcrum run` in its
+    /// terminal). Not durable: if the connection drops first, the terminal is told and nothing
+    /// was recorded. The relay answers with [`RelayFrame::Response`] carrying the same id.
+    Request {
+        /// Chosen by the agent, echoed in the response.
+        id: u64,
+        /// What to run.
+        run: RunRequest,
     },
 }
 
@@ -91,6 +103,38 @@ impl AgentMessage {
                 Ok(())
             }
             Self::RepoState(status) => status.check(),
+            Self::TaskStarted { commit, branch, .. } => {
+                let long = |v: &Option<String>| {
+                    v.as_ref().is_some_and(|v| v.len() > crate::MAX_TEXT_BYTES)
+                };
+                if long(commit) || long(branch) {
+                    return Err("commit and branch must be at most 1024 bytes".into());
+                }
+                Ok(())
+            }
+            Self::TaskOutput { data, .. } => {
+                if data.is_empty() || data.len() > crate::tasks::MAX_OUTPUT_CHUNK {
+                    return Err("an output chunk is 1 byte to 256 KiB".into());
+                }
+                Ok(())
+            }
+            Self::TaskFinished(result) => {
+                let summary_ok = result.test_summary.as_ref().is_none_or(|s| {
+                    s.failures.len() <= crate::tasks::MAX_LISTED_FAILURES
+                        && s.failures
+                            .iter()
+                            .all(|f| f.name.len() <= 1024 && f.message.len() <= 8192)
+                });
+                let message_ok = match &result.outcome {
+                    crate::TaskOutcome::FailedToStart { message }
+                    | crate::TaskOutcome::Lost { message } => message.len() <= 8192,
+                    _ => true,
+                };
+                if !summary_ok || !message_ok {
+                    return Err("a task result exceeds its size limits".into());
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -106,6 +150,28 @@ pub enum AgentMessage {
     },
     /// The current state of one repository; it replaces whatever the relay had for that path.
     RepoState(RepoStatus),
+    /// A task's process started (after waiting for a free slot, if it had to).
+    TaskStarted {
+        /// The task.
+        task_id: Uuid,
+        /// The commit checked out where it runs, if the directory is a git repository.
+        commit: Option<String>,
+        /// The branch checked out, if any.
+        branch: Option<String>,
+    },
+    /// A chunk of a task's merged stdout and stderr. Chunks of a task are contiguous: `offset`
+    /// is the number of log bytes before this one.
+    TaskOutput {
+        /// The task.
+        task_id: Uuid,
+        /// Byte offset of `data` in the task's log.
+        offset: u64,
+        /// The bytes, at most [`crate::tasks::MAX_OUTPUT_CHUNK`].
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// A task ended; the last message about it.
+    TaskFinished(TaskResult),
 }
 
 /// A frame sent by the relay.
@@ -135,6 +201,13 @@ pub enum RelayFrame {
     Reconnect {
         /// How long to wait before reconnecting, in milliseconds.
         after_ms: u64,
+    },
+    /// The answer to an [`AgentFrame::Request`].
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The recorded task's id, or why the run was refused.
+        result: Result<Uuid, String>,
     },
 }
 
@@ -199,5 +272,14 @@ pub enum RelayMessage {
     Notice {
         /// The text to show.
         text: String,
+    },
+    /// Run a task. Sent again after every reconnect until the agent reports it started; the
+    /// agent runs each task id at most once.
+    RunTask(TaskSpec),
+    /// Stop a task: SIGTERM to its process group, SIGKILL after the grace period. A task still
+    /// waiting for a slot is dropped; one the agent never saw is refused if it arrives later.
+    CancelTask {
+        /// The task.
+        task_id: Uuid,
     },
 }

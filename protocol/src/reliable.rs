@@ -37,6 +37,24 @@ impl<T: Clone> Outbox<T> {
         }
     }
 
+    /// Resumes stream `stream` with the messages still unacknowledged on it (oldest first,
+    /// contiguous), e.g. as read back from disk after a restart. The next message is numbered
+    /// after the last of them, or `next_seq` when there are none.
+    pub fn resume(stream: Uuid, pending: Vec<Durable<T>>, next_seq: u64, capacity: usize) -> Self {
+        let next_seq = pending.last().map_or(next_seq, |m| m.seq + 1);
+        Self {
+            stream,
+            next_seq,
+            pending: pending.into(),
+            capacity,
+        }
+    }
+
+    /// The sequence number the next pushed message gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// This stream's id.
     pub fn stream(&self) -> Uuid {
         self.stream

@@ -222,6 +222,11 @@ export async function logout() {
  * Refreshes first when the token is (nearly) expired, and retries once after a 401.
  */
 export async function request(method, path, body) {
+  return (await requestEnvelope(method, path, body)).data;
+}
+
+/** Like request(), but resolves to {status, data, meta} (list endpoints page through meta). */
+export async function requestEnvelope(method, path, body) {
   if (!accessToken || Date.now() > expiresAt - 5_000) {
     if (!accessToken && !refreshInFlight) {
       throw new ApiError(401, "unauthorized", "Please sign in.");
@@ -230,14 +235,27 @@ export async function request(method, path, body) {
   }
   const used = accessToken;
   try {
-    return (await send(method, path, body, used)).data;
+    return await send(method, path, body, used);
   } catch (err) {
     if (err.status !== 401) throw err;
     // Another caller may have refreshed meanwhile; only refresh if our token is still current.
     if (accessToken === used || !accessToken) await refresh(); // throws (ending the session) if the cookie is gone
-    return (await send(method, path, body, accessToken)).data;
+    return await send(method, path, body, accessToken);
   }
 }
+
+/** "?a=1&b=2" from an object, skipping empty values. */
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === null || v === undefined || v === "") continue;
+    q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+const enc = encodeURIComponent;
 
 export const api = {
   me: () => request("GET", "/me"),
@@ -247,14 +265,74 @@ export const api = {
   createAgentToken: (name) => request("POST", "/agent-tokens", { name }),
   revokeAgentToken: (id) => request("DELETE", `/agent-tokens/${encodeURIComponent(id)}`),
   eventsTicket: () => request("POST", "/events/ticket", {}),
+
+  projects: () => request("GET", "/projects"),
+  project: (id) => request("GET", `/projects/${enc(id)}`),
+  createProject: (body) => request("POST", "/projects", body),
+  updateProject: (id, body) => request("PATCH", `/projects/${enc(id)}`, body),
+  archiveProject: (id) => request("POST", `/projects/${enc(id)}/archive`, {}),
+  projectStatus: (id) => request("GET", `/projects/${enc(id)}/status`),
+  attachWorkspace: (id, wsId) => request("PUT", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
+  detachWorkspace: (id, wsId) => request("DELETE", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
+  projectMembers: (id) => request("GET", `/projects/${enc(id)}/members`),
+  setProjectMember: (id, email, role) => request("PUT", `/projects/${enc(id)}/members`, { email, role }),
+  removeProjectMember: (id, userId) => request("DELETE", `/projects/${enc(id)}/members/${enc(userId)}`),
+
+  /** {project?, workspace?, state?, page?, per_page?} -> {data: [Task], meta: {page, per_page, total}} */
+  tasks: (params) => requestEnvelope("GET", `/tasks${query(params)}`),
+  task: (id) => request("GET", `/tasks/${enc(id)}`),
+  createTask: (body) => request("POST", "/tasks", body),
+  cancelTask: (id) => request("POST", `/tasks/${enc(id)}/cancel`, {}),
+  rerunTask: (id) => request("POST", `/tasks/${enc(id)}/rerun`, {}),
+  /** -> {offset, next_offset, data: base64, end} */
+  taskLogs: (id, offset, limit) => request("GET", `/tasks/${enc(id)}/logs${query({ offset, limit })}`),
 };
+
+// ------------------------------------------------------------------ bytes
+
+/** Base64 -> Uint8Array (native decoder when the browser has one). */
+export function base64ToBytes(b64) {
+  if (typeof b64 !== "string" || b64 === "") return new Uint8Array(0);
+  if (typeof Uint8Array.fromBase64 === "function") {
+    try { return Uint8Array.fromBase64(b64); } catch { /* fall through to atob */ }
+  }
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Every byte of a task's log, page by page (4 MiB each), as a Blob.
+ * Stops at `end`, or at the current end of a still-running task's log.
+ * `onProgress(bytes)` is called after each page; `signal` aborts between pages.
+ */
+export async function fetchWholeLog(taskId, { onProgress, signal } = {}) {
+  const LIMIT = 4 * 1024 * 1024;
+  const parts = [];
+  let offset = 0;
+  let total = 0;
+  for (let pages = 0; pages < 100_000; pages++) {
+    if (signal && signal.aborted) throw new ApiError(0, "aborted", "Download canceled.");
+    const page = await api.taskLogs(taskId, offset, LIMIT);
+    if (!page || typeof page !== "object") throw new ApiError(500, "bad_response", "Unexpected log response.");
+    const bytes = base64ToBytes(page.data);
+    if (bytes.length) { parts.push(bytes); total += bytes.length; }
+    const next = Number.isFinite(page.next_offset) ? page.next_offset : offset + bytes.length;
+    if (onProgress) onProgress(total);
+    if (page.end || next <= offset || bytes.length === 0) break;
+    offset = next;
+  }
+  return new Blob(parts, { type: "text/plain;charset=utf-8" });
+}
 
 // ----------------------------------------------------------------- event socket
 
 /**
  * Live events. `onMessage(msg)` gets each parsed JSON message; `onState(state)`
  * gets "connecting" | "live" | "reconnecting" | "stopped".
- * Every (re)connect fetches a fresh ticket.
+ * Every (re)connect fetches a fresh ticket. Subscriptions made with send() (log follows)
+ * do not survive a reconnect: re-send them when the state becomes "live" again.
  */
 export class EventStream {
   constructor({ onMessage, onState }) {
@@ -291,6 +369,18 @@ export class EventStream {
       try { ws.close(1000, "bye"); } catch { /* ignore */ }
     }
     this._setState("stopped");
+  }
+
+  /** Send a JSON message now. False when the socket is not open (the caller re-sends on "live"). */
+  send(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Skip the remaining backoff (e.g. when the browser comes back online). */

@@ -1,9 +1,13 @@
 // Fulcrum dashboard — views and state. No framework: small DOM helpers, hash routing,
 // and keyed re-rendering so live updates only touch the workspace cards that changed.
 // All data is put into the page with textContent / DOM nodes, never as HTML.
+//
+// Routes: #/workspaces, #/tokens (built once, shown/hidden), and pages built per visit:
+// #/projects, #/projects/{id}, #/workspaces/{id}/tasks, #/tasks/{id}.
 
 import {
   api, login, logout, restoreSession, onSession, EventStream, isAuthenticated,
+  ApiError, base64ToBytes, fetchWholeLog,
 } from "./api.js";
 
 // ------------------------------------------------------------------ DOM helpers
@@ -101,6 +105,10 @@ function durationSince(iso) {
 }
 
 function formatTime(iso, mode) {
+  if (mode === "elapsed") {
+    const t = parseTime(iso);
+    return Number.isNaN(t) ? "—" : fmtDuration(Math.max(0, Date.now() - t));
+  }
   return mode === "duration" ? durationSince(iso) : relTime(iso);
 }
 
@@ -113,8 +121,12 @@ function timeEl(iso, mode = "ago") {
   return el;
 }
 
-function tickTimes() {
-  for (const el of document.querySelectorAll("time[data-rel]")) {
+let tickCount = 0;
+
+/** Every second: running durations. Every 15 s (and when asked): everything else. */
+function tickTimes(onlyElapsed) {
+  const all = onlyElapsed !== true;
+  for (const el of document.querySelectorAll(all ? "time[data-rel]" : "time[data-mode=elapsed]")) {
     const txt = formatTime(el.dataset.rel, el.dataset.mode);
     if (el.textContent !== txt) el.textContent = txt;
   }
@@ -269,6 +281,7 @@ function enterApp() {
 
   const navWorkspaces = h("a.nav-link", { href: "#/workspaces", "data-testid": "nav-workspaces" }, "Workspaces",
     h("span.nav-count", { hidden: true }));
+  const navProjects = h("a.nav-link", { href: "#/projects", "data-testid": "nav-projects" }, "Projects");
   const navTokens = h("a.nav-link", { href: "#/tokens", "data-testid": "nav-tokens" }, "Agent tokens");
   const live = h("span.live", { "data-testid": "live-indicator", "data-state": "reconnecting", role: "status" },
     h("span.live-dot"), h("span.live-label", { text: "Connecting…" }));
@@ -283,7 +296,7 @@ function enterApp() {
     h("div.topbar-inner", null,
       h("a.brand", { href: "#/workspaces" },
         h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }), h("span", { text: "Fulcrum" })),
-      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navTokens),
+      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTokens),
       h("div.topbar-spacer"),
       live,
       h("div.user", null, email, logoutBtn),
@@ -292,13 +305,14 @@ function enterApp() {
 
   const workspacesView = buildWorkspacesView();
   const tokensView = buildTokensView();
-  const main = h("main.main", null, workspacesView.root, tokensView.root);
+  const pageSlot = h("div.page-slot");
+  const main = h("main.main", null, workspacesView.root, tokensView.root, pageSlot);
   appRoot.append(header, main);
   appRoot.removeAttribute("aria-busy");
 
-  shell = { header, navWorkspaces, navTokens, live, email, main, workspacesView, tokensView, route: null };
+  shell = { header, navWorkspaces, navProjects, navTokens, live, email, main, pageSlot, workspacesView, tokensView, route: null };
 
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", onHashChange);
   route();
 
   api.me().then((me) => {
@@ -310,11 +324,14 @@ function enterApp() {
   stream = new EventStream({ onMessage: onEvent, onState: onLiveState });
   stream.start();
   clearInterval(tickTimer);
-  tickTimer = setInterval(tickTimes, 15_000);
+  tickTimer = setInterval(() => { tickCount = (tickCount + 1) % 15; tickTimes(tickCount !== 0); }, 1_000);
 }
 
 function teardownShell() {
-  window.removeEventListener("hashchange", route);
+  window.removeEventListener("hashchange", onHashChange);
+  destroyPage();
+  for (const f of [...logFollowers.values()]) f.stop();
+  logFollowers.clear();
   if (stream) { stream.stop(); stream = null; }
   clearInterval(tickTimer);
   clearTimeout(pollTimer);
@@ -326,21 +343,53 @@ function teardownShell() {
   cardCache.clear();
 }
 
-function route() {
+/** "#/projects/abc" -> {view: "project", id: "abc"}; null for unknown routes. */
+function parseRoute(hash) {
+  const path = String(hash || "").replace(/^#\/?/, "").split("?")[0];
+  let parts;
+  try {
+    parts = path.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  } catch {
+    return null;
+  }
+  const [a, b, c] = parts;
+  if (parts.length === 0) return { view: "workspaces" };
+  if (parts.length === 1 && (a === "workspaces" || a === "tokens" || a === "projects")) return { view: a };
+  if (parts.length === 2 && a === "projects") return { view: "project", id: b };
+  if (parts.length === 2 && a === "tasks") return { view: "task", id: b };
+  if (parts.length === 3 && a === "workspaces" && c === "tasks") return { view: "workspace-tasks", id: b };
+  return null;
+}
+
+function onHashChange() {
+  route(true);
+}
+
+function route(navigated) {
   if (!shell) return;
-  const hash = location.hash || "";
-  let view = null;
-  if (hash === "#/workspaces" || hash === "#/" || hash === "" || hash === "#") view = "workspaces";
-  else if (hash === "#/tokens") view = "tokens";
-  if (!view || hash !== `#/${view}`) {
-    history.replaceState(null, "", `#/${view || "workspaces"}`);
-    view = view || "workspaces";
+  const r = parseRoute(location.hash) || { view: "workspaces" };
+  // The two built-once views keep their canonical hashes (also for "", "#/" and unknown routes).
+  if ((r.view === "workspaces" || r.view === "tokens") && location.hash !== `#/${r.view}`) {
+    history.replaceState(null, "", `#/${r.view}`);
+  }
+  const view = r.view;
+  const key = `${view}:${r.id || ""}`;
+  if (page && page.key !== key) destroyPage();
+  if (view !== "workspaces" && view !== "tokens" && !page) {
+    page = buildPage(r);
+    page.key = key;
+    shell.pageSlot.append(page.root);
+    if (navigated) {
+      window.scrollTo(0, 0);
+      if (page.heading && page.heading.isConnected) page.heading.focus({ preventScroll: true });
+    }
   }
   shell.route = view;
   shell.workspacesView.root.hidden = view !== "workspaces";
   shell.tokensView.root.hidden = view !== "tokens";
-  for (const [el, name] of [[shell.navWorkspaces, "workspaces"], [shell.navTokens, "tokens"]]) {
-    if (view === name) el.setAttribute("aria-current", "page");
+  const section = page ? page.nav : view;
+  for (const [el, name] of [[shell.navWorkspaces, "workspaces"], [shell.navProjects, "projects"], [shell.navTokens, "tokens"]]) {
+    if (section === name) el.setAttribute("aria-current", view === name ? "page" : "true");
     else el.removeAttribute("aria-current");
   }
   if (view === "tokens") loadTokens();
@@ -350,7 +399,9 @@ function route() {
 
 function updateTitle() {
   if (!shell) return;
-  if (shell.route === "tokens") {
+  if (page) {
+    document.title = `${page.title()} · Fulcrum`;
+  } else if (shell.route === "tokens") {
     document.title = "Agent tokens · Fulcrum";
   } else {
     const online = [...state.workspaces.values()].filter((w) => w.online).length;
@@ -371,6 +422,9 @@ function onLiveState(s) {
   // While the socket is down, fall back to polling so the page doesn't go stale.
   clearTimeout(pollTimer);
   if (!live && s !== "stopped") pollTimer = setTimeout(pollWorkspaces, 20_000);
+  // Log follows live on the socket: re-follow from where each one got to.
+  for (const f of [...logFollowers.values()]) f.onLive(s);
+  notifyPage("onLive", s);
 }
 
 function pollWorkspaces() {
@@ -392,6 +446,11 @@ function onEvent(msg) {
     state.workspaces.set(msg.workspace.id, msg.workspace);
     state.workspacesLoaded = true;
     renderWorkspaces();
+  } else if (msg.type === "task" && msg.task && typeof msg.task === "object" && typeof msg.task.id === "string") {
+    notifyPage("onTask", msg.task);
+  } else if ((msg.type === "log" || msg.type === "log_end" || msg.type === "error") && typeof msg.task === "string") {
+    const follower = logFollowers.get(msg.task);
+    if (follower) follower.onMessage(msg);
   }
   // Unknown types are ignored on purpose.
 }
@@ -536,6 +595,7 @@ function renderWorkspaces() {
       if (!state.workspaces.has(id)) cardCache.delete(id);
     }
   }
+  notifyPage("onWorkspaces");
 }
 
 function emptyWorkspaces() {
@@ -579,6 +639,10 @@ function buildCard(w) {
       h("span.dot", { class: online ? "dot-online" : "dot-offline", title: online ? "Online" : "Offline", role: "img", "aria-label": online ? "Online" : "Offline" }),
       h("h2.ws-name", { text: w.name || "(unnamed)", title: w.name || "" }),
       presence,
+      h("a.btn.btn-small.ws-tasks", {
+        href: `#/workspaces/${encodeURIComponent(w.id)}/tasks`, "data-testid": "workspace-tasks-link",
+        "aria-label": `Tasks of ${w.name || "this workspace"}`,
+      }, "Tasks"),
     ),
     h("div.ws-meta", null,
       h("div.ws-line", null,
@@ -890,6 +954,1702 @@ async function revokeToken(t, btn) {
     btn.disabled = false;
     btn.textContent = "Revoke";
     window.alert(`Couldn't revoke the token: ${err.message}`);
+  }
+}
+
+// ------------------------------------------------------------------ pages with parameters
+//
+// Projects, a project, a workspace's tasks and a task are "pages": built when their route is
+// entered and destroyed when it is left (a page may hold a log follow or timers). The current
+// page hears about task and workspace changes and about the socket's state.
+
+let page = null;             // {key, root, heading, nav, title(), destroy(), onTask(t), onWorkspaces(), onLive(s)}
+let uidSeq = 0;
+const uid = (prefix) => `${prefix}-${++uidSeq}`;
+const enc = encodeURIComponent;
+const projectNames = new Map(); // project id -> name, for links in task pages
+
+function buildPage(r) {
+  if (r.view === "projects") return buildProjectsPage();
+  if (r.view === "project") return buildProjectPage(r.id);
+  if (r.view === "workspace-tasks") return buildWorkspaceTasksPage(r.id);
+  if (r.view === "task") return buildTaskPage(r.id);
+  return null;
+}
+
+function destroyPage() {
+  if (!page) return;
+  try { if (page.destroy) page.destroy(); } catch (e) { console.error(e); }
+  page.root.remove();
+  page = null;
+}
+
+function notifyPage(method, arg) {
+  if (!page || typeof page[method] !== "function") return;
+  try { page[method](arg); } catch (e) { console.error(e); }
+}
+
+/** <label> above a control. */
+function field(label, control, hint) {
+  if (!control.id) control.id = uid("f");
+  return h("div.field", null,
+    h("label.field-label", { for: control.id, text: label }),
+    control,
+    hint ? h("span.field-hint", { text: hint }) : null);
+}
+
+function crumbs(...items) {
+  const out = [];
+  items.filter(Boolean).forEach((it, i) => {
+    if (i) out.push(h("span.crumb-sep", { "aria-hidden": "true", text: "/" }));
+    out.push(it);
+  });
+  return h("nav.crumbs", { "aria-label": "Breadcrumb" }, out);
+}
+
+function loadingEl(text) {
+  return h("div.loading", null, h("span.spinner"), text);
+}
+
+function errorBanner(text, retry) {
+  let btn = null;
+  if (retry) {
+    btn = h("button.btn.btn-small", { type: "button" }, "Retry");
+    btn.addEventListener("click", () => { btn.disabled = true; retry(); });
+  }
+  return h("div.banner", { role: "alert" }, h("span", { text }), btn);
+}
+
+function badResponse(message) {
+  return new ApiError(500, "bad_response", message);
+}
+
+function workspaceName(id) {
+  const w = state.workspaces.get(id);
+  return (w && w.name) || (typeof id === "string" ? id.slice(0, 8) : "unknown");
+}
+
+function workspaceTasksLink(id, attrs = {}) {
+  return h("a", { href: `#/workspaces/${enc(id)}/tasks`, ...attrs, text: workspaceName(id) });
+}
+
+// ------------------------------------------------------------------ tasks: formatting
+
+const TASK_STATES = ["queued", "dispatched", "running", "succeeded", "failed", "canceled", "timed_out", "lost"];
+const ACTIVE_STATES = new Set(["queued", "dispatched", "running"]);
+const STATE_LABELS = { timed_out: "timed out" };
+const isActive = (t) => !!t && ACTIVE_STATES.has(t.state);
+
+function fmtDuration(ms) {
+  if (!Number.isFinite(ms) || ms < 0) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.floor(s)} s`;
+  const total = Math.floor(s);
+  const m = Math.floor(total / 60);
+  if (m < 60) return `${m} min ${total % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function fmtBytes(n) {
+  if (!Number.isFinite(n) || n < 0) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function taskTitle(t) {
+  if (typeof t.command === "string" && t.command !== "") return t.command;
+  if (typeof t.step === "string" && t.step !== "") return `step: ${t.step}`;
+  return "(no command)";
+}
+
+function stateBadge(st, testid = "task-state") {
+  const known = TASK_STATES.includes(st) ? st : "unknown";
+  return h("span.task-state", { class: `st-${known}`, "data-testid": testid, "data-state": st || "" },
+    ACTIVE_STATES.has(known) ? h("span.state-pulse", { "aria-hidden": "true" }) : null,
+    STATE_LABELS[known] || known);
+}
+
+function exitText(t) {
+  if (Number.isFinite(t.exit_code)) return String(t.exit_code);
+  if (t.signal !== null && t.signal !== undefined && t.signal !== "") return `signal ${t.signal}`;
+  return "—";
+}
+
+/** Finished: the recorded duration. Running: a live elapsed time (the ticker updates it). */
+function taskDurationEl(t, attrs = {}) {
+  if (Number.isFinite(t.duration_ms)) return h("span", { ...attrs, text: fmtDuration(t.duration_ms) });
+  const started = parseTime(t.started_at);
+  if (!Number.isNaN(started)) {
+    if (isActive(t)) {
+      return h("time.rel", { ...attrs, datetime: t.started_at, dataset: { rel: t.started_at, mode: "elapsed" } },
+        fmtDuration(Date.now() - started));
+    }
+    const finished = parseTime(t.finished_at);
+    if (!Number.isNaN(finished)) return h("span", { ...attrs, text: fmtDuration(finished - started) });
+  }
+  return h("span.muted", { ...attrs, text: "—" });
+}
+
+function commitEl(t) {
+  const sha = typeof t.commit_sha === "string" && t.commit_sha ? t.commit_sha : null;
+  if (!sha && !t.branch) return h("span.muted", { text: "—" });
+  return h("span.commit-ref.mono", { title: [t.branch, sha].filter(Boolean).join(" @ ") },
+    h("span.ref-branch", { text: t.branch || "detached" }),
+    sha ? h("span.ref-at", { text: "@" }) : null,
+    sha ? h("span.ref-sha", { text: sha.slice(0, 7) }) : null);
+}
+
+function testCounts(ts, testid) {
+  if (!ts || typeof ts !== "object") return h("span.muted", { text: "—", "data-testid": testid });
+  const n = (x) => (Number.isFinite(x) ? x : 0);
+  return h("span.tests", {
+    "data-testid": testid, "data-passed": n(ts.passed), "data-failed": n(ts.failed), "data-skipped": n(ts.skipped),
+    title: `${n(ts.passed)} passed, ${n(ts.failed)} failed, ${n(ts.skipped)} skipped`,
+  },
+  h("span.tc.tc-passed", { text: `${n(ts.passed)} ✓` }),
+  h("span.tc.tc-failed", { class: n(ts.failed) ? "nonzero" : "", text: `${n(ts.failed)} ✗` }),
+  n(ts.skipped) ? h("span.tc.tc-skipped", { text: `${n(ts.skipped)} skipped` }) : null);
+}
+
+function triggeredBy(t) {
+  return h("span.who", null,
+    h("span", { text: t.triggered_by_email || (t.triggered_by ? String(t.triggered_by).slice(0, 8) : "unknown") }),
+    t.source === "terminal" ? h("span.tag", { text: "terminal", title: "Started from a terminal session" }) : null);
+}
+
+// ------------------------------------------------------------------ tasks: list component
+
+/**
+ * A paged, filterable task list for a project or a workspace, kept current by task events:
+ * rows that are on screen are replaced in place; new tasks reload page 1 (debounced).
+ */
+function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
+  const ls = { state: "", page: 1, perPage, total: 0, items: [], loaded: false, error: null, seq: 0, reloadTimer: 0 };
+  const rows = new Map(); // task id -> <tr>
+
+  const filter = h("select", { "data-testid": "task-filter" },
+    h("option", { value: "", text: "All states" }),
+    TASK_STATES.map((s) => h("option", { value: s, text: STATE_LABELS[s] || s })));
+  filter.addEventListener("change", () => { ls.state = filter.value; ls.page = 1; load(); });
+  const count = h("span.muted.small", { "data-testid": "task-count" });
+  const prev = h("button.btn.btn-small", { type: "button", "data-testid": "task-prev" }, "← Newer");
+  const next = h("button.btn.btn-small", { type: "button", "data-testid": "task-next" }, "Older →");
+  const pageInfo = h("span.muted.small", { "data-testid": "task-page-info", "aria-live": "polite" });
+  prev.addEventListener("click", () => { if (ls.page > 1) { ls.page--; load(); } });
+  next.addEventListener("click", () => { if (ls.page * ls.perPage < ls.total) { ls.page++; load(); } });
+  const body = h("div.task-list-body");
+  const pager = h("div.pager", { hidden: true }, prev, pageInfo, next);
+  const root = h("div.task-list", { "data-testid": "task-list" },
+    h("div.list-toolbar", null, field("State", filter), h("span.grow"), count),
+    body,
+    pager,
+  );
+
+  const params = () => ({
+    project: scope.project, workspace: scope.workspace, state: ls.state, page: ls.page, per_page: ls.perPage,
+  });
+  const matches = (t) => (scope.project ? t.project_id === scope.project : true) &&
+    (scope.workspace ? t.workspace_id === scope.workspace : true);
+
+  async function load() {
+    const seq = ++ls.seq;
+    clearTimeout(ls.reloadTimer);
+    if (!ls.loaded) render();
+    try {
+      const { data, meta } = await api.tasks(params());
+      if (seq !== ls.seq) return;
+      ls.items = Array.isArray(data) ? data.filter((t) => t && typeof t.id === "string") : [];
+      ls.total = meta && Number.isFinite(meta.total) ? meta.total : ls.items.length;
+      if (meta && Number.isFinite(meta.per_page) && meta.per_page > 0) ls.perPage = meta.per_page;
+      if (meta && Number.isFinite(meta.page) && meta.page > 0) ls.page = meta.page;
+      ls.loaded = true;
+      ls.error = null;
+      // The last page went away (tasks deleted, or a filter shrank it): show the new last page.
+      if (ls.items.length === 0 && ls.page > 1 && ls.total > 0) {
+        ls.page = Math.max(1, Math.ceil(ls.total / ls.perPage));
+        load();
+        return;
+      }
+    } catch (err) {
+      if (seq !== ls.seq || !shell || !isAuthenticated()) return;
+      ls.error = err.message;
+    }
+    render();
+  }
+
+  function render() {
+    clear(body);
+    rows.clear();
+    if (ls.error && !ls.loaded) {
+      body.append(errorBanner(`Couldn't load tasks: ${ls.error}`, load));
+    } else if (!ls.loaded) {
+      body.append(loadingEl("Loading tasks…"));
+    } else if (ls.items.length === 0) {
+      body.append(h("div.empty.empty-small", { "data-testid": "task-empty" },
+        h("p.muted", { text: ls.state ? `No ${STATE_LABELS[ls.state] || ls.state} tasks.` : "No tasks yet." })));
+    } else {
+      if (ls.error) body.append(errorBanner(`Couldn't refresh tasks: ${ls.error}`, load));
+      const trs = ls.items.map((t) => {
+        const tr = taskRow(t, showWorkspace);
+        rows.set(t.id, tr);
+        return tr;
+      });
+      body.append(h("div.table-wrap", null,
+        h("table.data.tasks-table", null,
+          h("thead", null, h("tr", null,
+            h("th", { scope: "col", text: "State" }),
+            h("th", { scope: "col", text: "Task" }),
+            showWorkspace ? h("th", { scope: "col", text: "Workspace" }) : null,
+            h("th", { scope: "col", text: "Commit" }),
+            h("th", { scope: "col", text: "Duration" }),
+            h("th", { scope: "col", text: "Exit" }),
+            h("th", { scope: "col", text: "Tests" }),
+            h("th", { scope: "col", text: "Triggered by" }),
+            h("th", { scope: "col", text: "Created" }))),
+          h("tbody", null, trs))));
+    }
+    const from = ls.items.length ? (ls.page - 1) * ls.perPage + 1 : 0;
+    const to = from ? from + ls.items.length - 1 : 0;
+    count.textContent = ls.loaded ? plural(ls.total, "task") : "";
+    pageInfo.textContent = ls.total ? `${from}–${to} of ${ls.total}` : "";
+    pager.hidden = !ls.loaded || ls.total <= ls.perPage && ls.page === 1;
+    prev.disabled = ls.page <= 1;
+    next.disabled = ls.page * ls.perPage >= ls.total;
+  }
+
+  function onTask(t) {
+    if (!matches(t)) return;
+    const i = ls.items.findIndex((x) => x.id === t.id);
+    if (i >= 0) {
+      ls.items[i] = t;
+      const old = rows.get(t.id);
+      if (old) {
+        const tr = taskRow(t, showWorkspace);
+        old.replaceWith(tr);
+        rows.set(t.id, tr);
+      }
+    } else if (ls.page === 1) {
+      // A new task: let the relay place it (filter, order, total).
+      clearTimeout(ls.reloadTimer);
+      ls.reloadTimer = setTimeout(load, 250);
+    }
+  }
+
+  function refreshNames() {
+    if (!showWorkspace) return;
+    for (const [id, tr] of rows) {
+      const t = ls.items.find((x) => x.id === id);
+      const a = tr.querySelector("[data-col=workspace] a");
+      if (t && a && a.textContent !== workspaceName(t.workspace_id)) a.textContent = workspaceName(t.workspace_id);
+    }
+  }
+
+  return { root, load, onTask, refreshNames, destroy: () => { ls.seq++; clearTimeout(ls.reloadTimer); } };
+}
+
+function taskRow(t, showWorkspace) {
+  return h("tr", { "data-testid": "task-row", "data-task-id": t.id, "data-state": t.state || "" },
+    h("td", null, stateBadge(t.state, "task-row-state")),
+    h("td.task-cmd", null,
+      h("a.mono", { href: `#/tasks/${enc(t.id)}`, title: taskTitle(t), "data-testid": "task-link" }, taskTitle(t)),
+      t.repo && t.repo !== "." ? h("span.muted.small.task-repo", { text: `in ${t.repo}` }) : null),
+    showWorkspace ? h("td", { "data-col": "workspace" }, workspaceTasksLink(t.workspace_id)) : null,
+    h("td", null, commitEl(t)),
+    h("td.num", null, taskDurationEl(t)),
+    h("td.num", { "data-testid": "task-row-exit", class: Number.isFinite(t.exit_code) && t.exit_code !== 0 ? "bad" : "" }, exitText(t)),
+    h("td", null, testCounts(t.test_summary, "task-row-tests")),
+    h("td", null, triggeredBy(t)),
+    h("td.t-time", null, timeEl(t.created_at)),
+  );
+}
+
+// ------------------------------------------------------------------ tasks: run form
+
+function parseEnv(text) {
+  const env = {};
+  const lines = String(text || "").split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    const key = eq > 0 ? line.slice(0, eq).trim() : "";
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw new Error(`Environment line ${i + 1}: expected KEY=value.`);
+    }
+    env[key] = line.slice(eq + 1);
+  }
+  return env;
+}
+
+/**
+ * "Run" form. On a workspace: a repository select and a command. On a project: a command or a
+ * QA step, and a repository path; the relay picks an online workspace. Opens the new task.
+ */
+function runForm({ workspaceId = null, projectId = null }) {
+  const forProject = !!projectId;
+  let repoControl;
+  if (forProject) {
+    repoControl = h("input.mono", { type: "text", value: ".", spellcheck: "false", autocomplete: "off", "data-testid": "run-repo" });
+  } else {
+    repoControl = h("select.mono", { "data-testid": "run-repo" });
+  }
+  const command = h("input.mono", {
+    type: "text", placeholder: "e.g. cargo test", spellcheck: "false", autocomplete: "off", "data-testid": "run-command",
+  });
+  const step = h("input.mono", {
+    type: "text", placeholder: "e.g. test", spellcheck: "false", autocomplete: "off", "data-testid": "run-step",
+  });
+  const env = h("textarea.mono", { rows: 3, spellcheck: "false", placeholder: "RUST_LOG=debug", "data-testid": "run-env" });
+  const timeout = h("input", { type: "number", min: 1, step: 1, placeholder: "relay default", "data-testid": "run-timeout" });
+  const submit = h("button.btn.btn-primary", { type: "submit", "data-testid": "run-submit" }, "Run");
+  const error = h("div.form-error", { role: "alert", "data-testid": "run-error", hidden: true });
+  const note = h("p.muted.small.run-note", { hidden: true });
+
+  const commandField = field("Command", command);
+  const stepField = field("QA step", step, "A step defined for the project, e.g. test or lint");
+  let kind = "command";
+  let kindSwitch = null;
+  if (forProject) {
+    const name = uid("kind");
+    const radio = (value, label) => {
+      const input = h("input", { type: "radio", name, value, checked: value === kind, "data-testid": `run-kind-${value}` });
+      input.addEventListener("change", () => { if (input.checked) setKind(value); });
+      return h("label.radio", null, input, h("span", { text: label }));
+    };
+    kindSwitch = h("fieldset.kind", null, h("legend.field-label", { text: "Run" }),
+      radio("command", "Command"), radio("step", "QA step"));
+  }
+  function setKind(k) {
+    kind = k;
+    commandField.hidden = k !== "command";
+    stepField.hidden = k !== "step";
+  }
+  setKind("command");
+
+  const form = h("form.run-form", { "data-testid": "run-form", "aria-label": forProject ? "Run on this project" : "Run on this workspace" },
+    kindSwitch,
+    h("div.run-row", null,
+      h("div.run-repo", null, field(forProject ? "Repository path" : "Repository", repoControl)),
+      h("div.grow", null, commandField, stepField),
+      submit),
+    h("details.run-options", null,
+      h("summary", { text: "Options" }),
+      h("div.run-options-body", null,
+        field("Environment", env, "KEY=value, one per line"),
+        h("div.run-timeout", null, field("Timeout (seconds)", timeout)))),
+    note,
+    error,
+  );
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    const body = forProject ? { project_id: projectId } : { workspace_id: workspaceId };
+    body.repo = (repoControl.value || ".").trim() || ".";
+    let focusOnError = null;
+    try {
+      if (kind === "step") {
+        const v = step.value.trim();
+        if (!v) { focusOnError = step; throw new Error("Enter the name of a QA step."); }
+        body.step = v;
+      } else {
+        const v = command.value.trim();
+        if (!v) { focusOnError = command; throw new Error("Enter a command to run."); }
+        body.command = v;
+      }
+      focusOnError = env;
+      const e = parseEnv(env.value);
+      if (Object.keys(e).length) body.env = e;
+      if (timeout.value !== "") {
+        const n = Number(timeout.value);
+        focusOnError = timeout;
+        if (!Number.isInteger(n) || n <= 0) throw new Error("The timeout must be a whole number of seconds.");
+        body.timeout_s = n;
+      }
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+      if (focusOnError) {
+        if (focusOnError === env || focusOnError === timeout) form.querySelector("details").open = true;
+        focusOnError.focus();
+      }
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = "Starting…";
+    try {
+      const task = await api.createTask(body);
+      if (task && typeof task.id === "string") {
+        location.hash = `#/tasks/${enc(task.id)}`;
+        return;
+      }
+      throw new Error("The relay did not return the new task.");
+    } catch (err) {
+      error.textContent = err.code === "workspace_offline"
+        ? (err.message || "The workspace is offline. Start its agent and try again.")
+        : err.message;
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Run";
+    }
+  });
+
+  /** Workspace forms: refresh the repository choices, keeping the selection. */
+  function setRepos(paths) {
+    if (forProject) return;
+    const list = [...new Set(["."].concat(paths || []).filter((p) => typeof p === "string" && p))];
+    list.sort((a, b) => (a === "." ? -1 : b === "." ? 1 : a.localeCompare(b)));
+    const current = repoControl.value || ".";
+    const have = [...repoControl.options].map((o) => o.value);
+    if (have.join("\n") === list.join("\n")) return;
+    clear(repoControl);
+    for (const p of list) repoControl.append(h("option", { value: p, text: p }));
+    repoControl.value = list.includes(current) ? current : ".";
+  }
+  if (!forProject) setRepos([]);
+
+  function setNote(text) {
+    note.textContent = text || "";
+    note.hidden = !text;
+  }
+
+  return { root: form, setRepos, setNote };
+}
+
+// ------------------------------------------------------------------ projects list
+
+function buildProjectsPage() {
+  const ps = { list: null, error: null, seq: 0 };
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Projects" });
+  const summary = h("span.summary");
+
+  const name = h("input", { type: "text", maxlength: 200, autocomplete: "off", required: true, "data-testid": "project-name" });
+  const description = h("input", { type: "text", maxlength: 2000, autocomplete: "off", "data-testid": "project-description" });
+  const repoUrl = h("input", { type: "text", inputmode: "url", autocomplete: "off", spellcheck: "false", placeholder: "https://git.example.com/team/repo", "data-testid": "project-repo-url" });
+  const techStack = h("input", { type: "text", autocomplete: "off", placeholder: "rust, postgres, typescript", "data-testid": "project-tech-stack" });
+  const create = h("button.btn.btn-primary", { type: "submit", "data-testid": "project-create" }, "Create project");
+  const formError = h("div.form-error", { role: "alert", "data-testid": "project-error", hidden: true });
+  const form = h("form.project-form", { "aria-label": "New project" },
+    h("div.form-grid", null,
+      field("Name", name),
+      field("Repository URL", repoUrl),
+      field("Description", description),
+      field("Tech stack", techStack, "Comma-separated")),
+    h("div.form-actions", null, create),
+    formError,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    formError.hidden = true;
+    const body = { name: name.value.trim() };
+    if (!body.name) {
+      formError.textContent = "Give the project a name.";
+      formError.hidden = false;
+      name.focus();
+      return;
+    }
+    if (description.value.trim()) body.description = description.value.trim();
+    if (repoUrl.value.trim()) body.repository_url = repoUrl.value.trim();
+    const stack = splitList(techStack.value);
+    if (stack.length) body.tech_stack = stack;
+    create.disabled = true;
+    create.textContent = "Creating…";
+    try {
+      const p = await api.createProject(body);
+      if (p && p.id) {
+        projectNames.set(p.id, p.name);
+        location.hash = `#/projects/${enc(p.id)}`;
+        return;
+      }
+      load();
+    } catch (err) {
+      formError.textContent = err.message;
+      formError.hidden = false;
+    } finally {
+      create.disabled = false;
+      create.textContent = "Create project";
+    }
+  });
+
+  const listSlot = h("div");
+  const root = h("section.view.view-narrow", { "aria-labelledby": heading.id },
+    h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    h("div.panel", { "data-testid": "project-create-panel" },
+      h("h2", { text: "New project" }),
+      form),
+    listSlot,
+  );
+
+  async function load() {
+    const seq = ++ps.seq;
+    try {
+      const list = await api.projects();
+      if (seq !== ps.seq) return;
+      ps.list = Array.isArray(list) ? list.filter((p) => p && typeof p.id === "string") : [];
+      ps.error = null;
+      for (const p of ps.list) projectNames.set(p.id, p.name);
+    } catch (err) {
+      if (seq !== ps.seq || !shell || !isAuthenticated()) return;
+      ps.error = err.message;
+    }
+    render();
+  }
+
+  function render() {
+    clear(listSlot);
+    const p = ps.list;
+    summary.textContent = p && p.length ? `${p.filter((x) => x.status !== "archived").length} active` : "";
+    if (ps.error && !p) { listSlot.append(errorBanner(`Couldn't load projects: ${ps.error}`, load)); return; }
+    if (!p) { listSlot.append(loadingEl("Loading projects…")); return; }
+    if (!p.length) {
+      listSlot.append(h("div.empty.empty-small", null,
+        h("h2", { text: "No projects yet" }),
+        h("p.muted", { text: "A project groups workspaces that work on the same code, so you can run tasks and QA steps on whichever of them is online." })));
+      return;
+    }
+    const sorted = [...p].sort((a, b) =>
+      (a.status === "archived" ? 1 : 0) - (b.status === "archived" ? 1 : 0) ||
+      String(a.name || "").localeCompare(String(b.name || ""), undefined, { sensitivity: "base", numeric: true }));
+    listSlot.append(h("div.table-wrap", null,
+      h("table.data", null,
+        h("thead", null, h("tr", null,
+          h("th", { scope: "col", text: "Name" }), h("th", { scope: "col", text: "Status" }),
+          h("th", { scope: "col", text: "Your role" }), h("th", { scope: "col", text: "Workspaces" }),
+          h("th", { scope: "col", text: "Tech stack" }), h("th", { scope: "col", text: "Updated" }))),
+        h("tbody", null, sorted.map((x) => {
+          const n = Array.isArray(x.workspace_ids) ? x.workspace_ids.length : 0;
+          return h("tr", { "data-testid": "project-row", "data-project-id": x.id, "data-status": x.status || "", class: x.status === "archived" ? "is-archived" : "" },
+            h("td.t-name", null,
+              h("a", { href: `#/projects/${enc(x.id)}`, "data-testid": "project-link", text: x.name || "(unnamed)" }),
+              x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null),
+            h("td", null, projectStatusBadge(x.status)),
+            h("td", { "data-testid": "project-role" }, h("span.role", { class: `role-${x.role}`, text: x.role || "—" })),
+            h("td.num", { "data-testid": "project-workspace-count", text: String(n) }),
+            h("td", null, stackTags(x.tech_stack)),
+            h("td.t-time", null, timeEl(x.updated_at || x.created_at)));
+        }))),
+    ));
+  }
+
+  render();
+  load();
+  return { root, heading, nav: "projects", title: () => "Projects", destroy: () => { ps.seq++; } };
+}
+
+function splitList(s) {
+  return [...new Set(String(s || "").split(",").map((x) => x.trim()).filter(Boolean))];
+}
+
+function projectStatusBadge(status) {
+  return h("span.pstatus", { class: status === "archived" ? "pstatus-archived" : "pstatus-active", "data-testid": "project-status", "data-status": status || "" },
+    status === "archived" ? "archived" : "active");
+}
+
+function stackTags(list) {
+  const items = Array.isArray(list) ? list.filter((x) => typeof x === "string" && x) : [];
+  if (!items.length) return h("span.muted", { text: "—" });
+  return h("span.stack", null, items.map((s) => h("span.tag.tag-stack", { text: s })));
+}
+
+const HEALTH_LABELS = { healthy: "Healthy", failing: "Failing", running: "Running", idle: "Idle", offline: "Offline" };
+const HEALTH_HINTS = {
+  healthy: "The last finished task succeeded.",
+  failing: "The last finished task did not succeed.",
+  running: "A task is queued or running.",
+  idle: "No tasks have run yet.",
+  offline: "No workspace of this project is online.",
+};
+
+function healthBadge(hv) {
+  const known = HEALTH_LABELS[hv] ? hv : "unknown";
+  return h("span.health", { class: `health-${known}`, "data-testid": "project-health", "data-health": hv || "", title: HEALTH_HINTS[known] || "" },
+    h("span.health-dot", { "aria-hidden": "true" }), HEALTH_LABELS[known] || "Unknown");
+}
+
+// ------------------------------------------------------------------ project page
+
+function buildProjectPage(projectId) {
+  const ps = { status: null, error: null, notFound: false, seq: 0, reloadTimer: 0, members: null, membersError: null, onlineSig: "", wsSig: "" };
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: projectNames.get(projectId) || "Project" });
+  const headSlot = h("div.project-head");
+  const editSlot = h("div");
+  const wsSlot = h("div.card-body");
+  const healthSlot = h("div.card-body");
+  const membersSlot = h("div.card-body");
+  const actionError = h("div.form-error", { role: "alert", hidden: true });
+  const run = runForm({ projectId });
+  const runCard = h("section.card", { "aria-label": "Run a task", hidden: true },
+    h("div.card-head", null, h("h2", { text: "Run" }),
+      h("span.muted.small", { text: "The relay runs it on an online workspace of this project." })),
+    h("div.card-body", null, run.root));
+  const tasks = taskList({ project: projectId }, { showWorkspace: true });
+  const body = h("div", { hidden: true },
+    headSlot,
+    actionError,
+    editSlot,
+    h("div.proj-grid", null,
+      h("section.card", { "aria-label": "Health" }, h("div.card-head", null, h("h2", { text: "Health" })), healthSlot),
+      h("section.card", { "aria-label": "Workspaces" }, h("div.card-head", null, h("h2", { text: "Workspaces" })), wsSlot)),
+    runCard,
+    h("section.section", { "aria-label": "Tasks" }, h("h2.section-title", { text: "Tasks" }), tasks.root),
+    h("section.card", { "aria-label": "Members" }, h("div.card-head", null, h("h2", { text: "Members" })), membersSlot),
+  );
+  const statusSlot = h("div");
+  const root = h("section.view", { "aria-labelledby": heading.id, "data-testid": "project-page", "data-project-id": projectId },
+    crumbs(h("a", { href: "#/projects", text: "Projects" }), h("span", { text: "Project" })),
+    statusSlot,
+    body,
+  );
+
+  const project = () => (ps.status && ps.status.project) || null;
+  const role = () => (project() && project().role) || "viewer";
+  const canManage = () => role() === "owner" || role() === "maintainer";
+
+  async function load() {
+    const seq = ++ps.seq;
+    clearTimeout(ps.reloadTimer);
+    try {
+      const st = await api.projectStatus(projectId);
+      if (seq !== ps.seq) return;
+      if (!st || !st.project) throw badResponse("The relay returned an unexpected project status.");
+      ps.status = st;
+      ps.error = null;
+      projectNames.set(projectId, st.project.name);
+    } catch (err) {
+      if (seq !== ps.seq || !shell || !isAuthenticated()) return;
+      ps.error = err.message;
+      ps.notFound = err.status === 404;
+    }
+    render();
+  }
+
+  function reloadSoon(ms = 400) {
+    clearTimeout(ps.reloadTimer);
+    ps.reloadTimer = setTimeout(load, ms);
+  }
+
+  async function loadMembers() {
+    try {
+      const list = await api.projectMembers(projectId);
+      ps.members = Array.isArray(list) ? list : [];
+      ps.membersError = null;
+    } catch (err) {
+      if (!shell || !isAuthenticated()) return;
+      ps.membersError = err.message;
+    }
+    renderMembers();
+  }
+
+  function render() {
+    clear(statusSlot);
+    if (!ps.status) {
+      body.hidden = true;
+      if (ps.notFound) {
+        statusSlot.append(h("div.empty", { "data-testid": "not-found" },
+          h("h2", { text: "Project not found" }),
+          h("p.muted", null, "It doesn't exist or you are not a member. ", h("a", { href: "#/projects", text: "All projects" }))));
+      } else if (ps.error) {
+        statusSlot.append(errorBanner(`Couldn't load the project: ${ps.error}`, load));
+      } else {
+        statusSlot.append(loadingEl("Loading project…"));
+      }
+      return;
+    }
+    if (ps.error) statusSlot.append(errorBanner(`Couldn't refresh the project: ${ps.error}`, load));
+    body.hidden = false;
+    const p = project();
+    heading.textContent = p.name || "(unnamed)";
+    root.querySelector(".crumbs > span:last-child").textContent = p.name || "Project";
+    updateTitle();
+    renderHead(p);
+    renderHealth();
+    renderWorkspaceList();
+    runCard.hidden = !(p.status !== "archived" && role() !== "viewer");
+    tasks.refreshNames();
+  }
+
+  function renderHead(p) {
+    clear(headSlot);
+    let archive = null;
+    if (p.role === "owner" && p.status !== "archived") {
+      archive = h("button.btn.btn-small.btn-danger", { type: "button", "data-testid": "project-archive" }, "Archive");
+      archive.addEventListener("click", async () => {
+        // eslint-disable-next-line no-alert
+        if (!window.confirm(`Archive the project “${p.name}”?\n\nIts task history stays; no new tasks can be run.`)) return;
+        archive.disabled = true;
+        actionError.hidden = true;
+        try {
+          const updated = await api.archiveProject(projectId);
+          if (updated && updated.id) ps.status.project = updated;
+          else ps.status.project = { ...p, status: "archived" };
+          render();
+          load();
+        } catch (err) {
+          archive.disabled = false;
+          showActionError(`Couldn't archive the project: ${err.message}`);
+        }
+      });
+    }
+    let edit = null;
+    if (canManage() && p.status !== "archived") {
+      edit = h("button.btn.btn-small", { type: "button", "data-testid": "project-edit", "aria-expanded": editSlot.firstChild ? "true" : "false" }, "Edit");
+      edit.addEventListener("click", () => {
+        if (editSlot.firstChild) { clear(editSlot); edit.setAttribute("aria-expanded", "false"); return; }
+        editSlot.append(editForm(project(), () => { clear(editSlot); renderHead(project()); }));
+        edit.setAttribute("aria-expanded", "true");
+        editSlot.querySelector("input").focus();
+      });
+    }
+    const url = safeHttpUrl(p.repository_url);
+    headSlot.append(
+      h("div.view-head", null,
+        h("div.view-title", null, heading, projectStatusBadge(p.status),
+          h("span.role", { class: `role-${p.role}`, "data-testid": "project-role", title: "Your role", text: p.role || "" })),
+        h("div.head-actions", null, edit, archive)),
+      p.description ? h("p.lead.project-desc", { text: p.description }) : null,
+      h("div.project-meta", null,
+        p.repository_url
+          ? (url
+            ? h("a.ext.mono", { href: url, target: "_blank", rel: "noopener noreferrer" }, p.repository_url, svgIcon("external"))
+            : h("span.mono", { text: p.repository_url }))
+          : null,
+        stackTags(p.tech_stack),
+        p.created_at ? h("span.muted.small", null, "created ", timeEl(p.created_at)) : null),
+    );
+  }
+
+  function editForm(p, done) {
+    const name = h("input", { type: "text", value: p.name || "", maxlength: 200 });
+    const description = h("input", { type: "text", value: p.description || "" });
+    const repoUrl = h("input", { type: "text", value: p.repository_url || "", spellcheck: "false" });
+    const stack = h("input", { type: "text", value: (p.tech_stack || []).join(", ") });
+    const save = h("button.btn.btn-primary.btn-small", { type: "submit" }, "Save");
+    const cancel = h("button.btn.btn-small", { type: "button" }, "Cancel");
+    const err = h("div.form-error", { role: "alert", hidden: true });
+    cancel.addEventListener("click", done);
+    const form = h("form.panel.edit-form", { "aria-label": "Edit project" },
+      h("div.form-grid", null,
+        field("Name", name), field("Repository URL", repoUrl),
+        field("Description", description), field("Tech stack", stack, "Comma-separated")),
+      h("div.form-actions", null, cancel, save),
+      err);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      if (!name.value.trim()) { err.textContent = "The name can't be empty."; err.hidden = false; name.focus(); return; }
+      save.disabled = true;
+      try {
+        const updated = await api.updateProject(projectId, {
+          name: name.value.trim(), description: description.value.trim(),
+          repository_url: repoUrl.value.trim(), tech_stack: splitList(stack.value),
+        });
+        if (updated && updated.id) ps.status.project = updated;
+        done();
+        render();
+        load();
+      } catch (e) {
+        err.textContent = e.message;
+        err.hidden = false;
+        save.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  function showActionError(text) {
+    actionError.textContent = text;
+    actionError.hidden = false;
+  }
+
+  function mergedWorkspaces() {
+    const list = Array.isArray(ps.status.workspaces) ? ps.status.workspaces : [];
+    return list.filter((w) => w && typeof w.id === "string").map((w) => {
+      const live = state.workspaces.get(w.id);
+      return {
+        id: w.id,
+        name: (live && live.name) || w.name || w.id.slice(0, 8),
+        online: live ? !!live.online : !!w.online,
+        last_seen_at: (live && live.last_seen_at) || w.last_seen_at || null,
+      };
+    }).sort((a, b) => (b.online ? 1 : 0) - (a.online ? 1 : 0) || a.name.localeCompare(b.name));
+  }
+
+  function renderHealth() {
+    clear(healthSlot);
+    const st = ps.status;
+    const ws = mergedWorkspaces();
+    const online = ws.filter((w) => w.online).length;
+    const last = Array.isArray(st.last_tasks) ? st.last_tasks.filter((t) => t && t.id) : [];
+    healthSlot.append(
+      h("div.health-row", null,
+        healthBadge(st.health),
+        h("span.muted.small", { text: `${online} of ${plural(ws.length, "workspace")} online` })),
+    );
+    if (!last.length) {
+      healthSlot.append(h("p.muted.small", { text: "No tasks have run in this project yet." }));
+      return;
+    }
+    // Oldest to newest, left to right.
+    const chips = [...last].reverse().map((t) => h("li", null,
+      h("a.run-chip", {
+        href: `#/tasks/${enc(t.id)}`, class: `st-${t.state}`, "data-testid": "recent-task", "data-state": t.state,
+        title: `${STATE_LABELS[t.state] || t.state} · ${taskTitle(t)} · ${relTime(t.created_at)}`,
+        "aria-label": `${STATE_LABELS[t.state] || t.state}: ${taskTitle(t)}`,
+      })));
+    const newest = last[0];
+    healthSlot.append(
+      h("div.recent", null,
+        h("span.muted.small", { text: "Last tasks" }),
+        h("ol.run-chips", null, chips)),
+      h("div.last-task.small", null,
+        h("span.muted", { text: "Latest: " }),
+        stateBadge(newest.state, "latest-task-state"), " ",
+        h("a.mono", { href: `#/tasks/${enc(newest.id)}`, text: taskTitle(newest) }), " ",
+        h("span.muted", null, timeEl(newest.created_at))),
+    );
+  }
+
+  const onlineSig = () => mergedWorkspaces().map((w) => `${w.id}:${w.online}`).join(",");
+  /** What the workspace list shows; re-rendering only when it changes keeps the attach select usable. */
+  function workspacesSig() {
+    const ws = mergedWorkspaces().map((w) => [w.id, w.name, w.online, w.online ? "" : w.last_seen_at]);
+    const others = [...state.workspaces.values()].map((w) => [w.id, w.name, !!w.online]);
+    return JSON.stringify([ws, others, state.workspacesLoaded, project() && project().status, role()]);
+  }
+
+  function renderWorkspaceList() {
+    const prevSelect = wsSlot.querySelector("select");
+    const prevChoice = prevSelect ? prevSelect.value : "";
+    const hadFocus = prevSelect && document.activeElement === prevSelect;
+    clear(wsSlot);
+    const ws = mergedWorkspaces();
+    ps.onlineSig = onlineSig();
+    ps.wsSig = workspacesSig();
+    const manage = canManage() && project().status !== "archived";
+    if (!ws.length) {
+      wsSlot.append(h("p.muted.small", { text: "No workspaces yet. Attach one of yours so tasks can run." }));
+    } else {
+      wsSlot.append(h("ul.plist", null, ws.map((w) => {
+        let detach = null;
+        if (manage) {
+          detach = h("button.btn.btn-small.btn-ghost", { type: "button", "data-testid": "detach-workspace", "aria-label": `Detach ${w.name}` }, "Detach");
+          detach.addEventListener("click", async () => {
+            // eslint-disable-next-line no-alert
+            if (!window.confirm(`Detach the workspace “${w.name}” from this project?`)) return;
+            detach.disabled = true;
+            actionError.hidden = true;
+            try {
+              await api.detachWorkspace(projectId, w.id);
+              load();
+            } catch (err) {
+              detach.disabled = false;
+              showActionError(`Couldn't detach the workspace: ${err.message}`);
+            }
+          });
+        }
+        return h("li.prow", { "data-testid": "project-workspace", "data-workspace-id": w.id, "data-online": w.online ? "true" : "false" },
+          h("span.dot", { class: w.online ? "dot-online" : "dot-offline", role: "img", "aria-label": w.online ? "Online" : "Offline" }),
+          h("a.prow-name", { href: `#/workspaces/${enc(w.id)}/tasks`, text: w.name }),
+          w.online
+            ? h("span.presence.is-online", { text: "online" })
+            : h("span.presence", null, w.last_seen_at ? ["last seen ", timeEl(w.last_seen_at)] : "offline"),
+          detach);
+      })));
+    }
+    if (!manage) return;
+    const attached = new Set(ws.map((w) => w.id));
+    const mine = sortWorkspaces([...state.workspaces.values()].filter((w) => !attached.has(w.id)));
+    const select = h("select", { "data-testid": "attach-workspace-select" },
+      mine.length
+        ? mine.map((w) => h("option", { value: w.id, text: `${w.name || w.id.slice(0, 8)}${w.online ? "" : " (offline)"}` }))
+        : h("option", { value: "", text: state.workspacesLoaded ? "No other workspaces" : "Loading…" }));
+    if (prevChoice && mine.some((w) => w.id === prevChoice)) select.value = prevChoice;
+    const attach = h("button.btn.btn-small", { type: "submit", "data-testid": "attach-workspace", disabled: !mine.length }, "Attach");
+    const form = h("form.attach-form", { "aria-label": "Attach a workspace" },
+      h("div.grow", null, field("Attach one of your workspaces", select)), attach);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!select.value) return;
+      attach.disabled = true;
+      actionError.hidden = true;
+      try {
+        const res = await api.attachWorkspace(projectId, select.value);
+        if (res && res.id && ps.status) ps.status.project = res;
+        await load();
+      } catch (err) {
+        attach.disabled = false;
+        showActionError(`Couldn't attach the workspace: ${err.message}`);
+      }
+    });
+    wsSlot.append(form);
+    if (hadFocus) select.focus();
+  }
+
+  function renderMembers() {
+    clear(membersSlot);
+    if (ps.membersError && !ps.members) {
+      membersSlot.append(errorBanner(`Couldn't load members: ${ps.membersError}`, loadMembers));
+      return;
+    }
+    if (!ps.members) { membersSlot.append(loadingEl("Loading members…")); return; }
+    const owner = role() === "owner";
+    const me = state.me && state.me.email;
+    membersSlot.append(h("ul.plist", null, ps.members.map((m) => {
+      let remove = null;
+      if (owner && m.email !== me) {
+        remove = h("button.btn.btn-small.btn-ghost.btn-danger", { type: "button", "data-testid": "member-remove", "aria-label": `Remove ${m.email}` }, "Remove");
+        remove.addEventListener("click", async () => {
+          // eslint-disable-next-line no-alert
+          if (!window.confirm(`Remove ${m.email} from this project?`)) return;
+          remove.disabled = true;
+          try {
+            await api.removeProjectMember(projectId, m.user_id);
+            loadMembers();
+          } catch (err) {
+            remove.disabled = false;
+            showActionError(`Couldn't remove the member: ${err.message}`);
+          }
+        });
+      }
+      return h("li.prow", { "data-testid": "member-row", "data-user-id": m.user_id || "" },
+        h("span.prow-name", { text: m.email || m.user_id }),
+        h("span.role", { class: `role-${m.role}`, text: m.role }),
+        remove);
+    })));
+    if (!owner) return;
+    const email = h("input", { type: "email", autocomplete: "off", placeholder: "teammate@example.com", "data-testid": "member-email" });
+    const roleSel = h("select", { "data-testid": "member-role" },
+      ["viewer", "maintainer", "owner"].map((r) => h("option", { value: r, text: r })));
+    const add = h("button.btn.btn-small", { type: "submit", "data-testid": "member-add" }, "Add or update");
+    const err = h("div.form-error", { role: "alert", hidden: true });
+    const form = h("form.member-form", { "aria-label": "Add a member" },
+      h("div.grow", null, field("Email", email)), field("Role", roleSel), add);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      if (!email.value.trim()) { err.textContent = "Enter the member's email."; err.hidden = false; email.focus(); return; }
+      add.disabled = true;
+      try {
+        await api.setProjectMember(projectId, email.value.trim(), roleSel.value);
+        email.value = "";
+        await loadMembers();
+      } catch (e) {
+        err.textContent = e.message;
+        err.hidden = false;
+      } finally {
+        add.disabled = false;
+      }
+    });
+    membersSlot.append(form, err);
+  }
+
+  render();
+  load();
+  tasks.load();
+  loadMembers();
+
+  return {
+    root, heading, nav: "projects",
+    title: () => (project() ? project().name : "Project"),
+    destroy() { ps.seq++; clearTimeout(ps.reloadTimer); tasks.destroy(); },
+    onTask(t) {
+      if (t.project_id !== projectId) return;
+      tasks.onTask(t);
+      reloadSoon(); // health and last tasks
+    },
+    onWorkspaces() {
+      if (!ps.status || workspacesSig() === ps.wsSig) return;
+      const onlineChanged = onlineSig() !== ps.onlineSig;
+      renderWorkspaceList();
+      renderHealth();
+      tasks.refreshNames();
+      if (onlineChanged) reloadSoon(); // online/offline changes the health
+    },
+  };
+}
+
+// ------------------------------------------------------------------ workspace tasks page
+
+function buildWorkspaceTasksPage(wsId) {
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: workspaceName(wsId) });
+  const presence = h("span.presence");
+  const run = runForm({ workspaceId: wsId });
+  const tasks = taskList({ workspace: wsId });
+  const notice = h("div");
+  let fetched = null;       // the workspace from GET /workspaces/{id} when the list doesn't have it
+  let missing = false;
+
+  const root = h("section.view", { "aria-labelledby": heading.id, "data-testid": "workspace-tasks", "data-workspace-id": wsId },
+    crumbs(h("a", { href: "#/workspaces", text: "Workspaces" }), h("span", { text: "Tasks" })),
+    h("div.view-head", null, h("div.view-title", null, heading, presence)),
+    notice,
+    h("section.card", { "aria-label": "Run a command" },
+      h("div.card-head", null, h("h2", { text: "Run" }), h("span.muted.small", { text: "Runs a shell command in a repository of this workspace." })),
+      h("div.card-body", null, run.root)),
+    h("section.section", { "aria-label": "Tasks" }, h("h2.section-title", { text: "Tasks" }), tasks.root),
+  );
+
+  const current = () => state.workspaces.get(wsId) || fetched;
+
+  function render() {
+    const w = current();
+    clear(notice);
+    if (!w) {
+      heading.textContent = missing ? "Unknown workspace" : "Workspace";
+      presence.textContent = "";
+      if (missing) notice.append(h("div.banner", { role: "alert" }, h("span", { text: "This workspace doesn't exist or isn't yours." })));
+      return;
+    }
+    heading.textContent = w.name || "(unnamed)";
+    clear(presence);
+    presence.className = w.online ? "presence is-online" : "presence";
+    presence.append(h("span.dot", { class: w.online ? "dot-online" : "dot-offline", "aria-hidden": "true" }), " ",
+      w.online ? "Online" : (w.last_seen_at ? ["Offline · last seen ", timeEl(w.last_seen_at)] : "Offline"));
+    presence.dataset.online = w.online ? "true" : "false";
+    run.setRepos((Array.isArray(w.repos) ? w.repos : []).map((r) => r && r.path));
+    run.setNote(w.online ? "" : "This workspace is offline: a task can only start once its agent reconnects.");
+    updateTitle();
+  }
+
+  if (!state.workspaces.has(wsId)) {
+    api.workspace(wsId).then((w) => {
+      if (w && w.id) { fetched = w; render(); }
+    }, (err) => {
+      if (err.status === 404 && !state.workspaces.has(wsId)) { missing = true; render(); }
+    });
+  }
+  render();
+  tasks.load();
+
+  return {
+    root, heading, nav: "workspaces",
+    title: () => `${(current() && current().name) || "Workspace"} tasks`,
+    destroy() { tasks.destroy(); },
+    onTask(t) { tasks.onTask(t); },
+    onWorkspaces() { render(); },
+  };
+}
+
+// ------------------------------------------------------------------ task page
+
+function buildTaskPage(taskId) {
+  let task = null;
+  let error = null;
+  let notFound = false;
+  let logView = null;
+  let loadSeq = 0;
+  let projectFetched = false;
+  let cancelRequested = false;
+  const heading = h("h1", { id: uid("h"), tabindex: -1 }, "Task ", h("span.mono.muted", { text: taskId.slice(0, 8) }));
+  const crumbSlot = h("div");
+  const headSlot = h("div");
+  const factsSlot = h("div");
+  const testsSlot = h("div");
+  const statusSlot = h("div");
+  const actionError = h("div.form-error", { role: "alert", "data-testid": "task-action-error", hidden: true });
+
+  // Log view: built once; the LogView fills the <pre>.
+  const pre = h("pre.log", { "data-testid": "task-log", tabindex: 0, "aria-label": "Task output" });
+  // The status is a live region (mode changes are announced); the growing byte count is not.
+  const logStatus = h("span.log-status", { "data-testid": "log-status", "data-state": "waiting", role: "status" }, "Waiting…");
+  const logBytes = h("span.log-bytes", { "data-testid": "log-bytes" });
+  const jump = h("button.btn.btn-small", { type: "button", hidden: true, "data-testid": "log-jump" }, "↓ Jump to latest");
+  const download = h("button.btn.btn-small", { type: "button", "data-testid": "log-download" }, "Download log");
+  const downloadError = h("span.form-error.inline-error", { role: "alert", hidden: true });
+  const trimmedMore = h("button.btn-link", { type: "button" }, "download full log");
+  const trimmedNote = h("div.log-note", { "data-testid": "log-trimmed", hidden: true },
+    "Showing the last 2 MB — ", trimmedMore, ".");
+  const serverTruncated = h("div.log-note", { "data-testid": "log-truncated", hidden: true },
+    "The relay kept only part of this task's output (log size limit reached).");
+  download.addEventListener("click", () => downloadLog(download));
+  trimmedMore.addEventListener("click", () => downloadLog(trimmedMore));
+
+  const logCard = h("section.card.log-card", { "aria-label": "Log", hidden: true },
+    h("div.card-head.log-head", null,
+      h("h2", { text: "Log" }), logStatus, logBytes, h("span.grow"), jump, download),
+    downloadError,
+    trimmedNote,
+    serverTruncated,
+    pre);
+
+  const body = h("div", { hidden: true }, headSlot, actionError, factsSlot, testsSlot, logCard);
+  const root = h("section.view", { "aria-labelledby": heading.id, "data-testid": "task-page", "data-task-id": taskId },
+    crumbSlot, statusSlot, body);
+
+  async function load() {
+    const seq = ++loadSeq;
+    try {
+      const t = await api.task(taskId);
+      if (seq !== loadSeq) return;
+      if (!t || t.id !== taskId) throw badResponse("The relay returned an unexpected task.");
+      setTask(t);
+      error = null;
+    } catch (err) {
+      if (seq !== loadSeq || !shell || !isAuthenticated()) return;
+      error = err.message;
+      notFound = err.status === 404;
+      renderStatus();
+    }
+  }
+
+  function setTask(t) {
+    // Events and HTTP answers can cross; never go back from a finished state.
+    if (task && !isActive(task) && isActive(t)) return;
+    task = t;
+    render();
+    if (!logView) {
+      logView = new LogView(taskId, {
+        pre, status: logStatus, bytes: logBytes, trimmedNote, jump,
+        onEnd: () => { load(); },
+      });
+      const size = Number.isFinite(t.log_bytes) ? t.log_bytes : 0;
+      logView.start(Math.max(0, size - LOG_KEEP));
+    }
+    if (logView.ended) logView.describeEnd(task);
+  }
+
+  function renderStatus() {
+    clear(statusSlot);
+    if (task) {
+      if (error) statusSlot.append(errorBanner(`Couldn't refresh the task: ${error}`, load));
+      return;
+    }
+    if (notFound) {
+      statusSlot.append(h("div.empty", { "data-testid": "not-found" },
+        h("h2", { text: "Task not found" }),
+        h("p.muted", { text: "It doesn't exist, or it belongs to a workspace or project you can't see." })));
+    } else if (error) {
+      statusSlot.append(errorBanner(`Couldn't load the task: ${error}`, load));
+    } else {
+      statusSlot.append(loadingEl("Loading task…"));
+    }
+  }
+
+  function render() {
+    renderStatus();
+    if (!task) { body.hidden = true; return; }
+    body.hidden = false;
+    logCard.hidden = false;
+    root.dataset.state = task.state || "";
+    const t = task;
+
+    clear(crumbSlot);
+    const projectName = t.project_id ? projectNames.get(t.project_id) : null;
+    if (t.project_id && !projectName && !projectFetched) {
+      projectFetched = true;
+      api.project(t.project_id).then((p) => {
+        if (p && p.name) { projectNames.set(t.project_id, p.name); if (task) render(); }
+      }, () => {});
+    }
+    crumbSlot.append(crumbs(
+      t.project_id ? h("a", { href: `#/projects/${enc(t.project_id)}`, "data-testid": "task-project-link", text: projectName || "Project" }) : null,
+      workspaceTasksLink(t.workspace_id, { "data-testid": "task-workspace-link" }),
+      h("span", { text: `Task ${taskId.slice(0, 8)}` })));
+
+    // Header: state, command, actions.
+    clear(headSlot);
+    let cancel = null;
+    if (isActive(t)) {
+      cancel = h("button.btn.btn-small.btn-danger", { type: "button", "data-testid": "task-cancel", disabled: cancelRequested },
+        cancelRequested ? "Canceling…" : "Cancel");
+      cancel.addEventListener("click", async () => {
+        cancelRequested = true;
+        cancel.disabled = true;
+        cancel.textContent = "Canceling…";
+        actionError.hidden = true;
+        try {
+          const updated = await api.cancelTask(taskId);
+          if (updated && updated.id === taskId) setTask(updated);
+        } catch (err) {
+          cancelRequested = false;
+          actionError.textContent = `Couldn't cancel the task: ${err.message}`;
+          actionError.hidden = false;
+          if (cancel.isConnected) {
+            cancel.disabled = false;
+            cancel.textContent = "Cancel";
+          }
+        }
+      });
+    }
+    const rerun = h("button.btn.btn-small", { type: "button", "data-testid": "task-rerun" }, "Re-run");
+    rerun.addEventListener("click", async () => {
+      rerun.disabled = true;
+      actionError.hidden = true;
+      try {
+        const fresh = await api.rerunTask(taskId);
+        if (fresh && fresh.id) { location.hash = `#/tasks/${enc(fresh.id)}`; return; }
+        throw badResponse("The relay did not return the new task.");
+      } catch (err) {
+        actionError.textContent = `Couldn't re-run the task: ${err.message}`;
+        actionError.hidden = false;
+        rerun.disabled = false;
+      }
+    });
+    headSlot.append(
+      h("div.view-head", null,
+        h("div.view-title", null, heading, stateBadge(t.state)),
+        h("div.head-actions", null, cancel, rerun)),
+      h("div.cmd-line", null,
+        h("span.cmd-kind", { text: t.command ? "$" : "step" }),
+        h("code.cmd-text", { "data-testid": "task-command", text: t.command || t.step || "" })),
+    );
+
+    // Facts.
+    clear(factsSlot);
+    const fact = (label, value, testid) => h("div.fact", null, h("dt", { text: label }), h("dd", { "data-testid": testid || null }, value));
+    const started = t.started_at ? timeEl(t.started_at) : h("span.muted", { text: "not yet" });
+    const finished = t.finished_at ? timeEl(t.finished_at) : h("span.muted", { text: isActive(t) ? "—" : "unknown" });
+    factsSlot.append(h("dl.facts", null,
+      fact("Workspace", workspaceTasksLink(t.workspace_id)),
+      fact("Repository", h("span.mono", { text: t.repo || "." })),
+      fact("Commit", commitEl(t), "task-commit"),
+      fact("Triggered by", triggeredBy(t), "task-triggered-by"),
+      fact("Created", timeEl(t.created_at)),
+      fact("Started", started),
+      fact("Finished", finished),
+      fact("Duration", taskDurationEl(t), "task-duration"),
+      fact("Exit code", h("span.mono", { class: Number.isFinite(t.exit_code) && t.exit_code !== 0 ? "bad" : "", text: exitText(t) }), "task-exit-code"),
+      Number.isFinite(t.timeout_s) ? fact("Timeout", `${t.timeout_s} s`) : null,
+      Array.isArray(t.env_keys) && t.env_keys.length ? fact("Environment", h("span.mono", { text: t.env_keys.join(", ") })) : null,
+      t.error ? h("div.fact.fact-wide", null, h("dt", { text: "Error" }), h("dd.bad", { "data-testid": "task-error", text: t.error })) : null,
+    ));
+
+    renderTests(t.test_summary);
+    serverTruncated.hidden = !t.log_truncated;
+    updateTitle();
+  }
+
+  let testsJson = "";
+  function renderTests(ts) {
+    const json = JSON.stringify(ts || null);
+    if (json === testsJson) return; // keep the open/closed state of the failures
+    testsJson = json;
+    clear(testsSlot);
+    if (!ts || typeof ts !== "object") return;
+    const n = (x) => (Number.isFinite(x) ? x : 0);
+    const failures = Array.isArray(ts.failures) ? ts.failures.filter((f) => f && typeof f === "object") : [];
+    const items = failures.map((f) => h("li.failure", { "data-testid": "test-failure" },
+      h("details", { open: failures.length === 1 },
+        h("summary", null, h("span.mono.failure-name", { "data-testid": "test-failure-name", text: f.name || "(unnamed test)" })),
+        f.message ? h("pre.failure-msg", { text: f.message }) : h("p.muted.small", { text: "No message." }))));
+    let toggleAll = null;
+    if (failures.length > 1) {
+      toggleAll = h("button.btn-link", { type: "button" }, "Expand all");
+      toggleAll.addEventListener("click", () => {
+        const all = [...testsSlot.querySelectorAll("details")];
+        const open = !all.every((d) => d.open);
+        all.forEach((d) => { d.open = open; });
+        toggleAll.textContent = open ? "Collapse all" : "Expand all";
+      });
+    }
+    testsSlot.append(h("section.card", {
+      "aria-label": "Test results", "data-testid": "test-summary",
+      "data-passed": n(ts.passed), "data-failed": n(ts.failed), "data-skipped": n(ts.skipped),
+    },
+    h("div.card-head", null,
+      h("h2", { text: "Test results" }),
+      h("span.test-pills", null,
+        h("span.pill.pill-passed", { "data-testid": "tests-passed" }, h("strong", { text: String(n(ts.passed)) }), " passed"),
+        h("span.pill.pill-failed", { class: n(ts.failed) ? "nonzero" : "", "data-testid": "tests-failed" }, h("strong", { text: String(n(ts.failed)) }), " failed"),
+        h("span.pill.pill-skipped", { "data-testid": "tests-skipped" }, h("strong", { text: String(n(ts.skipped)) }), " skipped"))),
+    failures.length
+      ? h("div.card-body", null,
+        h("div.failures-head", null, h("h3", { text: `Failing tests (${failures.length})` }), toggleAll),
+        h("ul.failures", null, items))
+      : null));
+  }
+
+  async function downloadLog(btn) {
+    if (download.disabled) return;
+    const label = download.textContent;
+    download.disabled = true;
+    trimmedMore.disabled = true;
+    downloadError.hidden = true;
+    download.textContent = "Downloading…";
+    try {
+      const blob = await fetchWholeLog(taskId, {
+        onProgress: (n) => { download.textContent = `Downloading… ${fmtBytes(n)}`; },
+      });
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: `fulcrum-task-${taskId}.log`, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (err) {
+      downloadError.textContent = `Couldn't download the log: ${err.message}`;
+      downloadError.hidden = false;
+    } finally {
+      download.disabled = false;
+      trimmedMore.disabled = false;
+      download.textContent = label;
+      if (btn === trimmedMore) trimmedMore.focus();
+    }
+  }
+
+  renderStatus();
+  load();
+
+  return {
+    root, heading, nav: null,
+    title: () => (task ? `${STATE_LABELS[task.state] || task.state} · ${taskTitle(task)}` : "Task"),
+    destroy() { loadSeq++; if (logView) logView.stop(); },
+    onTask(t) { if (t.id === taskId) setTask(t); },
+    onWorkspaces() { if (task) { const a = crumbSlot.querySelector("[data-testid=task-workspace-link]"); if (a) a.textContent = workspaceName(task.workspace_id); } },
+  };
+}
+
+// ------------------------------------------------------------------ live log
+
+const LOG_KEEP = 2 * 1024 * 1024;  // characters of log text kept in the page
+const LOG_BLOCK = 16 * 1024;       // characters per block in the <pre> (blocks start at line breaks)
+const logFollowers = new Map();    // task id -> LogView following it
+
+// ANSI/VT escape sequences: CSI, OSC (to BEL or ST), DCS/SOS/PM/APC (to ST), and 2-byte escapes.
+// (A lone ESC followed by [ ] P X ^ _ opens a longer sequence, so those are not 2-byte escapes.)
+const ESC_RE = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?|\x1b[ -/]+[0-~]|\x1b[0-OQ-WYZ\\`-~]|\u009b[0-?]*[ -/]*[@-~]/g;
+const ESC_DONE_RE = /^(?:\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b\n]*\x1b\\|\x1b[ -/]+[0-~]|\x1b[0-OQ-WYZ\\`-~])/;
+const CTRL_RE = /[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]/g;
+
+/** Index where an unfinished escape sequence (or a CR that may be half of CRLF) starts; s.length if none. */
+function unfinishedTail(s) {
+  const i = s.lastIndexOf("\x1b");
+  if (i >= 0 && s.length - i <= 512 && s.indexOf("\n", i) < 0 && !ESC_DONE_RE.test(s.slice(i))) return i;
+  return s.endsWith("\r") ? s.length - 1 : s.length;
+}
+
+function cleanLogText(s) {
+  if (s.indexOf("\x1b") >= 0 || s.indexOf("\u009b") >= 0) s = s.replace(ESC_RE, "");
+  if (s.indexOf("\r") >= 0) s = s.replace(/\r\n?/g, "\n");
+  return s.replace(CTRL_RE, "").replace(/\x1b/g, "");
+}
+
+/**
+ * Follows one task's log over the events socket and renders it into a <pre>:
+ * bytes are decoded by one streaming TextDecoder, text accumulates between animation frames
+ * and is appended once per frame, escape sequences are stripped, only the last LOG_KEEP
+ * characters stay in the page, and the view sticks to the bottom only while the reader is there.
+ * While the socket is down it reads GET /tasks/{id}/logs instead, and re-follows from the
+ * offset reached when the socket is back.
+ */
+class LogView {
+  constructor(taskId, { pre, status, bytes, trimmedNote, jump, onEnd }) {
+    this.taskId = taskId;
+    this.pre = pre;
+    this.statusEl = status;
+    this.bytesEl = bytes;
+    this.bytesText = "";
+    this.trimmedNote = trimmedNote;
+    this.jump = jump;
+    this.onEnd = onEnd;
+    this.decoder = new TextDecoder("utf-8");
+    this.offset = 0;           // next byte offset expected
+    this.pending = "";         // decoded text not yet in the page
+    this.carry = "";           // an escape sequence cut by a chunk boundary
+    this.raf = 0;
+    this.blocks = [];          // [{el, node, len, open}]
+    this.domChars = 0;
+    this.trimmed = false;
+    this.dropPartialLine = false;
+    this.ended = false;
+    this.ending = false;
+    this.stopped = false;
+    this.stick = true;
+    this.polling = false;
+    this.pollTimer = 0;
+    this.mode = "";
+    this.statusText = "Waiting…";
+    this._onScroll = () => {
+      const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight <= 24;
+      this.stick = atBottom;
+      jump.hidden = atBottom;
+    };
+    this._onJump = () => {
+      this.stick = true;
+      jump.hidden = true;
+      pre.scrollTop = pre.scrollHeight;
+    };
+    pre.addEventListener("scroll", this._onScroll, { passive: true });
+    jump.addEventListener("click", this._onJump);
+  }
+
+  /** Start at `offset` (> 0 skips the head of a big log: only the tail would be kept anyway). */
+  start(offset) {
+    this.offset = Math.max(0, Math.floor(offset) || 0);
+    if (this.offset > 0) {
+      this.trimmed = true;
+      this.dropPartialLine = true;
+      this.trimmedNote.hidden = false;
+    }
+    logFollowers.set(this.taskId, this);
+    this.onLive(state.live);
+  }
+
+  stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopPolling();
+    cancelAnimationFrame(this.raf);
+    this.raf = 0;
+    if (logFollowers.get(this.taskId) === this) logFollowers.delete(this.taskId);
+    if (!this.ended && stream) stream.send({ type: "unfollow", task: this.taskId });
+    this.pre.removeEventListener("scroll", this._onScroll);
+    this.jump.removeEventListener("click", this._onJump);
+  }
+
+  /** Socket state changed: (re-)follow from where we are, or read over HTTP while it is down. */
+  onLive(s) {
+    if (this.ended || this.ending || this.stopped) return;
+    if (s === "live" && stream && stream.send({ type: "follow", task: this.taskId, offset: this.offset })) {
+      this.stopPolling();
+      this.setMode("following");
+    } else if (s !== "live") {
+      this.setMode(s === "connecting" ? "waiting" : "polling");
+      this.startPolling(s === "connecting" ? 2000 : 500);
+    }
+  }
+
+  onMessage(msg) {
+    if (this.ended || this.ending || this.stopped) return;
+    if (msg.type === "log") {
+      const offset = Number(msg.offset);
+      this.ingest(Number.isFinite(offset) ? offset : this.offset, base64ToBytes(msg.data));
+    } else if (msg.type === "log_end") {
+      const end = Number(msg.offset);
+      this.endAt(Number.isFinite(end) ? end : this.offset);
+    } else if (msg.type === "error") {
+      this.fail(msg.message || "The relay can't stream this log.");
+    }
+  }
+
+  /** Bytes [offset, offset + bytes.length) of the log. Overlaps are skipped, gaps are marked. */
+  ingest(offset, bytes) {
+    if (this.ended || this.stopped) return;
+    if (offset > this.offset) {
+      this.pending += this.decoder.decode();
+      this.pending += `\n[… ${fmtBytes(offset - this.offset)} of output not received …]\n`;
+      this.offset = offset;
+    }
+    if (offset < this.offset) {
+      const skip = this.offset - offset;
+      if (skip >= bytes.length) return;
+      bytes = bytes.subarray(skip);
+    }
+    if (!bytes.length) return;
+    this.offset += bytes.length;
+    this.pending += this.decoder.decode(bytes, { stream: true });
+    // A hidden tab gets no animation frames: don't hoard more text than the page will keep.
+    if (this.pending.length > 2 * LOG_KEEP) {
+      this.pending = this.pending.slice(this.pending.length - LOG_KEEP);
+      this.trimmed = true;
+      this.dropPartialLine = true;
+      this.clearBlocks();
+    }
+    this.schedule();
+  }
+
+  async endAt(end) {
+    this.ending = true;
+    if (end > this.offset) {
+      // The socket said the log ends further on than what arrived: read the rest over HTTP.
+      try { await this.readHttpUntil(end); } catch { /* show what we have */ }
+    }
+    this.finish();
+  }
+
+  async readHttpUntil(end) {
+    while (!this.stopped && this.offset < end) {
+      const page = await api.taskLogs(this.taskId, this.offset, Math.min(4 * 1024 * 1024, end - this.offset));
+      const bytes = base64ToBytes(page && page.data);
+      if (!bytes.length) break;
+      this.ingest(Number.isFinite(page.offset) ? page.offset : this.offset, bytes);
+      if (page.end) break;
+    }
+  }
+
+  finish() {
+    if (this.ended || this.stopped) return;
+    this.ended = true;
+    this.stopPolling();
+    if (logFollowers.get(this.taskId) === this) logFollowers.delete(this.taskId);
+    this.pending += this.decoder.decode(); // flush a dangling partial character
+    this.setMode("ended");
+    this.schedule();
+    if (this.onEnd) this.onEnd();
+  }
+
+  fail(message) {
+    this.ending = true;
+    this.stopPolling();
+    if (logFollowers.get(this.taskId) === this) logFollowers.delete(this.taskId);
+    this.setMode("error", message);
+  }
+
+  /** The follow ended: say how the task finished. */
+  describeEnd(t) {
+    if (!this.ended || !t) return;
+    const how = isActive(t)
+      ? "task still finishing"
+      : `${STATE_LABELS[t.state] || t.state}${Number.isFinite(t.exit_code) ? `, exit code ${t.exit_code}` : ""}`;
+    this.setMode("ended", `End of log · ${how}`);
+  }
+
+  // ---- HTTP fallback while the socket is down
+
+  startPolling(delay) {
+    if (this.polling || this.ended || this.ending || this.stopped) return;
+    this.polling = true;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => this.pollOnce(), delay);
+  }
+
+  stopPolling() {
+    this.polling = false;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = 0;
+  }
+
+  async pollOnce() {
+    if (!this.polling) return;
+    if (this.mode === "waiting") this.setMode("polling");
+    let wait = 2000;
+    try {
+      const page = await api.taskLogs(this.taskId, this.offset, 1024 * 1024);
+      if (!this.polling) return; // the socket came back meanwhile
+      const bytes = base64ToBytes(page && page.data);
+      this.ingest(Number.isFinite(page.offset) ? page.offset : this.offset, bytes);
+      if (page.end) { this.finish(); return; }
+      if (bytes.length) wait = 0;
+    } catch (err) {
+      if (!this.polling) return;
+      if (err.status === 404 || err.status === 403) { this.fail(err.message); return; }
+      wait = 5000;
+    }
+    if (this.polling) this.pollTimer = setTimeout(() => this.pollOnce(), wait);
+  }
+
+  // ---- rendering
+
+  setMode(mode, text) {
+    this.mode = mode;
+    const label = text || {
+      waiting: "Connecting…",
+      following: "Following live",
+      polling: "Live connection down — polling",
+      ended: "End of log",
+      error: "Can't follow this log",
+    }[mode] || mode;
+    this.statusEl.dataset.state = mode;
+    if (label !== this.statusText) {
+      this.statusText = label;
+      this.statusEl.textContent = label;
+    }
+    this.showBytes();
+  }
+
+  showBytes() {
+    const text = this.offset ? fmtBytes(this.offset) : "";
+    if (text === this.bytesText) return;
+    this.bytesText = text;
+    this.bytesEl.textContent = text;
+  }
+
+  schedule() {
+    if (this.raf || this.stopped) return;
+    this.raf = requestAnimationFrame(() => this.flush());
+  }
+
+  /** One DOM update per frame with everything that arrived since the last one. */
+  flush() {
+    this.raf = 0;
+    if (this.stopped) return;
+    let text = this.carry + this.pending;
+    this.pending = "";
+    this.carry = "";
+    if (!this.ended) {
+      const cut = unfinishedTail(text);
+      if (cut < text.length) {
+        this.carry = text.slice(cut);
+        text = text.slice(0, cut);
+      }
+    }
+    text = cleanLogText(text);
+    if (this.dropPartialLine && text) {
+      // We started mid-log: skip to the first full line (unless there is no line break near).
+      const nl = text.indexOf("\n");
+      if (nl >= 0 && nl < 4096) text = text.slice(nl + 1);
+      if (nl >= 0 || text.length >= 4096 || this.ended) this.dropPartialLine = false;
+      else text = "";
+    }
+    if (text) {
+      if (text.length > LOG_KEEP) {
+        text = text.slice(text.length - LOG_KEEP);
+        this.clearBlocks();
+        this.trimmed = true;
+      }
+      this.append(text);
+      this.trimFront();
+      if (this.trimmed) this.trimmedNote.hidden = false;
+      if (this.stick) this.pre.scrollTop = this.pre.scrollHeight;
+    }
+    this.showBytes();
+  }
+
+  append(text) {
+    const last = this.blocks[this.blocks.length - 1];
+    if (last && last.open) {
+      if (last.len + text.length <= LOG_BLOCK || last.len + text.length <= 4 * LOG_BLOCK && text.indexOf("\n") < 0) {
+        last.node.appendData(text);
+        last.len += text.length;
+        this.domChars += text.length;
+        return;
+      }
+      // Close this block at the last line break; the rest starts a new one.
+      const nl = text.lastIndexOf("\n");
+      if (nl >= 0) {
+        const head = text.slice(0, nl + 1);
+        last.node.appendData(head);
+        last.len += head.length;
+        this.domChars += head.length;
+        text = text.slice(nl + 1);
+      }
+      last.open = false;
+    }
+    if (!text) return;
+    const node = document.createTextNode(text);
+    const el = h("span.log-block", null, node);
+    this.pre.appendChild(el);
+    this.blocks.push({ el, node, len: text.length, open: true });
+    this.domChars += text.length;
+  }
+
+  trimFront() {
+    while (this.blocks.length > 1 && this.domChars - this.blocks[0].len >= LOG_KEEP) {
+      const b = this.blocks.shift();
+      b.el.remove();
+      this.domChars -= b.len;
+      this.trimmed = true;
+    }
+    // One enormous block (output without line breaks): cut its front.
+    if (this.domChars > LOG_KEEP + LOG_BLOCK && this.blocks.length) {
+      const b = this.blocks[0];
+      const cut = Math.min(b.len, this.domChars - LOG_KEEP);
+      b.node.deleteData(0, cut);
+      b.len -= cut;
+      this.domChars -= cut;
+      this.trimmed = true;
+    }
+  }
+
+  clearBlocks() {
+    for (const b of this.blocks) b.el.remove();
+    this.blocks = [];
+    this.domChars = 0;
   }
 }
 

@@ -112,6 +112,14 @@ pub struct AgentConfig {
     pub heartbeat_interval_ms: u64,
     /// How long an agent has to send its hello after connecting.
     pub hello_timeout_ms: u64,
+    /// How long a workspace's agent may be gone before its running tasks are declared `lost`.
+    pub task_lease_secs: u64,
+    /// A task's time limit when it names none.
+    pub task_timeout_secs: u64,
+    /// How long a canceled or timed-out task gets between SIGTERM and SIGKILL.
+    pub task_grace_secs: u64,
+    /// Most log bytes kept per task; the log is cut there with a marker.
+    pub task_log_limit_bytes: u64,
 }
 
 impl Default for AgentConfig {
@@ -119,6 +127,10 @@ impl Default for AgentConfig {
         Self {
             heartbeat_interval_ms: 15_000,
             hello_timeout_ms: 10_000,
+            task_lease_secs: 60,
+            task_timeout_secs: 3600,
+            task_grace_secs: 10,
+            task_log_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }

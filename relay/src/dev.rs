@@ -76,6 +76,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         },
         root: root.clone(),
         state_dir: state_dir.clone(),
+        max_jobs: 1,
     })
     .await
     .context("cannot start the local agent")?;

@@ -9,7 +9,14 @@
 //! - `snapshot` — `{"workspaces": [Workspace…]}`, first, and again whenever the socket fell
 //!   behind the event stream;
 //! - `workspace` — `{"workspace": Workspace}`, a workspace came online, went offline or changed;
-//! - `ping` — every 25 seconds, so the page can tell a live socket from a dead one.
+//! - `ping` — every 25 seconds, so the page can tell a live socket from a dead one;
+//! - `task` — `{"task": Task}`, a task the user may see was created or changed;
+//! - `log` — `{"task", "offset", "data"}` (base64), the next bytes of a followed task's log, in
+//!   order; `log_end` — `{"task", "offset"}`, the followed task ended and all its log was sent;
+//! - `error` — `{"task"?, "message"}`, a request that could not be served.
+//!
+//! The client asks to follow a log with `{"type": "follow", "task": ID, "offset": N}` and stops
+//! with `{"type": "unfollow", "task": ID}`; at most [`MAX_FOLLOWS`] at once per socket.
 
 use axum::{
     body::Bytes,
@@ -49,6 +56,25 @@ fn snapshot(workspaces: &[Workspace]) -> String {
 /// Events are buffered up to this size and flushed once per burst: one write for everything that
 /// queued up while the socket was busy, instead of one per event.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Most logs one socket follows at once.
+pub const MAX_FOLLOWS: usize = 16;
+/// Most bytes in one `log` message.
+const LOG_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A request from the browser.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Follow {
+        task: Uuid,
+        #[serde(default)]
+        offset: u64,
+    },
+    Unfollow {
+        task: Uuid,
+    },
+}
 
 /// How often the feed sends `{"type":"ping"}`.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(25);
@@ -121,6 +147,112 @@ pub async fn socket(
         .into_response())
 }
 
+/// Aborts the socket's log followers when the socket ends.
+struct AbortAll<'a>(&'a mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortAll<'_> {
+    fn drop(&mut self) {
+        for (_, h) in self.0.drain() {
+            h.abort();
+        }
+    }
+}
+
+/// Serves a `follow` or `unfollow`; the answer, if any, is an `error` message.
+async fn handle_request(
+    app: &AppState,
+    owner: Uuid,
+    text: &str,
+    follows: &mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>,
+    log_tx: &tokio::sync::mpsc::Sender<String>,
+) -> Option<String> {
+    let error = |task: Option<Uuid>, message: &str| {
+        Some(json!({ "type": "error", "task": task, "message": message }).to_string())
+    };
+    let request = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(r) => r,
+        Err(e) => return error(None, &format!("bad request: {e}")),
+    };
+    match request {
+        ClientMessage::Unfollow { task } => {
+            if let Some(h) = follows.remove(&task) {
+                h.abort();
+            }
+            None
+        }
+        ClientMessage::Follow { task, offset } => {
+            match app.store.get_task(owner, task).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return error(Some(task), "task not found"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look a task up");
+                    return error(Some(task), "the relay cannot read tasks right now");
+                }
+            }
+            if let Some(h) = follows.remove(&task) {
+                h.abort();
+            }
+            if follows.len() >= MAX_FOLLOWS {
+                return error(
+                    Some(task),
+                    &format!("at most {MAX_FOLLOWS} logs followed at once"),
+                );
+            }
+            let handle = tokio::spawn(follow(app.clone(), owner, task, offset, log_tx.clone()));
+            follows.insert(task, handle);
+            None
+        }
+    }
+}
+
+/// Sends `task`'s log from `offset` as it is stored, until the task ended and all was sent.
+/// Reads come from the store, so a follower never misses bytes, however late it starts.
+pub async fn follow(
+    app: AppState,
+    owner: Uuid,
+    task: Uuid,
+    mut offset: u64,
+    out: tokio::sync::mpsc::Sender<String>,
+) {
+    use base64::Engine;
+    let mut progress = app.logs.subscribe(task);
+    loop {
+        progress.borrow_and_update();
+        let slice = match crate::tasks::read_log(&app, task, offset, LOG_MESSAGE_BYTES).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a task log");
+                return;
+            }
+        };
+        if !slice.data.is_empty() {
+            let message = json!({
+                "type": "log",
+                "task": task,
+                "offset": offset,
+                "data": base64::engine::general_purpose::STANDARD.encode(&slice.data),
+            });
+            offset += slice.data.len() as u64;
+            if out.send(message.to_string()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match app.store.get_task(owner, task).await {
+            Ok(Some(t)) if t.is_finished() && offset >= t.log_bytes as u64 => {
+                let end = json!({ "type": "log_end", "task": task, "offset": offset });
+                let _ = out.send(end.to_string()).await;
+                return;
+            }
+            Ok(Some(_)) => {}
+            _ => return,
+        }
+        // Woken when the log grows or the task ends; the timeout covers changes committed by
+        // another relay node.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), progress.changed()).await;
+    }
+}
+
 async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Result<()> {
     // Subscribe before the snapshot so nothing falls between them.
     let mut events = app.bus.subscribe(owner);
@@ -131,8 +263,16 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let first = snapshot(&current(&app, owner).await?);
     within(socket.send(Message::Text(first.into()))).await?;
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<String>(4);
+    let mut follows: std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>> =
+        Default::default();
+    let _abort_on_exit = AbortAll(&mut follows);
     loop {
+        let follows = &mut *_abort_on_exit.0;
         tokio::select! {
+            Some(text) = log_rx.recv() => {
+                within(socket.send(Message::Text(text.into()))).await?;
+            }
             event = events.recv() => {
                 let mut next = event;
                 loop {
@@ -163,6 +303,12 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(Message::Text(text))) => {
+                    follows.retain(|_, h| !h.is_finished());
+                    if let Some(reply) = handle_request(&app, owner, &text, follows, &log_tx).await {
+                        within(socket.send(Message::Text(reply.into()))).await?;
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             _ = crate::state::stopping(&mut shutdown) => {

@@ -4,6 +4,7 @@
 //! - [`gateway`]: the agents' WebSocket — handshake, heartbeats, durable status messages.
 //! - [`api`]: REST under `/api/v1` (auth, agent tokens, workspaces), health, and the router.
 //! - [`events`]: the dashboard's live WebSocket feed.
+//! - [`tasks`]: dispatching tasks, task events, live logs, the lease on running tasks.
 //! - [`bus`]: fan-out of events to subscribers, per owner.
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
 //! - [`auth`]: passwords, opaque tokens, signed access tokens.
@@ -23,6 +24,7 @@ pub mod gateway;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod tls;
 
 pub use config::Config;

@@ -98,8 +98,10 @@ impl Relay {
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            logs: Default::default(),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
+        tokio::spawn(crate::tasks::lease_sweep(state.clone()));
         let app = api::router(state.clone());
         let tls = match &state.config.tls {
             Some(files) => Some(crate::tls::server_config(

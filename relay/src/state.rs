@@ -27,6 +27,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Password hashing is slow on purpose; this caps how many run at once.
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Where log followers wait for logs to grow.
+    pub logs: crate::tasks::SharedLogHub,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+pub mod processes;
+
 use anyhow::{Context, Result, bail};
 use fulcrum_agent::{AgentOptions, RunningAgent, link::RelayTarget};
 use fulcrum_relay::{
@@ -149,6 +151,12 @@ pub struct RelayOptions {
     pub signup: bool,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<fulcrum_relay::config::TlsFiles>,
+    /// How long a running task's agent may be gone before the task is lost.
+    pub task_lease_secs: u64,
+    /// SIGTERM-to-SIGKILL grace for canceled and timed-out tasks.
+    pub task_grace_secs: u64,
+    /// Most log bytes kept per task.
+    pub task_log_limit_bytes: u64,
 }
 
 impl Default for RelayOptions {
@@ -158,6 +166,9 @@ impl Default for RelayOptions {
             heartbeat_ms: 15_000,
             signup: false,
             tls: None,
+            task_lease_secs: 60,
+            task_grace_secs: 10,
+            task_log_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -175,6 +186,9 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         },
         agents: AgentConfig {
             heartbeat_interval_ms: opts.heartbeat_ms,
+            task_lease_secs: opts.task_lease_secs,
+            task_grace_secs: opts.task_grace_secs,
+            task_log_limit_bytes: opts.task_log_limit_bytes,
             ..AgentConfig::default()
         },
         tls: opts.tls.clone(),
@@ -326,6 +340,16 @@ impl Api {
         )
         .await
     }
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Result<Reply> {
         self.send(self.http.delete(format!("{}{path}", self.base)))
@@ -422,6 +446,130 @@ impl Events {
                 return Ok(w);
             }
         }
+    }
+}
+
+impl Events {
+    /// Sends a JSON request on the socket.
+    pub async fn request(&mut self, v: Value) -> Result<()> {
+        use futures_util::SinkExt;
+        self.ws.send(Message::Text(v.to_string().into())).await?;
+        Ok(())
+    }
+
+    /// Waits for a `task` event about `id` whose task satisfies `pred`; returns the task.
+    pub async fn task_where(
+        &mut self,
+        id: &str,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut last = Value::Null;
+        loop {
+            let v = match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(v) => v?,
+                Err(_) => bail!("no matching task event in time; the last for it: {last:#}"),
+            };
+            if v["type"] == "task" && v["task"]["id"] == id {
+                if pred(&v["task"]) {
+                    return Ok(v["task"].clone());
+                }
+                last = v["task"].clone();
+            }
+        }
+    }
+
+    /// Waits for task `id` to reach a final state; returns it.
+    pub async fn task_finished(&mut self, id: &str) -> Result<Value> {
+        self.task_where(id, |t| {
+            matches!(
+                t["state"].as_str(),
+                Some("succeeded" | "failed" | "canceled" | "timed_out" | "lost")
+            )
+        })
+        .await
+    }
+
+    /// Follows task `id`'s log until at least `bytes` bytes arrived, then stops following.
+    pub async fn wait_log(&mut self, id: &str, bytes: usize) -> Result<()> {
+        self.request(json!({ "type": "follow", "task": id, "offset": 0 }))
+            .await?;
+        let mut got = 0;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while got < bytes {
+            let v = match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(v) => v?,
+                Err(_) => bail!("the log stayed at {got} bytes"),
+            };
+            if v["task"] == id {
+                match v["type"].as_str() {
+                    Some("log") => got += v["data"].as_str().map_or(0, |d| d.len() * 3 / 4),
+                    Some("log_end") => bail!("the task ended with {got} bytes of log"),
+                    _ => {}
+                }
+            }
+        }
+        self.request(json!({ "type": "unfollow", "task": id }))
+            .await
+    }
+
+    /// Follows task `id`'s log from `offset` until `log_end`; returns the bytes. Other messages
+    /// are skipped.
+    pub async fn follow_log(&mut self, id: &str, offset: u64, within: Duration) -> Result<Vec<u8>> {
+        use base64::Engine;
+        self.request(json!({ "type": "follow", "task": id, "offset": offset }))
+            .await?;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut out = Vec::new();
+        loop {
+            let v = match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(v) => v?,
+                Err(_) => bail!("the log did not end in time ({} bytes so far)", out.len()),
+            };
+            match v["type"].as_str() {
+                Some("log") if v["task"] == id => {
+                    anyhow::ensure!(
+                        v["offset"].as_u64() == Some(offset + out.len() as u64),
+                        "log message out of order: {}",
+                        v["offset"]
+                    );
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(v["data"].as_str().unwrap_or_default())?;
+                    out.extend_from_slice(&data);
+                }
+                Some("log_end") if v["task"] == id => return Ok(out),
+                Some("error") => bail!("follow refused: {v}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs a task through the API; panics unless it is accepted. Returns the task.
+pub async fn post_task(api: &Api, body: Value) -> Value {
+    let r = api.post("/api/v1/tasks", body).await.expect("POST /tasks");
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    r.data().clone()
+}
+
+/// A task's whole stored log, read through the REST API page by page.
+pub async fn task_log(api: &Api, id: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    loop {
+        let r = api
+            .get(&format!(
+                "/api/v1/tasks/{id}/logs?offset={}&limit=4194304",
+                out.len()
+            ))
+            .await?;
+        anyhow::ensure!(r.status == 200, "logs: {:#}", r.body);
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(r.data()["data"].as_str().unwrap_or_default())?;
+        if data.is_empty() {
+            return Ok(out);
+        }
+        out.extend_from_slice(&data);
     }
 }
 
@@ -527,6 +675,7 @@ pub async fn start_agent_with(
         },
         root: root.to_path_buf(),
         state_dir,
+        max_jobs: 1,
     })
     .await
     .expect("agent starts")

@@ -32,6 +32,19 @@ pub fn ok<T: Serialize>(data: T) -> Response {
     .into_response()
 }
 
+/// `200 OK` with `data` and paging facts in `meta`.
+pub fn ok_with_meta<T: Serialize>(
+    data: T,
+    meta: serde_json::Map<String, serde_json::Value>,
+) -> Response {
+    Json(Envelope {
+        data,
+        meta,
+        errors: [],
+    })
+    .into_response()
+}
+
 /// `201 Created` with `data` in the envelope.
 pub fn created<T: Serialize>(data: T) -> Response {
     (

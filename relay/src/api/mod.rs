@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod envelope;
 pub mod error;
+mod projects;
+mod tasks;
 mod tokens;
 mod workspaces;
 
@@ -12,7 +14,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{StatusCode, Uri},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 
 pub use tokens::{CreatedToken, create_agent_token};
@@ -35,6 +37,27 @@ pub fn router(state: AppState) -> Router {
         .route("/agent-tokens/{id}", delete(tokens::revoke))
         .route("/workspaces", get(workspaces::list))
         .route("/workspaces/{id}", get(workspaces::get))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{id}", get(projects::get).patch(projects::update))
+        .route("/projects/{id}/archive", post(projects::archive))
+        .route("/projects/{id}/status", get(projects::status))
+        .route(
+            "/projects/{id}/workspaces/{workspace_id}",
+            put(projects::attach_workspace).delete(projects::detach_workspace),
+        )
+        .route(
+            "/projects/{id}/members",
+            get(projects::members).put(projects::set_member),
+        )
+        .route(
+            "/projects/{id}/members/{user_id}",
+            delete(projects::remove_member),
+        )
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/{id}", get(tasks::get))
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/tasks/{id}/rerun", post(tasks::rerun))
+        .route("/tasks/{id}/logs", get(tasks::logs))
         .route("/events/ticket", post(events::ticket))
         .route("/events", get(events::socket))
         .route("/agent/connect", get(gateway::connect))

@@ -14,12 +14,16 @@ use uuid::Uuid;
 use crate::store::Workspace;
 
 /// An instruction to a running session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// A newer session for the same workspace took over.
     Replaced,
     /// The token the session authenticated with was revoked.
     TokenRevoked,
+    /// Send the agent a task to run.
+    Run(Box<fulcrum_protocol::TaskSpec>),
+    /// Tell the agent to cancel a task.
+    Cancel(Uuid),
 }
 
 /// A running session, as the registry knows it.
@@ -92,6 +96,24 @@ impl Registry {
                 *w = entry.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
             }
         }
+    }
+
+    /// Hands `control` to the live session of `workspace`; false when there is none (or it
+    /// does not take it in time).
+    pub async fn send(&self, workspace: Uuid, control: Control) -> bool {
+        let sender = self.lock().get(&workspace).map(|e| e.control.clone());
+        match sender {
+            Some(tx) => matches!(
+                tokio::time::timeout(crate::state::SEND_TIMEOUT, tx.send(control)).await,
+                Ok(Ok(()))
+            ),
+            None => false,
+        }
+    }
+
+    /// True when `workspace` has a live session on this node.
+    pub fn is_online(&self, workspace: Uuid) -> bool {
+        self.lock().contains_key(&workspace)
     }
 
     /// Number of live sessions.

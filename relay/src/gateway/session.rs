@@ -15,8 +15,8 @@ use std::{
 use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
 use fulcrum_protocol::{
-    AgentFrame, AgentMessage, Durable, Hello, Reject, RejectReason, RelayFrame, SUPPORTED_VERSIONS,
-    Welcome,
+    AgentFrame, AgentMessage, Durable, Hello, Reject, RejectReason, RelayFrame, RelayMessage,
+    RunRequest, SUPPORTED_VERSIONS, Welcome,
     reliable::{Accept, Inbox},
 };
 use futures_util::{
@@ -36,14 +36,45 @@ use crate::{
 
 type Sink = SplitSink<WebSocket, Message>;
 
+/// Instructions that may queue for a session (task dispatches among them).
+const CONTROL_QUEUE: usize = 256;
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Most bytes of messages accepted but not yet committed; past it the session stops reading from
 /// the agent until a commit finishes (backpressure, never unbounded memory).
 const MAX_UNCOMMITTED_BYTES: usize = 8 * 1024 * 1024;
 
-/// A commit in flight: the store's answer and the last sequence number it covers.
-type Commit = JoinHandle<(StoreResult<Applied>, u64)>;
+/// A commit in flight: the store's answer, the last sequence number it covers, and what it did
+/// to tasks.
+type Commit = JoinHandle<(StoreResult<Applied>, u64, TaskEffects)>;
+
+/// What a committed batch changed about tasks: whose state to publish, whose log grew.
+#[derive(Debug, Default)]
+struct TaskEffects {
+    changed: Vec<Uuid>,
+    logs: Vec<(Uuid, u64)>,
+}
+
+impl TaskEffects {
+    fn of(batch: &[Durable<AgentMessage>]) -> Self {
+        let mut effects = Self::default();
+        for m in batch {
+            match &m.body {
+                AgentMessage::TaskStarted { task_id, .. } => effects.changed.push(*task_id),
+                AgentMessage::TaskFinished(r) => effects.changed.push(r.task_id),
+                AgentMessage::TaskOutput {
+                    task_id,
+                    offset,
+                    data,
+                } => {
+                    effects.logs.push((*task_id, offset + data.len() as u64));
+                }
+                AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_) => {}
+            }
+        }
+        effects
+    }
+}
 
 /// Why a session ended, for the log.
 #[derive(Debug)]
@@ -113,10 +144,12 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         workspace_id: ws_id,
         heartbeat_interval_ms: heartbeat.as_millis() as u64,
         agent_stream_acked: connected.agent_seq,
-        relay_stream: Uuid::nil(),
+        // Relay messages are numbered per session; what must survive a session (tasks) is
+        // resent from the store by the next one.
+        relay_stream: session_id,
         relay_version: env!("CARGO_PKG_VERSION").to_string(),
     });
-    let (control_tx, mut control) = mpsc::channel(4);
+    let (control_tx, mut control) = mpsc::channel(CONTROL_QUEUE);
     app.sessions.register(
         ws_id,
         SessionEntry {
@@ -142,9 +175,10 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         uncommitted_bytes: 0,
         in_flight: None,
         in_flight_bytes: 0,
+        relay_seq: 0,
         sink: &mut sink,
     };
-    let end = if send(session.sink, &welcome).await {
+    let end = if send(session.sink, &welcome).await && session.resume_tasks().await {
         app.bus
             .publish(token.owner_id, events::workspace(&lock(&view)));
         session.drive(&mut stream, &mut control, heartbeat).await
@@ -188,10 +222,95 @@ struct Session<'a> {
     uncommitted_bytes: usize,
     in_flight: Option<Commit>,
     in_flight_bytes: usize,
+    /// Last sequence number on this session's relay stream.
+    relay_seq: u64,
     sink: &'a mut Sink,
 }
 
 impl Session<'_> {
+    /// Sends the agent a relay message on this session's stream.
+    async fn send_message(&mut self, body: RelayMessage) -> bool {
+        self.relay_seq += 1;
+        let frame = RelayFrame::Durable(Durable {
+            seq: self.relay_seq,
+            body,
+        });
+        send(self.sink, &frame).await
+    }
+
+    /// Sends again every task of this workspace the agent has not reported starting, and the
+    /// cancels it has not acted on. False if the agent cannot be written to.
+    async fn resume_tasks(&mut self) -> bool {
+        let tasks = match self.app.store.tasks_to_resume(self.workspace).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the workspace's pending tasks");
+                return true;
+            }
+        };
+        for task in tasks {
+            let message = if task.cancel_requested {
+                RelayMessage::CancelTask { task_id: task.id }
+            } else {
+                RelayMessage::RunTask(crate::tasks::spec(self.app, &task))
+            };
+            if !self.send_message(message).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A run asked for by the agent's terminal: record it as a task of this workspace, answer
+    /// with its id, then send it to run.
+    async fn run_request(&mut self, id: u64, run: RunRequest) -> bool {
+        let checked = run
+            .run
+            .check()
+            .and_then(|()| fulcrum_protocol::tasks::check_env(&run.env))
+            .and_then(|()| fulcrum_protocol::tasks::check_repo_path(&run.repo))
+            .and_then(|()| crate::tasks::timeout_for(self.app, run.timeout_s));
+        let result = match checked {
+            Err(problem) => Err(problem),
+            Ok(timeout_s) => {
+                let new = crate::store::NewTask {
+                    id: Uuid::now_v7(),
+                    owner_id: self.token.owner_id,
+                    project_id: None,
+                    workspace_id: self.workspace,
+                    repo: run.repo,
+                    run: run.run,
+                    env: run.env,
+                    timeout_s,
+                    triggered_by: self.token.owner_id,
+                    source: "terminal",
+                    log_limit: self.app.config.agents.task_log_limit_bytes,
+                    now: Utc::now(),
+                };
+                match self.app.store.create_task(&new).await {
+                    Ok(task) => Ok(task),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot record a run from the terminal");
+                        Err("the relay cannot record the run right now".to_owned())
+                    }
+                }
+            }
+        };
+        let answer = RelayFrame::Response {
+            id,
+            result: result.as_ref().map(|t| t.id).map_err(Clone::clone),
+        };
+        if !send(self.sink, &answer).await {
+            return false;
+        }
+        if let Ok(task) = result {
+            crate::tasks::publish(self.app, task.id).await;
+            let spec = crate::tasks::spec(self.app, &task);
+            return self.send_message(RelayMessage::RunTask(spec)).await;
+        }
+        true
+    }
+
     /// The session's main loop, after the welcome.
     async fn drive(
         &mut self,
@@ -237,6 +356,11 @@ impl Session<'_> {
                             }
                         }
                         AgentFrame::Ack { .. } => {}
+                        AgentFrame::Request { id, run } => {
+                            if !self.run_request(id, run).await {
+                                return End::SendFailed;
+                            }
+                        }
                         AgentFrame::Hello(_) => {
                             return refuse(self.sink, RejectReason::ProtocolViolation, "hello sent twice").await;
                         }
@@ -271,6 +395,16 @@ impl Session<'_> {
                     Some(Control::TokenRevoked) => {
                         refuse(self.sink, RejectReason::Unauthorized, "the agent token was revoked").await;
                         return End::TokenRevoked;
+                    }
+                    Some(Control::Run(spec)) => {
+                        if !self.send_message(RelayMessage::RunTask(*spec)).await {
+                            return End::SendFailed;
+                        }
+                    }
+                    Some(Control::Cancel(task_id)) => {
+                        if !self.send_message(RelayMessage::CancelTask { task_id }).await {
+                            return End::SendFailed;
+                        }
                     }
                 },
                 _ = crate::state::stopping(&mut shutdown) => {
@@ -316,12 +450,17 @@ impl Session<'_> {
         match verdict {
             Accept::Apply => {
                 self.inbox.mark_applied(d.seq);
-                let event = {
-                    let mut view = lock(&self.view);
-                    apply_to_view(&mut view, d.body.clone(), Utc::now());
-                    events::workspace(&view)
-                };
-                self.app.bus.publish(self.token.owner_id, event);
+                if matches!(
+                    d.body,
+                    AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_)
+                ) {
+                    let event = {
+                        let mut view = lock(&self.view);
+                        apply_to_view(&mut view, d.body.clone(), Utc::now());
+                        events::workspace(&view)
+                    };
+                    self.app.bus.publish(self.token.owner_id, event);
+                }
                 self.uncommitted.push((d, size));
                 self.uncommitted_bytes += size;
                 self.start_commit();
@@ -367,11 +506,13 @@ impl Session<'_> {
             self.inbox.stream,
         );
         self.in_flight = Some(tokio::spawn(async move {
+            let effects = TaskEffects::of(&batch);
             (
                 store
                     .apply_agent_messages(owner, workspace, stream, &batch, Utc::now())
                     .await,
                 last,
+                effects,
             )
         }));
     }
@@ -379,20 +520,21 @@ impl Session<'_> {
     /// A commit finished: acknowledge it and start the next, or end the session if it failed.
     async fn committed_batch(
         &mut self,
-        done: Option<Result<(StoreResult<Applied>, u64), tokio::task::JoinError>>,
+        done: Option<Result<(StoreResult<Applied>, u64, TaskEffects), tokio::task::JoinError>>,
     ) -> Option<End> {
         self.in_flight_bytes = 0;
         match done {
-            Some(Ok((Ok(Applied::Applied | Applied::Duplicate), last))) => {
+            Some(Ok((Ok(Applied::Applied | Applied::Duplicate), last, effects))) => {
                 tracing::debug!(last, "committed");
                 self.committed = last;
                 self.start_commit();
                 if !send(self.sink, &RelayFrame::Ack { seq: last }).await {
                     return Some(End::SendFailed);
                 }
+                self.announce(effects);
                 None
             }
-            Some(Ok((Ok(Applied::OutOfOrder), _))) => Some(
+            Some(Ok((Ok(Applied::OutOfOrder), _, _))) => Some(
                 refuse(
                     self.sink,
                     RejectReason::Replaced,
@@ -401,7 +543,7 @@ impl Session<'_> {
                 .await,
             ),
             other => {
-                if let Some(Ok((Err(e), _))) = &other {
+                if let Some(Ok((Err(e), _, _))) = &other {
                     tracing::error!(error = %e, "cannot store agent messages");
                 }
                 Some(
@@ -416,6 +558,21 @@ impl Session<'_> {
         }
     }
 
+    /// Wakes log followers and publishes task changes after a commit (off the session's loop).
+    fn announce(&self, effects: TaskEffects) {
+        for (task, stored) in effects.logs {
+            self.app.logs.grew(task, stored);
+        }
+        if !effects.changed.is_empty() {
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                for task in effects.changed {
+                    crate::tasks::publish(&app, task).await;
+                }
+            });
+        }
+    }
+
     /// Commits everything accepted, after the session ended (no acknowledgements are sent: the
     /// agent learns the position from the next welcome).
     async fn finish_writes(&mut self) {
@@ -425,7 +582,10 @@ impl Session<'_> {
                 return;
             };
             match commit.await {
-                Ok((Ok(Applied::Applied | Applied::Duplicate), last)) => self.committed = last,
+                Ok((Ok(Applied::Applied | Applied::Duplicate), last, effects)) => {
+                    self.committed = last;
+                    self.announce(effects);
+                }
                 _ => return,
             }
         }
@@ -520,6 +680,9 @@ fn apply_to_view(view: &mut Workspace, message: AgentMessage, now: chrono::DateT
             let keep: std::collections::HashSet<&String> = paths.iter().collect();
             view.repos.retain(|r| keep.contains(&r.status.path));
         }
+        AgentMessage::TaskStarted { .. }
+        | AgentMessage::TaskOutput { .. }
+        | AgentMessage::TaskFinished(_) => {}
     }
 }
 

@@ -7,6 +7,8 @@
 //! suite (`relay/tests/store_conformance.rs`).
 
 mod sql;
+mod sql_work;
+pub mod work;
 
 use std::sync::Arc;
 
@@ -17,6 +19,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use sql::{PostgresStore, SqliteStore};
+pub use work::{
+    Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter, WorkStore,
+};
 
 /// Errors from the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +197,7 @@ pub enum Applied {
 
 /// The relay's durable state. See the module docs for the scoping rule.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WorkStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -278,6 +283,55 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         generate: &(dyn Fn() -> Vec<u8> + Sync),
     ) -> StoreResult<Vec<u8>>;
+}
+
+/// A task's final columns, from the outcome the agent reported.
+pub(crate) struct TaskEnd {
+    pub state: &'static str,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// Maps a reported outcome to the task's final columns.
+pub(crate) fn work_end(outcome: &fulcrum_protocol::TaskOutcome) -> TaskEnd {
+    use fulcrum_protocol::TaskOutcome as O;
+    let (exit_code, signal, error) = match outcome {
+        O::Exited { code } => (Some(*code), None, None),
+        O::Signaled { signal } => (None, Some(*signal), None),
+        O::Canceled { killed } => (
+            None,
+            killed.then_some(9),
+            Some(
+                if *killed {
+                    "canceled; killed after ignoring SIGTERM for the grace period"
+                } else {
+                    "canceled"
+                }
+                .to_owned(),
+            ),
+        ),
+        O::TimedOut { killed } => (
+            None,
+            killed.then_some(9),
+            Some(
+                if *killed {
+                    "timed out; killed after ignoring SIGTERM for the grace period"
+                } else {
+                    "timed out; stopped with SIGTERM"
+                }
+                .to_owned(),
+            ),
+        ),
+        O::FailedToStart { message } => (None, None, Some(message.clone())),
+        O::Lost { message } => (None, None, Some(message.clone())),
+    };
+    TaskEnd {
+        state: outcome.state(),
+        exit_code,
+        signal,
+        error,
+    }
 }
 
 /// A shared handle to whichever store the relay runs on.

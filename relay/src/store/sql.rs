@@ -46,16 +46,30 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "projects and tasks",
+        include_str!("../../../migrations/sqlite/0002_projects_tasks.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "projects and tasks",
+        include_str!("../../../migrations/postgres/0002_projects_tasks.sql"),
+    ),
+];
 
 fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
@@ -531,6 +545,11 @@ macro_rules! sql_store {
                             .execute(&mut *tx)
                             .await?;
                         }
+                        task @ (AgentMessage::TaskStarted { .. }
+                        | AgentMessage::TaskOutput { .. }
+                        | AgentMessage::TaskFinished(_)) => {
+                            Self::apply_task_message(&mut *tx, workspace, task, now).await?;
+                        }
                         AgentMessage::RepoSet { paths } => {
                             let known: Vec<String> = sqlx::query_scalar(
                                 "SELECT path FROM workspace_repos WHERE workspace_id = $1",
@@ -588,7 +607,7 @@ macro_rules! sql_store {
 
 /// The embedded default store: one SQLite file in WAL mode.
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(super) pool: sqlx::SqlitePool,
 }
 
 impl SqliteStore {
@@ -614,7 +633,7 @@ impl SqliteStore {
 
 /// The production store: PostgreSQL.
 pub struct PostgresStore {
-    pool: sqlx::PgPool,
+    pub(super) pool: sqlx::PgPool,
 }
 
 impl PostgresStore {

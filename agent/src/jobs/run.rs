@@ -1,0 +1,433 @@
+//! Running one job: resolve what to run, start each command, pump its output to the relay in
+//! batches with byte offsets, stop it on cancel or timeout, and report the result.
+//!
+//! Output is read from the job's pipe and sent when a batch reaches [`BATCH_BYTES`] or has
+//! waited [`BATCH_WAIT`], whichever comes first. The log is cut at the task's limit with a marker
+//! ([`fulcrum_protocol::tasks::cut_marker`]); the process's further output is read and counted
+//! but not kept. Sending waits while the outbox is full, so a job that outruns the relay is slowed
+//! down by its own pipe rather than eating memory.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use chrono::Utc;
+use fulcrum_protocol::{
+    AgentMessage, TaskOutcome, TaskResult, TaskRun, TaskSpec, TestSummary, tasks,
+};
+use tokio::{
+    io::AsyncReadExt,
+    sync::{mpsc, watch},
+};
+
+use super::{JobReport, process};
+use crate::{qa, status::SharedStatus};
+
+/// A batch is sent once it holds this many bytes…
+const BATCH_BYTES: usize = 64 * 1024;
+/// …or once its first byte has waited this long.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// After the job's main process exits, how long its other processes may keep the output open
+/// before the whole group is killed.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+/// Most output kept in memory per step for reading test results from it.
+const MAX_PARSED_OUTPUT: usize = 32 * 1024 * 1024;
+
+/// Why a job is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Canceled through the relay.
+    Canceled,
+    /// The agent is shutting down.
+    AgentStopping,
+}
+
+/// One job to run.
+pub struct Job {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub spec: TaskSpec,
+    pub status: SharedStatus,
+    pub reports: mpsc::Sender<JobReport>,
+    pub stop: watch::Receiver<Option<Stop>>,
+}
+
+/// One command of a job (a plain command is one; a QA plan may have several).
+struct Command {
+    header: Option<String>,
+    command: String,
+    env: std::collections::BTreeMap<String, String>,
+    timeout: Option<Duration>,
+    reports: Vec<String>,
+    format: qa::OutputFormat,
+}
+
+/// How one command ended.
+enum Ended {
+    Exited(std::process::ExitStatus),
+    Stopped { why: StopWhy, killed: bool },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StopWhy {
+    Canceled,
+    TimedOut,
+    AgentStopping,
+}
+
+/// The task's log as it is sent: offsets, the cut at the limit, the local copy.
+struct Log {
+    task: uuid::Uuid,
+    sent: u64,
+    output_bytes: u64,
+    limit: u64,
+    truncated: bool,
+    file: Option<std::fs::File>,
+    reports: mpsc::Sender<JobReport>,
+    status: SharedStatus,
+}
+
+impl Log {
+    /// Sends `data` (cutting at the limit) and keeps a local copy.
+    async fn write(&mut self, data: &[u8], counts_as_output: bool) {
+        if counts_as_output {
+            self.output_bytes += data.len() as u64;
+        }
+        if self.truncated || data.is_empty() {
+            return;
+        }
+        let room = self.limit.saturating_sub(self.sent) as usize;
+        if data.len() <= room {
+            self.send(data).await;
+        } else {
+            self.send(&data[..room]).await;
+            let marker = tasks::cut_marker(self.limit);
+            self.send(marker.as_bytes()).await;
+            self.truncated = true;
+        }
+    }
+
+    async fn send(&mut self, data: &[u8]) {
+        for chunk in data.chunks(tasks::MAX_OUTPUT_CHUNK) {
+            if chunk.is_empty() {
+                continue;
+            }
+            if let Some(file) = self.file.as_mut()
+                && file.write_all(chunk).is_err()
+            {
+                self.file = None;
+            }
+            let message = AgentMessage::TaskOutput {
+                task_id: self.task,
+                offset: self.sent,
+                data: chunk.to_vec(),
+            };
+            self.sent += chunk.len() as u64;
+            let _ = self
+                .reports
+                .send(JobReport {
+                    message,
+                    flush: false,
+                })
+                .await;
+        }
+        let (task, sent) = (self.task, self.sent);
+        self.status.update(|s| {
+            if let Some(job) = s.jobs.iter_mut().find(|j| j.task_id == task) {
+                job.log_bytes = sent;
+            }
+            true
+        });
+    }
+}
+
+impl Job {
+    /// Runs the job to its end and reports it.
+    pub async fn run(mut self) {
+        let started = Instant::now();
+        let task = self.spec.task_id;
+        let file = std::fs::File::create(self.dir.join("output.log")).ok();
+        let mut log = Log {
+            task,
+            sent: 0,
+            output_bytes: 0,
+            limit: self.spec.log_limit,
+            truncated: false,
+            file,
+            reports: self.reports.clone(),
+            status: self.status.clone(),
+        };
+        let prepared = self.prepare();
+        let (workdir, commands) = match prepared {
+            Ok(p) => p,
+            Err(message) => {
+                log.write(format!("fulcrum: {message}\n").as_bytes(), false)
+                    .await;
+                let outcome = TaskOutcome::FailedToStart { message };
+                self.finish(&log, outcome, started, None).await;
+                return;
+            }
+        };
+        let (commit, branch) = git_head(&workdir);
+        let _ = self
+            .reports
+            .send(JobReport {
+                message: AgentMessage::TaskStarted {
+                    task_id: task,
+                    commit,
+                    branch,
+                },
+                flush: false,
+            })
+            .await;
+        self.status.update(|s| {
+            if let Some(job) = s.jobs.iter_mut().find(|j| j.task_id == task) {
+                job.state = "running".into();
+                job.started_at = Some(Utc::now());
+            }
+            true
+        });
+        let report_dir = self.dir.join("reports");
+        let _ = std::fs::create_dir_all(&report_dir);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.spec.timeout_s);
+        let mut summary: Option<TestSummary> = None;
+        let mut outcome = TaskOutcome::Exited { code: 0 };
+        let single = commands.len() == 1 && commands[0].header.is_none();
+        for command in &commands {
+            if let Some(header) = &command.header {
+                log.write(header.as_bytes(), false).await;
+            }
+            let mut env = command.env.clone();
+            for (k, v) in &self.spec.env {
+                env.insert(k.clone(), v.clone());
+            }
+            let env = process::environment(&task.to_string(), &self.root, &report_dir, &env);
+            let since = SystemTime::now();
+            let step_deadline = command
+                .timeout
+                .map_or(deadline, |t| deadline.min(tokio::time::Instant::now() + t));
+            let mut parsed = Vec::new();
+            let ended = match process::spawn(&command.command, &workdir, &env) {
+                Ok(child) => self.pump(child, &mut log, &mut parsed, step_deadline).await,
+                Err(e) => {
+                    let message = format!("cannot start /bin/sh: {e}");
+                    log.write(format!("fulcrum: {message}\n").as_bytes(), false)
+                        .await;
+                    outcome = TaskOutcome::FailedToStart { message };
+                    break;
+                }
+            };
+            let step_summary = qa::junit::collect(&workdir, &report_dir, &command.reports, since)
+                .or_else(|| qa::output::parse(command.format, &parsed));
+            summary = merge(summary, step_summary);
+            outcome = match ended {
+                Ended::Exited(status) => match process::exit_of(status) {
+                    (Some(code), _) => TaskOutcome::Exited { code },
+                    (None, Some(signal)) => TaskOutcome::Signaled { signal },
+                    _ => TaskOutcome::Exited { code: -1 },
+                },
+                Ended::Stopped { why, killed } => match why {
+                    StopWhy::Canceled => TaskOutcome::Canceled { killed },
+                    StopWhy::TimedOut => TaskOutcome::TimedOut { killed },
+                    // Not reported: the next start of the agent reports the task lost.
+                    StopWhy::AgentStopping => return,
+                },
+            };
+            if outcome != (TaskOutcome::Exited { code: 0 }) {
+                if !single && let TaskOutcome::Exited { code } = outcome {
+                    let line = format!("fulcrum: the step failed with exit code {code}\n");
+                    log.write(line.as_bytes(), false).await;
+                }
+                break;
+            }
+        }
+        self.finish(&log, outcome, started, summary).await;
+    }
+
+    async fn finish(
+        &self,
+        log: &Log,
+        outcome: TaskOutcome,
+        started: Instant,
+        test_summary: Option<TestSummary>,
+    ) {
+        let result = TaskResult {
+            task_id: self.spec.task_id,
+            outcome,
+            log_bytes: log.sent,
+            output_bytes: log.output_bytes,
+            truncated: log.truncated,
+            duration_ms: started.elapsed().as_millis() as u64,
+            test_summary,
+        };
+        super::finish(&self.dir, &self.status, &self.reports, result).await;
+    }
+
+    /// Finds the directory and the commands; the error is for people.
+    fn prepare(&self) -> Result<(PathBuf, Vec<Command>), String> {
+        tasks::check_repo_path(&self.spec.repo)?;
+        let dir = self.root.join(&self.spec.repo);
+        let dir = std::fs::canonicalize(&dir).map_err(|_| {
+            format!(
+                "there is no directory {:?} under the workspace root",
+                self.spec.repo
+            )
+        })?;
+        if !dir.starts_with(&self.root) || !dir.is_dir() {
+            return Err(format!(
+                "{:?} is not a directory inside the workspace root",
+                self.spec.repo
+            ));
+        }
+        let commands = match &self.spec.run {
+            TaskRun::Command { command } => vec![Command {
+                header: None,
+                command: command.clone(),
+                env: Default::default(),
+                timeout: None,
+                reports: Vec::new(),
+                format: qa::OutputFormat::Auto,
+            }],
+            TaskRun::Step { name } => {
+                let plan = qa::plan(&dir).map_err(|e| e.to_string())?;
+                let steps = plan.select(name).map_err(|e| e.to_string())?;
+                steps
+                    .into_iter()
+                    .map(|step| Command {
+                        header: Some(format!("==> {}: {}\n", step.name, step.command)),
+                        command: step.command,
+                        env: step.env,
+                        timeout: step.timeout_s.map(Duration::from_secs),
+                        reports: step.reports,
+                        format: step.format,
+                    })
+                    .collect()
+            }
+        };
+        Ok((dir, commands))
+    }
+
+    /// Reads the process's output until it ended and its output closed; stops it on cancel or
+    /// timeout (SIGTERM to the group, SIGKILL after the grace period).
+    async fn pump(
+        &mut self,
+        mut child: process::JobProcess,
+        log: &mut Log,
+        parsed: &mut Vec<u8>,
+        deadline: tokio::time::Instant,
+    ) -> Ended {
+        let grace = Duration::from_secs(self.spec.grace_s);
+        let mut buf = vec![0u8; BATCH_BYTES];
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+        let mut batch_due: Option<tokio::time::Instant> = None;
+        let mut exited: Option<std::process::ExitStatus> = None;
+        let mut eof = false;
+        let mut stopping: Option<StopWhy> = None;
+        let mut kill_at: Option<tokio::time::Instant> = None;
+        let mut killed = false;
+        let mut drain_until: Option<tokio::time::Instant> = None;
+        let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        loop {
+            if exited.is_some() && eof {
+                break;
+            }
+            tokio::select! {
+                read = child.output.read(&mut buf), if !eof => match read {
+                    Ok(0) | Err(_) => eof = true,
+                    Ok(n) => {
+                        if parsed.len() < MAX_PARSED_OUTPUT {
+                            let take = n.min(MAX_PARSED_OUTPUT - parsed.len());
+                            parsed.extend_from_slice(&buf[..take]);
+                        }
+                        batch.extend_from_slice(&buf[..n]);
+                        if batch.len() >= BATCH_BYTES {
+                            log.write(&batch, true).await;
+                            batch.clear();
+                            batch_due = None;
+                        } else if batch_due.is_none() {
+                            batch_due = Some(tokio::time::Instant::now() + BATCH_WAIT);
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(batch_due.unwrap_or(far)), if batch_due.is_some() => {
+                    log.write(&batch, true).await;
+                    batch.clear();
+                    batch_due = None;
+                }
+                status = child.child.wait(), if exited.is_none() => {
+                    exited = Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1 << 8)));
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+                }
+                _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() && !eof => {
+                    // The main process is gone but others of its group hold the output open.
+                    child.kill();
+                    drain_until = None;
+                }
+                _ = tokio::time::sleep_until(deadline), if stopping.is_none() && exited.is_none() => {
+                    stopping = Some(StopWhy::TimedOut);
+                    child.terminate();
+                    kill_at = Some(tokio::time::Instant::now() + grace);
+                }
+                changed = self.stop.changed(), if stopping.is_none() && exited.is_none() => {
+                    let why = match (changed, *self.stop.borrow()) {
+                        (Ok(()), Some(Stop::Canceled)) => StopWhy::Canceled,
+                        (Ok(()), None) => continue,
+                        _ => StopWhy::AgentStopping,
+                    };
+                    stopping = Some(why);
+                    child.terminate();
+                    let wait = if why == StopWhy::AgentStopping { Duration::from_secs(1) } else { grace };
+                    kill_at = Some(tokio::time::Instant::now() + wait);
+                }
+                _ = tokio::time::sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() && exited.is_none() => {
+                    child.kill();
+                    killed = true;
+                    kill_at = None;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            log.write(&batch, true).await;
+        }
+        // Nothing of the job outlives it.
+        child.kill();
+        match (stopping, exited) {
+            (Some(why), _) => Ended::Stopped { why, killed },
+            (None, Some(status)) => Ended::Exited(status),
+            (None, None) => unreachable!("the loop ends only after the process exited"),
+        }
+    }
+}
+
+/// The commit and branch checked out in `dir`, if it is in a git repository.
+fn git_head(dir: &Path) -> (Option<String>, Option<String>) {
+    let Ok(repo) = git2::Repository::discover(dir) else {
+        return (None, None);
+    };
+    let Ok(head) = repo.head() else {
+        return (None, None);
+    };
+    let commit = head.target().map(|oid| oid.to_string());
+    let branch = head
+        .is_branch()
+        .then(|| head.shorthand().map(str::to_owned))
+        .flatten();
+    (commit, branch)
+}
+
+/// Adds up the summaries of several steps.
+fn merge(a: Option<TestSummary>, b: Option<TestSummary>) -> Option<TestSummary> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(mut a), Some(b)) => {
+            a.passed += b.passed;
+            a.failed += b.failed;
+            a.skipped += b.skipped;
+            let room = tasks::MAX_LISTED_FAILURES.saturating_sub(a.failures.len());
+            a.failures.extend(b.failures.into_iter().take(room));
+            Some(a)
+        }
+    }
+}

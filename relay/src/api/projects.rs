@@ -1,0 +1,342 @@
+//! `/api/v1/projects`: projects, their members and workspaces, and their status.
+//!
+//! Every project endpoint answers 404 to a user who is not a member, as for a missing project.
+//! Viewers may read; maintainers may also edit and attach workspaces; only the owner manages
+//! members and archives.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    auth::{AuthUser, normalize_email},
+    envelope::{ApiJson, created, ok},
+    error::{ApiError, ApiResult, ErrorKind},
+};
+use crate::{
+    state::AppState,
+    store::{NewProject, Project, ProjectPatch, Role, TaskFilter},
+};
+
+/// Longest project name.
+const MAX_NAME: usize = 200;
+/// Longest description.
+const MAX_DESCRIPTION: usize = 10_000;
+/// Most tech-stack entries.
+const MAX_TECH: usize = 32;
+
+/// Body of `POST /api/v1/projects` and `PATCH /api/v1/projects/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectBody {
+    name: Option<String>,
+    description: Option<String>,
+    repository_url: Option<String>,
+    tech_stack: Option<Vec<String>>,
+}
+
+fn check(body: &ProjectBody, creating: bool) -> ApiResult<()> {
+    match &body.name {
+        Some(n) if n.trim().is_empty() || n.len() > MAX_NAME => {
+            return Err(ApiError::invalid(format!(
+                "name must be 1 to {MAX_NAME} characters"
+            )));
+        }
+        None if creating => return Err(ApiError::invalid("name is required")),
+        _ => {}
+    }
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > MAX_DESCRIPTION)
+    {
+        return Err(ApiError::invalid(format!(
+            "description must be at most {MAX_DESCRIPTION} bytes"
+        )));
+    }
+    if let Some(url) = &body.repository_url
+        && (url.len() > 2048 || url.chars().any(char::is_whitespace))
+    {
+        return Err(ApiError::invalid(
+            "repository_url must be a URL of at most 2048 bytes",
+        ));
+    }
+    if let Some(tech) = &body.tech_stack
+        && (tech.len() > MAX_TECH || tech.iter().any(|t| t.is_empty() || t.len() > 64))
+    {
+        return Err(ApiError::invalid(format!(
+            "tech_stack is at most {MAX_TECH} names of 1 to 64 bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("project"))
+}
+
+/// The project if `user` is a member, else 404.
+pub async fn member_project(app: &AppState, user: Uuid, id: Uuid) -> ApiResult<Project> {
+    app.store
+        .get_project(user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))
+}
+
+fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
+    if allowed.contains(&project.role) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            format!("a {} of this project cannot {what}", project.role.as_str()),
+        ))
+    }
+}
+
+/// `POST /api/v1/projects`.
+pub async fn create(
+    State(app): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<ProjectBody>,
+) -> ApiResult<Response> {
+    check(&body, true)?;
+    let new = NewProject {
+        name: body.name.unwrap_or_default().trim().to_owned(),
+        description: body.description.unwrap_or_default(),
+        repository_url: body.repository_url.filter(|u| !u.is_empty()),
+        tech_stack: body.tech_stack.unwrap_or_default(),
+    };
+    Ok(created(
+        app.store.create_project(user.id, &new, Utc::now()).await?,
+    ))
+}
+
+/// `GET /api/v1/projects`.
+pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    Ok(ok(app.store.list_projects(user.id).await?))
+}
+
+/// `GET /api/v1/projects/{id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(ok(member_project(&app, user.id, parse_id(&id)?).await?))
+}
+
+/// `PATCH /api/v1/projects/{id}`.
+pub async fn update(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ProjectBody>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    require(&project, &[Role::Owner, Role::Maintainer], "edit it")?;
+    check(&body, false)?;
+    let patch = ProjectPatch {
+        name: body.name.map(|n| n.trim().to_owned()),
+        description: body.description,
+        repository_url: body
+            .repository_url
+            .map(|u| Some(u).filter(|u| !u.is_empty())),
+        tech_stack: body.tech_stack,
+        status: None,
+    };
+    let updated = app
+        .store
+        .update_project(user.id, project.id, &patch, Utc::now())
+        .await?;
+    Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
+}
+
+/// `POST /api/v1/projects/{id}/archive`.
+pub async fn archive(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    require(&project, &[Role::Owner], "archive it")?;
+    let patch = ProjectPatch {
+        status: Some("archived".into()),
+        ..Default::default()
+    };
+    let updated = app
+        .store
+        .update_project(user.id, project.id, &patch, Utc::now())
+        .await?;
+    Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
+}
+
+/// `PUT|DELETE /api/v1/projects/{id}/workspaces/{workspace_id}`: attach or detach one of the
+/// caller's own workspaces.
+async fn set_workspace(
+    app: AppState,
+    user: AuthUser,
+    id: String,
+    workspace: String,
+    attach: bool,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    require(
+        &project,
+        &[Role::Owner, Role::Maintainer],
+        "change its workspaces",
+    )?;
+    let workspace = Uuid::parse_str(&workspace).map_err(|_| ApiError::not_found("workspace"))?;
+    if !app
+        .store
+        .set_project_workspace(user.id, project.id, workspace, attach)
+        .await?
+    {
+        return Err(ApiError::not_found("workspace"));
+    }
+    Ok(ok(member_project(&app, user.id, project.id).await?))
+}
+
+/// `PUT /api/v1/projects/{id}/workspaces/{workspace_id}`.
+pub async fn attach_workspace(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path((id, workspace)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    set_workspace(app, user, id, workspace, true).await
+}
+
+/// `DELETE /api/v1/projects/{id}/workspaces/{workspace_id}`.
+pub async fn detach_workspace(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path((id, workspace)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    set_workspace(app, user, id, workspace, false).await
+}
+
+/// `GET /api/v1/projects/{id}/members`.
+pub async fn members(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    Ok(ok(app.store.project_members(project.id).await?))
+}
+
+/// Body of `PUT /api/v1/projects/{id}/members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    email: String,
+    role: String,
+}
+
+/// `PUT /api/v1/projects/{id}/members`: add a user by e-mail, or change their role.
+pub async fn set_member(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MemberBody>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    require(&project, &[Role::Owner], "manage its members")?;
+    let role = match Role::parse(&body.role) {
+        Some(r @ (Role::Maintainer | Role::Viewer)) => r,
+        _ => {
+            return Err(ApiError::invalid(
+                "role must be \"maintainer\" or \"viewer\"",
+            ));
+        }
+    };
+    let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
+    let member = app
+        .store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if member.id == project.owner_id {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "owner",
+            "the owner's role cannot change",
+        ));
+    }
+    app.store
+        .set_project_member(project.id, member.id, role, Utc::now())
+        .await?;
+    Ok(ok(app.store.project_members(project.id).await?))
+}
+
+/// `DELETE /api/v1/projects/{id}/members/{user_id}`.
+pub async fn remove_member(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    require(&project, &[Role::Owner], "manage its members")?;
+    let member = Uuid::parse_str(&member).map_err(|_| ApiError::not_found("member"))?;
+    if !app.store.remove_project_member(project.id, member).await? {
+        return Err(ApiError::not_found("member"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/projects/{id}/status`: its workspaces (online or not), its last tasks, and a
+/// one-word health.
+pub async fn status(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    let (last_tasks, _) = app
+        .store
+        .list_tasks(
+            user.id,
+            &TaskFilter {
+                project: Some(project.id),
+                page: 1,
+                per_page: 10,
+                ..Default::default()
+            },
+        )
+        .await?;
+    // The workspaces' names and presence: from their owners' rows, overlaid with live views.
+    let mut workspaces = Vec::new();
+    let mut seen: HashMap<Uuid, ()> = HashMap::new();
+    for member in app.store.project_members(project.id).await? {
+        for w in crate::events::current(&app, member.user_id).await? {
+            if project.workspace_ids.contains(&w.id) && seen.insert(w.id, ()).is_none() {
+                workspaces.push(json!({
+                    "id": w.id, "name": w.name, "online": w.online, "last_seen_at": w.last_seen_at,
+                }));
+            }
+        }
+    }
+    let any_online = workspaces.iter().any(|w| w["online"] == true);
+    let health = match last_tasks.first() {
+        Some(t) if !t.is_finished() => "running",
+        Some(t) if t.state != "succeeded" => "failing",
+        _ if !workspaces.is_empty() && !any_online => "offline",
+        Some(_) => "healthy",
+        None => "idle",
+    };
+    Ok(ok(json!({
+        "project": project,
+        "workspaces": workspaces,
+        "last_tasks": last_tasks,
+        "health": health,
+    })))
+}

@@ -1,0 +1,345 @@
+//! Projects, their members and workspaces, tasks and task logs: the part of the store behind
+//! build and QA jobs.
+//!
+//! Access rules, applied in every query that takes a `user`:
+//! - a project is visible to its members (its owner is a member with role `owner`);
+//! - a task is visible to the owner of its workspace and, when it belongs to a project, to the
+//!   project's members.
+//!
+//! Who may *run* or *cancel* is decided by the API from [`Role`] and workspace ownership.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fulcrum_protocol::{TaskRun, TestSummary};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::StoreResult;
+
+/// A member's role in a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created the project; manages members, archives it.
+    Owner,
+    /// Runs and cancels tasks, edits the project.
+    Maintainer,
+    /// Sees the project and its tasks; cannot run anything.
+    Viewer,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Maintainer => "maintainer",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Self::Owner),
+            "maintainer" => Some(Self::Maintainer),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+
+    /// True for roles that may run and cancel tasks.
+    pub fn can_run(self) -> bool {
+        matches!(self, Self::Owner | Self::Maintainer)
+    }
+}
+
+/// A project, as one of its members sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// Its id.
+    pub id: Uuid,
+    /// The user who created it.
+    pub owner_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Where its code lives.
+    pub repository_url: Option<String>,
+    /// Languages and frameworks.
+    pub tech_stack: Vec<String>,
+    /// `active` or `archived`.
+    pub status: String,
+    /// The caller's role in it.
+    pub role: Role,
+    /// The workspaces that check it out.
+    pub workspace_ids: Vec<Uuid>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields of a new project.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Where its code lives.
+    pub repository_url: Option<String>,
+    /// Languages and frameworks.
+    pub tech_stack: Vec<String>,
+}
+
+/// Changes to a project; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New repository URL (`Some(None)` clears it).
+    pub repository_url: Option<Option<String>>,
+    /// New tech stack.
+    pub tech_stack: Option<Vec<String>>,
+    /// New status (`active` or `archived`).
+    pub status: Option<String>,
+}
+
+/// A project member.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their e-mail address.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// A task, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    /// Its id.
+    pub id: Uuid,
+    /// Owner of the workspace it runs in.
+    #[serde(skip)]
+    pub owner_id: Uuid,
+    /// The project it belongs to, if any.
+    pub project_id: Option<Uuid>,
+    /// The workspace it runs in.
+    pub workspace_id: Uuid,
+    /// The repository, relative to the workspace root.
+    pub repo: String,
+    /// The shell command, for command tasks.
+    pub command: Option<String>,
+    /// The QA step, for step tasks.
+    pub step: Option<String>,
+    /// The environment it runs with; values are never shown, only [`Task::env_keys`].
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// The names of the variables in its environment.
+    pub env_keys: Vec<String>,
+    /// Its time limit, in seconds.
+    pub timeout_s: i64,
+    /// `queued`, `dispatched`, `running`, `succeeded`, `failed`, `canceled`, `timed_out`, `lost`.
+    pub state: String,
+    /// The exit code, when the process exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// Why it failed to start or was lost.
+    pub error: Option<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it was sent to the agent.
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// When its process started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// The commit it ran on.
+    pub commit_sha: Option<String>,
+    /// The branch it ran on.
+    pub branch: Option<String>,
+    /// Who asked for it.
+    pub triggered_by: Uuid,
+    /// Their e-mail address.
+    pub triggered_by_email: String,
+    /// `api` or `terminal`.
+    pub source: String,
+    /// Test results, when it ran tests.
+    pub test_summary: Option<TestSummary>,
+    /// Log bytes stored.
+    pub log_bytes: i64,
+    /// True when the log was cut at the limit.
+    pub log_truncated: bool,
+    /// True once a cancel was asked for.
+    pub cancel_requested: bool,
+}
+
+impl Task {
+    /// True once the task reached a final state.
+    pub fn is_finished(&self) -> bool {
+        is_final(&self.state)
+    }
+
+    /// What the agent runs.
+    pub fn run(&self) -> TaskRun {
+        match (&self.command, &self.step) {
+            (Some(command), _) => TaskRun::Command {
+                command: command.clone(),
+            },
+            (None, Some(name)) => TaskRun::Step { name: name.clone() },
+            (None, None) => TaskRun::Command {
+                command: String::new(),
+            },
+        }
+    }
+}
+
+/// True for the states a task never leaves.
+pub fn is_final(state: &str) -> bool {
+    matches!(
+        state,
+        "succeeded" | "failed" | "canceled" | "timed_out" | "lost"
+    )
+}
+
+/// Every state a task can be in, for validating filters.
+pub const TASK_STATES: &[&str] = &[
+    "queued",
+    "dispatched",
+    "running",
+    "succeeded",
+    "failed",
+    "canceled",
+    "timed_out",
+    "lost",
+];
+
+/// A task to record.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Its id.
+    pub id: Uuid,
+    /// Owner of the workspace.
+    pub owner_id: Uuid,
+    /// The project, if it was asked for through one.
+    pub project_id: Option<Uuid>,
+    /// The workspace.
+    pub workspace_id: Uuid,
+    /// The repository.
+    pub repo: String,
+    /// What to run.
+    pub run: TaskRun,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Time limit in seconds.
+    pub timeout_s: u64,
+    /// Who asked.
+    pub triggered_by: Uuid,
+    /// `api` or `terminal`.
+    pub source: &'static str,
+    /// Most log bytes kept.
+    pub log_limit: u64,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only this project's.
+    pub project: Option<Uuid>,
+    /// Only this workspace's.
+    pub workspace: Option<Uuid>,
+    /// Only in this state.
+    pub state: Option<String>,
+    /// 1-based page.
+    pub page: u32,
+    /// Tasks per page.
+    pub per_page: u32,
+}
+
+/// Projects, members, tasks and logs.
+#[async_trait]
+pub trait WorkStore: Send + Sync {
+    /// Creates a project owned by `owner` (who becomes its first member).
+    async fn create_project(
+        &self,
+        owner: Uuid,
+        p: &NewProject,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Project>;
+    /// The projects `user` is a member of, newest first.
+    async fn list_projects(&self, user: Uuid) -> StoreResult<Vec<Project>>;
+    /// One project, if `user` is a member.
+    async fn get_project(&self, user: Uuid, id: Uuid) -> StoreResult<Option<Project>>;
+    /// Applies `patch`; the caller has checked the role.
+    async fn update_project(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        patch: &ProjectPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Project>>;
+    /// Attaches or detaches one of `owner`'s workspaces; false when the workspace is not
+    /// theirs (or, detaching, was not attached).
+    async fn set_project_workspace(
+        &self,
+        owner: Uuid,
+        project: Uuid,
+        workspace: Uuid,
+        attach: bool,
+    ) -> StoreResult<bool>;
+    /// The project's members.
+    async fn project_members(&self, project: Uuid) -> StoreResult<Vec<Member>>;
+    /// Adds a member or changes their role.
+    async fn set_project_member(
+        &self,
+        project: Uuid,
+        user: Uuid,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes a member (never the owner); false when they were not one.
+    async fn remove_project_member(&self, project: Uuid, user: Uuid) -> StoreResult<bool>;
+
+    /// Records a task as dispatched.
+    async fn create_task(&self, t: &NewTask) -> StoreResult<Task>;
+    /// One task, if `user` may see it.
+    async fn get_task(&self, user: Uuid, id: Uuid) -> StoreResult<Option<Task>>;
+    /// The tasks `user` may see that match `filter`, newest first, and how many match in all.
+    async fn list_tasks(&self, user: Uuid, filter: &TaskFilter) -> StoreResult<(Vec<Task>, u64)>;
+    /// One task, unscoped, with the users who may see it (for events).
+    async fn task_with_audience(&self, id: Uuid) -> StoreResult<Option<(Task, Vec<Uuid>)>>;
+    /// A workspace's tasks the agent still has to hear about: not yet started, or running
+    /// with a cancel pending.
+    async fn tasks_to_resume(&self, workspace: Uuid) -> StoreResult<Vec<Task>>;
+    /// Marks a cancel as asked for; `None` when the task does not exist.
+    async fn request_cancel(&self, id: Uuid) -> StoreResult<Option<Task>>;
+    /// Log chunks of a task from byte `offset`, up to about `limit` bytes, in order, as
+    /// `(offset, bytes)`; the first may start before `offset`.
+    async fn read_log(
+        &self,
+        task: Uuid,
+        offset: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    /// Declares `lost` the unfinished tasks of workspaces offline since before `cutoff`;
+    /// returns their ids.
+    async fn mark_lost_tasks(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        message: &str,
+    ) -> StoreResult<Vec<Uuid>>;
+}

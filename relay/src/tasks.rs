@@ -1,0 +1,214 @@
+//! Tasks on the relay: recording and dispatching them, telling everyone who may see a task that
+//! it changed, following logs live, and declaring tasks `lost` when their agent stays away.
+//!
+//! Dispatch is at most once per agent and at least once overall: a task is recorded as
+//! `dispatched` and sent to its workspace's live session; every new session of that workspace
+//! gets all its tasks that have not started again (the agent ignores ids it already has). A task
+//! whose agent is gone longer than the lease ([`crate::config::AgentConfig::task_lease_secs`]) is
+//! `lost`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::body::Bytes;
+use chrono::Utc;
+use fulcrum_protocol::{TaskSpec, tasks::MAX_TIMEOUT_S};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{
+    gateway::Control,
+    state::AppState,
+    store::{NewTask, StoreResult, Task},
+};
+
+/// What the relay sends the agent for a recorded task.
+pub fn spec(app: &AppState, task: &Task) -> TaskSpec {
+    TaskSpec {
+        task_id: task.id,
+        repo: task.repo.clone(),
+        run: task.run(),
+        env: task.env.clone(),
+        timeout_s: (task.timeout_s.max(1) as u64).min(MAX_TIMEOUT_S),
+        grace_s: app.config.agents.task_grace_secs,
+        log_limit: app.config.agents.task_log_limit_bytes,
+    }
+}
+
+/// The JSON text of a `task` event.
+pub fn event(task: &Task) -> Bytes {
+    Bytes::from(json!({ "type": "task", "task": task }).to_string())
+}
+
+/// Tells everyone who may see task `id` how it is now.
+pub async fn publish(app: &AppState, id: Uuid) {
+    match app.store.task_with_audience(id).await {
+        Ok(Some((task, audience))) => {
+            let event = event(&task);
+            for user in audience {
+                app.bus.publish(user, event.clone());
+            }
+            if task.is_finished() {
+                app.logs.finished(id);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, task = %id, "cannot publish a task change"),
+    }
+}
+
+/// Records a task and sends it to its workspace's session on this node. The caller has checked
+/// that the workspace is online and the user may run there.
+pub async fn create_and_dispatch(app: &AppState, new: NewTask) -> StoreResult<Task> {
+    let task = app.store.create_task(&new).await?;
+    let spec = spec(app, &task);
+    if !app
+        .sessions
+        .send(task.workspace_id, Control::Run(Box::new(spec)))
+        .await
+    {
+        // The session ended in between: the next one resumes the task, or the lease ends it.
+        tracing::info!(task = %task.id, "workspace went offline while dispatching; the task waits for it");
+    }
+    publish(app, task.id).await;
+    Ok(task)
+}
+
+/// Default and bounds for a task's timeout.
+pub fn timeout_for(app: &AppState, asked: Option<u64>) -> Result<u64, String> {
+    match asked {
+        None => Ok(app.config.agents.task_timeout_secs.clamp(1, MAX_TIMEOUT_S)),
+        Some(0) => Err("timeout_s must be at least 1".into()),
+        Some(t) if t > MAX_TIMEOUT_S => Err(format!("timeout_s must be at most {MAX_TIMEOUT_S}")),
+        Some(t) => Ok(t),
+    }
+}
+
+/// Where followers wait for a task's log to grow: the stored length per task, and whether the
+/// task ended. Entries exist only while someone follows.
+#[derive(Default)]
+pub struct LogHub {
+    watchers: Mutex<HashMap<Uuid, watch::Sender<LogProgress>>>,
+}
+
+/// How far a task's log is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogProgress {
+    /// Bytes stored.
+    pub stored: u64,
+    /// The task reached a final state.
+    pub finished: bool,
+}
+
+impl LogHub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<LogProgress>>> {
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for changes to `task`'s log.
+    pub fn subscribe(&self, task: Uuid) -> watch::Receiver<LogProgress> {
+        self.lock()
+            .entry(task)
+            .or_insert_with(|| watch::channel(LogProgress::default()).0)
+            .subscribe()
+    }
+
+    /// Records that `task`'s log is stored through byte `stored`.
+    pub fn grew(&self, task: Uuid, stored: u64) {
+        self.update(task, |p| p.stored = p.stored.max(stored));
+    }
+
+    /// Records that `task` ended.
+    pub fn finished(&self, task: Uuid) {
+        self.update(task, |p| p.finished = true);
+    }
+
+    fn update(&self, task: Uuid, f: impl FnOnce(&mut LogProgress)) {
+        let mut watchers = self.lock();
+        if let Some(tx) = watchers.get(&task) {
+            if tx.receiver_count() == 0 {
+                watchers.remove(&task);
+            } else {
+                tx.send_modify(f);
+            }
+        }
+    }
+}
+
+/// Most bytes one log read returns.
+pub const MAX_LOG_READ: usize = 4 * 1024 * 1024;
+
+/// A slice of a task's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSlice {
+    /// Where it starts.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Reads up to `limit` bytes of `task`'s log from `offset`, exactly from that byte.
+pub async fn read_log(
+    app: &AppState,
+    task: Uuid,
+    offset: u64,
+    limit: usize,
+) -> StoreResult<LogSlice> {
+    let limit = limit.clamp(1, MAX_LOG_READ);
+    let chunks = app.store.read_log(task, offset, limit).await?;
+    let mut data = Vec::new();
+    let mut at = offset;
+    for (start, bytes) in chunks {
+        if start > at {
+            break; // A gap (should not happen): stop before it.
+        }
+        let skip = (at - start) as usize;
+        if skip >= bytes.len() {
+            continue;
+        }
+        let take = (bytes.len() - skip).min(limit - data.len());
+        data.extend_from_slice(&bytes[skip..skip + take]);
+        at += take as u64;
+        if data.len() >= limit {
+            break;
+        }
+    }
+    Ok(LogSlice { offset, data })
+}
+
+/// Declares lost the tasks of workspaces gone longer than the lease, every so often.
+pub async fn lease_sweep(app: AppState) {
+    let lease = Duration::from_secs(app.config.agents.task_lease_secs.max(1));
+    let every = (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    let mut shutdown = app.shutdown.clone();
+    let mut tick = tokio::time::interval(every);
+    let message = format!(
+        "the workspace's agent was gone for longer than the {} s lease",
+        lease.as_secs()
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = Utc::now();
+                let cutoff = now - chrono::Duration::from_std(lease).unwrap_or_default();
+                match app.store.mark_lost_tasks(cutoff, now, &message).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            tracing::warn!(task = %id, "task lost: its agent did not come back in time");
+                            publish(&app, id).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot check task leases"),
+                }
+            }
+            _ = crate::state::stopping(&mut shutdown) => return,
+        }
+    }
+}
+
+/// A shared log hub.
+pub type SharedLogHub = Arc<LogHub>;

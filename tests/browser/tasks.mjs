@@ -1,0 +1,381 @@
+// Headless-browser test of the dashboard's projects and tasks, against a running relay with one
+// online agent whose workspace root is a git repository (repo path ".").
+//
+//   FULCRUM_URL=http://127.0.0.1:34567 FULCRUM_EMAIL=... FULCRUM_PASSWORD=... \
+//   FULCRUM_TEST_TASK_WITH_FAILURES=<task id> node tests/browser/tasks.mjs
+//
+// Required: FULCRUM_URL, FULCRUM_EMAIL, FULCRUM_PASSWORD (the same as dashboard.mjs; the user
+// must own the online workspace), and one of:
+//   FULCRUM_TEST_TASK_WITH_FAILURES  id of a finished task whose test_summary has failures
+//                                    (e.g. a small cargo/pytest QA step the Rust test ran);
+//   FULCRUM_TEST_QA_STEP             a QA step name whose run reports failing tests: the test
+//                                    then runs it itself from the project page.
+// Optional:
+//   FULCRUM_TEST_FAILING_TEST        (part of) a failing test's name that must be listed
+//   FULCRUM_WORKSPACE_ID             use this workspace (default: the first online one)
+//   FULCRUM_QA_TIMEOUT_MS            bound for the QA step / failing task to finish (default 180000)
+//   CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR,
+//   FULCRUM_BROWSER_TIMEOUT_MS       per-wait bound (default 15000).
+// Runs shell commands in the workspace: a 2000-line loop ending in `exit 3`, `sleep 30`
+// (canceled), and an echo started from a project the test creates (and archives at the end).
+// Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
+// Every wait is on a condition; there are no fixed sleeps.
+
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const BASE = (env.FULCRUM_URL || "").replace(/\/+$/, "");
+const EMAIL = env.FULCRUM_EMAIL;
+const PASSWORD = env.FULCRUM_PASSWORD;
+const FAILING_TASK = env.FULCRUM_TEST_TASK_WITH_FAILURES || "";
+const QA_STEP = env.FULCRUM_TEST_QA_STEP || "";
+const FAILING_NAME = env.FULCRUM_TEST_FAILING_TEST || "";
+const WORKSPACE_ID = env.FULCRUM_WORKSPACE_ID || "";
+const CHROMIUM = env.CHROMIUM_PATH || "/usr/bin/chromium";
+const SHOTS = env.SCREENSHOT_DIR || "";
+const WAIT = Number(env.FULCRUM_BROWSER_TIMEOUT_MS || 15_000);
+const LONG = Math.max(WAIT, 45_000);                       // a task's whole run
+const QA_WAIT = Number(env.FULCRUM_QA_TIMEOUT_MS || 180_000);
+const OVERALL_MS = Math.max(240_000, WAIT * 16) + QA_WAIT;
+
+const LOOP = "for i in $(seq 1 2000); do echo line $i; done; exit 3";
+
+const missing = ["FULCRUM_URL", "FULCRUM_EMAIL", "FULCRUM_PASSWORD"].filter((k) => !env[k]);
+if (!FAILING_TASK && !QA_STEP) missing.push("FULCRUM_TEST_TASK_WITH_FAILURES or FULCRUM_TEST_QA_STEP");
+if (missing.length) {
+  console.error(`browser: missing environment: ${missing.join(", ")}`);
+  console.log("browser: 0 passed, 1 failed");
+  process.exit(1);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`browser: no Chromium at ${CHROMIUM} (set CHROMIUM_PATH, or apt-get install chromium)`);
+  console.log("browser: 0 passed, 1 failed");
+  process.exit(1);
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+class StepError extends Error {}
+function fail(msg) { throw new StepError(msg); }
+
+/** Wait for a locator to reach a state, failing with a readable message. */
+async function waitFor(locator, what, state = "visible", timeout = WAIT) {
+  try {
+    await locator.first().waitFor({ state, timeout });
+  } catch {
+    fail(`timed out after ${timeout} ms waiting for ${what}`);
+  }
+}
+
+/** Poll an async predicate until truthy. */
+async function until(pred, what, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await pred();
+      if (last) return last;
+    } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  fail(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message.split("\n")[0]})` : ""}`);
+}
+
+async function screenshot(page, name) {
+  if (!SHOTS) return null;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+const results = [];
+const pageErrors = [];
+const consoleErrors = [];
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/status of 401/.test(m.text())) consoleErrors.push(m.text());
+  });
+  // Archiving asks for confirmation: accept confirm() dialogs, dismiss anything else.
+  const dialogs = [];
+  page.on("dialog", async (d) => {
+    dialogs.push({ type: d.type(), message: d.message() });
+    if (d.type() === "confirm") await d.accept(); else await d.dismiss();
+  });
+
+  const taskState = (state) => page.locator(`${tid("task-page")} ${tid("task-state")}[data-state="${state}"]`);
+  const text = async (sel) => ((await page.locator(sel).first().textContent()) || "").trim();
+  const hashOf = () => decodeURIComponent(new URL(page.url()).hash);
+  let workspaceId = WORKSPACE_ID;
+  let loopTask = null;
+  let sleepTask = null;
+  let projectId = null;
+  let projectName = null;
+
+  /** Submit the run form shown on the page and return the id of the task page it opens. */
+  async function runFromForm(fill, previous) {
+    await waitFor(page.locator(tid("run-form")), "the run form (run-form)");
+    await fill();
+    const before = hashOf();
+    await page.click(tid("run-submit"));
+    const id = await until(async () => {
+      const err = page.locator(tid("run-error"));
+      if (await err.isVisible()) fail(`the run form reported: ${((await err.textContent()) || "").trim()}`);
+      const m = hashOf().match(/^#\/tasks\/([^/]+)$/);
+      return m && hashOf() !== before && m[1] !== previous ? m[1] : null;
+    }, "the new task's page (#/tasks/{id}) after pressing Run");
+    await waitFor(page.locator(`${tid("task-page")}[data-task-id="${id}"]`), `the task page for ${id}`);
+    return id;
+  }
+
+  const steps = [
+    ["login", async () => {
+      try {
+        await page.goto(BASE + "/", { waitUntil: "domcontentloaded", timeout: WAIT });
+      } catch (e) {
+        fail(`cannot open ${BASE}/: ${e.message.split("\n")[0]}`);
+      }
+      await waitFor(page.locator(tid("login-email")), "the login form (login-email)");
+      await page.fill(tid("login-email"), EMAIL);
+      await page.fill(tid("login-password"), PASSWORD);
+      await page.click(tid("login-submit"));
+      const outcome = await until(async () => {
+        if (await page.locator(tid("nav-projects")).isVisible()) return "in";
+        const err = page.locator(tid("login-error"));
+        if (await err.isVisible()) return `error: ${((await err.textContent()) || "").trim()}`;
+        return null;
+      }, "the dashboard after logging in (nav-projects)");
+      if (outcome !== "in") fail(`logging in failed (${outcome})`);
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), 'live-indicator with data-state="live"');
+    }],
+
+    ["open the online workspace's tasks", async () => {
+      const card = workspaceId
+        ? page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"][data-online="true"]`)
+        : page.locator(`${tid("workspace")}[data-online="true"]`);
+      await waitFor(card, workspaceId ? `the online workspace ${workspaceId}` : 'a workspace card with data-online="true"');
+      workspaceId = await card.first().getAttribute("data-workspace-id");
+      await card.first().locator(tid("workspace-tasks-link")).click();
+      await until(async () => hashOf() === `#/workspaces/${workspaceId}/tasks`, `the URL #/workspaces/${workspaceId}/tasks`);
+      await waitFor(page.locator(`${tid("run-repo")} option[value="."]`), 'the repository select offering "."', "attached");
+      await waitFor(page.locator(tid("task-list")), "the task list (task-list)");
+    }],
+
+    ["fast output streams live: 2000 lines, then failed with exit code 3", async () => {
+      loopTask = await runFromForm(async () => {
+        await page.selectOption(tid("run-repo"), ".");
+        await page.fill(tid("run-command"), LOOP);
+      });
+      const log = page.locator(`${tid("task-page")} ${tid("task-log")}`);
+      await until(async () => ((await log.textContent()) || "").includes("line 2000"), 'the live log to reach "line 2000"', LONG);
+      await waitFor(taskState("failed"), 'the task state badge to become data-state="failed"', "visible", LONG);
+      await until(async () => (await text(tid("task-exit-code"))) === "3",
+        `exit code 3 in task-exit-code (shows "${await text(tid("task-exit-code")).catch(() => "?")}")`);
+      await waitFor(page.locator(`${tid("log-status")}[data-state="ended"]`), 'log-status data-state="ended" after the follow ends');
+      // Every line exactly once and in order: nothing lost or doubled between chunks.
+      const all = (await log.textContent()) || "";
+      const lines = all.split("\n").filter((l) => /^line \d+$/.test(l));
+      const bad = lines.findIndex((l, i) => l !== `line ${i + 1}`);
+      if (lines.length !== 2000 || bad >= 0) {
+        fail(`the log has ${lines.length} "line N" lines${bad >= 0 ? `; line #${bad + 1} is "${lines[bad]}"` : ""} (want line 1…line 2000 in order)`);
+      }
+      if (/\x1b/.test(all)) fail("the log view shows raw escape characters");
+      if (await page.locator(tid("task-cancel")).count()) fail("a finished task still offers Cancel");
+      await waitFor(page.locator(tid("task-rerun")), "the Re-run button");
+      const blocks = await log.evaluate((el) => el.childNodes.length);
+      await screenshot(page, "task-failed.png");
+      return `${blocks} block(s) in the log <pre>`;
+    }],
+
+    ["cancel a running task", async () => {
+      await page.click(tid("task-workspace-link"));
+      await until(async () => hashOf() === `#/workspaces/${workspaceId}/tasks`, "the workspace tasks page via the task's workspace link");
+      sleepTask = await runFromForm(async () => {
+        await page.selectOption(tid("run-repo"), ".");
+        await page.fill(tid("run-command"), "sleep 30");
+      }, loopTask);
+      await waitFor(taskState("running"), 'the task to become data-state="running"', "visible", LONG);
+      await waitFor(page.locator(tid("task-cancel")), "the Cancel button while running");
+      await page.click(tid("task-cancel"));
+      await waitFor(taskState("canceled"), 'the task state badge to become data-state="canceled"');
+      await waitFor(page.locator(tid("task-cancel")), "the Cancel button to go away", "detached");
+      await waitFor(page.locator(`${tid("log-status")}[data-state="ended"]`), 'log-status data-state="ended" after canceling');
+    }],
+
+    ["the workspace's task list: states, exit code, filter", async () => {
+      await page.click(tid("task-workspace-link"));
+      await until(async () => hashOf() === `#/workspaces/${workspaceId}/tasks`, "the workspace tasks page");
+      const row = (id) => page.locator(`${tid("task-row")}[data-task-id="${id}"]`);
+      await waitFor(page.locator(`${tid("task-row")}[data-task-id="${loopTask}"][data-state="failed"]`), "the failed task's row");
+      await waitFor(page.locator(`${tid("task-row")}[data-task-id="${sleepTask}"][data-state="canceled"]`), "the canceled task's row");
+      const exit = ((await row(loopTask).locator(tid("task-row-exit")).textContent()) || "").trim();
+      if (exit !== "3") fail(`the failed task's row shows exit "${exit}", want "3"`);
+      const who = (await row(loopTask).textContent()) || "";
+      if (!who.includes(EMAIL)) fail(`the row does not say who triggered it (${EMAIL})`);
+      await page.selectOption(tid("task-filter"), "failed");
+      await waitFor(row(sleepTask), "the canceled task to disappear under the failed filter", "detached");
+      await waitFor(row(loopTask), "the failed task to stay under the failed filter");
+      const states = await page.locator(tid("task-row")).evaluateAll((rs) => rs.map((r) => r.dataset.state));
+      if (states.some((s) => s !== "failed")) fail(`the failed filter shows states ${states.join(", ")}`);
+      await page.selectOption(tid("task-filter"), "");
+      await waitFor(row(sleepTask), "the canceled task back with the filter cleared");
+      await screenshot(page, "workspace-tasks.png");
+    }],
+
+    ["create a project and attach the workspace", async () => {
+      await page.click(tid("nav-projects"));
+      await until(async () => hashOf() === "#/projects", "the URL #/projects");
+      projectName = `browser-${crypto.randomBytes(4).toString("hex")}`;
+      await waitFor(page.locator(tid("project-name")), "the project name input (project-name)");
+      await page.fill(tid("project-name"), projectName);
+      await page.fill(tid("project-description"), "Made by tests/browser/tasks.mjs");
+      await page.fill(tid("project-repo-url"), "https://git.example.com/team/repo.git");
+      await page.fill(tid("project-tech-stack"), "rust, javascript");
+      await page.click(tid("project-create"));
+      projectId = await until(async () => {
+        const err = page.locator(tid("project-error"));
+        if (await err.isVisible()) fail(`creating the project failed: ${((await err.textContent()) || "").trim()}`);
+        const m = hashOf().match(/^#\/projects\/([^/]+)$/);
+        return m ? m[1] : null;
+      }, "the new project's page (#/projects/{id})");
+      await until(async () => (await text(`${tid("project-page")} h1`)) === projectName, `the page heading to say ${projectName}`);
+      await until(async () => (await text(`${tid("project-page")} ${tid("project-role")}`)) === "owner", 'the role "owner"');
+      await waitFor(page.locator(`${tid("project-status")}[data-status="active"]`), 'project-status data-status="active"');
+      await waitFor(page.locator(`${tid("attach-workspace-select")} option[value="${workspaceId}"]`), "the workspace offered for attaching", "attached");
+      await page.selectOption(tid("attach-workspace-select"), workspaceId);
+      await page.click(tid("attach-workspace"));
+      await waitFor(page.locator(`${tid("project-workspace")}[data-workspace-id="${workspaceId}"][data-online="true"]`),
+        "the attached workspace listed as online on the project page");
+      await waitFor(page.locator(`${tid("project-health")}:not([data-health=""])`), "the project's health");
+
+      await page.click(tid("nav-projects"));
+      const row = page.locator(`${tid("project-row")}[data-project-id="${projectId}"]`);
+      await waitFor(row, "the project's row in the list");
+      await until(async () => ((await row.locator(tid("project-workspace-count")).textContent()) || "").trim() === "1",
+        "the project row to count 1 workspace");
+      const role = ((await row.locator(tid("project-role")).textContent()) || "").trim();
+      if (role !== "owner") fail(`the project row shows role "${role}", want "owner"`);
+      await row.locator(tid("project-link")).click();
+      await until(async () => hashOf() === `#/projects/${projectId}`, "the project page from the list");
+    }],
+
+    ["run a command on the project (the relay picks the workspace)", async () => {
+      const id = await runFromForm(async () => {
+        await page.check(tid("run-kind-command"));
+        await page.fill(tid("run-command"), "echo hello from the project page");
+      }, sleepTask);
+      await waitFor(taskState("succeeded"), 'the project task to become data-state="succeeded"', "visible", LONG);
+      await until(async () => ((await text(tid("task-log"))) || "").includes("hello from the project page"), "the echo in the log");
+      await waitFor(page.locator(`${tid("task-project-link")}[href="#/projects/${projectId}"]`), "the task's link back to its project");
+      await page.click(tid("task-project-link"));
+      await waitFor(page.locator(`${tid("task-row")}[data-task-id="${id}"][data-state="succeeded"]`), "the task in the project's task list");
+      await waitFor(page.locator(`${tid("recent-task")}[href="#/tasks/${id}"]`), "the task among the project's last tasks");
+      return `health: ${await page.locator(tid("project-health")).getAttribute("data-health")}`;
+    }],
+
+    ["failing tests are listed on the task page", async () => {
+      let id = FAILING_TASK;
+      if (!id) {
+        id = await runFromForm(async () => {
+          await page.check(tid("run-kind-step"));
+          await page.fill(tid("run-step"), QA_STEP);
+        });
+      } else {
+        await page.evaluate((h) => { location.hash = h; }, `#/tasks/${encodeURIComponent(id)}`);
+        await waitFor(page.locator(`${tid("task-page")}[data-task-id="${id}"]`), `the task page for ${id}`);
+      }
+      const summary = page.locator(tid("test-summary"));
+      await waitFor(summary, "the test results (test-summary)", "visible", QA_WAIT);
+      const failed = Number(await summary.getAttribute("data-failed"));
+      if (!(failed > 0)) fail(`test-summary says ${failed} failed; want at least 1`);
+      const items = page.locator(tid("test-failure"));
+      await waitFor(items, "a failing test item (test-failure)");
+      const names = (await page.locator(tid("test-failure-name")).allTextContents()).map((s) => s.trim());
+      if (!names.length || names.some((n) => !n)) fail(`failing test names: ${JSON.stringify(names)}`);
+      if (FAILING_NAME && !names.some((n) => n.includes(FAILING_NAME))) {
+        fail(`no failing test named like "${FAILING_NAME}" (listed: ${names.join(", ")})`);
+      }
+      // Collapsible: opening an item shows its message.
+      const first = items.first().locator("details");
+      if (!(await first.evaluate((d) => d.open))) await first.locator("summary").click();
+      await until(async () => first.evaluate((d) => d.open), "the first failing test to expand");
+      await screenshot(page, "task-test-failures.png");
+      return `${failed} failed: ${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""}`;
+    }],
+
+    ["archive the project (owner)", async () => {
+      await page.evaluate((h) => { location.hash = h; }, `#/projects/${encodeURIComponent(projectId)}`);
+      await waitFor(page.locator(tid("project-archive")), "the Archive button (project-archive)");
+      const before = dialogs.length;
+      await page.click(tid("project-archive"));
+      await until(async () => dialogs.length > before, "a confirm dialog before archiving");
+      await waitFor(page.locator(`${tid("project-page")} ${tid("project-status")}[data-status="archived"]`), 'project-status data-status="archived"');
+      await waitFor(page.locator(tid("project-archive")), "the Archive button to go away", "detached");
+      await waitFor(page.locator(tid("run-form")), "the run form to be hidden on an archived project", "hidden");
+      await screenshot(page, "project-archived.png");
+    }],
+
+    ["no uncaught JavaScript errors in the page", async () => {
+      if (pageErrors.length) fail(`uncaught errors: ${pageErrors.join(" | ")}`);
+    }],
+  ];
+
+  let aborted = false;
+  for (const [i, [name, fn]] of steps.entries()) {
+    const label = `${i + 1}. ${name}`;
+    if (aborted) {
+      results.push({ name: label, ok: false, skipped: true });
+      console.log(`SKIP ${label}`);
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      const note = await fn();
+      results.push({ name: label, ok: true });
+      console.log(`ok   ${label} (${Date.now() - t0} ms)${note ? ` — ${note}` : ""}`);
+    } catch (e) {
+      results.push({ name: label, ok: false });
+      console.log(`FAIL ${label}: ${e instanceof StepError ? e.message : e.stack || e}`);
+      const shot = await screenshot(page, `tasks-failure-step${i + 1}.png`).catch(() => null);
+      if (shot) console.log(`     screenshot: ${shot}`);
+      if (consoleErrors.length) console.log(`     console errors: ${consoleErrors.slice(-5).join(" | ")}`);
+      // Without a session or a workspace nothing after it can work.
+      if (i <= 1) aborted = true;
+    }
+  }
+  await browser.close();
+}
+
+function finish(code) {
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.filter((r) => !r.ok && !r.skipped).length;
+  const skipped = results.filter((r) => r.skipped).length;
+  console.log(`browser: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  process.exit(code ?? (failed || skipped ? 1 : 0));
+}
+
+const watchdog = setTimeout(() => {
+  console.log(`FAIL the whole run took longer than ${OVERALL_MS} ms`);
+  results.push({ name: "overall time limit", ok: false });
+  finish(1);
+}, OVERALL_MS);
+watchdog.unref();
+
+main().then(() => finish(), (e) => {
+  console.log(`FAIL could not run the browser: ${e.stack || e}`);
+  results.push({ name: "browser launch", ok: false });
+  finish(1);
+});

@@ -1,0 +1,158 @@
+//! Real processes and a real network for the failure tests: the relay and agent binaries (so a
+//! test can SIGKILL them), and a TCP forwarder a test can cut and restore.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+    sync::watch,
+};
+
+use crate::{TestDb, WAIT, workspace_binary};
+
+/// A `fulcrum-relay serve` process.
+pub struct RelayProcess {
+    /// The process.
+    pub child: Child,
+    /// Its base URL.
+    pub url: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Starts `fulcrum-relay serve` on `db` at `listen` (port 0 for any), with extra TOML config,
+/// and waits until it listens.
+pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -> RelayProcess {
+    let config_file = data.join("relay.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let mut child = Command::new(workspace_binary("fulcrum-relay"))
+        .args(["serve", "--listen", listen, "--config"])
+        .arg(&config_file)
+        .env("FULCRUM_DATABASE_URL", &db.url)
+        .env("FULCRUM_DATA_DIR", data)
+        .env("FULCRUM_LOG", "warn")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("relay binary starts");
+    // It says where it listens on stderr, among its logs.
+    let stdout = child.stderr.take().unwrap();
+    let url = tokio::time::timeout(WAIT, async {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("fulcrum-relay listening on ") {
+                // Keep draining its logs, so it never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the relay exited before listening");
+    })
+    .await
+    .expect("the relay listens in time");
+    let addr = url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the relay prints host:port");
+    RelayProcess { child, url, addr }
+}
+
+/// Sends `signal` to a child process.
+pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let pid = child.id().expect("still running") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal delivered");
+}
+
+impl RelayProcess {
+    /// SIGKILL: no shutdown, no flush, no goodbye to the agents.
+    pub async fn kill9(mut self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Starts the `fulcrum agent` binary.
+pub fn spawn_agent(url: &str, token: &str, root: &Path, state: &Path) -> Child {
+    Command::new(workspace_binary("fulcrum"))
+        .args(["agent", "--relay", url, "--root"])
+        .arg(root)
+        .arg("--state-dir")
+        .arg(state)
+        .env("FULCRUM_AGENT_TOKEN", token)
+        .env("FULCRUM_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent binary starts")
+}
+
+/// A TCP forwarder in front of a server that a test can cut (every connection dropped, new
+/// ones closed at once) and restore.
+pub struct Cuttable {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    cut: watch::Sender<bool>,
+    _stop: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    /// Forwards connections on a new port to `target`.
+    pub async fn new(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_rx) = watch::channel(false);
+        let stop = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *cut_rx.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut cut_rx = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    let done = Arc::new(AtomicBool::new(false));
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.wait_for(|c| *c) => {}
+                    }
+                    done.store(true, Ordering::Relaxed);
+                });
+            }
+        });
+        Self {
+            addr,
+            cut,
+            _stop: stop,
+        }
+    }
+
+    /// The URL to give clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Forwards again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
