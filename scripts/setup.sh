@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, and nothing it already has: git, tmux, systemd
-# (for systemd-analyze), Node.js, Chromium, PostgreSQL (started if it is down), cargo-nextest,
+# (for systemd-analyze), Node.js, Chromium, PostgreSQL (started if it is down), pytest (for the
+# job tests), cargo-nextest,
 # and the browser test's npm packages.
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# The job tests run real pytest and cargo test suites.
+python3 -c 'import pytest' >/dev/null 2>&1 || need_apt+=(python3-pytest)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

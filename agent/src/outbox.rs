@@ -120,7 +120,7 @@ impl DiskOutbox {
                     broken = true;
                     break;
                 };
-                let follows = messages.last().map_or(true, |m| m.seq + 1 == message.seq);
+                let follows = messages.last().is_none_or(|m| m.seq + 1 == message.seq);
                 if !follows {
                     broken = true;
                     break;
@@ -301,6 +301,11 @@ impl DiskOutbox {
         self.inner.len()
     }
 
+    /// True when nothing awaits acknowledgement.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
     /// True when another message fits (by count and by bytes).
     pub fn has_room(&self) -> bool {
         self.inner.len() < CAPACITY && self.bytes < MAX_BYTES
@@ -385,6 +390,6 @@ mod tests {
             out.stream()
         };
         let out = DiskOutbox::open(dir.path()).unwrap();
-        assert!(out.len() == 0 && out.stream() != first);
+        assert!(out.is_empty() && out.stream() != first);
     }
 }

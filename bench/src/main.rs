@@ -8,11 +8,14 @@
 //! - `fanout`: dashboard subscribers and agents sending status changes; send-to-receipt latency.
 //! - `agent`: agent idle memory/CPU and file-save-to-relay latency on a large repository,
 //!   next to `git status` on the same repository.
+//! - `dispatch`: job dispatch latency, `POST /api/v1/tasks` to the task shown started.
+//! - `logs`: one job's log throughput into storage, and a live follower's lag.
 #![forbid(unsafe_code)]
 
 mod agent_bench;
 mod fanout;
 mod idle;
+mod jobs_bench;
 mod procs;
 mod stats;
 mod wire;
@@ -35,6 +38,10 @@ enum Bench {
     Fanout(fanout::Args),
     /// Agent idle footprint and file-save-to-relay latency on a large repository.
     Agent(agent_bench::Args),
+    /// Job dispatch latency over 1,000 jobs of `true`.
+    Dispatch(jobs_bench::DispatchArgs),
+    /// Log throughput of one fast job, with a live follower.
+    Logs(jobs_bench::LogsArgs),
 }
 
 #[tokio::main]
@@ -43,5 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::IdleAgents(a) => idle::run(a).await,
         Bench::Fanout(a) => fanout::run(a).await,
         Bench::Agent(a) => agent_bench::run(a).await,
+        Bench::Dispatch(a) => jobs_bench::dispatch(a).await,
+        Bench::Logs(a) => jobs_bench::logs(a).await,
     }
 }

@@ -73,13 +73,19 @@ impl RelayProcess {
     /// Starts `fulcrum-relay serve` on `127.0.0.1:0`, on SQLite in a temp dir unless `database`
     /// is given, with the given heartbeat interval; returns once it listens.
     pub async fn start(database: Option<String>, heartbeat_ms: u64) -> Result<Self> {
+        Self::start_with(
+            database,
+            &format!("heartbeat_interval_ms = {heartbeat_ms}\n"),
+        )
+        .await
+    }
+
+    /// Like [`RelayProcess::start`], with these lines in the config's `[agents]` section.
+    pub async fn start_with(database: Option<String>, agents: &str) -> Result<Self> {
         let bin = sibling_binary("fulcrum-relay")?;
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
-        std::fs::write(
-            &config,
-            format!("[agents]\nheartbeat_interval_ms = {heartbeat_ms}\n"),
-        )?;
+        std::fs::write(&config, format!("[agents]\n{agents}"))?;
         let mut cmd = Command::new(&bin);
         cmd.arg("serve")
             .arg("--listen")

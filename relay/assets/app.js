@@ -2097,9 +2097,14 @@ function buildTaskPage(taskId) {
     }
   }
 
+  function stateRank(s) {
+    return { queued: 0, dispatched: 1, running: 2 }[s] ?? 3;
+  }
+
   function setTask(t) {
-    // Events and HTTP answers can cross; never go back from a finished state.
+    // Events and HTTP answers can cross; never go back to an earlier state.
     if (task && !isActive(task) && isActive(t)) return;
+    if (task && stateRank(t.state) < stateRank(task.state)) return;
     task = t;
     render();
     if (!logView) {

@@ -60,7 +60,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Most logs one socket follows at once.
 pub const MAX_FOLLOWS: usize = 16;
 /// Most bytes in one `log` message.
-const LOG_MESSAGE_BYTES: usize = 256 * 1024;
+const LOG_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// A request from the browser.
 #[derive(Deserialize)]

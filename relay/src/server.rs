@@ -99,6 +99,7 @@ impl Relay {
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             logs: Default::default(),
+            live_tasks: Default::default(),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));

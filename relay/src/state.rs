@@ -29,6 +29,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Where log followers wait for logs to grow.
     pub logs: crate::tasks::SharedLogHub,
+    /// Task states on the feed ahead of their commit.
+    pub live_tasks: Arc<crate::tasks::LiveTasks>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -44,18 +44,70 @@ pub fn event(task: &Task) -> Bytes {
     Bytes::from(json!({ "type": "task", "task": task }).to_string())
 }
 
-/// Tells everyone who may see task `id` how it is now.
-pub async fn publish(app: &AppState, id: Uuid) {
-    match app.store.task_with_audience(id).await {
-        Ok(Some((task, audience))) => {
-            let event = event(&task);
-            for user in audience {
-                app.bus.publish(user, event.clone());
-            }
-            if task.is_finished() {
-                app.logs.finished(id);
+/// A task on its way to an agent, with who may see it, so the session can show it started the
+/// moment the agent says so, before that is committed (the feed never waits for the disk).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// What the agent gets.
+    pub spec: TaskSpec,
+    /// The task as recorded.
+    pub task: Task,
+    /// The users who may see it.
+    pub audience: Vec<Uuid>,
+}
+
+/// Tells `audience` how `task` is now.
+pub fn publish_to(app: &AppState, task: &Task, audience: &[Uuid]) {
+    let event = event(task);
+    for user in audience {
+        app.bus.publish(*user, event.clone());
+    }
+    if task.is_finished() {
+        app.logs.finished(task.id);
+    }
+}
+
+/// Task states shown on the feed before they are committed, so REST answers agree with the feed
+/// (like the live workspace views). An entry lives from the live event to the commit after it.
+#[derive(Default)]
+pub struct LiveTasks(Mutex<HashMap<Uuid, Task>>);
+
+impl LiveTasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Task>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a state shown ahead of its commit.
+    pub fn ahead(&self, task: Task) {
+        self.lock().insert(task.id, task);
+    }
+
+    /// The commit caught up.
+    pub fn committed(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    /// Replaces tasks that have a newer live state. Callers pass only tasks the user may see.
+    pub fn overlay(&self, tasks: &mut [Task]) {
+        let live = self.lock();
+        if live.is_empty() {
+            return;
+        }
+        for t in tasks.iter_mut() {
+            if let Some(newer) = live.get(&t.id)
+                && !t.is_finished()
+            {
+                *t = newer.clone();
             }
         }
+    }
+}
+
+/// Tells everyone who may see task `id` how it is now (as stored).
+pub async fn publish(app: &AppState, id: Uuid) {
+    app.live_tasks.committed(id);
+    match app.store.task_with_audience(id).await {
+        Ok(Some((task, audience))) => publish_to(app, &task, &audience),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, task = %id, "cannot publish a task change"),
     }
@@ -65,16 +117,24 @@ pub async fn publish(app: &AppState, id: Uuid) {
 /// that the workspace is online and the user may run there.
 pub async fn create_and_dispatch(app: &AppState, new: NewTask) -> StoreResult<Task> {
     let task = app.store.create_task(&new).await?;
-    let spec = spec(app, &task);
+    let audience = match app.store.task_with_audience(task.id).await? {
+        Some((_, audience)) => audience,
+        None => vec![task.owner_id],
+    };
+    publish_to(app, &task, &audience);
+    let dispatch = Dispatch {
+        spec: spec(app, &task),
+        task: task.clone(),
+        audience,
+    };
     if !app
         .sessions
-        .send(task.workspace_id, Control::Run(Box::new(spec)))
+        .send(task.workspace_id, Control::Run(Box::new(dispatch)))
         .await
     {
         // The session ended in between: the next one resumes the task, or the lease ends it.
         tracing::info!(task = %task.id, "workspace went offline while dispatching; the task waits for it");
     }
-    publish(app, task.id).await;
     Ok(task)
 }
 

@@ -223,7 +223,7 @@ impl Runner {
                 (modified, e.path(), id)
             })
             .collect();
-        dirs.sort_by(|a, b| b.0.cmp(&a.0));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
         for (i, (_, path, id)) in dirs.iter().enumerate() {
             if i >= KEEP_JOBS {
                 let _ = std::fs::remove_dir_all(path);

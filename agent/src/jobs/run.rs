@@ -26,7 +26,9 @@ use super::{JobReport, process};
 use crate::{qa, status::SharedStatus};
 
 /// A batch is sent once it holds this many bytes…
-const BATCH_BYTES: usize = 64 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
+/// One read from the job's pipe (a pipe holds 64 KiB).
+const READ_BYTES: usize = 64 * 1024;
 /// …or once its first byte has waited this long.
 const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// After the job's main process exits, how long its other processes may keep the output open
@@ -170,25 +172,7 @@ impl Job {
                 return;
             }
         };
-        let (commit, branch) = git_head(&workdir);
-        let _ = self
-            .reports
-            .send(JobReport {
-                message: AgentMessage::TaskStarted {
-                    task_id: task,
-                    commit,
-                    branch,
-                },
-                flush: false,
-            })
-            .await;
-        self.status.update(|s| {
-            if let Some(job) = s.jobs.iter_mut().find(|j| j.task_id == task) {
-                job.state = "running".into();
-                job.started_at = Some(Utc::now());
-            }
-            true
-        });
+        let mut head = Some(git_head(&workdir));
         let report_dir = self.dir.join("reports");
         let _ = std::fs::create_dir_all(&report_dir);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.spec.timeout_s);
@@ -210,7 +194,12 @@ impl Job {
                 .map_or(deadline, |t| deadline.min(tokio::time::Instant::now() + t));
             let mut parsed = Vec::new();
             let ended = match process::spawn(&command.command, &workdir, &env) {
-                Ok(child) => self.pump(child, &mut log, &mut parsed, step_deadline).await,
+                Ok(child) => {
+                    if let Some((commit, branch)) = head.take() {
+                        self.report_started(commit, branch).await;
+                    }
+                    self.pump(child, &mut log, &mut parsed, step_deadline).await
+                }
                 Err(e) => {
                     let message = format!("cannot start /bin/sh: {e}");
                     log.write(format!("fulcrum: {message}\n").as_bytes(), false)
@@ -244,6 +233,29 @@ impl Job {
             }
         }
         self.finish(&log, outcome, started, summary).await;
+    }
+
+    /// Reports that the job's (first) process runs.
+    async fn report_started(&self, commit: Option<String>, branch: Option<String>) {
+        let task = self.spec.task_id;
+        let _ = self
+            .reports
+            .send(JobReport {
+                message: AgentMessage::TaskStarted {
+                    task_id: task,
+                    commit,
+                    branch,
+                },
+                flush: false,
+            })
+            .await;
+        self.status.update(|s| {
+            if let Some(job) = s.jobs.iter_mut().find(|j| j.task_id == task) {
+                job.state = "running".into();
+                job.started_at = Some(Utc::now());
+            }
+            true
+        });
     }
 
     async fn finish(
@@ -319,7 +331,7 @@ impl Job {
         deadline: tokio::time::Instant,
     ) -> Ended {
         let grace = Duration::from_secs(self.spec.grace_s);
-        let mut buf = vec![0u8; BATCH_BYTES];
+        let mut buf = vec![0u8; READ_BYTES];
         let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
         let mut batch_due: Option<tokio::time::Instant> = None;
         let mut exited: Option<std::process::ExitStatus> = None;

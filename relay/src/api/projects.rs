@@ -301,7 +301,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    let (last_tasks, _) = app
+    let (mut last_tasks, _) = app
         .store
         .list_tasks(
             user.id,
@@ -313,6 +313,7 @@ pub async fn status(
             },
         )
         .await?;
+    app.live_tasks.overlay(&mut last_tasks);
     // The workspaces' names and presence: from their owners' rows, overlaid with live views.
     let mut workspaces = Vec::new();
     let mut seen: HashMap<Uuid, ()> = HashMap::new();

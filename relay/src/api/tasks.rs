@@ -226,7 +226,8 @@ pub async fn list(
         page,
         per_page,
     };
-    let (tasks, total) = app.store.list_tasks(user.id, &filter).await?;
+    let (mut tasks, total) = app.store.list_tasks(user.id, &filter).await?;
+    app.live_tasks.overlay(&mut tasks);
     let meta = json!({ "page": page, "per_page": per_page, "total": total });
     let serde_json::Value::Object(meta) = meta else {
         unreachable!("a JSON object literal")
@@ -237,10 +238,9 @@ pub async fn list(
 /// The task if `user` may see it, else 404.
 pub async fn visible_task(app: &AppState, user: Uuid, id: &str) -> ApiResult<Task> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found("task"))?;
-    app.store
-        .get_task(user, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("task"))
+    let mut found: Vec<Task> = app.store.get_task(user, id).await?.into_iter().collect();
+    app.live_tasks.overlay(&mut found);
+    found.pop().ok_or_else(|| ApiError::not_found("task"))
 }
 
 /// Checks the caller may run or cancel `task`: its workspace's owner, or a project owner or

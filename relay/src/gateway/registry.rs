@@ -14,14 +14,14 @@ use uuid::Uuid;
 use crate::store::Workspace;
 
 /// An instruction to a running session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Control {
     /// A newer session for the same workspace took over.
     Replaced,
     /// The token the session authenticated with was revoked.
     TokenRevoked,
     /// Send the agent a task to run.
-    Run(Box<fulcrum_protocol::TaskSpec>),
+    Run(Box<crate::tasks::Dispatch>),
     /// Tell the agent to cancel a task.
     Cancel(Uuid),
 }

@@ -46,7 +46,9 @@ const MAX_UNCOMMITTED_BYTES: usize = 8 * 1024 * 1024;
 
 /// A commit in flight: the store's answer, the last sequence number it covers, and what it did
 /// to tasks.
-type Commit = JoinHandle<(StoreResult<Applied>, u64, TaskEffects)>;
+type Commit = JoinHandle<CommitOutcome>;
+/// What a finished commit hands back.
+type CommitOutcome = (StoreResult<Applied>, u64, TaskEffects);
 
 /// What a committed batch changed about tasks: whose state to publish, whose log grew.
 #[derive(Debug, Default)]
@@ -176,6 +178,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         in_flight: None,
         in_flight_bytes: 0,
         relay_seq: 0,
+        dispatched: Default::default(),
         sink: &mut sink,
     };
     let end = if send(session.sink, &welcome).await && session.resume_tasks().await {
@@ -224,6 +227,8 @@ struct Session<'a> {
     in_flight_bytes: usize,
     /// Last sequence number on this session's relay stream.
     relay_seq: u64,
+    /// Tasks sent in this session and not yet reported started, with who may see them.
+    dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>)>,
     sink: &'a mut Sink,
 }
 
@@ -396,8 +401,10 @@ impl Session<'_> {
                         refuse(self.sink, RejectReason::Unauthorized, "the agent token was revoked").await;
                         return End::TokenRevoked;
                     }
-                    Some(Control::Run(spec)) => {
-                        if !self.send_message(RelayMessage::RunTask(*spec)).await {
+                    Some(Control::Run(dispatch)) => {
+                        let crate::tasks::Dispatch { spec, task, audience } = *dispatch;
+                        self.dispatched.insert(task.id, (task, audience));
+                        if !self.send_message(RelayMessage::RunTask(spec)).await {
                             return End::SendFailed;
                         }
                     }
@@ -450,6 +457,21 @@ impl Session<'_> {
         match verdict {
             Accept::Apply => {
                 self.inbox.mark_applied(d.seq);
+                if let AgentMessage::TaskStarted {
+                    task_id,
+                    commit,
+                    branch,
+                } = &d.body
+                    && let Some((mut task, audience)) = self.dispatched.remove(task_id)
+                {
+                    // Shown at once; the stored state follows with the commit.
+                    task.state = "running".into();
+                    task.started_at = Some(Utc::now());
+                    task.commit_sha.clone_from(commit);
+                    task.branch.clone_from(branch);
+                    crate::tasks::publish_to(self.app, &task, &audience);
+                    self.app.live_tasks.ahead(task);
+                }
                 if matches!(
                     d.body,
                     AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_)
@@ -520,7 +542,7 @@ impl Session<'_> {
     /// A commit finished: acknowledge it and start the next, or end the session if it failed.
     async fn committed_batch(
         &mut self,
-        done: Option<Result<(StoreResult<Applied>, u64, TaskEffects), tokio::task::JoinError>>,
+        done: Option<Result<CommitOutcome, tokio::task::JoinError>>,
     ) -> Option<End> {
         self.in_flight_bytes = 0;
         match done {

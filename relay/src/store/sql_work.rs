@@ -557,31 +557,41 @@ macro_rules! sql_work_store {
                 offset: u64,
                 limit: usize,
             ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+                // Chunks vary from a few bytes to 256 KiB: ask for a few rows at a time, more
+                // each round, so a read never drags in much more than `limit`.
                 let chunk = fulcrum_protocol::tasks::MAX_OUTPUT_CHUNK as i64;
-                let most = (limit / 1024).clamp(1, 4096) as i64;
-                let rows = sqlx::query(
-                    "SELECT byte_offset, data FROM task_logs WHERE task_id = $1 \
-                     AND byte_offset > $2 - $3 AND byte_offset + length(data) > $2 \
-                     ORDER BY byte_offset LIMIT $4",
-                )
-                .bind(task)
-                .bind(to_db(offset)?)
-                .bind(chunk)
-                .bind(most)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Vec::new();
+                let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
                 let mut total = 0usize;
-                for row in &rows {
-                    let at: i64 = row.try_get("byte_offset")?;
-                    let data: Vec<u8> = row.try_get("data")?;
-                    total += data.len();
-                    out.push((at as u64, data));
-                    if total >= limit {
-                        break;
+                let mut from = to_db(offset)?;
+                let mut rows_wanted: i64 = 4;
+                loop {
+                    let rows = sqlx::query(
+                        "SELECT byte_offset, data FROM task_logs WHERE task_id = $1 \
+                         AND byte_offset > $2 - $3 AND byte_offset + length(data) > $2 \
+                         ORDER BY byte_offset LIMIT $4",
+                    )
+                    .bind(task)
+                    .bind(from)
+                    .bind(chunk)
+                    .bind(rows_wanted)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let got = rows.len() as i64;
+                    for row in &rows {
+                        let at: i64 = row.try_get("byte_offset")?;
+                        let data: Vec<u8> = row.try_get("data")?;
+                        from = at + data.len() as i64;
+                        total += data.len();
+                        out.push((at as u64, data));
+                        if total >= limit {
+                            return Ok(out);
+                        }
                     }
+                    if got < rows_wanted {
+                        return Ok(out);
+                    }
+                    rows_wanted = (rows_wanted * 4).min(1024);
                 }
-                Ok(out)
             }
 
             async fn mark_lost_tasks(
