@@ -27,8 +27,20 @@ pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
 /// Most failing tests listed in a [`TestSummary`] (all are counted).
 pub const MAX_LISTED_FAILURES: usize = 50;
 
-/// A job for an agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Shows an environment's names with its values hidden: values may be secrets, and `Debug`
+/// output ends up in logs.
+pub struct RedactedEnv<'a>(pub &'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for RedactedEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+/// A job for an agent. Its `Debug` output hides the environment's values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// The relay's id for the task; the agent runs each id at most once.
     pub task_id: Uuid,
@@ -44,6 +56,20 @@ pub struct TaskSpec {
     pub grace_s: u64,
     /// Most output bytes kept; the agent cuts the log there and appends a marker.
     pub log_limit: u64,
+}
+
+impl std::fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("task_id", &self.task_id)
+            .field("repo", &self.repo)
+            .field("run", &self.run)
+            .field("env", &RedactedEnv(&self.env))
+            .field("timeout_s", &self.timeout_s)
+            .field("grace_s", &self.grace_s)
+            .field("log_limit", &self.log_limit)
+            .finish()
+    }
 }
 
 /// What a task runs.
@@ -225,8 +251,8 @@ pub struct TaskResult {
 }
 
 /// A run the workspace's own terminal asks for (`fulcrum run`); the relay records it as a task
-/// of this workspace and sends it back to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// of this workspace and sends it back to run. Its `Debug` output hides the environment's values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRequest {
     /// The repository, relative to the root.
     pub repo: String,
@@ -236,6 +262,17 @@ pub struct RunRequest {
     pub env: BTreeMap<String, String>,
     /// Wall-clock limit in seconds; the relay's default when absent.
     pub timeout_s: Option<u64>,
+}
+
+impl std::fmt::Debug for RunRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRequest")
+            .field("repo", &self.repo)
+            .field("run", &self.run)
+            .field("env", &RedactedEnv(&self.env))
+            .field("timeout_s", &self.timeout_s)
+            .finish()
+    }
 }
 
 /// The text appended where a log was cut at its limit.
@@ -248,6 +285,35 @@ pub fn cut_marker(limit: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_environment_values() {
+        let mut env = BTreeMap::new();
+        env.insert("API_KEY".to_string(), "hunter2-secret".to_string());
+        let spec = TaskSpec {
+            task_id: Uuid::nil(),
+            repo: ".".into(),
+            run: TaskRun::Command {
+                command: "true".into(),
+            },
+            env: env.clone(),
+            timeout_s: 1,
+            grace_s: 1,
+            log_limit: 1,
+        };
+        let request = RunRequest {
+            repo: ".".into(),
+            run: spec.run.clone(),
+            env,
+            timeout_s: None,
+        };
+        for shown in [format!("{spec:?}"), format!("{request:?}")] {
+            assert!(
+                shown.contains("API_KEY") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+        }
+    }
 
     #[test]
     fn repo_paths_stay_inside_the_root() {

@@ -545,3 +545,86 @@ async fn jobs_wait_their_turn_and_run_in_order() {
     );
     s.relay.shutdown().await.unwrap();
 }
+
+/// The agent's outbox is on disk: a job finishes while the relay is down, the agent is then
+/// SIGKILLed and started again, and once the relay is back the result arrives from the outbox;
+/// the job did not run a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_survives_an_agent_restart_in_the_outbox_on_disk() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let setup_relay = start_relay(&db, &RelayOptions::default()).await;
+    let user = make_user(&setup_relay, "alice").await;
+    setup_relay.shutdown().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let relay = spawn_relay(&db, data.path(), "127.0.0.1:0", "").await;
+    let addr = relay.addr;
+    let api = Api::new(&relay.url).with_token(&user.access);
+    let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
+    let repo = TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = spawn_agent(&relay.url, &user.agent_token, repo.path(), state.path());
+    let w = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    // The job waits on a FIFO, so the test decides when it ends.
+    nix::unistd::mkfifo(
+        &repo.path().join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let task = post_task(
+        &api,
+        json!({ "workspace_id": w["id"],
+                "command": "echo ran >> runs.txt; echo waiting; read line < fifo; echo finished" }),
+    )
+    .await;
+    events.wait_log(&id(&task), 8).await.unwrap();
+    relay.kill9().await;
+    std::fs::write(repo.path().join("fifo"), "go\n").unwrap();
+    // `fulcrum logs -f` returns once the agent has the job's result.
+    let out = tokio::process::Command::new(workspace_binary("fulcrum"))
+        .args(["logs", "-f", &id(&task), "--state-dir"])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "waiting\nfinished\n");
+    signal(&agent, nix::sys::signal::Signal::SIGKILL);
+    let _ = agent.wait().await;
+
+    // The agent again on the same state directory, then the relay again.
+    let mut agent = spawn_agent(
+        &relay_url(addr),
+        &user.agent_token,
+        repo.path(),
+        state.path(),
+    );
+    let relay = spawn_relay(&db, data.path(), &addr.to_string(), "").await;
+    let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
+    let done = match api
+        .get(&format!("/api/v1/tasks/{}", id(&task)))
+        .await
+        .unwrap()
+    {
+        r if r.data()["state"] == "succeeded" => r.data().clone(),
+        _ => events.task_finished(&id(&task)).await.unwrap(),
+    };
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        task_log(&api, &id(&task)).await.unwrap(),
+        b"waiting\nfinished\n".to_vec()
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("runs.txt")).unwrap(),
+        "ran\n",
+        "the job ran once"
+    );
+    signal(&agent, nix::sys::signal::Signal::SIGTERM);
+    let _ = agent.wait().await;
+    relay.kill9().await;
+}
+
+fn relay_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}

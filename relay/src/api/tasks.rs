@@ -32,8 +32,8 @@ use crate::{
 /// Most tasks per page.
 const MAX_PER_PAGE: u32 = 200;
 
-/// Body of `POST /api/v1/tasks`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/tasks` (no `Debug`: the environment may hold secrets).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     workspace_id: Option<Uuid>,

@@ -122,8 +122,8 @@ pub struct Member {
     pub role: Role,
 }
 
-/// A task, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A task, as the API shows it. Its `Debug` output hides the environment's values.
+#[derive(Clone, Serialize)]
 pub struct Task {
     /// Its id.
     pub id: Uuid,
@@ -185,6 +185,20 @@ pub struct Task {
     pub cancel_requested: bool,
 }
 
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("repo", &self.repo)
+            .field("command", &self.command)
+            .field("step", &self.step)
+            .field("env", &fulcrum_protocol::tasks::RedactedEnv(&self.env))
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Task {
     /// True once the task reached a final state.
     pub fn is_finished(&self) -> bool {
@@ -225,8 +239,8 @@ pub const TASK_STATES: &[&str] = &[
     "lost",
 ];
 
-/// A task to record.
-#[derive(Debug, Clone)]
+/// A task to record. Its `Debug` output hides the environment's values.
+#[derive(Clone)]
 pub struct NewTask {
     /// Its id.
     pub id: Uuid,
@@ -252,6 +266,18 @@ pub struct NewTask {
     pub log_limit: u64,
     /// Now.
     pub now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTask")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("repo", &self.repo)
+            .field("run", &self.run)
+            .field("env", &fulcrum_protocol::tasks::RedactedEnv(&self.env))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which tasks to list.
