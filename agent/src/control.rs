@@ -168,13 +168,13 @@ async fn serve_logs(
     let dir = jobs::job_dir(&control.state_dir, task);
     let mut changes = control.status.subscribe();
     let known = |s: &AgentStatus| s.jobs.iter().any(|j| j.task_id == task);
-    if !dir.join("output.log").exists() {
+    if !dir.exists() {
         // A task just asked for may not have arrived from the relay yet.
         let arrived = follow
             && tokio::time::timeout(UNKNOWN_TASK_WAIT, changes.wait_for(known))
                 .await
                 .is_ok_and(|r| r.is_ok());
-        if !arrived && !dir.join("output.log").exists() {
+        if !arrived && !dir.exists() {
             let m = format!(
                 "no task {task} ran in this workspace (fulcrum logs reads the logs of this workspace's own tasks; see the dashboard for others)"
             );

@@ -86,9 +86,34 @@ struct Log {
     output_bytes: u64,
     limit: u64,
     truncated: bool,
-    file: Option<std::fs::File>,
+    /// The local copy, opened with the first output (nothing touches the disk before the job
+    /// starts but its directory).
+    file: LocalCopy,
     reports: mpsc::Sender<JobReport>,
     status: SharedStatus,
+}
+
+/// The local copy of a job's log, for `fulcrum logs`.
+enum LocalCopy {
+    NotYet(PathBuf),
+    Open(std::fs::File),
+    Failed,
+}
+
+impl LocalCopy {
+    fn append(&mut self, chunk: &[u8]) {
+        if let Self::NotYet(path) = self {
+            *self = match std::fs::File::create(&*path) {
+                Ok(f) => Self::Open(f),
+                Err(_) => Self::Failed,
+            };
+        }
+        if let Self::Open(file) = self
+            && file.write_all(chunk).is_err()
+        {
+            *self = Self::Failed;
+        }
+    }
 }
 
 impl Log {
@@ -116,11 +141,7 @@ impl Log {
             if chunk.is_empty() {
                 continue;
             }
-            if let Some(file) = self.file.as_mut()
-                && file.write_all(chunk).is_err()
-            {
-                self.file = None;
-            }
+            self.file.append(chunk);
             let message = AgentMessage::TaskOutput {
                 task_id: self.task,
                 offset: self.sent,
@@ -150,7 +171,7 @@ impl Job {
     pub async fn run(mut self) {
         let started = Instant::now();
         let task = self.spec.task_id;
-        let file = std::fs::File::create(self.dir.join("output.log")).ok();
+        let file = LocalCopy::NotYet(self.dir.join("output.log"));
         let mut log = Log {
             task,
             sent: 0,
