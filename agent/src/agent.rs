@@ -86,7 +86,9 @@ impl RunningAgent {
         let (stop, stopping) = watch::channel(false);
         let (updates_tx, updates_rx) = mpsc::channel(UPDATE_QUEUE);
         let (reports_tx, reports_rx) = mpsc::channel(JOB_QUEUE);
-        let (commands_tx, commands_rx) = mpsc::channel(JOB_QUEUE);
+        // Unbounded: the link must never wait on the runner (which may be waiting on the link).
+        // What comes through is bounded by what the relay dispatches.
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (runs_tx, runs_rx) = mpsc::channel(JOB_QUEUE);
         let outbox = DiskOutbox::open(&opts.state_dir.join("outbox"))?;
         let link = Link::new(

@@ -77,7 +77,7 @@ pub struct LinkChannels {
     /// Reports from the job runner, taken only while the outbox has room.
     pub job_reports: mpsc::Receiver<JobReport>,
     /// Instructions for the job runner.
-    pub job_commands: mpsc::Sender<JobCommand>,
+    pub job_commands: mpsc::UnboundedSender<JobCommand>,
     /// Runs asked for by `fulcrum run`.
     pub run_calls: mpsc::Receiver<RunCall>,
 }
@@ -204,7 +204,7 @@ pub struct Link {
     status: SharedStatus,
     updates: mpsc::Receiver<Update>,
     job_reports: mpsc::Receiver<JobReport>,
-    job_commands: mpsc::Sender<JobCommand>,
+    job_commands: mpsc::UnboundedSender<JobCommand>,
     run_calls: mpsc::Receiver<RunCall>,
     /// Run requests sent in this session, awaiting the relay's answer.
     waiting_runs: HashMap<u64, oneshot::Sender<Result<uuid::Uuid, String>>>,
@@ -315,7 +315,11 @@ impl Link {
                 },
                 // Kept on disk while disconnected, sent after the reconnect.
                 Some(report) = self.job_reports.recv(), if self.outbox.has_room() => {
-                    let _ = self.outbox.push(report.message, report.flush);
+                    if self.outbox.push(report.message, report.flush).is_ok()
+                        && let Some(journaled) = report.journaled
+                    {
+                        let _ = journaled.send(());
+                    }
                 }
                 Some((_, answer)) = self.run_calls.recv() => {
                     let _ = answer.send(Err(not_connected(&self.status)));
@@ -471,7 +475,11 @@ impl Link {
             Some(inbox) => inbox.switch_to(welcome.relay_stream),
             None => self.relay_inbox = Some(Inbox::new(welcome.relay_stream, 0)),
         }
-        if welcome.agent_stream_acked < self.outbox.acked_through() {
+        // The relay lost updates it had acknowledged, or acknowledged more than this outbox
+        // holds (its journal lost its tail): either way the numbering no longer lines up.
+        if welcome.agent_stream_acked < self.outbox.acked_through()
+            || welcome.agent_stream_acked >= self.outbox.next_seq()
+        {
             // The relay lost updates it had acknowledged (a restore, a failover). Replaying
             // cannot fill that gap: start a new stream and send the whole state again, with the
             // job messages still pending (the relay drops job output it has by offset).
@@ -581,6 +589,9 @@ impl Link {
                 Some(report) = self.job_reports.recv(), if self.outbox.has_room() => {
                     match self.outbox.push(report.message, report.flush) {
                         Ok(durable) => {
+                            if let Some(journaled) = report.journaled {
+                                let _ = journaled.send(());
+                            }
                             if let Err(e) = send(ws, &AgentFrame::Durable(durable)).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
@@ -638,10 +649,10 @@ impl Link {
                     });
                 }
                 RelayMessage::RunTask(spec) => {
-                    let _ = self.job_commands.send(JobCommand::Run(spec)).await;
+                    let _ = self.job_commands.send(JobCommand::Run(spec));
                 }
                 RelayMessage::CancelTask { task_id } => {
-                    let _ = self.job_commands.send(JobCommand::Cancel(task_id)).await;
+                    let _ = self.job_commands.send(JobCommand::Cancel(task_id));
                 }
             }
         }

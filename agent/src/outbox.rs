@@ -296,6 +296,11 @@ impl DiskOutbox {
         self.inner.acked_through()
     }
 
+    /// The sequence number the next message gets.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+
     /// Messages awaiting acknowledgement.
     pub fn len(&self) -> usize {
         self.inner.len()

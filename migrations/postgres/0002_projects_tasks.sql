@@ -61,6 +61,9 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_owner ON tasks (owner_id, created_at);
 CREATE INDEX tasks_project ON tasks (project_id, created_at);
 CREATE INDEX tasks_workspace_state ON tasks (workspace_id, state);
+CREATE INDEX tasks_triggered_by ON tasks (triggered_by);
+-- The lease sweep and reconnects look only at unfinished tasks.
+CREATE INDEX tasks_active ON tasks (workspace_id) WHERE state IN ('queued', 'dispatched', 'running');
 
 -- A task's log as contiguous chunks; (task_id, byte_offset) drops replays.
 CREATE TABLE task_logs (

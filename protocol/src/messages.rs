@@ -112,9 +112,12 @@ impl AgentMessage {
                 }
                 Ok(())
             }
-            Self::TaskOutput { data, .. } => {
+            Self::TaskOutput { data, offset, .. } => {
                 if data.is_empty() || data.len() > crate::tasks::MAX_OUTPUT_CHUNK {
                     return Err("an output chunk is 1 byte to 256 KiB".into());
+                }
+                if offset.saturating_add(data.len() as u64) > i64::MAX as u64 {
+                    return Err("an output offset is out of range".into());
                 }
                 Ok(())
             }
@@ -130,7 +133,10 @@ impl AgentMessage {
                     | crate::TaskOutcome::Lost { message } => message.len() <= 8192,
                     _ => true,
                 };
-                if !summary_ok || !message_ok {
+                let numbers_ok = [result.duration_ms, result.log_bytes, result.output_bytes]
+                    .iter()
+                    .all(|n| *n <= i64::MAX as u64);
+                if !summary_ok || !message_ok || !numbers_ok {
                     return Err("a task result exceeds its size limits".into());
                 }
                 Ok(())

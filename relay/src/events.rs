@@ -239,7 +239,9 @@ pub async fn follow(
             continue;
         }
         match app.store.get_task(owner, task).await {
-            Ok(Some(t)) if t.is_finished() && offset >= t.log_bytes as u64 => {
+            // Finished and nothing more to read: its result is committed after all its output,
+            // so this is the end (also if the log has a gap from a restored database).
+            Ok(Some(t)) if t.is_finished() => {
                 let end = json!({ "type": "log_end", "task": task, "offset": offset });
                 let _ = out.send(end.to_string()).await;
                 return;

@@ -35,7 +35,7 @@ pub fn spec(app: &AppState, task: &Task) -> TaskSpec {
         env: task.env.clone(),
         timeout_s: (task.timeout_s.max(1) as u64).min(MAX_TIMEOUT_S),
         grace_s: app.config.agents.task_grace_secs,
-        log_limit: app.config.agents.task_log_limit_bytes,
+        log_limit: task.log_limit.max(0) as u64,
     }
 }
 
@@ -105,7 +105,6 @@ impl LiveTasks {
 
 /// Tells everyone who may see task `id` how it is now (as stored).
 pub async fn publish(app: &AppState, id: Uuid) {
-    app.live_tasks.committed(id);
     match app.store.task_with_audience(id).await {
         Ok(Some((task, audience))) => publish_to(app, &task, &audience),
         Ok(None) => {}

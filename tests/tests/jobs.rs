@@ -434,6 +434,34 @@ async fn an_agent_killed_mid_job_leaves_the_task_lost_after_the_lease() {
         task_log(&api, &id(&task)).await.unwrap(),
         b"started\n".to_vec()
     );
+
+    // The job's process outlived the agent; the agent kills it when it starts again.
+    let recorded =
+        std::fs::read_to_string(state.path().join("jobs").join(id(&task)).join("pgid")).unwrap();
+    let pid: i32 = recorded.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(!gone(pid), "the orphaned job still runs");
+    let mut agent = spawn_agent(&relay.url(), &user.agent_token, repo.path(), state.path());
+    events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    // `fulcrum logs -f` returns once the restarted agent has settled the interrupted task.
+    let out = tokio::process::Command::new(workspace_binary("fulcrum"))
+        .args(["logs", "-f", &id(&task), "--state-dir"])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(gone(pid), "the leftover job was killed");
+    // The relay keeps the first result: still lost, not run again.
+    let r = api
+        .get(&format!("/api/v1/tasks/{}", id(&task)))
+        .await
+        .unwrap();
+    assert_eq!(r.data()["state"], "lost");
+    signal(&agent, nix::sys::signal::Signal::SIGTERM);
+    let _ = agent.wait().await;
     relay.shutdown().await.unwrap();
 }
 

@@ -445,12 +445,12 @@ async fn workspaces_and_exactly_once(b: Backend) {
     );
 
     // Presence.
-    s.agent_disconnected(bob.id, ws, now).await.unwrap();
+    s.agent_disconnected(bob.id, ws, now, now).await.unwrap();
     assert!(
         s.get_workspace(a.id, ws).await.unwrap().unwrap().online,
         "another owner cannot take it offline"
     );
-    s.agent_disconnected(a.id, ws, now).await.unwrap();
+    s.agent_disconnected(a.id, ws, now, now).await.unwrap();
     let w = s.get_workspace(a.id, ws).await.unwrap().unwrap();
     assert!(!w.online && w.last_seen_at.is_some());
     s.mark_all_offline(now).await.unwrap();

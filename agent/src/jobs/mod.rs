@@ -44,12 +44,14 @@ pub enum JobCommand {
 }
 
 /// A message for the relay, and whether it must reach the disk before it is sent.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JobReport {
     /// The message.
     pub message: AgentMessage,
     /// Flush the outbox journal to the disk before sending (results).
     pub flush: bool,
+    /// Told once the message is in the outbox journal.
+    pub journaled: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A job as `fulcrum status` lists it.
@@ -136,10 +138,12 @@ pub struct Runner {
     jobs_dir: PathBuf,
     limit: usize,
     status: SharedStatus,
-    commands: mpsc::Receiver<JobCommand>,
+    commands: mpsc::UnboundedReceiver<JobCommand>,
     reports: mpsc::Sender<JobReport>,
     shutdown: watch::Receiver<bool>,
     queue: VecDeque<TaskSpec>,
+    /// Jobs finished since the job directories were last pruned.
+    finished_since_prune: usize,
     running: HashMap<Uuid, watch::Sender<Option<run::Stop>>>,
     done_tx: mpsc::Sender<Uuid>,
     done_rx: mpsc::Receiver<Uuid>,
@@ -152,7 +156,7 @@ impl Runner {
         state_dir: &Path,
         limit: usize,
         status: SharedStatus,
-        commands: mpsc::Receiver<JobCommand>,
+        commands: mpsc::UnboundedReceiver<JobCommand>,
         reports: mpsc::Sender<JobReport>,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
@@ -168,6 +172,7 @@ impl Runner {
             reports,
             shutdown,
             queue: VecDeque::new(),
+            finished_since_prune: 0,
             running: HashMap::new(),
             done_tx,
             done_rx,
@@ -188,6 +193,11 @@ impl Runner {
                 Some(task) = self.done_rx.recv() => {
                     self.running.remove(&task);
                     self.start_queued();
+                    self.finished_since_prune += 1;
+                    if self.finished_since_prune >= 20 {
+                        self.finished_since_prune = 0;
+                        prune(&self.jobs_dir);
+                    }
                 }
                 _ = stopping(&mut shutdown) => break,
             }
@@ -207,37 +217,29 @@ impl Runner {
         }
     }
 
-    /// Tasks whose directory has no result were running when the agent died: report them lost.
+    /// Tasks whose directory has no result were running when the agent died: whatever of their
+    /// processes is left is killed, and they are reported lost. Then old directories go.
     async fn report_interrupted(&mut self) {
         let Ok(entries) = std::fs::read_dir(&self.jobs_dir) else {
             return;
         };
-        let mut dirs: Vec<(std::time::SystemTime, PathBuf, Option<Uuid>)> = entries
+        let unfinished: Vec<(PathBuf, Uuid)> = entries
             .filter_map(Result::ok)
-            .map(|e| {
-                let modified = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                let id = e.file_name().to_str().and_then(|n| n.parse().ok());
-                (modified, e.path(), id)
+            .filter(|e| !e.path().join("result.json").exists())
+            .filter_map(|e| {
+                let id = e.file_name().to_str().and_then(|n| n.parse().ok())?;
+                Some((e.path(), id))
             })
             .collect();
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
-        for (i, (_, path, id)) in dirs.iter().enumerate() {
-            if i >= KEEP_JOBS {
-                let _ = std::fs::remove_dir_all(path);
-                continue;
-            }
-            let Some(task) = id else { continue };
-            if !path.join("result.json").exists() {
-                let outcome = TaskOutcome::Lost {
-                    message: "the agent stopped while the task was running".into(),
-                };
-                tracing::warn!(task = %task, "a task was interrupted by an agent restart");
-                self.finish_without_running(*task, outcome).await;
-            }
+        for (path, task) in unfinished {
+            process::kill_leftover(&path);
+            let outcome = TaskOutcome::Lost {
+                message: "the agent stopped while the task was running".into(),
+            };
+            tracing::warn!(task = %task, "a task was interrupted by an agent restart");
+            self.finish_without_running(task, outcome).await;
         }
+        prune(&self.jobs_dir);
     }
 
     async fn accept(&mut self, spec: TaskSpec) {
@@ -354,23 +356,53 @@ impl Runner {
     }
 }
 
-/// Reports a result (flushed to the disk first), then records it in the job directory and the
-/// status. In that order: a crash in between reports the task twice, never not at all, and the
-/// relay keeps the first result it gets.
+/// Deletes the oldest finished job directories beyond [`KEEP_JOBS`]; unfinished ones stay.
+fn prune(jobs_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(jobs_dir) else {
+        return;
+    };
+    let mut finished: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let result = e.path().join("result.json");
+            let modified = std::fs::metadata(&result).ok()?.modified().ok()?;
+            Some((modified, e.path()))
+        })
+        .collect();
+    if finished.len() <= KEEP_JOBS {
+        return;
+    }
+    finished.sort_by_key(|d| std::cmp::Reverse(d.0));
+    for (_, path) in finished.into_iter().skip(KEEP_JOBS) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Reports a result and waits until it is in the outbox journal (flushed to the disk), then
+/// records it in the job directory and the status. In that order: a crash in between reports
+/// the task again after the restart (as lost, which the relay ignores once it has the result),
+/// never not at all. If the agent stops before the journal has it, no result is recorded here
+/// and the next start reports the task lost.
 pub(crate) async fn finish(
     dir: &Path,
     status: &SharedStatus,
     reports: &mpsc::Sender<JobReport>,
-    result: TaskResult,
+    mut result: TaskResult,
 ) {
+    clamp_result(&mut result);
     let end = JobEnd::from_outcome(&result.outcome);
     let task = result.task_id;
-    let _ = reports
+    let (journaled, on_disk) = tokio::sync::oneshot::channel();
+    let sent = reports
         .send(JobReport {
             message: AgentMessage::TaskFinished(result),
             flush: true,
+            journaled: Some(journaled),
         })
         .await;
+    if sent.is_err() || on_disk.await.is_err() {
+        return;
+    }
     if let Ok(json) = serde_json::to_vec(&end) {
         let tmp = dir.join("result.json.tmp");
         if std::fs::write(&tmp, json).is_ok() {
@@ -407,6 +439,25 @@ pub(crate) async fn finish(
         });
         true
     });
+}
+
+/// Keeps a result's texts within the protocol's limits, so the relay never refuses it (a refused
+/// durable message would be replayed forever).
+fn clamp_result(result: &mut TaskResult) {
+    if let TaskOutcome::FailedToStart { message } | TaskOutcome::Lost { message } =
+        &mut result.outcome
+    {
+        crate::qa::truncate_with_ellipsis(message, 4096);
+    }
+    if let Some(summary) = &mut result.test_summary {
+        summary
+            .failures
+            .truncate(fulcrum_protocol::tasks::MAX_LISTED_FAILURES);
+        for f in &mut summary.failures {
+            crate::qa::truncate_with_ellipsis(&mut f.name, 1024);
+            crate::qa::truncate_with_ellipsis(&mut f.message, 8192);
+        }
+    }
 }
 
 /// How a task is shown: its command, or `step NAME`.

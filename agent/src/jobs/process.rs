@@ -137,6 +137,47 @@ impl JobProcess {
     }
 }
 
+/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`), which tells a
+/// process from a later one that got the same id.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl JobProcess {
+    /// Records the job's process group in its directory, so an agent that died can kill what is
+    /// left of the job when it starts again.
+    pub fn record(&self, dir: &Path) {
+        let pid = self.pgid.as_raw();
+        if let Some(ticks) = start_ticks(pid) {
+            let _ = std::fs::write(dir.join("pgid"), format!("{pid} {ticks}\n"));
+        }
+    }
+}
+
+/// Kills the process group recorded in a job directory, if its leader is still the process the
+/// agent started (same id, same start time).
+pub fn kill_leftover(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(dir.join("pgid")) else {
+        return;
+    };
+    let mut parts = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(ticks))) = (
+        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<u64>),
+    ) else {
+        return;
+    };
+    if pid > 1 && start_ticks(pid) == Some(ticks) {
+        tracing::warn!(
+            pgid = pid,
+            "killing what is left of a job from before the restart"
+        );
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
 /// The exit code, or the signal that ended the process.
 pub fn exit_of(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), status.signal())

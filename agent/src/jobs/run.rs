@@ -34,6 +34,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// After the job's main process exits, how long its other processes may keep the output open
 /// before the whole group is killed.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+/// After that, how long the output may stay open before the job is taken as over anyway.
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 /// Most output kept in memory per step for reading test results from it.
 const MAX_PARSED_OUTPUT: usize = 32 * 1024 * 1024;
 
@@ -153,6 +155,7 @@ impl Log {
                 .send(JobReport {
                     message,
                     flush: false,
+                    journaled: None,
                 })
                 .await;
         }
@@ -216,6 +219,7 @@ impl Job {
             let mut parsed = Vec::new();
             let ended = match process::spawn(&command.command, &workdir, &env) {
                 Ok(child) => {
+                    child.record(&self.dir);
                     if let Some((commit, branch)) = head.take() {
                         self.report_started(commit, branch).await;
                     }
@@ -268,6 +272,7 @@ impl Job {
                     branch,
                 },
                 flush: false,
+                journaled: None,
             })
             .await;
         self.status.update(|s| {
@@ -361,6 +366,7 @@ impl Job {
         let mut kill_at: Option<tokio::time::Instant> = None;
         let mut killed = false;
         let mut drain_until: Option<tokio::time::Instant> = None;
+        let mut drain_killed = false;
         let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
             if exited.is_some() && eof {
@@ -394,9 +400,17 @@ impl Job {
                     drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
                 }
                 _ = tokio::time::sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() && !eof => {
-                    // The main process is gone but others of its group hold the output open.
-                    child.kill();
-                    drain_until = None;
+                    if drain_killed {
+                        // Something outside the group (it called setsid) still holds the output
+                        // open: stop reading; the job is over.
+                        eof = true;
+                        drain_until = None;
+                    } else {
+                        // The main process is gone but others of its group hold the output open.
+                        child.kill();
+                        drain_killed = true;
+                        drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_KILL);
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline), if stopping.is_none() && exited.is_none() => {
                     stopping = Some(StopWhy::TimedOut);
@@ -429,7 +443,8 @@ impl Job {
         match (stopping, exited) {
             (Some(why), _) => Ended::Stopped { why, killed },
             (None, Some(status)) => Ended::Exited(status),
-            (None, None) => unreachable!("the loop ends only after the process exited"),
+            // The loop ends only after the process exited; a failure is the safe answer anyway.
+            (None, None) => Ended::Exited(std::os::unix::process::ExitStatusExt::from_raw(1 << 8)),
         }
     }
 }
@@ -443,10 +458,13 @@ fn git_head(dir: &Path) -> (Option<String>, Option<String>) {
         return (None, None);
     };
     let commit = head.target().map(|oid| oid.to_string());
-    let branch = head
+    let mut branch = head
         .is_branch()
         .then(|| head.shorthand().map(str::to_owned))
         .flatten();
+    if let Some(b) = &mut branch {
+        crate::qa::truncate_with_ellipsis(b, fulcrum_protocol::MAX_TEXT_BYTES);
+    }
     (commit, branch)
 }
 

@@ -306,16 +306,16 @@ pub async fn rerun(
 ) -> ApiResult<Response> {
     let old = visible_task(&app, user.id, &id).await?;
     may_run(&app, user.id, &old).await?;
-    if !app.sessions.is_online(old.workspace_id) {
-        return Err(offline("the task's workspace is offline"));
-    }
+    // The same checks as a new run: the workspace must still be the caller's, or still be in a
+    // project where the caller may run, and be online.
+    let target = target(&app, user.id, Some(old.workspace_id), old.project_id).await?;
     let task = crate::tasks::create_and_dispatch(
         &app,
         NewTask {
             id: Uuid::now_v7(),
-            owner_id: old.owner_id,
-            project_id: old.project_id,
-            workspace_id: old.workspace_id,
+            owner_id: target.owner,
+            project_id: target.project,
+            workspace_id: target.workspace,
             repo: old.repo.clone(),
             run: old.run(),
             env: old.env.clone(),

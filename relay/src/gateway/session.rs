@@ -137,6 +137,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
             return;
         }
     };
+    let session_start = connected.workspace.connected_at.unwrap_or(now);
     let view = Arc::new(Mutex::new(connected.workspace));
     let ws_id = lock(&view).id;
     let session_id = Uuid::now_v7();
@@ -179,6 +180,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         in_flight_bytes: 0,
         relay_seq: 0,
         dispatched: Default::default(),
+        publishing: None,
         sink: &mut sink,
     };
     let end = if send(session.sink, &welcome).await && session.resume_tasks().await {
@@ -195,7 +197,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         let now = Utc::now();
         if let Err(e) = app
             .store
-            .agent_disconnected(token.owner_id, ws_id, now)
+            .agent_disconnected(token.owner_id, ws_id, session_start, now)
             .await
         {
             tracing::error!(error = %e, "cannot record agent disconnect");
@@ -227,6 +229,8 @@ struct Session<'a> {
     in_flight_bytes: usize,
     /// Last sequence number on this session's relay stream.
     relay_seq: u64,
+    /// The latest task publication after a commit; the next one waits for it.
+    publishing: Option<JoinHandle<()>>,
     /// Tasks sent in this session and not yet reported started, with who may see them.
     dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>)>,
     sink: &'a mut Sink,
@@ -580,18 +584,25 @@ impl Session<'_> {
         }
     }
 
-    /// Wakes log followers and publishes task changes after a commit (off the session's loop).
-    fn announce(&self, effects: TaskEffects) {
+    /// Wakes log followers and publishes task changes after a commit, off the session's loop
+    /// but in commit order (each publication waits for the one before it).
+    fn announce(&mut self, effects: TaskEffects) {
         for (task, stored) in effects.logs {
             self.app.logs.grew(task, stored);
         }
         if !effects.changed.is_empty() {
             let app = self.app.clone();
-            tokio::spawn(async move {
+            let before = self.publishing.take();
+            self.publishing = Some(tokio::spawn(async move {
+                if let Some(before) = before {
+                    let _ = before.await;
+                }
                 for task in effects.changed {
+                    // The store has caught up with what the feed showed ahead of it.
+                    app.live_tasks.committed(task);
                     crate::tasks::publish(&app, task).await;
                 }
-            });
+            }));
         }
     }
 

@@ -249,11 +249,13 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     /// `(owner, identity.key)`, marks it online and the token used, and resets the stream
     /// position if the agent announced a new stream.
     async fn agent_connected(&self, c: &AgentConnect<'_>) -> StoreResult<ConnectedWorkspace>;
-    /// Records an agent session closing.
+    /// Records an agent session closing; `session_start` is when it opened. A session that
+    /// opened later for the same workspace (a reconnect racing this close) stays online.
     async fn agent_disconnected(
         &self,
         owner: Uuid,
         workspace: Uuid,
+        session_start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Marks every workspace offline (at start, before any session exists).

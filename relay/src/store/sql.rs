@@ -436,14 +436,17 @@ macro_rules! sql_store {
                 &self,
                 owner: Uuid,
                 workspace: Uuid,
+                session_start: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE workspaces SET online = FALSE, last_seen_at = $3 WHERE owner_id = $1 AND id = $2",
+                    "UPDATE workspaces SET online = FALSE, last_seen_at = $3 WHERE owner_id = $1 \
+                     AND id = $2 AND (connected_at IS NULL OR connected_at <= $4)",
                 )
                 .bind(owner)
                 .bind(workspace)
                 .bind(now)
+                .bind(session_start)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

@@ -20,7 +20,7 @@ const TASK_COLUMNS: &str = "t.id, t.owner_id, t.project_id, t.workspace_id, t.re
     t.step, t.env, t.timeout_s, t.state, t.exit_code, t.signal, t.error, t.created_at, \
     t.dispatched_at, t.started_at, t.finished_at, t.duration_ms, t.commit_sha, t.branch, \
     t.triggered_by, u.email AS triggered_by_email, t.source, t.test_summary, t.log_bytes, \
-    t.log_truncated, t.cancel_requested";
+    t.log_truncated, t.log_limit, t.cancel_requested";
 
 /// Tasks `$1` may see.
 const VISIBLE: &str = "(t.owner_id = $1 OR t.project_id IN \
@@ -86,6 +86,7 @@ macro_rules! sql_work_store {
                     test_summary: summary.map(|s| s.0),
                     log_bytes: row.try_get("log_bytes")?,
                     log_truncated: row.try_get("log_truncated")?,
+                    log_limit: row.try_get("log_limit")?,
                     cancel_requested: row.try_get("cancel_requested")?,
                 })
             }
@@ -564,16 +565,20 @@ macro_rules! sql_work_store {
                 let mut total = 0usize;
                 let mut from = to_db(offset)?;
                 let mut rows_wanted: i64 = 4;
+                // Chunks are contiguous, so none starting at or past `offset + limit` is needed:
+                // a read never holds much more than `limit` and one chunk.
+                let before = to_db(offset.saturating_add(limit as u64))?;
                 loop {
                     let rows = sqlx::query(
                         "SELECT byte_offset, data FROM task_logs WHERE task_id = $1 \
                          AND byte_offset > $2 - $3 AND byte_offset + length(data) > $2 \
-                         ORDER BY byte_offset LIMIT $4",
+                         AND byte_offset < $5 ORDER BY byte_offset LIMIT $4",
                     )
                     .bind(task)
                     .bind(from)
                     .bind(chunk)
                     .bind(rows_wanted)
+                    .bind(before)
                     .fetch_all(&self.pool)
                     .await?;
                     let got = rows.len() as i64;

@@ -181,6 +181,9 @@ pub struct Task {
     pub log_bytes: i64,
     /// True when the log was cut at the limit.
     pub log_truncated: bool,
+    /// Most log bytes kept for it (fixed when it was created).
+    #[serde(skip)]
+    pub log_limit: i64,
     /// True once a cancel was asked for.
     pub cancel_requested: bool,
 }
