@@ -223,7 +223,9 @@ impl Job {
                     if let Some((commit, branch)) = head.take() {
                         self.report_started(commit, branch).await;
                     }
-                    self.pump(child, &mut log, &mut parsed, step_deadline).await
+                    let (ended, back) = self.pump(child, log, &mut parsed, step_deadline).await;
+                    log = back;
+                    ended
                 }
                 Err(e) => {
                     let message = format!("cannot start /bin/sh: {e}");
@@ -349,17 +351,23 @@ impl Job {
 
     /// Reads the process's output until it ended and its output closed; stops it on cancel or
     /// timeout (SIGTERM to the group, SIGKILL after the grace period).
+    ///
+    /// Sending a batch runs beside the loop, so cancel and timeout still act while the relay
+    /// is slow or away; meanwhile reading pauses once the next batch is full, and the job's own
+    /// writes wait on its pipe.
     async fn pump(
         &mut self,
         mut child: process::JobProcess,
-        log: &mut Log,
+        log: Log,
         parsed: &mut Vec<u8>,
         deadline: tokio::time::Instant,
-    ) -> Ended {
+    ) -> (Ended, Log) {
         let grace = Duration::from_secs(self.spec.grace_s);
         let mut buf = vec![0u8; READ_BYTES];
         let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
         let mut batch_due: Option<tokio::time::Instant> = None;
+        let mut due = false;
+        let mut slot = LogSlot::Idle(log);
         let mut exited: Option<std::process::ExitStatus> = None;
         let mut eof = false;
         let mut stopping: Option<StopWhy> = None;
@@ -372,8 +380,23 @@ impl Job {
             if exited.is_some() && eof {
                 break;
             }
+            // Hand a ready batch to the sender when it is free.
+            if !batch.is_empty() && (due || batch.len() >= BATCH_BYTES) {
+                slot = match slot {
+                    LogSlot::Idle(mut log) => {
+                        let data = std::mem::take(&mut batch);
+                        batch_due = None;
+                        due = false;
+                        LogSlot::Busy(Box::pin(async move {
+                            log.write(&data, true).await;
+                            log
+                        }))
+                    }
+                    busy => busy,
+                };
+            }
             tokio::select! {
-                read = child.output.read(&mut buf), if !eof => match read {
+                read = child.output.read(&mut buf), if !eof && batch.len() < BATCH_BYTES => match read {
                     Ok(0) | Err(_) => eof = true,
                     Ok(n) => {
                         if parsed.len() < MAX_PARSED_OUTPUT {
@@ -381,19 +404,16 @@ impl Job {
                             parsed.extend_from_slice(&buf[..take]);
                         }
                         batch.extend_from_slice(&buf[..n]);
-                        if batch.len() >= BATCH_BYTES {
-                            log.write(&batch, true).await;
-                            batch.clear();
-                            batch_due = None;
-                        } else if batch_due.is_none() {
+                        if batch_due.is_none() {
                             batch_due = Some(tokio::time::Instant::now() + BATCH_WAIT);
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(batch_due.unwrap_or(far)), if batch_due.is_some() => {
-                    log.write(&batch, true).await;
-                    batch.clear();
-                    batch_due = None;
+                _ = tokio::time::sleep_until(batch_due.unwrap_or(far)), if batch_due.is_some() && !due => {
+                    due = true;
+                }
+                log = slot.sent(), if slot.is_busy() => {
+                    slot = LogSlot::Idle(log);
                 }
                 status = child.child.wait(), if exited.is_none() => {
                     exited = Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1 << 8)));
@@ -435,16 +455,41 @@ impl Job {
                 }
             }
         }
+        let mut log = match slot {
+            LogSlot::Idle(log) => log,
+            LogSlot::Busy(sending) => sending.await,
+        };
         if !batch.is_empty() {
             log.write(&batch, true).await;
         }
         // Nothing of the job outlives it.
         child.kill();
-        match (stopping, exited) {
+        let ended = match (stopping, exited) {
             (Some(why), _) => Ended::Stopped { why, killed },
             (None, Some(status)) => Ended::Exited(status),
             // The loop ends only after the process exited; a failure is the safe answer anyway.
             (None, None) => Ended::Exited(std::os::unix::process::ExitStatusExt::from_raw(1 << 8)),
+        };
+        (ended, log)
+    }
+}
+
+/// The log, either free or busy sending a batch (and handed back when done).
+enum LogSlot {
+    Idle(Log),
+    Busy(futures_util::future::BoxFuture<'static, Log>),
+}
+
+impl LogSlot {
+    fn is_busy(&self) -> bool {
+        matches!(self, Self::Busy(_))
+    }
+
+    /// Resolves with the log when the batch in flight was sent; never while idle.
+    async fn sent(&mut self) -> Log {
+        match self {
+            Self::Busy(sending) => sending.await,
+            Self::Idle(_) => std::future::pending().await,
         }
     }
 }
