@@ -196,7 +196,9 @@ impl Runner {
                     self.finished_since_prune += 1;
                     if self.finished_since_prune >= 20 {
                         self.finished_since_prune = 0;
-                        prune(&self.jobs_dir);
+                        // Off the runner's loop: a dispatch must not wait for directory cleanup.
+                        let dir = self.jobs_dir.clone();
+                        tokio::task::spawn_blocking(move || prune(&dir));
                     }
                 }
                 _ = stopping(&mut shutdown) => break,

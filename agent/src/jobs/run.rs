@@ -219,10 +219,10 @@ impl Job {
             let mut parsed = Vec::new();
             let ended = match process::spawn(&command.command, &workdir, &env) {
                 Ok(child) => {
-                    child.record(&self.dir);
                     if let Some((commit, branch)) = head.take() {
                         self.report_started(commit, branch).await;
                     }
+                    child.record(&self.dir);
                     let (ended, back) = self.pump(child, log, &mut parsed, step_deadline).await;
                     log = back;
                     ended
