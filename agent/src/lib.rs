@@ -2,7 +2,7 @@
 //!
 //! - [`agent`]: starts and stops the agent's tasks.
 //! - [`link`]: the connection to the relay (dial, handshake, heartbeats, durable delivery,
-//!   reconnect with backoff).
+//!   reconnect with backoff); [`proxy`]: tunnelling it through `HTTPS_PROXY`.
 //! - [`monitor`]: keeps repository state current from [`repos`] and the file watcher.
 //! - [`repos`]: finding git repositories, reading their state, watching them.
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
@@ -21,6 +21,7 @@ pub mod link;
 mod memory;
 pub mod monitor;
 pub mod outbox;
+pub mod proxy;
 pub mod qa;
 pub mod repos;
 pub mod status;

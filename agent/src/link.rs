@@ -381,14 +381,22 @@ impl Link {
             } else {
                 80
             });
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                down(format!(
-                    "cannot reach the relay at {}: {e}",
-                    self.target.url
-                ))
-            })?;
+        let secure = uri.scheme_str() == Some("wss");
+        let proxy = crate::proxy::Proxy::from_env(secure, &host, port).map_err(down)?;
+        let tcp = match &proxy {
+            Some(proxy) => proxy
+                .connect(&host, port, HANDSHAKE_TIMEOUT)
+                .await
+                .map_err(down)?,
+            None => TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| {
+                    down(format!(
+                        "cannot reach the relay at {}: {e}",
+                        self.target.url
+                    ))
+                })?,
+        };
         let _ = tcp.set_nodelay(true);
         let config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
