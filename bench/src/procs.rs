@@ -85,7 +85,11 @@ impl RelayProcess {
         let bin = sibling_binary("fulcrum-relay")?;
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("relay.toml");
-        std::fs::write(&config, format!("[agents]\n{agents}"))?;
+        // The benchmarks drive the relay far past the default 100 requests a minute.
+        std::fs::write(
+            &config,
+            format!("[auth]\nrequests_per_minute = 0\n\n[agents]\n{agents}"),
+        )?;
         let mut cmd = Command::new(&bin);
         cmd.arg("serve")
             .arg("--listen")

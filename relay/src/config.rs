@@ -91,6 +91,9 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Lifetime of event-socket tickets.
     pub events_ticket_ttl_secs: u64,
+    /// Requests a minute each user (API) and each agent token (connections) may make, in
+    /// bursts of as many; 0 turns the limit off.
+    pub requests_per_minute: u32,
 }
 
 impl Default for AuthConfig {
@@ -100,6 +103,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             events_ticket_ttl_secs: 30,
+            requests_per_minute: 100,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`tasks`]: dispatching tasks, task events, live logs, the lease on running tasks.
 //! - [`bus`]: fan-out of events to subscribers, per owner.
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
-//! - [`auth`]: passwords, opaque tokens, signed access tokens.
+//! - [`auth`]: passwords, opaque tokens, signed access tokens; [`ratelimit`]: per-user and
+//!   per-token request limits.
 //! - [`dashboard`]: the embedded web UI.
 //! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod dashboard;
 pub mod dev;
 pub mod events;
 pub mod gateway;
+pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;

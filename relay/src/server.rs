@@ -88,6 +88,7 @@ impl Relay {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopping) = watch::channel(false);
+        let requests_per_minute = config.auth.requests_per_minute;
         let state = AppState {
             store,
             bus: Arc::new(InProcessBus::default()),
@@ -100,6 +101,7 @@ impl Relay {
             )),
             logs: Default::default(),
             live_tasks: Default::default(),
+            limits: Arc::new(crate::ratelimit::Limits::new(requests_per_minute)),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));

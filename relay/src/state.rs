@@ -31,6 +31,8 @@ pub struct AppState {
     pub logs: crate::tasks::SharedLogHub,
     /// Task states on the feed ahead of their commit.
     pub live_tasks: Arc<crate::tasks::LiveTasks>,
+    /// Request limits per user and per agent token.
+    pub limits: Arc<crate::ratelimit::Limits>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

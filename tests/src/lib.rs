@@ -157,6 +157,9 @@ pub struct RelayOptions {
     pub task_grace_secs: u64,
     /// Most log bytes kept per task.
     pub task_log_limit_bytes: u64,
+    /// Requests a minute per user and per agent token; 0 (the tests' default) is unlimited, so
+    /// only the test of the limit meets it.
+    pub requests_per_minute: u32,
 }
 
 impl Default for RelayOptions {
@@ -169,6 +172,7 @@ impl Default for RelayOptions {
             task_lease_secs: 60,
             task_grace_secs: 10,
             task_log_limit_bytes: 64 * 1024 * 1024,
+            requests_per_minute: 0,
         }
     }
 }
@@ -182,6 +186,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         public_url: None,
         auth: AuthConfig {
             signup_enabled: opts.signup,
+            requests_per_minute: opts.requests_per_minute,
             ..AuthConfig::default()
         },
         agents: AgentConfig {

@@ -44,10 +44,14 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token =
             bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        app.signer
+        let id = app
+            .signer
             .verify(token, TokenUse::Access)
-            .map(|id| AuthUser { id })
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))
+            .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
+        app.limits
+            .check(crate::ratelimit::Key::User(id))
+            .map_err(|secs| ApiError::rate_limited(secs, "user"))?;
+        Ok(AuthUser { id })
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A message for people.
     pub message: String,
+    /// For 429: seconds until a retry can succeed.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -71,6 +73,21 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429 with code `rate_limited`, retry after `secs` seconds.
+    pub fn rate_limited(secs: u64, what: &str) -> Self {
+        Self {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(
+                ErrorKind::TooManyRequests,
+                "rate_limited",
+                format!(
+                    "too many requests for this {what}; retry in {} s",
+                    secs.max(1)
+                ),
+            )
         }
     }
     /// 401 with code `unauthorized`.
@@ -144,9 +161,10 @@ impl IntoResponse for ApiError {
         let status = self.kind.status();
         let mut response = (status, Json(ErrorBody::new(self.code, &self.message))).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
+            let secs = self.retry_after.unwrap_or(1);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -45,10 +45,15 @@ pub async fn connect(
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {
     let secret = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing agent token"))?;
-    app.store
+    let token = app
+        .store
         .active_agent_token(&token_hash(secret))
         .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))?;
+    app.limits
+        .check(crate::ratelimit::Key::Token(token.id))
+        .map_err(|secs| ApiError::rate_limited(secs, "agent token"))?;
+    Ok(token)
 }
 
 /// How often the relay looks for revoked tokens.
@@ -64,6 +69,7 @@ pub async fn revocation_sweep(app: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                app.limits.forget_idle();
                 let now = chrono::Utc::now();
                 // A second of overlap covers clock steps between nodes; kicking twice is harmless.
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
