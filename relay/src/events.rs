@@ -274,6 +274,7 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
         tokio::select! {
             Some(text) = log_rx.recv() => {
                 within(socket.send(Message::Text(text.into()))).await?;
+                app.metrics.events_sent(1);
             }
             event = events.recv() => {
                 let mut next = event;
@@ -282,6 +283,7 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
                         Ok(bytes) => {
                             let text = axum::extract::ws::Utf8Bytes::try_from(bytes)?;
                             within(socket.feed(Message::Text(text))).await?;
+                            app.metrics.events_sent(1);
                         }
                         Err(RecvError::Lagged(missed)) => {
                             tracing::debug!(missed, "events socket lagged; resending snapshot");

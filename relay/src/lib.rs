@@ -9,7 +9,7 @@
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
 //! - [`auth`]: passwords, opaque tokens, signed access tokens; [`ratelimit`]: per-user and
 //!   per-token request limits.
-//! - [`dashboard`]: the embedded web UI.
+//! - [`dashboard`]: the embedded web UI; [`metrics`]: `/metrics` and request ids.
 //! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
 #![forbid(unsafe_code)]
 
@@ -22,6 +22,7 @@ pub mod dashboard;
 pub mod dev;
 pub mod events;
 pub mod gateway;
+pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod state;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub live_tasks: Arc<crate::tasks::LiveTasks>,
     /// Request limits per user and per agent token.
     pub limits: Arc<crate::ratelimit::Limits>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -183,7 +183,7 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
         publishing: None,
         sink: &mut sink,
     };
-    let end = if send(session.sink, &welcome).await && session.resume_tasks().await {
+    let end = if session.send(&welcome).await && session.resume_tasks().await {
         app.bus
             .publish(token.owner_id, events::workspace(&lock(&view)));
         session.drive(&mut stream, &mut control, heartbeat).await
@@ -232,7 +232,7 @@ struct Session<'a> {
     /// The latest task publication after a commit; the next one waits for it.
     publishing: Option<JoinHandle<()>>,
     /// Tasks sent in this session and not yet reported started, with who may see them.
-    dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>)>,
+    dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>, Instant)>,
     sink: &'a mut Sink,
 }
 
@@ -244,7 +244,18 @@ impl Session<'_> {
             seq: self.relay_seq,
             body,
         });
-        send(self.sink, &frame).await
+        self.send(&frame).await
+    }
+
+    /// Sends a frame to the agent, counting it.
+    async fn send(&mut self, frame: &RelayFrame) -> bool {
+        match send_sized(self.sink, frame).await {
+            Some(len) => {
+                self.app.metrics.frame_out(len);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sends again every task of this workspace the agent has not reported starting, and the
@@ -309,7 +320,7 @@ impl Session<'_> {
             id,
             result: result.as_ref().map(|t| t.id).map_err(Clone::clone),
         };
-        if !send(self.sink, &answer).await {
+        if !self.send(&answer).await {
             return false;
         }
         if let Ok(task) = result {
@@ -351,6 +362,7 @@ impl Session<'_> {
                         }
                     };
                     last_heard = Instant::now();
+                    self.app.metrics.frame_in(bytes.len());
                     let frame = match fulcrum_protocol::decode::<AgentFrame>(&bytes) {
                         Ok(f) => f,
                         Err(e) => return refuse(self.sink, RejectReason::ProtocolViolation, &format!("bad frame: {e}")).await,
@@ -392,7 +404,7 @@ impl Session<'_> {
                     }
                     nonce += 1;
                     ping_sent = Some((nonce, Instant::now()));
-                    if !send(self.sink, &RelayFrame::Ping { nonce, rtt_us }).await {
+                    if !self.send(&RelayFrame::Ping { nonce, rtt_us }).await {
                         return End::SendFailed;
                     }
                 }
@@ -407,7 +419,7 @@ impl Session<'_> {
                     }
                     Some(Control::Run(dispatch)) => {
                         let crate::tasks::Dispatch { spec, task, audience } = *dispatch;
-                        self.dispatched.insert(task.id, (task, audience));
+                        self.dispatched.insert(task.id, (task, audience, Instant::now()));
                         if !self.send_message(RelayMessage::RunTask(spec)).await {
                             return End::SendFailed;
                         }
@@ -420,7 +432,7 @@ impl Session<'_> {
                 },
                 _ = crate::state::stopping(&mut shutdown) => {
                     let after_ms = 100 + rand::random::<u64>() % 900;
-                    let _ = send(self.sink, &RelayFrame::Reconnect { after_ms }).await;
+                    let _ = self.send(&RelayFrame::Reconnect { after_ms }).await;
                     let _ = self.sink.close().await;
                     return End::Shutdown;
                 }
@@ -466,8 +478,9 @@ impl Session<'_> {
                     commit,
                     branch,
                 } = &d.body
-                    && let Some((mut task, audience)) = self.dispatched.remove(task_id)
+                    && let Some((mut task, audience, sent)) = self.dispatched.remove(task_id)
                 {
+                    self.app.metrics.dispatched(sent.elapsed().as_secs_f64());
                     // Shown at once; the stored state follows with the commit.
                     task.state = "running".into();
                     task.started_at = Some(Utc::now());
@@ -554,7 +567,7 @@ impl Session<'_> {
                 tracing::debug!(last, "committed");
                 self.committed = last;
                 self.start_commit();
-                if !send(self.sink, &RelayFrame::Ack { seq: last }).await {
+                if !self.send(&RelayFrame::Ack { seq: last }).await {
                     return Some(End::SendFailed);
                 }
                 self.announce(effects);
@@ -720,15 +733,22 @@ fn apply_to_view(view: &mut Workspace, message: AgentMessage, now: chrono::DateT
 }
 
 async fn send(sink: &mut Sink, frame: &RelayFrame) -> bool {
+    send_sized(sink, frame).await.is_some()
+}
+
+/// Sends a frame; its size on the wire if it went out.
+async fn send_sized(sink: &mut Sink, frame: &RelayFrame) -> Option<usize> {
     match fulcrum_protocol::encode(frame) {
         // An agent that stops reading must not freeze the session: give up after a while.
-        Ok(bytes) => matches!(
-            tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await,
-            Ok(Ok(()))
-        ),
+        Ok(bytes) => {
+            let len = bytes.len();
+            let sent =
+                tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await;
+            matches!(sent, Ok(Ok(()))).then_some(len)
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot encode relay frame");
-            false
+            None
         }
     }
 }

@@ -200,6 +200,8 @@ pub enum Applied {
 pub trait Store: WorkStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Connections in the pool: `(open, idle)`.
+    fn pool_stats(&self) -> (u32, u32);
 
     /// Creates a user; [`StoreError::Conflict`] when the e-mail is taken.
     async fn create_user(&self, email: &str, password_hash: &str) -> StoreResult<User>;

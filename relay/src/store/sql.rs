@@ -180,6 +180,10 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $name {
+            fn pool_stats(&self) -> (u32, u32) {
+                (self.pool.size(), self.pool.num_idle() as u32)
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

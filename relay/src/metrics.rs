@@ -1,0 +1,232 @@
+//! Operations: `GET /metrics` in the Prometheus text format, and the HTTP middleware that counts
+//! and times every request and gives it a request id.
+//!
+//! Metrics (all prefixed `fulcrum_`): `agents_connected`; `agent_frames_total` and
+//! `agent_bytes_total` by `direction` (`in`/`out`); `events_sent_total` (messages written to
+//! dashboard sockets); `http_requests_total` by `method`, `route` and `status`;
+//! `http_request_duration_seconds` by `method` and `route`; `db_pool_connections` by `state`
+//! (`idle`/`in_use`); `task_dispatch_seconds` (a task handed to its agent's session to the agent
+//! reporting its process started).
+//!
+//! Every request gets an id: the client's `X-Request-Id` if it sent a sane one, else a new
+//! UUID. It is returned in `X-Request-Id` and carried by the request's tracing span, so every
+//! log line the request causes (in JSON logs, a `request_id` field) can be tied to it.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use tracing::Instrument;
+
+use crate::state::AppState;
+
+/// Labels of an HTTP request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// Labels of an HTTP request duration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// A direction on the agent connections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+/// A state of database connections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+/// The relay's metrics.
+pub struct Metrics {
+    registry: Registry,
+    agents_connected: Gauge,
+    frames: Family<DirectionLabels, Counter>,
+    bytes: Family<DirectionLabels, Counter>,
+    events_sent: Counter,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+    pool: Family<PoolLabels, Gauge>,
+    dispatch: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("fulcrum");
+        let agents_connected = Gauge::default();
+        registry.register(
+            "agents_connected",
+            "Agent sessions open on this node",
+            agents_connected.clone(),
+        );
+        let frames = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "agent_frames",
+            "Protocol frames on agent connections",
+            frames.clone(),
+        );
+        let bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "agent_bytes",
+            "Protocol frame bytes on agent connections",
+            bytes.clone(),
+        );
+        let events_sent = Counter::default();
+        registry.register(
+            "events_sent",
+            "Messages written to dashboard event sockets",
+            events_sent.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            durations.clone(),
+        );
+        let pool = Family::<PoolLabels, Gauge>::default();
+        registry.register("db_pool_connections", "Database connections", pool.clone());
+        let dispatch = Histogram::new(exponential_buckets(0.0002, 2.0, 16));
+        registry.register(
+            "task_dispatch_seconds",
+            "A task handed to its agent's session until the agent reports it started",
+            dispatch.clone(),
+        );
+        Self {
+            registry,
+            agents_connected,
+            frames,
+            bytes,
+            events_sent,
+            requests,
+            durations,
+            pool,
+            dispatch,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a frame received from an agent.
+    pub fn frame_in(&self, bytes: usize) {
+        self.count(DirectionLabels { direction: "in" }, bytes);
+    }
+
+    /// Counts a frame sent to an agent.
+    pub fn frame_out(&self, bytes: usize) {
+        self.count(DirectionLabels { direction: "out" }, bytes);
+    }
+
+    fn count(&self, labels: DirectionLabels, bytes: usize) {
+        self.frames.get_or_create(&labels).inc();
+        self.bytes.get_or_create(&labels).inc_by(bytes as u64);
+    }
+
+    /// Counts messages written to a dashboard socket.
+    pub fn events_sent(&self, n: u64) {
+        self.events_sent.inc_by(n);
+    }
+
+    /// Records a task's dispatch latency.
+    pub fn dispatched(&self, seconds: f64) {
+        self.dispatch.observe(seconds);
+    }
+
+    /// The text exposition, with the gauges read now.
+    fn render(&self, app: &AppState) -> String {
+        self.agents_connected.set(app.sessions.len() as i64);
+        let (size, idle) = app.store.pool_stats();
+        self.pool
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(i64::from(idle));
+        self.pool
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(i64::from(size.saturating_sub(idle)));
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn endpoint(State(app): State<AppState>) -> Response {
+    let body = app.metrics.render(&app);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A client's request id, if it is short and plain enough to log.
+fn client_request_id(req: &Request) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| v.to_owned())
+}
+
+/// Middleware: request id, a span for the request, and its count and duration.
+pub async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    // The route template, not the path, so ids do not explode the label space.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let id = client_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut response = next.run(req).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    app.metrics
+        .durations
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
