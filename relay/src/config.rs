@@ -61,6 +61,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The URL users and agents reach the relay at, when it differs from `listen`.
     pub public_url: Option<String>,
+    /// Where the agent binaries `GET /download/fulcrum/{os}/{arch}` serves live, named
+    /// `fulcrum-{os}-{arch}` [default: `downloads` in the data dir].
+    pub downloads_dir: Option<PathBuf>,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Agent session settings.
@@ -158,6 +161,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See [`Config::public_url`].
     pub public_url: Option<String>,
+    /// See [`Config::downloads_dir`].
+    pub downloads_dir: Option<PathBuf>,
     /// See [`AuthConfig`].
     pub auth: AuthConfig,
     /// See [`AgentConfig`].
@@ -194,6 +199,9 @@ pub struct ServeArgs {
     /// The URL users and agents reach this relay at.
     #[arg(long, env = "FULCRUM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Directory of agent binaries to serve (`fulcrum-{os}-{arch}`) [default: DATA_DIR/downloads].
+    #[arg(long, env = "FULCRUM_DOWNLOADS_DIR")]
+    pub downloads_dir: Option<PathBuf>,
     /// TOML config file for everything else.
     #[arg(long, env = "FULCRUM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -216,6 +224,7 @@ impl std::fmt::Debug for ServeArgs {
             )
             .field("data_dir", &self.data_dir)
             .field("public_url", &self.public_url)
+            .field("downloads_dir", &self.downloads_dir)
             .field("config", &self.config)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -258,6 +267,7 @@ impl ServeArgs {
             database_url,
             data_dir,
             public_url: self.public_url.clone().or(file.public_url),
+            downloads_dir: self.downloads_dir.clone().or(file.downloads_dir),
             auth: file.auth,
             agents: file.agents,
             tls: match (&self.tls_cert, &self.tls_key) {

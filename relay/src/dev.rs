@@ -47,6 +47,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     // Keep the relay's own files out of the status of the repository it may sit in.
     std::fs::write(data_dir.join(".gitignore"), "*\n")?;
+    offer_own_agent(data_dir);
     let config = Config {
         listen: args.listen,
         database_url: Secret::new(format!(
@@ -55,6 +56,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         )),
         data_dir: data_dir.clone(),
         public_url: None,
+        downloads_dir: None,
         auth: AuthConfig::default(),
         agents: AgentConfig::default(),
         tls: None,
@@ -153,4 +155,24 @@ async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<String> {
         .map_err(|e| anyhow::anyhow!(e.message))?;
     write_secret(&file, &created.secret)?;
     Ok(created.secret)
+}
+
+/// Puts the agent binary built next to this relay into the downloads directory, so
+/// `curl …/install.sh | sh` works against a dev relay.
+fn offer_own_agent(data_dir: &std::path::Path) {
+    let Some(agent) = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("fulcrum"))
+        .filter(|p| p.is_file())
+    else {
+        return;
+    };
+    let (os, arch) = crate::install::this_platform();
+    let dir = data_dir.join("downloads");
+    let link = dir.join(format!("fulcrum-{os}-{arch}"));
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink(&agent, &link) {
+        tracing::warn!(error = %e, "cannot offer the agent binary for download");
+    }
 }

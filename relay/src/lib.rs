@@ -9,7 +9,8 @@
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
 //! - [`auth`]: passwords, opaque tokens, signed access tokens; [`ratelimit`]: per-user and
 //!   per-token request limits.
-//! - [`dashboard`]: the embedded web UI; [`metrics`]: `/metrics` and request ids.
+//! - [`dashboard`]: the embedded web UI; [`metrics`]: `/metrics` and request ids;
+//!   [`install`]: `/install.sh` and the agent downloads.
 //! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod dashboard;
 pub mod dev;
 pub mod events;
 pub mod gateway;
+pub mod install;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;

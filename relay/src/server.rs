@@ -103,6 +103,7 @@ impl Relay {
             live_tasks: Default::default(),
             limits: Arc::new(crate::ratelimit::Limits::new(requests_per_minute)),
             metrics: Default::default(),
+            checksums: Default::default(),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));

@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::Limits>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Checksums of the agent downloads.
+    pub checksums: Arc<crate::install::Checksums>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -184,6 +184,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         database_url: Secret::new(db.url.clone()),
         data_dir: std::env::temp_dir(),
         public_url: None,
+        downloads_dir: None,
         auth: AuthConfig {
             signup_enabled: opts.signup,
             requests_per_minute: opts.requests_per_minute,

@@ -68,6 +68,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(crate::metrics::endpoint))
+        .route("/install.sh", get(crate::install::script))
+        .route("/download/fulcrum/{os}/{arch}", get(crate::install::binary))
+        .route(
+            "/download/fulcrum/{os}/{arch}/sha256",
+            get(crate::install::checksum),
+        )
         .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,7 +8,7 @@ mod registry;
 mod session;
 
 use axum::{
-    extract::{State, WebSocketUpgrade},
+    extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
@@ -30,17 +30,24 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub async fn connect(
     State(app): State<AppState>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match authenticate(&app, &headers).await {
-        Ok(token) => upgrade
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(0)
-            .max_message_size(MAX_FRAME_BYTES)
-            .max_frame_size(MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| session::run(app, token, socket)),
-        Err(e) => e.into_response(),
-    }
+    // The token first: a refused token is a 401 whether or not the request is an upgrade (the
+    // install script checks a token with a plain GET).
+    let token = match authenticate(&app, &headers).await {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(app, token, socket))
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {

@@ -1,0 +1,204 @@
+//! The relay serves the install script (with its own URL filled in), the agent binaries it has,
+//! and their SHA-256 checksums.
+
+use fulcrum_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_serves_the_installer_and_checksummed_binaries() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let (os, arch) = fulcrum_relay::install::this_platform();
+    let agent = downloads.path().join(format!("fulcrum-{os}-{arch}"));
+    std::fs::copy(workspace_binary("fulcrum"), &agent).unwrap();
+    let mut config = relay_config(&db, &RelayOptions::default());
+    config.downloads_dir = Some(downloads.path().to_path_buf());
+    let relay = fulcrum_relay::Relay::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+
+    let script = http
+        .get(format!("{}/install.sh", relay.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    let script = script.text().await.unwrap();
+    assert!(
+        script.starts_with("#!/bin/sh"),
+        "{}",
+        &script[..80.min(script.len())]
+    );
+    assert!(
+        script.contains(&relay.url()),
+        "the relay's URL is filled in"
+    );
+
+    let binary = http
+        .get(format!("{}/download/fulcrum/{os}/{arch}", relay.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(binary.status(), 200);
+    let bytes = binary.bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), std::fs::read(&agent).unwrap().as_slice());
+
+    let sum = http
+        .get(format!(
+            "{}/download/fulcrum/{os}/{arch}/sha256",
+            relay.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected = std::process::Command::new("sha256sum")
+        .arg(&agent)
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sum, format!("{expected}  fulcrum\n"));
+
+    for path in [
+        "/download/fulcrum/windows/x86_64",
+        "/download/fulcrum/linux/sparc",
+        "/download/fulcrum/linux/..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let r = http
+            .get(format!("{}{path}", relay.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    relay.shutdown().await.unwrap();
+}
+
+/// Processes running `BIN agent`.
+fn agents_running(bin: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.len() >= 2 && args[0] == bin.as_os_str().as_encoded_bytes() && args[1] == b"agent"
+        })
+        .count()
+}
+
+/// `curl …/install.sh | sh` in a fresh "workspace" (its own HOME, a plain PATH, no user
+/// systemd): the agent is installed, runs and is online; running it again upgrades in place
+/// with still one agent; `--uninstall` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let (os, arch) = fulcrum_relay::install::this_platform();
+    std::fs::copy(
+        workspace_binary("fulcrum"),
+        downloads.path().join(format!("fulcrum-{os}-{arch}")),
+    )
+    .unwrap();
+    let mut config = relay_config(&db, &RelayOptions::default());
+    config.downloads_dir = Some(downloads.path().to_path_buf());
+    let relay = fulcrum_relay::Relay::start(config).await.unwrap();
+    let alice = make_user(&relay, "alice").await;
+    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
+
+    let home = tempfile::tempdir().unwrap();
+    let runtime = home.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let bin = home.path().join("bin/fulcrum");
+    let install = |extra: &str| {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "curl -fsSL \"$RELAY/install.sh\" | sh -s -- --bin-dir \"$HOME/bin\" {extra}"
+            ))
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("RELAY", relay.url())
+            .env("FULCRUM_AGENT_TOKEN", &alice.agent_token)
+            // No user systemd here: the script runs the agent under its own supervisor.
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .kill_on_drop(true);
+        cmd
+    };
+
+    // A refused token: a clear exit 5, nothing installed.
+    let mut refused = install("");
+    refused.env("FULCRUM_AGENT_TOKEN", "fca_not-a-real-token");
+    let out = refused.output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!bin.exists());
+
+    let out = install("").output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    assert!(bin.is_file());
+    assert_eq!(agents_running(&bin), 1);
+    let token_file = home.path().join(".config/fulcrum/token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(&alice.agent_token),
+        "the token is never printed"
+    );
+
+    // Again: upgraded in place and restarted; still one agent, the same workspace.
+    let out = install("").output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+        .workspace_where(|x| x["id"] == w["id"] && x["online"] == true)
+        .await
+        .unwrap();
+    assert_eq!(agents_running(&bin), 1);
+    let listed = Api::new(&relay.url())
+        .with_token(&alice.access)
+        .workspaces()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "still one workspace");
+
+    // Uninstall: the agent stops and its files are gone.
+    let out = install("--uninstall").output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+        .workspace_where(|x| x["id"] == w["id"] && x["online"] == false)
+        .await
+        .unwrap();
+    assert_eq!(agents_running(&bin), 0);
+    assert!(!bin.exists());
+    assert!(!token_file.exists());
+    relay.shutdown().await.unwrap();
+}
