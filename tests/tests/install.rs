@@ -202,3 +202,41 @@ async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
     assert!(!token_file.exists());
     relay.shutdown().await.unwrap();
 }
+
+/// The Coder module parses as HCL and has what a template needs: the three variables, a script
+/// that runs on start, and no token anywhere but the sensitive variable.
+#[test]
+fn the_coder_module_parses_and_runs_the_installer_on_start() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../install/coder");
+    let text = std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    let body: hcl::Body = hcl::from_str(&text).expect("main.tf is valid HCL");
+    let blocks: Vec<&hcl::Block> = body.blocks().collect();
+    let variable = |name: &str| {
+        blocks
+            .iter()
+            .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == name)
+            .copied()
+    };
+    for name in ["agent_id", "relay_url", "token"] {
+        assert!(variable(name).is_some(), "variable {name}");
+    }
+    let sensitive = variable("token")
+        .unwrap()
+        .body()
+        .attributes()
+        .find(|a| a.key() == "sensitive")
+        .map(|a| a.expr().clone());
+    assert_eq!(sensitive, Some(hcl::Expression::Bool(true)));
+    let script = blocks
+        .iter()
+        .find(|b| b.identifier() == "resource" && b.labels()[0].as_str() == "coder_script")
+        .expect("a coder_script resource");
+    let run_on_start = script
+        .body()
+        .attributes()
+        .find(|a| a.key() == "run_on_start")
+        .map(|a| a.expr().clone());
+    assert_eq!(run_on_start, Some(hcl::Expression::Bool(true)));
+    let run = std::fs::read_to_string(dir.join("run.sh")).unwrap();
+    assert!(run.contains("/install.sh"), "the script runs the installer");
+}
