@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs and starts what the test suite needs, and nothing it already has: git, tmux, systemd
+# Installs and starts what the test suite needs, and nothing it already has: git, curl, tmux, systemd
 # (for systemd-analyze), Node.js, Chromium, PostgreSQL (started if it is down), pytest (for the
 # job tests), cargo-nextest,
 # and the browser test's npm packages.
@@ -12,6 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+# The install test runs `curl … | sh` like a user would.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)

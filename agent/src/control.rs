@@ -227,12 +227,17 @@ async fn copy_available(
     }
 }
 
+/// Connects to the agent behind `state_dir`.
+async fn connect(state_dir: &Path) -> Result<UnixStream, ClientError> {
+    let path = socket_path(state_dir);
+    UnixStream::connect(&path)
+        .await
+        .map_err(|_| ClientError::NotRunning(path))
+}
+
 /// Asks the agent to have the relay record and dispatch a run; returns the task's id.
 pub async fn request_run(state_dir: &Path, run: &RunRequest) -> Result<Uuid> {
-    let path = socket_path(state_dir);
-    let mut stream = UnixStream::connect(&path)
-        .await
-        .map_err(|_| ClientError::NotRunning(path.clone()))?;
+    let mut stream = connect(state_dir).await?;
     let line = serde_json::json!({ "run": run }).to_string();
     stream.write_all(format!("{line}\n").as_bytes()).await?;
     let mut answer = Vec::new();
@@ -255,11 +260,7 @@ pub async fn stream_logs(
     follow: bool,
     out: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> Result<()> {
-    let path = socket_path(state_dir);
-    let stream = UnixStream::connect(&path)
-        .await
-        .map_err(|_| ClientError::NotRunning(path.clone()))?;
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = connect(state_dir).await?.into_split();
     let line = serde_json::json!({ "logs": { "task": task, "follow": follow } }).to_string();
     write.write_all(format!("{line}\n").as_bytes()).await?;
     let mut read = BufReader::new(read);
@@ -288,11 +289,8 @@ pub enum ClientError {
 
 /// Asks the agent behind `state_dir` for its status.
 pub async fn query_status(state_dir: &Path) -> Result<AgentStatus, ClientError> {
-    let path = socket_path(state_dir);
     let exchange = async {
-        let mut stream = UnixStream::connect(&path)
-            .await
-            .map_err(|_| ClientError::NotRunning(path.clone()))?;
+        let mut stream = connect(state_dir).await?;
         stream
             .write_all(b"status\n")
             .await

@@ -134,10 +134,9 @@ async fn post_task(http: &reqwest::Client, rig: &Rig, command: &str) -> Result<S
 }
 
 fn is_final(state: &Value) -> bool {
-    matches!(
-        state.as_str(),
-        Some("succeeded" | "failed" | "canceled" | "timed_out" | "lost")
-    )
+    state
+        .as_str()
+        .is_some_and(fulcrum_relay::store::work::is_final)
 }
 
 /// Runs `dispatch` and prints its figures.

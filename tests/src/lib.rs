@@ -267,6 +267,15 @@ pub async fn make_user(relay: &Relay, name: &str) -> TestUser {
     }
 }
 
+/// A user in `db`, made through a relay in this process that is stopped again: for tests that
+/// then serve `db` with the relay binary.
+pub async fn make_user_offline(db: &TestDb, name: &str) -> TestUser {
+    let relay = start_relay(db, &RelayOptions::default()).await;
+    let user = make_user(&relay, name).await;
+    relay.shutdown().await.expect("the setup relay stops");
+    user
+}
+
 /// A minimal REST client speaking the envelope.
 #[derive(Clone)]
 pub struct Api {
@@ -485,15 +494,19 @@ impl Events {
         }
     }
 
+    /// Task `id` once it reached a final state: as stored if it already has (its event may have
+    /// gone out before this socket opened), else from the feed.
+    pub async fn task_finished_via(&mut self, api: &Api, id: &str) -> Result<Value> {
+        let stored = api.get(&format!("/api/v1/tasks/{id}")).await?;
+        if is_final_state(&stored.data()["state"]) {
+            return Ok(stored.data().clone());
+        }
+        self.task_finished(id).await
+    }
+
     /// Waits for task `id` to reach a final state; returns it.
     pub async fn task_finished(&mut self, id: &str) -> Result<Value> {
-        self.task_where(id, |t| {
-            matches!(
-                t["state"].as_str(),
-                Some("succeeded" | "failed" | "canceled" | "timed_out" | "lost")
-            )
-        })
-        .await
+        self.task_where(id, |t| is_final_state(&t["state"])).await
     }
 
     /// Follows task `id`'s log until at least `bytes` bytes arrived, then stops following.
@@ -549,6 +562,65 @@ impl Events {
             }
         }
     }
+}
+
+/// A relay, a user (alice) with a live agent on a fresh repository, and her event feed. When
+/// destructuring, bind `repo` and `db` (e.g. `db: _db`): a field left to `..` is dropped at once,
+/// deleting the repository or the database under the running test.
+pub struct Rig {
+    /// The relay.
+    pub relay: Relay,
+    /// The user.
+    pub user: TestUser,
+    /// The API as the user.
+    pub api: Api,
+    /// The user's event feed.
+    pub events: Events,
+    /// The repository the agent watches.
+    pub repo: TestRepo,
+    /// The agent.
+    pub agent: TestAgent,
+    /// The agent's workspace id.
+    pub workspace: String,
+    /// Held so the database lives as long as the rig.
+    pub db: TestDb,
+}
+
+/// Starts a [`Rig`] and waits until the agent is online.
+pub async fn rig(b: Backend, opts: RelayOptions) -> Rig {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &opts).await;
+    let user = make_user(&relay, "alice").await;
+    let api = Api::new(&relay.url()).with_token(&user.access);
+    let mut events = Events::connect(&relay.url(), &user.access).await.unwrap();
+    let repo = TestRepo::new();
+    let agent = start_agent(&relay.url(), &user.agent_token, repo.path()).await;
+    let w = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    Rig {
+        workspace: w["id"].as_str().unwrap().to_owned(),
+        relay,
+        user,
+        api,
+        events,
+        repo,
+        agent,
+        db,
+    }
+}
+
+/// The `id` of an API object, as a string.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+/// True for the states a task never leaves.
+pub fn is_final_state(state: &Value) -> bool {
+    state
+        .as_str()
+        .is_some_and(fulcrum_relay::store::work::is_final)
 }
 
 /// Runs a task through the API; panics unless it is accepted. Returns the task.

@@ -16,48 +16,8 @@ both_backends!(
     a_burst_is_stored_whole_or_cut_exactly_at_the_cap
 );
 
-/// A relay, a user with a live agent on a fresh repository, and the user's event feed.
-struct Setup {
-    relay: fulcrum_relay::Relay,
-    user: TestUser,
-    api: Api,
-    events: Events,
-    repo: TestRepo,
-    agent: TestAgent,
-    workspace: String,
-    _db: TestDb,
-}
-
-async fn setup(b: Backend, opts: RelayOptions) -> Setup {
-    let db = TestDb::new(b).await;
-    let relay = start_relay(&db, &opts).await;
-    let user = make_user(&relay, "alice").await;
-    let api = Api::new(&relay.url()).with_token(&user.access);
-    let mut events = Events::connect(&relay.url(), &user.access).await.unwrap();
-    let repo = TestRepo::new();
-    let agent = start_agent(&relay.url(), &user.agent_token, repo.path()).await;
-    let w = events
-        .workspace_where(|w| w["online"] == true)
-        .await
-        .unwrap();
-    Setup {
-        workspace: w["id"].as_str().unwrap().to_owned(),
-        relay,
-        user,
-        api,
-        events,
-        repo,
-        agent,
-        _db: db,
-    }
-}
-
-fn id(task: &Value) -> String {
-    task["id"].as_str().unwrap().to_owned()
-}
-
 async fn a_command_runs_and_its_log_and_result_are_stored(b: Backend) {
-    let mut s = setup(b, RelayOptions::default()).await;
+    let mut s = rig(b, RelayOptions::default()).await;
     let task = post_task(
         &s.api,
         json!({
@@ -172,7 +132,7 @@ fn pytest_project(dir: &std::path::Path) {
 }
 
 async fn qa_steps_report_real_test_results(b: Backend) {
-    let mut s = setup(b, RelayOptions::default()).await;
+    let mut s = rig(b, RelayOptions::default()).await;
     // Detected steps: a Cargo project and a pytest project, each in its own directory.
     let rust = s.repo.path().join("rust");
     let py = s.repo.path().join("py");
@@ -282,9 +242,7 @@ async fn a_relay_killed_mid_job_loses_no_output(b: Backend) {
     let db = TestDb::new(b).await;
     // Create the user with a relay in this process, then serve with the real binary, which the
     // test can SIGKILL.
-    let setup_relay = start_relay(&db, &RelayOptions::default()).await;
-    let user = make_user(&setup_relay, "alice").await;
-    setup_relay.shutdown().await.unwrap();
+    let user = make_user_offline(&db, "alice").await;
     let data = tempfile::tempdir().unwrap();
     let relay = spawn_relay(&db, data.path(), "127.0.0.1:0", "").await;
     let addr = relay.addr;
@@ -306,14 +264,7 @@ async fn a_relay_killed_mid_job_loses_no_output(b: Backend) {
     // The job keeps printing while the relay is dead; its output waits in the agent's outbox.
     let relay = spawn_relay(&db, data.path(), &addr.to_string(), "").await;
     let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
-    let done = match api
-        .get(&format!("/api/v1/tasks/{}", id(&task)))
-        .await
-        .unwrap()
-    {
-        r if r.data()["state"] == "succeeded" => r.data().clone(),
-        _ => events.task_finished(&id(&task)).await.unwrap(),
-    };
+    let done = events.task_finished_via(&api, &id(&task)).await.unwrap();
     assert_eq!(done["state"], "succeeded", "{done:#}");
     let stored = task_log(&api, &id(&task)).await.unwrap();
     let expected = steady_output(lines);
@@ -363,7 +314,7 @@ async fn a_burst_is_stored_whole_or_cut_exactly_at_the_cap(b: Backend) {
         Backend::Sqlite => 64 * 1024 * 1024,
         Backend::Postgres => 128 * 1024 * 1024,
     };
-    let mut s = setup(
+    let mut s = rig(
         b,
         RelayOptions {
             task_log_limit_bytes: cap,
@@ -481,7 +432,7 @@ const STUBBORN: &str = "trap '' TERM; (trap '' TERM; exec sleep 1000) & echo $! 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_timeout_kill_the_whole_job() {
-    let mut s = setup(
+    let mut s = rig(
         Backend::Sqlite,
         RelayOptions {
             task_grace_secs: 1,
@@ -553,7 +504,7 @@ async fn cancel_and_timeout_kill_the_whole_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_wait_their_turn_and_run_in_order() {
-    let mut s = setup(Backend::Sqlite, RelayOptions::default()).await;
+    let mut s = rig(Backend::Sqlite, RelayOptions::default()).await;
     let first = post_task(
         &s.api,
         json!({ "workspace_id": s.workspace, "command": "echo first >> order.txt; sleep 0.3" }),
@@ -580,9 +531,7 @@ async fn jobs_wait_their_turn_and_run_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_survives_an_agent_restart_in_the_outbox_on_disk() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let setup_relay = start_relay(&db, &RelayOptions::default()).await;
-    let user = make_user(&setup_relay, "alice").await;
-    setup_relay.shutdown().await.unwrap();
+    let user = make_user_offline(&db, "alice").await;
     let data = tempfile::tempdir().unwrap();
     let relay = spawn_relay(&db, data.path(), "127.0.0.1:0", "").await;
     let addr = relay.addr;
@@ -630,14 +579,7 @@ async fn a_result_survives_an_agent_restart_in_the_outbox_on_disk() {
     );
     let relay = spawn_relay(&db, data.path(), &addr.to_string(), "").await;
     let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
-    let done = match api
-        .get(&format!("/api/v1/tasks/{}", id(&task)))
-        .await
-        .unwrap()
-    {
-        r if r.data()["state"] == "succeeded" => r.data().clone(),
-        _ => events.task_finished(&id(&task)).await.unwrap(),
-    };
+    let done = events.task_finished_via(&api, &id(&task)).await.unwrap();
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert_eq!(
         task_log(&api, &id(&task)).await.unwrap(),

@@ -3,16 +3,12 @@
 //! bad input is refused with a clear error and changes nothing.
 
 use fulcrum_tests::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 both_backends!(
     another_user_cannot_see_or_touch_tasks,
     project_roles_decide_who_runs
 );
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
 
 async fn another_user_cannot_see_or_touch_tasks(b: Backend) {
     let db = TestDb::new(b).await;
@@ -259,18 +255,16 @@ async fn project_roles_decide_who_runs(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_task_input_is_refused_and_changes_nothing() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let relay = start_relay(&db, &RelayOptions::default()).await;
-    let alice = make_user(&relay, "alice").await;
-    let a = Api::new(&relay.url()).with_token(&alice.access);
-    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
-    let repo = TestRepo::new();
-    let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    let w = events
-        .workspace_where(|w| w["online"] == true)
-        .await
-        .unwrap();
-    let ws = w["id"].as_str().unwrap().to_owned();
+    let Rig {
+        relay,
+        api: a,
+        mut events,
+        repo,
+        agent,
+        workspace: ws,
+        db: _db,
+        ..
+    } = rig(Backend::Sqlite, RelayOptions::default()).await;
 
     let unknown = uuid::Uuid::new_v4();
     let refused = [

@@ -19,17 +19,15 @@ fn fulcrum(state: &std::path::Path, cwd: &std::path::Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fulcrum_run_records_streams_and_exits_with_the_code() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let relay = start_relay(&db, &RelayOptions::default()).await;
-    let alice = make_user(&relay, "alice").await;
-    let a = Api::new(&relay.url()).with_token(&alice.access);
-    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
-    let repo = TestRepo::new();
-    let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    events
-        .workspace_where(|w| w["online"] == true)
-        .await
-        .unwrap();
+    let Rig {
+        relay,
+        api: a,
+        mut events,
+        repo,
+        agent,
+        db: _db,
+        ..
+    } = rig(Backend::Sqlite, RelayOptions::default()).await;
     let state = agent.state.path();
 
     // A command: its output on stdout, its exit code as ours.

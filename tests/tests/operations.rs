@@ -18,26 +18,22 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_requests_carry_ids() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let relay = start_relay(&db, &RelayOptions::default()).await;
-    let alice = make_user(&relay, "alice").await;
-    let api = Api::new(&relay.url()).with_token(&alice.access);
-    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
-    let repo = TestRepo::new();
-    let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
-    let w = events
-        .workspace_where(|w| w["online"] == true)
-        .await
-        .unwrap();
+    let Rig {
+        relay,
+        user: alice,
+        api,
+        mut events,
+        agent,
+        workspace,
+        repo: _repo,
+        db: _db,
+    } = rig(Backend::Sqlite, RelayOptions::default()).await;
     let task = post_task(
         &api,
-        json!({ "workspace_id": w["id"], "command": "echo hi" }),
+        json!({ "workspace_id": workspace, "command": "echo hi" }),
     )
     .await;
-    events
-        .task_finished(task["id"].as_str().unwrap())
-        .await
-        .unwrap();
+    events.task_finished(&id(&task)).await.unwrap();
 
     let http = reqwest::Client::new();
     let text = http
@@ -100,9 +96,7 @@ async fn metrics_count_what_happened_and_requests_carry_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let setup = start_relay(&db, &RelayOptions::default()).await;
-    let alice = make_user(&setup, "alice").await;
-    setup.shutdown().await.unwrap();
+    let alice = make_user_offline(&db, "alice").await;
     let data = tempfile::tempdir().unwrap();
     let mut relay = tokio::process::Command::new(workspace_binary("fulcrum-relay"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])

@@ -257,8 +257,7 @@ impl Runner {
                 let outcome = TaskOutcome::FailedToStart {
                     message: format!("the agent cannot record the task: {e}"),
                 };
-                self.send_result(spec.task_id, outcome, 0, 0, false, 0, None)
-                    .await;
+                self.finish_without_running(spec.task_id, outcome).await;
                 return;
             }
         }
@@ -325,28 +324,14 @@ impl Runner {
 
     /// Records and reports the end of a task that did not run (any more).
     async fn finish_without_running(&mut self, task: Uuid, outcome: TaskOutcome) {
-        self.send_result(task, outcome, 0, 0, false, 0, None).await;
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn send_result(
-        &mut self,
-        task: Uuid,
-        outcome: TaskOutcome,
-        log_bytes: u64,
-        output_bytes: u64,
-        truncated: bool,
-        duration_ms: u64,
-        test_summary: Option<fulcrum_protocol::TestSummary>,
-    ) {
         let result = TaskResult {
             task_id: task,
             outcome,
-            log_bytes,
-            output_bytes,
-            truncated,
-            duration_ms,
-            test_summary,
+            log_bytes: 0,
+            output_bytes: 0,
+            truncated: false,
+            duration_ms: 0,
+            test_summary: None,
         };
         finish(
             &self.jobs_dir.join(task.to_string()),
