@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs and starts what the tests need, builds the
-# binaries the terminal tests drive, then runs every test with cargo-nextest.
+# binaries the terminal tests drive, then runs every test with cargo-nextest, and the integration
+# tests a second time with every agent on QUIC instead of the WebSocket.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
+FULCRUM_TEST_TRANSPORT=quic cargo nextest run -p fulcrum-tests --no-fail-fast "$@"

@@ -77,6 +77,7 @@ impl RunningAgent {
                 rtt_ms: None,
                 problem: None,
                 retry_at: None,
+                transport: None,
             },
             repos: Vec::new(),
             unacked: 0,

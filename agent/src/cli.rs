@@ -116,8 +116,15 @@ pub struct AgentArgs {
     /// How many jobs run at once; later ones wait in order [default: 1].
     #[arg(long, env = "FULCRUM_MAX_JOBS")]
     pub max_jobs: Option<usize>,
+    /// quic, ws (WebSocket), or auto: QUIC when it gets through, else the WebSocket
+    /// [default: auto].
+    #[arg(long, env = "FULCRUM_TRANSPORT")]
+    pub transport: Option<crate::transport::TransportMode>,
+    /// The relay's UDP port for QUIC [default: the relay URL's port].
+    #[arg(long, env = "FULCRUM_QUIC_PORT")]
+    pub quic_port: Option<u16>,
     /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file,
-    /// max_jobs).
+    /// max_jobs, transport, quic_port).
     #[arg(long, env = "FULCRUM_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
@@ -147,6 +154,8 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     max_jobs: Option<usize>,
+    transport: Option<crate::transport::TransportMode>,
+    quic_port: Option<u16>,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/fulcrum`, else `~/.local/state/fulcrum`.
@@ -201,6 +210,8 @@ impl AgentArgs {
                 url,
                 token,
                 extra_ca: self.ca_file.clone().or(file.ca_file),
+                transport: self.transport.or(file.transport).unwrap_or_default(),
+                quic_port: self.quic_port.or(file.quic_port),
             },
             root,
             state_dir: self
@@ -428,7 +439,15 @@ pub fn render_status(s: &AgentStatus, now: chrono::DateTime<Utc>) -> String {
             let _ = writeln!(out, "● connected to {} since {since}", s.relay_url);
             let rtt = c.rtt_ms.map_or("—".into(), |ms| format!("{ms:.2} ms"));
             let session = c.session_id.map_or("—".into(), |id| id.to_string());
-            let _ = writeln!(out, "  round-trip {rtt} · session {session}");
+            let transport = match c.transport.as_deref() {
+                Some("quic") => "QUIC",
+                Some("websocket") => "WebSocket",
+                _ => "—",
+            };
+            let _ = writeln!(
+                out,
+                "  over {transport} · round-trip {rtt} · session {session}"
+            );
         }
         ConnectionState::Connecting => {
             let _ = writeln!(out, "◌ connecting to {} …", s.relay_url);

@@ -2,7 +2,8 @@
 //!
 //! - [`agent`]: starts and stops the agent's tasks.
 //! - [`link`]: the connection to the relay (dial, handshake, heartbeats, durable delivery,
-//!   reconnect with backoff); [`proxy`]: tunnelling it through `HTTPS_PROXY`.
+//!   reconnect with backoff); [`transport`]: WebSocket or QUIC; [`proxy`]: tunnelling the
+//!   WebSocket through `HTTPS_PROXY`.
 //! - [`monitor`]: keeps repository state current from [`repos`] and the file watcher.
 //! - [`repos`]: finding git repositories, reading their state, watching them.
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
@@ -25,5 +26,6 @@ pub mod proxy;
 pub mod qa;
 pub mod repos;
 pub mod status;
+pub mod transport;
 
 pub use agent::{AgentOptions, RunningAgent};

@@ -25,26 +25,17 @@ use fulcrum_protocol::{
     RelayFrame, RelayMessage, RepoStatus, RunRequest, StreamPosition, WorkspaceIdentity,
     reliable::{Accept, Inbox},
 };
-use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    net::TcpStream,
-    sync::{mpsc, oneshot, watch},
-};
-use tokio_tungstenite::{
-    Connector, MaybeTlsStream, WebSocketStream,
-    tungstenite::{
-        self, Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
-    },
-};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     jobs::{JobCommand, JobReport},
     outbox::DiskOutbox,
     status::{ConnectionState, Problem, ProblemKind, SharedStatus},
+    transport::{Conn, Dialer, TransportMode},
 };
 
 /// How long to wait for the TCP/TLS/WebSocket handshake and for the relay's welcome.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// First reconnect delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest reconnect delay before jitter; jitter adds up to as much again (a 30 s cap).
@@ -91,6 +82,23 @@ pub struct RelayTarget {
     pub token: String,
     /// Extra CA certificates (PEM) to trust besides the system's.
     pub extra_ca: Option<PathBuf>,
+    /// QUIC, the WebSocket, or QUIC falling back to the WebSocket.
+    pub transport: TransportMode,
+    /// The relay's UDP port for QUIC [default: the URL's port].
+    pub quic_port: Option<u16>,
+}
+
+impl RelayTarget {
+    /// A target with the default transport (`auto`).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: token.into(),
+            extra_ca: None,
+            transport: TransportMode::Auto,
+            quic_port: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for RelayTarget {
@@ -99,6 +107,8 @@ impl std::fmt::Debug for RelayTarget {
             .field("url", &self.url)
             .field("token", &"<redacted>")
             .field("extra_ca", &self.extra_ca)
+            .field("transport", &self.transport)
+            .field("quic_port", &self.quic_port)
             .finish()
     }
 }
@@ -193,13 +203,10 @@ enum Ended {
     Shutdown,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// The link task's state.
 pub struct Link {
     target: RelayTarget,
-    url: String,
-    tls: Arc<rustls::ClientConfig>,
+    dialer: Dialer,
     identity: WorkspaceIdentity,
     status: SharedStatus,
     updates: mpsc::Receiver<Update>,
@@ -228,8 +235,7 @@ impl Link {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self> {
         Ok(Self {
-            url: connect_url(&target.url)?,
-            tls: tls_config(target.extra_ca.as_deref())?,
+            dialer: Dialer::new(target.clone())?,
             target,
             identity,
             status,
@@ -287,6 +293,7 @@ impl Link {
             self.status.set_connection(|c| {
                 c.state = ConnectionState::Disconnected;
                 c.session_id = None;
+                c.transport = None;
                 c.problem = Some(problem);
                 c.retry_at = Some(retry_at);
             });
@@ -331,111 +338,21 @@ impl Link {
 
     async fn connect_and_serve(&mut self) -> Ended {
         let mut shutdown = self.shutdown.clone();
-        let ws = tokio::select! {
-            ws = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.dial()) => ws,
+        let conn = tokio::select! {
+            conn = self.dialer.dial(HANDSHAKE_TIMEOUT) => conn,
             _ = stopping(&mut shutdown) => return Ended::Shutdown,
         };
-        let ws = match ws {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(problem)) => {
-                return Ended::Problem {
-                    problem,
-                    settled: false,
-                };
-            }
-            Err(_) => return relay_down("timed out connecting to the relay"),
-        };
-        self.serve(ws).await
-    }
-
-    /// Opens the TCP connection and the WebSocket, mapping failures to problems.
-    async fn dial(&self) -> Result<Ws, Problem> {
-        let down = |m: String| Problem {
-            kind: ProblemKind::RelayDown,
-            message: m,
-        };
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| down(format!("bad relay URL: {e}")))?;
-        let auth =
-            HeaderValue::from_str(&format!("Bearer {}", self.target.token)).map_err(|_| {
-                Problem {
-                    kind: ProblemKind::TokenRefused,
-                    message: "the agent token has characters a header cannot carry".into(),
-                }
-            })?;
-        request.headers_mut().insert("authorization", auth);
-        let uri = request.uri().clone();
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("wss") {
-                443
-            } else {
-                80
-            });
-        let secure = uri.scheme_str() == Some("wss");
-        let proxy = crate::proxy::Proxy::from_env(secure, &host, port).map_err(down)?;
-        let tcp = match &proxy {
-            Some(proxy) => proxy
-                .connect(&host, port, HANDSHAKE_TIMEOUT)
-                .await
-                .map_err(down)?,
-            None => TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| {
-                    down(format!(
-                        "cannot reach the relay at {}: {e}",
-                        self.target.url
-                    ))
-                })?,
-        };
-        let _ = tcp.set_nodelay(true);
-        let config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
-            .write_buffer_size(0)
-            .max_message_size(Some(fulcrum_protocol::MAX_FRAME_BYTES))
-            .max_frame_size(Some(fulcrum_protocol::MAX_FRAME_BYTES));
-        let connector = Connector::Rustls(self.tls.clone());
-        match tokio_tungstenite::client_async_tls_with_config(
-            request,
-            tcp,
-            Some(config),
-            Some(connector),
-        )
-        .await
-        {
-            Ok((ws, _)) => Ok(ws),
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status();
-                let detail = response
-                    .body()
-                    .as_ref()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                    .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| status.to_string());
-                if status.as_u16() == 401 || status.as_u16() == 403 {
-                    Err(Problem {
-                        kind: ProblemKind::TokenRefused,
-                        message: format!("the relay refused the agent token: {detail}"),
-                    })
-                } else {
-                    Err(down(format!("the relay answered {status}: {detail}")))
-                }
-            }
-            Err(e) => Err(down(format!("cannot open a WebSocket to the relay: {e}"))),
+        match conn {
+            Ok(conn) => self.serve(conn).await,
+            Err(problem) => Ended::Problem {
+                problem,
+                settled: false,
+            },
         }
     }
 
     /// Handshakes and serves one session.
-    async fn serve(&mut self, mut ws: Ws) -> Ended {
+    async fn serve(&mut self, mut conn: Conn) -> Ended {
         let hello = AgentFrame::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -447,10 +364,10 @@ impl Link {
             }),
         });
         let sent_at = Instant::now();
-        if let Err(e) = send(&mut ws, &hello).await {
+        if let Err(e) = send(&mut conn, &hello).await {
             return relay_down(&format!("connection lost during the handshake: {e}"));
         }
-        let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws)).await {
+        let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut conn)).await {
             Err(_) => return relay_down("the relay did not answer the hello"),
             Ok(Err(problem)) => {
                 return Ended::Problem {
@@ -477,8 +394,12 @@ impl Link {
             c.problem = None;
             c.retry_at = None;
             c.rtt_ms = Some(sent_at.elapsed().as_secs_f64() * 1000.0);
+            c.transport = Some(conn.name().into());
         });
-        tracing::info!(session = %welcome.session_id, relay = %self.target.url, "connected to the relay");
+        tracing::info!(
+            session = %welcome.session_id, relay = %self.target.url, transport = conn.name(),
+            "connected to the relay"
+        );
         match &mut self.relay_inbox {
             Some(inbox) => inbox.switch_to(welcome.relay_stream),
             None => self.relay_inbox = Some(Inbox::new(welcome.relay_stream, 0)),
@@ -518,11 +439,11 @@ impl Link {
             "resuming the stream"
         );
         for message in replay {
-            if let Err(e) = send(&mut ws, &AgentFrame::Durable(message)).await {
+            if let Err(e) = send(&mut conn, &AgentFrame::Durable(message)).await {
                 return relay_down(&format!("connection lost: {e}"));
             }
         }
-        let ended = self.session_loop(&mut ws, heartbeat).await;
+        let ended = self.session_loop(&mut conn, heartbeat).await;
         for (_, answer) in self.waiting_runs.drain() {
             let _ = answer.send(Err(
                 "the connection to the relay dropped before it answered; the run may or may not \
@@ -532,7 +453,7 @@ impl Link {
         }
         match ended {
             Ended::Shutdown => {
-                let _ = ws.close(None).await;
+                conn.close().await;
                 Ended::Shutdown
             }
             // Only here is it known how long the session lasted.
@@ -544,20 +465,20 @@ impl Link {
         }
     }
 
-    async fn session_loop(&mut self, ws: &mut Ws, heartbeat: Duration) -> Ended {
+    async fn session_loop(&mut self, conn: &mut Conn, heartbeat: Duration) -> Ended {
         let mut shutdown = self.shutdown.clone();
         // Two intervals of silence plus a little slack for scheduling.
         let silence = heartbeat * 2 + Duration::from_millis(250);
         let mut deadline = tokio::time::Instant::now() + silence;
         loop {
-            if let Err(e) = self.flush_pending(ws).await {
+            if let Err(e) = self.flush_pending(conn).await {
                 return relay_down(&format!("connection lost: {e}"));
             }
             let unacked = self.outbox.len();
             self.status
                 .update(|s| std::mem::replace(&mut s.unacked, unacked) != unacked);
             tokio::select! {
-                frame = next_frame(ws) => {
+                frame = next_frame(conn) => {
                     deadline = tokio::time::Instant::now() + silence;
                     let frame = match frame {
                         Ok(f) => f,
@@ -568,7 +489,7 @@ impl Link {
                             if let Some(us) = rtt_us {
                                 self.status.set_connection(|c| c.rtt_ms = Some(us as f64 / 1000.0));
                             }
-                            if let Err(e) = send(ws, &AgentFrame::Pong { nonce }).await {
+                            if let Err(e) = send(conn, &AgentFrame::Pong { nonce }).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
@@ -576,7 +497,7 @@ impl Link {
                             self.outbox.ack(seq);
                         }
                         RelayFrame::Durable(d) => {
-                            if let Err(e) = self.apply_relay_message(ws, d).await {
+                            if let Err(e) = self.apply_relay_message(conn, d).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
@@ -600,7 +521,7 @@ impl Link {
                             if let Some(journaled) = report.journaled {
                                 let _ = journaled.send(());
                             }
-                            if let Err(e) = send(ws, &AgentFrame::Durable(durable)).await {
+                            if let Err(e) = send(conn, &AgentFrame::Durable(durable)).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
@@ -611,7 +532,7 @@ impl Link {
                     self.next_request += 1;
                     let id = self.next_request;
                     self.waiting_runs.insert(id, answer);
-                    if let Err(e) = send(ws, &AgentFrame::Request { id, run }).await {
+                    if let Err(e) = send(conn, &AgentFrame::Request { id, run }).await {
                         return relay_down(&format!("connection lost: {e}"));
                     }
                 }
@@ -624,13 +545,13 @@ impl Link {
     }
 
     /// Moves coalesced updates into the outbox and onto the wire while the outbox has room.
-    async fn flush_pending(&mut self, ws: &mut Ws) -> Result<(), tungstenite::Error> {
+    async fn flush_pending(&mut self, conn: &mut Conn) -> std::io::Result<()> {
         while self.outbox.has_room() && !self.pending.is_empty() {
             let Some(message) = self.pending.pop() else {
                 break;
             };
             match self.outbox.push(message, false) {
-                Ok(durable) => send(ws, &AgentFrame::Durable(durable)).await?,
+                Ok(durable) => send(conn, &AgentFrame::Durable(durable)).await?,
                 Err(_) => break,
             }
         }
@@ -639,9 +560,9 @@ impl Link {
 
     async fn apply_relay_message(
         &mut self,
-        ws: &mut Ws,
+        conn: &mut Conn,
         d: Durable<RelayMessage>,
-    ) -> Result<(), tungstenite::Error> {
+    ) -> std::io::Result<()> {
         let Some(inbox) = self.relay_inbox.as_mut() else {
             return Ok(());
         };
@@ -668,7 +589,7 @@ impl Link {
             return Ok(());
         };
         let seq = inbox.applied;
-        send(ws, &AgentFrame::Ack { seq }).await
+        send(conn, &AgentFrame::Ack { seq }).await
     }
 }
 
@@ -711,39 +632,22 @@ fn rejected(reason: RejectReason, message: String) -> Problem {
         RejectReason::VersionMismatch { .. } => ProblemKind::VersionMismatch,
         _ => ProblemKind::SessionEnded,
     };
-    Problem {
-        kind,
-        message: format!("the relay ended the session: {message}"),
-    }
-}
-
-async fn send(ws: &mut Ws, frame: &AgentFrame) -> Result<(), tungstenite::Error> {
-    let bytes = fulcrum_protocol::encode(frame)
-        .map_err(|e| tungstenite::Error::Io(std::io::Error::other(e)))?;
-    ws.send(Message::Binary(bytes.into())).await
-}
-
-/// The next protocol frame, skipping WebSocket control frames.
-async fn next_frame(ws: &mut Ws) -> Result<RelayFrame, Problem> {
-    let down = |m: String| Problem {
-        kind: ProblemKind::RelayDown,
-        message: m,
+    let message = if kind == ProblemKind::TokenRefused {
+        // The same words whether the WebSocket upgrade or the QUIC session said no.
+        format!("the relay refused the agent token: {message}")
+    } else {
+        format!("the relay ended the session: {message}")
     };
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(bytes))) => {
-                return fulcrum_protocol::decode(&bytes).map_err(|e| Problem {
-                    kind: ProblemKind::SessionEnded,
-                    message: format!("the relay sent a frame this agent cannot read: {e}"),
-                });
-            }
-            Some(Ok(Message::Close(_))) | None => {
-                return Err(down("the relay closed the connection".into()));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(down(format!("connection lost: {e}"))),
-        }
-    }
+    Problem { kind, message }
+}
+
+async fn send(conn: &mut Conn, frame: &AgentFrame) -> std::io::Result<()> {
+    conn.send(frame).await
+}
+
+/// The next protocol frame.
+async fn next_frame(conn: &mut Conn) -> Result<RelayFrame, Problem> {
+    conn.next_frame().await
 }
 
 /// Resolves once `shutdown` turns true or its sender is gone.

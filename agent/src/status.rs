@@ -53,6 +53,9 @@ pub struct Connection {
     pub problem: Option<Problem>,
     /// When the next attempt is due, while waiting.
     pub retry_at: Option<DateTime<Utc>>,
+    /// `quic` or `websocket`, while connected.
+    #[serde(default)]
+    pub transport: Option<String>,
 }
 
 /// Connection states.

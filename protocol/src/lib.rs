@@ -7,6 +7,7 @@
 //! - [`status`]: the workspace and repository state the agent reports.
 //! - [`tasks`]: jobs the relay dispatches and what the agent reports about them.
 //! - [`codec`]: MessagePack framing with a hard size cap.
+//! - [`quic`]: how the same frames travel on QUIC streams.
 //! - [`reliable`]: sequence numbers, cumulative acks, replay and duplicate suppression for
 //!   durable messages, as plain state machines that both sides share.
 //!
@@ -18,6 +19,7 @@
 
 pub mod codec;
 pub mod messages;
+pub mod quic;
 pub mod reliable;
 pub mod status;
 pub mod tasks;

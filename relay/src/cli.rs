@@ -132,6 +132,10 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn serve(args: ServeArgs) -> Result<()> {
     let config = args.resolve()?;
     let relay = Relay::start(config).await?;
+    // The QUIC line first: a launcher that waits for "listening on" has both.
+    if let Some(addr) = relay.quic_addr {
+        eprintln!("fulcrum-relay QUIC on udp/{addr}");
+    }
     eprintln!("fulcrum-relay listening on {}", relay.url());
     shutdown_signal().await;
     eprintln!("shutting down");

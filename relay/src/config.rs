@@ -17,6 +17,11 @@
 //! [tls]                      # serve HTTPS/wss itself; omit behind a TLS-terminating proxy
 //! cert_file = "/etc/fulcrum/cert.pem"
 //! key_file = "/etc/fulcrum/key.pem"
+//!
+//! [quic]                     # agents over QUIC (UDP), with the [tls] certificate
+//! enabled = true
+//! listen = "0.0.0.0:7420"    # [default: the same address and port as `listen`]
+//! # cert_file, key_file: a certificate for QUIC alone, when a proxy terminates HTTPS
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -70,6 +75,51 @@ pub struct Config {
     pub agents: AgentConfig,
     /// Certificate and key to serve HTTPS with; plain HTTP without.
     pub tls: Option<TlsFiles>,
+    /// The QUIC door for agents (only with TLS).
+    pub quic: QuicConfig,
+}
+
+/// `[quic]`: agents may connect over QUIC on a UDP port, with the same certificate as HTTPS,
+/// or one of its own when a reverse proxy terminates HTTPS and the relay serves plain HTTP.
+/// QUIC is on whenever the relay has a certificate for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuicConfig {
+    /// Whether to accept QUIC when there is a certificate.
+    pub enabled: bool,
+    /// The UDP address [default: the same address and port as `listen`].
+    pub listen: Option<SocketAddr>,
+    /// A certificate chain (PEM) for QUIC [default: `[tls]`'s]; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// The certificate and key QUIC uses, when QUIC is on.
+    pub fn quic_tls(&self) -> Option<TlsFiles> {
+        if !self.quic.enabled {
+            return None;
+        }
+        match (&self.quic.cert_file, &self.quic.key_file) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            }),
+            _ => self.tls.clone(),
+        }
+    }
 }
 
 /// A TLS certificate chain and its private key, both PEM files.
@@ -169,6 +219,8 @@ pub struct FileConfig {
     pub agents: AgentConfig,
     /// See [`TlsFiles`].
     pub tls: Option<TlsFiles>,
+    /// See [`QuicConfig`].
+    pub quic: QuicConfig,
 }
 
 impl FileConfig {
@@ -211,6 +263,9 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "FULCRUM_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// UDP address for agents over QUIC (with TLS) [default: the listen address].
+    #[arg(long, env = "FULCRUM_QUIC_LISTEN")]
+    pub quic_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -228,6 +283,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("config", &self.config)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("quic_listen", &self.quic_listen)
             .finish()
     }
 }
@@ -276,6 +332,10 @@ impl ServeArgs {
                     key_file: key_file.clone(),
                 }),
                 _ => file.tls,
+            },
+            quic: QuicConfig {
+                listen: self.quic_listen.or(file.quic.listen),
+                ..file.quic
             },
         })
     }

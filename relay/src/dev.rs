@@ -60,6 +60,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         auth: AuthConfig::default(),
         agents: AgentConfig::default(),
         tls: None,
+        quic: Default::default(),
     };
     let store = open_store(&config).await?;
     let password = ensure_dev_user(&store, data_dir).await?;
@@ -71,11 +72,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     };
     let state_dir = data_dir.join("agent");
     let agent = RunningAgent::start(AgentOptions {
-        relay: RelayTarget {
-            url: relay.url(),
-            token,
-            extra_ca: None,
-        },
+        relay: RelayTarget::new(relay.url(), token),
         root: root.clone(),
         state_dir: state_dir.clone(),
         max_jobs: 1,

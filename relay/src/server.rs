@@ -26,10 +26,13 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Relay {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The UDP address agents reach it at over QUIC, when QUIC is on.
+    pub quic_addr: Option<SocketAddr>,
     /// Its shared state (for tests and the dev command).
     pub state: AppState,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    quic: Option<crate::gateway::quic::QuicDoor>,
     secure: bool,
 }
 
@@ -116,6 +119,21 @@ impl Relay {
             None => None,
         };
         let secure = tls.is_some();
+        let quic = match state.config.quic_tls() {
+            Some(files) => {
+                let udp = state.config.quic.listen.unwrap_or(addr);
+                Some(
+                    crate::gateway::quic::start(
+                        state.clone(),
+                        udp,
+                        &files.cert_file,
+                        &files.key_file,
+                    )
+                    .await?,
+                )
+            }
+            _ => None,
+        };
         let task = match tls {
             Some(config) => serve(
                 crate::tls::TlsListener::new(listener, config)?,
@@ -132,9 +150,11 @@ impl Relay {
         tracing::info!(%addr, tls = secure, "relay listening");
         Ok(Self {
             addr,
+            quic_addr: quic.as_ref().map(|q| q.addr),
             state,
             stop,
             task,
+            quic,
             secure,
         })
     }
@@ -168,6 +188,9 @@ impl Relay {
                 open = self.state.sessions.len(),
                 "agent sessions outlived the deadline"
             );
+        }
+        if let Some(quic) = self.quic {
+            quic.stopped(deadline).await;
         }
         tracing::info!("relay stopped");
         Ok(())

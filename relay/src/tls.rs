@@ -22,13 +22,7 @@ const READY_QUEUE: usize = 128;
 
 /// Loads a certificate chain and its private key into a server configuration.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("cannot read the TLS certificate {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("bad PEM in {}", cert.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("cannot read the TLS private key {}", key.display()))?;
+    let (chain, key) = load(cert, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -38,6 +32,30 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .context("the TLS certificate and key do not match or are unusable")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The same certificate and key in a TLS 1.3-only configuration, as QUIC requires.
+pub fn tls13_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
+    let (chain, key) = load(cert, key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS setup failed")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the TLS certificate and key do not match or are unusable")
+}
+
+/// Reads a PEM certificate chain and private key.
+fn load(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("cannot read the TLS certificate {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("bad PEM in {}", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read the TLS private key {}", key.display()))?;
+    Ok((chain, key))
 }
 
 /// A listener that yields TLS connections (an `axum::serve` listener).

@@ -10,9 +10,10 @@ use std::{
 };
 
 pub mod processes;
+pub mod transport;
 
 use anyhow::{Context, Result, bail};
-use fulcrum_agent::{AgentOptions, RunningAgent, link::RelayTarget};
+use fulcrum_agent::{AgentOptions, RunningAgent, transport::TransportMode};
 use fulcrum_relay::{
     Config, Relay,
     config::{AgentConfig, AuthConfig, Secret},
@@ -198,6 +199,25 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
             ..AgentConfig::default()
         },
         tls: opts.tls.clone(),
+        quic: quic_config(opts),
+    }
+}
+
+/// QUIC for a test relay: with HTTPS's certificate if it has one, else the suite's own when the
+/// run is on QUIC; on a fresh port, or the one a relay at the same address had before.
+fn quic_config(opts: &RelayOptions) -> fulcrum_relay::config::QuicConfig {
+    let own = (opts.tls.is_none() && transport::mode() != TransportMode::Ws)
+        .then(|| transport::test_pki().tls.clone());
+    let port = if opts.listen.port() == 0 {
+        0
+    } else {
+        transport::quic_port(opts.listen).unwrap_or(0)
+    };
+    fulcrum_relay::config::QuicConfig {
+        enabled: true,
+        listen: Some(std::net::SocketAddr::new(opts.listen.ip(), port)),
+        cert_file: own.as_ref().map(|t| t.cert_file.clone()),
+        key_file: own.map(|t| t.key_file),
     }
 }
 
@@ -205,9 +225,11 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
 pub async fn start_relay(db: &TestDb, opts: &RelayOptions) -> Relay {
     // Logs go to the test's stderr, which the runner shows only for failures.
     fulcrum_agent::cli::init_logging(fulcrum_agent::cli::LogFormat::Text);
-    Relay::start(relay_config(db, opts))
+    let relay = Relay::start(relay_config(db, opts))
         .await
-        .expect("relay starts")
+        .expect("relay starts");
+    transport::remember_quic(relay.addr, relay.quic_addr);
+    relay
 }
 
 /// Starts a relay again on `db` at the address an earlier one had.
@@ -746,11 +768,7 @@ pub async fn start_agent_with(
     extra_ca: Option<PathBuf>,
 ) -> RunningAgent {
     RunningAgent::start(AgentOptions {
-        relay: RelayTarget {
-            url: relay_url.into(),
-            token: token.into(),
-            extra_ca,
-        },
+        relay: transport::target(relay_url, token, extra_ca),
         root: root.to_path_buf(),
         state_dir,
         max_jobs: 1,

@@ -34,6 +34,19 @@ pub struct RelayProcess {
 /// and waits until it listens.
 pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -> RelayProcess {
     let config_file = data.join("relay.toml");
+    let mut config = config.to_owned();
+    if crate::transport::mode() != fulcrum_agent::transport::TransportMode::Ws {
+        // QUIC with the suite's certificate, on the port a relay here had before, if any.
+        let listen: SocketAddr = listen.parse().expect("listen is host:port");
+        let port = crate::transport::quic_port(listen).unwrap_or(0);
+        let pki = crate::transport::test_pki();
+        config = format!(
+            "{config}\n[quic]\nlisten = \"{}\"\ncert_file = {:?}\nkey_file = {:?}\n",
+            SocketAddr::new(listen.ip(), port),
+            pki.tls.cert_file,
+            pki.tls.key_file,
+        );
+    }
     std::fs::write(&config_file, config).unwrap();
     let mut child = Command::new(workspace_binary("fulcrum-relay"))
         .args(["serve", "--listen", listen, "--config"])
@@ -47,13 +60,17 @@ pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -
         .expect("relay binary starts");
     // It says where it listens on stderr, among its logs.
     let stdout = child.stderr.take().unwrap();
-    let url = tokio::time::timeout(WAIT, async {
+    let (url, quic) = tokio::time::timeout(WAIT, async {
         let mut lines = BufReader::new(stdout).lines();
+        let mut quic = None;
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line.strip_prefix("fulcrum-relay QUIC on udp/") {
+                quic = Some(addr.trim().parse::<SocketAddr>().expect("a QUIC address"));
+            }
             if let Some(url) = line.strip_prefix("fulcrum-relay listening on ") {
                 // Keep draining its logs, so it never blocks on a full pipe.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                return url.trim().to_owned();
+                return (url.trim().to_owned(), quic);
             }
         }
         panic!("the relay exited before listening");
@@ -64,6 +81,7 @@ pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -
         .trim_start_matches("http://")
         .parse()
         .expect("the relay prints host:port");
+    crate::transport::remember_quic(addr, quic);
     RelayProcess { child, url, addr }
 }
 
@@ -84,7 +102,9 @@ impl RelayProcess {
 /// Starts the `fulcrum agent` binary.
 pub fn spawn_agent(url: &str, token: &str, root: &Path, state: &Path) -> Child {
     Command::new(workspace_binary("fulcrum"))
-        .args(["agent", "--relay", url, "--root"])
+        .args(["agent", "--relay", url])
+        .args(crate::transport::agent_flags(url))
+        .arg("--root")
         .arg(root)
         .arg("--state-dir")
         .arg(state)

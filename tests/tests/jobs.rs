@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use fulcrum_agent::{AgentOptions, RunningAgent};
 use fulcrum_tests::{processes::*, *};
 use serde_json::{Value, json};
 
@@ -282,9 +283,19 @@ async fn a_network_cut_loses_no_output(b: Backend) {
     let mut events = Events::connect(&relay.url(), &user.access).await.unwrap();
     let proxy = Cuttable::new(relay.addr).await;
     let repo = TestRepo::new();
-    let agent = start_agent(&proxy.url(), &user.agent_token, repo.path()).await;
-    agent.agent.wait_for(connected, WAIT).await.unwrap();
-    let workspace = agent.agent.status().connection.workspace_id.unwrap();
+    // The forwarder cuts TCP connections, so this test is about the WebSocket whatever the
+    // suite's transport (a QUIC connection rides out a 10 s outage without reconnecting).
+    let state = tempfile::tempdir().unwrap();
+    let agent = RunningAgent::start(AgentOptions {
+        relay: fulcrum_agent::link::RelayTarget::new(proxy.url(), &user.agent_token),
+        root: repo.path().to_path_buf(),
+        state_dir: state.path().to_path_buf(),
+        max_jobs: 1,
+    })
+    .await
+    .unwrap();
+    agent.wait_for(connected, WAIT).await.unwrap();
+    let workspace = agent.status().connection.workspace_id.unwrap();
 
     // About 12 s of output; the network is down for 10 s of it.
     let lines = 1200;
@@ -295,7 +306,7 @@ async fn a_network_cut_loses_no_output(b: Backend) {
     .await;
     events.wait_log(&id(&task), 5_000).await.unwrap();
     proxy.cut();
-    agent.agent.wait_for(|s| !connected(s), WAIT).await.unwrap();
+    agent.wait_for(|s| !connected(s), WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await; // the outage itself, not a wait
     proxy.restore();
     let done = events.task_finished(&id(&task)).await.unwrap();
@@ -304,7 +315,7 @@ async fn a_network_cut_loses_no_output(b: Backend) {
     let expected = steady_output(lines);
     assert_eq!(stored.len(), expected.len(), "no gap, no duplicate");
     assert!(stored == expected, "the stored log is byte-identical");
-    agent.agent.stop().await;
+    agent.stop().await;
     relay.shutdown().await.unwrap();
 }
 
@@ -353,6 +364,9 @@ async fn an_agent_killed_mid_job_leaves_the_task_lost_after_the_lease() {
         &db,
         &RelayOptions {
             task_lease_secs: 2,
+            // A killed process's TCP connection is reset by its kernel, but nothing tells the
+            // relay about its QUIC connection: there, missed heartbeats do.
+            heartbeat_ms: 1000,
             ..Default::default()
         },
     )

@@ -1,43 +1,10 @@
 //! The relay terminating TLS itself: an agent that trusts the relay's CA connects over `wss://`;
 //! one that does not, or trusts another CA, is refused by its own TLS check and says so.
 
-use std::path::{Path, PathBuf};
-
 use fulcrum_agent::status::ProblemKind;
 use fulcrum_relay::config::TlsFiles;
+use fulcrum_tests::transport::make_pki;
 use fulcrum_tests::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-/// A CA and a certificate it signs for `localhost` and `127.0.0.1`, written as PEM files.
-struct Pki {
-    ca: PathBuf,
-    tls: TlsFiles,
-}
-
-fn make_pki(dir: &Path, name: &str) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let write = |file: &str, pem: String| {
-        let path = dir.join(format!("{name}-{file}"));
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    Pki {
-        ca: write("ca.pem", ca.pem()),
-        tls: TlsFiles {
-            cert_file: write("cert.pem", cert.pem()),
-            key_file: write("key.pem", key.serialize_pem()),
-        },
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_connect_over_tls_only_when_they_trust_the_relay() {

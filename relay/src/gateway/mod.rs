@@ -1,11 +1,14 @@
-//! The agents' door: `GET /api/v1/agent/connect`, a WebSocket carrying protocol frames.
+//! The agents' doors: `GET /api/v1/agent/connect`, a WebSocket carrying protocol frames, and
+//! the [`quic`] endpoint carrying the same frames on QUIC streams.
 //!
 //! The HTTP upgrade is refused with 401 unless it carries a valid agent token; after it, the
 //! [`session`] runs the protocol. WebSocket buffers are kept small on purpose: an idle agent
 //! costs the relay a few KiB, not tungstenite's default 128 KiB each way.
 
+pub mod quic;
 mod registry;
 mod session;
+mod transport;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
@@ -47,11 +50,25 @@ pub async fn connect(
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(app, token, socket))
+        .on_upgrade(move |socket| {
+            use futures_util::StreamExt;
+            let (sink, stream) = socket.split();
+            session::run(
+                app,
+                token,
+                transport::Outgoing::Ws(sink),
+                transport::Source::Ws(stream),
+            )
+        })
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {
-    let secret = bearer(headers).ok_or_else(|| ApiError::unauthorized("missing agent token"))?;
+    authenticate_secret(app, bearer(headers)).await
+}
+
+/// Checks an agent token (whichever door it came through) and its rate limit.
+async fn authenticate_secret(app: &AppState, secret: Option<&str>) -> ApiResult<AgentToken> {
+    let secret = secret.ok_or_else(|| ApiError::unauthorized("missing agent token"))?;
     let token = app
         .store
         .active_agent_token(&token_hash(secret))

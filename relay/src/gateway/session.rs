@@ -12,29 +12,25 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
 use fulcrum_protocol::{
     AgentFrame, AgentMessage, Durable, Hello, Reject, RejectReason, RelayFrame, RelayMessage,
     RunRequest, SUPPORTED_VERSIONS, Welcome,
     reliable::{Accept, Inbox},
 };
-use futures_util::{
-    SinkExt, StreamExt,
-    future::OptionFuture,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::future::OptionFuture;
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 use uuid::Uuid;
 
-use super::{Control, SessionEntry};
+use super::{
+    Control, SessionEntry,
+    transport::{Incoming, Outgoing, Source},
+};
 use crate::{
     events,
-    state::{AppState, SEND_TIMEOUT},
+    state::AppState,
     store::{AgentConnect, AgentToken, Applied, RepoRecord, StoreResult, Workspace},
 };
-
-type Sink = SplitSink<WebSocket, Message>;
 
 /// Instructions that may queue for a session (task dispatches among them).
 const CONTROL_QUEUE: usize = 256;
@@ -90,9 +86,8 @@ enum End {
     SendFailed,
 }
 
-/// Runs a session on an upgraded socket until it ends.
-pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+/// Runs a session on an open connection (WebSocket or QUIC) until it ends.
+pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut stream: Source) {
     let hello_timeout = Duration::from_millis(app.config.agents.hello_timeout_ms);
     let hello = match read_hello(&mut stream, hello_timeout).await {
         Ok(hello) => hello,
@@ -164,8 +159,9 @@ pub async fn run(app: AppState, token: AgentToken, socket: WebSocket) {
     );
     tracing::info!(
         workspace = %ws_id, session = %session_id, name = %lock(&view).name,
-        agent_version = %hello.agent_version, "agent connected"
+        agent_version = %hello.agent_version, transport = stream.name(), "agent connected"
     );
+    stream.expect(connected.agent_seq + 1);
 
     let mut session = Session {
         app: &app,
@@ -233,7 +229,7 @@ struct Session<'a> {
     publishing: Option<JoinHandle<()>>,
     /// Tasks sent in this session and not yet reported started, with who may see them.
     dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>, Instant)>,
-    sink: &'a mut Sink,
+    sink: &'a mut Outgoing,
 }
 
 impl Session<'_> {
@@ -249,7 +245,7 @@ impl Session<'_> {
 
     /// Sends a frame to the agent, counting it.
     async fn send(&mut self, frame: &RelayFrame) -> bool {
-        match send_sized(self.sink, frame).await {
+        match self.sink.send(frame).await {
             Some(len) => {
                 self.app.metrics.frame_out(len);
                 true
@@ -334,7 +330,7 @@ impl Session<'_> {
     /// The session's main loop, after the welcome.
     async fn drive(
         &mut self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut Source,
         control: &mut mpsc::Receiver<Control>,
         heartbeat: Duration,
     ) -> End {
@@ -348,25 +344,17 @@ impl Session<'_> {
         let mut rtt_us: Option<u64> = None;
         loop {
             tokio::select! {
-                frame = stream.next(), if self.uncommitted_bytes + self.in_flight_bytes < MAX_UNCOMMITTED_BYTES => {
-                    let bytes = match frame {
-                        Some(Ok(Message::Binary(bytes))) => bytes,
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => { last_heard = Instant::now(); continue }
-                        Some(Ok(Message::Text(_))) => {
-                            return refuse(self.sink, RejectReason::ProtocolViolation, "text frames are not part of the protocol").await;
+                incoming = stream.next(self.uncommitted_bytes + self.in_flight_bytes < MAX_UNCOMMITTED_BYTES) => {
+                    let (frame, size) = match incoming {
+                        Incoming::Frame(frame, size) => (frame, size),
+                        Incoming::KeepAlive => { last_heard = Instant::now(); continue }
+                        Incoming::Violation(problem) => {
+                            return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
                         }
-                        Some(Ok(Message::Close(_))) | None => return End::AgentClosed,
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "agent socket error");
-                            return End::AgentClosed;
-                        }
+                        Incoming::Closed => return End::AgentClosed,
                     };
                     last_heard = Instant::now();
-                    self.app.metrics.frame_in(bytes.len());
-                    let frame = match fulcrum_protocol::decode::<AgentFrame>(&bytes) {
-                        Ok(f) => f,
-                        Err(e) => return refuse(self.sink, RejectReason::ProtocolViolation, &format!("bad frame: {e}")).await,
-                    };
+                    self.app.metrics.frame_in(size);
                     match frame {
                         AgentFrame::Pong { nonce: n } => {
                             if let Some((sent_nonce, at)) = ping_sent
@@ -386,7 +374,7 @@ impl Session<'_> {
                             return refuse(self.sink, RejectReason::ProtocolViolation, "hello sent twice").await;
                         }
                         AgentFrame::Durable(d) => {
-                            if let Some(end) = self.accept(d, bytes.len()).await {
+                            if let Some(end) = self.accept(d, size).await {
                                 return end;
                             }
                         }
@@ -433,7 +421,7 @@ impl Session<'_> {
                 _ = crate::state::stopping(&mut shutdown) => {
                     let after_ms = 100 + rand::random::<u64>() % 900;
                     let _ = self.send(&RelayFrame::Reconnect { after_ms }).await;
-                    let _ = self.sink.close().await;
+                    self.sink.close().await;
                     return End::Shutdown;
                 }
             }
@@ -506,13 +494,11 @@ impl Session<'_> {
             }
             Accept::Duplicate => {
                 // Acknowledge only what is committed, never more.
-                if !send(
-                    self.sink,
-                    &RelayFrame::Ack {
+                if !self
+                    .send(&RelayFrame::Ack {
                         seq: self.committed,
-                    },
-                )
-                .await
+                    })
+                    .await
                 {
                     return Some(End::SendFailed);
                 }
@@ -640,26 +626,22 @@ impl Session<'_> {
 
 /// Waits for the agent's hello and checks it. The error is what to refuse it with, or `None`
 /// when the agent went away without a word.
-async fn read_hello(
-    stream: &mut SplitStream<WebSocket>,
-    wait: Duration,
-) -> Result<Hello, Option<Reject>> {
+async fn read_hello(stream: &mut Source, wait: Duration) -> Result<Hello, Option<Reject>> {
     let violation = |message: String| {
         Some(Reject {
             reason: RejectReason::ProtocolViolation,
             message,
         })
     };
-    let bytes = match tokio::time::timeout(wait, stream.next()).await {
-        Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
-        Ok(Some(Ok(_))) => return Err(violation("expected a binary hello frame".into())),
-        Ok(_) => return Err(None),
+    let hello = match tokio::time::timeout(wait, stream.next(true)).await {
+        Ok(Incoming::Frame(AgentFrame::Hello(hello), _)) => hello,
+        Ok(Incoming::Frame(..)) => {
+            return Err(violation("the first frame must be a hello".into()));
+        }
+        Ok(Incoming::Violation(problem)) => return Err(violation(format!("bad hello: {problem}"))),
+        Ok(Incoming::KeepAlive) => return Err(violation("expected a binary hello frame".into())),
+        Ok(Incoming::Closed) => return Err(None),
         Err(_) => return Err(violation("no hello in time".into())),
-    };
-    let hello = match fulcrum_protocol::decode::<AgentFrame>(&bytes) {
-        Ok(AgentFrame::Hello(hello)) => hello,
-        Ok(_) => return Err(violation("the first frame must be a hello".into())),
-        Err(e) => return Err(violation(format!("bad hello: {e}"))),
     };
     if !SUPPORTED_VERSIONS.contains(&hello.protocol_version) {
         return Err(Some(Reject {
@@ -732,42 +714,21 @@ fn apply_to_view(view: &mut Workspace, message: AgentMessage, now: chrono::DateT
     }
 }
 
-async fn send(sink: &mut Sink, frame: &RelayFrame) -> bool {
-    send_sized(sink, frame).await.is_some()
-}
-
-/// Sends a frame; its size on the wire if it went out.
-async fn send_sized(sink: &mut Sink, frame: &RelayFrame) -> Option<usize> {
-    match fulcrum_protocol::encode(frame) {
-        // An agent that stops reading must not freeze the session: give up after a while.
-        Ok(bytes) => {
-            let len = bytes.len();
-            let sent =
-                tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await;
-            matches!(sent, Ok(Ok(()))).then_some(len)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode relay frame");
-            None
-        }
-    }
-}
-
-async fn reject(sink: &mut Sink, reason: RejectReason, message: &str) -> bool {
+/// Sends a refusal and closes the connection.
+pub(super) async fn reject(sink: &mut Outgoing, reason: RejectReason, message: &str) -> bool {
     tracing::info!(?reason, message, "rejecting agent");
-    let sent = send(
-        sink,
-        &RelayFrame::Reject(Reject {
+    let sent = sink
+        .send(&RelayFrame::Reject(Reject {
             reason,
             message: message.into(),
-        }),
-    )
-    .await;
-    let _ = sink.close().await;
+        }))
+        .await
+        .is_some();
+    sink.close().await;
     sent
 }
 
-async fn refuse(sink: &mut Sink, reason: RejectReason, message: &str) -> End {
+async fn refuse(sink: &mut Outgoing, reason: RejectReason, message: &str) -> End {
     reject(sink, reason, message).await;
     End::Rejected
 }
