@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, and nothing it already has: git, curl, tmux, systemd
-# (for systemd-analyze), Node.js, Chromium, PostgreSQL (started if it is down), pytest (for the
-# job tests), cargo-nextest,
-# and the browser test's npm packages.
+# (for systemd-analyze), iproute2 (network namespaces), Node.js, Chromium, PostgreSQL (started if
+# it is down), pytest (for the job tests), cargo-nextest, schemathesis (in its own venv, for the
+# OpenAPI test) and the browser test's npm packages.
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +15,9 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 # The install test runs `curl … | sh` like a user would.
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+# The install test puts the workspace in a network namespace of its own.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
@@ -50,6 +53,17 @@ fi
 export FULCRUM_TEST_POSTGRES_URL
 
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
+# schemathesis, pinned, in a venv of its own (the OpenAPI test runs it against the relay).
+SCHEMATHESIS_VERSION=4.32.5
+FULCRUM_SCHEMATHESIS_VENV="${FULCRUM_SCHEMATHESIS_VENV:-$HOME/.cache/fulcrum/schemathesis-venv}"
+if ! "$FULCRUM_SCHEMATHESIS_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m venv "$FULCRUM_SCHEMATHESIS_VENV"
+  PIP_ROOT_USER_ACTION=ignore "$FULCRUM_SCHEMATHESIS_VENV/bin/pip" install -q --no-input \
+    --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export FULCRUM_SCHEMATHESIS_VENV
 
 # The browser test's packages, from the lock file.
 if [ ! -d tests/browser/node_modules/playwright-core ] \

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -15,7 +14,7 @@ use crate::{
     link::{Link, LinkChannels, RelayTarget},
     monitor::Monitor,
     outbox::DiskOutbox,
-    status::{AgentStatus, Connection, ConnectionState, SharedStatus},
+    status::{AgentStatus, SharedStatus},
 };
 
 /// How many repository updates may queue between the monitor and the link.
@@ -62,28 +61,11 @@ impl RunningAgent {
         create_private_dir(&opts.state_dir)?;
         let identity = identity::load(&opts.state_dir, &root)?;
         let listener = control::bind(&opts.state_dir).await?;
-        let status = SharedStatus::new(AgentStatus {
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            pid: std::process::id(),
-            relay_url: opts.relay.url.clone(),
-            workspace_name: identity.name.clone(),
-            root: root.display().to_string(),
-            started_at: Utc::now(),
-            connection: Connection {
-                state: ConnectionState::Connecting,
-                since: Utc::now(),
-                session_id: None,
-                workspace_id: None,
-                rtt_ms: None,
-                problem: None,
-                retry_at: None,
-                transport: None,
-            },
-            repos: Vec::new(),
-            unacked: 0,
-            notices: Vec::new(),
-            jobs: Vec::new(),
-        });
+        let status = SharedStatus::new(AgentStatus::starting(
+            &opts.relay.url,
+            &identity.name,
+            &root.display().to_string(),
+        ));
         let (stop, stopping) = watch::channel(false);
         let (updates_tx, updates_rx) = mpsc::channel(UPDATE_QUEUE);
         let (reports_tx, reports_rx) = mpsc::channel(JOB_QUEUE);

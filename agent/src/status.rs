@@ -36,6 +36,34 @@ pub struct AgentStatus {
     pub jobs: Vec<crate::jobs::JobEntry>,
 }
 
+impl AgentStatus {
+    /// The status of an agent that has just started and is connecting.
+    pub fn starting(relay_url: &str, workspace_name: &str, root: &str) -> Self {
+        Self {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            relay_url: relay_url.into(),
+            workspace_name: workspace_name.into(),
+            root: root.into(),
+            started_at: Utc::now(),
+            connection: Connection {
+                state: ConnectionState::Connecting,
+                since: Utc::now(),
+                session_id: None,
+                workspace_id: None,
+                rtt_ms: None,
+                problem: None,
+                retry_at: None,
+                transport: None,
+            },
+            repos: Vec::new(),
+            unacked: 0,
+            notices: Vec::new(),
+            jobs: Vec::new(),
+        }
+    }
+}
+
 /// The connection's state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {

@@ -40,6 +40,8 @@ use crate::{
 
 /// How long `auto` gives a QUIC handshake before it uses the WebSocket instead.
 pub const QUIC_ATTEMPT: Duration = Duration::from_millis(1500);
+/// How often an idle QUIC connection sends a packet (see [`quic_client_config`]).
+const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long `auto` stays on the WebSocket after QUIC failed.
 pub const QUIC_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -346,11 +348,15 @@ fn quic_client_config(tls: &rustls::ClientConfig) -> anyhow::Result<quinn::Clien
         .map_err(|e| anyhow::anyhow!("the TLS configuration cannot do QUIC: {e}"))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(
-        Duration::from_secs(120)
-            .try_into()
-            .expect("idle timeout fits"),
-    ));
+    transport
+        .max_idle_timeout(Some(
+            Duration::from_secs(120)
+                .try_into()
+                .expect("idle timeout fits"),
+        ))
+        // A packet now and then, so that a relay that crashed and came back answers with a
+        // stateless reset within seconds, even while the connection is idle.
+        .keep_alive_interval(Some(QUIC_KEEP_ALIVE));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

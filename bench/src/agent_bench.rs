@@ -70,8 +70,8 @@ pub async fn run(a: Args) -> Result<()> {
     let relay = procs::RelayProcess::start(None, 15_000).await?;
     let (email, password) = ("bench@example.com", "bench-password-1");
     let token = relay.user_with_token(email, password).await?;
-    let access = procs::login(&relay.url, email, password).await?;
-    let mut events = procs::events_socket(&relay.url, &access).await?;
+    let access = relay.login(email, password).await?;
+    let mut events = relay.events_socket(&access).await?;
     let token_file = relay.dir.path().join("agent-token");
     procs::write_private(&token_file, &token)?;
     let state = tempfile::tempdir()?;

@@ -45,13 +45,13 @@ pub async fn run(a: Args) -> Result<()> {
     let relay = procs::RelayProcess::start(database, 15_000).await?;
     let (email, password) = ("bench@example.com", "bench-password-1");
     let token = relay.user_with_token(email, password).await?;
-    let access = procs::login(&relay.url, email, password).await?;
+    let access = relay.login(email, password).await?;
 
     let samples = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let measure_from = Arc::new(Mutex::new(None::<Instant>));
     let mut subs = Vec::new();
     for _ in 0..a.subscribers {
-        let mut ws = procs::events_socket(&relay.url, &access).await?;
+        let mut ws = relay.events_socket(&access).await?;
         ws.next().await; // the snapshot
         let (samples, measure_from) = (samples.clone(), measure_from.clone());
         subs.push(tokio::spawn(async move {

@@ -40,17 +40,30 @@ pub struct LogsArgs {
 }
 
 /// A relay, a user, a live agent on a fresh repository, and the user's event feed.
-struct Rig {
-    relay: procs::RelayProcess,
+pub(crate) struct Rig {
+    pub relay: procs::RelayProcess,
     _agent: tokio::process::Child,
     _root: tempfile::TempDir,
-    access: String,
-    workspace: String,
-    events: Ws,
-    backend: &'static str,
+    /// The agent's state directory (its control socket is there).
+    pub state: std::path::PathBuf,
+    pub access: String,
+    pub workspace: String,
+    pub events: Ws,
+    pub backend: &'static str,
 }
 
 async fn rig(postgres: &Option<String>, agents_config: &str) -> Result<Rig> {
+    rig_with(postgres, agents_config, None, &[]).await
+}
+
+/// A [`Rig`]; with `tls`, the relay serves HTTPS and QUIC (on that UDP address) and the agent
+/// gets `agent_args` plus the CA and QUIC port.
+pub(crate) async fn rig_with(
+    postgres: &Option<String>,
+    agents_config: &str,
+    tls: Option<std::net::SocketAddr>,
+    agent_args: &[&str],
+) -> Result<Rig> {
     let database = match postgres {
         Some(admin) => Some(procs::fresh_postgres(admin).await?),
         None => None,
@@ -60,11 +73,17 @@ async fn rig(postgres: &Option<String>, agents_config: &str) -> Result<Rig> {
     } else {
         "SQLite"
     };
-    let relay = procs::RelayProcess::start_with(database, agents_config).await?;
+    let relay = procs::RelayProcess::start_opts(procs::Start {
+        database,
+        agents: agents_config.into(),
+        tls,
+        ..Default::default()
+    })
+    .await?;
     let (email, password) = ("bench@example.com", "bench-password-1");
     let token = relay.user_with_token(email, password).await?;
-    let access = procs::login(&relay.url, email, password).await?;
-    let mut events = procs::events_socket(&relay.url, &access).await?;
+    let access = relay.login(email, password).await?;
+    let mut events = relay.events_socket(&access).await?;
     let root = tempfile::tempdir()?;
     let status = std::process::Command::new("git")
         .args(["init", "-q"])
@@ -72,11 +91,21 @@ async fn rig(postgres: &Option<String>, agents_config: &str) -> Result<Rig> {
         .status()?;
     anyhow::ensure!(status.success(), "git init failed");
     let state = root.path().join(".agent-state");
-    let agent = tokio::process::Command::new(procs::sibling_binary("fulcrum")?)
-        .args(["agent", "--relay", &relay.url, "--root"])
+    let mut agent = tokio::process::Command::new(procs::sibling_binary("fulcrum")?);
+    agent
+        .args(["agent", "--relay", &relay.url])
+        .args(agent_args)
+        .arg("--root")
         .arg(root.path())
         .arg("--state-dir")
-        .arg(&state)
+        .arg(&state);
+    if let Some(ca) = &relay.ca {
+        agent.arg("--ca-file").arg(ca);
+    }
+    if let Some(quic) = relay.quic_addr {
+        agent.arg("--quic-port").arg(quic.port().to_string());
+    }
+    let agent = agent
         .env("FULCRUM_AGENT_TOKEN", &token)
         .env("FULCRUM_LOG", "warn")
         .kill_on_drop(true)
@@ -101,6 +130,7 @@ async fn rig(postgres: &Option<String>, agents_config: &str) -> Result<Rig> {
         relay,
         _agent: agent,
         _root: root,
+        state,
         access,
         workspace,
         events,
@@ -108,7 +138,7 @@ async fn rig(postgres: &Option<String>, agents_config: &str) -> Result<Rig> {
     })
 }
 
-async fn next_json(ws: &mut Ws) -> Result<Value> {
+pub(crate) async fn next_json(ws: &mut Ws) -> Result<Value> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
@@ -118,7 +148,7 @@ async fn next_json(ws: &mut Ws) -> Result<Value> {
     }
 }
 
-async fn post_task(http: &reqwest::Client, rig: &Rig, command: &str) -> Result<String> {
+pub(crate) async fn post_task(http: &reqwest::Client, rig: &Rig, command: &str) -> Result<String> {
     let r: Value = http
         .post(format!("{}/api/v1/tasks", rig.relay.url))
         .bearer_auth(&rig.access)
@@ -133,7 +163,7 @@ async fn post_task(http: &reqwest::Client, rig: &Rig, command: &str) -> Result<S
         .to_owned())
 }
 
-fn is_final(state: &Value) -> bool {
+pub(crate) fn is_final(state: &Value) -> bool {
     state
         .as_str()
         .is_some_and(fulcrum_relay::store::work::is_final)
@@ -142,7 +172,7 @@ fn is_final(state: &Value) -> bool {
 /// Runs `dispatch` and prints its figures.
 pub async fn dispatch(a: DispatchArgs) -> Result<()> {
     let mut rig = rig(&a.postgres, "").await?;
-    let http = reqwest::Client::new();
+    let http = rig.relay.http.clone();
     let mut samples = Vec::with_capacity(a.jobs);
     let warmup = 20;
     for i in 0..a.jobs + warmup {
@@ -184,7 +214,7 @@ pub async fn logs(a: LogsArgs) -> Result<()> {
         &format!("task_log_limit_bytes = {}\n", total + 1024),
     )
     .await?;
-    let http = reqwest::Client::new();
+    let http = rig.relay.http.clone();
     let t0 = Instant::now();
     let id = post_task(
         &http,

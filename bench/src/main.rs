@@ -10,6 +10,9 @@
 //!   next to `git status` on the same repository.
 //! - `dispatch`: job dispatch latency, `POST /api/v1/tasks` to the task shown started.
 //! - `logs`: one job's log throughput into storage, and a live follower's lag.
+//! - `transport`: QUIC against the WebSocket: log throughput, and control round trips while a
+//!   log streams (head-of-line blocking).
+//! - `reconnect`: a crashed relay comes back; how long until all of 1,000 agents are online.
 #![forbid(unsafe_code)]
 
 mod agent_bench;
@@ -17,7 +20,9 @@ mod fanout;
 mod idle;
 mod jobs_bench;
 mod procs;
+mod reconnect;
 mod stats;
+mod transport_bench;
 mod wire;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +47,10 @@ enum Bench {
     Dispatch(jobs_bench::DispatchArgs),
     /// Log throughput of one fast job, with a live follower.
     Logs(jobs_bench::LogsArgs),
+    /// QUIC against the WebSocket: log throughput and control latency under a streaming log.
+    Transport(transport_bench::Args),
+    /// Time for 1,000 agents to be online again after the relay crashed and came back.
+    Reconnect(reconnect::Args),
 }
 
 #[tokio::main]
@@ -52,5 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Agent(a) => agent_bench::run(a).await,
         Bench::Dispatch(a) => jobs_bench::dispatch(a).await,
         Bench::Logs(a) => jobs_bench::logs(a).await,
+        Bench::Transport(a) => transport_bench::run(a).await,
+        Bench::Reconnect(a) => reconnect::run(a).await,
     }
 }

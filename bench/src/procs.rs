@@ -3,6 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
+    sync::Arc,
     time::Duration,
 };
 
@@ -67,6 +68,28 @@ pub struct RelayProcess {
     bin: PathBuf,
     database: Option<String>,
     pub dir: tempfile::TempDir,
+    /// Where agents reach it over QUIC, when it serves QUIC.
+    pub quic_addr: Option<std::net::SocketAddr>,
+    /// The CA its certificate is signed by, when it serves HTTPS.
+    pub ca: Option<PathBuf>,
+    /// An HTTP client that trusts it.
+    pub http: reqwest::Client,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// How to start a relay.
+#[derive(Debug, Default)]
+pub struct Start {
+    /// A PostgreSQL URL; SQLite in the data directory without.
+    pub database: Option<String>,
+    /// Lines for the config's `[agents]` section.
+    pub agents: String,
+    /// Where to listen [default: 127.0.0.1:0].
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve HTTPS (and QUIC, on this UDP address) with a certificate from a fresh test CA.
+    pub tls: Option<std::net::SocketAddr>,
+    /// The data directory of an earlier relay to start again on.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl RelayProcess {
@@ -82,18 +105,59 @@ impl RelayProcess {
 
     /// Like [`RelayProcess::start`], with these lines in the config's `[agents]` section.
     pub async fn start_with(database: Option<String>, agents: &str) -> Result<Self> {
+        Self::start_opts(Start {
+            database,
+            agents: agents.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Starts a relay as `opts` say.
+    pub async fn start_opts(opts: Start) -> Result<Self> {
+        let Start {
+            database,
+            agents,
+            listen,
+            tls,
+            dir,
+        } = opts;
         let bin = sibling_binary("fulcrum-relay")?;
-        let dir = tempfile::tempdir()?;
+        let dir = match dir {
+            Some(dir) => dir,
+            None => tempfile::tempdir()?,
+        };
         let config = dir.path().join("relay.toml");
+        let mut tls_section = String::new();
+        let mut ca = None;
+        if let Some(quic) = tls {
+            // The same CA across restarts on one data directory.
+            let pki = match std::fs::exists(dir.path().join("bench-ca.pem"))? {
+                true => fulcrum_tests::transport::Pki {
+                    ca: dir.path().join("bench-ca.pem"),
+                    tls: fulcrum_relay::config::TlsFiles {
+                        cert_file: dir.path().join("bench-cert.pem"),
+                        key_file: dir.path().join("bench-key.pem"),
+                    },
+                },
+                false => fulcrum_tests::transport::make_pki(dir.path(), "bench"),
+            };
+            tls_section = format!(
+                "\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n\n[quic]\nlisten = \"{quic}\"\n",
+                pki.tls.cert_file, pki.tls.key_file
+            );
+            ca = Some(pki.ca);
+        }
         // The benchmarks drive the relay far past the default 100 requests a minute.
         std::fs::write(
             &config,
-            format!("[auth]\nrequests_per_minute = 0\n\n[agents]\n{agents}"),
+            format!("[auth]\nrequests_per_minute = 0\n\n[agents]\n{agents}{tls_section}"),
         )?;
         let mut cmd = Command::new(&bin);
+        let listen = listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             .arg("--data-dir")
             .arg(dir.path())
             .arg("--config")
@@ -108,10 +172,15 @@ impl RelayProcess {
         let mut child = cmd.spawn().context("cannot start fulcrum-relay")?;
         let pid = child.id().context("no pid")?;
         let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
+        let (url, quic_addr) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut quic = None;
             while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line.strip_prefix("fulcrum-relay QUIC on udp/") {
+                    quic = Some(addr.trim().parse()?);
+                    continue;
+                }
                 if let Some(url) = line.strip_prefix("fulcrum-relay listening on ") {
-                    return Ok(url.trim().to_owned());
+                    return Ok((url.trim().to_owned(), quic));
                 }
                 eprintln!("relay: {line}");
             }
@@ -119,6 +188,16 @@ impl RelayProcess {
         })
         .await
         .context("the relay did not start in time")??;
+        let tls = match &ca {
+            Some(ca) => Some(fulcrum_agent::link::tls_config(Some(ca))?),
+            None => None,
+        };
+        let http = match &tls {
+            Some(config) => reqwest::Client::builder()
+                .use_preconfigured_tls((**config).clone())
+                .build()?,
+            None => reqwest::Client::new(),
+        };
         // Keep draining its stderr so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
@@ -128,7 +207,58 @@ impl RelayProcess {
             bin,
             database,
             dir,
+            quic_addr,
+            ca,
+            http,
+            tls,
         })
+    }
+
+    /// SIGKILLs the relay and hands back its data directory, to start again on.
+    pub async fn kill(mut self) -> Result<tempfile::TempDir> {
+        self._child.kill().await?;
+        Ok(self.dir)
+    }
+
+    /// Logs in and returns an access token.
+    pub async fn login(&self, email: &str, password: &str) -> Result<String> {
+        let body: serde_json::Value = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["data"]["access_token"]
+            .as_str()
+            .context("login failed")?
+            .to_owned())
+    }
+
+    /// Opens a dashboard events socket for the user behind `access`.
+    pub async fn events_socket(&self, access: &str) -> Result<crate::wire::Ws> {
+        let body: serde_json::Value = self
+            .http
+            .post(format!("{}/api/v1/events/ticket", self.url))
+            .bearer_auth(access)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let ticket = body["data"]["ticket"].as_str().context("no ticket")?;
+        let ws_url = format!(
+            "{}/api/v1/events?ticket={ticket}",
+            self.url
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        );
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        Ok(
+            tokio_tungstenite::connect_async_tls_with_config(ws_url, None, true, connector)
+                .await?
+                .0,
+        )
     }
 
     fn cli(&self) -> Command {
@@ -168,38 +298,6 @@ impl RelayProcess {
         );
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     }
-}
-
-/// Logs in and returns an access token.
-pub async fn login(url: &str, email: &str, password: &str) -> Result<String> {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&serde_json::json!({ "email": email, "password": password }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(body["data"]["access_token"]
-        .as_str()
-        .context("login failed")?
-        .to_owned())
-}
-
-/// Opens a dashboard events socket for the user behind `access`.
-pub async fn events_socket(url: &str, access: &str) -> Result<crate::wire::Ws> {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/v1/events/ticket"))
-        .bearer_auth(access)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let ticket = body["data"]["ticket"].as_str().context("no ticket")?;
-    let ws_url = format!(
-        "{}/api/v1/events?ticket={ticket}",
-        url.replace("http://", "ws://")
-    );
-    Ok(tokio_tungstenite::connect_async(ws_url).await?.0)
 }
 
 /// Creates a fresh PostgreSQL database for a run and returns its URL.

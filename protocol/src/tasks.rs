@@ -211,6 +211,7 @@ impl TaskOutcome {
 
 /// Counts and failures from a test run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestSummary {
     /// Tests that passed.
     pub passed: u32,
@@ -224,6 +225,7 @@ pub struct TestSummary {
 
 /// One failing test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestFailure {
     /// The test's name, e.g. `tests::adds` or `tests/test_x.py::test_y`.
     pub name: String,

@@ -36,7 +36,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         auth::AuthUser,
-        envelope::ok,
+        envelope::{Envelope, ErrorBody, ok},
         error::{ApiError, ApiResult},
     },
     auth::TokenUse,
@@ -99,13 +99,25 @@ pub async fn current(
     Ok(all)
 }
 
-#[derive(Serialize)]
-struct Ticket {
+/// A short-lived ticket to open the events socket with.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Ticket {
     ticket: String,
     expires_in: u64,
 }
 
 /// `POST /api/v1/events/ticket`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/ticket",
+    operation_id = "events_ticket",
+    tag = "events",
+    responses(
+        (status = 200, description = "A ticket for `GET /api/v1/events?ticket=…`", body = Envelope<Ticket>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> Response {
     let ttl = app.config.auth.events_ticket_ttl_secs;
     let ticket = app.signer.issue(

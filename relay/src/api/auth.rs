@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    envelope::{ApiJson, created, ok},
+    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
     auth::{self, REFRESH_TOKEN_PREFIX, TokenUse},
     gateway::bearer,
     state::AppState,
-    store::{NewRefreshToken, RefreshOutcome},
+    store::{NewRefreshToken, RefreshOutcome, User},
 };
 
 const REFRESH_COOKIE: &str = "fulcrum_refresh";
@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// Body of signup and login.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     email: String,
@@ -131,6 +131,24 @@ async fn password_slot(app: &AppState) -> ApiResult<tokio::sync::OwnedSemaphoreP
 }
 
 /// `POST /api/v1/auth/signup` (only when enabled in the config).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    operation_id = "signup",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The new account", body = Envelope<User>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 403, description = "Sign-up is disabled", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    ),
+    security(())
+)]
 pub async fn signup(
     State(app): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
@@ -147,8 +165,9 @@ pub async fn signup(
     Ok(created(user))
 }
 
-#[derive(Serialize)]
-struct TokenPair {
+/// An access token and a refresh token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenPair {
     access_token: String,
     refresh_token: String,
     expires_in: u64,
@@ -156,6 +175,23 @@ struct TokenPair {
 }
 
 /// `POST /api/v1/auth/login`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Access and refresh tokens; the refresh token is also set as a cookie", body = Envelope<TokenPair>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    ),
+    security(())
+)]
 pub async fn login(
     State(app): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
@@ -196,7 +232,7 @@ pub async fn login(
 }
 
 /// Body of refresh and logout; the token may come from the cookie instead.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
@@ -207,14 +243,29 @@ fn presented_refresh(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<Stri
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RefreshBody>(body)
+        // `null` is as good as no body.
+        serde_json::from_slice::<Option<RefreshBody>>(body)
             .map_err(|e| ApiError::new(ErrorKind::BadRequest, "malformed_json", e.to_string()))?
-            .refresh_token
+            .and_then(|b| b.refresh_token)
     };
     Ok(from_body.or_else(|| cookie(headers, REFRESH_COOKIE)))
 }
 
 /// `POST /api/v1/auth/refresh`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body = Option<RefreshBody>,
+    responses(
+        (status = 200, description = "A new token pair (the refresh token rotates)", body = Envelope<TokenPair>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody)
+    ),
+    security(())
+)]
 pub async fn refresh(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -251,7 +302,27 @@ pub async fn refresh(
     }
 }
 
+/// The answer to a logout.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoggedOut {
+    /// Always true.
+    pub logged_out: bool,
+}
+
 /// `POST /api/v1/auth/logout`: revokes the login the refresh token belongs to.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    request_body = Option<RefreshBody>,
+    responses(
+        (status = 200, description = "Logged out", body = Envelope<LoggedOut>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)
+    ),
+    security(())
+)]
 pub async fn logout(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -262,12 +333,23 @@ pub async fn logout(
             .revoke_refresh_family(&auth::token_hash(&presented), Utc::now())
             .await?;
     }
-    let mut response = ok(serde_json::json!({ "logged_out": true }));
+    let mut response = ok(LoggedOut { logged_out: true });
     set_refresh_cookie(&app, &mut response, None);
     Ok(response)
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = Envelope<User>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
     let user = app
         .store

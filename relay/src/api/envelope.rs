@@ -12,13 +12,14 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::error::ApiError;
 
 /// A successful answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<T> {
     /// The payload.
     pub data: T,
     /// Paging and other facts about the payload.
     pub meta: serde_json::Map<String, serde_json::Value>,
     /// Always empty on success.
+    #[schema(value_type = Vec<ErrorItem>, max_items = 0)]
     pub errors: [(); 0],
 }
 
@@ -59,7 +60,7 @@ pub fn created<T: Serialize>(data: T) -> Response {
 }
 
 /// One error in an error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorItem {
     /// Stable machine code.
     pub code: String,
@@ -68,8 +69,9 @@ pub struct ErrorItem {
 }
 
 /// An error answer: `data` is null and `errors` says what went wrong.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    #[schema(value_type = Option<String>)]
     data: (),
     meta: serde_json::Map<String, serde_json::Value>,
     errors: Vec<ErrorItem>,

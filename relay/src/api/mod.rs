@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod envelope;
 pub mod error;
+pub mod openapi;
 mod projects;
 mod tasks;
 mod tokens;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events/ticket", post(events::ticket))
         .route("/events", get(events::socket))
         .route("/agent/connect", get(gateway::connect))
+        .route("/openapi.json", get(openapi::document))
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -91,13 +93,42 @@ async fn api_not_found(uri: Uri) -> ApiError {
     )
 }
 
-async fn live() -> Response {
-    envelope::ok(serde_json::json!({ "status": "ok" }))
+/// Whether the relay is up.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `ready` for readiness.
+    status: &'static str,
+    /// `ok` when the database answered (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
 }
 
+/// `GET /health/live` (also `/health`): the process is up.
+#[utoipa::path(
+    get, path = "/health/live", operation_id = "live", tag = "health", security(()),
+    responses((status = 200, description = "Up", body = envelope::Envelope<Health>))
+)]
+async fn live() -> Response {
+    envelope::ok(Health {
+        status: "ok",
+        database: None,
+    })
+}
+
+/// `GET /health/ready`: the relay can serve (its database answers).
+#[utoipa::path(
+    get, path = "/health/ready", operation_id = "ready", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready", body = envelope::Envelope<Health>),
+        (status = 503, description = "The database is unreachable", body = envelope::ErrorBody)
+    )
+)]
 async fn ready(State(app): State<AppState>) -> Response {
     match app.store.ping().await {
-        Ok(()) => envelope::ok(serde_json::json!({ "status": "ready", "database": "ok" })),
+        Ok(()) => envelope::ok(Health {
+            status: "ready",
+            database: Some("ok"),
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (

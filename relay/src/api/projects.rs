@@ -13,17 +13,16 @@ use axum::{
 };
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, normalize_email},
-    envelope::{ApiJson, created, ok},
+    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
     state::AppState,
-    store::{NewProject, Project, ProjectPatch, Role, TaskFilter},
+    store::{Member, NewProject, Project, ProjectPatch, Role, TaskFilter},
 };
 
 /// Longest project name.
@@ -34,12 +33,19 @@ const MAX_DESCRIPTION: usize = 10_000;
 const MAX_TECH: usize = 32;
 
 /// Body of `POST /api/v1/projects` and `PATCH /api/v1/projects/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectBody {
+    /// Display name (required when creating).
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// Free text.
+    #[schema(max_length = 10000)]
     description: Option<String>,
+    /// Where its code lives.
     repository_url: Option<String>,
+    /// Languages and frameworks.
+    #[schema(max_items = 32)]
     tech_stack: Option<Vec<String>>,
 }
 
@@ -104,6 +110,22 @@ fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
 }
 
 /// `POST /api/v1/projects`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    operation_id = "create_project",
+    tag = "projects",
+    request_body = ProjectBody,
+    responses(
+        (status = 201, description = "The new project", body = Envelope<Project>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     user: AuthUser,
@@ -122,11 +144,35 @@ pub async fn create(
 }
 
 /// `GET /api/v1/projects`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    operation_id = "list_projects",
+    tag = "projects",
+    responses(
+        (status = 200, description = "The projects the caller is a member of", body = Envelope<Vec<Project>>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
     Ok(ok(app.store.list_projects(user.id).await?))
 }
 
 /// `GET /api/v1/projects/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    operation_id = "get_project",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The project", body = Envelope<Project>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     user: AuthUser,
@@ -136,6 +182,25 @@ pub async fn get(
 }
 
 /// `PATCH /api/v1/projects/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{id}",
+    operation_id = "update_project",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = ProjectBody,
+    responses(
+        (status = 200, description = "The changed project", body = Envelope<Project>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     user: AuthUser,
@@ -162,6 +227,20 @@ pub async fn update(
 }
 
 /// `POST /api/v1/projects/{id}/archive`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/archive",
+    operation_id = "archive_project",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The archived project", body = Envelope<Project>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn archive(
     State(app): State<AppState>,
     user: AuthUser,
@@ -207,6 +286,20 @@ async fn set_workspace(
 }
 
 /// `PUT /api/v1/projects/{id}/workspaces/{workspace_id}`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{id}/workspaces/{workspace_id}",
+    operation_id = "attach_workspace",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id"), ("workspace_id" = String, Path, description = "The workspace's id")),
+    responses(
+        (status = 200, description = "The project", body = Envelope<Project>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn attach_workspace(
     State(app): State<AppState>,
     user: AuthUser,
@@ -216,6 +309,20 @@ pub async fn attach_workspace(
 }
 
 /// `DELETE /api/v1/projects/{id}/workspaces/{workspace_id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}/workspaces/{workspace_id}",
+    operation_id = "detach_workspace",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id"), ("workspace_id" = String, Path, description = "The workspace's id")),
+    responses(
+        (status = 200, description = "The project", body = Envelope<Project>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn detach_workspace(
     State(app): State<AppState>,
     user: AuthUser,
@@ -225,6 +332,19 @@ pub async fn detach_workspace(
 }
 
 /// `GET /api/v1/projects/{id}/members`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/members",
+    operation_id = "list_members",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn members(
     State(app): State<AppState>,
     user: AuthUser,
@@ -235,7 +355,7 @@ pub async fn members(
 }
 
 /// Body of `PUT /api/v1/projects/{id}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
     email: String,
@@ -243,6 +363,26 @@ pub struct MemberBody {
 }
 
 /// `PUT /api/v1/projects/{id}/members`: add a user by e-mail, or change their role.
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{id}/members",
+    operation_id = "set_member",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = MemberBody,
+    responses(
+        (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn set_member(
     State(app): State<AppState>,
     user: AuthUser,
@@ -279,6 +419,20 @@ pub async fn set_member(
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user_id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}/members/{user_id}",
+    operation_id = "remove_member",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn remove_member(
     State(app): State<AppState>,
     user: AuthUser,
@@ -295,6 +449,19 @@ pub async fn remove_member(
 
 /// `GET /api/v1/projects/{id}/status`: its workspaces (online or not), its last tasks, and a
 /// one-word health.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/status",
+    operation_id = "project_status",
+    tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<ProjectStatus>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn status(
     State(app): State<AppState>,
     user: AuthUser,
@@ -320,13 +487,16 @@ pub async fn status(
     for member in app.store.project_members(project.id).await? {
         for w in crate::events::current(&app, member.user_id).await? {
             if project.workspace_ids.contains(&w.id) && seen.insert(w.id, ()).is_none() {
-                workspaces.push(json!({
-                    "id": w.id, "name": w.name, "online": w.online, "last_seen_at": w.last_seen_at,
-                }));
+                workspaces.push(Presence {
+                    id: w.id,
+                    name: w.name,
+                    online: w.online,
+                    last_seen_at: w.last_seen_at,
+                });
             }
         }
     }
-    let any_online = workspaces.iter().any(|w| w["online"] == true);
+    let any_online = workspaces.iter().any(|w| w.online);
     let health = match last_tasks.first() {
         Some(t) if !t.is_finished() => "running",
         Some(t) if t.state != "succeeded" => "failing",
@@ -334,10 +504,32 @@ pub async fn status(
         Some(_) => "healthy",
         None => "idle",
     };
-    Ok(ok(json!({
-        "project": project,
-        "workspaces": workspaces,
-        "last_tasks": last_tasks,
-        "health": health,
-    })))
+    Ok(ok(ProjectStatus {
+        project,
+        workspaces,
+        last_tasks,
+        health,
+    }))
+}
+
+/// A project's workspaces, last tasks and health.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProjectStatus {
+    /// The project.
+    project: Project,
+    /// Its workspaces, online or not.
+    workspaces: Vec<Presence>,
+    /// Its last 10 tasks, newest first.
+    last_tasks: Vec<crate::store::Task>,
+    /// `running`, `failing`, `offline`, `healthy` or `idle`.
+    health: &'static str,
+}
+
+/// A workspace's name and presence.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Presence {
+    id: Uuid,
+    name: String,
+    online: bool,
+    last_seen_at: Option<chrono::DateTime<Utc>>,
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::{ApiJson, created, ok, ok_with_meta},
+    envelope::{ApiJson, Envelope, ErrorBody, created, ok, ok_with_meta},
     error::{ApiError, ApiResult, ErrorKind},
     projects::member_project,
 };
@@ -32,8 +32,9 @@ use crate::{
 /// Most tasks per page.
 const MAX_PER_PAGE: u32 = 200;
 
-/// Body of `POST /api/v1/tasks` (no `Debug`: the environment may hold secrets).
-#[derive(Deserialize)]
+/// Body of `POST /api/v1/tasks` (no `Debug`: the environment may hold secrets). Name a
+/// workspace or a project, and a command or a step.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     workspace_id: Option<Uuid>,
@@ -145,6 +146,25 @@ async fn workspace_owner(
 }
 
 /// `POST /api/v1/tasks`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    operation_id = "create_task",
+    tag = "tasks",
+    request_body = RunBody,
+    responses(
+        (status = 201, description = "The task, dispatched", body = Envelope<Task>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     user: AuthUser,
@@ -203,6 +223,19 @@ fn parse_number(q: &HashMap<String, String>, key: &str, default: u64) -> ApiResu
 }
 
 /// `GET /api/v1/tasks?project=&workspace=&state=&page=&per_page=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    operation_id = "list_tasks",
+    tag = "tasks",
+    params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<String>, Query, description = "Only tasks in this state"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
+    responses(
+        (status = 200, description = "A page of tasks, newest first; `meta` has page, per_page and total", body = Envelope<Vec<Task>>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
     user: AuthUser,
@@ -217,8 +250,17 @@ pub async fn list(
             TASK_STATES.join(", ")
         )));
     }
-    let page = parse_number(&q, "page", 1)?.clamp(1, u32::MAX as u64) as u32;
-    let per_page = parse_number(&q, "per_page", 50)?.clamp(1, MAX_PER_PAGE as u64) as u32;
+    let page = parse_number(&q, "page", 1)?;
+    let per_page = parse_number(&q, "per_page", 50)?;
+    if !(1..=i32::MAX as u64).contains(&page) {
+        return Err(ApiError::invalid("page must be a whole number from 1"));
+    }
+    if !(1..=MAX_PER_PAGE as u64).contains(&per_page) {
+        return Err(ApiError::invalid(format!(
+            "per_page must be from 1 to {MAX_PER_PAGE}"
+        )));
+    }
+    let (page, per_page) = (page as u32, per_page as u32);
     let filter = TaskFilter {
         project: parse_uuid(&q, "project")?,
         workspace: parse_uuid(&q, "workspace")?,
@@ -262,6 +304,19 @@ async fn may_run(app: &AppState, user: Uuid, task: &Task) -> ApiResult<()> {
 }
 
 /// `GET /api/v1/tasks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    operation_id = "get_task",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task", body = Envelope<Task>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     user: AuthUser,
@@ -271,6 +326,21 @@ pub async fn get(
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/cancel",
+    operation_id = "cancel_task",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task, cancel requested", body = Envelope<Task>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn cancel(
     State(app): State<AppState>,
     user: AuthUser,
@@ -299,6 +369,21 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/tasks/{id}/rerun`: the same run again, in the same place.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/rerun",
+    operation_id = "rerun_task",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 201, description = "The new task", body = Envelope<Task>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed for this role", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn rerun(
     State(app): State<AppState>,
     user: AuthUser,
@@ -331,7 +416,7 @@ pub async fn rerun(
 }
 
 /// A page of a task's log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogPage {
     /// Where `data` starts.
     pub offset: u64,
@@ -344,6 +429,20 @@ pub struct LogPage {
 }
 
 /// `GET /api/v1/tasks/{id}/logs?offset=N&limit=M`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}/logs",
+    operation_id = "task_log",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id"), ("offset" = Option<i64>, Query, minimum = 0, description = "Byte offset to read from"), ("limit" = Option<i64>, Query, minimum = 1, description = "Most bytes to return (at most 4 MiB are)")),
+    responses(
+        (status = 200, description = "A page of the log", body = Envelope<LogPage>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn logs(
     State(app): State<AppState>,
     user: AuthUser,
@@ -352,8 +451,11 @@ pub async fn logs(
 ) -> ApiResult<Response> {
     let task = visible_task(&app, user.id, &id).await?;
     let offset = parse_number(&q, "offset", 0)?;
-    let limit = parse_number(&q, "limit", 1024 * 1024)?.clamp(1, crate::tasks::MAX_LOG_READ as u64)
-        as usize;
+    let limit = parse_number(&q, "limit", 1024 * 1024)?;
+    if limit == 0 {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;
     let slice = crate::tasks::read_log(&app, task.id, offset, limit).await?;
     let next_offset = offset + slice.data.len() as u64;
     Ok(ok(LogPage {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::{ApiJson, created, ok},
+    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
@@ -24,15 +24,26 @@ const MAX_NAME: usize = 100;
 /// Most tokens a user may hold, revoked ones included.
 const MAX_TOKENS_PER_USER: usize = 200;
 
+/// The answer to a revocation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    /// The token's id.
+    pub id: uuid::Uuid,
+    /// Always true.
+    pub revoked: bool,
+}
+
 /// Body of `POST /api/v1/agent-tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
+    /// A name to recognise the token by.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
 /// A token just created: its metadata and, this once, the secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The stored metadata.
     #[serde(flatten)]
@@ -80,11 +91,39 @@ pub async fn create_agent_token(
 }
 
 /// `GET /api/v1/agent-tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent-tokens",
+    operation_id = "list_agent_tokens",
+    tag = "agent tokens",
+    responses(
+        (status = 200, description = "The caller's agent tokens", body = Envelope<Vec<AgentToken>>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
     Ok(ok(app.store.list_agent_tokens(user.id).await?))
 }
 
 /// `POST /api/v1/agent-tokens`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent-tokens",
+    operation_id = "create_agent_token",
+    tag = "agent tokens",
+    request_body = NewTokenBody,
+    responses(
+        (status = 201, description = "The token, with its secret shown this once", body = Envelope<CreatedToken>),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     user: AuthUser,
@@ -96,6 +135,19 @@ pub async fn create(
 }
 
 /// `DELETE /api/v1/agent-tokens/{id}`: revokes the token and disconnects agents using it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agent-tokens/{id}",
+    operation_id = "revoke_agent_token",
+    tag = "agent tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 200, description = "Revoked; its agents are disconnected", body = Envelope<Revoked>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn revoke(
     State(app): State<AppState>,
     user: AuthUser,
@@ -111,5 +163,5 @@ pub async fn revoke(
     }
     let kicked = app.sessions.kick_token(id);
     tracing::info!(token = %id, kicked, "agent token revoked");
-    Ok(ok(serde_json::json!({ "id": id, "revoked": true })))
+    Ok(ok(Revoked { id, revoked: true }))
 }

@@ -8,17 +8,41 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::ok,
+    envelope::{Envelope, ErrorBody, ok},
     error::{ApiError, ApiResult},
 };
-use crate::state::AppState;
+use crate::{state::AppState, store::Workspace};
 
 /// `GET /api/v1/workspaces`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces",
+    operation_id = "list_workspaces",
+    tag = "workspaces",
+    responses(
+        (status = 200, description = "The caller's workspaces, live", body = Envelope<Vec<Workspace>>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
     Ok(ok(crate::events::current(&app, user.id).await?))
 }
 
 /// `GET /api/v1/workspaces/{id}`: 404 for another user's workspace, as for a missing one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{id}",
+    operation_id = "get_workspace",
+    tag = "workspaces",
+    params(("id" = String, Path, description = "The workspace's id")),
+    responses(
+        (status = 200, description = "The workspace", body = Envelope<Workspace>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     user: AuthUser,

@@ -50,7 +50,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A user account.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// The user's id.
     pub id: Uuid,
@@ -74,7 +74,7 @@ impl std::fmt::Debug for User {
 }
 
 /// An agent token's metadata (the secret itself is only ever stored hashed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentToken {
     /// The token's id.
     pub id: Uuid,
@@ -121,7 +121,7 @@ pub enum RefreshOutcome {
 }
 
 /// One workspace as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// The relay's id for the workspace.
     pub id: Uuid,
@@ -149,7 +149,7 @@ pub struct Workspace {
 }
 
 /// A repository's last reported state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RepoRecord {
     /// The state, as the agent reported it.
     #[serde(flatten)]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::StoreResult;
 
 /// A member's role in a project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Created the project; manages members, archives it.
@@ -57,7 +57,7 @@ impl Role {
 }
 
 /// A project, as one of its members sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
     /// Its id.
     pub id: Uuid,
@@ -112,7 +112,7 @@ pub struct ProjectPatch {
 }
 
 /// A project member.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The user.
     pub user_id: Uuid,
@@ -123,7 +123,7 @@ pub struct Member {
 }
 
 /// A task, as the API shows it. Its `Debug` output hides the environment's values.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct Task {
     /// Its id.
     pub id: Uuid,

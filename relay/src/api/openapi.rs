@@ -1,0 +1,78 @@
+//! The OpenAPI 3.1 document of the REST API, generated from the handlers' own annotations and
+//! served at `GET /api/v1/openapi.json`.
+
+use axum::{http::header, response::IntoResponse};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{auth, projects, tasks, tokens, workspaces};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Fulcrum relay API",
+        description = "Workspaces, projects, build and QA tasks. Every answer is an envelope \
+            `{data, meta, errors}`. Authenticate with `Authorization: Bearer <access token>` \
+            from `POST /api/v1/auth/login`."
+    ),
+    paths(
+        auth::signup, auth::login, auth::refresh, auth::logout, auth::me,
+        tokens::list, tokens::create, tokens::revoke,
+        workspaces::list, workspaces::get,
+        projects::list, projects::create, projects::get, projects::update, projects::archive,
+        projects::status, projects::attach_workspace, projects::detach_workspace,
+        projects::members, projects::set_member, projects::remove_member,
+        tasks::list, tasks::create, tasks::get, tasks::cancel, tasks::rerun, tasks::logs,
+        crate::events::ticket,
+        super::live, super::ready,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "agent tokens", description = "Tokens agents connect with"),
+        (name = "workspaces", description = "Workspaces and their repositories, live"),
+        (name = "projects", description = "Projects, members and their workspaces"),
+        (name = "tasks", description = "Build and QA tasks and their logs"),
+        (name = "events", description = "The live event socket"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme every secured operation refers to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// The document as JSON, built once.
+static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_json()
+        .expect("the OpenAPI document serializes")
+});
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
