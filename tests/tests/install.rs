@@ -78,26 +78,130 @@ async fn the_relay_serves_the_installer_and_checksummed_binaries() {
     relay.shutdown().await.unwrap();
 }
 
-/// Processes running `BIN agent`.
-fn agents_running(bin: &std::path::Path) -> usize {
+/// Processes running `BIN agent`, by their `/proc` directory.
+fn agents(bin: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     entries
         .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|cmdline| {
+        .map(|e| e.path())
+        .filter(|dir| {
+            let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+                return false;
+            };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             args.len() >= 2 && args[0] == bin.as_os_str().as_encoded_bytes() && args[1] == b"agent"
         })
-        .count()
+        .collect()
+}
+
+/// How many processes run `BIN agent`.
+fn agents_running(bin: &std::path::Path) -> usize {
+    agents(bin).len()
+}
+
+/// A network namespace of the test's own, joined to this one by a veth pair: a "workspace" that
+/// reaches the relay over a network, as a real one does. Removed on drop.
+struct NetNs {
+    name: String,
+    ip: std::path::PathBuf,
+    /// The relay's side of the pair, reachable from inside.
+    host: std::net::Ipv4Addr,
+}
+
+impl NetNs {
+    /// Makes one, or says why it cannot (not root, no `ip`, no permission) and returns `None`.
+    fn create() -> Option<Self> {
+        let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists());
+        // Without root (or CAP_NET_ADMIN) the first step fails, and says so.
+        let Some(ip) = ip else {
+            eprintln!("no network namespace: iproute2's ip is not installed");
+            return None;
+        };
+        let n = std::process::id();
+        let tag = format!("{:06x}", n & 0xff_ffff);
+        let (a, b) = (10, 200 + (n % 50) as u8);
+        let c = ((n / 50) % 64) as u8 * 4;
+        let host = std::net::Ipv4Addr::new(a, b, c, 1);
+        let inside = std::net::Ipv4Addr::new(a, b, c, 2);
+        let ns = Self {
+            name: format!("fulcrum-{tag}"),
+            ip,
+            host,
+        };
+        let (outer, inner) = (format!("fh{tag}"), format!("fn{tag}"));
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), ns.name.clone()],
+            [
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ]
+            .map(String::from)
+            .to_vec(),
+            ["link", "set", &inner, "netns", &ns.name]
+                .map(String::from)
+                .to_vec(),
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{host}/30"),
+                "dev".into(),
+                outer.clone(),
+            ],
+            ["link", "set", &outer, "up"].map(String::from).to_vec(),
+            vec![
+                "-n".into(),
+                ns.name.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{inside}/30"),
+                "dev".into(),
+                inner.clone(),
+            ],
+            ["-n", &ns.name, "link", "set", &inner, "up"]
+                .map(String::from)
+                .to_vec(),
+            ["-n", &ns.name, "link", "set", "lo", "up"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for step in steps {
+            let out = std::process::Command::new(&ns.ip)
+                .args(&step)
+                .output()
+                .ok()?;
+            if !out.status.success() {
+                eprintln!(
+                    "no network namespace: ip {} failed: {}",
+                    step.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                return None;
+            }
+        }
+        Some(ns)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new(&self.ip)
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }
 
 /// `curl …/install.sh | sh` in a fresh "workspace" (its own HOME, a plain PATH, no user
-/// systemd): the agent is installed, runs and is online; running it again upgrades in place
-/// with still one agent; `--uninstall` removes it.
+/// systemd, and, when the machine allows it, its own network namespace): the agent is
+/// installed, runs and is online; running it again upgrades in place with still one agent;
+/// `--uninstall` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
+    let netns = NetNs::create();
     let db = TestDb::new(Backend::Sqlite).await;
     let downloads = tempfile::tempdir().unwrap();
     let (os, arch) = fulcrum_relay::install::this_platform();
@@ -106,7 +210,16 @@ async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
         downloads.path().join(format!("fulcrum-{os}-{arch}")),
     )
     .unwrap();
-    let mut config = relay_config(&db, &RelayOptions::default());
+    // In a namespace, the relay listens on its side of the veth pair.
+    let listen = match &netns {
+        Some(ns) => std::net::SocketAddr::new(ns.host.into(), 0),
+        None => "127.0.0.1:0".parse().unwrap(),
+    };
+    let opts = RelayOptions {
+        listen,
+        ..Default::default()
+    };
+    let mut config = relay_config(&db, &opts);
     config.downloads_dir = Some(downloads.path().to_path_buf());
     let relay = fulcrum_relay::Relay::start(config).await.unwrap();
     let alice = make_user(&relay, "alice").await;
@@ -117,12 +230,21 @@ async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
     std::fs::create_dir_all(&runtime).unwrap();
     let bin = home.path().join("bin/fulcrum");
     let install = |extra: &str| {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "curl -fsSL \"$RELAY/install.sh\" | sh -s -- --bin-dir \"$HOME/bin\" {extra}"
-            ))
-            .env_clear()
+        let script =
+            format!("curl -fsSL \"$RELAY/install.sh\" | sh -s -- --bin-dir \"$HOME/bin\" {extra}");
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut cmd = tokio::process::Command::new(&ns.ip);
+                cmd.args(["netns", "exec", &ns.name, "/bin/sh", "-c", &script]);
+                cmd
+            }
+            None => {
+                let mut cmd = tokio::process::Command::new("sh");
+                cmd.arg("-c").arg(&script);
+                cmd
+            }
+        };
+        cmd.env_clear()
             .env("HOME", home.path())
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("RELAY", relay.url())
@@ -157,6 +279,14 @@ async fn curl_pipe_sh_installs_upgrades_and_uninstalls_the_agent() {
         .unwrap();
     assert!(bin.is_file());
     assert_eq!(agents_running(&bin), 1);
+    if netns.is_some() {
+        let net = |dir: &std::path::Path| std::fs::read_link(dir.join("ns/net")).unwrap();
+        assert_ne!(
+            net(&agents(&bin)[0]),
+            net(std::path::Path::new("/proc/self")),
+            "the agent runs in the workspace's own network namespace"
+        );
+    }
     let token_file = home.path().join(".config/fulcrum/token");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&token_file).unwrap().permissions(),

@@ -387,11 +387,20 @@ impl Session<'_> {
                     }
                 }
                 _ = ticker.tick() => {
-                    if last_heard.elapsed() > heartbeat * 2 {
+                    // While the session holds back reading (waiting on the database), the agent
+                    // cannot be heard on a WebSocket: that is not its silence.
+                    let holding_back =
+                        self.uncommitted_bytes + self.in_flight_bytes >= MAX_UNCOMMITTED_BYTES;
+                    if holding_back {
+                        last_heard = Instant::now();
+                    } else if last_heard.elapsed() > heartbeat * 2 {
                         return End::Silent;
                     }
                     nonce += 1;
-                    ping_sent = Some((nonce, Instant::now()));
+                    // One ping is timed at a time: a pong later than the next ping still counts.
+                    if ping_sent.is_none() {
+                        ping_sent = Some((nonce, Instant::now()));
+                    }
                     if !self.send(&RelayFrame::Ping { nonce, rtt_us }).await {
                         return End::SendFailed;
                     }
