@@ -317,12 +317,17 @@ impl Dialer {
             .map_err(|e| down(format!("QUIC connection lost: {e}")))?;
         let (control, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_stream(conn.clone(), send, rx));
+        let (frames_tx, frames) = mpsc::channel(16);
+        tokio::spawn(read_control(recv, frames_tx));
+        let (opener, requests) = mpsc::unbounded_channel();
+        tokio::spawn(open_task_streams(conn.clone(), requests));
         Ok(Conn::Quic(QuicConn {
             _endpoint: endpoint,
             conn,
             control,
             tasks: HashMap::new(),
-            recv,
+            opener,
+            frames,
         }))
     }
 }
@@ -368,7 +373,10 @@ pub struct QuicConn {
     conn: quinn::Connection,
     control: mpsc::UnboundedSender<Vec<u8>>,
     tasks: HashMap<Uuid, mpsc::UnboundedSender<Vec<u8>>>,
-    recv: quinn::RecvStream,
+    /// Task streams to open, in the order of their first message.
+    opener: mpsc::UnboundedSender<mpsc::UnboundedReceiver<Vec<u8>>>,
+    /// Frames from the control stream, read by a task of their own (cancel-safe to wait on).
+    frames: mpsc::Receiver<Result<RelayFrame, Problem>>,
 }
 
 impl QuicConn {
@@ -380,13 +388,7 @@ impl QuicConn {
         let writer = match task_stream_of(frame) {
             Some(task) => self.tasks.entry(task).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let conn = self.conn.clone();
-                tokio::spawn(async move {
-                    // The relay limits open task streams; this waits for one to close.
-                    if let Ok(send) = conn.open_uni().await {
-                        write_stream(conn, send, rx).await;
-                    }
-                });
+                let _ = self.opener.send(rx);
                 tx
             }),
             None => &mut self.control,
@@ -402,12 +404,44 @@ impl QuicConn {
     }
 
     async fn next_frame(&mut self) -> Result<RelayFrame, Problem> {
-        match read_prefixed(&mut self.recv).await {
+        match self.frames.recv().await {
+            Some(frame) => frame,
+            None => Err(down("the relay closed the connection".into())),
+        }
+    }
+}
+
+/// Reads the control stream's frames into `tx` until it ends or fails.
+async fn read_control(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<RelayFrame, Problem>>) {
+    loop {
+        let frame = match read_prefixed(&mut recv).await {
             Ok(Some(bytes)) => fulcrum_protocol::decode(&bytes).map_err(unreadable),
             Ok(None) => Err(down("the relay closed the connection".into())),
             Err(ReadError::TooLarge(n)) => Err(unreadable(format!("a {n}-byte frame"))),
             Err(ReadError::Io(e)) => Err(down(format!("connection lost: {e}"))),
+        };
+        let last = frame.is_err();
+        if tx.send(frame).await.is_err() || last {
+            return;
         }
+    }
+}
+
+/// Opens task streams one at a time, in the order they were asked for (the order of each
+/// task's first message), and hands each to a writer. The relay allows 64 open task streams
+/// and applies messages in sequence order: opening in that order means the stream holding the
+/// next message the relay needs is always among the open ones (at most `--max-jobs` ≤ 64 tasks
+/// have messages in flight at once), so the streams cannot all end up waiting on each other.
+async fn open_task_streams(
+    conn: quinn::Connection,
+    mut requests: mpsc::UnboundedReceiver<mpsc::UnboundedReceiver<Vec<u8>>>,
+) {
+    while let Some(rx) = requests.recv().await {
+        // Waits while the relay's limit of open task streams is reached.
+        let Ok(send) = conn.open_uni().await else {
+            return;
+        };
+        tokio::spawn(write_stream(conn.clone(), send, rx));
     }
 }
 

@@ -24,6 +24,9 @@ use crate::{AgentFrame, AgentMessage, CodecError, MAX_FRAME_BYTES};
 /// The ALPN protocol id of Fulcrum over QUIC.
 pub const ALPN: &[u8] = b"fulcrum/1";
 
+/// The most bytes the [`QuicAuth`] frame may take.
+pub const MAX_AUTH_BYTES: usize = 4 * 1024;
+
 /// The first frame on the control stream: the agent's credentials.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuicAuth {
@@ -55,14 +58,25 @@ pub enum ReadError {
     /// The stream failed or ended inside a frame.
     #[error("stream error: {0}")]
     Io(#[from] std::io::Error),
-    /// The length prefix announces more than [`MAX_FRAME_BYTES`].
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    /// The length prefix announces more than the cap.
+    #[error("frame of {0} bytes exceeds the limit")]
     TooLarge(usize),
 }
 
 /// Reads one length-prefixed frame's bytes; `None` when the stream ended cleanly between frames.
 /// The size is checked before anything is allocated.
+///
+/// Not cancel-safe: a read dropped halfway loses the bytes it had, so call it from a task that
+/// owns the stream, never as one branch of a `select!`.
 pub async fn read_prefixed<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ReadError> {
+    read_prefixed_max(r, MAX_FRAME_BYTES).await
+}
+
+/// [`read_prefixed`] with a lower size cap (for the token frame, read before authentication).
+pub async fn read_prefixed_max<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, ReadError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < len.len() {
@@ -76,7 +90,7 @@ pub async fn read_prefixed<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec
         got += n;
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
+    if len > max.min(MAX_FRAME_BYTES) {
         return Err(ReadError::TooLarge(len));
     }
     let mut body = vec![0u8; len];

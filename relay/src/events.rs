@@ -228,6 +228,9 @@ pub async fn follow(
 ) {
     use base64::Engine;
     let mut progress = app.logs.subscribe(task);
+    // Whether the task was seen finished before the last read: only a read that started after
+    // that can be trusted to hold the end of the log.
+    let mut seen_finished = false;
     loop {
         progress.borrow_and_update();
         let slice = match crate::tasks::read_log(&app, task, offset, LOG_MESSAGE_BYTES).await {
@@ -251,8 +254,15 @@ pub async fn follow(
             continue;
         }
         match app.store.get_task(owner, task).await {
-            // Finished and nothing more to read: its result is committed after all its output,
-            // so this is the end (also if the log has a gap from a restored database).
+            // The result may have been committed, with the last output, after the read above:
+            // read once more before calling it the end.
+            Ok(Some(t)) if t.is_finished() && !seen_finished => {
+                seen_finished = true;
+                continue;
+            }
+            // Finished before the read, and nothing more to read: its result is committed after
+            // all its output, so this is the end (also if the log has a gap from a restored
+            // database).
             Ok(Some(t)) if t.is_finished() => {
                 let end = json!({ "type": "log_end", "task": task, "offset": offset });
                 let _ = out.send(end.to_string()).await;

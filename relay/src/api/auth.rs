@@ -139,9 +139,8 @@ async fn password_slot(app: &AppState) -> ApiResult<tokio::sync::OwnedSemaphoreP
     request_body = Credentials,
     responses(
         (status = 201, description = "The new account", body = Envelope<User>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 403, description = "Sign-up is disabled", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
@@ -183,9 +182,8 @@ pub struct TokenPair {
     request_body = Credentials,
     responses(
         (status = 200, description = "Access and refresh tokens; the refresh token is also set as a cookie", body = Envelope<TokenPair>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
@@ -260,7 +258,7 @@ fn presented_refresh(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<Stri
     request_body = Option<RefreshBody>,
     responses(
         (status = 200, description = "A new token pair (the refresh token rotates)", body = Envelope<TokenPair>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody)
     ),
@@ -318,7 +316,7 @@ pub struct LoggedOut {
     request_body = Option<RefreshBody>,
     responses(
         (status = 200, description = "Logged out", body = Envelope<LoggedOut>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody)
     ),
     security(())

@@ -118,9 +118,8 @@ fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
     request_body = ProjectBody,
     responses(
         (status = 201, description = "The new project", body = Envelope<Project>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
@@ -191,9 +190,8 @@ pub async fn get(
     request_body = ProjectBody,
     responses(
         (status = 200, description = "The changed project", body = Envelope<Project>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
@@ -372,9 +370,8 @@ pub struct MemberBody {
     request_body = MemberBody,
     responses(
         (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),

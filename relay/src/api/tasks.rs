@@ -154,9 +154,8 @@ async fn workspace_owner(
     request_body = RunBody,
     responses(
         (status = 201, description = "The task, dispatched", body = Envelope<Task>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),

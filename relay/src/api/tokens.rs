@@ -115,9 +115,8 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
     request_body = NewTokenBody,
     responses(
         (status = 201, description = "The token, with its secret shown this once", body = Envelope<CreatedToken>),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),

@@ -15,7 +15,10 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use fulcrum_protocol::{RejectReason, quic::QuicAuth};
+use fulcrum_protocol::{
+    RejectReason,
+    quic::{MAX_AUTH_BYTES, QuicAuth},
+};
 use tokio::task::JoinHandle;
 
 use super::{
@@ -32,6 +35,20 @@ const MAX_TASK_STREAMS: u32 = 64;
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 /// A connection with no packets at all for this long is gone (heartbeats flow far more often).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Flow-control window for a whole connection: what one agent may have in flight.
+const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+/// Connections between the handshake and the token check, at most; more wait their turn (for
+/// up to the handshake timeout), so a reconnect storm is served in order, not refused.
+const MAX_UNAUTHENTICATED: usize = 256;
+/// Connection attempts the endpoint holds before it refuses new ones.
+const MAX_INCOMING: usize = 4096;
+
+/// No pause between stateless resets. quinn's default of one per 20 ms makes a thousand agents
+/// whose relay came back wait twenty seconds for theirs, and even one per 100 µs drops most of a
+/// burst (agents that connected together send their keep-alives together), each dropped one
+/// costing its agent another keep-alive period. A reset is always smaller than the packet that
+/// caused it, so answering every one amplifies nothing.
+const MIN_RESET_INTERVAL: Duration = Duration::ZERO;
 
 /// The running QUIC endpoint.
 pub struct QuicDoor {
@@ -48,7 +65,9 @@ pub async fn start(app: AppState, addr: SocketAddr, cert: &Path, key: &Path) -> 
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .context("the TLS configuration cannot serve QUIC")?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server.transport_config(Arc::new(transport_config()));
+    server
+        .transport_config(Arc::new(transport_config()))
+        .max_incoming(MAX_INCOMING);
     let reset_key = app
         .store
         .secret("quic_reset_key", &crate::auth::generate_signing_key)
@@ -58,15 +77,17 @@ pub async fn start(app: AppState, addr: SocketAddr, cert: &Path, key: &Path) -> 
         ring::hmac::HMAC_SHA256,
         &reset_key,
     )));
-    // quinn sends at most one reset per 20 ms by default, which makes a thousand agents wait
-    // twenty seconds. A reset is always smaller than the packet that caused it, so it cannot
-    // amplify anything: answer every one.
-    endpoint_config.min_reset_interval(Duration::ZERO);
-    // Connection ids are checked against a key too before a reset is sent: the same one.
-    let cid_key = u64::from_le_bytes(reset_key[..8].try_into().context("short QUIC reset key")?);
+    // Connection ids are signed too (so a reset goes only to ids this relay could have issued),
+    // with a key derived from the same secret.
+    let derived = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key),
+        b"fulcrum quic connection ids",
+    );
+    let cid_key = u64::from_le_bytes(derived.as_ref()[..8].try_into().context("short HMAC")?);
     endpoint_config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
+    endpoint_config.min_reset_interval(MIN_RESET_INTERVAL);
     let socket = std::net::UdpSocket::bind(addr)
         .with_context(|| format!("cannot listen for QUIC on udp/{addr}"))?;
     let runtime = quinn::default_runtime().context("no async runtime for QUIC")?;
@@ -91,22 +112,36 @@ impl QuicDoor {
     }
 }
 
+/// No task streams until the token is checked (see [`handle`]), and a bounded window.
 fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(1u32.into())
-        .max_concurrent_uni_streams(MAX_TASK_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into())
         .stream_receive_window(STREAM_WINDOW.into())
+        .receive_window(CONNECTION_WINDOW.into())
         .max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("idle timeout fits")));
     t
 }
 
 async fn accept_loop(app: AppState, endpoint: quinn::Endpoint) {
     let mut shutdown = app.shutdown.clone();
+    let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    tokio::spawn(handle(app.clone(), incoming));
+                    let (app, unauthenticated) = (app.clone(), unauthenticated.clone());
+                    tokio::spawn(async move {
+                        let permit = tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            unauthenticated.acquire_owned(),
+                        )
+                        .await;
+                        match permit {
+                            Ok(Ok(permit)) => handle(app, incoming, permit).await,
+                            _ => incoming.refuse(),
+                        }
+                    });
                 }
                 None => return,
             },
@@ -119,8 +154,13 @@ async fn accept_loop(app: AppState, endpoint: quinn::Endpoint) {
     }
 }
 
-/// One connection: handshake, token, then the session.
-async fn handle(app: AppState, incoming: quinn::Incoming) {
+/// One connection: handshake, token, then the session. `permit` counts it as unauthenticated
+/// until the token is checked.
+async fn handle(
+    app: AppState,
+    incoming: quinn::Incoming,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let peer = incoming.remote_address();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
         Ok(Ok(conn)) => conn,
@@ -135,18 +175,40 @@ async fn handle(app: AppState, incoming: quinn::Incoming) {
             return;
         }
     };
-    let auth = tokio::time::timeout(wait, fulcrum_protocol::quic::read_prefixed(&mut recv)).await;
-    let secret = match auth {
-        Ok(Ok(Some(bytes))) => fulcrum_protocol::decode::<QuicAuth>(&bytes)
-            .ok()
-            .map(|a| a.token),
-        _ => None,
-    };
+    let auth = tokio::time::timeout(
+        wait,
+        fulcrum_protocol::quic::read_prefixed_max(&mut recv, MAX_AUTH_BYTES),
+    )
+    .await;
     let mut out = Outgoing::Quic(send, conn.clone());
-    match super::authenticate_secret(&app, secret.as_deref()).await {
+    let secret = match auth {
+        Ok(Ok(Some(bytes))) => match fulcrum_protocol::decode::<QuicAuth>(&bytes) {
+            Ok(auth) => auth.token,
+            Err(e) => {
+                let problem = format!("the first frame must be the token: {e}");
+                session::reject(&mut out, RejectReason::ProtocolViolation, &problem).await;
+                return;
+            }
+        },
+        Ok(Ok(None) | Err(_)) => {
+            let problem = "the first frame must be the token";
+            session::reject(&mut out, RejectReason::ProtocolViolation, problem).await;
+            return;
+        }
+        Err(_) => {
+            let problem = "no token in time";
+            session::reject(&mut out, RejectReason::ProtocolViolation, problem).await;
+            return;
+        }
+    };
+    match super::authenticate_secret(&app, Some(&secret)).await {
         Ok(token) => {
+            drop(permit);
+            conn.set_max_concurrent_uni_streams(MAX_TASK_STREAMS.into());
             let source = Source::Quic(QuicSource::new(&conn, recv));
             session::run(app, token, out, source).await;
+            // Whatever ended the session, the connection ends with it.
+            conn.close(0u32.into(), b"session ended");
         }
         Err(e) => {
             let reason = match e.kind {

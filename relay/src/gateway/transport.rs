@@ -4,9 +4,10 @@
 //! does not care which transport is underneath. On QUIC, frames arrive on several streams (see
 //! [`fulcrum_protocol::quic`]); [`QuicSource`] merges them back into one sequence: control
 //! frames as they come, durable messages in sequence order, each taken from whichever stream
-//! holds the next number. It keeps at most one message waiting per task stream, so memory stays
+//! holds the next number. It reads ahead at most a frame or two per task stream, so memory stays
 //! bounded while a stream whose turn has not come simply stops being read (its own flow control
-//! then holds the agent back, and nothing else).
+//! then holds the agent back, and nothing else). A number that never arrives ends the session
+//! after [`STALL_LIMIT`], as a gap does on the WebSocket.
 
 use std::{collections::VecDeque, task::Poll};
 
@@ -23,9 +24,12 @@ use tokio::sync::mpsc;
 
 use crate::state::SEND_TIMEOUT;
 
-/// Durable messages from the control stream that may wait for an earlier number on a task
-/// stream; past this the control stream is not read until they are taken.
-const MAX_PARKED_CONTROL: usize = 4096;
+/// Bytes of durable messages from the control stream that may wait for an earlier number on a
+/// task stream; past this the control stream is not read until they are taken.
+const MAX_PARKED_CONTROL_BYTES: usize = 8 * 1024 * 1024;
+/// How long messages may wait for a sequence number that does not come before the session is
+/// refused (an agent bug; the agent reconnects and replays).
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a closing QUIC session waits for the agent to read its last frame and hang up.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -165,6 +169,9 @@ struct Slot {
 pub struct QuicSource {
     control: mpsc::Receiver<Incoming>,
     control_parked: VecDeque<Parked>,
+    control_parked_bytes: usize,
+    /// Since when messages wait and none can be taken.
+    stalled_since: Option<tokio::time::Instant>,
     new_streams: mpsc::Receiver<mpsc::Receiver<Incoming>>,
     slots: Vec<Slot>,
     /// The next sequence number to hand out; `None` until the session knows it.
@@ -192,6 +199,8 @@ impl QuicSource {
         Self {
             control: control_rx,
             control_parked: VecDeque::new(),
+            control_parked_bytes: 0,
+            stalled_since: None,
             new_streams,
             slots: Vec::new(),
             expected: None,
@@ -200,14 +209,26 @@ impl QuicSource {
 
     async fn next(&mut self, durable_ok: bool) -> Incoming {
         loop {
-            if durable_ok && let Some((d, size)) = self.take_in_turn() {
-                return Incoming::Frame(AgentFrame::Durable(d), size);
+            if durable_ok {
+                if let Some((d, size)) = self.take_in_turn() {
+                    self.stalled_since = None;
+                    return Incoming::Frame(AgentFrame::Durable(d), size);
+                }
+                let waiting =
+                    !self.control_parked.is_empty() || self.slots.iter().any(|s| s.head.is_some());
+                if !waiting {
+                    self.stalled_since = None;
+                } else if self.stalled_since.is_none() {
+                    self.stalled_since = Some(tokio::time::Instant::now());
+                }
             }
-            let control_open = self.control_parked.len() < MAX_PARKED_CONTROL;
+            let control_open = self.control_parked_bytes < MAX_PARKED_CONTROL_BYTES;
+            let stall_deadline = self.stalled_since.map(|t| t + STALL_LIMIT);
             tokio::select! {
                 biased;
                 incoming = self.control.recv(), if control_open => match incoming {
                     Some(Incoming::Frame(AgentFrame::Durable(d), size)) => {
+                        self.control_parked_bytes += size;
                         self.control_parked.push_back((d, size));
                     }
                     Some(other) => return other,
@@ -229,6 +250,14 @@ impl QuicSource {
                         self.slots.swap_remove(i);
                     }
                 },
+                _ = tokio::time::sleep_until(stall_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if stall_deadline.is_some() && durable_ok =>
+                {
+                    return Incoming::Violation(format!(
+                        "message {} never arrived",
+                        self.expected.unwrap_or_default()
+                    ));
+                }
             }
         }
     }
@@ -249,7 +278,13 @@ impl QuicSource {
         }
         let taken = match at {
             Some(i) => self.slots[i].head.take(),
-            None => self.control_parked.pop_front(),
+            None => {
+                let taken = self.control_parked.pop_front();
+                if let Some((_, size)) = &taken {
+                    self.control_parked_bytes -= size;
+                }
+                taken
+            }
         };
         if self.expected.is_some_and(|e| seq == e) {
             self.expected = Some(seq + 1);
