@@ -1000,10 +1000,11 @@ mod tests {
             "git init a/nested: {seen:?}"
         );
 
+        // While b's files are being deleted a change of b may be seen first (the monitor finds
+        // it unreadable and waits for the rescan); what matters is the rescan.
         fs::remove_dir_all(&b).unwrap();
         let seen = drain(&mut events).await;
         assert!(seen.contains(&WatchEvent::TreeChanged), "rm -r b: {seen:?}");
-        assert!(!seen.contains(&changed(b)), "{seen:?}");
 
         // Plain directories and files outside repositories do not change the tree.
         fs::create_dir_all(root.join("notes/2024")).unwrap();
