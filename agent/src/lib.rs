@@ -9,6 +9,7 @@
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
 //! - [`jobs`]: the job runner (tasks from the relay, process groups, output, results);
 //!   [`outbox`]: the durable outbox on disk; [`qa`]: QA steps and test reports.
+//! - [`paths`]: paths that remote tools name, kept inside the workspace root.
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
 #![deny(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod link;
 mod memory;
 pub mod monitor;
 pub mod outbox;
+pub mod paths;
 pub mod proxy;
 pub mod qa;
 pub mod repos;
