@@ -9,7 +9,8 @@
 //! - [`control`]: the Unix socket `fulcrum status` talks to; [`status`]: what it reports.
 //! - [`jobs`]: the job runner (tasks from the relay, process groups, output, results);
 //!   [`outbox`]: the durable outbox on disk; [`qa`]: QA steps and test reports.
-//! - [`paths`]: paths that remote tools name, kept inside the workspace root.
+//! - [`paths`]: paths that remote tools name, kept inside the workspace root; [`files`]:
+//!   reading and listing files for them, capped.
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
 #![deny(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod agent;
 pub mod cli;
 pub mod control;
+pub mod files;
 pub mod identity;
 pub mod jobs;
 pub mod link;
