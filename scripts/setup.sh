@@ -23,8 +23,14 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
-# The job tests run real pytest and cargo test suites.
-python3 -c 'import pytest' >/dev/null 2>&1 || need_apt+=(python3-pytest)
+# The job tests run real pytest suites with the python3 on PATH, which is often not Debian's
+# own (so its apt package would not reach it): install pytest for that interpreter with pip,
+# and only with apt when that python3 has no pip.
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+  echo "setup: installing pytest"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-input --disable-pip-version-check pytest \
+    >/dev/null 2>&1 || need_apt+=(python3-pytest)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

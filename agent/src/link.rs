@@ -364,10 +364,10 @@ impl Link {
             }),
         });
         let sent_at = Instant::now();
-        if let Err(e) = send(&mut conn, &hello).await {
+        if let Err(e) = conn.send(&hello).await {
             return relay_down(&format!("connection lost during the handshake: {e}"));
         }
-        let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut conn)).await {
+        let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next_frame()).await {
             Err(_) => return relay_down("the relay did not answer the hello"),
             Ok(Err(problem)) => {
                 return Ended::Problem {
@@ -439,7 +439,7 @@ impl Link {
             "resuming the stream"
         );
         for message in replay {
-            if let Err(e) = send(&mut conn, &AgentFrame::Durable(message)).await {
+            if let Err(e) = conn.send(&AgentFrame::Durable(message)).await {
                 return relay_down(&format!("connection lost: {e}"));
             }
         }
@@ -478,7 +478,7 @@ impl Link {
             self.status
                 .update(|s| std::mem::replace(&mut s.unacked, unacked) != unacked);
             tokio::select! {
-                frame = next_frame(conn) => {
+                frame = conn.next_frame() => {
                     deadline = tokio::time::Instant::now() + silence;
                     let frame = match frame {
                         Ok(f) => f,
@@ -489,7 +489,7 @@ impl Link {
                             if let Some(us) = rtt_us {
                                 self.status.set_connection(|c| c.rtt_ms = Some(us as f64 / 1000.0));
                             }
-                            if let Err(e) = send(conn, &AgentFrame::Pong { nonce }).await {
+                            if let Err(e) = conn.send(&AgentFrame::Pong { nonce }).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
@@ -521,7 +521,7 @@ impl Link {
                             if let Some(journaled) = report.journaled {
                                 let _ = journaled.send(());
                             }
-                            if let Err(e) = send(conn, &AgentFrame::Durable(durable)).await {
+                            if let Err(e) = conn.send(&AgentFrame::Durable(durable)).await {
                                 return relay_down(&format!("connection lost: {e}"));
                             }
                         }
@@ -532,7 +532,7 @@ impl Link {
                     self.next_request += 1;
                     let id = self.next_request;
                     self.waiting_runs.insert(id, answer);
-                    if let Err(e) = send(conn, &AgentFrame::Request { id, run }).await {
+                    if let Err(e) = conn.send(&AgentFrame::Request { id, run }).await {
                         return relay_down(&format!("connection lost: {e}"));
                     }
                 }
@@ -551,7 +551,7 @@ impl Link {
                 break;
             };
             match self.outbox.push(message, false) {
-                Ok(durable) => send(conn, &AgentFrame::Durable(durable)).await?,
+                Ok(durable) => conn.send(&AgentFrame::Durable(durable)).await?,
                 Err(_) => break,
             }
         }
@@ -589,7 +589,7 @@ impl Link {
             return Ok(());
         };
         let seq = inbox.applied;
-        send(conn, &AgentFrame::Ack { seq }).await
+        conn.send(&AgentFrame::Ack { seq }).await
     }
 }
 
@@ -639,15 +639,6 @@ fn rejected(reason: RejectReason, message: String) -> Problem {
         format!("the relay ended the session: {message}")
     };
     Problem { kind, message }
-}
-
-async fn send(conn: &mut Conn, frame: &AgentFrame) -> std::io::Result<()> {
-    conn.send(frame).await
-}
-
-/// The next protocol frame.
-async fn next_frame(conn: &mut Conn) -> Result<RelayFrame, Problem> {
-    conn.next_frame().await
 }
 
 /// Resolves once `shutdown` turns true or its sender is gone.

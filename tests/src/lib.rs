@@ -289,6 +289,21 @@ pub async fn make_user(relay: &Relay, name: &str) -> TestUser {
     }
 }
 
+/// A user and an agent token, made through the relay's store (for relays serving HTTPS, which
+/// the test's HTTP client does not speak): the user's id and the token's secret.
+pub async fn make_user_in_store(relay: &Relay, name: &str) -> (uuid::Uuid, String) {
+    let store = &relay.state.store;
+    let email = format!("{name}@example.com");
+    let user = fulcrum_relay::api::auth::create_user(store, &email, &format!("{name}-password-1"))
+        .await
+        .expect("user created");
+    let token = fulcrum_relay::api::create_agent_token(store, user.id, name)
+        .await
+        .expect("agent token created")
+        .secret;
+    (user.id, token)
+}
+
 /// A user in `db`, made through a relay in this process that is stopped again: for tests that
 /// then serve `db` with the relay binary.
 pub async fn make_user_offline(db: &TestDb, name: &str) -> TestUser {

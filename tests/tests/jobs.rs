@@ -411,12 +411,7 @@ async fn an_agent_killed_mid_job_leaves_the_task_lost_after_the_lease() {
         .await
         .unwrap();
     // `fulcrum logs -f` returns once the restarted agent has settled the interrupted task.
-    let out = tokio::process::Command::new(workspace_binary("fulcrum"))
-        .args(["logs", "-f", &id(&task), "--state-dir"])
-        .arg(state.path())
-        .output()
-        .await
-        .unwrap();
+    let out = follow_log_in_terminal(&id(&task), state.path()).await;
     assert!(out.status.success(), "{out:?}");
     assert!(gone(pid), "the leftover job was killed");
     // The relay keeps the first result: still lost, not run again.
@@ -574,12 +569,7 @@ async fn a_result_survives_an_agent_restart_in_the_outbox_on_disk() {
     relay.kill9().await;
     std::fs::write(repo.path().join("fifo"), "go\n").unwrap();
     // `fulcrum logs -f` returns once the agent has the job's result.
-    let out = tokio::process::Command::new(workspace_binary("fulcrum"))
-        .args(["logs", "-f", &id(&task), "--state-dir"])
-        .arg(state.path())
-        .output()
-        .await
-        .unwrap();
+    let out = follow_log_in_terminal(&id(&task), state.path()).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "waiting\nfinished\n");
     signal(&agent, nix::sys::signal::Signal::SIGKILL);
     let _ = agent.wait().await;
@@ -611,4 +601,14 @@ async fn a_result_survives_an_agent_restart_in_the_outbox_on_disk() {
 
 fn relay_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+/// `fulcrum logs -f TASK` against the agent with this state directory, run to its end.
+async fn follow_log_in_terminal(task: &str, state: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(workspace_binary("fulcrum"))
+        .args(["logs", "-f", task, "--state-dir"])
+        .arg(state)
+        .output()
+        .await
+        .unwrap()
 }

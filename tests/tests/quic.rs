@@ -41,18 +41,10 @@ async fn secure_relay() -> Secure {
         relay.quic_addr.is_some(),
         "a relay with a certificate serves QUIC"
     );
-    // Made through the store: the test's HTTP client speaks no TLS.
-    let store = &relay.state.store;
-    let user = fulcrum_relay::api::auth::create_user(store, "quic@example.com", "quic-password-1")
-        .await
-        .unwrap();
-    let token = fulcrum_relay::api::create_agent_token(store, user.id, "quic")
-        .await
-        .unwrap()
-        .secret;
+    let (owner, token) = make_user_in_store(&relay, "quic").await;
     Secure {
         relay,
-        owner: user.id,
+        owner,
         token,
         pki,
         _dir: dir,
@@ -96,42 +88,30 @@ async fn auto_uses_quic_when_it_gets_through_and_the_websocket_when_udp_is_block
     let s = secure_relay().await;
     let quic_port = s.relay.quic_addr.unwrap().port();
 
-    let repo = TestRepo::new();
-    let state = tempfile::tempdir().unwrap();
-    let a = agent(
-        &s,
-        &repo,
-        state.path(),
-        TransportMode::Auto,
-        quic_port,
-        &s.pki.ca,
-    )
-    .await;
-    a.wait_for(connected, WAIT).await.unwrap();
-    assert_eq!(over(&a.status()), Some("quic"));
-    let shown = fulcrum_agent::cli::render_status(&a.status(), chrono::Utc::now());
-    assert!(shown.contains("over QUIC"), "{shown}");
-    a.stop().await;
-
     // A UDP port where nothing ever answers, as behind a firewall that drops UDP.
     let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dropped = blackhole.local_addr().unwrap().port();
-    let repo = TestRepo::new();
-    let state = tempfile::tempdir().unwrap();
-    let b = agent(
-        &s,
-        &repo,
-        state.path(),
-        TransportMode::Auto,
-        dropped,
-        &s.pki.ca,
-    )
-    .await;
-    b.wait_for(connected, WAIT).await.unwrap();
-    assert_eq!(over(&b.status()), Some("websocket"));
-    let shown = fulcrum_agent::cli::render_status(&b.status(), chrono::Utc::now());
-    assert!(shown.contains("over WebSocket"), "{shown}");
-    b.stop().await;
+    for (port, transport, shown_as) in [
+        (quic_port, "quic", "over QUIC"),
+        (dropped, "websocket", "over WebSocket"),
+    ] {
+        let repo = TestRepo::new();
+        let state = tempfile::tempdir().unwrap();
+        let a = agent(
+            &s,
+            &repo,
+            state.path(),
+            TransportMode::Auto,
+            port,
+            &s.pki.ca,
+        )
+        .await;
+        a.wait_for(connected, WAIT).await.unwrap();
+        assert_eq!(over(&a.status()), Some(transport));
+        let shown = fulcrum_agent::cli::render_status(&a.status(), chrono::Utc::now());
+        assert!(shown.contains(shown_as), "{shown}");
+        a.stop().await;
+    }
     s.relay.shutdown().await.unwrap();
 }
 

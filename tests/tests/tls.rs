@@ -22,13 +22,7 @@ async fn agents_connect_over_tls_only_when_they_trust_the_relay() {
     .await;
     assert!(relay.url().starts_with("https://"));
     let store = &relay.state.store;
-    let user = fulcrum_relay::api::auth::create_user(store, "tls@example.com", "tls-password-1")
-        .await
-        .unwrap();
-    let token = fulcrum_relay::api::create_agent_token(store, user.id, "tls")
-        .await
-        .unwrap()
-        .secret;
+    let (owner, token) = make_user_in_store(&relay, "tls").await;
     let repo = TestRepo::new();
 
     // Trusting the relay's CA: connected over wss://, and the relay has the workspace online.
@@ -45,7 +39,7 @@ async fn agents_connect_over_tls_only_when_they_trust_the_relay() {
         .wait_for(|s| connected(s) && !s.repos.is_empty(), WAIT)
         .await
         .unwrap();
-    let listed = store.list_workspaces(user.id).await.unwrap();
+    let listed = store.list_workspaces(owner).await.unwrap();
     assert!(listed.len() == 1 && listed[0].online);
     trusted.stop().await;
 

@@ -182,22 +182,16 @@ async fn handle(
     .await;
     let mut out = Outgoing::Quic(send, conn.clone());
     let secret = match auth {
-        Ok(Ok(Some(bytes))) => match fulcrum_protocol::decode::<QuicAuth>(&bytes) {
-            Ok(auth) => auth.token,
-            Err(e) => {
-                let problem = format!("the first frame must be the token: {e}");
-                session::reject(&mut out, RejectReason::ProtocolViolation, &problem).await;
-                return;
-            }
-        },
-        Ok(Ok(None) | Err(_)) => {
-            let problem = "the first frame must be the token";
-            session::reject(&mut out, RejectReason::ProtocolViolation, problem).await;
-            return;
-        }
-        Err(_) => {
-            let problem = "no token in time";
-            session::reject(&mut out, RejectReason::ProtocolViolation, problem).await;
+        Ok(Ok(Some(bytes))) => fulcrum_protocol::decode::<QuicAuth>(&bytes)
+            .map(|auth| auth.token)
+            .map_err(|e| format!("the first frame must be the token: {e}")),
+        Ok(Ok(None) | Err(_)) => Err("the first frame must be the token".to_owned()),
+        Err(_) => Err("no token in time".to_owned()),
+    };
+    let secret = match secret {
+        Ok(secret) => secret,
+        Err(problem) => {
+            session::reject(&mut out, RejectReason::ProtocolViolation, &problem).await;
             return;
         }
     };

@@ -233,6 +233,11 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// Whether the session stops taking durable messages until a commit finishes (backpressure).
+    fn holding_back(&self) -> bool {
+        self.uncommitted_bytes + self.in_flight_bytes >= MAX_UNCOMMITTED_BYTES
+    }
+
     /// Sends the agent a relay message on this session's stream.
     async fn send_message(&mut self, body: RelayMessage) -> bool {
         self.relay_seq += 1;
@@ -344,7 +349,7 @@ impl Session<'_> {
         let mut rtt_us: Option<u64> = None;
         loop {
             tokio::select! {
-                incoming = stream.next(self.uncommitted_bytes + self.in_flight_bytes < MAX_UNCOMMITTED_BYTES) => {
+                incoming = stream.next(!self.holding_back()) => {
                     let (frame, size) = match incoming {
                         Incoming::Frame(frame, size) => (frame, size),
                         Incoming::KeepAlive => { last_heard = Instant::now(); continue }
@@ -389,9 +394,7 @@ impl Session<'_> {
                 _ = ticker.tick() => {
                     // While the session holds back reading (waiting on the database), the agent
                     // cannot be heard on a WebSocket: that is not its silence.
-                    let holding_back =
-                        self.uncommitted_bytes + self.in_flight_bytes >= MAX_UNCOMMITTED_BYTES;
-                    if holding_back {
+                    if self.holding_back() {
                         last_heard = Instant::now();
                     } else if last_heard.elapsed() > heartbeat * 2 {
                         return End::Silent;
