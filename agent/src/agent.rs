@@ -33,6 +33,10 @@ pub struct AgentOptions {
     pub state_dir: PathBuf,
     /// How many jobs run at once; later ones wait in order.
     pub max_jobs: usize,
+    /// Whether remote tools may write files in the workspace.
+    pub allow_writes: bool,
+    /// MCP servers to host in the workspace.
+    pub mcp_servers: Vec<crate::hosted::ServerConfig>,
 }
 
 /// A running agent.
@@ -74,6 +78,9 @@ impl RunningAgent {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (runs_tx, runs_rx) = mpsc::channel(JOB_QUEUE);
         let outbox = DiskOutbox::open(&opts.state_dir.join("outbox"))?;
+        crate::hosted::check_configs(&opts.mcp_servers).map_err(anyhow::Error::msg)?;
+        let hosted = crate::hosted::Hosted::start(opts.mcp_servers, root.clone(), stopping.clone());
+        let toolbox = crate::tools::Toolbox::new(root.clone(), opts.allow_writes, hosted);
         let link = Link::new(
             opts.relay,
             identity,
@@ -83,6 +90,7 @@ impl RunningAgent {
                 job_reports: reports_rx,
                 job_commands: commands_tx,
                 run_calls: runs_rx,
+                toolbox,
             },
             outbox,
             stopping.clone(),

@@ -123,8 +123,13 @@ pub struct AgentArgs {
     /// The relay's UDP port for QUIC [default: the relay URL's port].
     #[arg(long, env = "FULCRUM_QUIC_PORT")]
     pub quic_port: Option<u16>,
+    /// Let remote tools (the relay's MCP endpoint) write files in this workspace, for tokens
+    /// that may write [default: off].
+    #[arg(long, env = "FULCRUM_ALLOW_WRITES")]
+    pub allow_writes: bool,
     /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file,
-    /// max_jobs, transport, quic_port).
+    /// max_jobs, transport, quic_port, allow_writes, and [[mcp_servers]] tables with name,
+    /// command, args and env).
     #[arg(long, env = "FULCRUM_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
@@ -143,8 +148,8 @@ pub struct StatusArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The agent's config file.
-#[derive(Debug, Default, Deserialize)]
+/// The agent's config file (no `Debug`: it may hold the token).
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     relay_url: Option<String>,
@@ -156,6 +161,9 @@ struct FileConfig {
     max_jobs: Option<usize>,
     transport: Option<crate::transport::TransportMode>,
     quic_port: Option<u16>,
+    allow_writes: Option<bool>,
+    /// MCP servers the agent hosts in the workspace.
+    mcp_servers: Vec<crate::hosted::ServerConfig>,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/fulcrum`, else `~/.local/state/fulcrum`.
@@ -220,6 +228,8 @@ impl AgentArgs {
                 .or(file.state_dir)
                 .unwrap_or_else(default_state_dir),
             max_jobs: self.max_jobs.or(file.max_jobs).unwrap_or(1).clamp(1, 64),
+            allow_writes: self.allow_writes || file.allow_writes.unwrap_or(false),
+            mcp_servers: file.mcp_servers,
         })
     }
 }

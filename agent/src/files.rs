@@ -142,6 +142,213 @@ pub fn list_directory(root: &Path, requested: &str) -> Result<String, FileError>
     Ok(out)
 }
 
+/// The most entries one tree returns.
+pub const MAX_TREE_ENTRIES: usize = 2000;
+/// The deepest a tree goes.
+pub const MAX_TREE_DEPTH: usize = 12;
+/// The largest file `write_file` and `edit_file` write.
+pub const MAX_WRITE_BYTES: usize = 512 * 1024;
+/// Most edits in one `edit_file` call.
+pub const MAX_EDITS: usize = 100;
+
+/// Entries a tree never descends into: they are large and never what a model wants to read.
+const TREE_SKIP: &[&str] = &[".git", "node_modules", "target"];
+
+/// A directory tree as JSON, like the reference filesystem server's: `[{"name", "type",
+/// "children"}]`, depth-first and sorted by name, at most `max_depth` levels (capped at
+/// [`MAX_TREE_DEPTH`]) and [`MAX_TREE_ENTRIES`] entries. A cut tree ends with an entry of type
+/// `"note"` saying so. `.git`, `node_modules` and `target` are listed but not entered; symlinks
+/// are listed but not followed.
+pub fn directory_tree(
+    root: &Path,
+    requested: &str,
+    max_depth: Option<usize>,
+) -> Result<String, FileError> {
+    let path = resolve(root, requested, Intent::Read)?;
+    if !path.is_dir() {
+        return Err(FileError::Kind(format!("{requested} is not a directory")));
+    }
+    let depth = max_depth.unwrap_or(MAX_TREE_DEPTH).clamp(1, MAX_TREE_DEPTH);
+    let mut budget = MAX_TREE_ENTRIES;
+    let mut cut = false;
+    // Iterative: a deep tree cannot overflow the stack.
+    let mut tree = tree_level(&path, depth, &mut budget, &mut cut);
+    if cut {
+        tree.push(serde_json::json!({
+            "name": format!("[… cut: the tree shows at most {MAX_TREE_ENTRIES} entries and {depth} levels]"),
+            "type": "note",
+        }));
+    }
+    Ok(serde_json::to_string_pretty(&tree).unwrap_or_default())
+}
+
+/// One directory's entries, with their subtrees down to `depth` levels.
+fn tree_level(
+    dir: &Path,
+    depth: usize,
+    budget: &mut usize,
+    cut: &mut bool,
+) -> Vec<serde_json::Value> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<(String, bool)> = read
+        .flatten()
+        .map(|e| {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            (e.file_name().to_string_lossy().into_owned(), is_dir)
+        })
+        .collect();
+    entries.sort();
+    let mut out = Vec::new();
+    for (name, is_dir) in entries {
+        if *budget == 0 {
+            *cut = true;
+            break;
+        }
+        *budget -= 1;
+        if is_dir {
+            let children = if depth > 1 && !TREE_SKIP.contains(&name.as_str()) {
+                tree_level(&dir.join(&name), depth - 1, budget, cut)
+            } else {
+                if depth <= 1 {
+                    *cut = true;
+                }
+                Vec::new()
+            };
+            out.push(
+                serde_json::json!({ "name": name, "type": "directory", "children": children }),
+            );
+        } else {
+            out.push(serde_json::json!({ "name": name, "type": "file" }));
+        }
+    }
+    out
+}
+
+/// Writes `content` as the whole file (created or replaced) atomically: to a temporary file in
+/// the same directory, then renamed over the target, so a reader never sees half a file and a
+/// failure leaves the old one. Returns what it did, for the tool answer.
+pub fn write_file(root: &Path, requested: &str, content: &str) -> Result<String, FileError> {
+    if content.len() > MAX_WRITE_BYTES {
+        return Err(FileError::BadRequest(format!(
+            "content of {} bytes exceeds the {MAX_WRITE_BYTES}-byte limit",
+            content.len()
+        )));
+    }
+    let path = resolve(root, requested, Intent::Write)?;
+    if path.is_dir() {
+        return Err(FileError::Kind(format!("{requested} is a directory")));
+    }
+    replace_atomically(&path, content.as_bytes()).map_err(|e| FileError::Io {
+        path: requested.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(format!("wrote {} bytes to {requested}", content.len()))
+}
+
+/// One replacement in [`edit_file`]: `old_text` must occur exactly once.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Edit {
+    /// The text to replace.
+    #[serde(rename = "oldText")]
+    pub old_text: String,
+    /// What replaces it.
+    #[serde(rename = "newText")]
+    pub new_text: String,
+}
+
+/// Applies `edits` in order to a text file and returns a unified diff of the change; with
+/// `dry_run`, only the diff. Each `old_text` must occur exactly once in the text as edited so
+/// far; otherwise nothing is written and the answer says which edit failed.
+pub fn edit_file(
+    root: &Path,
+    requested: &str,
+    edits: &[Edit],
+    dry_run: bool,
+) -> Result<String, FileError> {
+    if edits.is_empty() || edits.len() > MAX_EDITS {
+        return Err(FileError::BadRequest(format!(
+            "give 1 to {MAX_EDITS} edits"
+        )));
+    }
+    let path = resolve(root, requested, Intent::Write)?;
+    let io = |e: std::io::Error| FileError::Io {
+        path: requested.to_owned(),
+        message: e.to_string(),
+    };
+    let meta = std::fs::metadata(&path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(FileError::Kind(format!("{requested} is not a file")));
+    }
+    if meta.len() > MAX_WRITE_BYTES as u64 {
+        return Err(FileError::BadRequest(format!(
+            "{requested} is larger than the {MAX_WRITE_BYTES}-byte limit for edits"
+        )));
+    }
+    let bytes = std::fs::read(&path).map_err(io)?;
+    if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
+        return Err(FileError::Binary(requested.to_owned()));
+    }
+    let original = String::from_utf8(bytes)
+        .map_err(|_| FileError::BadRequest(format!("{requested} is not UTF-8 text")))?;
+    let mut text = original.clone();
+    for (i, edit) in edits.iter().enumerate() {
+        if edit.old_text.is_empty() {
+            return Err(FileError::BadRequest(format!(
+                "edit {}: oldText is empty",
+                i + 1
+            )));
+        }
+        match text.matches(edit.old_text.as_str()).count() {
+            1 => text = text.replacen(&edit.old_text, &edit.new_text, 1),
+            0 => {
+                return Err(FileError::BadRequest(format!(
+                    "edit {}: oldText was not found in {requested}; nothing was changed",
+                    i + 1
+                )));
+            }
+            n => {
+                return Err(FileError::BadRequest(format!(
+                    "edit {}: oldText occurs {n} times in {requested}; give more context so it \
+                     occurs once. Nothing was changed",
+                    i + 1
+                )));
+            }
+        }
+        if text.len() > MAX_WRITE_BYTES {
+            return Err(FileError::BadRequest(format!(
+                "the edited file would exceed the {MAX_WRITE_BYTES}-byte limit"
+            )));
+        }
+    }
+    let diff = similar::TextDiff::from_lines(&original, &text)
+        .unified_diff()
+        .header(requested, requested)
+        .to_string();
+    if !dry_run {
+        replace_atomically(&path, text.as_bytes()).map_err(io)?;
+    }
+    Ok(diff)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, keeps the old file's
+/// permissions, and renames it over `path`.
+fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +433,89 @@ mod tests {
         assert!(matches!(
             read_file(&root, "../etc/passwd", ReadRange::default()),
             Err(FileError::Path(PathError::Parent))
+        ));
+    }
+
+    #[test]
+    fn trees_are_bounded_and_skip_heavy_directories() {
+        let (_d, root) = root();
+        std::fs::create_dir_all(root.join("src/a/b")).unwrap();
+        std::fs::write(root.join("src/a/b/deep.rs"), "").unwrap();
+        std::fs::create_dir_all(root.join(".git/objects")).unwrap();
+        let tree: serde_json::Value =
+            serde_json::from_str(&directory_tree(&root, ".", None).unwrap()).unwrap();
+        let names: Vec<&str> = tree
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [".git", "blob.bin", "five.txt", "src"]);
+        assert_eq!(tree[0]["children"], serde_json::json!([]));
+        assert_eq!(
+            tree[3]["children"][0]["children"][0]["children"][0]["name"],
+            "deep.rs"
+        );
+        let shallow = directory_tree(&root, ".", Some(1)).unwrap();
+        assert!(shallow.contains("[… cut:"), "{shallow}");
+        assert!(!shallow.contains("deep.rs"));
+    }
+
+    #[test]
+    fn writes_are_whole_and_edits_exact() {
+        let (_d, root) = root();
+        assert_eq!(
+            write_file(&root, "src/new.txt", "alpha\nbeta\n").unwrap(),
+            "wrote 11 bytes to src/new.txt"
+        );
+        let diff = edit_file(
+            &root,
+            "src/new.txt",
+            &[Edit {
+                old_text: "beta".into(),
+                new_text: "gamma".into(),
+            }],
+            true,
+        )
+        .unwrap();
+        assert!(diff.contains("-beta\n+gamma"), "{diff}");
+        // A dry run changes nothing.
+        assert_eq!(
+            std::fs::read_to_string(root.join("src/new.txt")).unwrap(),
+            "alpha\nbeta\n"
+        );
+        let edit = |old: &str| Edit {
+            old_text: old.into(),
+            new_text: "x".into(),
+        };
+        edit_file(&root, "src/new.txt", &[edit("beta")], false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("src/new.txt")).unwrap(),
+            "alpha\nx\n"
+        );
+        // A missing or ambiguous text, even after a good edit, changes nothing.
+        std::fs::write(root.join("twice.txt"), "a a").unwrap();
+        for bad in [vec![edit("zzz")], vec![edit("a")]] {
+            assert!(matches!(
+                edit_file(&root, "twice.txt", &bad, false),
+                Err(FileError::BadRequest(_))
+            ));
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join("twice.txt")).unwrap(),
+            "a a"
+        );
+        assert!(matches!(
+            write_file(&root, "src", "x"),
+            Err(FileError::Kind(_))
+        ));
+        assert!(matches!(
+            write_file(&root, "big", &"x".repeat(MAX_WRITE_BYTES + 1)),
+            Err(FileError::BadRequest(_))
+        ));
+        assert!(matches!(
+            write_file(&root, "/tmp/out.txt", "x"),
+            Err(FileError::Path(PathError::Outside(_)))
         ));
     }
 

@@ -10,7 +10,8 @@
 //! - [`jobs`]: the job runner (tasks from the relay, process groups, output, results);
 //!   [`outbox`]: the durable outbox on disk; [`qa`]: QA steps and test reports.
 //! - [`paths`]: paths that remote tools name, kept inside the workspace root; [`files`]:
-//!   reading and listing files for them, capped.
+//!   reading, listing and writing files for them, capped; [`tools`]: the tools the relay's MCP
+//!   endpoint runs here; [`hosted`]: MCP servers the agent runs in the workspace.
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
 #![deny(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod cli;
 pub mod control;
 pub mod files;
+pub mod hosted;
 pub mod identity;
 pub mod jobs;
 pub mod link;
@@ -30,6 +32,7 @@ pub mod proxy;
 pub mod qa;
 pub mod repos;
 pub mod status;
+pub mod tools;
 pub mod transport;
 
 pub use agent::{AgentOptions, RunningAgent};

@@ -71,7 +71,12 @@ pub struct LinkChannels {
     pub job_commands: mpsc::UnboundedSender<JobCommand>,
     /// Runs asked for by `fulcrum run`.
     pub run_calls: mpsc::Receiver<RunCall>,
+    /// Runs the relay's tool calls.
+    pub toolbox: crate::tools::Toolbox,
 }
+
+/// A tool call's answer on its way back: the session it belongs to, its id, the output.
+type ToolAnswer = (u64, u64, fulcrum_protocol::tools::ToolOutput);
 
 /// Where and how to reach the relay.
 #[derive(Clone)]
@@ -213,6 +218,12 @@ pub struct Link {
     job_reports: mpsc::Receiver<JobReport>,
     job_commands: mpsc::UnboundedSender<JobCommand>,
     run_calls: mpsc::Receiver<RunCall>,
+    toolbox: crate::tools::Toolbox,
+    /// Answers of tool calls, from the tasks running them.
+    tool_answers: (mpsc::Sender<ToolAnswer>, mpsc::Receiver<ToolAnswer>),
+    /// Counts sessions, so an answer to a call of an earlier session is never sent in a later
+    /// one (whose call ids start over).
+    session_number: u64,
     /// Run requests sent in this session, awaiting the relay's answer.
     waiting_runs: HashMap<u64, oneshot::Sender<Result<uuid::Uuid, String>>>,
     next_request: u64,
@@ -243,6 +254,9 @@ impl Link {
             job_reports: channels.job_reports,
             job_commands: channels.job_commands,
             run_calls: channels.run_calls,
+            toolbox: channels.toolbox,
+            tool_answers: mpsc::channel(64),
+            session_number: 0,
             waiting_runs: HashMap::new(),
             next_request: 0,
             shutdown,
@@ -443,6 +457,11 @@ impl Link {
                 return relay_down(&format!("connection lost: {e}"));
             }
         }
+        self.session_number += 1;
+        let catalog = AgentFrame::Tools(self.toolbox.catalog());
+        if let Err(e) = conn.send(&catalog).await {
+            return relay_down(&format!("connection lost: {e}"));
+        }
         let ended = self.session_loop(&mut conn, heartbeat).await;
         for (_, answer) in self.waiting_runs.drain() {
             let _ = answer.send(Err(
@@ -470,6 +489,8 @@ impl Link {
         // Two intervals of silence plus a little slack for scheduling.
         let silence = heartbeat * 2 + Duration::from_millis(250);
         let mut deadline = tokio::time::Instant::now() + silence;
+        let mut catalog_changes = self.toolbox.subscribe();
+        catalog_changes.mark_unchanged();
         loop {
             if let Err(e) = self.flush_pending(conn).await {
                 return relay_down(&format!("connection lost: {e}"));
@@ -506,6 +527,15 @@ impl Link {
                                 let _ = answer.send(result);
                             }
                         }
+                        RelayFrame::ToolCall { id, call } => {
+                            let toolbox = self.toolbox.clone();
+                            let answers = self.tool_answers.0.clone();
+                            let session = self.session_number;
+                            tokio::spawn(async move {
+                                let output = toolbox.call(call).await;
+                                let _ = answers.send((session, id, output)).await;
+                            });
+                        }
                         RelayFrame::Reconnect { after_ms } => return Ended::Reconnect(Duration::from_millis(after_ms)),
                         RelayFrame::Reject(r) => return Ended::Problem { problem: rejected(r.reason, r.message), settled: false },
                         RelayFrame::Welcome(_) => return relay_down("the relay sent a second welcome"),
@@ -533,6 +563,18 @@ impl Link {
                     let id = self.next_request;
                     self.waiting_runs.insert(id, answer);
                     if let Err(e) = conn.send(&AgentFrame::Request { id, run }).await {
+                        return relay_down(&format!("connection lost: {e}"));
+                    }
+                }
+                Some((session, id, output)) = self.tool_answers.1.recv() => {
+                    if session == self.session_number
+                        && let Err(e) = conn.send(&AgentFrame::ToolReply { id, output }).await
+                    {
+                        return relay_down(&format!("connection lost: {e}"));
+                    }
+                }
+                Ok(()) = catalog_changes.changed() => {
+                    if let Err(e) = conn.send(&AgentFrame::Tools(self.toolbox.catalog())).await {
                         return relay_down(&format!("connection lost: {e}"));
                     }
                 }

@@ -108,6 +108,15 @@ pub async fn run(a: Args) -> Result<()> {
                 job_reports,
                 job_commands,
                 run_calls,
+                toolbox: fulcrum_agent::tools::Toolbox::new(
+                    dirs.path().to_path_buf(),
+                    false,
+                    fulcrum_agent::hosted::Hosted::start(
+                        Vec::new(),
+                        dirs.path().into(),
+                        stopping.clone(),
+                    ),
+                ),
             },
             outbox,
             stopping.clone(),

@@ -6,6 +6,7 @@
 //! - [`messages`]: every frame, in both directions, each variant documented.
 //! - [`status`]: the workspace and repository state the agent reports.
 //! - [`tasks`]: jobs the relay dispatches and what the agent reports about them.
+//! - [`tools`]: tool calls the relay's MCP endpoint forwards to an agent, and their answers.
 //! - [`codec`]: MessagePack framing with a hard size cap.
 //! - [`quic`]: how the same frames travel on QUIC streams.
 //! - [`reliable`]: sequence numbers, cumulative acks, replay and duplicate suppression for
@@ -23,6 +24,7 @@ pub mod quic;
 pub mod reliable;
 pub mod status;
 pub mod tasks;
+pub mod tools;
 
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};
 pub use messages::*;
@@ -31,10 +33,11 @@ pub use tasks::{RunRequest, TaskOutcome, TaskResult, TaskRun, TaskSpec, TestFail
 
 /// The protocol version this build speaks. The relay accepts exactly the versions in
 /// [`SUPPORTED_VERSIONS`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Protocol versions a relay of this build accepts from agents.
-pub const SUPPORTED_VERSIONS: &[u16] = &[PROTOCOL_VERSION];
+/// Version 1 agents work but have no remote tools ([`tools::TOOLS_SINCE_VERSION`]).
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, PROTOCOL_VERSION];
 
 /// The path on the relay where agents open their WebSocket.
 pub const AGENT_CONNECT_PATH: &str = "/api/v1/agent/connect";

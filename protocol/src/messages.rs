@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     status::{RepoStatus, WorkspaceIdentity},
     tasks::{RunRequest, TaskResult, TaskSpec},
+    tools::{ToolCall, ToolCatalog, ToolOutput},
 };
 
 /// A frame sent by the agent.
@@ -45,6 +46,17 @@ pub enum AgentFrame {
         /// What to run.
         run: RunRequest,
     },
+    /// The answer to a [`RelayFrame::ToolCall`] with the same id.
+    ToolReply {
+        /// The call's id.
+        id: u64,
+        /// What the tool produced.
+        output: ToolOutput,
+    },
+    /// The tools the agent serves besides its built-in ones (its hosted MCP servers), and
+    /// whether its workspace allows writes. Sent after every welcome and whenever it changes;
+    /// each replaces the last.
+    Tools(ToolCatalog),
 }
 
 /// The agent's opening frame.
@@ -214,6 +226,15 @@ pub enum RelayFrame {
         id: u64,
         /// The recorded task's id, or why the run was refused.
         result: Result<Uuid, String>,
+    },
+    /// Run a tool in the workspace for an MCP client and answer with [`AgentFrame::ToolReply`].
+    /// Not durable: a call lost with its connection fails for its caller. Sent only to agents
+    /// that speak [`crate::tools::TOOLS_SINCE_VERSION`] or later.
+    ToolCall {
+        /// Chosen by the relay, echoed in the reply.
+        id: u64,
+        /// The call.
+        call: ToolCall,
     },
 }
 

@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 /// Prefix of agent tokens.
 pub const AGENT_TOKEN_PREFIX: &str = "fca_";
+/// Prefix of MCP tokens.
+pub const MCP_TOKEN_PREFIX: &str = "fcm_";
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "fcr_";
 /// Characters of a token kept as its recognisable prefix.

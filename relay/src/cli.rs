@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::{
-    api::{auth::create_user, create_agent_token},
+    api::{auth::create_user, create_token},
     config::ServeArgs,
     server::{Relay, open_store},
     store::DynStore,
@@ -68,17 +68,32 @@ pub enum UserCommand {
     },
 }
 
+/// The kinds of token, on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    /// For `fulcrum agent`.
+    Agent,
+    /// For an MCP client.
+    Mcp,
+}
+
 /// `fulcrum-relay token …`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an agent token; prints only the token, which is shown this once.
+    /// Create a token; prints only the token, which is shown this once.
     Create {
         /// The owner's e-mail address.
         #[arg(long)]
         email: String,
-        /// A name for the token, e.g. the workspace it is for.
+        /// A name for the token, e.g. the workspace or the MCP client it is for.
         #[arg(long)]
         name: String,
+        /// agent: for `fulcrum agent`; mcp: for an MCP client calling /mcp.
+        #[arg(long, value_enum, default_value = "agent")]
+        kind: KindArg,
+        /// An MCP token that may read but not write files or run tasks.
+        #[arg(long)]
+        read_only: bool,
         #[command(flatten)]
         db: ServeArgs,
     },
@@ -174,15 +189,28 @@ async fn owner(store: &DynStore, email: &str) -> Result<Uuid> {
 
 async fn token(cmd: TokenCommand) -> Result<()> {
     match cmd {
-        TokenCommand::Create { email, name, db } => {
+        TokenCommand::Create {
+            email,
+            name,
+            kind,
+            read_only,
+            db,
+        } => {
             let store = store_for(&db).await?;
             let owner = owner(&store, &email).await?;
-            let created = create_agent_token(&store, owner, &name)
+            let kind = match kind {
+                KindArg::Agent => crate::store::TokenKind::Agent,
+                KindArg::Mcp => crate::store::TokenKind::Mcp,
+            };
+            let created = create_token(&store, owner, &name, kind, read_only)
                 .await
                 .map_err(api_error)?;
             eprintln!(
-                "created agent token {} ({}); it is shown only this once",
-                created.token.id, created.token.name
+                "created {}{} token {} ({}); it is shown only this once",
+                if read_only { "read-only " } else { "" },
+                kind.as_str(),
+                created.token.id,
+                created.token.name
             );
             println!("{}", created.secret);
         }
@@ -190,8 +218,8 @@ async fn token(cmd: TokenCommand) -> Result<()> {
             let store = store_for(&db).await?;
             let owner = owner(&store, &email).await?;
             println!(
-                "{:<36}  {:<10}  {:<20}  {:<20}  NAME",
-                "ID", "PREFIX", "CREATED", "STATE"
+                "{:<36}  {:<10}  {:<14}  {:<20}  {:<20}  NAME",
+                "ID", "PREFIX", "KIND", "CREATED", "STATE"
             );
             for t in store.list_agent_tokens(owner).await? {
                 let state = match (t.revoked_at, t.last_used_at) {
@@ -200,9 +228,14 @@ async fn token(cmd: TokenCommand) -> Result<()> {
                     (None, None) => "never used".into(),
                 };
                 println!(
-                    "{:<36}  {:<10}  {:<20}  {:<20}  {}",
+                    "{:<36}  {:<10}  {:<14}  {:<20}  {:<20}  {}",
                     t.id,
                     t.prefix,
+                    format!(
+                        "{}{}",
+                        t.kind.as_str(),
+                        if t.read_only { " read-only" } else { "" }
+                    ),
                     t.created_at.format("%Y-%m-%d %H:%M"),
                     state,
                     t.name

@@ -177,6 +177,8 @@ pub struct AgentConfig {
     pub task_grace_secs: u64,
     /// Most log bytes kept per task; the log is cut there with a marker.
     pub task_log_limit_bytes: u64,
+    /// How long an MCP tool call waits for the workspace's agent to answer.
+    pub tool_call_timeout_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -188,6 +190,7 @@ impl Default for AgentConfig {
             task_timeout_secs: 3600,
             task_grace_secs: 10,
             task_log_limit_bytes: 64 * 1024 * 1024,
+            tool_call_timeout_secs: 30,
         }
     }
 }

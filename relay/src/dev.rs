@@ -76,6 +76,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         root: root.clone(),
         state_dir: state_dir.clone(),
         max_jobs: 1,
+        allow_writes: false,
+        mcp_servers: Vec::new(),
     })
     .await
     .context("cannot start the local agent")?;

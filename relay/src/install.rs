@@ -45,7 +45,7 @@ pub fn this_platform() -> (&'static str, &'static str) {
 
 /// The relay's URL as clients should use it: the configured public URL, else the scheme and
 /// `Host` the request came with.
-fn public_url(app: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_url(app: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &app.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }

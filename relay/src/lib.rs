@@ -4,6 +4,7 @@
 //! - [`gateway`]: the agents' WebSocket — handshake, heartbeats, durable status messages.
 //! - [`api`]: REST under `/api/v1` (auth, agent tokens, workspaces), health, and the router.
 //! - [`events`]: the dashboard's live WebSocket feed.
+//! - [`mcp`]: the MCP endpoint `/mcp`, reaching every workspace through its agent.
 //! - [`tasks`]: dispatching tasks, task events, live logs, the lease on running tasks.
 //! - [`bus`]: fan-out of events to subscribers, per owner.
 //! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
@@ -24,6 +25,7 @@ pub mod dev;
 pub mod events;
 pub mod gateway;
 pub mod install;
+pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;

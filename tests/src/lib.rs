@@ -787,6 +787,8 @@ pub async fn start_agent_with(
         root: root.to_path_buf(),
         state_dir,
         max_jobs: 1,
+        allow_writes: false,
+        mcp_servers: Vec::new(),
     })
     .await
     .expect("agent starts")

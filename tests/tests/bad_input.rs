@@ -55,7 +55,7 @@ async fn bad_agents_are_refused_and_others_keep_working(b: Backend) {
     assert_eq!(
         expect_reject(raw.recv().await),
         RejectReason::VersionMismatch {
-            supported: vec![fulcrum_protocol::PROTOCOL_VERSION]
+            supported: fulcrum_protocol::SUPPORTED_VERSIONS.to_vec()
         }
     );
 

@@ -291,6 +291,8 @@ async fn a_network_cut_loses_no_output(b: Backend) {
         root: repo.path().to_path_buf(),
         state_dir: state.path().to_path_buf(),
         max_jobs: 1,
+        allow_writes: false,
+        mcp_servers: Vec::new(),
     })
     .await
     .unwrap();

@@ -69,6 +69,8 @@ async fn agent(
         root: repo.path().to_path_buf(),
         state_dir: state.to_path_buf(),
         max_jobs: 1,
+        allow_writes: false,
+        mcp_servers: Vec::new(),
     })
     .await
     .unwrap()

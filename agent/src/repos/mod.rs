@@ -9,7 +9,7 @@
 mod discover;
 mod state;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod watch;
 
 pub use discover::{SKIPPED_DIR_NAMES, discover};

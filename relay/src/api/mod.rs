@@ -6,7 +6,7 @@ pub mod envelope;
 pub mod error;
 pub mod openapi;
 mod projects;
-mod tasks;
+pub mod tasks;
 mod tokens;
 mod workspaces;
 
@@ -18,7 +18,7 @@ use axum::{
     routing::{delete, get, post, put},
 };
 
-pub use tokens::{CreatedToken, create_agent_token};
+pub use tokens::{CreatedToken, create_agent_token, create_token};
 
 use crate::{dashboard, events, gateway, state::AppState};
 use error::{ApiError, ErrorKind};
@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             get(crate::install::checksum),
         )
         .merge(dashboard::router())
+        .merge(crate::mcp::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,

@@ -34,17 +34,17 @@ const MAX_PER_PAGE: u32 = 200;
 
 /// Body of `POST /api/v1/tasks` (no `Debug`: the environment may hold secrets). Name a
 /// workspace or a project, and a command or a step.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
-    workspace_id: Option<Uuid>,
-    project_id: Option<Uuid>,
-    repo: Option<String>,
-    command: Option<String>,
-    step: Option<String>,
+    pub(crate) workspace_id: Option<Uuid>,
+    pub(crate) project_id: Option<Uuid>,
+    pub(crate) repo: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) step: Option<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    timeout_s: Option<i64>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) timeout_s: Option<i64>,
 }
 
 fn offline(message: &str) -> ApiError {
@@ -169,6 +169,17 @@ pub async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<RunBody>,
 ) -> ApiResult<Response> {
+    Ok(created(start_run(&app, user.id, body, "api").await?))
+}
+
+/// Checks a run and the caller's right to it, records it and dispatches it: the one path for
+/// the REST API and the MCP endpoint (`source` says which).
+pub async fn start_run(
+    app: &AppState,
+    user: Uuid,
+    body: RunBody,
+    source: &'static str,
+) -> ApiResult<Task> {
     let run = match (body.command, body.step) {
         (Some(command), None) => TaskRun::Command { command },
         (None, Some(name)) => TaskRun::Step { name },
@@ -182,10 +193,10 @@ pub async fn create(
         Some(t) if t < 1 => return Err(ApiError::invalid("timeout_s must be at least 1")),
         other => other.map(|t| t as u64),
     };
-    let timeout_s = crate::tasks::timeout_for(&app, timeout).map_err(ApiError::invalid)?;
-    let target = target(&app, user.id, body.workspace_id, body.project_id).await?;
-    let task = crate::tasks::create_and_dispatch(
-        &app,
+    let timeout_s = crate::tasks::timeout_for(app, timeout).map_err(ApiError::invalid)?;
+    let target = target(app, user, body.workspace_id, body.project_id).await?;
+    Ok(crate::tasks::create_and_dispatch(
+        app,
         NewTask {
             id: Uuid::now_v7(),
             owner_id: target.owner,
@@ -195,14 +206,13 @@ pub async fn create(
             run,
             env: body.env,
             timeout_s,
-            triggered_by: user.id,
-            source: "api",
+            triggered_by: user,
+            source,
             log_limit: app.config.agents.task_log_limit_bytes,
             now: Utc::now(),
         },
     )
-    .await?;
-    Ok(created(task))
+    .await?)
 }
 
 fn parse_uuid(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<Uuid>> {

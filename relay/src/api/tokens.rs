@@ -1,4 +1,7 @@
 //! `/api/v1/agent-tokens`: the dashboard's side of `fulcrum-relay token create|list|revoke`.
+//!
+//! Two kinds of token live here: agent tokens (`fca_…`), with which an agent dials in, and MCP
+//! tokens (`fcm_…`), with which an MCP client calls `/mcp`. An MCP token may be read-only.
 
 use axum::{
     extract::{Path, State},
@@ -14,9 +17,9 @@ use super::{
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
-    auth::{self, AGENT_TOKEN_PREFIX},
+    auth::{self, AGENT_TOKEN_PREFIX, MCP_TOKEN_PREFIX},
     state::AppState,
-    store::{AgentToken, DynStore},
+    store::{AgentToken, DynStore, NewToken, TokenKind},
 };
 
 /// Longest token name.
@@ -40,6 +43,11 @@ pub struct NewTokenBody {
     /// A name to recognise the token by.
     #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// `agent` (the default) or `mcp`.
+    kind: Option<TokenKind>,
+    /// For an MCP token: it may read but not write files or run tasks.
+    #[serde(default)]
+    read_only: bool,
 }
 
 /// A token just created: its metadata and, this once, the secret.
@@ -61,12 +69,28 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
-/// Creates an agent token for `owner`: the one path used by the API and the CLI.
+/// Creates an agent token for `owner`.
 pub async fn create_agent_token(
     store: &DynStore,
     owner: Uuid,
     name: &str,
 ) -> ApiResult<CreatedToken> {
+    create_token(store, owner, name, TokenKind::Agent, false).await
+}
+
+/// Creates a token for `owner`: the one path used by the API and the CLI.
+pub async fn create_token(
+    store: &DynStore,
+    owner: Uuid,
+    name: &str,
+    kind: TokenKind,
+    read_only: bool,
+) -> ApiResult<CreatedToken> {
+    if read_only && kind != TokenKind::Mcp {
+        return Err(ApiError::invalid(
+            "only MCP tokens can be read-only; an agent token acts for its own workspace",
+        ));
+    }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::invalid(format!(
@@ -77,12 +101,22 @@ pub async fn create_agent_token(
         return Err(ApiError::new(
             ErrorKind::Conflict,
             "too_many_tokens",
-            format!("at most {MAX_TOKENS_PER_USER} agent tokens per user"),
+            format!("at most {MAX_TOKENS_PER_USER} tokens per user"),
         ));
     }
-    let new = auth::new_token(AGENT_TOKEN_PREFIX);
+    let new = auth::new_token(match kind {
+        TokenKind::Agent => AGENT_TOKEN_PREFIX,
+        TokenKind::Mcp => MCP_TOKEN_PREFIX,
+    });
     let token = store
-        .create_agent_token(owner, name, &new.hash, &new.shown_prefix)
+        .create_token(&NewToken {
+            owner,
+            name,
+            token_hash: &new.hash,
+            prefix: &new.shown_prefix,
+            kind,
+            read_only,
+        })
         .await?;
     Ok(CreatedToken {
         token,
@@ -129,7 +163,14 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTokenBody>,
 ) -> ApiResult<Response> {
     Ok(created(
-        create_agent_token(&app.store, user.id, &body.name).await?,
+        create_token(
+            &app.store,
+            user.id,
+            &body.name,
+            body.kind.unwrap_or(TokenKind::Agent),
+            body.read_only,
+        )
+        .await?,
     ))
 }
 

@@ -17,7 +17,7 @@ use axum::{
 };
 use fulcrum_protocol::MAX_FRAME_BYTES;
 
-pub use registry::{Control, Registry, SessionEntry};
+pub use registry::{Control, Registry, SessionEntry, SessionTools, ToolCallError};
 
 use crate::{
     api::error::{ApiError, ApiResult},

@@ -8,13 +8,14 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::sync::{Notify, mpsc};
+use fulcrum_protocol::tools::{ToolCall, ToolCatalog, ToolOutput};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::Workspace;
 
 /// An instruction to a running session.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Control {
     /// A newer session for the same workspace took over.
     Replaced,
@@ -24,6 +25,40 @@ pub enum Control {
     Run(Box<crate::tasks::Dispatch>),
     /// Tell the agent to cancel a task.
     Cancel(Uuid),
+    /// Run a tool in the workspace and answer on `reply`. Dropping `reply` unanswered (the
+    /// session ended) tells the caller the agent went away.
+    Tool {
+        /// The call.
+        call: ToolCall,
+        /// Where the answer goes.
+        reply: oneshot::Sender<ToolOutput>,
+    },
+}
+
+/// What a session knows about its agent's tools.
+#[derive(Debug, Clone, Default)]
+pub struct SessionTools {
+    /// Whether the agent's protocol version carries tool calls.
+    pub supported: bool,
+    /// The agent's latest catalog (hosted servers, writable).
+    pub catalog: ToolCatalog,
+}
+
+/// Why a tool call got no answer from the workspace.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ToolCallError {
+    /// No agent of the workspace is connected.
+    #[error("the workspace is offline: its agent is not connected")]
+    Offline,
+    /// The agent's version has no remote tools.
+    #[error("the workspace's agent is too old for remote tools; upgrade it")]
+    Unsupported,
+    /// The connection ended before the answer came.
+    #[error("the workspace's agent disconnected during the call; try again once it is back")]
+    Disconnected,
+    /// No answer in time.
+    #[error("the workspace's agent did not answer within {0} s")]
+    TimedOut(u64),
 }
 
 /// A running session, as the registry knows it.
@@ -38,6 +73,8 @@ pub struct SessionEntry {
     /// The workspace as the session knows it: everything accepted from the agent, committed or
     /// about to be.
     pub view: Arc<Mutex<Workspace>>,
+    /// The agent's tools.
+    pub tools: Arc<Mutex<SessionTools>>,
 }
 
 /// Live sessions by workspace id.
@@ -108,6 +145,52 @@ impl Registry {
                 Ok(Ok(()))
             ),
             None => false,
+        }
+    }
+
+    /// The tools of `workspace`'s live session, if it has one.
+    pub fn tools(&self, workspace: Uuid) -> Option<SessionTools> {
+        let sessions = self.lock();
+        let entry = sessions.get(&workspace)?;
+        let tools = entry
+            .tools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Some(tools)
+    }
+
+    /// Runs `call` in `workspace` through its live session and waits up to `timeout` for the
+    /// answer.
+    pub async fn call_tool(
+        &self,
+        workspace: Uuid,
+        call: ToolCall,
+        timeout: std::time::Duration,
+    ) -> Result<ToolOutput, ToolCallError> {
+        match self.tools(workspace) {
+            None => return Err(ToolCallError::Offline),
+            Some(t) if !t.supported => return Err(ToolCallError::Unsupported),
+            Some(_) => {}
+        }
+        let (reply, answer) = oneshot::channel();
+        let sent = tokio::time::timeout(timeout, async {
+            let sender = self.lock().get(&workspace).map(|e| e.control.clone());
+            match sender {
+                Some(tx) => tx.send(Control::Tool { call, reply }).await.is_ok(),
+                None => false,
+            }
+        })
+        .await;
+        match sent {
+            Err(_) => return Err(ToolCallError::TimedOut(timeout.as_secs())),
+            Ok(false) => return Err(ToolCallError::Offline),
+            Ok(true) => {}
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Err(_) => Err(ToolCallError::TimedOut(timeout.as_secs())),
+            Ok(Err(_)) => Err(ToolCallError::Disconnected),
+            Ok(Ok(output)) => Ok(output),
         }
     }
 

@@ -17,6 +17,7 @@ use fulcrum_protocol::{
     AgentFrame, AgentMessage, Durable, Hello, Reject, RejectReason, RelayFrame, RelayMessage,
     RunRequest, SUPPORTED_VERSIONS, Welcome,
     reliable::{Accept, Inbox},
+    tools::ToolOutput,
 };
 use futures_util::future::OptionFuture;
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
@@ -34,6 +35,8 @@ use crate::{
 
 /// Instructions that may queue for a session (task dispatches among them).
 const CONTROL_QUEUE: usize = 256;
+/// Most tool calls waiting for the agent's answer at once.
+const MAX_TOOL_CALLS: usize = 64;
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Most bytes of messages accepted but not yet committed; past it the session stops reading from
@@ -148,6 +151,10 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
         relay_version: env!("CARGO_PKG_VERSION").to_string(),
     });
     let (control_tx, mut control) = mpsc::channel(CONTROL_QUEUE);
+    let tools = Arc::new(Mutex::new(super::SessionTools {
+        supported: hello.protocol_version >= fulcrum_protocol::tools::TOOLS_SINCE_VERSION,
+        catalog: Default::default(),
+    }));
     app.sessions.register(
         ws_id,
         SessionEntry {
@@ -155,6 +162,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
             token_id: token.id,
             control: control_tx,
             view: view.clone(),
+            tools: tools.clone(),
         },
     );
     tracing::info!(
@@ -177,6 +185,9 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
         relay_seq: 0,
         dispatched: Default::default(),
         publishing: None,
+        tools,
+        tool_calls: Default::default(),
+        last_tool_call: 0,
         sink: &mut sink,
     };
     let end = if session.send(&welcome).await && session.resume_tasks().await {
@@ -229,6 +240,11 @@ struct Session<'a> {
     publishing: Option<JoinHandle<()>>,
     /// Tasks sent in this session and not yet reported started, with who may see them.
     dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>, Instant)>,
+    /// The agent's tools, as the registry shows them.
+    tools: Arc<Mutex<super::SessionTools>>,
+    /// Tool calls sent to the agent and not answered yet, by id.
+    tool_calls: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<ToolOutput>>,
+    last_tool_call: u64,
     sink: &'a mut Outgoing,
 }
 
@@ -332,6 +348,26 @@ impl Session<'_> {
         true
     }
 
+    /// Sends a tool call to the agent, remembering where its answer goes. At most
+    /// [`MAX_TOOL_CALLS`] wait at once; calls whose callers gave up are forgotten first.
+    async fn tool_call(
+        &mut self,
+        call: fulcrum_protocol::tools::ToolCall,
+        reply: tokio::sync::oneshot::Sender<ToolOutput>,
+    ) -> bool {
+        self.tool_calls.retain(|_, r| !r.is_closed());
+        if self.tool_calls.len() >= MAX_TOOL_CALLS {
+            let _ = reply.send(ToolOutput::error(format!(
+                "the workspace already has {MAX_TOOL_CALLS} tool calls in flight; try again shortly"
+            )));
+            return true;
+        }
+        self.last_tool_call += 1;
+        let id = self.last_tool_call;
+        self.tool_calls.insert(id, reply);
+        self.send(&RelayFrame::ToolCall { id, call }).await
+    }
+
     /// The session's main loop, after the welcome.
     async fn drive(
         &mut self,
@@ -374,6 +410,21 @@ impl Session<'_> {
                             if !self.run_request(id, run).await {
                                 return End::SendFailed;
                             }
+                        }
+                        AgentFrame::ToolReply { id, output } => {
+                            if let Err(problem) = output.check() {
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
+                            }
+                            // An answer to a call whose caller gave up is dropped.
+                            if let Some(reply) = self.tool_calls.remove(&id) {
+                                let _ = reply.send(output);
+                            }
+                        }
+                        AgentFrame::Tools(catalog) => {
+                            if let Err(problem) = catalog.check() {
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
+                            }
+                            self.tools.lock().unwrap_or_else(|e| e.into_inner()).catalog = catalog;
                         }
                         AgentFrame::Hello(_) => {
                             return refuse(self.sink, RejectReason::ProtocolViolation, "hello sent twice").await;
@@ -426,6 +477,11 @@ impl Session<'_> {
                     }
                     Some(Control::Cancel(task_id)) => {
                         if !self.send_message(RelayMessage::CancelTask { task_id }).await {
+                            return End::SendFailed;
+                        }
+                    }
+                    Some(Control::Tool { call, reply }) => {
+                        if !self.tool_call(call, reply).await {
                             return End::SendFailed;
                         }
                     }

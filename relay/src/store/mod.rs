@@ -91,6 +91,52 @@ pub struct AgentToken {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked token no longer authenticates.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the token is for.
+    pub kind: TokenKind,
+    /// For an MCP token: it may read and list, but not write files or run tasks.
+    pub read_only: bool,
+}
+
+/// What a token is for; a token of one kind never opens the other's door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// An agent dials in with it.
+    Agent,
+    /// An MCP client calls `/mcp` with it.
+    Mcp,
+}
+
+impl TokenKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Mcp => "mcp",
+        }
+    }
+
+    /// From the stored name (the database allows no other values).
+    pub fn parse(s: &str) -> Self {
+        if s == "mcp" { Self::Mcp } else { Self::Agent }
+    }
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// Who it acts for.
+    pub owner: Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// SHA-256 of the secret, hex.
+    pub token_hash: &'a str,
+    /// The secret's first characters.
+    pub prefix: &'a str,
+    /// What it is for.
+    pub kind: TokenKind,
+    /// Read-only (MCP tokens only).
+    pub read_only: bool,
 }
 
 /// A new refresh token to store.
@@ -224,6 +270,8 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     /// Revokes the family of the refresh token with this hash (logout). Unknown tokens are ignored.
     async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
 
+    /// Creates a token.
+    async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken>;
     /// Creates an agent token for `owner`.
     async fn create_agent_token(
         &self,
@@ -231,7 +279,17 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         name: &str,
         token_hash: &str,
         prefix: &str,
-    ) -> StoreResult<AgentToken>;
+    ) -> StoreResult<AgentToken> {
+        self.create_token(&NewToken {
+            owner,
+            name,
+            token_hash,
+            prefix,
+            kind: TokenKind::Agent,
+            read_only: false,
+        })
+        .await
+    }
     /// The owner's agent tokens, newest first, revoked ones included.
     async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>>;
     /// Revokes the owner's token `id`; false when the owner has no such token.
@@ -244,8 +302,16 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     /// Ids of tokens revoked at or after `since`, however they were revoked (API, CLI, another
     /// node), so running sessions that use them can be closed.
     async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
-    /// The active (not revoked) token with this hash.
-    async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>>;
+    /// The active (not revoked) token of `kind` with this hash.
+    async fn active_token(
+        &self,
+        token_hash: &str,
+        kind: TokenKind,
+    ) -> StoreResult<Option<AgentToken>>;
+    /// The active (not revoked) agent token with this hash.
+    async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>> {
+        self.active_token(token_hash, TokenKind::Agent).await
+    }
 
     /// Records an agent session opening: creates or updates the workspace for
     /// `(owner, identity.key)`, marks it online and the token used, and resets the stream

@@ -57,6 +57,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "projects and tasks",
         include_str!("../../../migrations/sqlite/0002_projects_tasks.sql"),
     ),
+    (
+        3,
+        "token kinds",
+        include_str!("../../../migrations/sqlite/0003_token_kinds.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -68,6 +73,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "projects and tasks",
         include_str!("../../../migrations/postgres/0002_projects_tasks.sql"),
+    ),
+    (
+        3,
+        "token kinds",
+        include_str!("../../../migrations/postgres/0003_token_kinds.sql"),
     ),
 ];
 
@@ -104,6 +114,8 @@ macro_rules! sql_store {
                     created_at: row.try_get("created_at")?,
                     last_used_at: row.try_get("last_used_at")?,
                     revoked_at: row.try_get("revoked_at")?,
+                    kind: TokenKind::parse(&row.try_get::<String, _>("kind")?),
+                    read_only: row.try_get("read_only")?,
                 })
             }
 
@@ -310,24 +322,20 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn create_agent_token(
-                &self,
-                owner: Uuid,
-                name: &str,
-                token_hash: &str,
-                prefix: &str,
-            ) -> StoreResult<AgentToken> {
+            async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken> {
                 let row = sqlx::query(
-                    "INSERT INTO agent_tokens (id, owner_id, name, prefix, token_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING id, owner_id, name, prefix, created_at, last_used_at, revoked_at",
+                    "INSERT INTO agent_tokens (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     RETURNING id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only",
                 )
                 .bind(Uuid::now_v7())
-                .bind(owner)
-                .bind(name)
-                .bind(prefix)
-                .bind(token_hash)
+                .bind(new.owner)
+                .bind(new.name)
+                .bind(new.prefix)
+                .bind(new.token_hash)
                 .bind(Utc::now())
+                .bind(new.kind.as_str())
+                .bind(new.read_only)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| unique_violation(e, "an agent token with this secret"))?;
@@ -336,7 +344,7 @@ macro_rules! sql_store {
 
             async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>> {
                 sqlx::query(
-                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at \
+                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only \
                      FROM agent_tokens WHERE owner_id = $1 ORDER BY created_at DESC, id DESC",
                 )
                 .bind(owner)
@@ -373,12 +381,13 @@ macro_rules! sql_store {
                     .await?)
             }
 
-            async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>> {
+            async fn active_token(&self, token_hash: &str, kind: TokenKind) -> StoreResult<Option<AgentToken>> {
                 let row = sqlx::query(
-                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at \
-                     FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only \
+                     FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2",
                 )
                 .bind(token_hash)
+                .bind(kind.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::token_from_row).transpose()

@@ -1,0 +1,398 @@
+//! The tools the relay's MCP endpoint runs in this workspace, and the rules they run under.
+//!
+//! A [`ToolCall`] from the relay names a built-in tool or a tool of a [`Hosted`] server. Built-in
+//! tools take JSON arguments named like the reference MCP servers' (`path`, `head`, `tail`,
+//! `repo_path`, `oldText`/`newText`, …); unknown arguments are refused with a clear message.
+//! Every path goes through [`crate::paths::resolve`]; every answer is capped with a visible note;
+//! a call that takes longer than [`CALL_TIMEOUT`] fails with a message that says so.
+//!
+//! Writing (`write_file`, `edit_file`) needs both a caller that may write (the relay says so per
+//! call, from the token) and a workspace that allows writes (`--allow-writes`, off by default).
+
+pub mod git;
+pub mod search;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use fulcrum_protocol::tools::{self, ToolCall, ToolCatalog, ToolOutput, ToolTarget};
+use serde::{Deserialize, de::DeserializeOwned};
+use tokio::sync::{Semaphore, watch};
+
+use crate::{
+    files::{self, Edit, FileError, ReadRange},
+    hosted::Hosted,
+};
+
+/// How long one call may take before its caller is told it timed out.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// Calls that run at once; more wait their turn (within their timeout).
+const MAX_CONCURRENT_CALLS: usize = 8;
+
+/// The names of the built-in tools this agent runs.
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "list_directory",
+    "directory_tree",
+    "read_file",
+    "search_files",
+    "git_status",
+    "git_diff",
+    "git_log",
+    "git_show",
+    "write_file",
+    "edit_file",
+];
+
+/// Runs tool calls for the relay.
+#[derive(Clone)]
+pub struct Toolbox {
+    root: PathBuf,
+    writable: bool,
+    hosted: Hosted,
+    slots: Arc<Semaphore>,
+}
+
+impl Toolbox {
+    /// A toolbox for the canonical workspace `root`.
+    pub fn new(root: PathBuf, writable: bool, hosted: Hosted) -> Self {
+        Self {
+            root,
+            writable,
+            hosted,
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
+        }
+    }
+
+    /// What the relay should know: hosted servers and whether writes are allowed.
+    pub fn catalog(&self) -> ToolCatalog {
+        ToolCatalog {
+            writable: self.writable,
+            servers: self.hosted.servers(),
+        }
+    }
+
+    /// Wakes when the catalog changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.hosted.subscribe()
+    }
+
+    /// Runs a call and returns its answer, never more than the protocol allows.
+    pub async fn call(&self, call: ToolCall) -> ToolOutput {
+        let started = std::time::Instant::now();
+        let mut out = match tokio::time::timeout(CALL_TIMEOUT, self.run(call)).await {
+            Ok(out) => out,
+            Err(_) => ToolOutput::error(format!(
+                "the call timed out after {} s in the workspace",
+                CALL_TIMEOUT.as_secs()
+            )),
+        };
+        cap(&mut out.text);
+        if out.check().is_err() {
+            out.structured_json = None;
+        }
+        tracing::debug!(took = ?started.elapsed(), is_error = out.is_error, "tool call");
+        out
+    }
+
+    async fn run(&self, call: ToolCall) -> ToolOutput {
+        if let Err(problem) = call.check() {
+            return ToolOutput::error(problem);
+        }
+        let args: serde_json::Map<String, serde_json::Value> =
+            match serde_json::from_str(&call.args_json) {
+                Ok(args) => args,
+                Err(e) => {
+                    return ToolOutput::error(format!("arguments must be a JSON object: {e}"));
+                }
+            };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return ToolOutput::error("the agent is stopping");
+        };
+        match call.target {
+            ToolTarget::Hosted { server, tool } => {
+                self.hosted
+                    .call(&server, &tool, args, call.may_write, CALL_TIMEOUT)
+                    .await
+            }
+            ToolTarget::Builtin(name) => {
+                if matches!(name.as_str(), "write_file" | "edit_file") {
+                    if !call.may_write {
+                        return ToolOutput::error(format!(
+                            "{name} changes files, and this token is read-only"
+                        ));
+                    }
+                    if !self.writable {
+                        return ToolOutput::error(format!(
+                            "this workspace does not allow writes, so {name} is refused (its \
+                             agent runs without --allow-writes)"
+                        ));
+                    }
+                }
+                let root = self.root.clone();
+                match tokio::task::spawn_blocking(move || builtin(&root, &name, args)).await {
+                    Ok(Ok(text)) => ToolOutput::text(text),
+                    Ok(Err(message)) => ToolOutput::error(message),
+                    Err(_) => ToolOutput::error("the tool failed unexpectedly"),
+                }
+            }
+        }
+    }
+}
+
+/// Cuts `text` to what a reply may carry, with a note.
+fn cap(text: &mut String) {
+    let max = tools::MAX_REPLY_TEXT_BYTES - 128;
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("\n[… cut: the answer exceeded the reply limit]\n");
+    }
+}
+
+fn parse<T: DeserializeOwned>(
+    tool: &str,
+    args: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::Object(args))
+        .map_err(|e| format!("invalid arguments for {tool}: {e}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathArgs {
+    #[serde(default = "dot")]
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeArgs {
+    #[serde(default = "dot")]
+    path: String,
+    max_depth: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadArgs {
+    path: String,
+    head: Option<usize>,
+    tail: Option<usize>,
+    offset: Option<u64>,
+    length: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    pattern: String,
+    #[serde(default = "dot")]
+    path: String,
+    #[serde(default)]
+    regex: bool,
+    #[serde(default)]
+    case_sensitive: bool,
+    include: Option<String>,
+    max_results: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepoArgs {
+    #[serde(default = "dot")]
+    repo_path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffArgs {
+    #[serde(default = "dot")]
+    repo_path: String,
+    target: Option<String>,
+    #[serde(default)]
+    staged: bool,
+    context_lines: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogArgs {
+    #[serde(default = "dot")]
+    repo_path: String,
+    max_count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowArgs {
+    #[serde(default = "dot")]
+    repo_path: String,
+    revision: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteArgs {
+    path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditArgs {
+    path: String,
+    edits: Vec<Edit>,
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+}
+
+fn dot() -> String {
+    ".".into()
+}
+
+/// Runs a built-in tool (blocking: file system and git work).
+fn builtin(
+    root: &std::path::Path,
+    name: &str,
+    args: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, String> {
+    let done = |r: Result<String, FileError>| r.map_err(|e| e.to_string());
+    match name {
+        "list_directory" => {
+            let a: PathArgs = parse(name, args)?;
+            done(files::list_directory(root, &a.path))
+        }
+        "directory_tree" => {
+            let a: TreeArgs = parse(name, args)?;
+            done(files::directory_tree(root, &a.path, a.max_depth))
+        }
+        "read_file" => {
+            let a: ReadArgs = parse(name, args)?;
+            let range = ReadRange {
+                head: a.head,
+                tail: a.tail,
+                offset: a.offset,
+                length: a.length,
+            };
+            done(files::read_file(root, &a.path, range))
+        }
+        "search_files" => {
+            let a: SearchArgs = parse(name, args)?;
+            let query = search::Query {
+                pattern: a.pattern,
+                regex: a.regex,
+                case_sensitive: a.case_sensitive,
+                include: a.include,
+                max_results: a.max_results,
+            };
+            done(search::search_files(root, &a.path, &query))
+        }
+        "git_status" => {
+            let a: RepoArgs = parse(name, args)?;
+            done(git::git_status(root, &a.repo_path))
+        }
+        "git_diff" => {
+            let a: DiffArgs = parse(name, args)?;
+            let query = git::DiffQuery {
+                target: a.target,
+                staged: a.staged,
+                context_lines: a.context_lines,
+            };
+            done(git::git_diff(root, &a.repo_path, &query))
+        }
+        "git_log" => {
+            let a: LogArgs = parse(name, args)?;
+            done(git::git_log(root, &a.repo_path, a.max_count))
+        }
+        "git_show" => {
+            let a: ShowArgs = parse(name, args)?;
+            done(git::git_show(root, &a.repo_path, &a.revision))
+        }
+        "write_file" => {
+            let a: WriteArgs = parse(name, args)?;
+            done(files::write_file(root, &a.path, &a.content))
+        }
+        "edit_file" => {
+            let a: EditArgs = parse(name, args)?;
+            done(files::edit_file(root, &a.path, &a.edits, a.dry_run))
+        }
+        other => Err(format!(
+            "this agent has no tool {other:?}; it has {}",
+            BUILTIN_TOOLS.join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toolbox(writable: bool) -> (tempfile::TempDir, Toolbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(root.join("a.txt"), "hello\n").unwrap();
+        let (_tx, rx) = watch::channel(false);
+        let hosted = Hosted::start(Vec::new(), root.clone(), rx);
+        (dir, Toolbox::new(root, writable, hosted))
+    }
+
+    fn call(name: &str, args: serde_json::Value, may_write: bool) -> ToolCall {
+        ToolCall {
+            target: ToolTarget::Builtin(name.into()),
+            args_json: args.to_string(),
+            may_write,
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_run_with_their_arguments_checked() {
+        let (_d, tb) = toolbox(true);
+        let out = tb
+            .call(call(
+                "read_file",
+                serde_json::json!({"path": "a.txt"}),
+                false,
+            ))
+            .await;
+        assert_eq!(out, ToolOutput::text("hello\n"));
+        let unknown_arg = tb
+            .call(call(
+                "read_file",
+                serde_json::json!({"path": "a.txt", "x": 1}),
+                false,
+            ))
+            .await;
+        assert!(unknown_arg.is_error && unknown_arg.text.contains("unknown field `x`"));
+        let not_object = ToolCall {
+            args_json: "[1]".into(),
+            ..call("read_file", serde_json::json!({}), false)
+        };
+        assert!(tb.call(not_object).await.is_error);
+        let unknown_tool = tb.call(call("rm_rf", serde_json::json!({}), true)).await;
+        assert!(unknown_tool.is_error && unknown_tool.text.contains("no tool"));
+    }
+
+    #[tokio::test]
+    async fn writes_need_a_writing_caller_and_a_writable_workspace() {
+        let write = |may| {
+            call(
+                "write_file",
+                serde_json::json!({"path": "b.txt", "content": "x"}),
+                may,
+            )
+        };
+        let (_d, tb) = toolbox(true);
+        let refused = tb.call(write(false)).await;
+        assert!(
+            refused.is_error && refused.text.contains("read-only"),
+            "{refused:?}"
+        );
+        assert!(!tb.call(write(true)).await.is_error);
+        let (d, closed) = toolbox(false);
+        let refused = closed.call(write(true)).await;
+        assert!(refused.is_error && refused.text.contains("does not allow writes"));
+        assert!(!d.path().join("b.txt").exists());
+    }
+}

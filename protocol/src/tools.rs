@@ -1,0 +1,237 @@
+//! Remote tools: the relay's MCP endpoint asking an agent to act in its workspace.
+//!
+//! An MCP client calls a tool on the relay; for a tool that acts inside a workspace, the relay
+//! sends that workspace's agent a [`crate::RelayFrame::ToolCall`] and waits for the
+//! [`crate::AgentFrame::ToolReply`] with the same id. Neither is durable: if the connection drops
+//! during a call, the caller is told so and may call again (the tools that write are idempotent
+//! in effect: a whole file written, or an edit that fails once applied).
+//!
+//! The agent also tells the relay which tools it serves besides the built-in ones, namely those
+//! of the MCP servers it hosts in the workspace, in a [`ToolCatalog`], after every welcome and
+//! whenever that set changes.
+//!
+//! Arguments, schemas and structured results travel as JSON text: they are JSON to both the MCP
+//! client and the tool, and the relay passes them through without reshaping them.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version that first carried tool calls; the relay sends none to older agents.
+pub const TOOLS_SINCE_VERSION: u16 = 2;
+/// Longest JSON text of a call's arguments.
+pub const MAX_ARGS_BYTES: usize = 768 * 1024;
+/// Longest text in a tool's reply; the agent cuts longer output and says so.
+pub const MAX_REPLY_TEXT_BYTES: usize = 512 * 1024;
+/// Most hosted servers in a catalog.
+pub const MAX_HOSTED_SERVERS: usize = 32;
+/// Most tools one hosted server may list.
+pub const MAX_TOOLS_PER_SERVER: usize = 128;
+/// Longest hosted server or tool name.
+pub const MAX_TOOL_NAME_BYTES: usize = 64;
+/// Longest tool description kept.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// Longest input schema (JSON text) kept.
+pub const MAX_SCHEMA_BYTES: usize = 16 * 1024;
+
+/// What a [`ToolCall`] runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolTarget {
+    /// One of the agent's own tools (`read_file`, `git_status`, …), by name.
+    Builtin(String),
+    /// A tool of an MCP server the agent hosts.
+    Hosted {
+        /// The server's name in the agent's config.
+        server: String,
+        /// The tool's name as that server lists it.
+        tool: String,
+    },
+}
+
+/// A tool call for the agent to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Which tool.
+    pub target: ToolTarget,
+    /// Its arguments: a JSON object, as text, without the relay's `workspace` argument.
+    pub args_json: String,
+    /// Whether the caller may change things (its token is not read-only). The agent applies its
+    /// own rule on top: its workspace must allow writes.
+    pub may_write: bool,
+}
+
+/// What a tool call produced. Failures of the tool itself (a path refused, a file not found, a
+/// timeout) are outputs with `is_error` set, so an AI client can read them and correct itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolOutput {
+    /// The result as text, at most [`MAX_REPLY_TEXT_BYTES`].
+    pub text: String,
+    /// True when the call failed; `text` says why.
+    pub is_error: bool,
+    /// A structured result (JSON text), when the tool gave one.
+    pub structured_json: Option<String>,
+}
+
+impl ToolOutput {
+    /// A successful text result.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            is_error: false,
+            structured_json: None,
+        }
+    }
+
+    /// A failed call, with the reason.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            text: message.into(),
+            is_error: true,
+            structured_json: None,
+        }
+    }
+
+    /// Checks the output is within the protocol's limits.
+    pub fn check(&self) -> Result<(), String> {
+        let structured = self.structured_json.as_ref().map_or(0, String::len);
+        if self.text.len() > MAX_REPLY_TEXT_BYTES || structured > MAX_REPLY_TEXT_BYTES {
+            return Err("a tool reply exceeds 512 KiB".into());
+        }
+        Ok(())
+    }
+}
+
+/// The tools an agent serves besides its built-in ones, and whether it allows writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCatalog {
+    /// Whether the workspace allows the writing tools (`write_file`, `edit_file`).
+    pub writable: bool,
+    /// The MCP servers the agent hosts, running or not.
+    pub servers: Vec<HostedServer>,
+}
+
+/// One MCP server hosted by the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedServer {
+    /// Its name in the agent's config (see [`valid_server_name`]).
+    pub name: String,
+    /// Whether it is running and answered its handshake.
+    pub running: bool,
+    /// Why it is not running, when it is not.
+    pub problem: Option<String>,
+    /// Its tools, as it listed them when it last started.
+    pub tools: Vec<HostedTool>,
+}
+
+/// A tool of a hosted server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedTool {
+    /// Its name as the server lists it.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its input schema, a JSON object as text.
+    pub input_schema_json: String,
+    /// Whether the server marks it read-only (`readOnlyHint`); a read-only token may call only
+    /// these.
+    pub read_only: bool,
+}
+
+/// True when `name` is a valid hosted server name: 1 to 32 of `a-z`, `0-9`, `-`, `_`, with no
+/// `__` (the relay lists a hosted tool as `server__tool`, so the name must split back cleanly).
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && !name.contains("__")
+        && !name.ends_with('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// True when `name` is a tool name MCP allows: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=MAX_TOOL_NAME_BYTES).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl ToolCatalog {
+    /// Checks the catalog is within the protocol's limits.
+    pub fn check(&self) -> Result<(), String> {
+        if self.servers.len() > MAX_HOSTED_SERVERS {
+            return Err(format!("at most {MAX_HOSTED_SERVERS} hosted servers"));
+        }
+        for s in &self.servers {
+            if !valid_server_name(&s.name) {
+                return Err(format!("invalid hosted server name {:?}", s.name));
+            }
+            if s.tools.len() > MAX_TOOLS_PER_SERVER
+                || s.problem.as_ref().is_some_and(|p| p.len() > 4096)
+            {
+                return Err(format!("hosted server {} exceeds its limits", s.name));
+            }
+            for t in &s.tools {
+                if !valid_tool_name(&t.name)
+                    || t.description.len() > MAX_DESCRIPTION_BYTES
+                    || t.input_schema_json.len() > MAX_SCHEMA_BYTES
+                {
+                    return Err(format!("a tool of hosted server {} is invalid", s.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ToolCall {
+    /// Checks the call is within the protocol's limits.
+    pub fn check(&self) -> Result<(), String> {
+        let names_ok = match &self.target {
+            ToolTarget::Builtin(name) => valid_tool_name(name),
+            ToolTarget::Hosted { server, tool } => {
+                valid_server_name(server) && valid_tool_name(tool)
+            }
+        };
+        if !names_ok {
+            return Err("invalid tool name".into());
+        }
+        if self.args_json.len() > MAX_ARGS_BYTES {
+            return Err("tool arguments exceed 768 KiB".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_mcp_rules() {
+        assert!(valid_tool_name("git_status"));
+        assert!(valid_tool_name("git.status-2"));
+        assert!(!valid_tool_name(""));
+        assert!(!valid_tool_name("a b"));
+        assert!(!valid_tool_name(&"x".repeat(65)));
+        assert!(valid_server_name("git"));
+        assert!(!valid_server_name("Git"));
+        assert!(!valid_server_name("a.b"));
+        assert!(!valid_server_name("a__b"));
+        assert!(!valid_server_name("a_"));
+    }
+
+    #[test]
+    fn oversized_parts_are_refused() {
+        let big = ToolOutput::text("x".repeat(MAX_REPLY_TEXT_BYTES + 1));
+        assert!(big.check().is_err());
+        let catalog = ToolCatalog {
+            writable: false,
+            servers: vec![HostedServer {
+                name: "bad name".into(),
+                running: true,
+                problem: None,
+                tools: vec![],
+            }],
+        };
+        assert!(catalog.check().is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! The MCP tools the relay answers from its own state: workspaces, projects and tasks. They go
+//! through the same checks as the REST API (the same functions), scoped to the token's owner.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    McpCaller,
+    server::{resolve_workspace, workspaces},
+};
+use crate::{
+    api::{error::ApiError, tasks::RunBody},
+    state::AppState,
+    store::{Task, TaskFilter, work::TASK_STATES},
+};
+
+/// Longest `wait_s` of `run_task`.
+const MAX_WAIT_S: u64 = 300;
+/// Log tail included by default.
+const DEFAULT_TAIL: u64 = 8 * 1024;
+/// Longest log tail included.
+const MAX_TAIL: u64 = 256 * 1024;
+
+fn api(e: ApiError) -> String {
+    e.message
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Map<String, Value>) -> Result<T, String> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| format!("invalid arguments for {tool}: {e}"))
+}
+
+fn pretty(v: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceOnly {
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunArgs {
+    #[allow(dead_code)]
+    workspace: String,
+    command: Option<String>,
+    step: Option<String>,
+    repo: Option<String>,
+    timeout_s: Option<i64>,
+    wait_s: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetArgs {
+    task_id: String,
+    log_tail_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    workspace: Option<String>,
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Runs relay tool `name` for `caller`; the answer is JSON text.
+pub async fn call(
+    app: &AppState,
+    caller: McpCaller,
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<String, String> {
+    let user = caller.user_id;
+    match name {
+        "list_workspaces" => {
+            let _: NoArgs = parse(name, args)?;
+            pretty(&workspaces(app, user).await?)
+        }
+        "workspace_status" => {
+            let w = resolve_workspace(app, user, &args).await?;
+            let _: WorkspaceOnly = parse(name, args)?;
+            let tools = app.sessions.tools(w.id);
+            pretty(&json!({
+                "workspace": w,
+                "writable": tools.as_ref().map(|t| t.catalog.writable),
+                "hosted_mcp_servers": tools.map(|t| t.catalog.servers.into_iter().map(|s| json!({
+                    "name": s.name, "running": s.running, "problem": s.problem,
+                    "tools": s.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>()),
+            }))
+        }
+        "list_projects" => {
+            let _: NoArgs = parse(name, args)?;
+            pretty(
+                &app.store
+                    .list_projects(user)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        "run_task" => {
+            let w = resolve_workspace(app, user, &args).await?;
+            let a: RunArgs = parse(name, args)?;
+            let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
+            // Subscribe before the task exists, so its end cannot be missed.
+            let mut events = app.bus.subscribe(user);
+            let body = RunBody {
+                workspace_id: Some(w.id),
+                command: a.command,
+                step: a.step,
+                repo: a.repo,
+                timeout_s: a.timeout_s,
+                ..RunBody::default()
+            };
+            let task = crate::api::tasks::start_run(app, user, body, "mcp")
+                .await
+                .map_err(api)?;
+            if !wait.is_zero() {
+                let id = task.id;
+                let _ = tokio::time::timeout(wait, async {
+                    loop {
+                        match events.recv().await {
+                            Ok(bytes) => {
+                                let finished = serde_json::from_slice::<Value>(&bytes)
+                                    .ok()
+                                    .filter(|e| {
+                                        e["type"] == "task" && e["task"]["id"] == id.to_string()
+                                    })
+                                    .is_some_and(|e| e["task"]["finished_at"].is_string());
+                                if finished {
+                                    return;
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                if task_now(app, user, id)
+                                    .await
+                                    .is_some_and(|t| t.is_finished())
+                                {
+                                    return;
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .await;
+            }
+            let task = task_now(app, user, task.id).await.unwrap_or(task);
+            describe(app, &task, DEFAULT_TAIL).await
+        }
+        "get_task" => {
+            let a: GetArgs = parse(name, args)?;
+            let task = crate::api::tasks::visible_task(app, user, &a.task_id)
+                .await
+                .map_err(api)?;
+            describe(
+                app,
+                &task,
+                a.log_tail_bytes.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL),
+            )
+            .await
+        }
+        "list_tasks" => {
+            let workspace = match args.get("workspace") {
+                Some(_) => Some(resolve_workspace(app, user, &args).await?.id),
+                None => None,
+            };
+            let a: ListArgs = parse(name, args)?;
+            let _ = a.workspace;
+            if let Some(s) = &a.state
+                && !TASK_STATES.contains(&s.as_str())
+            {
+                return Err(format!("state must be one of {}", TASK_STATES.join(", ")));
+            }
+            let filter = TaskFilter {
+                project: None,
+                workspace,
+                state: a.state,
+                page: 1,
+                per_page: a.limit.unwrap_or(20).clamp(1, 200),
+            };
+            let (mut tasks, total) = app
+                .store
+                .list_tasks(user, &filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.live_tasks.overlay(&mut tasks);
+            pretty(&json!({
+                "total": total,
+                "tasks": tasks.iter().map(summary).collect::<Vec<_>>(),
+            }))
+        }
+        other => Err(format!("no relay tool {other:?}")),
+    }
+}
+
+/// The task as the caller may see it now.
+async fn task_now(app: &AppState, user: Uuid, id: Uuid) -> Option<Task> {
+    crate::api::tasks::visible_task(app, user, &id.to_string())
+        .await
+        .ok()
+}
+
+/// A task in a list.
+fn summary(t: &Task) -> Value {
+    json!({
+        "id": t.id, "workspace_id": t.workspace_id, "repo": t.repo,
+        "command": t.command, "step": t.step, "state": t.state,
+        "exit_code": t.exit_code, "source": t.source, "created_at": t.created_at,
+        "finished_at": t.finished_at,
+    })
+}
+
+/// A task with its test summary and the end of its log.
+async fn describe(app: &AppState, t: &Task, tail: u64) -> Result<String, String> {
+    let mut v = summary(t);
+    let extra = json!({
+        "signal": t.signal, "error": t.error, "started_at": t.started_at,
+        "duration_ms": t.duration_ms, "commit": t.commit_sha, "branch": t.branch,
+        "test_summary": t.test_summary, "log_bytes": t.log_bytes, "log_truncated": t.log_truncated,
+    });
+    if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
+    }
+    if tail > 0 && t.log_bytes > 0 {
+        let end = t.log_bytes as u64;
+        let from = end.saturating_sub(tail);
+        let slice = crate::tasks::read_log(app, t.id, from, (end - from) as usize)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&slice.data).into_owned();
+        let label = if from > 0 {
+            format!("log_tail (the last {} of {end} bytes)", end - from)
+        } else {
+            "log".to_owned()
+        };
+        v[label] = json!(text);
+    }
+    pretty(&v)
+}

@@ -1,0 +1,344 @@
+//! The MCP handler behind `/mcp`: lists tools and resources for the caller and runs calls,
+//! on the relay or in a workspace through its agent.
+
+use std::sync::{Arc, OnceLock};
+
+use fulcrum_protocol::tools::{ToolCall, ToolOutput, ToolTarget};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    McpCaller,
+    catalog::{self, BUILTINS, Builtin, Runs},
+    relay_tools,
+};
+use crate::{state::AppState, store::Workspace};
+
+/// One MCP session's handler (rmcp makes one per session).
+#[derive(Clone)]
+pub struct FulcrumMcp {
+    app: AppState,
+    /// The user who opened the session; requests of anyone else on it are refused.
+    owner: Arc<OnceLock<Uuid>>,
+}
+
+impl FulcrumMcp {
+    /// A handler for a new session.
+    pub fn new(app: AppState) -> Self {
+        Self {
+            app,
+            owner: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The caller of this request, checked against the session's owner.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<McpCaller, ErrorData> {
+        let caller = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<McpCaller>().copied())
+            .ok_or_else(|| ErrorData::invalid_request("unauthenticated", None))?;
+        let owner = *self.owner.get_or_init(|| caller.user_id);
+        if owner != caller.user_id {
+            return Err(ErrorData::invalid_request(
+                "this MCP session belongs to another user",
+                None,
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// A tool from JSON, the way MCP spells it.
+fn tool(name: &str, description: &str, schema: Value, read_only: bool) -> Option<Tool> {
+    serde_json::from_value(json!({
+        "name": name,
+        "description": description,
+        "inputSchema": schema,
+        "annotations": { "readOnlyHint": read_only },
+    }))
+    .ok()
+}
+
+/// The caller's workspaces as they are now.
+pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, String> {
+    crate::events::current(app, user)
+        .await
+        .map_err(|e| format!("the relay cannot read its database: {e}"))
+}
+
+/// Finds one of the caller's workspaces by id or name.
+pub async fn resolve_workspace(
+    app: &AppState,
+    user: Uuid,
+    args: &Map<String, Value>,
+) -> Result<Workspace, String> {
+    let Some(wanted) = args.get("workspace").and_then(Value::as_str) else {
+        return Err("the `workspace` argument (a workspace id or name) is required".into());
+    };
+    let all = workspaces(app, user).await?;
+    let by_id = Uuid::parse_str(wanted)
+        .ok()
+        .and_then(|id| all.iter().find(|w| w.id == id));
+    if let Some(w) = by_id {
+        return Ok(w.clone());
+    }
+    let named: Vec<&Workspace> = all.iter().filter(|w| w.name == wanted).collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "you have no workspace {wanted:?}; yours are: {}",
+            if all.is_empty() {
+                "none yet".to_owned()
+            } else {
+                all.iter()
+                    .map(|w| w.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+        many => Err(format!(
+            "{} workspaces are named {wanted:?}; name one by id: {}",
+            many.len(),
+            many.iter()
+                .map(|w| w.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+impl FulcrumMcp {
+    /// Runs a tool in a workspace through its agent.
+    async fn in_workspace(
+        &self,
+        caller: McpCaller,
+        target: ToolTarget,
+        mut args: Map<String, Value>,
+    ) -> Result<ToolOutput, String> {
+        let workspace = resolve_workspace(&self.app, caller.user_id, &args).await?;
+        args.remove("workspace");
+        if let ToolTarget::Hosted { server, tool } = &target {
+            let tools = self.app.sessions.tools(workspace.id).unwrap_or_default();
+            let listed = tools
+                .catalog
+                .servers
+                .iter()
+                .find(|s| &s.name == server)
+                .and_then(|s| s.tools.iter().find(|t| &t.name == tool));
+            match listed {
+                None if !workspace.online => {}
+                None => {
+                    return Err(format!(
+                        "the workspace {} hosts no MCP tool {server}__{tool}",
+                        workspace.name
+                    ));
+                }
+                Some(t) if !t.read_only && caller.read_only => {
+                    return Err(format!(
+                        "{server}__{tool} may change the workspace, and this token is read-only"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let call = ToolCall {
+            target,
+            args_json: Value::Object(args).to_string(),
+            may_write: !caller.read_only,
+        };
+        call.check()?;
+        let timeout =
+            std::time::Duration::from_secs(self.app.config.agents.tool_call_timeout_secs.max(1));
+        self.app
+            .sessions
+            .call_tool(workspace.id, call, timeout)
+            .await
+            .map_err(|e| format!("{} ({})", e, workspace.name))
+    }
+}
+
+fn result(outcome: Result<ToolOutput, String>) -> CallToolResponse {
+    match outcome {
+        Ok(out) => {
+            let mut r = if out.is_error {
+                CallToolResult::error(vec![ContentBlock::text(out.text)])
+            } else {
+                CallToolResult::success(vec![ContentBlock::text(out.text)])
+            };
+            r.structured_content = out
+                .structured_json
+                .and_then(|s| serde_json::from_str(&s).ok());
+            r
+        }
+        Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+    }
+    .into()
+}
+
+impl ServerHandler for FulcrumMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "fulcrum-relay",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Fulcrum reaches your remote development workspaces. Call list_workspaces first; \
+             every workspace tool takes a `workspace` argument (its id or name). Tools named \
+             server__tool come from MCP servers hosted inside a workspace.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let mut tools: Vec<Tool> = BUILTINS
+            .iter()
+            .filter(|b| b.read_only || !caller.read_only)
+            .filter_map(|b| tool(b.name, b.description, b.input_schema(), b.read_only))
+            .collect();
+        let online = workspaces(&self.app, caller.user_id)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let mut hosted = Vec::new();
+        for w in online.iter().filter(|w| w.online) {
+            if let Some(t) = self.app.sessions.tools(w.id) {
+                for server in t.catalog.servers {
+                    hosted.push((w.name.clone(), server));
+                }
+            }
+        }
+        tools.extend(
+            catalog::hosted_listings(&hosted)
+                .into_iter()
+                .filter(|h| h.read_only || !caller.read_only)
+                .filter_map(|h| tool(&h.name, &h.description, h.input_schema, h.read_only)),
+        );
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let args = request.arguments.unwrap_or_default();
+        let name = request.name.as_ref();
+        if let Some(builtin) = Builtin::find(name) {
+            if !builtin.read_only && caller.read_only {
+                return Ok(result(Err(format!(
+                    "{name} changes things, and this token is read-only"
+                ))));
+            }
+            let outcome = match builtin.runs {
+                Runs::Relay => relay_tools::call(&self.app, caller, name, args)
+                    .await
+                    .map(ToolOutput::text),
+                Runs::Agent => {
+                    self.in_workspace(caller, ToolTarget::Builtin(name.to_owned()), args)
+                        .await
+                }
+            };
+            return Ok(result(outcome));
+        }
+        if let Some((server, tool)) = catalog::split_hosted(name) {
+            let target = ToolTarget::Hosted {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+            };
+            return Ok(result(self.in_workspace(caller, target, args).await));
+        }
+        Err(ErrorData::invalid_params(
+            format!("no tool named {name:?}; see tools/list"),
+            None,
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let all = workspaces(&self.app, caller.user_id)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let mut resources = Vec::new();
+        for w in &all {
+            resources.push(json!({
+                "uri": format!("fulcrum://workspaces/{}", w.id),
+                "name": w.name,
+                "description": format!("Workspace {} on {} ({})", w.name, w.hostname, if w.online { "online" } else { "offline" }),
+                "mimeType": "application/json",
+            }));
+            for r in &w.repos {
+                resources.push(json!({
+                    "uri": format!("fulcrum://workspaces/{}/repos/{}", w.id, r.status.path),
+                    "name": format!("{}:{}", w.name, r.status.path),
+                    "description": format!("Git status of {} in workspace {}", r.status.path, w.name),
+                    "mimeType": "application/json",
+                }));
+            }
+        }
+        serde_json::from_value(json!({ "resources": resources }))
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let uri = request.uri.clone();
+        let not_found = || ErrorData::resource_not_found(format!("no resource {uri}"), None);
+        let rest = uri
+            .strip_prefix("fulcrum://workspaces/")
+            .ok_or_else(not_found)?;
+        let (id, repo) = match rest.split_once("/repos/") {
+            Some((id, repo)) => (id, Some(repo)),
+            None => (rest, None),
+        };
+        let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+        let all = workspaces(&self.app, caller.user_id)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let w = all.iter().find(|w| w.id == id).ok_or_else(not_found)?;
+        let body = match repo {
+            None => serde_json::to_string_pretty(w),
+            Some(path) => {
+                let r = w
+                    .repos
+                    .iter()
+                    .find(|r| r.status.path == path)
+                    .ok_or_else(not_found)?;
+                serde_json::to_string_pretty(r)
+            }
+        }
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let read: ReadResourceResult = serde_json::from_value(json!({
+            "contents": [{ "uri": uri, "mimeType": "application/json", "text": body }]
+        }))
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(read.into())
+    }
+}
