@@ -2,7 +2,7 @@
 # Installs and starts what the test suite needs, and nothing it already has: git, curl, tmux, systemd
 # (for systemd-analyze), iproute2 (network namespaces), Node.js, Chromium, PostgreSQL (started if
 # it is down), pytest (for the job tests), cargo-nextest, schemathesis (in its own venv, for the
-# OpenAPI test) and the browser test's npm packages.
+# OpenAPI test), the MCP tests' Python and npm packages, and the browser test's npm packages.
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,6 +70,25 @@ if ! "$FULCRUM_SCHEMATHESIS_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEM
     --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 export FULCRUM_SCHEMATHESIS_VENV
+
+# The MCP tests' Python side, pinned, in a venv of its own: the official SDK (the client the
+# tests drive /mcp with) and the reference git server an agent hosts.
+MCP_PY_PACKAGES=("mcp==2.3.0" "mcp-server-git==2026.10.19")
+FULCRUM_MCP_VENV="${FULCRUM_MCP_VENV:-$HOME/.cache/fulcrum/mcp-venv}"
+if ! "$FULCRUM_MCP_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "mcp-server-git==2026.10.19"; then
+  echo "setup: installing the MCP Python packages"
+  python3 -m venv "$FULCRUM_MCP_VENV"
+  PIP_ROOT_USER_ACTION=ignore "$FULCRUM_MCP_VENV/bin/pip" install -q --no-input \
+    --disable-pip-version-check "${MCP_PY_PACKAGES[@]}"
+fi
+export FULCRUM_MCP_VENV
+
+# The MCP tests' npm side (the MCP Inspector and the reference filesystem server), from the lock
+# file.
+if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/inspector ] \
+   || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
+  (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # The browser test's packages, from the lock file.
 if [ ! -d tests/browser/node_modules/playwright-core ] \

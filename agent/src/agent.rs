@@ -42,6 +42,7 @@ pub struct AgentOptions {
 /// A running agent.
 pub struct RunningAgent {
     status: SharedStatus,
+    hosted: crate::hosted::Hosted,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     state_dir: PathBuf,
@@ -80,7 +81,7 @@ impl RunningAgent {
         let outbox = DiskOutbox::open(&opts.state_dir.join("outbox"))?;
         crate::hosted::check_configs(&opts.mcp_servers).map_err(anyhow::Error::msg)?;
         let hosted = crate::hosted::Hosted::start(opts.mcp_servers, root.clone(), stopping.clone());
-        let toolbox = crate::tools::Toolbox::new(root.clone(), opts.allow_writes, hosted);
+        let toolbox = crate::tools::Toolbox::new(root.clone(), opts.allow_writes, hosted.clone());
         let link = Link::new(
             opts.relay,
             identity,
@@ -120,6 +121,7 @@ impl RunningAgent {
         ];
         Ok(Self {
             status,
+            hosted,
             stop,
             tasks,
             state_dir: opts.state_dir,
@@ -159,6 +161,7 @@ impl RunningAgent {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.hosted.stopped().await;
     }
 }
 

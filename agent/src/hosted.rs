@@ -37,6 +37,8 @@ const RESTART_MIN: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(60);
 /// A run this long resets the restart delay.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long a server has to exit when the agent stops.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of a server's stderr kept to explain why it stopped.
 const STDERR_LINES: usize = 5;
 /// Environment variables a hosted server never inherits from the agent.
@@ -107,6 +109,7 @@ struct Slot {
 pub struct Hosted {
     slots: Arc<Mutex<BTreeMap<String, Slot>>>,
     changed: watch::Sender<u64>,
+    supervisors: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Hosted {
@@ -138,16 +141,30 @@ impl Hosted {
                     .collect(),
             )),
             changed: watch::channel(0).0,
+            supervisors: Default::default(),
         };
-        for config in configs {
-            tokio::spawn(supervise(
-                hosted.clone(),
-                config,
-                root.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let handles = configs
+            .into_iter()
+            .map(|config| {
+                tokio::spawn(supervise(
+                    hosted.clone(),
+                    config,
+                    root.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
+        *hosted.supervisors.lock().unwrap_or_else(|e| e.into_inner()) = handles;
         hosted
+    }
+
+    /// Waits until every server has stopped (after the agent's shutdown began).
+    pub async fn stopped(&self) {
+        let handles =
+            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
@@ -367,9 +384,17 @@ async fn run_once(
             tools,
         },
     );
+    let stop = client.cancellation_token();
+    let waiting = client.waiting();
+    tokio::pin!(waiting);
     tokio::select! {
-        quit = client.waiting() => format!("it exited ({quit:?})"),
-        _ = crate::link::stopping(shutdown) => "the agent is stopping".into(),
+        quit = &mut waiting => format!("it exited ({quit:?})"),
+        _ = crate::link::stopping(shutdown) => {
+            // Close its stdin and wait for it to exit (SIGTERM, then SIGKILL, if it lingers).
+            stop.cancel();
+            let _ = tokio::time::timeout(STOP_TIMEOUT, waiting).await;
+            "the agent is stopping".into()
+        }
     }
 }
 

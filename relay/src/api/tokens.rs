@@ -91,8 +91,11 @@ pub async fn create_token(
             "only MCP tokens can be read-only; an agent token acts for its own workspace",
         ));
     }
+    // The limit applies to the name as sent (the schema's maxLength), the emptiness check to
+    // what is left after trimming.
+    let too_long = name.chars().count() > MAX_NAME;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
+    if name.is_empty() || too_long {
         return Err(ApiError::invalid(format!(
             "a token name of 1 to {MAX_NAME} characters is required"
         )));

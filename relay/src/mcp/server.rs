@@ -8,8 +8,9 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-        ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
+        InitializeRequestParams, InitializeResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -202,6 +203,17 @@ impl ServerHandler for FulcrumMcp {
              every workspace tool takes a `workspace` argument (its id or name). Tools named \
              server__tool come from MCP servers hosted inside a workspace.",
         )
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        // The session belongs to whoever opened it.
+        self.caller(&ctx)?;
+        ctx.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
