@@ -13,12 +13,15 @@
 //! - `transport`: QUIC against the WebSocket: log throughput, and control round trips while a
 //!   log streams (head-of-line blocking).
 //! - `reconnect`: a crashed relay comes back; how long until all of 1,000 agents are online.
+//! - `mcp`: MCP tool calls through relay and agent, next to the same calls made directly to
+//!   the reference servers over stdio.
 #![forbid(unsafe_code)]
 
 mod agent_bench;
 mod fanout;
 mod idle;
 mod jobs_bench;
+mod mcp_bench;
 mod procs;
 mod reconnect;
 mod stats;
@@ -51,6 +54,8 @@ enum Bench {
     Transport(transport_bench::Args),
     /// Time for 1,000 agents to be online again after the relay crashed and came back.
     Reconnect(reconnect::Args),
+    /// MCP tool calls through relay and agent, next to the same calls over stdio.
+    Mcp(mcp_bench::Args),
 }
 
 #[tokio::main]
@@ -63,5 +68,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Logs(a) => jobs_bench::logs(a).await,
         Bench::Transport(a) => transport_bench::run(a).await,
         Bench::Reconnect(a) => reconnect::run(a).await,
+        Bench::Mcp(a) => mcp_bench::run(a).await,
     }
 }

@@ -271,6 +271,23 @@ impl RelayProcess {
         cmd
     }
 
+    /// Creates a token of `kind` (`agent` or `mcp`) for an existing user with the relay's CLI.
+    pub async fn token(&self, email: &str, kind: &str) -> Result<String> {
+        let out = self
+            .cli()
+            .args([
+                "token", "create", "--email", email, "--name", "bench", "--kind", kind,
+            ])
+            .output()
+            .await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
     /// Creates a user and an agent token with the relay's own CLI; returns the token.
     pub async fn user_with_token(&self, email: &str, password: &str) -> Result<String> {
         let mut child = self
