@@ -262,7 +262,9 @@ export const api = {
   workspaces: () => request("GET", "/workspaces"),
   workspace: (id) => request("GET", `/workspaces/${encodeURIComponent(id)}`),
   agentTokens: () => request("GET", "/agent-tokens"),
-  createAgentToken: (name) => request("POST", "/agent-tokens", { name }),
+  /** kind: "agent" | "mcp"; readOnly only for MCP tokens. */
+  createAgentToken: (name, { kind = "agent", readOnly = false } = {}) =>
+    request("POST", "/agent-tokens", { name, kind, read_only: kind === "mcp" && !!readOnly }),
   revokeAgentToken: (id) => request("DELETE", `/agent-tokens/${encodeURIComponent(id)}`),
   eventsTicket: () => request("POST", "/events/ticket", {}),
 

@@ -150,6 +150,30 @@ function agentCommand(token) {
   return `fulcrum agent --relay ${location.origin} --token ${token}`;
 }
 
+/** The relay's MCP endpoint (Streamable HTTP). */
+function mcpEndpoint() {
+  return `${location.origin}/mcp`;
+}
+
+/** An MCP client config entry (the `mcpServers` shape) for an MCP token. */
+function mcpClientConfig(token) {
+  return JSON.stringify({
+    mcpServers: {
+      fulcrum: { type: "http", url: mcpEndpoint(), headers: { Authorization: `Bearer ${token}` } },
+    },
+  }, null, 2);
+}
+
+function mcpAddCommand(token) {
+  return `claude mcp add --transport http fulcrum ${mcpEndpoint()} --header "Authorization: Bearer ${token}"`;
+}
+
+/** "agent", "MCP" or "MCP · read-only". */
+function tokenKindLabel(t) {
+  if (t.kind !== "mcp") return "agent";
+  return t.read_only ? "MCP · read-only" : "MCP";
+}
+
 // ------------------------------------------------------------------ clipboard
 
 async function copyText(text) {
@@ -282,7 +306,7 @@ function enterApp() {
   const navWorkspaces = h("a.nav-link", { href: "#/workspaces", "data-testid": "nav-workspaces" }, "Workspaces",
     h("span.nav-count", { hidden: true }));
   const navProjects = h("a.nav-link", { href: "#/projects", "data-testid": "nav-projects" }, "Projects");
-  const navTokens = h("a.nav-link", { href: "#/tokens", "data-testid": "nav-tokens" }, "Agent tokens");
+  const navTokens = h("a.nav-link", { href: "#/tokens", "data-testid": "nav-tokens" }, "Tokens");
   const live = h("span.live", { "data-testid": "live-indicator", "data-state": "reconnecting", role: "status" },
     h("span.live-dot"), h("span.live-label", { text: "Connecting…" }));
   const email = h("span.user-email", { text: state.me ? state.me.email : "" });
@@ -402,7 +426,7 @@ function updateTitle() {
   if (page) {
     document.title = `${page.title()} · Fulcrum`;
   } else if (shell.route === "tokens") {
-    document.title = "Agent tokens · Fulcrum";
+    document.title = "Tokens · Fulcrum";
   } else {
     const online = [...state.workspaces.values()].filter((w) => w.online).length;
     document.title = state.workspacesLoaded ? `Workspaces (${online} online) · Fulcrum` : "Workspaces · Fulcrum";
@@ -788,12 +812,36 @@ function buildTokensView() {
     type: "text", name: "name", maxlength: 100, placeholder: "e.g. alice-devbox", autocomplete: "off",
     "data-testid": "token-name", "aria-label": "Token name", spellcheck: "false",
   });
+  const kind = h("select", { name: "kind", "data-testid": "token-kind", "aria-label": "Token kind" },
+    h("option", { value: "agent", text: "Agent" }),
+    h("option", { value: "mcp", text: "MCP client" }));
+  const readOnly = h("input", { type: "checkbox", name: "read_only", "data-testid": "token-read-only", disabled: true });
+  const readOnlyField = h("label.check", { hidden: true, title: "The token may read, but not write files or run tasks." },
+    readOnly, h("span", { text: "Read-only" }));
+  const kindHint = h("p.field-hint");
   const create = h("button.btn.btn-primary", { type: "submit", "data-testid": "token-create" }, "Create token");
   const formError = h("div.form-error", { role: "alert", "data-testid": "token-error", hidden: true });
   const form = h("form.token-form", null,
     h("label.field.grow", null, h("span.field-label", { text: "New token name" }), name),
+    h("label.field", null, h("span.field-label", { text: "Kind" }), kind),
+    readOnlyField,
     create,
   );
+  const syncKind = () => {
+    const mcp = kind.value === "mcp";
+    readOnlyField.hidden = !mcp;
+    readOnly.disabled = !mcp;
+    if (!mcp) readOnly.checked = false;
+    name.placeholder = mcp ? "e.g. claude-desktop" : "e.g. alice-devbox";
+    kindHint.textContent = mcp
+      ? (readOnly.checked
+        ? "For an MCP client (Claude Code, Cursor, the MCP Inspector…). Read-only: it can read, but not write files or run tasks."
+        : "For an MCP client (Claude Code, Cursor, the MCP Inspector…) calling this relay's MCP endpoint.")
+      : "For the agent: it connects a workspace to this relay.";
+  };
+  kind.addEventListener("change", syncKind);
+  readOnly.addEventListener("change", syncKind);
+  syncKind();
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     formError.hidden = true;
@@ -807,7 +855,7 @@ function buildTokensView() {
     create.disabled = true;
     create.textContent = "Creating…";
     try {
-      const tok = await api.createAgentToken(value);
+      const tok = await api.createAgentToken(value, { kind: kind.value, readOnly: readOnly.checked });
       state.createdToken = tok;
       name.value = "";
       tokensSeq++;
@@ -829,11 +877,11 @@ function buildTokensView() {
   const listSlot = h("div");
   const root = h("section.view.view-narrow", { hidden: true, "aria-labelledby": "tok-title" },
     h("div.view-head", null,
-      h("div.view-title", null, h("h1", { id: "tok-title", text: "Agent tokens" })),
+      h("div.view-title", null, h("h1", { id: "tok-title", text: "Tokens" })),
     ),
     h("p.lead.muted", null,
-      "An agent uses a token to connect a workspace to this relay. The full token is shown only once, when you create it; revoking a token disconnects every agent using it."),
-    h("div.panel", null, form, formError),
+      "An agent token lets the agent connect a workspace to this relay; an MCP token lets an MCP client use the relay's MCP endpoint. The full token is shown only once, when you create it; revoking a token disconnects everything using it."),
+    h("div.panel", null, form, kindHint, formError),
     secretSlot,
     listSlot,
   );
@@ -876,8 +924,10 @@ function renderTokens() {
         h("p.warn", null, h("strong", { text: "Copy it now — you won't see this again." }),
           " Only a hash is stored on the relay."),
         h("div.secret-box", null, codeBox(ct.token, { "data-testid": "token-secret", "data-token-id": ct.id })),
-        h("p.muted.small", { text: "Run this in the workspace you want to connect:" }),
-        codeBox(agentCommand(ct.token)),
+        ct.kind === "mcp" ? mcpUsage(ct) : [
+          h("p.muted.small", { text: "Run this in the workspace you want to connect:" }),
+          codeBox(agentCommand(ct.token)),
+        ],
       ),
     );
   }
@@ -896,8 +946,8 @@ function renderTokens() {
   }
   if (state.tokens.length === 0) {
     v.listSlot.append(h("div.empty.empty-small", null,
-      h("h2", { text: "No agent tokens yet" }),
-      h("p.muted", { text: "Create one above, then run the agent with it in a workspace." })));
+      h("h2", { text: "No tokens yet" }),
+      h("p.muted", { text: "Create one above: an agent token to connect a workspace, or an MCP token for an MCP client." })));
     return;
   }
 
@@ -914,6 +964,12 @@ function renderTokens() {
     }
     return h("tr", { "data-testid": "token-row", "data-token-id": t.id, "data-revoked": revoked ? "true" : "false", class: revoked ? "is-revoked" : "" },
       h("td.t-name", { text: t.name }),
+      h("td", null, h("span.badge", {
+        class: t.kind === "mcp" ? "kind-mcp" : "kind-agent",
+        "data-testid": "token-kind-badge", "data-kind": t.kind === "mcp" ? "mcp" : "agent",
+        "data-read-only": t.read_only ? "true" : "false",
+        text: tokenKindLabel(t),
+      })),
       h("td", null, h("span.mono.prefix", { text: `${t.prefix || ""}…`, title: "Token prefix" })),
       h("td.t-time", null, timeEl(t.created_at)),
       h("td.t-time", null, t.last_used_at ? timeEl(t.last_used_at) : h("span.muted", { text: "never" })),
@@ -928,7 +984,7 @@ function renderTokens() {
     h("div.table-wrap", null,
       h("table.tokens", null,
         h("thead", null, h("tr", null,
-          h("th", { text: "Name" }), h("th", { text: "Token" }), h("th", { text: "Created" }),
+          h("th", { text: "Name" }), h("th", { text: "Kind" }), h("th", { text: "Token" }), h("th", { text: "Created" }),
           h("th", { text: "Last used" }), h("th", { text: "Status" }), h("th", { "aria-label": "Actions" }))),
         h("tbody", null, rows),
       ),
@@ -936,9 +992,27 @@ function renderTokens() {
   );
 }
 
+/** How to use a just-created MCP token: the endpoint, a client config entry, a Claude Code command. */
+function mcpUsage(ct) {
+  return [
+    ct.read_only
+      ? h("p.muted.small", { text: "This token is read-only: its client can read, but not write files or run tasks." })
+      : null,
+    h("p.muted.small", { text: "MCP endpoint (Streamable HTTP) — send the token as “Authorization: Bearer <token>”:" }),
+    codeBox(mcpEndpoint(), { "data-testid": "mcp-endpoint" }),
+    h("p.muted.small", { text: "Add it to an MCP client's config (e.g. Claude Code's .mcp.json, Cursor's mcp.json):" }),
+    codeBox(mcpClientConfig(ct.token), { class: "codebox-pre", "data-testid": "mcp-config" }),
+    h("p.muted.small", { text: "Or, with Claude Code:" }),
+    codeBox(mcpAddCommand(ct.token), { "data-testid": "mcp-command" }),
+  ];
+}
+
 async function revokeToken(t, btn) {
+  const who = t.kind === "mcp"
+    ? "MCP clients using it will lose access and can't reconnect with it."
+    : "Agents using it will be disconnected and can't reconnect with it.";
   // eslint-disable-next-line no-alert
-  if (!window.confirm(`Revoke the token “${t.name}” (${t.prefix}…)?\n\nAgents using it will be disconnected and can't reconnect with it.`)) return;
+  if (!window.confirm(`Revoke the token “${t.name}” (${t.prefix}…)?\n\n${who}`)) return;
   btn.disabled = true;
   btn.textContent = "Revoking…";
   try {

@@ -183,6 +183,36 @@ async function main() {
         'the token row to be marked revoked (data-revoked="true")');
       await until(async () => /revoked/i.test((await row.textContent()) || ""), 'the token row to say "Revoked"');
       if (await row.locator(tid("token-revoke")).count()) fail("a revoked token still offers a revoke button");
+      const kindText = ((await row.locator(tid("token-kind-badge")).textContent()) || "").trim();
+      if (kindText !== "agent") fail(`the agent token's kind badge should say "agent", got "${kindText}"`);
+    }],
+
+    ["create a read-only MCP token", async () => {
+      await waitFor(page.locator(tid("token-kind")), "the token kind choice (token-kind)");
+      // Revoking the agent token above dismissed its shown-once panel.
+      await waitFor(page.locator(tid("token-secret")), "the previous shown-once secret to go away", "detached");
+      if (await page.locator(tid("token-read-only")).isEnabled()) fail("token-read-only is enabled while the kind is agent");
+      await page.fill(tid("token-name"), "browser-test-mcp");
+      await page.selectOption(tid("token-kind"), "mcp");
+      await page.check(tid("token-read-only"));
+      await page.click(tid("token-create"));
+      const secretEl = page.locator(tid("token-secret"));
+      await waitFor(secretEl, "the shown-once MCP secret (token-secret)");
+      const secret = ((await secretEl.textContent()) || "").trim();
+      if (!secret.startsWith("fcm_")) fail(`the MCP token-secret should start with "fcm_", got "${secret.slice(0, 12)}…"`);
+      const tokenId = await secretEl.getAttribute("data-token-id");
+      if (!tokenId) fail("token-secret has no data-token-id");
+
+      await waitFor(page.locator(tid("mcp-endpoint")), "the MCP endpoint (mcp-endpoint)");
+      const endpoint = ((await page.locator(tid("mcp-endpoint")).textContent()) || "").trim();
+      if (!endpoint.includes("/mcp")) fail(`mcp-endpoint should contain "/mcp", got "${endpoint}"`);
+
+      const row = page.locator(`${tid("token-row")}[data-token-id="${tokenId}"]`);
+      await waitFor(row, `the token row for the new MCP token (${tokenId})`);
+      const badge = row.locator(tid("token-kind-badge"));
+      await until(async () => /read-only/.test((await badge.textContent()) || ""),
+        'the MCP token row to show a kind badge containing "read-only" (token-kind-badge)');
+      await screenshot(page, "tokens-mcp-created.png");
     }],
 
     ["a reload keeps the session (refresh cookie)", async () => {

@@ -100,6 +100,7 @@ pub async fn revocation_sweep(app: AppState) {
                     Ok(ids) => {
                         for id in ids {
                             app.sessions.kick_token(id);
+                            app.mcp_tokens.forget(id);
                         }
                         since = now;
                     }

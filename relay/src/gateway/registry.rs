@@ -148,6 +148,26 @@ impl Registry {
         }
     }
 
+    /// The live workspaces of `owner` on this node named `wanted` (or with that id), as
+    /// `(id, name)`: found without the database, for the MCP tools' hot path.
+    pub fn find_live(&self, owner: Uuid, wanted: &str) -> Vec<(Uuid, String)> {
+        let sessions = self.lock();
+        let view = |e: &SessionEntry| {
+            let v = e.view.lock().unwrap_or_else(|e| e.into_inner());
+            (v.owner_id == owner).then(|| (v.id, v.name.clone()))
+        };
+        if let Ok(id) = Uuid::parse_str(wanted)
+            && let Some(found) = sessions.get(&id).and_then(view)
+        {
+            return vec![found];
+        }
+        sessions
+            .values()
+            .filter_map(view)
+            .filter(|(_, name)| name == wanted)
+            .collect()
+    }
+
     /// The tools of `workspace`'s live session, if it has one.
     pub fn tools(&self, workspace: Uuid) -> Option<SessionTools> {
         let sessions = self.lock();

@@ -18,7 +18,11 @@ pub mod catalog;
 pub mod relay_tools;
 pub mod server;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
@@ -33,7 +37,11 @@ use rmcp::transport::streamable_http_server::{
 };
 use uuid::Uuid;
 
-use crate::{auth::token_hash, state::AppState, store::TokenKind};
+use crate::{
+    auth::token_hash,
+    state::AppState,
+    store::{StoreResult, TokenKind},
+};
 
 /// Largest MCP request body (a `write_file` of 512 KiB fits, JSON-escaped).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -72,30 +80,69 @@ pub fn router(app: AppState) -> Router<AppState> {
         )
 }
 
+/// How long a checked MCP token is trusted without asking the database again. A revocation
+/// on this node takes effect at once; one made elsewhere (another node, the CLI) within the
+/// revocation sweep's interval (5 s), and at the latest after this.
+const TOKEN_TTL: Duration = Duration::from_secs(30);
+/// Most tokens remembered.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// MCP tokens recently checked against the database, by hash: every `/mcp` request carries
+/// its token, and a call should not cost a database round trip for it.
+#[derive(Default)]
+pub struct TokenCache(Mutex<HashMap<String, (McpCaller, Instant)>>);
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (McpCaller, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The caller behind `secret`, from memory or from the store.
+    async fn check(&self, app: &AppState, secret: &str) -> StoreResult<Option<McpCaller>> {
+        let hash = token_hash(secret);
+        if let Some((caller, at)) = self.lock().get(&hash)
+            && at.elapsed() < TOKEN_TTL
+        {
+            return Ok(Some(*caller));
+        }
+        let Some(token) = app.store.active_token(&hash, TokenKind::Mcp).await? else {
+            self.lock().remove(&hash);
+            return Ok(None);
+        };
+        let caller = McpCaller {
+            user_id: token.owner_id,
+            token_id: token.id,
+            read_only: token.read_only,
+        };
+        let mut cache = self.lock();
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (caller, Instant::now()));
+        Ok(Some(caller))
+    }
+
+    /// Forgets a revoked token.
+    pub fn forget(&self, token_id: Uuid) {
+        self.lock()
+            .retain(|_, (caller, _)| caller.token_id != token_id);
+    }
+}
+
 /// Checks the bearer token of every `/mcp` request.
 async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256)
+    let bearer = crate::gateway::bearer(req.headers())
+        .filter(|t| t.len() <= 256)
         .map(str::to_owned);
     let Some(secret) = bearer else {
         return unauthorized(&app, req.headers(), None);
     };
-    match app
-        .store
-        .active_token(&token_hash(&secret), TokenKind::Mcp)
-        .await
-    {
-        Ok(Some(token)) => {
-            req.extensions_mut().insert(McpCaller {
-                user_id: token.owner_id,
-                token_id: token.id,
-                read_only: token.read_only,
-            });
+    match app.mcp_tokens.check(&app, &secret).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
             next.run(req).await
         }
         Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),

@@ -89,8 +89,13 @@ pub async fn call(
             pretty(&workspaces(app, user).await?)
         }
         "workspace_status" => {
-            let w = resolve_workspace(app, user, &args).await?;
+            let named = resolve_workspace(app, user, &args).await?;
             let _: WorkspaceOnly = parse(name, args)?;
+            let w = workspaces(app, user)
+                .await?
+                .into_iter()
+                .find(|w| w.id == named.id)
+                .ok_or_else(|| format!("the workspace {} is gone", named.name))?;
             let tools = app.sessions.tools(w.id);
             pretty(&json!({
                 "workspace": w,

@@ -77,25 +77,50 @@ pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, St
         .map_err(|e| format!("the relay cannot read its database: {e}"))
 }
 
-/// Finds one of the caller's workspaces by id or name.
+/// A workspace a call names: its id and name, and whether its agent is connected here.
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// The workspace's id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Whether its agent is connected to this relay node.
+    pub online: bool,
+}
+
+/// Finds one of the caller's workspaces by id or name: among the live sessions first (no
+/// database round trip; an online workspace wins over an offline one of the same name), then
+/// among all of the caller's workspaces.
 pub async fn resolve_workspace(
     app: &AppState,
     user: Uuid,
     args: &Map<String, Value>,
-) -> Result<Workspace, String> {
+) -> Result<Named, String> {
     let Some(wanted) = args.get("workspace").and_then(Value::as_str) else {
         return Err("the `workspace` argument (a workspace id or name) is required".into());
+    };
+    if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice() {
+        return Ok(Named {
+            id: *id,
+            name: name.clone(),
+            online: true,
+        });
+    }
+    let to_named = |w: &Workspace| Named {
+        id: w.id,
+        name: w.name.clone(),
+        online: w.online,
     };
     let all = workspaces(app, user).await?;
     let by_id = Uuid::parse_str(wanted)
         .ok()
         .and_then(|id| all.iter().find(|w| w.id == id));
     if let Some(w) = by_id {
-        return Ok(w.clone());
+        return Ok(to_named(w));
     }
     let named: Vec<&Workspace> = all.iter().filter(|w| w.name == wanted).collect();
     match named.as_slice() {
-        [one] => Ok((*one).clone()),
+        [one] => Ok(to_named(one)),
         [] => Err(format!(
             "you have no workspace {wanted:?}; yours are: {}",
             if all.is_empty() {
