@@ -228,8 +228,14 @@ fn tree_level(
 
 /// Writes `content` as the whole file (created or replaced) atomically: to a temporary file in
 /// the same directory, then renamed over the target, so a reader never sees half a file and a
-/// failure leaves the old one. Returns what it did, for the tool answer.
-pub fn write_file(root: &Path, requested: &str, content: &str) -> Result<String, FileError> {
+/// failure leaves the old one. `still_wanted` is asked just before the rename: a call whose
+/// caller gave up (it timed out) changes nothing. Returns what it did, for the tool answer.
+pub fn write_file(
+    root: &Path,
+    requested: &str,
+    content: &str,
+    still_wanted: &dyn Fn() -> bool,
+) -> Result<String, FileError> {
     if content.len() > MAX_WRITE_BYTES {
         return Err(FileError::BadRequest(format!(
             "content of {} bytes exceeds the {MAX_WRITE_BYTES}-byte limit",
@@ -240,7 +246,7 @@ pub fn write_file(root: &Path, requested: &str, content: &str) -> Result<String,
     if path.is_dir() {
         return Err(FileError::Kind(format!("{requested} is a directory")));
     }
-    replace_atomically(&path, content.as_bytes()).map_err(|e| FileError::Io {
+    replace_atomically(&path, content.as_bytes(), still_wanted).map_err(|e| FileError::Io {
         path: requested.to_owned(),
         message: e.to_string(),
     })?;
@@ -260,12 +266,14 @@ pub struct Edit {
 
 /// Applies `edits` in order to a text file and returns a unified diff of the change; with
 /// `dry_run`, only the diff. Each `old_text` must occur exactly once in the text as edited so
-/// far; otherwise nothing is written and the answer says which edit failed.
+/// far; otherwise nothing is written and the answer says which edit failed. `still_wanted` is
+/// asked just before the file is replaced, as for [`write_file`].
 pub fn edit_file(
     root: &Path,
     requested: &str,
     edits: &[Edit],
     dry_run: bool,
+    still_wanted: &dyn Fn() -> bool,
 ) -> Result<String, FileError> {
     if edits.is_empty() || edits.len() > MAX_EDITS {
         return Err(FileError::BadRequest(format!(
@@ -327,14 +335,18 @@ pub fn edit_file(
         .header(requested, requested)
         .to_string();
     if !dry_run {
-        replace_atomically(&path, text.as_bytes()).map_err(io)?;
+        replace_atomically(&path, text.as_bytes(), still_wanted).map_err(io)?;
     }
     Ok(diff)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, keeps the old file's
-/// permissions, and renames it over `path`.
-fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// permissions, and renames it over `path`, unless `still_wanted` says no by then.
+fn replace_atomically(
+    path: &Path,
+    bytes: &[u8],
+    still_wanted: &dyn Fn() -> bool,
+) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()
@@ -344,6 +356,11 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_data()?;
     if let Ok(meta) = std::fs::metadata(path) {
         tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    if !still_wanted() {
+        return Err(std::io::Error::other(
+            "the call timed out before the file was replaced; nothing was changed",
+        ));
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -465,7 +482,7 @@ mod tests {
     fn writes_are_whole_and_edits_exact() {
         let (_d, root) = root();
         assert_eq!(
-            write_file(&root, "src/new.txt", "alpha\nbeta\n").unwrap(),
+            write_file(&root, "src/new.txt", "alpha\nbeta\n", &|| true).unwrap(),
             "wrote 11 bytes to src/new.txt"
         );
         let diff = edit_file(
@@ -476,6 +493,7 @@ mod tests {
                 new_text: "gamma".into(),
             }],
             true,
+            &|| true,
         )
         .unwrap();
         assert!(diff.contains("-beta\n+gamma"), "{diff}");
@@ -488,7 +506,7 @@ mod tests {
             old_text: old.into(),
             new_text: "x".into(),
         };
-        edit_file(&root, "src/new.txt", &[edit("beta")], false).unwrap();
+        edit_file(&root, "src/new.txt", &[edit("beta")], false, &|| true).unwrap();
         assert_eq!(
             std::fs::read_to_string(root.join("src/new.txt")).unwrap(),
             "alpha\nx\n"
@@ -497,7 +515,7 @@ mod tests {
         std::fs::write(root.join("twice.txt"), "a a").unwrap();
         for bad in [vec![edit("zzz")], vec![edit("a")]] {
             assert!(matches!(
-                edit_file(&root, "twice.txt", &bad, false),
+                edit_file(&root, "twice.txt", &bad, false, &|| true),
                 Err(FileError::BadRequest(_))
             ));
         }
@@ -506,15 +524,15 @@ mod tests {
             "a a"
         );
         assert!(matches!(
-            write_file(&root, "src", "x"),
+            write_file(&root, "src", "x", &|| true),
             Err(FileError::Kind(_))
         ));
         assert!(matches!(
-            write_file(&root, "big", &"x".repeat(MAX_WRITE_BYTES + 1)),
+            write_file(&root, "big", &"x".repeat(MAX_WRITE_BYTES + 1), &|| true),
             Err(FileError::BadRequest(_))
         ));
         assert!(matches!(
-            write_file(&root, "/tmp/out.txt", "x"),
+            write_file(&root, "/tmp/out.txt", "x", &|| true),
             Err(FileError::Path(PathError::Outside(_)))
         ));
     }

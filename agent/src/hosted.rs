@@ -27,7 +27,7 @@ use rmcp::{
     transport::TokioChildProcess,
 };
 use serde::Deserialize;
-use tokio::{io::AsyncBufReadExt, sync::watch};
+use tokio::sync::watch;
 
 /// How long a server has to answer its handshake and list its tools.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +39,22 @@ const RESTART_MAX: Duration = Duration::from_secs(60);
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a server has to exit when the agent stops.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kills a process group when dropped.
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Bytes of each stderr line kept.
+const MAX_STDERR_LINE: usize = 300;
 /// Lines of a server's stderr kept to explain why it stopped.
 const STDERR_LINES: usize = 5;
 /// Environment variables a hosted server never inherits from the agent.
@@ -243,14 +259,11 @@ impl Hosted {
                     .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
                     .collect();
                 let mut text = text.join("\n");
-                if text.len() > tools::MAX_REPLY_TEXT_BYTES - 256 {
-                    let mut end = tools::MAX_REPLY_TEXT_BYTES - 256;
-                    while !text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    text.truncate(end);
-                    text.push_str("\n[… cut: the server's answer exceeded 512 KiB]\n");
-                }
+                tools::cut(
+                    &mut text,
+                    tools::MAX_REPLY_TEXT_BYTES - 256,
+                    "\n[… cut: the server's answer exceeded 512 KiB]\n",
+                );
                 let structured = result
                     .structured_content
                     .map(|v| v.to_string())
@@ -294,7 +307,7 @@ async fn supervise(
         if !tail.is_empty() {
             problem.push_str(&format!("; its last output: {}", tail.join(" | ")));
         }
-        problem.truncate(2048);
+        tools::cut(&mut problem, 2048, "…");
         if began.elapsed() >= HEALTHY_RUN {
             delay = RESTART_MIN;
         }
@@ -342,21 +355,11 @@ async fn run_once(
         Ok(spawned) => spawned,
         Err(e) => return format!("cannot start {:?}: {e}", config.command),
     };
+    // Whatever the server started (npx, uvx and the like start children) ends with it.
+    let _group = transport.id().map(GroupKill);
     if let Some(stderr) = stderr {
         let name = config.name.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::debug!(server = %name, "{line}");
-                let mut tail = stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
-                if tail.len() == STDERR_LINES {
-                    tail.pop_front();
-                }
-                let mut line = line;
-                line.truncate(300);
-                tail.push_back(line);
-            }
-        });
+        tokio::spawn(keep_stderr_tail(stderr, name, stderr_tail));
     }
     let starting = tokio::time::timeout(START_TIMEOUT, async {
         let client = ().serve(transport).await.map_err(|e| e.to_string())?;
@@ -398,6 +401,43 @@ async fn run_once(
     }
 }
 
+/// Drains a server's stderr to the end, keeping its last lines (each cut to 300 bytes) to say
+/// why it stopped. Reads bytes, so neither invalid UTF-8 nor a line without end stops it.
+async fn keep_stderr_tail(
+    mut stderr: tokio::process::ChildStderr,
+    name: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let mut line: Vec<u8> = Vec::new();
+    let finish = |line: &mut Vec<u8>| {
+        let text = String::from_utf8_lossy(line).into_owned();
+        line.clear();
+        tracing::debug!(server = %name, "{text}");
+        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        if tail.len() == STDERR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text);
+    };
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                finish(&mut line);
+            } else if line.len() < MAX_STDERR_LINE {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        finish(&mut line);
+    }
+}
+
 /// The server's tools as the catalog carries them: valid names only, long parts cut or left
 /// out, at most [`tools::MAX_TOOLS_PER_SERVER`].
 fn catalog_tools(server: &str, listed: Vec<rmcp::model::Tool>) -> Vec<HostedTool> {
@@ -414,14 +454,7 @@ fn catalog_tools(server: &str, listed: Vec<rmcp::model::Tool>) -> Vec<HostedTool
             continue;
         }
         let mut description = t.description.map(|d| d.to_string()).unwrap_or_default();
-        if description.len() > MAX_DESCRIPTION_BYTES {
-            let mut end = MAX_DESCRIPTION_BYTES - 3;
-            while !description.is_char_boundary(end) {
-                end -= 1;
-            }
-            description.truncate(end);
-            description.push('…');
-        }
+        tools::cut(&mut description, MAX_DESCRIPTION_BYTES - 3, "…");
         out.push(HostedTool {
             name: t.name.to_string(),
             description,

@@ -11,8 +11,10 @@
 //! - directly over stdio with `rmcp`'s client: `git_status` on `mcp-server-git`, and
 //!   `read_text_file` on the filesystem server.
 //!
-//! "added by the relay path" is the hosted call's p50 minus the direct call's p50: the same
-//! server doing the same work, reached through relay and agent instead of a local pipe.
+//! The hosted and the direct calls are taken in turns, one of each per round, so both see the
+//! machine in the same state. "Added by the relay path" is the distribution of the per-round
+//! differences (through relay and agent, minus directly): the same server doing the same work,
+//! reached through relay and agent instead of a local pipe.
 
 use std::{
     path::{Path, PathBuf},
@@ -144,36 +146,64 @@ async fn through_relay(
     Ok(stats::summarize(samples))
 }
 
-/// Times `calls` calls of `name` on a server reached directly over stdio.
-async fn direct(
-    program: &Path,
-    server_args: &[String],
-    name: &str,
-    args: Value,
-    calls: usize,
-) -> Result<stats::Summary> {
-    let mut command = tokio::process::Command::new(program);
-    command.args(server_args);
-    let (transport, _stderr) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let client = ().serve(transport).await?;
-    let args = args.as_object().cloned().unwrap_or_default();
-    let call = || {
-        client.call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args.clone()))
-    };
-    for _ in 0..calls / 10 {
-        anyhow::ensure!(call().await?.is_error != Some(true), "{name} failed");
+/// A reference server reached directly over stdio with `rmcp`'s client.
+struct Direct {
+    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+}
+
+impl Direct {
+    async fn start(program: &Path, server_args: &[String]) -> Result<Self> {
+        let mut command = tokio::process::Command::new(program);
+        command.args(server_args);
+        let (transport, _stderr) = TokioChildProcess::builder(command)
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            client: ().serve(transport).await?,
+        })
     }
-    let mut samples = Vec::with_capacity(calls);
+
+    async fn call(&self, name: &str, args: &Value) -> Result<()> {
+        let args = args.as_object().cloned().unwrap_or_default();
+        let r = self
+            .client
+            .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
+            .await?;
+        anyhow::ensure!(r.is_error != Some(true), "{name} failed: {:?}", r.content);
+        Ok(())
+    }
+}
+
+/// The same server's call through relay and agent, and directly, taken in turns (so both see
+/// the same machine at the same time): both summaries and the summary of the differences.
+async fn paired(
+    mcp: &mut Session,
+    relay_call: (&str, &Value),
+    direct: &Direct,
+    direct_call: (&str, &Value),
+    calls: usize,
+) -> Result<(stats::Summary, stats::Summary, stats::Summary)> {
+    for _ in 0..calls / 10 {
+        mcp.call(relay_call.0, relay_call.1).await?;
+        direct.call(direct_call.0, direct_call.1).await?;
+    }
+    let (mut through, mut straight, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..calls {
         let t = Instant::now();
-        let r = call().await?;
-        samples.push(t.elapsed());
-        anyhow::ensure!(r.is_error != Some(true), "{name} failed");
+        mcp.call(relay_call.0, relay_call.1).await?;
+        let r = t.elapsed();
+        let t = Instant::now();
+        direct.call(direct_call.0, direct_call.1).await?;
+        let d = t.elapsed();
+        through.push(r);
+        straight.push(d);
+        added.push(r.saturating_sub(d));
     }
-    let _ = client.cancel().await;
-    Ok(stats::summarize(samples))
+    Ok((
+        stats::summarize(through),
+        stats::summarize(straight),
+        stats::summarize(added),
+    ))
 }
 
 fn node_modules() -> PathBuf {
@@ -287,13 +317,7 @@ pub async fn run(a: Args) -> Result<()> {
     println!("  relay → agent, built-in read_file (4 KiB):      {relay_read}");
     let relay_status = through_relay(&mut mcp, "git_status", &status_args, a.calls).await?;
     println!("  relay → agent, built-in git_status:             {relay_status}");
-    let hosted_status =
-        through_relay(&mut mcp, "git__git_status", &hosted_status_args, a.calls).await?;
-    println!("  relay → agent → mcp-server-git git_status:      {hosted_status}");
-    let hosted_read =
-        through_relay(&mut mcp, "fs__read_text_file", &hosted_read_args, a.calls).await?;
-    println!("  relay → agent → server-filesystem read (4 KiB): {hosted_read}");
-    let direct_status = direct(
+    let git_server = Direct::start(
         &python,
         &[
             "-m".into(),
@@ -301,31 +325,47 @@ pub async fn run(a: Args) -> Result<()> {
             "--repository".into(),
             root_s.clone(),
         ],
-        "git_status",
-        json!({ "repo_path": root_s }),
-        a.calls,
     )
     .await?;
-    println!("  direct stdio mcp-server-git git_status:         {direct_status}");
-    let direct_read = direct(
+    let fs_direct = Direct::start(
         Path::new("node"),
         &[fs_server.display().to_string(), root_s.clone()],
-        "read_text_file",
-        json!({ "path": four_path }),
+    )
+    .await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let direct_status_args = json!({ "repo_path": root_s });
+    let (through, straight, added) = paired(
+        &mut mcp,
+        ("git__git_status", &hosted_status_args),
+        &git_server,
+        ("git_status", &direct_status_args),
         a.calls,
     )
     .await?;
-    println!("  direct stdio server-filesystem read (4 KiB):    {direct_read}");
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("  relay → agent → mcp-server-git git_status:      {through}");
+    println!("  direct stdio mcp-server-git git_status:         {straight}");
     println!(
-        "  added by the relay path at p50: git_status {:.3} ms, read (4 KiB) {:.3} ms",
-        ms(hosted_status.p50) - ms(direct_status.p50),
-        ms(hosted_read.p50) - ms(direct_read.p50),
+        "  added by the relay path, git_status: p50 {:.3} ms, p99 {:.3} ms (difference of p50s {:.3} ms)",
+        ms(added.p50),
+        ms(added.p99),
+        ms(through.p50) - ms(straight.p50)
     );
+    let direct_read_args = json!({ "path": four_path });
+    let (through, straight, added) = paired(
+        &mut mcp,
+        ("fs__read_text_file", &hosted_read_args),
+        &fs_direct,
+        ("read_text_file", &direct_read_args),
+        a.calls,
+    )
+    .await?;
+    println!("  relay → agent → server-filesystem read (4 KiB): {through}");
+    println!("  direct stdio server-filesystem read (4 KiB):    {straight}");
     println!(
-        "  added by the relay path at p99: git_status {:.3} ms, read (4 KiB) {:.3} ms",
-        ms(hosted_status.p99) - ms(direct_status.p99),
-        ms(hosted_read.p99) - ms(direct_read.p99),
+        "  added by the relay path, read (4 KiB): p50 {:.3} ms, p99 {:.3} ms (difference of p50s {:.3} ms)",
+        ms(added.p50),
+        ms(added.p99),
+        ms(through.p50) - ms(straight.p50)
     );
     Ok(())
 }

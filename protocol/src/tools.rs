@@ -31,6 +31,31 @@ pub const MAX_TOOL_NAME_BYTES: usize = 64;
 pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
 /// Longest input schema (JSON text) kept.
 pub const MAX_SCHEMA_BYTES: usize = 16 * 1024;
+/// Most bytes of names, descriptions and schemas in one catalog (it must fit in a frame).
+pub const MAX_CATALOG_BYTES: usize = 512 * 1024;
+
+/// The tools an agent runs itself ([`ToolTarget::Builtin`]), and whether each changes the
+/// workspace (such a tool needs a caller that may write and a workspace that allows writes).
+pub const AGENT_BUILTINS: &[(&str, bool)] = &[
+    ("list_directory", false),
+    ("directory_tree", false),
+    ("read_file", false),
+    ("search_files", false),
+    ("git_status", false),
+    ("git_diff", false),
+    ("git_log", false),
+    ("git_show", false),
+    ("write_file", true),
+    ("edit_file", true),
+];
+
+/// Whether the agent's built-in tool `name` writes; `None` if there is no such tool.
+pub fn builtin_writes(name: &str) -> Option<bool> {
+    AGENT_BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, writes)| *writes)
+}
 
 /// What a [`ToolCall`] runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +117,7 @@ impl ToolOutput {
     /// Checks the output is within the protocol's limits.
     pub fn check(&self) -> Result<(), String> {
         let structured = self.structured_json.as_ref().map_or(0, String::len);
-        if self.text.len() > MAX_REPLY_TEXT_BYTES || structured > MAX_REPLY_TEXT_BYTES {
+        if self.text.len() + structured > MAX_REPLY_TEXT_BYTES {
             return Err("a tool reply exceeds 512 KiB".into());
         }
         Ok(())
@@ -135,6 +160,30 @@ pub struct HostedTool {
     pub read_only: bool,
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn prefix_within(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, then appends `note` (which may
+/// take the text past `max` by its own length); true if it cut.
+pub fn cut(text: &mut String, max: usize, note: &str) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let end = prefix_within(text, max).len();
+    text.truncate(end);
+    text.push_str(note);
+    true
+}
+
 /// True when `name` is a valid hosted server name: 1 to 32 of `a-z`, `0-9`, `-`, `_`, with no
 /// `__` (the relay lists a hosted tool as `server__tool`, so the name must split back cleanly).
 pub fn valid_server_name(name: &str) -> bool {
@@ -154,9 +203,50 @@ pub fn valid_tool_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+impl HostedTool {
+    fn size(&self) -> usize {
+        self.name.len() + self.description.len() + self.input_schema_json.len()
+    }
+}
+
 impl ToolCatalog {
+    /// Leaves out the tools past [`MAX_CATALOG_BYTES`] (and past the per-server count), saying
+    /// so in their server's `problem`, so the catalog always fits in a frame.
+    pub fn fit(&mut self) {
+        self.servers.truncate(MAX_HOSTED_SERVERS);
+        let mut budget = MAX_CATALOG_BYTES;
+        for server in &mut self.servers {
+            budget = budget.saturating_sub(server.name.len() + 4096);
+            let mut kept = 0;
+            for tool in &server.tools {
+                if kept == MAX_TOOLS_PER_SERVER || tool.size() > budget {
+                    break;
+                }
+                budget -= tool.size();
+                kept += 1;
+            }
+            let left_out = server.tools.len() - kept;
+            if left_out > 0 {
+                server.tools.truncate(kept);
+                server.problem = Some(format!(
+                    "{left_out} of its tools are left out: a workspace lists at most \
+                     {MAX_TOOLS_PER_SERVER} tools per server and 512 KiB of tool descriptions"
+                ));
+            }
+        }
+    }
+
     /// Checks the catalog is within the protocol's limits.
     pub fn check(&self) -> Result<(), String> {
+        let total: usize = self
+            .servers
+            .iter()
+            .flat_map(|s| &s.tools)
+            .map(HostedTool::size)
+            .sum();
+        if total > MAX_CATALOG_BYTES {
+            return Err("a tool catalog exceeds 512 KiB".into());
+        }
         if self.servers.len() > MAX_HOSTED_SERVERS {
             return Err(format!("at most {MAX_HOSTED_SERVERS} hosted servers"));
         }
@@ -195,7 +285,7 @@ impl ToolCall {
             return Err("invalid tool name".into());
         }
         if self.args_json.len() > MAX_ARGS_BYTES {
-            return Err("tool arguments exceed 768 KiB".into());
+            return Err("the tool's arguments exceed 768 KiB as JSON".into());
         }
         Ok(())
     }
@@ -220,6 +310,17 @@ mod tests {
     }
 
     #[test]
+    fn cuts_land_on_character_boundaries() {
+        let mut s = "aé".repeat(10);
+        assert!(cut(&mut s, 4, "…"));
+        assert_eq!(s, "aéa…");
+        assert_eq!(prefix_within("éé", 3), "é");
+        let mut short = String::from("ok");
+        assert!(!cut(&mut short, 4, "…"));
+        assert_eq!(short, "ok");
+    }
+
+    #[test]
     fn oversized_parts_are_refused() {
         let big = ToolOutput::text("x".repeat(MAX_REPLY_TEXT_BYTES + 1));
         assert!(big.check().is_err());
@@ -233,5 +334,36 @@ mod tests {
             }],
         };
         assert!(catalog.check().is_err());
+    }
+
+    #[test]
+    fn a_catalog_too_big_for_a_frame_is_fitted() {
+        let tool = |i: usize| HostedTool {
+            name: format!("t{i}"),
+            description: "d".repeat(MAX_DESCRIPTION_BYTES),
+            input_schema_json: format!("{{\"x\":\"{}\"}}", "s".repeat(MAX_SCHEMA_BYTES - 16)),
+            read_only: true,
+        };
+        let server = |name: &str| HostedServer {
+            name: name.into(),
+            running: true,
+            problem: None,
+            tools: (0..MAX_TOOLS_PER_SERVER).map(tool).collect(),
+        };
+        let mut catalog = ToolCatalog {
+            writable: false,
+            servers: vec![server("a"), server("b")],
+        };
+        assert!(catalog.check().is_err());
+        catalog.fit();
+        catalog.check().unwrap();
+        assert!(crate::encode(&crate::AgentFrame::Tools(catalog.clone())).is_ok());
+        assert!(
+            catalog.servers[0]
+                .problem
+                .as_ref()
+                .unwrap()
+                .contains("left out")
+        );
     }
 }

@@ -107,7 +107,7 @@ impl Relay {
             limits: Arc::new(crate::ratelimit::Limits::new(requests_per_minute)),
             metrics: Default::default(),
             checksums: Default::default(),
-            mcp_tokens: Default::default(),
+            mcp: Default::default(),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));

@@ -37,8 +37,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Checksums of the agent downloads.
     pub checksums: Arc<crate::install::Checksums>,
-    /// MCP tokens recently checked.
-    pub mcp_tokens: Arc<crate::mcp::TokenCache>,
+    /// The MCP endpoint's checked tokens and session owners.
+    pub mcp: Arc<crate::mcp::access::McpState>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -847,10 +847,12 @@ async fn tenancy_and_read_only_tokens(b: Backend) {
         "bob ran nothing in alice's workspace"
     );
 
-    // Bob cannot read Alice's resource by its URI, nor ride on her MCP session.
+    // Bob cannot read Alice's resource by its URI, nor ride on her MCP session, whatever the
+    // method: to him it does not exist.
     let alice_token = mcp_token(&relay.url(), &alice, false).await;
     let raw = RawMcp::open(&relay.url(), &alice_token).await;
-    let read = raw
+    let bob_raw = RawMcp::open(&relay.url(), &bob_token).await;
+    let read = bob_raw
         .call(
             &bob_token,
             json!({ "jsonrpc": "2.0", "id": 2, "method": "resources/read",
@@ -858,6 +860,18 @@ async fn tenancy_and_read_only_tokens(b: Backend) {
         )
         .await;
     assert!(read["error"].is_object(), "{read}");
+    let read = raw
+        .send(
+            reqwest::Method::POST,
+            &bob_token,
+            Some(json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" })),
+        )
+        .await;
+    assert_eq!(read.status(), 404);
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let reply = raw.send(method.clone(), &bob_token, None).await;
+        assert_eq!(reply.status(), 404, "{method}");
+    }
     let mine = raw
         .call(
             &alice_token,
@@ -957,19 +971,30 @@ impl RawMcp {
         raw
     }
 
-    /// Sends one request on the session with `token`; the JSON-RPC answer.
-    async fn call(&self, token: &str, body: Value) -> Value {
-        let reply = self
+    /// Sends a request with `method` on the session with `token`.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
             .http
-            .post(&self.url)
+            .request(method, &self.url)
             .bearer_auth(token)
             .header("accept", "application/json, text/event-stream")
             .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Sends one JSON-RPC request on the session with `token`; the answer.
+    async fn call(&self, token: &str, body: Value) -> Value {
+        let reply = self.send(reqwest::Method::POST, token, Some(body)).await;
+        assert_eq!(reply.status(), 200);
         let text = reply.text().await.unwrap();
         // An SSE stream: the answer is the `data:` line that carries a JSON-RPC id.
         text.lines()

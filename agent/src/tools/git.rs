@@ -43,8 +43,18 @@ fn open(root: &Path, requested: &str) -> Result<Repository, FileError> {
     let dir = resolve(root, requested, Intent::Read)?;
     let repo = Repository::open_ext(&dir, RepositoryOpenFlags::NO_SEARCH, &[] as &[&str])
         .map_err(|_| FileError::Kind(format!("{requested} is not a git repository")))?;
-    if repo.workdir().is_none() {
+    let Some(workdir) = repo.workdir() else {
         return Err(FileError::Kind(format!("{requested} is a bare repository")));
+    };
+    // A `.git` file, `core.worktree` or a linked worktree's common directory may point out of
+    // the root; every directory the repository reads must be inside it.
+    for dir in [workdir, repo.path(), repo.commondir()] {
+        let inside = std::fs::canonicalize(dir).is_ok_and(|d| d.starts_with(root));
+        if !inside {
+            return Err(FileError::Path(crate::paths::PathError::Outside(format!(
+                "the repository at {requested} (its git data)"
+            ))));
+        }
     }
     Ok(repo)
 }
@@ -64,18 +74,10 @@ fn push_capped(out: &mut String, text: &str, full: &mut bool) -> bool {
         return false;
     }
     let room = MAX_OUTPUT_BYTES.saturating_sub(out.len());
-    if text.len() <= room {
-        out.push_str(text);
-        true
-    } else {
-        let mut end = room;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.push_str(&text[..end]);
-        *full = true;
-        false
-    }
+    let fits = fulcrum_protocol::tools::prefix_within(text, room);
+    out.push_str(fits);
+    *full = fits.len() < text.len();
+    !*full
 }
 
 fn cut_note(out: &mut String, full: bool) {
@@ -387,6 +389,28 @@ mod tests {
         let show = git_show(&root, "app", "HEAD").unwrap();
         assert!(show.contains("-one\n+changed"), "{show}");
         assert!(git_show(&root, "app", "no-such-ref").is_err());
+    }
+
+    #[test]
+    fn a_repository_whose_git_data_is_outside_the_root_is_refused() {
+        let (_d, root) = repo();
+        let elsewhere = tempfile::tempdir().unwrap();
+        repo_with_commit(elsewhere.path(), &[("secret.txt", "outside\n")]);
+        // A worktree inside the root of a repository outside it, and a hand-made pointer.
+        git(
+            elsewhere.path(),
+            &["worktree", "add", "-q", root.join("wt").to_str().unwrap()],
+        );
+        std::fs::create_dir(root.join("pointer")).unwrap();
+        std::fs::write(
+            root.join("pointer/.git"),
+            format!("gitdir: {}\n", elsewhere.path().join(".git").display()),
+        )
+        .unwrap();
+        for dir in ["wt", "pointer"] {
+            let refused = git_log(&root, dir, None).unwrap_err();
+            assert!(refused.to_string().contains("outside"), "{dir}: {refused}");
+        }
     }
 
     #[test]

@@ -12,7 +12,14 @@
 pub mod git;
 pub mod search;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use fulcrum_protocol::tools::{self, ToolCall, ToolCatalog, ToolOutput, ToolTarget};
 use serde::{Deserialize, de::DeserializeOwned};
@@ -27,20 +34,6 @@ use crate::{
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Calls that run at once; more wait their turn (within their timeout).
 const MAX_CONCURRENT_CALLS: usize = 8;
-
-/// The names of the built-in tools this agent runs.
-pub const BUILTIN_TOOLS: &[&str] = &[
-    "list_directory",
-    "directory_tree",
-    "read_file",
-    "search_files",
-    "git_status",
-    "git_diff",
-    "git_log",
-    "git_show",
-    "write_file",
-    "edit_file",
-];
 
 /// Runs tool calls for the relay.
 #[derive(Clone)]
@@ -64,10 +57,12 @@ impl Toolbox {
 
     /// What the relay should know: hosted servers and whether writes are allowed.
     pub fn catalog(&self) -> ToolCatalog {
-        ToolCatalog {
+        let mut catalog = ToolCatalog {
             writable: self.writable,
             servers: self.hosted.servers(),
-        }
+        };
+        catalog.fit();
+        catalog
     }
 
     /// Wakes when the catalog changes.
@@ -78,22 +73,25 @@ impl Toolbox {
     /// Runs a call and returns its answer, never more than the protocol allows.
     pub async fn call(&self, call: ToolCall) -> ToolOutput {
         let started = std::time::Instant::now();
-        let mut out = match tokio::time::timeout(CALL_TIMEOUT, self.run(call)).await {
+        let wanted = Arc::new(AtomicBool::new(true));
+        let mut out = match tokio::time::timeout(CALL_TIMEOUT, self.run(call, wanted.clone())).await
+        {
             Ok(out) => out,
-            Err(_) => ToolOutput::error(format!(
-                "the call timed out after {} s in the workspace",
-                CALL_TIMEOUT.as_secs()
-            )),
+            Err(_) => {
+                // A write still running in its thread must not land after the caller was told.
+                wanted.store(false, Ordering::SeqCst);
+                ToolOutput::error(format!(
+                    "the call timed out after {} s in the workspace; nothing was written",
+                    CALL_TIMEOUT.as_secs()
+                ))
+            }
         };
-        cap(&mut out.text);
-        if out.check().is_err() {
-            out.structured_json = None;
-        }
+        cap(&mut out);
         tracing::debug!(took = ?started.elapsed(), is_error = out.is_error, "tool call");
         out
     }
 
-    async fn run(&self, call: ToolCall) -> ToolOutput {
+    async fn run(&self, call: ToolCall, wanted: Arc<AtomicBool>) -> ToolOutput {
         if let Err(problem) = call.check() {
             return ToolOutput::error(problem);
         }
@@ -104,17 +102,20 @@ impl Toolbox {
                     return ToolOutput::error(format!("arguments must be a JSON object: {e}"));
                 }
             };
-        let Ok(_slot) = self.slots.acquire().await else {
+        // The slot is held until the work itself ends, even after a timeout, so at most
+        // MAX_CONCURRENT_CALLS run at once.
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
             return ToolOutput::error("the agent is stopping");
         };
         match call.target {
             ToolTarget::Hosted { server, tool } => {
+                let _slot = slot;
                 self.hosted
                     .call(&server, &tool, args, call.may_write, CALL_TIMEOUT)
                     .await
             }
             ToolTarget::Builtin(name) => {
-                if matches!(name.as_str(), "write_file" | "edit_file") {
+                if tools::builtin_writes(&name) == Some(true) {
                     if !call.may_write {
                         return ToolOutput::error(format!(
                             "{name} changes files, and this token is read-only"
@@ -128,7 +129,11 @@ impl Toolbox {
                     }
                 }
                 let root = self.root.clone();
-                match tokio::task::spawn_blocking(move || builtin(&root, &name, args)).await {
+                let blocking = move || {
+                    let _slot = slot;
+                    builtin(&root, &name, args, &|| wanted.load(Ordering::SeqCst))
+                };
+                match tokio::task::spawn_blocking(blocking).await {
                     Ok(Ok(text)) => ToolOutput::text(text),
                     Ok(Err(message)) => ToolOutput::error(message),
                     Err(_) => ToolOutput::error("the tool failed unexpectedly"),
@@ -138,16 +143,16 @@ impl Toolbox {
     }
 }
 
-/// Cuts `text` to what a reply may carry, with a note.
-fn cap(text: &mut String) {
-    let max = tools::MAX_REPLY_TEXT_BYTES - 128;
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("\n[… cut: the answer exceeded the reply limit]\n");
+/// Cuts an output to what a reply may carry: the text with a note, and the structured part
+/// dropped if the two together would not fit.
+fn cap(out: &mut ToolOutput) {
+    tools::cut(
+        &mut out.text,
+        tools::MAX_REPLY_TEXT_BYTES - 128,
+        "\n[… cut: the answer exceeded the reply limit]\n",
+    );
+    if out.check().is_err() {
+        out.structured_json = None;
     }
 }
 
@@ -257,6 +262,7 @@ fn builtin(
     root: &std::path::Path,
     name: &str,
     args: serde_json::Map<String, serde_json::Value>,
+    still_wanted: &dyn Fn() -> bool,
 ) -> Result<String, String> {
     let done = |r: Result<String, FileError>| r.map_err(|e| e.to_string());
     match name {
@@ -312,15 +318,25 @@ fn builtin(
         }
         "write_file" => {
             let a: WriteArgs = parse(name, args)?;
-            done(files::write_file(root, &a.path, &a.content))
+            done(files::write_file(root, &a.path, &a.content, still_wanted))
         }
         "edit_file" => {
             let a: EditArgs = parse(name, args)?;
-            done(files::edit_file(root, &a.path, &a.edits, a.dry_run))
+            done(files::edit_file(
+                root,
+                &a.path,
+                &a.edits,
+                a.dry_run,
+                still_wanted,
+            ))
         }
         other => Err(format!(
             "this agent has no tool {other:?}; it has {}",
-            BUILTIN_TOOLS.join(", ")
+            tools::AGENT_BUILTINS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

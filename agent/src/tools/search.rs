@@ -11,9 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use globset::GlobBuilder;
 use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::UTF8};
-use ignore::{WalkBuilder, overrides::OverrideBuilder};
+use ignore::WalkBuilder;
 
 use crate::{
     files::FileError,
@@ -71,17 +72,23 @@ pub fn search_files(root: &Path, requested: &str, query: &Query) -> Result<Strin
     let mut walk = WalkBuilder::new(&start);
     // Follow the repository's ignore files even where the root itself is not a git repository.
     walk.require_git(false).follow_links(false);
-    if let Some(glob) = &query.include {
-        let mut overrides = OverrideBuilder::new(&start);
-        overrides
-            .add(glob)
-            .map_err(|e| FileError::BadRequest(format!("invalid include glob: {e}")))?;
-        walk.overrides(
-            overrides
+    // `include` narrows the search; it never brings back what the ignore rules leave out (an
+    // override glob would), so it is matched after the walk: against the name, or against the
+    // path from the root when it has a `/`.
+    let include = match &query.include {
+        Some(glob) if glob.len() > MAX_PATTERN_BYTES => {
+            return Err(FileError::BadRequest("the include glob is too long".into()));
+        }
+        Some(glob) => Some((
+            GlobBuilder::new(glob)
+                .literal_separator(true)
                 .build()
-                .map_err(|e| FileError::BadRequest(format!("invalid include glob: {e}")))?,
-        );
-    }
+                .map_err(|e| FileError::BadRequest(format!("invalid include glob: {e}")))?
+                .compile_matcher(),
+            glob.contains('/'),
+        )),
+        None => None,
+    };
     let mut searcher = SearcherBuilder::new()
         .binary_detection(BinaryDetection::quit(0))
         .line_number(true)
@@ -109,12 +116,18 @@ pub fn search_files(root: &Path, requested: &str, query: &Query) -> Result<Strin
         if entry.metadata().map_or(true, |m| m.len() > MAX_FILE_BYTES) {
             continue;
         }
-        let shown = entry
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(entry.path())
-            .display()
-            .to_string();
+        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if let Some((glob, by_path)) = &include {
+            let subject = if *by_path {
+                relative
+            } else {
+                std::path::Path::new(entry.file_name())
+            };
+            if !glob.is_match(subject) {
+                continue;
+            }
+        }
+        let shown = relative.display().to_string();
         let _ = searcher.search_path(
             &matcher,
             entry.path(),
@@ -187,6 +200,24 @@ mod tests {
             search_files(&root, ".", &exact)
                 .unwrap()
                 .starts_with("no matches")
+        );
+        // An include glob does not bring ignored or hidden files back.
+        let hidden = Query {
+            include: Some("*.txt".into()),
+            ..query("needle")
+        };
+        assert!(
+            search_files(&root, ".", &hidden)
+                .unwrap()
+                .starts_with("no matches")
+        );
+        let by_path = Query {
+            include: Some("src/*.rs".into()),
+            ..query("needle")
+        };
+        assert_eq!(
+            search_files(&root, ".", &by_path).unwrap(),
+            "src/lib.rs:2: // Needle here\n"
         );
         let regex = Query {
             regex: true,

@@ -205,7 +205,7 @@ pub async fn revoke(
         return Err(ApiError::not_found("agent token"));
     }
     let kicked = app.sessions.kick_token(id);
-    app.mcp_tokens.forget(id);
+    app.mcp.forget_token(id);
     tracing::info!(token = %id, kicked, "agent token revoked");
     Ok(ok(Revoked { id, revoked: true }))
 }

@@ -100,7 +100,7 @@ pub async fn revocation_sweep(app: AppState) {
                     Ok(ids) => {
                         for id in ids {
                             app.sessions.kick_token(id);
-                            app.mcp_tokens.forget(id);
+                            app.mcp.forget_token(id);
                         }
                         since = now;
                     }

@@ -193,8 +193,9 @@ impl Registry {
             Some(t) if !t.supported => return Err(ToolCallError::Unsupported),
             Some(_) => {}
         }
+        let deadline = tokio::time::Instant::now() + timeout;
         let (reply, answer) = oneshot::channel();
-        let sent = tokio::time::timeout(timeout, async {
+        let sent = tokio::time::timeout_at(deadline, async {
             let sender = self.lock().get(&workspace).map(|e| e.control.clone());
             match sender {
                 Some(tx) => tx.send(Control::Tool { call, reply }).await.is_ok(),
@@ -207,7 +208,7 @@ impl Registry {
             Ok(false) => return Err(ToolCallError::Offline),
             Ok(true) => {}
         }
-        match tokio::time::timeout(timeout, answer).await {
+        match tokio::time::timeout_at(deadline, answer).await {
             Err(_) => Err(ToolCallError::TimedOut(timeout.as_secs())),
             Ok(Err(_)) => Err(ToolCallError::Disconnected),
             Ok(Ok(output)) => Ok(output),

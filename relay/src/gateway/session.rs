@@ -355,6 +355,18 @@ impl Session<'_> {
         call: fulcrum_protocol::tools::ToolCall,
         reply: tokio::sync::oneshot::Sender<ToolOutput>,
     ) -> bool {
+        // A version 1 agent that replaced the session since the caller looked cannot read it.
+        if !self
+            .tools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .supported
+        {
+            let _ = reply.send(ToolOutput::error(
+                super::ToolCallError::Unsupported.to_string(),
+            ));
+            return true;
+        }
         self.tool_calls.retain(|_, r| !r.is_closed());
         if self.tool_calls.len() >= MAX_TOOL_CALLS {
             let _ = reply.send(ToolOutput::error(format!(

@@ -265,8 +265,10 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
-/// Built-in tools that need no `workspace` argument (`list_tasks` takes one optionally).
-const WORKSPACE_FREE: &[&str] = &["list_workspaces", "list_projects", "get_task", "list_tasks"];
+/// Built-in tools that take no `workspace` argument.
+const NO_WORKSPACE_ARG: &[&str] = &["list_workspaces", "list_projects", "get_task"];
+/// Built-in tools whose `workspace` argument is optional.
+const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks"];
 
 impl Builtin {
     /// Finds a built-in tool by name.
@@ -276,7 +278,7 @@ impl Builtin {
 
     /// Whether the tool needs the `workspace` argument.
     pub fn needs_workspace(&self) -> bool {
-        !WORKSPACE_FREE.contains(&self.name)
+        !NO_WORKSPACE_ARG.contains(&self.name) && !OPTIONAL_WORKSPACE.contains(&self.name)
     }
 
     /// Its full input schema.
@@ -286,8 +288,7 @@ impl Builtin {
             _ => serde_json::Map::new(),
         };
         let mut required: Vec<&str> = self.required.to_vec();
-        if self.name != "list_workspaces" && self.name != "list_projects" && self.name != "get_task"
-        {
+        if !NO_WORKSPACE_ARG.contains(&self.name) {
             properties.insert("workspace".into(), workspace_prop());
         }
         if self.needs_workspace() {
@@ -402,6 +403,18 @@ mod tests {
             Builtin::find("read_file").unwrap().input_schema()["required"],
             json!(["workspace", "path"])
         );
+        // The agent's list and this one agree on the tools it runs and which of them write.
+        for b in BUILTINS.iter().filter(|b| b.runs == Runs::Agent) {
+            let writes = fulcrum_protocol::tools::builtin_writes(b.name);
+            assert_eq!(writes, Some(!b.read_only), "{}", b.name);
+        }
+        for (name, _) in fulcrum_protocol::tools::AGENT_BUILTINS {
+            assert_eq!(
+                Builtin::find(name).map(|b| b.runs),
+                Some(Runs::Agent),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -8,40 +8,35 @@
 //!   spec asks. A token acts for its owner only; a read-only token may not write or run.
 //! - An MCP session belongs to the user who opened it: a request on it with another user's
 //!   token is refused.
-//! - [`catalog`]: the tools listed; [`server`]: the MCP handler; [`relay_tools`]: the tools the
-//!   relay answers itself (workspaces, projects, tasks).
+//! - [`access`]: the bearer check and the sessions' owners; [`catalog`]: the tools listed;
+//!   [`server`]: the MCP handler; [`relay_tools`]: the tools the relay answers itself
+//!   (workspaces, projects, tasks).
 //!
 //! The `Host` header is not restricted (rmcp's DNS-rebinding guard allows only localhost by
 //! default): every request must carry a bearer token, which a browser never adds on its own.
 
+pub mod access;
 pub mod catalog;
 pub mod relay_tools;
 pub mod server;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Request, State},
-    http::{HeaderMap, StatusCode, header},
-    middleware::{self, Next},
+    extract::State,
+    http::HeaderMap,
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{
-    auth::token_hash,
-    state::AppState,
-    store::{StoreResult, TokenKind},
-};
+use crate::{state::AppState, store::Workspace};
 
 /// Largest MCP request body (a `write_file` of 512 KiB fits, JSON-escaped).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -69,7 +64,7 @@ pub fn router(app: AppState) -> Router<AppState> {
     );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(app, authenticate))
+        .layer(middleware::from_fn_with_state(app, access::authenticate))
         .route(
             "/.well-known/oauth-protected-resource/mcp",
             get(resource_metadata),
@@ -78,104 +73,6 @@ pub fn router(app: AppState) -> Router<AppState> {
             "/.well-known/oauth-protected-resource",
             get(resource_metadata),
         )
-}
-
-/// How long a checked MCP token is trusted without asking the database again. A revocation
-/// on this node takes effect at once; one made elsewhere (another node, the CLI) within the
-/// revocation sweep's interval (5 s), and at the latest after this.
-const TOKEN_TTL: Duration = Duration::from_secs(30);
-/// Most tokens remembered.
-const MAX_CACHED_TOKENS: usize = 10_000;
-
-/// MCP tokens recently checked against the database, by hash: every `/mcp` request carries
-/// its token, and a call should not cost a database round trip for it.
-#[derive(Default)]
-pub struct TokenCache(Mutex<HashMap<String, (McpCaller, Instant)>>);
-
-impl TokenCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (McpCaller, Instant)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The caller behind `secret`, from memory or from the store.
-    async fn check(&self, app: &AppState, secret: &str) -> StoreResult<Option<McpCaller>> {
-        let hash = token_hash(secret);
-        if let Some((caller, at)) = self.lock().get(&hash)
-            && at.elapsed() < TOKEN_TTL
-        {
-            return Ok(Some(*caller));
-        }
-        let Some(token) = app.store.active_token(&hash, TokenKind::Mcp).await? else {
-            self.lock().remove(&hash);
-            return Ok(None);
-        };
-        let caller = McpCaller {
-            user_id: token.owner_id,
-            token_id: token.id,
-            read_only: token.read_only,
-        };
-        let mut cache = self.lock();
-        if cache.len() >= MAX_CACHED_TOKENS {
-            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
-            if cache.len() >= MAX_CACHED_TOKENS {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (caller, Instant::now()));
-        Ok(Some(caller))
-    }
-
-    /// Forgets a revoked token.
-    pub fn forget(&self, token_id: Uuid) {
-        self.lock()
-            .retain(|_, (caller, _)| caller.token_id != token_id);
-    }
-}
-
-/// Checks the bearer token of every `/mcp` request.
-async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let bearer = crate::gateway::bearer(req.headers())
-        .filter(|t| t.len() <= 256)
-        .map(str::to_owned);
-    let Some(secret) = bearer else {
-        return unauthorized(&app, req.headers(), None);
-    };
-    match app.mcp_tokens.check(&app, &secret).await {
-        Ok(Some(caller)) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
-        }
-        Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot check an MCP token");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "error": "unavailable", "message": "the relay cannot reach its database" })),
-            )
-                .into_response()
-        }
-    }
-}
-
-/// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
-fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Response {
-    let base = crate::install::public_url(app, headers);
-    let mut challenge =
-        format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
-    if let Some(e) = error {
-        challenge.push_str(&format!(
-            r#", error="{e}", error_description="the token is unknown, revoked, or not an MCP token""#
-        ));
-    }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, challenge)],
-        Json(serde_json::json!({
-            "error": "unauthorized",
-            "message": "send an MCP token as `Authorization: Bearer …` (create one with `fulcrum-relay token create --kind mcp` or in the dashboard)"
-        })),
-    )
-        .into_response()
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]`: the protected-resource metadata.
@@ -189,4 +86,77 @@ async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> R
         "resource_documentation": format!("{base}/"),
     }))
     .into_response()
+}
+
+/// The caller's workspaces as they are now.
+pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, String> {
+    crate::events::current(app, user)
+        .await
+        .map_err(|e| format!("the relay cannot read its database: {e}"))
+}
+
+/// A workspace a call names: its id and name, and whether its agent is connected here.
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// The workspace's id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Whether its agent is connected to this relay node.
+    pub online: bool,
+}
+
+/// Finds one of the caller's workspaces by id or name: among the live sessions first (no
+/// database round trip; an online workspace wins over an offline one of the same name), then
+/// among all of the caller's workspaces.
+pub async fn resolve_workspace(
+    app: &AppState,
+    user: Uuid,
+    args: &Map<String, Value>,
+) -> Result<Named, String> {
+    let Some(wanted) = args.get("workspace").and_then(Value::as_str) else {
+        return Err("the `workspace` argument (a workspace id or name) is required".into());
+    };
+    if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice() {
+        return Ok(Named {
+            id: *id,
+            name: name.clone(),
+            online: true,
+        });
+    }
+    let to_named = |w: &Workspace| Named {
+        id: w.id,
+        name: w.name.clone(),
+        online: w.online,
+    };
+    let all = workspaces(app, user).await?;
+    let by_id = Uuid::parse_str(wanted)
+        .ok()
+        .and_then(|id| all.iter().find(|w| w.id == id));
+    if let Some(w) = by_id {
+        return Ok(to_named(w));
+    }
+    let named: Vec<&Workspace> = all.iter().filter(|w| w.name == wanted).collect();
+    match named.as_slice() {
+        [one] => Ok(to_named(one)),
+        [] => Err(format!(
+            "you have no workspace {wanted:?}; yours are: {}",
+            if all.is_empty() {
+                "none yet".to_owned()
+            } else {
+                all.iter()
+                    .map(|w| w.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+        many => Err(format!(
+            "{} workspaces are named {wanted:?}; name one by id: {}",
+            many.len(),
+            many.iter()
+                .map(|w| w.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }

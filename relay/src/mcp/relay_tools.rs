@@ -7,10 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{
-    McpCaller,
-    server::{resolve_workspace, workspaces},
-};
+use super::{McpCaller, resolve_workspace, workspaces};
 use crate::{
     api::{error::ApiError, tasks::RunBody},
     state::AppState,

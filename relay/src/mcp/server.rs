@@ -20,9 +20,9 @@ use uuid::Uuid;
 use super::{
     McpCaller,
     catalog::{self, BUILTINS, Builtin, Runs},
-    relay_tools,
+    relay_tools, resolve_workspace, workspaces,
 };
-use crate::{state::AppState, store::Workspace};
+use crate::state::AppState;
 
 /// One MCP session's handler (rmcp makes one per session).
 #[derive(Clone)]
@@ -68,79 +68,6 @@ fn tool(name: &str, description: &str, schema: Value, read_only: bool) -> Option
         "annotations": { "readOnlyHint": read_only },
     }))
     .ok()
-}
-
-/// The caller's workspaces as they are now.
-pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, String> {
-    crate::events::current(app, user)
-        .await
-        .map_err(|e| format!("the relay cannot read its database: {e}"))
-}
-
-/// A workspace a call names: its id and name, and whether its agent is connected here.
-#[derive(Debug, Clone)]
-pub struct Named {
-    /// The workspace's id.
-    pub id: Uuid,
-    /// Its name.
-    pub name: String,
-    /// Whether its agent is connected to this relay node.
-    pub online: bool,
-}
-
-/// Finds one of the caller's workspaces by id or name: among the live sessions first (no
-/// database round trip; an online workspace wins over an offline one of the same name), then
-/// among all of the caller's workspaces.
-pub async fn resolve_workspace(
-    app: &AppState,
-    user: Uuid,
-    args: &Map<String, Value>,
-) -> Result<Named, String> {
-    let Some(wanted) = args.get("workspace").and_then(Value::as_str) else {
-        return Err("the `workspace` argument (a workspace id or name) is required".into());
-    };
-    if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice() {
-        return Ok(Named {
-            id: *id,
-            name: name.clone(),
-            online: true,
-        });
-    }
-    let to_named = |w: &Workspace| Named {
-        id: w.id,
-        name: w.name.clone(),
-        online: w.online,
-    };
-    let all = workspaces(app, user).await?;
-    let by_id = Uuid::parse_str(wanted)
-        .ok()
-        .and_then(|id| all.iter().find(|w| w.id == id));
-    if let Some(w) = by_id {
-        return Ok(to_named(w));
-    }
-    let named: Vec<&Workspace> = all.iter().filter(|w| w.name == wanted).collect();
-    match named.as_slice() {
-        [one] => Ok(to_named(one)),
-        [] => Err(format!(
-            "you have no workspace {wanted:?}; yours are: {}",
-            if all.is_empty() {
-                "none yet".to_owned()
-            } else {
-                all.iter()
-                    .map(|w| w.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        )),
-        many => Err(format!(
-            "{} workspaces are named {wanted:?}; name one by id: {}",
-            many.len(),
-            many.iter()
-                .map(|w| w.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
 }
 
 impl FulcrumMcp {

@@ -1,0 +1,224 @@
+//! Who may use `/mcp`: the bearer check on every request (with a short-lived cache of checked
+//! tokens), and which user each MCP session belongs to.
+//!
+//! A session id (`Mcp-Session-Id`) is bound to the user whose request created it. Every later
+//! request naming it, whatever its method (POST, the GET stream, DELETE), must come from that
+//! user; anyone else gets 404, as for a session that does not exist. A user holds at most
+//! [`MAX_SESSIONS_PER_USER`] sessions at once.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderMap, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use uuid::Uuid;
+
+use super::McpCaller;
+use crate::{
+    auth::token_hash,
+    state::AppState,
+    store::{StoreResult, TokenKind},
+};
+
+/// The MCP session header.
+const SESSION_HEADER: &str = "mcp-session-id";
+/// Most MCP sessions one user holds at once.
+pub const MAX_SESSIONS_PER_USER: usize = 64;
+/// A session idle this long is forgotten here (rmcp closes it after 5 minutes idle).
+const SESSION_IDLE: Duration = Duration::from_secs(10 * 60);
+/// Most sessions remembered in all.
+const MAX_SESSIONS: usize = 100_000;
+
+/// The MCP endpoint's shared state.
+#[derive(Default)]
+pub struct McpState {
+    tokens: TokenCache,
+    sessions: Mutex<HashMap<String, (Uuid, Instant)>>,
+}
+
+impl McpState {
+    /// Forgets a revoked token, so it stops working at once.
+    pub fn forget_token(&self, token_id: Uuid) {
+        self.tokens.forget(token_id);
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Uuid, Instant)>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How long a checked MCP token is trusted without asking the database again. A revocation
+/// on this node takes effect at once; one made elsewhere (another node, the CLI) within the
+/// revocation sweep's interval (5 s), and at the latest after this.
+const TOKEN_TTL: Duration = Duration::from_secs(30);
+/// Most tokens remembered.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// MCP tokens recently checked against the database, by hash: every `/mcp` request carries
+/// its token, and a call should not cost a database round trip for it.
+#[derive(Default)]
+struct TokenCache(Mutex<HashMap<String, (McpCaller, Instant)>>);
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (McpCaller, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The caller behind `secret`, from memory or from the store.
+    async fn check(&self, app: &AppState, secret: &str) -> StoreResult<Option<McpCaller>> {
+        let hash = token_hash(secret);
+        if let Some((caller, at)) = self.lock().get(&hash)
+            && at.elapsed() < TOKEN_TTL
+        {
+            return Ok(Some(*caller));
+        }
+        let Some(token) = app.store.active_token(&hash, TokenKind::Mcp).await? else {
+            self.lock().remove(&hash);
+            return Ok(None);
+        };
+        let caller = McpCaller {
+            user_id: token.owner_id,
+            token_id: token.id,
+            read_only: token.read_only,
+        };
+        let mut cache = self.lock();
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (caller, Instant::now()));
+        Ok(Some(caller))
+    }
+
+    /// Forgets a revoked token.
+    pub fn forget(&self, token_id: Uuid) {
+        self.lock()
+            .retain(|_, (caller, _)| caller.token_id != token_id);
+    }
+}
+
+/// Checks the bearer token of every `/mcp` request.
+pub(super) async fn authenticate(
+    State(app): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let bearer = crate::gateway::bearer(req.headers())
+        .filter(|t| t.len() <= 256)
+        .map(str::to_owned);
+    let Some(secret) = bearer else {
+        return unauthorized(&app, req.headers(), None);
+    };
+    match app.mcp.tokens.check(&app, &secret).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+            within_session(&app, caller, req, next).await
+        }
+        Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check an MCP token");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": "unavailable", "message": "the relay cannot reach its database" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
+fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Response {
+    let base = crate::install::public_url(app, headers);
+    let mut challenge =
+        format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
+    if let Some(e) = error {
+        challenge.push_str(&format!(
+            r#", error="{e}", error_description="the token is unknown, revoked, or not an MCP token""#
+        ));
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        Json(serde_json::json!({
+            "error": "unauthorized",
+            "message": "send an MCP token as `Authorization: Bearer …` (create one with `fulcrum-relay token create --kind mcp` or in the dashboard)"
+        })),
+    )
+        .into_response()
+}
+
+/// Lets a request through only on a session of its own user, and records the sessions that
+/// requests open.
+async fn within_session(app: &AppState, caller: McpCaller, req: Request, next: Next) -> Response {
+    let named = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let method = req.method().clone();
+    match &named {
+        Some(id) => {
+            let mut sessions = app.mcp.sessions();
+            match sessions.get_mut(id) {
+                Some((owner, seen)) if *owner == caller.user_id => *seen = Instant::now(),
+                // Another user's session, or one this node never opened: as if it did not exist.
+                _ => {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        Json(serde_json::json!({ "error": "not_found", "message": "no such MCP session" })),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        None if method == Method::POST => {
+            let open = app
+                .mcp
+                .sessions()
+                .values()
+                .filter(|(owner, seen)| *owner == caller.user_id && seen.elapsed() < SESSION_IDLE)
+                .count();
+            if open >= MAX_SESSIONS_PER_USER {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(serde_json::json!({
+                        "error": "too_many_sessions",
+                        "message": format!("at most {MAX_SESSIONS_PER_USER} MCP sessions per user; close some (DELETE /mcp) or let them expire"),
+                    })),
+                )
+                    .into_response();
+            }
+        }
+        None => {}
+    }
+    let response = next.run(req).await;
+    let created = response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut sessions = app.mcp.sessions();
+    match (named, created) {
+        (None, Some(new)) => {
+            if sessions.len() >= MAX_SESSIONS {
+                sessions.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
+            }
+            sessions.insert(new, (caller.user_id, Instant::now()));
+        }
+        (Some(id), _) if method == Method::DELETE && response.status().is_success() => {
+            sessions.remove(&id);
+        }
+        _ => {}
+    }
+    response
+}
