@@ -210,6 +210,15 @@ impl HostedTool {
 }
 
 impl ToolCatalog {
+    /// Each server's name with its tools: what an MCP client sees of the catalog (not whether
+    /// a server is running).
+    pub fn listed_tools(&self) -> impl Iterator<Item = (&str, &[HostedTool])> {
+        self.servers
+            .iter()
+            .filter(|s| !s.tools.is_empty())
+            .map(|s| (s.name.as_str(), s.tools.as_slice()))
+    }
+
     /// Leaves out the tools past [`MAX_CATALOG_BYTES`] (and past the per-server count), saying
     /// so in their server's `problem`, so the catalog always fits in a frame.
     pub fn fit(&mut self) {

@@ -6,13 +6,20 @@ Reads a JSON job on stdin:
 and prints one JSON object: the negotiated protocol, the server's name, the tools listed (with
 their input schemas and read-only hints), each call's result, and the resources.
 
+With "await_tools_change": {"marker": PATH, "timeout": SECONDS} (mode "session"), it then
+writes PATH, waits for a notifications/tools/list_changed, and lists the tools again
+("tools_after"; null if none came in time).
+
 mode "session" uses ClientSession.initialize() (protocol 2025-11-25); mode "auto" uses the
 SDK's high-level Client, which probes for the newest protocol (2026-07-28) first.
 """
 
 import asyncio
 import json
+import pathlib
 import sys
+
+from mcp import types
 
 from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -66,12 +73,30 @@ async def main():
             out["server"] = client.server_info.name if client.server_info else None
             await run_calls(client, job, out)
     else:
+        changed = asyncio.Event()
+
+        async def on_message(message):
+            if isinstance(message, types.ToolListChangedNotification):
+                changed.set()
+
         async with http, streamable_http_client(job["url"], http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, message_handler=on_message) as session:
                 init = await session.initialize()
                 out["protocol"] = init.protocol_version
                 out["server"] = init.server_info.name
+                out["list_changed"] = bool(
+                    init.capabilities.tools and init.capabilities.tools.list_changed
+                )
                 await run_calls(session, job, out)
+                wait = job.get("await_tools_change")
+                if wait:
+                    pathlib.Path(wait["marker"]).write_text("listening")
+                    try:
+                        await asyncio.wait_for(changed.wait(), wait["timeout"])
+                        tools = (await session.list_tools()).tools
+                        out["tools_after"] = [t.name for t in tools]
+                    except asyncio.TimeoutError:
+                        out["tools_after"] = None
     print(json.dumps(out))
 
 

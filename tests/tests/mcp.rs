@@ -1071,6 +1071,51 @@ async fn an_agent_that_disconnects_during_a_call_gives_a_clear_error_not_a_hang(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sessions_hear_when_hosted_tools_appear() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let user = make_user(&relay, "alice").await;
+    let token = mcp_token(&relay.url(), &user, false).await;
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("listening");
+    let mut waiting = job(&relay.url(), &token, vec![]);
+    waiting["await_tools_change"] = json!({ "marker": marker, "timeout": 60 });
+    let client = tokio::spawn(python_client(waiting));
+    // Once the client listens, a workspace with a hosted server connects.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the client never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let repo = TestRepo::new();
+    let slow = ServerConfig {
+        name: "slow".into(),
+        command: venv_python().display().to_string(),
+        args: vec![mcp_dir().join("slow_server.py").display().to_string()],
+        env: Default::default(),
+    };
+    let agent = start_tool_agent(
+        &relay.url(),
+        &user.agent_token,
+        repo.path(),
+        false,
+        vec![slow],
+    )
+    .await;
+    let out = client.await.unwrap();
+    assert_eq!(out["list_changed"], true);
+    assert!(out["tools"].get("slow__wait").is_none());
+    let after = out["tools_after"]
+        .as_array()
+        .expect("a list_changed notification came");
+    assert!(after.contains(&json!("slow__wait")), "{after:?}");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_of_protocol_1_are_served_but_told_to_upgrade_for_tools() {
     let db = TestDb::new(Backend::Sqlite).await;
     let relay = start_relay(&db, &RelayOptions::default()).await;

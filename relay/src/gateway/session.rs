@@ -155,6 +155,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
         supported: hello.protocol_version >= fulcrum_protocol::tools::TOOLS_SINCE_VERSION,
         catalog: Default::default(),
     }));
+    let session_tools = tools.clone();
     app.sessions.register(
         ws_id,
         SessionEntry {
@@ -200,7 +201,18 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
     // Commit what was accepted before recording the end of the session.
     session.finish_writes().await;
     tracing::info!(workspace = %ws_id, session = %session_id, ?end, "agent session ended");
+    let had_hosted_tools = session_tools
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .catalog
+        .servers
+        .iter()
+        .any(|s| !s.tools.is_empty());
     if app.sessions.remove(ws_id, session_id) {
+        // The workspace's hosted tools leave with it.
+        if had_hosted_tools {
+            app.mcp.changes.publish(token.owner_id);
+        }
         let now = Utc::now();
         if let Err(e) = app
             .store
@@ -436,7 +448,15 @@ impl Session<'_> {
                             if let Err(problem) = catalog.check() {
                                 return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
                             }
-                            self.tools.lock().unwrap_or_else(|e| e.into_inner()).catalog = catalog;
+                            // Only what a client lists counts: the tools, not a server's state.
+                            let changed = {
+                                let mut tools = self.tools.lock().unwrap_or_else(|e| e.into_inner());
+                                let old = std::mem::replace(&mut tools.catalog, catalog);
+                                old.listed_tools().ne(tools.catalog.listed_tools())
+                            };
+                            if changed {
+                                self.app.mcp.changes.publish(self.token.owner_id);
+                            }
                         }
                         AgentFrame::Hello(_) => {
                             return refuse(self.sink, RejectReason::ProtocolViolation, "hello sent twice").await;

@@ -37,11 +37,14 @@ const SESSION_IDLE: Duration = Duration::from_secs(10 * 60);
 /// Most sessions remembered in all.
 const MAX_SESSIONS: usize = 100_000;
 
-/// The MCP endpoint's shared state.
+/// The MCP endpoint's shared state: checked tokens, the sessions' owners, and who must hear
+/// of tool list changes.
 #[derive(Default)]
 pub struct McpState {
     tokens: TokenCache,
     sessions: Mutex<HashMap<String, (Uuid, Instant)>>,
+    /// Tool list changes, per user.
+    pub changes: super::changes::ToolChanges,
 }
 
 impl McpState {

@@ -9,6 +9,7 @@
 //! - An MCP session belongs to the user who opened it: a request on it with another user's
 //!   token is refused.
 //! - [`access`]: the bearer check and the sessions' owners; [`catalog`]: the tools listed;
+//!   [`changes`]: telling open sessions that their tool list changed;
 //!   [`server`]: the MCP handler; [`relay_tools`]: the tools the relay answers itself
 //!   (workspaces, projects, tasks).
 //!
@@ -17,6 +18,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod changes;
 pub mod relay_tools;
 pub mod server;
 

@@ -143,6 +143,7 @@ impl ServerHandler for FulcrumMcp {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .build(),
         )
@@ -163,9 +164,11 @@ impl ServerHandler for FulcrumMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         // The session belongs to whoever opened it.
-        self.caller(&ctx)?;
+        let caller = self.caller(&ctx)?;
         ctx.peer.set_peer_info(request.clone());
-        self.negotiate_initialize(&request)
+        let answer = self.negotiate_initialize(&request)?;
+        self.app.mcp.changes.watch(ctx.peer.clone(), caller.user_id);
+        Ok(answer)
     }
 
     async fn list_tools(
