@@ -39,6 +39,21 @@ pub struct AgentOptions {
     pub mcp_servers: Vec<crate::hosted::ServerConfig>,
 }
 
+impl AgentOptions {
+    /// Options for an agent on `root` reaching `relay`, with the defaults: one job at a time,
+    /// no writes by remote tools, no hosted MCP servers.
+    pub fn new(relay: RelayTarget, root: PathBuf, state_dir: PathBuf) -> Self {
+        Self {
+            relay,
+            root,
+            state_dir,
+            max_jobs: 1,
+            allow_writes: false,
+            mcp_servers: Vec::new(),
+        }
+    }
+}
+
 /// A running agent.
 pub struct RunningAgent {
     status: SharedStatus,

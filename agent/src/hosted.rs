@@ -114,10 +114,9 @@ pub fn check_configs(configs: &[ServerConfig]) -> Result<(), String> {
 }
 
 /// A running server's handle and its state for the catalog.
-#[derive(Default)]
 struct Slot {
     peer: Option<Peer<RoleClient>>,
-    state: Option<HostedServer>,
+    state: HostedServer,
 }
 
 /// The hosted servers: their supervisors, their live handles and the catalog they make up.
@@ -146,13 +145,7 @@ impl Hosted {
                             problem: Some("starting".into()),
                             tools: Vec::new(),
                         };
-                        (
-                            c.name.clone(),
-                            Slot {
-                                peer: None,
-                                state: Some(state),
-                            },
-                        )
+                        (c.name.clone(), Slot { peer: None, state })
                     })
                     .collect(),
             )),
@@ -189,10 +182,7 @@ impl Hosted {
 
     /// The servers as the catalog shows them.
     pub fn servers(&self) -> Vec<HostedServer> {
-        self.lock()
-            .values()
-            .filter_map(|s| s.state.clone())
-            .collect()
+        self.lock().values().map(|s| s.state.clone()).collect()
     }
 
     /// Wakes whenever the catalog changes.
@@ -203,7 +193,7 @@ impl Hosted {
     fn set(&self, name: &str, peer: Option<Peer<RoleClient>>, state: HostedServer) {
         if let Some(slot) = self.lock().get_mut(name) {
             slot.peer = peer;
-            slot.state = Some(state);
+            slot.state = state;
         }
         self.changed.send_modify(|n| *n += 1);
     }
@@ -222,25 +212,27 @@ impl Hosted {
             let Some(slot) = slots.get(server) else {
                 return ToolOutput::error(format!("this workspace hosts no MCP server {server:?}"));
             };
-            let state = slot.state.as_ref();
             let Some(peer) = slot.peer.clone() else {
-                let why = state
-                    .and_then(|s| s.problem.clone())
-                    .unwrap_or_else(|| "not running".into());
+                let why = slot.state.problem.as_deref().unwrap_or("not running");
                 return ToolOutput::error(format!("the MCP server {server} is down: {why}"));
             };
-            let read_only = state
-                .and_then(|s| s.tools.iter().find(|t| t.name == tool))
+            let read_only = slot
+                .state
+                .tools
+                .iter()
+                .find(|t| t.name == tool)
                 .map(|t| t.read_only);
             (peer, read_only)
         };
         match read_only {
             None => {
-                return ToolOutput::error(format!("the MCP server {server} has no tool {tool:?}"));
+                return ToolOutput::error(format!(
+                    "this workspace hosts no MCP tool {server}__{tool}"
+                ));
             }
             Some(false) if !may_write => {
                 return ToolOutput::error(format!(
-                    "{server}.{tool} may change the workspace, and this token is read-only"
+                    "{server}__{tool} may change the workspace, and this token is read-only"
                 ));
             }
             Some(_) => {}

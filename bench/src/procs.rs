@@ -303,17 +303,7 @@ impl RelayProcess {
             .write_all(password.as_bytes())
             .await?;
         anyhow::ensure!(child.wait().await?.success(), "user create failed");
-        let out = self
-            .cli()
-            .args(["token", "create", "--email", email, "--name", "bench"])
-            .output()
-            .await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+        self.token(email, "agent").await
     }
 }
 

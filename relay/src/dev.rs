@@ -71,14 +71,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
         None => std::env::current_dir()?,
     };
     let state_dir = data_dir.join("agent");
-    let agent = RunningAgent::start(AgentOptions {
-        relay: RelayTarget::new(relay.url(), token),
-        root: root.clone(),
-        state_dir: state_dir.clone(),
-        max_jobs: 1,
-        allow_writes: false,
-        mcp_servers: Vec::new(),
-    })
+    let agent = RunningAgent::start(AgentOptions::new(
+        RelayTarget::new(relay.url(), token),
+        root.clone(),
+        state_dir.clone(),
+    ))
     .await
     .context("cannot start the local agent")?;
     println!("\nFulcrum is running.\n");

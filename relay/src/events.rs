@@ -36,7 +36,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         auth::AuthUser,
-        envelope::{Envelope, ErrorBody, ok},
+        envelope::{AuthErrors, Envelope, ok},
         error::{ApiError, ApiResult},
     },
     auth::TokenUse,
@@ -114,8 +114,7 @@ pub struct Ticket {
     tag = "events",
     responses(
         (status = 200, description = "A ticket for `GET /api/v1/events?ticket=…`", body = Envelope<Ticket>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> Response {

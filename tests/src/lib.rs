@@ -782,14 +782,11 @@ pub async fn start_agent_with(
     state_dir: PathBuf,
     extra_ca: Option<PathBuf>,
 ) -> RunningAgent {
-    RunningAgent::start(AgentOptions {
-        relay: transport::target(relay_url, token, extra_ca),
-        root: root.to_path_buf(),
+    RunningAgent::start(AgentOptions::new(
+        transport::target(relay_url, token, extra_ca),
+        root.to_path_buf(),
         state_dir,
-        max_jobs: 1,
-        allow_writes: false,
-        mcp_servers: Vec::new(),
-    })
+    ))
     .await
     .expect("agent starts")
 }

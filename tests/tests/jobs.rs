@@ -286,14 +286,11 @@ async fn a_network_cut_loses_no_output(b: Backend) {
     // The forwarder cuts TCP connections, so this test is about the WebSocket whatever the
     // suite's transport (a QUIC connection rides out a 10 s outage without reconnecting).
     let state = tempfile::tempdir().unwrap();
-    let agent = RunningAgent::start(AgentOptions {
-        relay: fulcrum_agent::link::RelayTarget::new(proxy.url(), &user.agent_token),
-        root: repo.path().to_path_buf(),
-        state_dir: state.path().to_path_buf(),
-        max_jobs: 1,
-        allow_writes: false,
-        mcp_servers: Vec::new(),
-    })
+    let agent = RunningAgent::start(AgentOptions::new(
+        fulcrum_agent::link::RelayTarget::new(proxy.url(), &user.agent_token),
+        repo.path().to_path_buf(),
+        state.path().to_path_buf(),
+    ))
     .await
     .unwrap();
     agent.wait_for(connected, WAIT).await.unwrap();

@@ -121,17 +121,38 @@ async fn start_tool_agent(
 ) -> TestAgent {
     let state = tempfile::tempdir().unwrap();
     let agent = RunningAgent::start(AgentOptions {
-        relay: fulcrum_tests::transport::target(relay, token, None),
-        root: root.to_path_buf(),
-        state_dir: state.path().to_path_buf(),
-        max_jobs: 1,
         allow_writes,
         mcp_servers: servers,
+        ..AgentOptions::new(
+            fulcrum_tests::transport::target(relay, token, None),
+            root.to_path_buf(),
+            state.path().to_path_buf(),
+        )
     })
     .await
     .unwrap();
     agent.wait_for(connected, WAIT).await.unwrap();
     TestAgent { agent, state }
+}
+
+/// The test server whose `wait` tool writes a marker file, then sleeps.
+fn slow_server() -> ServerConfig {
+    ServerConfig {
+        name: "slow".into(),
+        command: venv_python().display().to_string(),
+        args: vec![mcp_dir().join("slow_server.py").display().to_string()],
+        env: Default::default(),
+    }
+}
+
+/// Waits until another process (the Python client, the slow server) has written `marker`:
+/// the file appearing is its readiness, polled with a deadline.
+async fn wait_for_marker(marker: &Path, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `check` holds for the relay's view of the workspace's tools, re-checking each
@@ -1012,18 +1033,12 @@ async fn an_agent_that_disconnects_during_a_call_gives_a_clear_error_not_a_hang(
     let relay = start_relay(&db, &RelayOptions::default()).await;
     let user = make_user(&relay, "alice").await;
     let repo = TestRepo::new();
-    let slow = ServerConfig {
-        name: "slow".into(),
-        command: venv_python().display().to_string(),
-        args: vec![mcp_dir().join("slow_server.py").display().to_string()],
-        env: Default::default(),
-    };
     let agent = start_tool_agent(
         &relay.url(),
         &user.agent_token,
         repo.path(),
         false,
-        vec![slow],
+        vec![slow_server()],
     )
     .await;
     let ws = workspace_id(&agent);
@@ -1040,14 +1055,7 @@ async fn an_agent_that_disconnects_during_a_call_gives_a_clear_error_not_a_hang(
         )],
     )));
     // Once the call is running in the workspace, the agent goes away.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !marker_file.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the call never reached the server"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_marker(&marker_file, "the call never reached the server").await;
     let cut = std::time::Instant::now();
     agent.agent.stop().await;
     let out = call.await.unwrap();
@@ -1082,27 +1090,14 @@ async fn open_sessions_hear_when_hosted_tools_appear() {
     waiting["await_tools_change"] = json!({ "marker": marker, "timeout": 60 });
     let client = tokio::spawn(python_client(waiting));
     // Once the client listens, a workspace with a hosted server connects.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the client never got ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_marker(&marker, "the client never got ready").await;
     let repo = TestRepo::new();
-    let slow = ServerConfig {
-        name: "slow".into(),
-        command: venv_python().display().to_string(),
-        args: vec![mcp_dir().join("slow_server.py").display().to_string()],
-        env: Default::default(),
-    };
     let agent = start_tool_agent(
         &relay.url(),
         &user.agent_token,
         repo.path(),
         false,
-        vec![slow],
+        vec![slow_server()],
     )
     .await;
     let out = client.await.unwrap();

@@ -64,14 +64,11 @@ async fn agent(
     target.transport = transport;
     target.quic_port = Some(quic_port);
     target.extra_ca = Some(ca.to_path_buf());
-    RunningAgent::start(AgentOptions {
-        relay: target,
-        root: repo.path().to_path_buf(),
-        state_dir: state.to_path_buf(),
-        max_jobs: 1,
-        allow_writes: false,
-        mcp_servers: Vec::new(),
-    })
+    RunningAgent::start(AgentOptions::new(
+        target,
+        repo.path().to_path_buf(),
+        state.to_path_buf(),
+    ))
     .await
     .unwrap()
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
+    envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
@@ -139,12 +139,10 @@ async fn password_slot(app: &AppState) -> ApiResult<tokio::sync::OwnedSemaphoreP
     request_body = Credentials,
     responses(
         (status = 201, description = "The new account", body = Envelope<User>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
         (status = 403, description = "Sign-up is disabled", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        BodyErrors
     ),
     security(())
 )]
@@ -182,11 +180,8 @@ pub struct TokenPair {
     request_body = Credentials,
     responses(
         (status = 200, description = "Access and refresh tokens; the refresh token is also set as a cookie", body = Envelope<TokenPair>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     ),
     security(())
 )]
@@ -344,8 +339,7 @@ pub async fn logout(
     tag = "auth",
     responses(
         (status = 200, description = "The caller", body = Envelope<User>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {

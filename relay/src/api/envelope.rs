@@ -91,6 +91,33 @@ impl ErrorBody {
     }
 }
 
+/// The OpenAPI responses every authenticated operation may give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described, never built: the handlers answer these through ApiError.
+pub enum AuthErrors {
+    /// No or bad credentials.
+    #[response(status = 401, description = "No or bad credentials")]
+    Unauthorized(ErrorBody),
+    /// Over the request limit.
+    #[response(status = 429, description = "Rate limited; see Retry-After")]
+    RateLimited(ErrorBody),
+}
+
+/// The OpenAPI responses of an operation that takes a JSON body ([`ApiJson`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described, never built: ApiJson answers these through ApiError.
+pub enum BodyErrors {
+    /// Not JSON.
+    #[response(status = 400, description = "Malformed JSON, or not JSON")]
+    Malformed(ErrorBody),
+    /// Too large.
+    #[response(status = 413, description = "Body too large")]
+    TooLarge(ErrorBody),
+    /// The wrong shape or values.
+    #[response(status = 422, description = "Invalid input")]
+    Invalid(ErrorBody),
+}
+
 /// A JSON request body; a body that is not valid JSON, has the wrong shape or is too large is
 /// answered with an enveloped 400, 422 or 413.
 pub struct ApiJson<T>(pub T);

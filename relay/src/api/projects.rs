@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, normalize_email},
-    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
+    envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
@@ -118,11 +118,8 @@ fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
     request_body = ProjectBody,
     responses(
         (status = 201, description = "The new project", body = Envelope<Project>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     )
 )]
 pub async fn create(
@@ -150,8 +147,7 @@ pub async fn create(
     tag = "projects",
     responses(
         (status = 200, description = "The projects the caller is a member of", body = Envelope<Vec<Project>>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
@@ -167,9 +163,8 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
     params(("id" = String, Path, description = "The project's id")),
     responses(
         (status = 200, description = "The project", body = Envelope<Project>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn get(
@@ -190,13 +185,10 @@ pub async fn get(
     request_body = ProjectBody,
     responses(
         (status = 200, description = "The changed project", body = Envelope<Project>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     )
 )]
 pub async fn update(
@@ -233,10 +225,9 @@ pub async fn update(
     params(("id" = String, Path, description = "The project's id")),
     responses(
         (status = 200, description = "The archived project", body = Envelope<Project>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn archive(
@@ -292,10 +283,9 @@ async fn set_workspace(
     params(("id" = String, Path, description = "The project's id"), ("workspace_id" = String, Path, description = "The workspace's id")),
     responses(
         (status = 200, description = "The project", body = Envelope<Project>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn attach_workspace(
@@ -315,10 +305,9 @@ pub async fn attach_workspace(
     params(("id" = String, Path, description = "The project's id"), ("workspace_id" = String, Path, description = "The workspace's id")),
     responses(
         (status = 200, description = "The project", body = Envelope<Project>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn detach_workspace(
@@ -338,9 +327,8 @@ pub async fn detach_workspace(
     params(("id" = String, Path, description = "The project's id")),
     responses(
         (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn members(
@@ -370,14 +358,11 @@ pub struct MemberBody {
     request_body = MemberBody,
     responses(
         (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     )
 )]
 pub async fn set_member(
@@ -424,10 +409,9 @@ pub async fn set_member(
     params(("id" = String, Path, description = "The project's id"), ("user_id" = String, Path, description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn remove_member(
@@ -454,9 +438,8 @@ pub async fn remove_member(
     params(("id" = String, Path, description = "The project's id")),
     responses(
         (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<ProjectStatus>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn status(

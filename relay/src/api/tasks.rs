@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::{ApiJson, Envelope, ErrorBody, created, ok, ok_with_meta},
+    envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok, ok_with_meta},
     error::{ApiError, ApiResult, ErrorKind},
     projects::member_project,
 };
@@ -154,14 +154,11 @@ async fn workspace_owner(
     request_body = RunBody,
     responses(
         (status = 201, description = "The task, dispatched", body = Envelope<Task>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     )
 )]
 pub async fn create(
@@ -240,9 +237,8 @@ fn parse_number(q: &HashMap<String, String>, key: &str, default: u64) -> ApiResu
     params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<String>, Query, description = "Only tasks in this state"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
     responses(
         (status = 200, description = "A page of tasks, newest first; `meta` has page, per_page and total", body = Envelope<Vec<Task>>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn list(
@@ -321,9 +317,8 @@ async fn may_run(app: &AppState, user: Uuid, task: &Task) -> ApiResult<()> {
     params(("id" = String, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task", body = Envelope<Task>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn get(
@@ -343,11 +338,10 @@ pub async fn get(
     params(("id" = String, Path, description = "The task's id")),
     responses(
         (status = 200, description = "The task, cancel requested", body = Envelope<Task>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn cancel(
@@ -386,11 +380,10 @@ pub async fn cancel(
     params(("id" = String, Path, description = "The task's id")),
     responses(
         (status = 201, description = "The new task", body = Envelope<Task>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn rerun(
@@ -446,10 +439,9 @@ pub struct LogPage {
     params(("id" = String, Path, description = "The task's id"), ("offset" = Option<i64>, Query, minimum = 0, description = "Byte offset to read from"), ("limit" = Option<i64>, Query, minimum = 1, description = "Most bytes to return (at most 4 MiB are)")),
     responses(
         (status = 200, description = "A page of the log", body = Envelope<LogPage>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn logs(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::{ApiJson, Envelope, ErrorBody, created, ok},
+    envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
@@ -135,8 +135,7 @@ pub async fn create_token(
     tag = "agent tokens",
     responses(
         (status = 200, description = "The caller's agent tokens", body = Envelope<Vec<AgentToken>>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
@@ -152,12 +151,9 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
     request_body = NewTokenBody,
     responses(
         (status = 201, description = "The token, with its secret shown this once", body = Envelope<CreatedToken>),
-        (status = 400, description = "Malformed JSON, or not JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors,
+        BodyErrors
     )
 )]
 pub async fn create(
@@ -186,9 +182,8 @@ pub async fn create(
     params(("id" = String, Path, description = "The token's id")),
     responses(
         (status = 200, description = "Revoked; its agents are disconnected", body = Envelope<Revoked>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn revoke(

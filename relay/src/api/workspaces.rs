@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    envelope::{Envelope, ErrorBody, ok},
+    envelope::{AuthErrors, Envelope, ErrorBody, ok},
     error::{ApiError, ApiResult},
 };
 use crate::{state::AppState, store::Workspace};
@@ -21,8 +21,7 @@ use crate::{state::AppState, store::Workspace};
     tag = "workspaces",
     responses(
         (status = 200, description = "The caller's workspaces, live", body = Envelope<Vec<Workspace>>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
@@ -38,9 +37,8 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
     params(("id" = String, Path, description = "The workspace's id")),
     responses(
         (status = 200, description = "The workspace", body = Envelope<Workspace>),
-        (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)
+        AuthErrors
     )
 )]
 pub async fn get(

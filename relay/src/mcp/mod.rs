@@ -108,17 +108,19 @@ pub struct Named {
     pub online: bool,
 }
 
-/// Finds one of the caller's workspaces by id or name: among the live sessions first (no
-/// database round trip; an online workspace wins over an offline one of the same name), then
-/// among all of the caller's workspaces.
-pub async fn resolve_workspace(
+/// Takes the `workspace` argument out of a call's arguments and finds that workspace of the
+/// caller's by id or name: among the live sessions first (no database round trip; an online
+/// workspace wins over an offline one of the same name), then among all of the caller's
+/// workspaces.
+pub async fn take_workspace(
     app: &AppState,
     user: Uuid,
-    args: &Map<String, Value>,
+    args: &mut Map<String, Value>,
 ) -> Result<Named, String> {
-    let Some(wanted) = args.get("workspace").and_then(Value::as_str) else {
+    let Some(Value::String(wanted)) = args.remove("workspace") else {
         return Err("the `workspace` argument (a workspace id or name) is required".into());
     };
+    let wanted = wanted.as_str();
     if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice() {
         return Ok(Named {
             id: *id,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{McpCaller, resolve_workspace, workspaces};
+use super::{McpCaller, take_workspace, workspaces};
 use crate::{
     api::{error::ApiError, tasks::RunBody},
     state::AppState,
@@ -36,20 +36,11 @@ fn pretty(v: &impl serde::Serialize) -> Result<String, String> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WorkspaceOnly {
-    #[allow(dead_code)]
-    workspace: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NoArgs {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunArgs {
-    #[allow(dead_code)]
-    workspace: String,
     command: Option<String>,
     step: Option<String>,
     repo: Option<String>,
@@ -67,7 +58,6 @@ struct GetArgs {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListArgs {
-    workspace: Option<String>,
     state: Option<String>,
     limit: Option<u32>,
 }
@@ -77,7 +67,7 @@ pub async fn call(
     app: &AppState,
     caller: McpCaller,
     name: &str,
-    args: Map<String, Value>,
+    mut args: Map<String, Value>,
 ) -> Result<String, String> {
     let user = caller.user_id;
     match name {
@@ -86,8 +76,8 @@ pub async fn call(
             pretty(&workspaces(app, user).await?)
         }
         "workspace_status" => {
-            let named = resolve_workspace(app, user, &args).await?;
-            let _: WorkspaceOnly = parse(name, args)?;
+            let named = take_workspace(app, user, &mut args).await?;
+            let _: NoArgs = parse(name, args)?;
             let w = workspaces(app, user)
                 .await?
                 .into_iter()
@@ -113,11 +103,9 @@ pub async fn call(
             )
         }
         "run_task" => {
-            let w = resolve_workspace(app, user, &args).await?;
+            let w = take_workspace(app, user, &mut args).await?;
             let a: RunArgs = parse(name, args)?;
             let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
-            // Subscribe before the task exists, so its end cannot be missed.
-            let mut events = app.bus.subscribe(user);
             let body = RunBody {
                 workspace_id: Some(w.id),
                 command: a.command,
@@ -130,34 +118,14 @@ pub async fn call(
                 .await
                 .map_err(api)?;
             if !wait.is_zero() {
-                let id = task.id;
-                let _ = tokio::time::timeout(wait, async {
-                    loop {
-                        match events.recv().await {
-                            Ok(bytes) => {
-                                let finished = serde_json::from_slice::<Value>(&bytes)
-                                    .ok()
-                                    .filter(|e| {
-                                        e["type"] == "task" && e["task"]["id"] == id.to_string()
-                                    })
-                                    .is_some_and(|e| e["task"]["finished_at"].is_string());
-                                if finished {
-                                    return;
-                                }
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                if task_now(app, user, id)
-                                    .await
-                                    .is_some_and(|t| t.is_finished())
-                                {
-                                    return;
-                                }
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .await;
+                // Watch first, then look: an end before the watch began shows in the look.
+                let mut progress = app.logs.subscribe(task.id);
+                let ended = task_now(app, user, task.id)
+                    .await
+                    .is_some_and(|t| t.is_finished());
+                if !ended {
+                    let _ = tokio::time::timeout(wait, progress.wait_for(|p| p.finished)).await;
+                }
             }
             let task = task_now(app, user, task.id).await.unwrap_or(task);
             describe(app, &task, DEFAULT_TAIL).await
@@ -175,12 +143,11 @@ pub async fn call(
             .await
         }
         "list_tasks" => {
-            let workspace = match args.get("workspace") {
-                Some(_) => Some(resolve_workspace(app, user, &args).await?.id),
-                None => None,
+            let workspace = match args.contains_key("workspace") {
+                true => Some(take_workspace(app, user, &mut args).await?.id),
+                false => None,
             };
             let a: ListArgs = parse(name, args)?;
-            let _ = a.workspace;
             if let Some(s) = &a.state
                 && !TASK_STATES.contains(&s.as_str())
             {

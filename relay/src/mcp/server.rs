@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     McpCaller,
     catalog::{self, BUILTINS, Builtin, Runs},
-    relay_tools, resolve_workspace, workspaces,
+    relay_tools, take_workspace, workspaces,
 };
 use crate::state::AppState;
 
@@ -78,32 +78,8 @@ impl FulcrumMcp {
         target: ToolTarget,
         mut args: Map<String, Value>,
     ) -> Result<ToolOutput, String> {
-        let workspace = resolve_workspace(&self.app, caller.user_id, &args).await?;
-        args.remove("workspace");
-        if let ToolTarget::Hosted { server, tool } = &target {
-            let tools = self.app.sessions.tools(workspace.id).unwrap_or_default();
-            let listed = tools
-                .catalog
-                .servers
-                .iter()
-                .find(|s| &s.name == server)
-                .and_then(|s| s.tools.iter().find(|t| &t.name == tool));
-            match listed {
-                None if !workspace.online => {}
-                None => {
-                    return Err(format!(
-                        "the workspace {} hosts no MCP tool {server}__{tool}",
-                        workspace.name
-                    ));
-                }
-                Some(t) if !t.read_only && caller.read_only => {
-                    return Err(format!(
-                        "{server}__{tool} may change the workspace, and this token is read-only"
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
+        let workspace = take_workspace(&self.app, caller.user_id, &mut args).await?;
+        // The agent checks a hosted tool exists and may be called with this token.
         let call = ToolCall {
             target,
             args_json: Value::Object(args).to_string(),
