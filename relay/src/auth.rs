@@ -113,6 +113,25 @@ struct Claims {
     typ: TokenUse,
     iat: i64,
     exp: i64,
+    /// The token's own id (an events ticket is accepted once).
+    #[serde(default)]
+    jti: Uuid,
+    /// The login (refresh-token family) it was issued under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
+}
+
+/// What a valid signed token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The user it was issued to.
+    pub user: Uuid,
+    /// The login it was issued under (absent in tokens from before logins were named).
+    pub login: Option<Uuid>,
+    /// Its own id.
+    pub id: Uuid,
+    /// When it expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// Signs and checks access tokens and event tickets.
@@ -139,11 +158,25 @@ impl Signer {
 
     /// Issues a token for `user`, good for `ttl` from `now`.
     pub fn issue(&self, user: Uuid, use_: TokenUse, now: DateTime<Utc>, ttl: Duration) -> String {
+        self.issue_in(user, None, use_, now, ttl)
+    }
+
+    /// Issues a token for `user` under `login`, good for `ttl` from `now`.
+    pub fn issue_in(
+        &self,
+        user: Uuid,
+        login: Option<Uuid>,
+        use_: TokenUse,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> String {
         let claims = Claims {
             sub: user,
             typ: use_,
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
+            jti: Uuid::new_v4(),
+            sid: login,
         };
         // HS256 encoding of a plain struct cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -152,11 +185,21 @@ impl Signer {
 
     /// Returns the user a valid, unexpired token of the given use was issued to.
     pub fn verify(&self, token: &str, use_: TokenUse) -> Option<Uuid> {
+        self.check(token, use_).map(|v| v.user)
+    }
+
+    /// Checks a token of the given use and returns what it says.
+    pub fn check(&self, token: &str, use_: TokenUse) -> Option<Verified> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
-        (data.claims.typ == use_).then_some(data.claims.sub)
+        (data.claims.typ == use_).then_some(Verified {
+            user: data.claims.sub,
+            login: data.claims.sid,
+            id: data.claims.jti,
+            expires_at: data.claims.exp,
+        })
     }
 }
 
@@ -198,5 +241,46 @@ mod tests {
             Duration::minutes(15),
         );
         assert_eq!(s.verify(&old, TokenUse::Access), None);
+        let login = Uuid::new_v4();
+        let t = s.issue_in(
+            user,
+            Some(login),
+            TokenUse::Events,
+            now,
+            Duration::seconds(30),
+        );
+        let v = s.check(&t, TokenUse::Events).unwrap();
+        assert_eq!((v.user, v.login), (user, Some(login)));
+        let again = s.issue_in(
+            user,
+            Some(login),
+            TokenUse::Events,
+            now,
+            Duration::seconds(30),
+        );
+        assert_ne!(v.id, s.check(&again, TokenUse::Events).unwrap().id);
+    }
+}
+
+/// Event tickets already used, kept until they expire: a ticket opens one socket.
+#[derive(Default)]
+pub struct UsedTickets(std::sync::Mutex<std::collections::HashMap<Uuid, i64>>);
+
+/// Most unexpired tickets remembered; past that, tickets are refused until some expire.
+const MAX_USED_TICKETS: usize = 100_000;
+
+impl UsedTickets {
+    /// Marks a ticket used; false if it was used before (or too many are remembered).
+    pub fn take(&self, ticket: &Verified, now: DateTime<Utc>) -> bool {
+        let mut used = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if used.len() >= MAX_USED_TICKETS / 2 {
+            let now = now.timestamp();
+            used.retain(|_, exp| *exp >= now);
+        }
+        if used.len() >= MAX_USED_TICKETS || used.contains_key(&ticket.id) {
+            return false;
+        }
+        used.insert(ticket.id, ticket.expires_at);
+        true
     }
 }

@@ -18,6 +18,11 @@
 //! cert_file = "/etc/fulcrum/cert.pem"
 //! key_file = "/etc/fulcrum/key.pem"
 //!
+//! [http]
+//! allowed_hosts = ["fulcrum.internal:7420"]   # more Host values /mcp accepts
+//! cors_origins = ["https://tools.example.com"] # origins that may call the REST API
+//! trusted_proxies = ["10.0.0.2"]               # peers whose X-Forwarded-For is believed
+//!
 //! [quic]                     # agents over QUIC (UDP), with the [tls] certificate
 //! enabled = true
 //! listen = "0.0.0.0:7420"    # [default: the same address and port as `listen`]
@@ -77,6 +82,23 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The QUIC door for agents (only with TLS).
     pub quic: QuicConfig,
+    /// Hosts, origins and proxies.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: which `Host` and `Origin` values the relay accepts, and whose forwarded addresses
+/// it believes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `Host` values (`name` or `name:port`) that `/mcp` accepts besides the public URL's and
+    /// loopback names: its guard against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://tools.example.com`) allowed to call the REST API from a browser
+    /// (CORS); none by default. Never applied to the refresh cookie's path.
+    pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-address limits).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[quic]`: agents may connect over QUIC on a UDP port, with the same certificate as HTTPS,
@@ -107,6 +129,73 @@ impl Default for QuicConfig {
 }
 
 impl Config {
+    /// The URL users and agents reach the relay at: the configured public URL, else this
+    /// relay's own address (loopback when it listens on every address). Never taken from a
+    /// request, whose `Host` an attacker chooses.
+    pub fn base_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("{scheme}://{addr}")
+    }
+
+    /// The `Host` values `/mcp` accepts: the public URL's, loopback names, this relay's own
+    /// address, and `[http] allowed_hosts`.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        if !self.listen.ip().is_unspecified() {
+            hosts.push(self.listen.ip().to_string());
+        }
+        if let Some(host) = self
+            .public_url
+            .as_deref()
+            .and_then(|u| u.parse::<axum::http::Uri>().ok())
+            .and_then(|u| u.authority().map(|a| a.to_string()))
+        {
+            hosts.push(host);
+        }
+        hosts.extend(self.http.allowed_hosts.iter().cloned());
+        hosts
+    }
+
+    /// The browser origins `/mcp` accepts: loopback pages, the public URL's, and `[http]
+    /// cors_origins`.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = ["http", "https"]
+            .iter()
+            .flat_map(|scheme| {
+                ["localhost", "127.0.0.1", "[::1]"].map(|host| format!("{scheme}://{host}:*"))
+            })
+            .collect();
+        origins.extend(self.http.cors_origins.iter().cloned());
+        if let Some(origin) = self.public_url.as_deref().and_then(|u| {
+            let uri = u.parse::<axum::http::Uri>().ok()?;
+            Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+        }) {
+            origins.push(origin);
+        }
+        origins
+    }
+
+    /// Whether the refresh cookie must be `Secure`: the relay serves HTTPS itself, or is
+    /// reached over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// The certificate and key QUIC uses, when QUIC is on.
     pub fn quic_tls(&self) -> Option<TlsFiles> {
         if !self.quic.enabled {
@@ -147,6 +236,23 @@ pub struct AuthConfig {
     /// Requests a minute each user (API) and each agent token (connections) may make, in
     /// bursts of as many; 0 turns the limit off.
     pub requests_per_minute: u32,
+    /// Failed logins of one account before each further attempt waits (1 s, doubling).
+    pub login_free_failures: u32,
+    /// The longest wait an account's failed logins cause.
+    pub login_max_backoff_secs: u64,
+    /// Failed logins a minute allowed from one client address; 0 turns the limit off.
+    pub login_failures_per_address_per_minute: u32,
+}
+
+impl AuthConfig {
+    /// The failed-login limits.
+    pub fn login_policy(&self) -> crate::ratelimit::LoginPolicy {
+        crate::ratelimit::LoginPolicy {
+            free_failures: self.login_free_failures,
+            max_backoff: Duration::from_secs(self.login_max_backoff_secs.max(1)),
+            address_failures_per_minute: self.login_failures_per_address_per_minute,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -157,6 +263,9 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 7 * 24 * 3600,
             events_ticket_ttl_secs: 30,
             requests_per_minute: 100,
+            login_free_failures: 5,
+            login_max_backoff_secs: 60,
+            login_failures_per_address_per_minute: 20,
         }
     }
 }
@@ -224,6 +333,8 @@ pub struct FileConfig {
     pub tls: Option<TlsFiles>,
     /// See [`QuicConfig`].
     pub quic: QuicConfig,
+    /// See [`HttpConfig`].
+    pub http: HttpConfig,
 }
 
 impl FileConfig {
@@ -340,6 +451,7 @@ impl ServeArgs {
                 listen: self.quic_listen.or(file.quic.listen),
                 ..file.quic
             },
+            http: file.http,
         })
     }
 }

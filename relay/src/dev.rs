@@ -61,6 +61,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         agents: AgentConfig::default(),
         tls: None,
         quic: Default::default(),
+        http: Default::default(),
     };
     let store = open_store(&config).await?;
     let password = ensure_dev_user(&store, data_dir).await?;

@@ -2,8 +2,14 @@
 //!
 //! Browsers cannot set an `Authorization` header on a WebSocket, so the dashboard first asks
 //! `POST /api/v1/events/ticket` (with its bearer token) for a ticket: a signed token that is good
-//! for 30 seconds, names the user, and is accepted only here (an access token is not a ticket and
-//! a ticket is not an access token). Query strings can end up in logs, hence the short life.
+//! for 30 seconds, opens one socket, names the user and the login, and is accepted only here (an
+//! access token is not a ticket and a ticket is not an access token). Query strings can end up
+//! in logs, hence the short life and the single use.
+//!
+//! Access is checked again the moment it changes ([`crate::access`]): when the user loses access
+//! to a project, each log they follow is checked and stopped if it is no longer theirs, before
+//! another byte of it is sent; when their login ends (logout, a replayed refresh token), the
+//! socket closes.
 //!
 //! Messages, all `{"type": …}`:
 //! - `snapshot` — `{"workspaces": [Workspace…]}`, first, and again whenever the socket fell
@@ -119,8 +125,9 @@ pub struct Ticket {
 )]
 pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> Response {
     let ttl = app.config.auth.events_ticket_ttl_secs;
-    let ticket = app.signer.issue(
+    let ticket = app.signer.issue_in(
         user.id,
+        user.login,
         TokenUse::Events,
         Utc::now(),
         Duration::seconds(ttl as i64),
@@ -143,15 +150,21 @@ pub async fn socket(
     Query(q): Query<EventsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let owner = q
+    let ticket = q
         .ticket
         .as_deref()
-        .and_then(|t| app.signer.verify(t, TokenUse::Events))
+        .and_then(|t| app.signer.check(t, TokenUse::Events))
         .ok_or_else(|| ApiError::unauthorized("missing, expired or invalid events ticket"))?;
+    if !app.used_tickets.take(&ticket, Utc::now()) {
+        return Err(ApiError::unauthorized(
+            "this events ticket was already used; ask for a new one",
+        ));
+    }
+    let (owner, login) = (ticket.user, ticket.login);
     Ok(upgrade
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = feed(app, owner, socket).await {
+            if let Err(e) = feed(app, owner, login, socket).await {
                 tracing::debug!(error = %e, "events socket ended");
             }
         })
@@ -175,7 +188,7 @@ async fn handle_request(
     owner: Uuid,
     text: &str,
     follows: &mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>,
-    log_tx: &tokio::sync::mpsc::Sender<String>,
+    log_tx: &tokio::sync::mpsc::Sender<(Uuid, String)>,
 ) -> Option<String> {
     let error = |task: Option<Uuid>, message: &str| {
         Some(json!({ "type": "error", "task": task, "message": message }).to_string())
@@ -192,6 +205,12 @@ async fn handle_request(
             None
         }
         ClientMessage::Follow { task, offset } => {
+            if offset > crate::tasks::MAX_LOG_OFFSET {
+                return error(
+                    Some(task),
+                    &format!("offset must be at most {}", crate::tasks::MAX_LOG_OFFSET),
+                );
+            }
             match app.store.get_task(owner, task).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return error(Some(task), "task not found"),
@@ -223,7 +242,7 @@ pub async fn follow(
     owner: Uuid,
     task: Uuid,
     mut offset: u64,
-    out: tokio::sync::mpsc::Sender<String>,
+    out: tokio::sync::mpsc::Sender<(Uuid, String)>,
 ) {
     use base64::Engine;
     let mut progress = app.logs.subscribe(task);
@@ -247,7 +266,7 @@ pub async fn follow(
                 "data": base64::engine::general_purpose::STANDARD.encode(&slice.data),
             });
             offset += slice.data.len() as u64;
-            if out.send(message.to_string()).await.is_err() {
+            if out.send((task, message.to_string())).await.is_err() {
                 return;
             }
             continue;
@@ -264,7 +283,7 @@ pub async fn follow(
             // database).
             Ok(Some(t)) if t.is_finished() => {
                 let end = json!({ "type": "log_end", "task": task, "offset": offset });
-                let _ = out.send(end.to_string()).await;
+                let _ = out.send((task, end.to_string())).await;
                 return;
             }
             Ok(Some(_)) => {}
@@ -276,8 +295,36 @@ pub async fn follow(
     }
 }
 
-async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Result<()> {
+/// Checks each followed task again after `owner`'s access changed; stops (and reports) the
+/// follows of tasks they may no longer see.
+async fn recheck_follows(
+    app: &AppState,
+    owner: Uuid,
+    follows: &mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>,
+) -> Vec<Uuid> {
+    let mut lost = Vec::new();
+    for task in follows.keys().copied().collect::<Vec<_>>() {
+        // A failed lookup counts as no access: better to stop a follow than leak a log.
+        if !matches!(app.store.get_task(owner, task).await, Ok(Some(_))) {
+            if let Some(h) = follows.remove(&task) {
+                h.abort();
+            }
+            app.metrics.stream_cut("follow");
+            lost.push(task);
+        }
+    }
+    lost
+}
+
+async fn feed(
+    app: AppState,
+    owner: Uuid,
+    login: Option<Uuid>,
+    mut socket: WebSocket,
+) -> anyhow::Result<()> {
+    use crate::access::AccessChange;
     // Subscribe before the snapshot so nothing falls between them.
+    let mut access = app.access.subscribe();
     let mut events = app.bus.subscribe(owner);
     tracing::debug!(%owner, "events socket open");
     let mut shutdown = app.shutdown.clone();
@@ -286,16 +333,47 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let first = snapshot(&current(&app, owner).await?);
     within(socket.send(Message::Text(first.into()))).await?;
-    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<String>(4);
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<(Uuid, String)>(4);
     let mut follows: std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>> =
         Default::default();
     let _abort_on_exit = AbortAll(&mut follows);
+    // Tasks whose follow was stopped because access went away.
+    let mut cut: std::collections::HashSet<Uuid> = Default::default();
     loop {
         let follows = &mut *_abort_on_exit.0;
         tokio::select! {
-            Some(text) = log_rx.recv() => {
-                within(socket.send(Message::Text(text.into()))).await?;
-                app.metrics.events_sent(1);
+            // Access changes first: nothing queued is sent before they are acted on.
+            biased;
+            change = access.recv() => {
+                let recheck = match change {
+                    Ok(AccessChange::Login(ended)) if login == Some(ended) => {
+                        app.metrics.stream_cut("events");
+                        let _ = within(socket.send(Message::Close(None))).await;
+                        return Ok(());
+                    }
+                    Ok(AccessChange::User(user)) => user == owner,
+                    Ok(_) => false,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => false,
+                };
+                if recheck {
+                    for task in recheck_follows(&app, owner, follows).await {
+                        cut.insert(task);
+                        let message = json!({
+                            "type": "error",
+                            "task": task,
+                            "message": "you no longer have access to this task",
+                        });
+                        within(socket.send(Message::Text(message.to_string().into()))).await?;
+                    }
+                }
+            }
+            Some((task, text)) = log_rx.recv() => {
+                // Read before its follow was cut: its bytes stay here.
+                if !cut.contains(&task) {
+                    within(socket.send(Message::Text(text.into()))).await?;
+                    app.metrics.events_sent(1);
+                }
             }
             event = events.recv() => {
                 let mut next = event;
@@ -330,7 +408,10 @@ async fn feed(app: AppState, owner: Uuid, mut socket: WebSocket) -> anyhow::Resu
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(Message::Text(text))) => {
                     follows.retain(|_, h| !h.is_finished());
-                    if let Some(reply) = handle_request(&app, owner, &text, follows, &log_tx).await {
+                    let reply = handle_request(&app, owner, &text, follows, &log_tx).await;
+                    // Followed again (access came back): its new follow's bytes go out.
+                    cut.retain(|t| !follows.contains_key(t));
+                    if let Some(reply) = reply {
                         within(socket.send(Message::Text(reply.into()))).await?;
                     }
                 }

@@ -11,7 +11,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::SystemTime};
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, header},
+    http::header,
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
@@ -43,32 +43,9 @@ pub fn this_platform() -> (&'static str, &'static str) {
     (os, std::env::consts::ARCH)
 }
 
-/// The relay's URL as clients should use it: the configured public URL, else the scheme and
-/// `Host` the request came with.
-pub(crate) fn public_url(app: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &app.config.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let scheme = if app.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .map_or_else(|| app.config.listen.to_string(), str::to_owned);
-    format!("{scheme}://{host}")
-}
-
 /// `GET /install.sh`.
-pub async fn script(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let body = SCRIPT.replace(URL_PLACEHOLDER, &public_url(&app, &headers));
+pub async fn script(State(app): State<AppState>) -> Response {
+    let body = SCRIPT.replace(URL_PLACEHOLDER, &app.config.base_url());
     (
         [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
         body,

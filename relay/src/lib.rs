@@ -15,6 +15,7 @@
 //! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod bus;

@@ -6,7 +6,10 @@
 //! dashboard sockets); `http_requests_total` by `method`, `route` and `status`;
 //! `http_request_duration_seconds` by `method` and `route`; `db_pool_connections` by `state`
 //! (`idle`/`in_use`); `task_dispatch_seconds` (a task handed to its agent's session to the agent
-//! reporting its process started).
+//! reporting its process started); `login_failures_total`; `login_throttled_total` by `limit`
+//! (`account`/`address`); `access_changes_total` (memberships, logins and tokens that lost
+//! access, told to open streams); `streams_cut_total` by `stream` (`follow`, `events`, `mcp`:
+//! open streams stopped because their access went away).
 //!
 //! Every request gets an id: the client's `X-Request-Id` if it sent a sane one, else a new
 //! UUID. It is returned in `X-Request-Id` and carried by the request's tracing span, so every
@@ -55,6 +58,18 @@ struct DirectionLabels {
     direction: &'static str,
 }
 
+/// A login limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+/// A kind of long-lived stream.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: &'static str,
+}
+
 /// A state of database connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -72,6 +87,10 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
     dispatch: Histogram,
+    login_failures: Counter,
+    login_throttled: Family<LimitLabels, Counter>,
+    access_changes: Counter,
+    streams_cut: Family<StreamLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -119,7 +138,35 @@ impl Default for Metrics {
             "A task handed to its agent's session until the agent reports it started",
             dispatch.clone(),
         );
+        let login_failures = Counter::default();
+        registry.register(
+            "login_failures",
+            "Logins refused for a wrong e-mail or password",
+            login_failures.clone(),
+        );
+        let login_throttled = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "login_throttled",
+            "Logins refused by the failed-login limits, by limit",
+            login_throttled.clone(),
+        );
+        let access_changes = Counter::default();
+        registry.register(
+            "access_changes",
+            "Lost access (memberships, logins, tokens) told to open streams",
+            access_changes.clone(),
+        );
+        let streams_cut = Family::<StreamLabels, Counter>::default();
+        registry.register(
+            "streams_cut",
+            "Open streams stopped because their access went away, by stream",
+            streams_cut.clone(),
+        );
         Self {
+            login_failures,
+            login_throttled,
+            access_changes,
+            streams_cut,
             registry,
             agents_connected,
             frames,
@@ -159,9 +206,31 @@ impl Metrics {
         self.dispatch.observe(seconds);
     }
 
+    /// Counts a failed login.
+    pub fn login_failed(&self) {
+        self.login_failures.inc();
+    }
+
+    /// Counts a login refused by a limit (`account` or `address`).
+    pub fn login_throttled(&self, limit: &'static str) {
+        self.login_throttled
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// Counts an open stream stopped because its access went away.
+    pub fn stream_cut(&self, stream: &'static str) {
+        self.streams_cut
+            .get_or_create(&StreamLabels { stream })
+            .inc();
+    }
+
     /// The text exposition, with the gauges read now.
     fn render(&self, app: &AppState) -> String {
         self.agents_connected.set(app.sessions.len() as i64);
+        let published = app.access.published();
+        self.access_changes
+            .inc_by(published.saturating_sub(self.access_changes.get()));
         let (size, idle) = app.store.pool_stats();
         self.pool
             .get_or_create(&PoolLabels { state: "idle" })

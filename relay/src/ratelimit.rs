@@ -2,8 +2,18 @@
 //! requests_per_minute`; 0 turns them off). A request over the limit gets 429 with
 //! `Retry-After`. Limits are kept in memory on each node; idle entries are forgotten every few
 //! seconds, so memory follows the number of active users and tokens.
+//!
+//! Failed logins have limits of their own ([`LoginLimits`]): per account, an exponential
+//! back-off after a few free failures, capped low so that an attacker cannot lock a user out
+//! for long; and per client address, a number of failures a minute. Neither counts successes.
 
-use std::num::NonZeroU32;
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
@@ -24,14 +34,18 @@ pub enum Key {
 pub struct Limits {
     limiter: Option<DefaultKeyedRateLimiter<Key>>,
     clock: DefaultClock,
+    /// Limits on failed logins.
+    pub logins: LoginLimits,
 }
 
 impl Limits {
-    /// Limits of `per_minute` requests per key, with bursts of as many; 0 means unlimited.
-    pub fn new(per_minute: u32) -> Self {
+    /// Limits of `per_minute` requests per key, with bursts of as many (0 means unlimited), and
+    /// failed logins limited by `logins`.
+    pub fn new(per_minute: u32, logins: LoginPolicy) -> Self {
         Self {
             limiter: NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             clock: DefaultClock::default(),
+            logins: LoginLimits::new(logins),
         }
     }
 
@@ -49,10 +63,193 @@ impl Limits {
 
     /// Forgets keys whose limit is back to full.
     pub fn forget_idle(&self) {
+        self.logins.forget_idle();
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// Which login limit refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginLimit {
+    /// Too many recent failures for this account.
+    Account,
+    /// Too many failures from this client address this minute.
+    Address,
+}
+
+impl LoginLimit {
+    /// Its name in metrics and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Address => "address",
+        }
+    }
+}
+
+/// An attempt refused: by which limit, and for how many seconds more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRefused {
+    /// The limit.
+    pub limit: LoginLimit,
+    /// Seconds until the next attempt may be made.
+    pub retry_after: u64,
+}
+
+/// Recent failures of one account.
+struct AccountFailures {
+    count: u32,
+    last: Instant,
+}
+
+/// Failures of one address in the current minute.
+struct AddressFailures {
+    count: u32,
+    window: Instant,
+}
+
+/// The settings of [`LoginLimits`].
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy {
+    /// Failures of an account allowed before it backs off.
+    pub free_failures: u32,
+    /// The longest back-off of an account.
+    pub max_backoff: Duration,
+    /// Failures a minute allowed from one client address; 0 turns the limit off.
+    pub address_failures_per_minute: u32,
+}
+
+/// How long an account's failures are remembered after the last one.
+const ACCOUNT_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// Most accounts and addresses remembered each; past that the oldest are dropped.
+const MAX_LOGIN_ENTRIES: usize = 100_000;
+
+/// Limits on failed logins, per account and per client address.
+pub struct LoginLimits {
+    policy: LoginPolicy,
+    accounts: Mutex<HashMap<String, AccountFailures>>,
+    addresses: Mutex<HashMap<IpAddr, AddressFailures>>,
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+impl LoginLimits {
+    /// Limits with the given policy.
+    pub fn new(policy: LoginPolicy) -> Self {
+        Self {
+            policy,
+            accounts: Mutex::default(),
+            addresses: Mutex::default(),
+        }
+    }
+
+    /// How long an account with `count` failures waits after the last one.
+    fn backoff(&self, count: u32) -> Duration {
+        if count < self.policy.free_failures {
+            return Duration::ZERO;
+        }
+        let doublings = (count - self.policy.free_failures).min(20);
+        Duration::from_secs(1u64 << doublings).min(self.policy.max_backoff)
+    }
+
+    /// Whether a login for `account` from `address` may be tried now.
+    pub fn admit(&self, account: &str, address: Option<IpAddr>) -> Result<(), LoginRefused> {
+        if let Some(addr) = address
+            && self.policy.address_failures_per_minute > 0
+        {
+            let addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = addresses.get(&addr) {
+                let elapsed = f.window.elapsed();
+                if elapsed < Duration::from_secs(60)
+                    && f.count >= self.policy.address_failures_per_minute
+                {
+                    return Err(LoginRefused {
+                        limit: LoginLimit::Address,
+                        retry_after: ceil_secs(Duration::from_secs(60) - elapsed),
+                    });
+                }
+            }
+        }
+        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = accounts.get(account) {
+            let wait = self.backoff(f.count);
+            let elapsed = f.last.elapsed();
+            if elapsed < wait {
+                return Err(LoginRefused {
+                    limit: LoginLimit::Account,
+                    retry_after: ceil_secs(wait - elapsed),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed login.
+    pub fn failed(&self, account: &str, address: Option<IpAddr>) {
+        let now = Instant::now();
+        {
+            let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            if accounts.len() >= MAX_LOGIN_ENTRIES {
+                accounts.retain(|_, f| f.last.elapsed() < ACCOUNT_MEMORY);
+            }
+            if accounts.len() < MAX_LOGIN_ENTRIES || accounts.contains_key(account) {
+                let f = accounts
+                    .entry(account.to_owned())
+                    .or_insert(AccountFailures {
+                        count: 0,
+                        last: now,
+                    });
+                if f.last.elapsed() >= ACCOUNT_MEMORY {
+                    f.count = 0;
+                }
+                f.count = f.count.saturating_add(1);
+                f.last = now;
+            }
+        }
+        if let Some(addr) = address {
+            let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+            if addresses.len() >= MAX_LOGIN_ENTRIES {
+                addresses.retain(|_, f| f.window.elapsed() < Duration::from_secs(60));
+            }
+            if addresses.len() < MAX_LOGIN_ENTRIES || addresses.contains_key(&addr) {
+                let f = addresses.entry(addr).or_insert(AddressFailures {
+                    count: 0,
+                    window: now,
+                });
+                if f.window.elapsed() >= Duration::from_secs(60) {
+                    *f = AddressFailures {
+                        count: 0,
+                        window: now,
+                    };
+                }
+                f.count = f.count.saturating_add(1);
+            }
+        }
+    }
+
+    /// Records a successful login: the account's failures are forgotten.
+    pub fn succeeded(&self, account: &str) {
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+    }
+
+    /// Forgets entries that no longer limit anything.
+    pub fn forget_idle(&self) {
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, f| f.last.elapsed() < ACCOUNT_MEMORY);
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, f| f.window.elapsed() < Duration::from_secs(60));
     }
 }
 
@@ -61,8 +258,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failed_logins_back_off_per_account_and_per_address() {
+        let limits = LoginLimits::new(LoginPolicy {
+            free_failures: 3,
+            max_backoff: Duration::from_secs(4),
+            address_failures_per_minute: 10,
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.admit("alice", Some(a)).is_ok());
+            limits.failed("alice", Some(a));
+        }
+        // The fourth failure in a row waits a second, and the wait doubles up to the cap.
+        let refused = limits.admit("alice", Some(b)).unwrap_err();
+        assert_eq!(refused.limit, LoginLimit::Account);
+        assert_eq!(refused.retry_after, 1);
+        assert_eq!(limits.backoff(4), Duration::from_secs(2));
+        assert_eq!(limits.backoff(40), Duration::from_secs(4));
+        // Another account is not held back; a success forgets the failures.
+        assert!(limits.admit("bob", Some(b)).is_ok());
+        limits.succeeded("alice");
+        assert!(limits.admit("alice", Some(b)).is_ok());
+        // Ten failures from one address, over many accounts, stop that address only.
+        for i in 0..7 {
+            limits.failed(&format!("u{i}"), Some(a));
+        }
+        let refused = limits.admit("carol", Some(a)).unwrap_err();
+        assert_eq!(refused.limit, LoginLimit::Address);
+        assert!((1..=60).contains(&refused.retry_after));
+        assert!(limits.admit("carol", Some(b)).is_ok());
+        assert!(limits.admit("carol", None).is_ok());
+    }
+
+    #[test]
     fn each_key_has_its_own_budget() {
-        let limits = Limits::new(3);
+        let logins = LoginPolicy {
+            free_failures: 5,
+            max_backoff: Duration::from_secs(60),
+            address_failures_per_minute: 20,
+        };
+        let limits = Limits::new(3, logins);
         let (a, b) = (Key::User(Uuid::new_v4()), Key::Token(Uuid::new_v4()));
         for _ in 0..3 {
             assert!(limits.check(a).is_ok());
@@ -70,7 +306,7 @@ mod tests {
         let wait = limits.check(a).unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limits.check(b).is_ok());
-        let off = Limits::new(0);
+        let off = Limits::new(0, logins);
         for _ in 0..1000 {
             assert!(off.check(a).is_ok());
         }

@@ -6,7 +6,10 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
+use axum::{
+    extract::connect_info::Connected,
+    serve::{IncomingStream, ListenerExt},
+};
 use chrono::Utc;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
@@ -36,18 +39,29 @@ pub struct Relay {
     secure: bool,
 }
 
+/// The address a TLS connection came from, given to handlers as `ConnectInfo<Peer>` (plain
+/// TCP connections give `ConnectInfo<SocketAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// Serves `app` on `listener` until `stopping` turns true.
-fn serve<L>(
+fn serve<L, C>(
     listener: L,
     app: axum::Router,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> C: Connected<IncomingStream<'a, L>> + Clone + Send + Sync + 'static,
 {
     tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<C>())
             .with_graceful_shutdown(async move {
                 let _ = stopping.wait_for(|s| *s).await;
             })
@@ -90,8 +104,20 @@ impl Relay {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let mut config = config;
+        // Asked for port 0: URLs the relay gives out name the port it got.
+        config.listen = addr;
+        if config.public_url.is_none() {
+            tracing::warn!(
+                base_url = %config.base_url(),
+                "no public URL is set: install.sh and the MCP metadata name this relay's own \
+                 address, and /mcp accepts only loopback Host names; set --public-url \
+                 (FULCRUM_PUBLIC_URL) to the address users reach it at"
+            );
+        }
         let (stop, stopping) = watch::channel(false);
         let requests_per_minute = config.auth.requests_per_minute;
+        let login_policy = config.auth.login_policy();
         let state = AppState {
             store,
             bus: Arc::new(InProcessBus::default()),
@@ -104,10 +130,15 @@ impl Relay {
             )),
             logs: Default::default(),
             live_tasks: Default::default(),
-            limits: Arc::new(crate::ratelimit::Limits::new(requests_per_minute)),
+            limits: Arc::new(crate::ratelimit::Limits::new(
+                requests_per_minute,
+                login_policy,
+            )),
             metrics: Default::default(),
             checksums: Default::default(),
             mcp: Default::default(),
+            access: Default::default(),
+            used_tickets: Default::default(),
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));
@@ -136,7 +167,7 @@ impl Relay {
             _ => None,
         };
         let task = match tls {
-            Some(config) => serve(
+            Some(config) => serve::<_, Peer>(
                 crate::tls::TlsListener::new(listener, config)?,
                 app,
                 stopping,
@@ -145,7 +176,7 @@ impl Relay {
                 let listener = listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                serve(listener, app, stopping)
+                serve::<_, SocketAddr>(listener, app, stopping)
             }
         };
         tracing::info!(%addr, tls = secure, "relay listening");

@@ -39,6 +39,10 @@ pub struct AppState {
     pub checksums: Arc<crate::install::Checksums>,
     /// The MCP endpoint's checked tokens and session owners.
     pub mcp: Arc<crate::mcp::access::McpState>,
+    /// Who just lost access to what, for every open stream.
+    pub access: Arc<crate::access::AccessChanges>,
+    /// Event tickets already used.
+    pub used_tickets: Arc<crate::auth::UsedTickets>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

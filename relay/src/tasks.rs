@@ -52,8 +52,10 @@ pub struct Dispatch {
     pub spec: TaskSpec,
     /// The task as recorded.
     pub task: Task,
-    /// The users who may see it.
+    /// The users who may see it, as of `epoch`.
     pub audience: Vec<Uuid>,
+    /// The project's membership epoch when `audience` was read (see [`crate::access`]).
+    pub epoch: u64,
 }
 
 /// Tells `audience` how `task` is now.
@@ -103,6 +105,19 @@ impl LiveTasks {
     }
 }
 
+/// Tells `audience` how `task` is now, if the project's members did not change since the
+/// audience was read at `epoch`; else tells who may see it now (one lookup).
+pub async fn publish_live(app: &AppState, task: &Task, audience: &[Uuid], epoch: u64) {
+    if app.access.epoch(task.project_id) == epoch {
+        return publish_to(app, task, audience);
+    }
+    match app.store.task_with_audience(task.id).await {
+        Ok(Some((_, now))) => publish_to(app, task, &now),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, task = %task.id, "cannot publish a task change"),
+    }
+}
+
 /// Tells everyone who may see task `id` how it is now (as stored).
 pub async fn publish(app: &AppState, id: Uuid) {
     match app.store.task_with_audience(id).await {
@@ -116,6 +131,7 @@ pub async fn publish(app: &AppState, id: Uuid) {
 /// that the workspace is online and the user may run there.
 pub async fn create_and_dispatch(app: &AppState, new: NewTask) -> StoreResult<Task> {
     let task = app.store.create_task(&new).await?;
+    let epoch = app.access.epoch(task.project_id);
     let audience = match app.store.task_with_audience(task.id).await? {
         Some((_, audience)) => audience,
         None => vec![task.owner_id],
@@ -125,6 +141,7 @@ pub async fn create_and_dispatch(app: &AppState, new: NewTask) -> StoreResult<Ta
         spec: spec(app, &task),
         task: task.clone(),
         audience,
+        epoch,
     };
     if !app
         .sessions
@@ -197,6 +214,10 @@ impl LogHub {
         }
     }
 }
+
+/// The largest log offset a reader may ask for (2^62): far past any log, and far enough from
+/// the databases' 64-bit limit that no offset plus read length overflows it.
+pub const MAX_LOG_OFFSET: u64 = 1 << 62;
 
 /// Most bytes one log read returns.
 pub const MAX_LOG_READ: usize = 4 * 1024 * 1024;

@@ -200,6 +200,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         },
         tls: opts.tls.clone(),
         quic: quic_config(opts),
+        http: Default::default(),
     }
 }
 
@@ -367,8 +368,13 @@ impl Api {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
-        let body = serde_json::from_str(&text)
-            .with_context(|| format!("non-JSON body ({status}): {text}"))?;
+        // 204 and the like have no body at all.
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .with_context(|| format!("non-JSON body ({status}): {text}"))?
+        };
         Ok(Reply { status, body })
     }
 
@@ -658,6 +664,27 @@ pub fn is_final_state(state: &Value) -> bool {
     state
         .as_str()
         .is_some_and(fulcrum_relay::store::work::is_final)
+}
+
+/// Makes `email` a member of `project` with `role` the way users do: the owner invites, the
+/// invited user (whose API client is `member`) accepts.
+pub async fn add_member(owner: &Api, member: &Api, project: &str, email: &str, role: &str) {
+    let r = owner
+        .post(
+            &format!("/api/v1/projects/{project}/invitations"),
+            serde_json::json!({ "email": email, "role": role }),
+        )
+        .await
+        .expect("POST invitations");
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    let r = member
+        .post(
+            &format!("/api/v1/invitations/{}/accept", id(r.data())),
+            serde_json::json!({}),
+        )
+        .await
+        .expect("POST accept");
+    assert_eq!(r.status, 200, "{:#}", r.body);
 }
 
 /// Runs a task through the API; panics unless it is accepted. Returns the task.

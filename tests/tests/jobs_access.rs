@@ -135,16 +135,8 @@ async fn project_roles_decide_who_runs(b: Backend) {
         .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.data()["workspace_ids"], json!([ws]));
-    for (who, role) in [(&carol, "viewer"), (&dave, "maintainer")] {
-        let r = a
-            .put(
-                &format!("/api/v1/projects/{p}/members"),
-                json!({ "email": who.email, "role": role }),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{:#}", r.body);
-    }
+    add_member(&a, &c, &p, &carol.email, "viewer").await;
+    add_member(&a, &d, &p, &dave.email, "maintainer").await;
 
     // The viewer sees the project but cannot run in it.
     let r = c.get(&format!("/api/v1/projects/{p}")).await.unwrap();

@@ -68,14 +68,17 @@ async fn refresh_tokens(b: Backend) {
         s.rotate_refresh_token("t1", "t2", later, now)
             .await
             .unwrap(),
-        RefreshOutcome::Rotated { user_id: u.id }
+        RefreshOutcome::Rotated {
+            user_id: u.id,
+            family_id: family
+        }
     );
     // t1 again is a replay: the family (t2 included) is revoked.
     assert_eq!(
         s.rotate_refresh_token("t1", "t3", later, now)
             .await
             .unwrap(),
-        RefreshOutcome::Reused
+        RefreshOutcome::Reused { family_id: family }
     );
     assert_eq!(
         s.rotate_refresh_token("t2", "t4", later, now)
@@ -104,16 +107,21 @@ async fn refresh_tokens(b: Backend) {
             .unwrap(),
         RefreshOutcome::Invalid
     );
-    // Logout revokes the family.
+    // Logout revokes the family, and says which it was.
+    let login = Uuid::new_v4();
     s.insert_refresh_token(&NewRefreshToken {
         user_id: u.id,
-        family_id: Uuid::new_v4(),
+        family_id: login,
         token_hash: "l1".into(),
         expires_at: later,
     })
     .await
     .unwrap();
-    s.revoke_refresh_family("l1", now).await.unwrap();
+    assert_eq!(
+        s.revoke_refresh_family("l1", now).await.unwrap(),
+        Some(login)
+    );
+    assert_eq!(s.revoke_refresh_family("nope", now).await.unwrap(), None);
     assert_eq!(
         s.rotate_refresh_token("l1", "l2", later, now)
             .await

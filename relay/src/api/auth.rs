@@ -36,6 +36,45 @@ const MAX_PASSWORD: usize = 1024;
 pub struct AuthUser {
     /// The user's id.
     pub id: Uuid,
+    /// The login the access token was issued under.
+    pub login: Option<Uuid>,
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy (`[http]
+/// trusted_proxies`), the last address in `X-Forwarded-For` that is not one of them.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        let peer = match parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            Some(c) => Some(c.0.ip()),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<crate::server::Peer>>()
+                .map(|c| c.0.0.ip()),
+        };
+        let trusted = &app.config.http.trusted_proxies;
+        let Some(peer) = peer.filter(|p| trusted.contains(p)) else {
+            return Ok(Self(peer));
+        };
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+            .rev()
+            .find(|a| !trusted.contains(a));
+        Ok(Self(forwarded.or(Some(peer))))
+    }
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -44,14 +83,17 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token =
             bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let id = app
+        let verified = app
             .signer
-            .verify(token, TokenUse::Access)
+            .check(token, TokenUse::Access)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
         app.limits
-            .check(crate::ratelimit::Key::User(id))
+            .check(crate::ratelimit::Key::User(verified.user))
             .map_err(|secs| ApiError::rate_limited(secs, "user"))?;
-        Ok(AuthUser { id })
+        Ok(AuthUser {
+            id: verified.user,
+            login: verified.login,
+        })
     }
 }
 
@@ -187,6 +229,7 @@ pub struct TokenPair {
 )]
 pub async fn login(
     State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
     let invalid = || {
@@ -200,6 +243,16 @@ pub async fn login(
         return Err(invalid());
     }
     let email = normalize_email(&c.email).map_err(|_| invalid())?;
+    if let Err(refused) = app.limits.logins.admit(&email, client) {
+        app.metrics.login_throttled(refused.limit.as_str());
+        return Err(ApiError::rate_limited(
+            refused.retry_after,
+            match refused.limit {
+                crate::ratelimit::LoginLimit::Account => "account's failed logins",
+                crate::ratelimit::LoginLimit::Address => "address's failed logins",
+            },
+        ));
+    }
     let user = app.store.user_by_email(&email).await?;
     let _slot = password_slot(&app).await?;
     let hash = user.as_ref().map_or_else(
@@ -209,19 +262,25 @@ pub async fn login(
     let good = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &c.password))
         .await
         .map_err(ApiError::internal)?;
-    let user = user.filter(|_| good).ok_or_else(invalid)?;
+    let Some(user) = user.filter(|_| good) else {
+        app.limits.logins.failed(&email, client);
+        app.metrics.login_failed();
+        return Err(invalid());
+    };
+    app.limits.logins.succeeded(&email);
     let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
     let now = Utc::now();
+    let family = Uuid::now_v7();
     app.store
         .insert_refresh_token(&NewRefreshToken {
             user_id: user.id,
-            family_id: Uuid::now_v7(),
+            family_id: family,
             token_hash: refresh.hash.clone(),
             expires_at: now + refresh_ttl(&app),
         })
         .await?;
     tracing::info!(user = %user.id, "login");
-    Ok(token_response(&app, user.id, refresh.secret))
+    Ok(token_response(&app, user.id, family, refresh.secret))
 }
 
 /// Body of refresh and logout; the token may come from the cookie instead.
@@ -278,9 +337,13 @@ pub async fn refresh(
         )
         .await?;
     match outcome {
-        RefreshOutcome::Rotated { user_id } => Ok(token_response(&app, user_id, next.secret)),
-        RefreshOutcome::Reused => {
+        RefreshOutcome::Rotated { user_id, family_id } => {
+            Ok(token_response(&app, user_id, family_id, next.secret))
+        }
+        RefreshOutcome::Reused { family_id } => {
             tracing::warn!("refresh token reused; the login was revoked");
+            app.access
+                .publish(crate::access::AccessChange::Login(family_id));
             Err(ApiError::new(
                 ErrorKind::Unauthorized,
                 "refresh_reused",
@@ -321,10 +384,15 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if let Some(presented) = presented_refresh(&headers, &body)? {
-        app.store
+    if let Some(presented) = presented_refresh(&headers, &body)?
+        && let Some(family) = app
+            .store
             .revoke_refresh_family(&auth::token_hash(&presented), Utc::now())
-            .await?;
+            .await?
+    {
+        // Its open sockets close now, not when their access token would have expired.
+        app.access
+            .publish(crate::access::AccessChange::Login(family));
     }
     let mut response = ok(LoggedOut { logged_out: true });
     set_refresh_cookie(&app, &mut response, None);
@@ -355,10 +423,11 @@ fn refresh_ttl(app: &AppState) -> Duration {
     Duration::seconds(app.config.auth.refresh_token_ttl_secs as i64)
 }
 
-fn token_response(app: &AppState, user: Uuid, refresh_secret: String) -> Response {
+fn token_response(app: &AppState, user: Uuid, login: Uuid, refresh_secret: String) -> Response {
     let ttl = app.config.auth.access_token_ttl_secs;
-    let access = app.signer.issue(
+    let access = app.signer.issue_in(
         user,
+        Some(login),
         TokenUse::Access,
         Utc::now(),
         Duration::seconds(ttl as i64),
@@ -375,11 +444,7 @@ fn token_response(app: &AppState, user: Uuid, refresh_secret: String) -> Respons
 
 /// Sets (or, with `None`, clears) the refresh cookie.
 fn set_refresh_cookie(app: &AppState, response: &mut Response, secret: Option<&str>) {
-    let secure = app
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let secure = app.config.secure_cookies();
     let (value, max_age) = match secret {
         Some(s) => (s, app.config.auth.refresh_token_ttl_secs),
         None => ("", 0),

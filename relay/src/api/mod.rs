@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod envelope;
 pub mod error;
+mod invitations;
 pub mod openapi;
+mod policy;
 mod projects;
 pub mod tasks;
 mod tokens;
@@ -28,11 +30,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Builds the relay's router.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    // Where the refresh cookie lives: never reachable cross-origin.
+    let cookie_paths = Router::new()
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
+        .route("/auth/logout", post(auth::logout));
+    let rest = Router::new()
         .route("/me", get(auth::me))
         .route("/agent-tokens", get(tokens::list).post(tokens::create))
         .route("/agent-tokens/{id}", delete(tokens::revoke))
@@ -54,6 +58,17 @@ pub fn router(state: AppState) -> Router {
             "/projects/{id}/members/{user_id}",
             delete(projects::remove_member),
         )
+        .route(
+            "/projects/{id}/invitations",
+            get(invitations::for_project).post(invitations::invite),
+        )
+        .route(
+            "/projects/{id}/invitations/{invitation_id}",
+            delete(invitations::withdraw),
+        )
+        .route("/invitations", get(invitations::mine))
+        .route("/invitations/{id}/accept", post(invitations::accept))
+        .route("/invitations/{id}/decline", post(invitations::decline))
         .route("/tasks", get(tasks::list).post(tasks::create))
         .route("/tasks/{id}", get(tasks::get))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
@@ -62,8 +77,12 @@ pub fn router(state: AppState) -> Router {
         .route("/events/ticket", post(events::ticket))
         .route("/events", get(events::socket))
         .route("/agent/connect", get(gateway::connect))
-        .route("/openapi.json", get(openapi::document))
-        .fallback(api_not_found);
+        .route("/openapi.json", get(openapi::document));
+    let rest = match policy::cors(&state) {
+        Some(cors) => rest.layer(cors),
+        None => rest,
+    };
+    let api = cookie_paths.merge(rest).fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(live))
@@ -78,12 +97,22 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(dashboard::router())
         .merge(crate::mcp::router(state.clone()))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            policy::headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Any other unmatched path.
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
 async fn api_not_found(uri: Uri) -> ApiError {

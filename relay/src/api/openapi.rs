@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, projects, tasks, tokens, workspaces};
+use super::{auth, invitations, projects, tasks, tokens, workspaces};
 
 /// The document.
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use super::{auth, projects, tasks, tokens, workspaces};
         projects::list, projects::create, projects::get, projects::update, projects::archive,
         projects::status, projects::attach_workspace, projects::detach_workspace,
         projects::members, projects::set_member, projects::remove_member,
+        invitations::invite, invitations::for_project, invitations::withdraw, invitations::mine,
+        invitations::accept, invitations::decline,
         tasks::list, tasks::create, tasks::get, tasks::cancel, tasks::rerun, tasks::logs,
         crate::events::ticket,
         super::live, super::ready,

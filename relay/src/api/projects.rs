@@ -85,7 +85,7 @@ fn check(body: &ProjectBody, creating: bool) -> ApiResult<()> {
     Ok(())
 }
 
-fn parse_id(id: &str) -> ApiResult<Uuid> {
+pub(super) fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("project"))
 }
 
@@ -97,7 +97,7 @@ pub async fn member_project(app: &AppState, user: Uuid, id: Uuid) -> ApiResult<P
         .ok_or_else(|| ApiError::not_found("project"))
 }
 
-fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
+pub(super) fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
     if allowed.contains(&project.role) {
         Ok(())
     } else {
@@ -213,6 +213,14 @@ pub async fn update(
         .store
         .update_project(user.id, project.id, &patch, Utc::now())
         .await?;
+    let members: Vec<Uuid> = app
+        .store
+        .project_members(project.id)
+        .await?
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
+    crate::access::members_changed(&app, project.id, &members);
     Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
 }
 
@@ -344,11 +352,14 @@ pub async fn members(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
-    email: String,
-    role: String,
+    /// The member's e-mail address.
+    pub(super) email: String,
+    /// `maintainer` or `viewer`.
+    pub(super) role: String,
 }
 
-/// `PUT /api/v1/projects/{id}/members`: add a user by e-mail, or change their role.
+/// `PUT /api/v1/projects/{id}/members`: change a member's role. Nobody is added here: new
+/// members come through invitations they accept (`POST /api/v1/projects/{id}/invitations`).
 #[utoipa::path(
     put,
     path = "/api/v1/projects/{id}/members",
@@ -359,7 +370,7 @@ pub struct MemberBody {
     responses(
         (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
-        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        (status = 404, description = "No such project, or no member with that e-mail", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
         AuthErrors,
         BodyErrors
@@ -373,21 +384,19 @@ pub async fn set_member(
 ) -> ApiResult<Response> {
     let project = member_project(&app, user.id, parse_id(&id)?).await?;
     require(&project, &[Role::Owner], "manage its members")?;
-    let role = match Role::parse(&body.role) {
-        Some(r @ (Role::Maintainer | Role::Viewer)) => r,
-        _ => {
-            return Err(ApiError::invalid(
-                "role must be \"maintainer\" or \"viewer\"",
-            ));
-        }
-    };
+    let role = member_role(&body.role)?;
     let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
-    let member = app
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    if member.id == project.owner_id {
+    // Only the project's own members are looked at: the answer never tells whether an e-mail
+    // has an account.
+    let members = app.store.project_members(project.id).await?;
+    let member = members.iter().find(|m| m.email == email).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            "not_a_member",
+            "no member of this project has that e-mail; invite them with POST /api/v1/projects/{id}/invitations",
+        )
+    })?;
+    if member.role == Role::Owner {
         return Err(ApiError::new(
             ErrorKind::Conflict,
             "owner",
@@ -395,9 +404,20 @@ pub async fn set_member(
         ));
     }
     app.store
-        .set_project_member(project.id, member.id, role, Utc::now())
+        .set_project_member(project.id, member.user_id, role, Utc::now())
         .await?;
+    app.access.members_changed(project.id);
     Ok(ok(app.store.project_members(project.id).await?))
+}
+
+/// A role a member can be given: `maintainer` or `viewer`.
+pub(super) fn member_role(role: &str) -> ApiResult<Role> {
+    match Role::parse(role) {
+        Some(r @ (Role::Maintainer | Role::Viewer)) => Ok(r),
+        _ => Err(ApiError::invalid(
+            "role must be \"maintainer\" or \"viewer\"",
+        )),
+    }
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user_id}`.
@@ -425,6 +445,7 @@ pub async fn remove_member(
     if !app.store.remove_project_member(project.id, member).await? {
         return Err(ApiError::not_found("member"));
     }
+    crate::access::members_changed(&app, project.id, &[member]);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

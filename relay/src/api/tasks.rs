@@ -219,12 +219,21 @@ fn parse_uuid(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<Uuid>>
         .transpose()
 }
 
-fn parse_number(q: &HashMap<String, String>, key: &str, default: u64) -> ApiResult<u64> {
+/// A numeric query parameter from `min` to `max` (422 outside, or when not a whole number).
+fn parse_number(
+    q: &HashMap<String, String>,
+    key: &str,
+    default: u64,
+    (min, max): (u64, u64),
+) -> ApiResult<u64> {
+    let bad = || ApiError::invalid(format!("{key} must be a whole number from {min} to {max}"));
     match q.get(key).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(v) => v
-            .parse()
-            .map_err(|_| ApiError::invalid(format!("{key} must be a non-negative whole number"))),
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(bad),
     }
 }
 
@@ -255,16 +264,8 @@ pub async fn list(
             TASK_STATES.join(", ")
         )));
     }
-    let page = parse_number(&q, "page", 1)?;
-    let per_page = parse_number(&q, "per_page", 50)?;
-    if !(1..=i32::MAX as u64).contains(&page) {
-        return Err(ApiError::invalid("page must be a whole number from 1"));
-    }
-    if !(1..=MAX_PER_PAGE as u64).contains(&per_page) {
-        return Err(ApiError::invalid(format!(
-            "per_page must be from 1 to {MAX_PER_PAGE}"
-        )));
-    }
+    let page = parse_number(&q, "page", 1, (1, i32::MAX as u64))?;
+    let per_page = parse_number(&q, "per_page", 50, (1, MAX_PER_PAGE as u64))?;
     let (page, per_page) = (page as u32, per_page as u32);
     let filter = TaskFilter {
         project: parse_uuid(&q, "project")?,
@@ -436,7 +437,7 @@ pub struct LogPage {
     path = "/api/v1/tasks/{id}/logs",
     operation_id = "task_log",
     tag = "tasks",
-    params(("id" = String, Path, description = "The task's id"), ("offset" = Option<i64>, Query, minimum = 0, description = "Byte offset to read from"), ("limit" = Option<i64>, Query, minimum = 1, description = "Most bytes to return (at most 4 MiB are)")),
+    params(("id" = String, Path, description = "The task's id"), ("offset" = Option<i64>, Query, minimum = 0, maximum = 4611686018427387904_i64, description = "Byte offset to read from"), ("limit" = Option<i64>, Query, minimum = 1, description = "Most bytes to return (at most 4 MiB are)")),
     responses(
         (status = 200, description = "A page of the log", body = Envelope<LogPage>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
@@ -451,11 +452,8 @@ pub async fn logs(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let task = visible_task(&app, user.id, &id).await?;
-    let offset = parse_number(&q, "offset", 0)?;
-    let limit = parse_number(&q, "limit", 1024 * 1024)?;
-    if limit == 0 {
-        return Err(ApiError::invalid("limit must be at least 1"));
-    }
+    let offset = parse_number(&q, "offset", 0, (0, crate::tasks::MAX_LOG_OFFSET))?;
+    let limit = parse_number(&q, "limit", 1024 * 1024, (1, u64::MAX))?;
     let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;
     let slice = crate::tasks::read_log(&app, task.id, offset, limit).await?;
     let next_offset = offset + slice.data.len() as u64;

@@ -199,8 +199,6 @@ pub async fn revoke(
     {
         return Err(ApiError::not_found("agent token"));
     }
-    let kicked = app.sessions.kick_token(id);
-    app.mcp.forget_token(id);
-    tracing::info!(token = %id, kicked, "agent token revoked");
+    crate::access::token_revoked(&app, id);
     Ok(ok(Revoked { id, revoked: true }))
 }

@@ -99,8 +99,7 @@ pub async fn revocation_sweep(app: AppState) {
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {
-                            app.sessions.kick_token(id);
-                            app.mcp.forget_token(id);
+                            crate::access::token_revoked(&app, id);
                         }
                         since = now;
                     }

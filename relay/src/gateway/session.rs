@@ -251,7 +251,7 @@ struct Session<'a> {
     /// The latest task publication after a commit; the next one waits for it.
     publishing: Option<JoinHandle<()>>,
     /// Tasks sent in this session and not yet reported started, with who may see them.
-    dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>, Instant)>,
+    dispatched: std::collections::HashMap<Uuid, (crate::store::Task, Vec<Uuid>, u64, Instant)>,
     /// The agent's tools, as the registry shows them.
     tools: Arc<Mutex<super::SessionTools>>,
     /// Tool calls sent to the agent and not answered yet, by id.
@@ -501,8 +501,8 @@ impl Session<'_> {
                         return End::TokenRevoked;
                     }
                     Some(Control::Run(dispatch)) => {
-                        let crate::tasks::Dispatch { spec, task, audience } = *dispatch;
-                        self.dispatched.insert(task.id, (task, audience, Instant::now()));
+                        let crate::tasks::Dispatch { spec, task, audience, epoch } = *dispatch;
+                        self.dispatched.insert(task.id, (task, audience, epoch, Instant::now()));
                         if !self.send_message(RelayMessage::RunTask(spec)).await {
                             return End::SendFailed;
                         }
@@ -566,7 +566,7 @@ impl Session<'_> {
                     commit,
                     branch,
                 } = &d.body
-                    && let Some((mut task, audience, sent)) = self.dispatched.remove(task_id)
+                    && let Some((mut task, audience, epoch, sent)) = self.dispatched.remove(task_id)
                 {
                     self.app.metrics.dispatched(sent.elapsed().as_secs_f64());
                     // Shown at once; the stored state follows with the commit.
@@ -574,7 +574,7 @@ impl Session<'_> {
                     task.started_at = Some(Utc::now());
                     task.commit_sha.clone_from(commit);
                     task.branch.clone_from(branch);
-                    crate::tasks::publish_to(self.app, &task, &audience);
+                    crate::tasks::publish_live(self.app, &task, &audience, epoch).await;
                     self.app.live_tasks.ahead(task);
                 }
                 if matches!(

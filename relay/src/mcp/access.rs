@@ -15,10 +15,11 @@ use std::{
 use axum::{
     Json,
     extract::{Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use uuid::Uuid;
 
 use super::McpCaller;
@@ -42,18 +43,54 @@ const MAX_SESSIONS: usize = 100_000;
 #[derive(Default)]
 pub struct McpState {
     tokens: TokenCache,
-    sessions: Mutex<HashMap<String, (Uuid, Instant)>>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
     /// Tool list changes, per user.
     pub changes: super::changes::ToolChanges,
+    /// rmcp's sessions, so that a revoked token's can be closed.
+    pub(super) manager: std::sync::Arc<LocalSessionManager>,
+}
+
+/// Whose an MCP session is.
+struct SessionEntry {
+    /// The user who opened it.
+    user: Uuid,
+    /// The token it was opened with.
+    token: Uuid,
+    /// Last used.
+    seen: Instant,
 }
 
 impl McpState {
-    /// Forgets a revoked token, so it stops working at once.
-    pub fn forget_token(&self, token_id: Uuid) {
+    /// Forgets a revoked token, so it stops working at once, and closes the sessions opened
+    /// with it (their open streams end). Returns how many were closed.
+    pub fn forget_token(&self, token_id: Uuid) -> usize {
         self.tokens.forget(token_id);
+        let closed: Vec<String> = {
+            let mut sessions = self.sessions();
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, e)| e.token == token_id)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                sessions.remove(id);
+            }
+            ids
+        };
+        let n = closed.len();
+        if n > 0 {
+            let manager = self.manager.clone();
+            tokio::spawn(async move {
+                use rmcp::transport::streamable_http_server::session::SessionManager;
+                for id in closed {
+                    let _ = manager.close_session(&id.into()).await;
+                }
+            });
+        }
+        n
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Uuid, Instant)>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -120,14 +157,14 @@ pub(super) async fn authenticate(
         .filter(|t| t.len() <= 256)
         .map(str::to_owned);
     let Some(secret) = bearer else {
-        return unauthorized(&app, req.headers(), None);
+        return unauthorized(&app, None);
     };
     match app.mcp.tokens.check(&app, &secret).await {
         Ok(Some(caller)) => {
             req.extensions_mut().insert(caller);
             within_session(&app, caller, req, next).await
         }
-        Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),
+        Ok(None) => unauthorized(&app, Some("invalid_token")),
         Err(e) => {
             tracing::error!(error = %e, "cannot check an MCP token");
             (
@@ -140,8 +177,8 @@ pub(super) async fn authenticate(
 }
 
 /// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
-fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Response {
-    let base = crate::install::public_url(app, headers);
+fn unauthorized(app: &AppState, error: Option<&str>) -> Response {
+    let base = app.config.base_url();
     let mut challenge =
         format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
     if let Some(e) = error {
@@ -173,7 +210,7 @@ async fn within_session(app: &AppState, caller: McpCaller, req: Request, next: N
         Some(id) => {
             let mut sessions = app.mcp.sessions();
             match sessions.get_mut(id) {
-                Some((owner, seen)) if *owner == caller.user_id => *seen = Instant::now(),
+                Some(entry) if entry.user == caller.user_id => entry.seen = Instant::now(),
                 // Another user's session, or one this node never opened: as if it did not exist.
                 _ => {
                     return (
@@ -189,7 +226,7 @@ async fn within_session(app: &AppState, caller: McpCaller, req: Request, next: N
                 .mcp
                 .sessions()
                 .values()
-                .filter(|(owner, seen)| *owner == caller.user_id && seen.elapsed() < SESSION_IDLE)
+                .filter(|e| e.user == caller.user_id && e.seen.elapsed() < SESSION_IDLE)
                 .count();
             if open >= MAX_SESSIONS_PER_USER {
                 return (
@@ -214,9 +251,16 @@ async fn within_session(app: &AppState, caller: McpCaller, req: Request, next: N
     match (named, created) {
         (None, Some(new)) => {
             if sessions.len() >= MAX_SESSIONS {
-                sessions.retain(|_, (_, seen)| seen.elapsed() < SESSION_IDLE);
+                sessions.retain(|_, e| e.seen.elapsed() < SESSION_IDLE);
             }
-            sessions.insert(new, (caller.user_id, Instant::now()));
+            sessions.insert(
+                new,
+                SessionEntry {
+                    user: caller.user_id,
+                    token: caller.token_id,
+                    seen: Instant::now(),
+                },
+            );
         }
         (Some(id), _) if method == Method::DELETE && response.status().is_success() => {
             sessions.remove(&id);

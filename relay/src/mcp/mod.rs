@@ -13,8 +13,10 @@
 //!   [`server`]: the MCP handler; [`relay_tools`]: the tools the relay answers itself
 //!   (workspaces, projects, tasks).
 //!
-//! The `Host` header is not restricted (rmcp's DNS-rebinding guard allows only localhost by
-//! default): every request must carry a bearer token, which a browser never adds on its own.
+//! DNS rebinding: as the transport specification requires, a request whose `Host` is not the
+//! public URL's, a loopback name, the relay's own address or one in `[http] allowed_hosts` is
+//! refused (403), and so is one whose `Origin`, when it has one, is not the public URL's or one in
+//! `[http] cors_origins`. Programs (which send no `Origin`) are not affected.
 
 pub mod access;
 pub mod catalog;
@@ -22,19 +24,14 @@ pub mod changes;
 pub mod relay_tools;
 pub mod server;
 
-use std::sync::Arc;
-
 use axum::{
     Json, Router,
     extract::State,
-    http::HeaderMap,
     middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -59,14 +56,17 @@ pub fn router(app: AppState) -> Router<AppState> {
     let factory_app = app.clone();
     let service = StreamableHttpService::new(
         move || Ok(server::FulcrumMcp::new(factory_app.clone())),
-        Arc::new(LocalSessionManager::default()),
+        app.mcp.manager.clone(),
         StreamableHttpServerConfig::default()
-            .disable_allowed_hosts()
+            .with_allowed_hosts(app.config.allowed_hosts())
+            .with_allowed_origins(app.config.allowed_origins())
+            .enforce_origin_validation()
             .with_max_request_body_bytes(MAX_BODY_BYTES),
     );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(app, access::authenticate))
+        // On /mcp only: other paths are not this door's to answer.
+        .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         .route(
             "/.well-known/oauth-protected-resource/mcp",
             get(resource_metadata),
@@ -78,8 +78,8 @@ pub fn router(app: AppState) -> Router<AppState> {
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]`: the protected-resource metadata.
-async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let base = crate::install::public_url(&app, &headers);
+async fn resource_metadata(State(app): State<AppState>) -> Response {
+    let base = app.config.base_url();
     Json(serde_json::json!({
         "resource": format!("{base}/mcp"),
         "authorization_servers": [base],

@@ -115,12 +115,14 @@ fn result(outcome: Result<ToolOutput, String>) -> CallToolResponse {
 }
 
 impl ServerHandler for FulcrumMcp {
+    #[allow(deprecated)] // logging: see `set_level`.
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -145,6 +147,19 @@ impl ServerHandler for FulcrumMcp {
         let answer = self.negotiate_initialize(&request)?;
         self.app.mcp.changes.watch(ctx.peer.clone(), caller.user_id);
         Ok(answer)
+    }
+
+    /// `logging/setLevel`: accepted. The relay sends no log notifications of its own yet, so
+    /// every level is already respected. (Deprecated by SEP-2577, but part of the 2025-11-25
+    /// protocol that clients speak today.)
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&ctx)?;
+        Ok(())
     }
 
     async fn list_tools(

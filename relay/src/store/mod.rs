@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 pub use sql::{PostgresStore, SqliteStore};
 pub use work::{
-    Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter, WorkStore,
+    Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
+    WorkStore,
 };
 
 /// Errors from the storage layer.
@@ -159,9 +160,14 @@ pub enum RefreshOutcome {
     Rotated {
         /// The user it belongs to.
         user_id: Uuid,
+        /// Its family: the login it belongs to.
+        family_id: Uuid,
     },
     /// The token had already been used: someone replayed it, so the whole family is revoked.
-    Reused,
+    Reused {
+        /// The family revoked.
+        family_id: Uuid,
+    },
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -267,8 +273,13 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         next_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome>;
-    /// Revokes the family of the refresh token with this hash (logout). Unknown tokens are ignored.
-    async fn revoke_refresh_family(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes the family of the refresh token with this hash (logout) and returns it. Unknown
+    /// tokens are ignored.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
 
     /// Creates a token.
     async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken>;

@@ -62,6 +62,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "token kinds",
         include_str!("../../../migrations/sqlite/0003_token_kinds.sql"),
     ),
+    (
+        4,
+        "invitations",
+        include_str!("../../../migrations/sqlite/0004_invitations.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "token kinds",
         include_str!("../../../migrations/postgres/0003_token_kinds.sql"),
+    ),
+    (
+        4,
+        "invitations",
+        include_str!("../../../migrations/postgres/0004_invitations.sql"),
     ),
 ];
 
@@ -271,17 +281,20 @@ macro_rules! sql_store {
                 .await?;
                 let Some(row) = used else {
                     // Unknown, revoked, or used before. A used, unrevoked token is a replay.
-                    let replayed = sqlx::query(
+                    let replayed: Vec<Uuid> = sqlx::query_scalar(
                         "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
-                         (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)",
+                         (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL) \
+                         RETURNING family_id",
                     )
                     .bind(presented)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    .fetch_all(&mut *tx)
+                    .await?;
                     tx.commit().await?;
-                    return Ok(if replayed > 0 { RefreshOutcome::Reused } else { RefreshOutcome::Invalid });
+                    return Ok(match replayed.first() {
+                        Some(family_id) => RefreshOutcome::Reused { family_id: *family_id },
+                        None => RefreshOutcome::Invalid,
+                    });
                 };
                 let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
                 if expires_at <= now {
@@ -303,23 +316,28 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(RefreshOutcome::Rotated { user_id })
+                Ok(RefreshOutcome::Rotated { user_id, family_id })
             }
 
             async fn revoke_refresh_family(
                 &self,
                 token_hash: &str,
                 now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
-                     (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+            ) -> StoreResult<Option<Uuid>> {
+                let family: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
                 )
                 .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = $1",
+                )
+                .bind(family)
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(family)
             }
 
             async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken> {

@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::{
     PostgresStore, SqliteStore, StoreError, StoreResult,
-    work::{Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter, WorkStore},
+    work::{
+        Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
+        WorkStore,
+    },
 };
 
 /// The columns of a task row, with the triggering user's e-mail.
@@ -25,6 +28,12 @@ const TASK_COLUMNS: &str = "t.id, t.owner_id, t.project_id, t.workspace_id, t.re
 /// Tasks `$1` may see.
 const VISIBLE: &str = "(t.owner_id = $1 OR t.project_id IN \
     (SELECT project_id FROM project_members WHERE user_id = $1))";
+
+/// An invitation row, with its project's name and the inviter's e-mail.
+const INVITATION_SELECT: &str = "SELECT i.id, i.project_id, p.name AS project_name, i.email, \
+    i.role, u.email AS invited_by_email, i.created_at, i.expires_at \
+    FROM project_invitations i JOIN projects p ON p.id = i.project_id \
+    JOIN users u ON u.id = i.invited_by";
 
 /// Slack past the log limit for the cut marker.
 const MARKER_ROOM: u64 = 4096;
@@ -52,6 +61,21 @@ macro_rules! sql_work_store {
                     workspace_ids,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn invitation_from_row(row: &$row) -> StoreResult<Invitation> {
+                let role: String = row.try_get("role")?;
+                Ok(Invitation {
+                    id: row.try_get("id")?,
+                    project_id: row.try_get("project_id")?,
+                    project_name: row.try_get("project_name")?,
+                    email: row.try_get("email")?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+                    invited_by_email: row.try_get("invited_by_email")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
                 })
             }
 
@@ -430,6 +454,131 @@ macro_rules! sql_work_store {
                 .await?
                 .rows_affected();
                 Ok(n > 0)
+            }
+
+            async fn invite(
+                &self,
+                project: Uuid,
+                email: &str,
+                role: Role,
+                invited_by: Uuid,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<Invitation> {
+                let id: Uuid = sqlx::query_scalar(
+                    "INSERT INTO project_invitations \
+                     (id, project_id, email, role, invited_by, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, email) DO UPDATE \
+                     SET role = excluded.role, invited_by = excluded.invited_by, \
+                     created_at = excluded.created_at, expires_at = excluded.expires_at \
+                     RETURNING id",
+                )
+                .bind(Uuid::now_v7())
+                .bind(project)
+                .bind(email)
+                .bind(role.as_str())
+                .bind(invited_by)
+                .bind(now)
+                .bind(expires_at)
+                .fetch_one(&self.pool)
+                .await?;
+                let row = sqlx::query(&format!("{INVITATION_SELECT} WHERE i.id = $1"))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Self::invitation_from_row(&row)
+            }
+
+            async fn project_invitations(
+                &self,
+                project: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<Invitation>> {
+                let rows = sqlx::query(&format!(
+                    "{INVITATION_SELECT} WHERE i.project_id = $1 AND i.expires_at > $2 \
+                     ORDER BY i.created_at"
+                ))
+                .bind(project)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::invitation_from_row).collect()
+            }
+
+            async fn invitations_for(
+                &self,
+                email: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<Invitation>> {
+                let rows = sqlx::query(&format!(
+                    "{INVITATION_SELECT} WHERE i.email = $1 AND i.expires_at > $2 \
+                     ORDER BY i.created_at"
+                ))
+                .bind(email)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::invitation_from_row).collect()
+            }
+
+            async fn withdraw_invitation(&self, project: Uuid, id: Uuid) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "DELETE FROM project_invitations WHERE id = $1 AND project_id = $2",
+                )
+                .bind(id)
+                .bind(project)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn decline_invitation(&self, email: &str, id: Uuid) -> StoreResult<bool> {
+                let n = sqlx::query("DELETE FROM project_invitations WHERE id = $1 AND email = $2")
+                    .bind(id)
+                    .bind(email)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn accept_invitation(
+                &self,
+                user: Uuid,
+                email: &str,
+                id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Uuid>> {
+                let mut tx = self.pool.begin().await?;
+                let taken = sqlx::query(
+                    "DELETE FROM project_invitations WHERE id = $1 AND email = $2 \
+                     AND expires_at > $3 RETURNING project_id, role",
+                )
+                .bind(id)
+                .bind(email)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = taken else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let project: Uuid = row.try_get("project_id")?;
+                let role: String = row.try_get("role")?;
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, user_id, role, added_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, user_id) DO UPDATE \
+                     SET role = excluded.role WHERE project_members.role <> 'owner'",
+                )
+                .bind(project)
+                .bind(user)
+                .bind(&role)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(project))
             }
 
             async fn create_task(&self, t: &NewTask) -> StoreResult<Task> {

@@ -56,6 +56,27 @@ impl Role {
     }
 }
 
+/// An invitation to join a project, pending until the invited user accepts or declines it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    /// Its id.
+    pub id: Uuid,
+    /// The project.
+    pub project_id: Uuid,
+    /// The project's name.
+    pub project_name: String,
+    /// Who is invited.
+    pub email: String,
+    /// The role they get on accepting (`maintainer` or `viewer`).
+    pub role: Role,
+    /// Who invited them.
+    pub invited_by_email: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Until when it can be accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A project, as one of its members sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
@@ -341,6 +362,44 @@ pub trait WorkStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Removes a member (never the owner); false when they were not one.
     async fn remove_project_member(&self, project: Uuid, user: Uuid) -> StoreResult<bool>;
+
+    /// Invites `email` to `project` with `role` (an invitation already pending for that address
+    /// is renewed with the new role). The caller has checked that `invited_by` owns it.
+    async fn invite(
+        &self,
+        project: Uuid,
+        email: &str,
+        role: Role,
+        invited_by: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Invitation>;
+    /// The project's pending, unexpired invitations.
+    async fn project_invitations(
+        &self,
+        project: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// The pending, unexpired invitations of the user with this e-mail address.
+    async fn invitations_for(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Withdraws one of `project`'s invitations; false when it had none with this id.
+    async fn withdraw_invitation(&self, project: Uuid, id: Uuid) -> StoreResult<bool>;
+    /// Declines an invitation addressed to `email`; false when there was none.
+    async fn decline_invitation(&self, email: &str, id: Uuid) -> StoreResult<bool>;
+    /// Accepts an unexpired invitation addressed to `email` for `user`, in one transaction:
+    /// the invitation goes, the membership comes. Returns the project, or `None` when there
+    /// was no such invitation.
+    async fn accept_invitation(
+        &self,
+        user: Uuid,
+        email: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
 
     /// Records a task as dispatched.
     async fn create_task(&self, t: &NewTask) -> StoreResult<Task>;
