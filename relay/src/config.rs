@@ -503,6 +503,38 @@ mod tests {
     }
 
     #[test]
+    fn public_urls_and_cookies_follow_the_config_only() {
+        let mut c = ServeArgs {
+            listen: Some("0.0.0.0:7420".parse().unwrap()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:7420");
+        assert!(!c.secure_cookies());
+        assert!(!c.allowed_hosts().contains(&"0.0.0.0".to_owned()));
+        // Serving HTTPS itself: Secure cookies even without a public URL.
+        c.tls = Some(TlsFiles {
+            cert_file: "c.pem".into(),
+            key_file: "k.pem".into(),
+        });
+        assert!(c.secure_cookies());
+        assert_eq!(c.base_url(), "https://127.0.0.1:7420");
+        c.tls = None;
+        c.public_url = Some("https://fulcrum.example.com/".into());
+        assert!(c.secure_cookies());
+        assert_eq!(c.base_url(), "https://fulcrum.example.com");
+        assert!(
+            c.allowed_hosts()
+                .contains(&"fulcrum.example.com".to_owned())
+        );
+        assert!(
+            c.allowed_origins()
+                .contains(&"https://fulcrum.example.com".to_owned())
+        );
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret::new("postgres://u:hunter2@db/x");
         assert!(!format!("{s:?}").contains("hunter2"));

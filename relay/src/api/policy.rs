@@ -27,7 +27,13 @@ pub async fn headers(State(app): State<AppState>, req: Request, next: Next) -> R
         || req.uri().path() == "/"
         || req.uri().path() == "/favicon.ico";
     let mut response = next.run(req).await;
-    let h = response.headers_mut();
+    apply(response.headers_mut(), app.config.tls.is_some(), is_asset);
+    response
+}
+
+/// Sets the headers of an answer: HSTS only when `tls` (the relay serves HTTPS itself), and
+/// `no-store` unless it is a static `asset`.
+fn apply(h: &mut axum::http::HeaderMap, tls: bool, asset: bool) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -37,16 +43,15 @@ pub async fn headers(State(app): State<AppState>, req: Request, next: Next) -> R
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if app.config.tls.is_some() {
+    if tls {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static(HSTS),
         );
     }
-    if !is_asset {
+    if !asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }
 
 /// The CORS layer for the REST API, from `[http] cors_origins`; `None` when none are allowed
@@ -80,4 +85,23 @@ pub fn cors(app: &AppState) -> Option<CorsLayer> {
             .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
             .max_age(std::time::Duration::from_secs(600)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_answers_get_hsts_and_assets_stay_cacheable() {
+        let mut h = axum::http::HeaderMap::new();
+        apply(&mut h, true, false);
+        assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], HSTS);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        let mut h = axum::http::HeaderMap::new();
+        apply(&mut h, false, true);
+        assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert!(!h.contains_key(header::CACHE_CONTROL));
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
 }
