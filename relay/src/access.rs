@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// How many changes a slow stream may miss before it is told it lagged (and re-checks all).
-const BUFFER: usize = 256;
+const BUFFER: usize = 4096;
 
 /// Something that may have taken access away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,6 +148,38 @@ impl Config {
         format!("{scheme}://{addr}")
     }
 
+    /// The base URL to give a client whose request named `host`: the public URL if one is set;
+    /// else `host`, when it is a name this relay answers to ([`Self::allowed_hosts`]: loopback,
+    /// its own address, `[http] allowed_hosts`); else [`Self::base_url`]. A `Host` an attacker
+    /// chose (DNS rebinding, a forged header) never ends up in an answer.
+    pub fn base_url_for(&self, host: Option<&str>) -> String {
+        if self.public_url.is_some() {
+            return self.base_url();
+        }
+        let wanted = host.and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+        let allowed = wanted.as_ref().is_some_and(|w| {
+            self.allowed_hosts().iter().any(|entry| {
+                let entry = entry.trim_start_matches('[').trim_end_matches(']');
+                match entry.parse::<axum::http::uri::Authority>() {
+                    Ok(a) if a.port_u16().is_some() => {
+                        a.host().eq_ignore_ascii_case(w.host()) && a.port_u16() == w.port_u16()
+                    }
+                    _ => w
+                        .host()
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .eq_ignore_ascii_case(entry),
+                }
+            })
+        });
+        match wanted {
+            Some(w) if allowed => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{w}")
+            }
+            _ => self.base_url(),
+        }
+    }
+
     /// The `Host` values `/mcp` accepts: the public URL's, loopback names, this relay's own
     /// address, and `[http] allowed_hosts`.
     pub fn allowed_hosts(&self) -> Vec<String> {

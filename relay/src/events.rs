@@ -24,6 +24,8 @@
 //! The client asks to follow a log with `{"type": "follow", "task": ID, "offset": N}` and stops
 //! with `{"type": "unfollow", "task": ID}`; at most [`MAX_FOLLOWS`] at once per socket.
 
+use std::collections::HashMap;
+
 use axum::{
     body::Bytes,
     extract::{
@@ -123,7 +125,10 @@ pub struct Ticket {
         AuthErrors
     )
 )]
-pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> Response {
+pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    if !login_active(&app, user.login).await? {
+        return Err(ApiError::unauthorized("this login has ended; log in again"));
+    }
     let ttl = app.config.auth.events_ticket_ttl_secs;
     let ticket = app.signer.issue_in(
         user.id,
@@ -132,10 +137,19 @@ pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> Response {
         Utc::now(),
         Duration::seconds(ttl as i64),
     );
-    ok(Ticket {
+    Ok(ok(Ticket {
         ticket,
         expires_in: ttl,
-    })
+    }))
+}
+
+/// Whether the login a token was issued under is still on (not logged out or revoked). Tokens
+/// from before logins were named have none and count as on.
+async fn login_active(app: &AppState, login: Option<Uuid>) -> ApiResult<bool> {
+    match login {
+        Some(family) => Ok(app.store.login_active(family, Utc::now()).await?),
+        None => Ok(true),
+    }
 }
 
 /// Query of `GET /api/v1/events`.
@@ -161,6 +175,9 @@ pub async fn socket(
         ));
     }
     let (owner, login) = (ticket.user, ticket.login);
+    if !login_active(&app, login).await? {
+        return Err(ApiError::unauthorized("this login has ended; log in again"));
+    }
     Ok(upgrade
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
@@ -171,12 +188,46 @@ pub async fn socket(
         .into_response())
 }
 
-/// Aborts the socket's log followers when the socket ends.
-struct AbortAll<'a>(&'a mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>);
+/// A message of a log follow: which follow wrote it, and whether it is the last.
+pub struct FollowMessage {
+    task: Uuid,
+    generation: u64,
+    text: String,
+    last: bool,
+}
 
-impl Drop for AbortAll<'_> {
+/// The logs one socket follows. Every follow has a generation; only the current follow of a
+/// task may have its messages sent, so bytes read by a follow that was replaced, stopped or cut
+/// (access went away) never go out, whatever was still queued.
+#[derive(Default)]
+struct Follows {
+    running: HashMap<Uuid, tokio::task::JoinHandle<()>>,
+    current: HashMap<Uuid, u64>,
+    next: u64,
+}
+
+impl Follows {
+    /// Stops `task`'s follow; its queued messages are dropped.
+    fn stop(&mut self, task: Uuid) {
+        if let Some(h) = self.running.remove(&task) {
+            h.abort();
+        }
+        self.current.remove(&task);
+    }
+
+    /// Whether a message may go out; forgets the follow after its last message.
+    fn admit(&mut self, m: &FollowMessage) -> bool {
+        let ok = self.current.get(&m.task) == Some(&m.generation);
+        if ok && m.last {
+            self.current.remove(&m.task);
+        }
+        ok
+    }
+}
+
+impl Drop for Follows {
     fn drop(&mut self) {
-        for (_, h) in self.0.drain() {
+        for (_, h) in self.running.drain() {
             h.abort();
         }
     }
@@ -187,8 +238,8 @@ async fn handle_request(
     app: &AppState,
     owner: Uuid,
     text: &str,
-    follows: &mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>,
-    log_tx: &tokio::sync::mpsc::Sender<(Uuid, String)>,
+    follows: &mut Follows,
+    log_tx: &tokio::sync::mpsc::Sender<FollowMessage>,
 ) -> Option<String> {
     let error = |task: Option<Uuid>, message: &str| {
         Some(json!({ "type": "error", "task": task, "message": message }).to_string())
@@ -199,9 +250,7 @@ async fn handle_request(
     };
     match request {
         ClientMessage::Unfollow { task } => {
-            if let Some(h) = follows.remove(&task) {
-                h.abort();
-            }
+            follows.stop(task);
             None
         }
         ClientMessage::Follow { task, offset } => {
@@ -219,33 +268,57 @@ async fn handle_request(
                     return error(Some(task), "the relay cannot read tasks right now");
                 }
             }
-            if let Some(h) = follows.remove(&task) {
-                h.abort();
-            }
-            if follows.len() >= MAX_FOLLOWS {
+            follows.stop(task);
+            follows.running.retain(|_, h| !h.is_finished());
+            if follows.running.len() >= MAX_FOLLOWS {
                 return error(
                     Some(task),
                     &format!("at most {MAX_FOLLOWS} logs followed at once"),
                 );
             }
-            let handle = tokio::spawn(follow(app.clone(), owner, task, offset, log_tx.clone()));
-            follows.insert(task, handle);
+            follows.next += 1;
+            let generation = follows.next;
+            let handle = tokio::spawn(follow(
+                app.clone(),
+                owner,
+                (task, generation),
+                offset,
+                log_tx.clone(),
+            ));
+            follows.running.insert(task, handle);
+            follows.current.insert(task, generation);
             None
         }
     }
 }
 
+/// Bytes a follow sends between checks that its reader may still see the task, besides the
+/// checks made the moment access changes on this node (a backstop for changes made elsewhere).
+const RECHECK_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Sends `task`'s log from `offset` as it is stored, until the task ended and all was sent.
 /// Reads come from the store, so a follower never misses bytes, however late it starts.
-pub async fn follow(
+async fn follow(
     app: AppState,
     owner: Uuid,
-    task: Uuid,
+    (task, generation): (Uuid, u64),
     mut offset: u64,
-    out: tokio::sync::mpsc::Sender<(Uuid, String)>,
+    out: tokio::sync::mpsc::Sender<FollowMessage>,
 ) {
     use base64::Engine;
+    let message = |text: String, last: bool| FollowMessage {
+        task,
+        generation,
+        text,
+        last,
+    };
+    let failed = |why: &str| {
+        let text = json!({ "type": "error", "task": task, "message": why });
+        message(text.to_string(), true)
+    };
+    let lost = "you no longer have access to this task";
     let mut progress = app.logs.subscribe(task);
+    let mut checked_at = offset;
     // Whether the task was seen finished before the last read: only a read that started after
     // that can be trusted to hold the end of the log.
     let mut seen_finished = false;
@@ -255,18 +328,29 @@ pub async fn follow(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a task log");
+                let _ = out
+                    .send(failed("the relay cannot read this log right now"))
+                    .await;
                 return;
             }
         };
+        if offset - checked_at >= RECHECK_BYTES {
+            if !matches!(app.store.get_task(owner, task).await, Ok(Some(_))) {
+                app.metrics.stream_cut("follow");
+                let _ = out.send(failed(lost)).await;
+                return;
+            }
+            checked_at = offset;
+        }
         if !slice.data.is_empty() {
-            let message = json!({
+            let text = json!({
                 "type": "log",
                 "task": task,
                 "offset": offset,
                 "data": base64::engine::general_purpose::STANDARD.encode(&slice.data),
             });
             offset += slice.data.len() as u64;
-            if out.send((task, message.to_string())).await.is_err() {
+            if out.send(message(text.to_string(), false)).await.is_err() {
                 return;
             }
             continue;
@@ -283,11 +367,22 @@ pub async fn follow(
             // database).
             Ok(Some(t)) if t.is_finished() => {
                 let end = json!({ "type": "log_end", "task": task, "offset": offset });
-                let _ = out.send((task, end.to_string())).await;
+                let _ = out.send(message(end.to_string(), true)).await;
                 return;
             }
             Ok(Some(_)) => {}
-            _ => return,
+            Ok(None) => {
+                app.metrics.stream_cut("follow");
+                let _ = out.send(failed(lost)).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look a task up");
+                let _ = out
+                    .send(failed("the relay cannot read tasks right now"))
+                    .await;
+                return;
+            }
         }
         // Woken when the log grows or the task ends; the timeout covers changes committed by
         // another relay node.
@@ -297,18 +392,12 @@ pub async fn follow(
 
 /// Checks each followed task again after `owner`'s access changed; stops (and reports) the
 /// follows of tasks they may no longer see.
-async fn recheck_follows(
-    app: &AppState,
-    owner: Uuid,
-    follows: &mut std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>>,
-) -> Vec<Uuid> {
+async fn recheck_follows(app: &AppState, owner: Uuid, follows: &mut Follows) -> Vec<Uuid> {
     let mut lost = Vec::new();
-    for task in follows.keys().copied().collect::<Vec<_>>() {
+    for task in follows.current.keys().copied().collect::<Vec<_>>() {
         // A failed lookup counts as no access: better to stop a follow than leak a log.
         if !matches!(app.store.get_task(owner, task).await, Ok(Some(_))) {
-            if let Some(h) = follows.remove(&task) {
-                h.abort();
-            }
+            follows.stop(task);
             app.metrics.stream_cut("follow");
             lost.push(task);
         }
@@ -326,6 +415,12 @@ async fn feed(
     // Subscribe before the snapshot so nothing falls between them.
     let mut access = app.access.subscribe();
     let mut events = app.bus.subscribe(owner);
+    // A logout between the check at the door and the subscription above is caught here.
+    if !login_active(&app, login).await.unwrap_or(false) {
+        app.metrics.stream_cut("events");
+        let _ = within(socket.send(Message::Close(None))).await;
+        return Ok(());
+    }
     tracing::debug!(%owner, "events socket open");
     let mut shutdown = app.shutdown.clone();
     // Browsers cannot see WebSocket pings, so a JSON ping lets the page notice a dead socket.
@@ -333,32 +428,30 @@ async fn feed(
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let first = snapshot(&current(&app, owner).await?);
     within(socket.send(Message::Text(first.into()))).await?;
-    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<(Uuid, String)>(4);
-    let mut follows: std::collections::HashMap<Uuid, tokio::task::JoinHandle<()>> =
-        Default::default();
-    let _abort_on_exit = AbortAll(&mut follows);
-    // Tasks whose follow was stopped because access went away.
-    let mut cut: std::collections::HashSet<Uuid> = Default::default();
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<FollowMessage>(4);
+    let mut follows = Follows::default();
     loop {
-        let follows = &mut *_abort_on_exit.0;
         tokio::select! {
             // Access changes first: nothing queued is sent before they are acted on.
             biased;
             change = access.recv() => {
-                let recheck = match change {
-                    Ok(AccessChange::Login(ended)) if login == Some(ended) => {
-                        app.metrics.stream_cut("events");
-                        let _ = within(socket.send(Message::Close(None))).await;
-                        return Ok(());
+                let (recheck, ended) = match change {
+                    Ok(AccessChange::Login(ended)) => (false, login == Some(ended)),
+                    Ok(AccessChange::User(user)) => (user == owner, false),
+                    Ok(_) => (false, false),
+                    // Missed some: check everything, the login included.
+                    Err(RecvError::Lagged(_)) => {
+                        (true, !login_active(&app, login).await.unwrap_or(false))
                     }
-                    Ok(AccessChange::User(user)) => user == owner,
-                    Ok(_) => false,
-                    Err(RecvError::Lagged(_)) => true,
-                    Err(RecvError::Closed) => false,
+                    Err(RecvError::Closed) => (false, false),
                 };
+                if ended {
+                    app.metrics.stream_cut("events");
+                    let _ = within(socket.send(Message::Close(None))).await;
+                    return Ok(());
+                }
                 if recheck {
-                    for task in recheck_follows(&app, owner, follows).await {
-                        cut.insert(task);
+                    for task in recheck_follows(&app, owner, &mut follows).await {
                         let message = json!({
                             "type": "error",
                             "task": task,
@@ -368,10 +461,10 @@ async fn feed(
                     }
                 }
             }
-            Some((task, text)) = log_rx.recv() => {
-                // Read before its follow was cut: its bytes stay here.
-                if !cut.contains(&task) {
-                    within(socket.send(Message::Text(text.into()))).await?;
+            Some(message) = log_rx.recv() => {
+                // From a follow since replaced, stopped or cut: its bytes stay here.
+                if follows.admit(&message) {
+                    within(socket.send(Message::Text(message.text.into()))).await?;
                     app.metrics.events_sent(1);
                 }
             }
@@ -407,10 +500,7 @@ async fn feed(
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(Message::Text(text))) => {
-                    follows.retain(|_, h| !h.is_finished());
-                    let reply = handle_request(&app, owner, &text, follows, &log_tx).await;
-                    // Followed again (access came back): its new follow's bytes go out.
-                    cut.retain(|t| !follows.contains_key(t));
+                    let reply = handle_request(&app, owner, &text, &mut follows, &log_tx).await;
                     if let Some(reply) = reply {
                         within(socket.send(Message::Text(reply.into()))).await?;
                     }

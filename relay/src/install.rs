@@ -11,7 +11,7 @@ use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::SystemTime};
 
 use axum::{
     extract::{Path, State},
-    http::header,
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
@@ -43,9 +43,15 @@ pub fn this_platform() -> (&'static str, &'static str) {
     (os, std::env::consts::ARCH)
 }
 
+/// The `Host` a request named, if any.
+pub(crate) fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
 /// `GET /install.sh`.
-pub async fn script(State(app): State<AppState>) -> Response {
-    let body = SCRIPT.replace(URL_PLACEHOLDER, &app.config.base_url());
+pub async fn script(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let base = app.config.base_url_for(host(&headers));
+    let body = SCRIPT.replace(URL_PLACEHOLDER, &base);
     (
         [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
         body,

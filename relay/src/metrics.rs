@@ -91,6 +91,8 @@ pub struct Metrics {
     login_throttled: Family<LimitLabels, Counter>,
     access_changes: Counter,
     streams_cut: Family<StreamLabels, Counter>,
+    /// One render at a time: counters copied from elsewhere are brought up to date once.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -163,6 +165,7 @@ impl Default for Metrics {
             streams_cut.clone(),
         );
         Self {
+            rendering: std::sync::Mutex::new(()),
             login_failures,
             login_throttled,
             access_changes,
@@ -227,6 +230,7 @@ impl Metrics {
 
     /// The text exposition, with the gauges read now.
     fn render(&self, app: &AppState) -> String {
+        let _one = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         self.agents_connected.set(app.sessions.len() as i64);
         let published = app.access.published();
         self.access_changes

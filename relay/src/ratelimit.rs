@@ -4,8 +4,10 @@
 //! seconds, so memory follows the number of active users and tokens.
 //!
 //! Failed logins have limits of their own ([`LoginLimits`]): per account, an exponential
-//! back-off after a few free failures, capped low so that an attacker cannot lock a user out
-//! for long; and per client address, a number of failures a minute. Neither counts successes.
+//! back-off after a few free failures, capped low; and per client address (IPv6 by /64), a
+//! number of failures a minute. Neither counts successes. An address the account logged in from
+//! successfully in the last 30 days is exempt from the account's back-off, so an attacker
+//! hammering an account from elsewhere cannot lock its owner out.
 
 use std::{
     collections::HashMap,
@@ -99,10 +101,48 @@ pub struct LoginRefused {
     pub retry_after: u64,
 }
 
-/// Recent failures of one account.
+/// Recent failures of one account, and the addresses it logged in from.
 struct AccountFailures {
     count: u32,
     last: Instant,
+    known: Vec<(IpAddr, Instant)>,
+}
+
+/// How long a successful login's address stays exempt from its account's back-off.
+const KNOWN_ADDRESS: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Most known addresses kept per account.
+const MAX_KNOWN: usize = 8;
+
+/// The key of an address: IPv4 as it is, IPv6 by its /64 (one host usually has a whole /64).
+fn address_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+    }
+}
+
+/// Makes room in a full map by dropping the entries `stale` says are done, else the oldest
+/// tenth (by `age`): an attacker filling it evicts old entries, never switches limits off.
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    stale: impl Fn(&V) -> bool,
+    age: impl Fn(&V) -> Instant,
+) {
+    if map.len() < MAX_LOGIN_ENTRIES {
+        return;
+    }
+    map.retain(|_, v| !stale(v));
+    if map.len() >= MAX_LOGIN_ENTRIES {
+        let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (age(v), k.clone())).collect();
+        ages.sort_by_key(|(at, _)| *at);
+        for (_, k) in ages.into_iter().take(MAX_LOGIN_ENTRIES / 10) {
+            map.remove(&k);
+        }
+    }
 }
 
 /// Failures of one address in the current minute.
@@ -159,6 +199,7 @@ impl LoginLimits {
 
     /// Whether a login for `account` from `address` may be tried now.
     pub fn admit(&self, account: &str, address: Option<IpAddr>) -> Result<(), LoginRefused> {
+        let address = address.map(address_key);
         if let Some(addr) = address
             && self.policy.address_failures_per_minute > 0
         {
@@ -176,7 +217,13 @@ impl LoginLimits {
             }
         }
         let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = accounts.get(account) {
+        if let Some(f) = accounts.get(account)
+            && !address.is_some_and(|a| {
+                f.known
+                    .iter()
+                    .any(|(k, at)| *k == a && at.elapsed() < KNOWN_ADDRESS)
+            })
+        {
             let wait = self.backoff(f.count);
             let elapsed = f.last.elapsed();
             if elapsed < wait {
@@ -194,50 +241,78 @@ impl LoginLimits {
         let now = Instant::now();
         {
             let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-            if accounts.len() >= MAX_LOGIN_ENTRIES {
-                accounts.retain(|_, f| f.last.elapsed() < ACCOUNT_MEMORY);
+            if !accounts.contains_key(account) {
+                make_room(
+                    &mut accounts,
+                    |f| f.last.elapsed() >= ACCOUNT_MEMORY && f.known.is_empty(),
+                    |f| f.last,
+                );
             }
-            if accounts.len() < MAX_LOGIN_ENTRIES || accounts.contains_key(account) {
-                let f = accounts
-                    .entry(account.to_owned())
-                    .or_insert(AccountFailures {
-                        count: 0,
-                        last: now,
-                    });
-                if f.last.elapsed() >= ACCOUNT_MEMORY {
-                    f.count = 0;
-                }
-                f.count = f.count.saturating_add(1);
-                f.last = now;
+            let f = accounts
+                .entry(account.to_owned())
+                .or_insert(AccountFailures {
+                    count: 0,
+                    last: now,
+                    known: Vec::new(),
+                });
+            if f.last.elapsed() >= ACCOUNT_MEMORY {
+                f.count = 0;
             }
+            f.count = f.count.saturating_add(1);
+            f.last = now;
         }
-        if let Some(addr) = address {
+        if let Some(addr) = address.map(address_key) {
             let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
-            if addresses.len() >= MAX_LOGIN_ENTRIES {
-                addresses.retain(|_, f| f.window.elapsed() < Duration::from_secs(60));
+            if !addresses.contains_key(&addr) {
+                make_room(
+                    &mut addresses,
+                    |f| f.window.elapsed() >= Duration::from_secs(60),
+                    |f| f.window,
+                );
             }
-            if addresses.len() < MAX_LOGIN_ENTRIES || addresses.contains_key(&addr) {
-                let f = addresses.entry(addr).or_insert(AddressFailures {
+            let f = addresses.entry(addr).or_insert(AddressFailures {
+                count: 0,
+                window: now,
+            });
+            if f.window.elapsed() >= Duration::from_secs(60) {
+                *f = AddressFailures {
                     count: 0,
                     window: now,
-                });
-                if f.window.elapsed() >= Duration::from_secs(60) {
-                    *f = AddressFailures {
-                        count: 0,
-                        window: now,
-                    };
-                }
-                f.count = f.count.saturating_add(1);
+                };
             }
+            f.count = f.count.saturating_add(1);
         }
     }
 
-    /// Records a successful login: the account's failures are forgotten.
-    pub fn succeeded(&self, account: &str) {
-        self.accounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+    /// Records a successful login: the account's failures are forgotten, and the address it
+    /// came from is exempt from the account's back-off from now on.
+    pub fn succeeded(&self, account: &str, address: Option<IpAddr>) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(addr) = address.map(address_key) else {
+            accounts.remove(account);
+            return;
+        };
+        if !accounts.contains_key(account) {
+            make_room(
+                &mut accounts,
+                |f| f.last.elapsed() >= ACCOUNT_MEMORY,
+                |f| f.last,
+            );
+        }
+        let f = accounts
+            .entry(account.to_owned())
+            .or_insert(AccountFailures {
+                count: 0,
+                last: Instant::now(),
+                known: Vec::new(),
+            });
+        f.count = 0;
+        f.known
+            .retain(|(k, at)| *k != addr && at.elapsed() < KNOWN_ADDRESS);
+        if f.known.len() >= MAX_KNOWN {
+            f.known.remove(0);
+        }
+        f.known.push((addr, Instant::now()));
     }
 
     /// Forgets entries that no longer limit anything.
@@ -245,7 +320,10 @@ impl LoginLimits {
         self.accounts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, f| f.last.elapsed() < ACCOUNT_MEMORY);
+            .retain(|_, f| {
+                f.known.retain(|(_, at)| at.elapsed() < KNOWN_ADDRESS);
+                f.last.elapsed() < ACCOUNT_MEMORY || !f.known.is_empty()
+            });
         self.addresses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -276,10 +354,23 @@ mod tests {
         assert_eq!(refused.retry_after, 1);
         assert_eq!(limits.backoff(4), Duration::from_secs(2));
         assert_eq!(limits.backoff(40), Duration::from_secs(4));
-        // Another account is not held back; a success forgets the failures.
+        // Another account is not held back; a success forgets the failures, and its address
+        // is not held back by the account's later failures from elsewhere.
         assert!(limits.admit("bob", Some(b)).is_ok());
-        limits.succeeded("alice");
+        limits.succeeded("alice", Some(b));
         assert!(limits.admit("alice", Some(b)).is_ok());
+        for _ in 0..6 {
+            limits.failed("alice", None);
+        }
+        assert_eq!(
+            limits.admit("alice", None).unwrap_err().limit,
+            LoginLimit::Account
+        );
+        assert!(limits.admit("alice", Some(b)).is_ok());
+        // IPv6 addresses count by their /64.
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert_eq!(address_key(v6a), address_key(v6b));
         // Ten failures from one address, over many accounts, stop that address only.
         for i in 0..7 {
             limits.failed(&format!("u{i}"), Some(a));

@@ -341,6 +341,15 @@ async fn logout_closes_the_socket_and_a_ticket_opens_one_socket() {
         .await
         .unwrap();
     let ticket = r.data()["ticket"].as_str().unwrap().to_owned();
+    let spare = api
+        .with_token(access)
+        .post("/api/v1/events/ticket", json!({}))
+        .await
+        .unwrap()
+        .data()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let url = format!(
         "{}/api/v1/events?ticket={ticket}",
         relay.url().replace("http://", "ws://")
@@ -385,34 +394,59 @@ async fn logout_closes_the_socket_and_a_ticket_opens_one_socket() {
     assert_eq!(closed, Ok(true), "the socket stayed open after logout");
     // Only the snapshot came before the close.
     assert_eq!(texts, 1);
+    // After the logout, its access token gets no more tickets, and an unused ticket of that
+    // login opens nothing.
+    let r = api
+        .with_token(access)
+        .post("/api/v1/events/ticket", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    let late = format!(
+        "{}/api/v1/events?ticket={spare}",
+        relay.url().replace("http://", "ws://")
+    );
+    match tokio_tungstenite::connect_async(&late).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!(
+            "a logged-out ticket opened a socket: {:?}",
+            other.map(|_| ())
+        ),
+    }
     relay.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_back_off_per_account_and_per_address() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let relay = start_relay(&db, &RelayOptions::default()).await;
+    // The test speaks as several clients through a "proxy" on loopback.
+    let mut config = relay_config(&db, &RelayOptions::default());
+    config.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let relay = fulcrum_relay::Relay::start(config).await.unwrap();
+    // Alice logs in once from her own address (loopback, no X-Forwarded-For).
     let alice = make_user(&relay, "alice").await;
     let http = reqwest::Client::new();
-    let login = |email: String, password: &'static str| {
-        let http = http.clone();
-        let url = format!("{}/api/v1/auth/login", relay.url());
-        async move {
-            http.post(url)
-                .json(&json!({ "email": email, "password": password }))
-                .send()
-                .await
-                .unwrap()
+    let url = format!("{}/api/v1/auth/login", relay.url());
+    let login = |email: &str, password: &str, from: Option<&str>| {
+        let mut req = http
+            .post(&url)
+            .json(&json!({ "email": email, "password": password }));
+        if let Some(addr) = from {
+            req = req.header("x-forwarded-for", format!("{addr}, 127.0.0.1"));
         }
+        req.send()
     };
-    // Five free failures, then the account waits (a second, doubling, capped at a minute).
+    let attacker = Some("203.0.113.9");
+    // Five free failures, then the account waits (a second, doubling, capped at a minute)...
     for _ in 0..5 {
-        assert_eq!(
-            login(alice.email.clone(), "wrong-password").await.status(),
-            401
-        );
+        let r = login(&alice.email, "wrong-password", attacker)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
     }
-    let r = login(alice.email.clone(), "wrong-password").await;
+    let r = login(&alice.email, "wrong-password", attacker)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     let wait: u64 = r.headers()["retry-after"]
         .to_str()
@@ -420,38 +454,55 @@ async fn failed_logins_back_off_per_account_and_per_address() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
-    // Even the right password waits, but only that long: no lasting lock-out.
-    let pw: &'static str = Box::leak(alice.password.clone().into_boxed_str());
-    assert_eq!(login(alice.email.clone(), pw).await.status(), 429);
-    tokio::time::sleep(Duration::from_secs(wait)).await;
-    assert_eq!(login(alice.email.clone(), pw).await.status(), 200);
+    // ...even with the right password, from where the attacks come from,
+    let r = login(&alice.email, &alice.password, attacker)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // but not from where Alice logged in before: the attacker cannot lock her out.
+    let r = login(&alice.email, &alice.password, None).await.unwrap();
+    assert_eq!(r.status(), 200);
 
-    // Twenty failures a minute from one address, over any accounts, stop that address.
+    // Twenty failures a minute from one address, over any accounts, stop that address only.
+    let spray = Some("198.51.100.7");
     for i in 0..20 {
-        let status = login(format!("nobody{i}@example.com"), "wrong-password")
+        let r = login(&format!("nobody{i}@example.com"), "wrong-password", spray)
             .await
-            .status();
-        assert!(status == 401 || status == 429, "{status}");
+            .unwrap();
+        assert_eq!(r.status(), 401);
     }
-    let r = login("someone-else@example.com".into(), "wrong-password").await;
+    let r = login("someone-else@example.com", "wrong-password", spray)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+    let r = login(&alice.email, &alice.password, Some("192.0.2.44"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let metrics = reqwest::get(format!("{}/metrics", relay.url()))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("fulcrum_login_failures_total"),
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(value("fulcrum_login_failures_total"), 25.0, "{metrics}");
+    assert_eq!(
+        value("fulcrum_login_throttled_total{limit=\"account\"}"),
+        2.0,
         "{metrics}"
     );
-    assert!(
-        metrics.contains("fulcrum_login_throttled_total{limit=\"account\"}"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("fulcrum_login_throttled_total{limit=\"address\"}"),
+    assert_eq!(
+        value("fulcrum_login_throttled_total{limit=\"address\"}"),
+        1.0,
         "{metrics}"
     );
     relay.shutdown().await.unwrap();

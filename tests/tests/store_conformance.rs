@@ -14,7 +14,8 @@ both_backends!(
     refresh_tokens,
     agent_tokens,
     workspaces_and_exactly_once,
-    secrets
+    secrets,
+    invitations
 );
 
 async fn open(b: Backend) -> (TestDb, DynStore) {
@@ -472,4 +473,111 @@ async fn secrets(b: Backend) {
     assert_eq!(first, vec![1, 2, 3]);
     assert_eq!(second, first, "a secret is generated once and shared");
     assert_eq!(s.secret("other", &|| vec![7]).await.unwrap(), vec![7]);
+}
+
+async fn invitations(b: Backend) {
+    use fulcrum_relay::store::{NewProject, Role};
+    let (_db, s) = open(b).await;
+    let owner = s.create_user("owner@example.com", "h").await.unwrap();
+    let bob = s.create_user("bob@example.com", "h").await.unwrap();
+    let now = Utc::now();
+    let p = s
+        .create_project(
+            owner.id,
+            &NewProject {
+                name: "Shop".into(),
+                description: String::new(),
+                repository_url: None,
+                tech_stack: vec![],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let week = now + Duration::days(7);
+    let first = s
+        .invite(p.id, "bob@example.com", Role::Viewer, owner.id, now, week)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.role, first.project_name.as_str()),
+        (Role::Viewer, "Shop")
+    );
+    // Inviting again renews the same invitation with the new role.
+    let again = s
+        .invite(
+            p.id,
+            "bob@example.com",
+            Role::Maintainer,
+            owner.id,
+            now,
+            week,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.role), (first.id, Role::Maintainer));
+    // An expired one is neither listed nor accepted.
+    let old = s
+        .invite(
+            p.id,
+            "late@example.com",
+            Role::Viewer,
+            owner.id,
+            now - Duration::days(8),
+            now - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.project_invitations(p.id, now).await.unwrap().len(), 1);
+    assert!(
+        s.invitations_for("late@example.com", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let late = s.create_user("late@example.com", "h").await.unwrap();
+    assert_eq!(
+        s.accept_invitation(late.id, "late@example.com", old.id, now)
+            .await
+            .unwrap(),
+        None
+    );
+    // Only its addressee accepts it, once; the membership comes with it.
+    assert_eq!(
+        s.accept_invitation(late.id, "late@example.com", first.id, now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.accept_invitation(bob.id, "bob@example.com", first.id, now)
+            .await
+            .unwrap(),
+        Some(p.id)
+    );
+    assert_eq!(
+        s.accept_invitation(bob.id, "bob@example.com", first.id, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let members = s.project_members(p.id).await.unwrap();
+    assert!(
+        members
+            .iter()
+            .any(|m| m.user_id == bob.id && m.role == Role::Maintainer)
+    );
+    // Withdraw and decline touch only their own project's or addressee's invitation.
+    let c = s
+        .invite(p.id, "carol@example.com", Role::Viewer, owner.id, now, week)
+        .await
+        .unwrap();
+    assert!(!s.decline_invitation("bob@example.com", c.id).await.unwrap());
+    assert!(!s.withdraw_invitation(Uuid::new_v4(), c.id).await.unwrap());
+    assert!(
+        s.decline_invitation("carol@example.com", c.id)
+            .await
+            .unwrap()
+    );
+    assert!(!s.withdraw_invitation(p.id, c.id).await.unwrap());
 }

@@ -64,16 +64,24 @@ impl FromRequestParts<AppState> for ClientAddr {
         let Some(peer) = peer.filter(|p| trusted.contains(p)) else {
             return Ok(Self(peer));
         };
-        let forwarded = parts
+        // From the right, past the trusted proxies; the first entry that is not an address
+        // ends the search (what lies left of it was written by the client).
+        let mut client = peer;
+        let entries: Vec<&str> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-            .rev()
-            .find(|a| !trusted.contains(a));
-        Ok(Self(forwarded.or(Some(peer))))
+            .collect();
+        for entry in entries.into_iter().rev() {
+            match entry.trim().parse::<std::net::IpAddr>() {
+                Ok(addr) if trusted.contains(&addr) => client = addr,
+                Ok(addr) => return Ok(Self(Some(addr))),
+                Err(_) => break,
+            }
+        }
+        Ok(Self(Some(client)))
     }
 }
 
@@ -243,6 +251,9 @@ pub async fn login(
         return Err(invalid());
     }
     let email = normalize_email(&c.email).map_err(|_| invalid())?;
+    // The limits are checked holding a password-check slot, so that attempts in parallel cannot
+    // all pass before the first failure is counted.
+    let _slot = password_slot(&app).await?;
     if let Err(refused) = app.limits.logins.admit(&email, client) {
         app.metrics.login_throttled(refused.limit.as_str());
         return Err(ApiError::rate_limited(
@@ -254,7 +265,6 @@ pub async fn login(
         ));
     }
     let user = app.store.user_by_email(&email).await?;
-    let _slot = password_slot(&app).await?;
     let hash = user.as_ref().map_or_else(
         || auth::dummy_password_hash().to_owned(),
         |u| u.password_hash.clone(),
@@ -267,7 +277,7 @@ pub async fn login(
         app.metrics.login_failed();
         return Err(invalid());
     };
-    app.limits.logins.succeeded(&email);
+    app.limits.logins.succeeded(&email, client);
     let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
     let now = Utc::now();
     let family = Uuid::now_v7();

@@ -213,14 +213,6 @@ pub async fn update(
         .store
         .update_project(user.id, project.id, &patch, Utc::now())
         .await?;
-    let members: Vec<Uuid> = app
-        .store
-        .project_members(project.id)
-        .await?
-        .iter()
-        .map(|m| m.user_id)
-        .collect();
-    crate::access::members_changed(&app, project.id, &members);
     Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
 }
 
@@ -253,6 +245,15 @@ pub async fn archive(
         .store
         .update_project(user.id, project.id, &patch, Utc::now())
         .await?;
+    // Who may see the project does not change, but its members' open streams check again.
+    let members: Vec<Uuid> = app
+        .store
+        .project_members(project.id)
+        .await?
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
+    crate::access::members_changed(&app, project.id, &members);
     Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
 }
 
@@ -442,6 +443,8 @@ pub async fn remove_member(
     let project = member_project(&app, user.id, parse_id(&id)?).await?;
     require(&project, &[Role::Owner], "manage its members")?;
     let member = Uuid::parse_str(&member).map_err(|_| ApiError::not_found("member"))?;
+    // Before and after the removal: an audience read while it commits is read again.
+    app.access.members_changed(project.id);
     if !app.store.remove_project_member(project.id, member).await? {
         return Err(ApiError::not_found("member"));
     }

@@ -15,7 +15,7 @@ use std::{
 use axum::{
     Json,
     extract::{Request, State},
-    http::{Method, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -157,14 +157,14 @@ pub(super) async fn authenticate(
         .filter(|t| t.len() <= 256)
         .map(str::to_owned);
     let Some(secret) = bearer else {
-        return unauthorized(&app, None);
+        return unauthorized(&app, req.headers(), None);
     };
     match app.mcp.tokens.check(&app, &secret).await {
         Ok(Some(caller)) => {
             req.extensions_mut().insert(caller);
             within_session(&app, caller, req, next).await
         }
-        Ok(None) => unauthorized(&app, Some("invalid_token")),
+        Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),
         Err(e) => {
             tracing::error!(error = %e, "cannot check an MCP token");
             (
@@ -177,8 +177,8 @@ pub(super) async fn authenticate(
 }
 
 /// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
-fn unauthorized(app: &AppState, error: Option<&str>) -> Response {
-    let base = app.config.base_url();
+fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Response {
+    let base = app.config.base_url_for(crate::install::host(headers));
     let mut challenge =
         format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
     if let Some(e) = error {

@@ -27,6 +27,7 @@ pub mod server;
 use axum::{
     Json, Router,
     extract::State,
+    http::HeaderMap,
     middleware,
     response::{IntoResponse, Response},
     routing::get,
@@ -78,8 +79,8 @@ pub fn router(app: AppState) -> Router<AppState> {
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]`: the protected-resource metadata.
-async fn resource_metadata(State(app): State<AppState>) -> Response {
-    let base = app.config.base_url();
+async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let base = app.config.base_url_for(crate::install::host(&headers));
     Json(serde_json::json!({
         "resource": format!("{base}/mcp"),
         "authorization_servers": [base],

@@ -280,6 +280,9 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>>;
+    /// Whether login `family` still holds an unrevoked, unexpired refresh token (it was not
+    /// logged out or revoked as replayed).
+    async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Creates a token.
     async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken>;

@@ -340,6 +340,18 @@ macro_rules! sql_store {
                 Ok(family)
             }
 
+            async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+                let live: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL \
+                     AND expires_at > $2 LIMIT 1",
+                )
+                .bind(family)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(live.is_some())
+            }
+
             async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken> {
                 let row = sqlx::query(
                     "INSERT INTO agent_tokens (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
