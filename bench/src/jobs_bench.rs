@@ -166,7 +166,8 @@ pub(crate) async fn post_task(http: &reqwest::Client, rig: &Rig, command: &str) 
 pub(crate) fn is_final(state: &Value) -> bool {
     state
         .as_str()
-        .is_some_and(fulcrum_relay::store::work::is_final)
+        .and_then(fulcrum_protocol::TaskState::parse)
+        .is_some_and(fulcrum_protocol::TaskState::is_final)
 }
 
 /// Runs `dispatch` and prints its figures.

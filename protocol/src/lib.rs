@@ -29,7 +29,9 @@ pub mod tools;
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};
 pub use messages::*;
 pub use status::*;
-pub use tasks::{RunRequest, TaskOutcome, TaskResult, TaskRun, TaskSpec, TestFailure, TestSummary};
+pub use tasks::{
+    RunRequest, TaskOutcome, TaskResult, TaskRun, TaskSpec, TaskState, TestFailure, TestSummary,
+};
 
 /// The protocol version this build speaks. The relay accepts exactly the versions in
 /// [`SUPPORTED_VERSIONS`].

@@ -196,16 +196,89 @@ pub enum TaskOutcome {
 }
 
 impl TaskOutcome {
-    /// The task state this outcome puts a task in, as the API names it: `succeeded`, `failed`,
-    /// `canceled`, `timed_out` or `lost`.
-    pub fn state(&self) -> &'static str {
+    /// The final state this outcome puts a task in.
+    pub fn state(&self) -> TaskState {
         match self {
-            Self::Exited { code: 0 } => "succeeded",
-            Self::Exited { .. } | Self::Signaled { .. } | Self::FailedToStart { .. } => "failed",
-            Self::Canceled { .. } => "canceled",
-            Self::TimedOut { .. } => "timed_out",
-            Self::Lost { .. } => "lost",
+            Self::Exited { code: 0 } => TaskState::Succeeded,
+            Self::Exited { .. } | Self::Signaled { .. } | Self::FailedToStart { .. } => {
+                TaskState::Failed
+            }
+            Self::Canceled { .. } => TaskState::Canceled,
+            Self::TimedOut { .. } => TaskState::TimedOut,
+            Self::Lost { .. } => TaskState::Lost,
         }
+    }
+}
+
+/// Where a task is in its life: `queued → dispatched → running → succeeded | failed | canceled
+/// | timed_out | lost`. The one list of states, for the relay's records, its API and the
+/// databases' CHECK constraints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TaskState {
+    /// Recorded, not yet sent to an agent.
+    Queued,
+    /// Sent to its workspace's agent.
+    Dispatched,
+    /// Its process runs.
+    Running,
+    /// Exited 0.
+    Succeeded,
+    /// Exited non-zero, was killed by a signal, or could not start.
+    Failed,
+    /// Canceled on request.
+    Canceled,
+    /// Ran past its time limit.
+    TimedOut,
+    /// Its agent was gone for longer than the lease.
+    Lost,
+}
+
+impl TaskState {
+    /// Every state, in life order.
+    pub const ALL: [Self; 8] = [
+        Self::Queued,
+        Self::Dispatched,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::TimedOut,
+        Self::Lost,
+    ];
+
+    /// Its name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Dispatched => "dispatched",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::TimedOut => "timed_out",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// The state with this name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// True for the states a task never leaves.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Canceled | Self::TimedOut | Self::Lost
+        )
+    }
+}
+
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -348,5 +421,22 @@ mod tests {
             .is_err()
         );
         assert!(TaskRun::Step { name: "qa".into() }.check().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::TaskState;
+
+    #[test]
+    fn states_name_and_parse_each_other() {
+        for s in TaskState::ALL {
+            assert_eq!(TaskState::parse(s.as_str()), Some(s));
+            // Serialized the same way (MessagePack carries the name).
+            let bytes = rmp_serde::to_vec(&s).unwrap();
+            assert_eq!(rmp_serde::from_slice::<String>(&bytes).unwrap(), s.as_str());
+        }
+        assert_eq!(TaskState::parse("done"), None);
+        assert!(TaskState::Lost.is_final() && !TaskState::Running.is_final());
     }
 }

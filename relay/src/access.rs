@@ -1,12 +1,13 @@
 //! Access changes: the moment someone loses access to something, every open stream on this
 //! node hears of it and checks again, instead of finding out the next time it happens to look.
 //!
-//! Streams that outlive one request (the events socket and its log follows, MCP sessions and
-//! their streams) subscribe to [`AccessChanges`]. What publishes here:
+//! The events socket (and its log follows) subscribes to [`AccessChanges`]; MCP sessions hold
+//! no stream of tenant data beyond one call, and a revoked token's sessions are closed
+//! directly ([`token_revoked`]). What publishes here:
 //! - a member removed from a project, or a project archived: [`AccessChange::User`] for each
 //!   user concerned, who re-check what they follow;
 //! - a logout or a replayed refresh token: [`AccessChange::Login`], whose sockets close;
-//! - a revoked token: [`AccessChange::Token`], whose MCP sessions close.
+//! - a revoked token: [`AccessChange::Token`].
 //!
 //! Task events are addressed when they are published, not when the task was queued: each
 //! project has a membership epoch here, bumped with every change of its members, and an

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod dev;
+pub mod domain;
 pub mod events;
 pub mod gateway;
 pub mod install;

@@ -663,7 +663,8 @@ pub fn id(v: &Value) -> String {
 pub fn is_final_state(state: &Value) -> bool {
     state
         .as_str()
-        .is_some_and(fulcrum_relay::store::work::is_final)
+        .and_then(fulcrum_protocol::TaskState::parse)
+        .is_some_and(fulcrum_protocol::TaskState::is_final)
 }
 
 /// Makes `email` a member of `project` with `role` the way users do: the owner invites, the

@@ -132,3 +132,127 @@ async fn fulcrum_run_records_streams_and_exits_with_the_code() {
     );
     agent.agent.stop().await;
 }
+
+/// The last JSON-RPC message of an MCP answer, whether it came as JSON or as an SSE stream.
+async fn mcp_answer(r: reqwest::Response) -> serde_json::Value {
+    let text = r.text().await.unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .rfind(|d| !d.trim().is_empty())
+        .map_or_else(
+            || serde_json::from_str(&text).unwrap(),
+            |d| serde_json::from_str(d.trim()).unwrap(),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_rest_and_mcp_runs_make_the_same_task() {
+    let Rig {
+        relay,
+        api: a,
+        mut events,
+        repo,
+        agent,
+        workspace: ws,
+        user,
+        db: _db,
+    } = rig(Backend::Sqlite, RelayOptions::default()).await;
+    let command = "sh -c 'echo same'";
+
+    // From the workspace terminal.
+    let out = fulcrum(agent.state.path(), repo.path())
+        .args(["run", "--", "sh", "-c", "echo same"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let terminal = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("fulcrum: task "))
+        .expect("the task id is shown")
+        .trim()
+        .to_owned();
+
+    // Through REST.
+    let rest = id(&post_task(&a, json!({ "workspace_id": ws, "command": command })).await);
+
+    // Through MCP's run_task.
+    let r = a
+        .post(
+            "/api/v1/agent-tokens",
+            json!({ "name": "mcp", "kind": "mcp" }),
+        )
+        .await
+        .unwrap();
+    let token = r.data()["token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let url = format!("{}/mcp", relay.url());
+    let post = |body: serde_json::Value, session: Option<&str>| {
+        let mut req = http
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.send()
+    };
+    let r = post(
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": { "name": "test", "version": "1" } } }),
+        None,
+    )
+    .await
+    .unwrap();
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    mcp_answer(r).await;
+    post(
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        Some(&session),
+    )
+    .await
+    .unwrap();
+    let r = post(
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_task",
+            "arguments": { "workspace": ws, "command": command, "wait_s": 60 } } }),
+        Some(&session),
+    )
+    .await
+    .unwrap();
+    let answer = mcp_answer(r).await;
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    let mcp = serde_json::from_str::<serde_json::Value>(text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The same record, apart from the id, the times and the source.
+    let mut records = Vec::new();
+    for (task, source) in [(&terminal, "terminal"), (&rest, "api"), (&mcp, "mcp")] {
+        let mut t = events.task_finished_via(&a, task).await.unwrap();
+        assert_eq!(t["source"], source);
+        assert_eq!(task_log(&a, task).await.unwrap(), b"same\n".to_vec());
+        let t = t.as_object_mut().unwrap();
+        for varying in [
+            "id",
+            "source",
+            "created_at",
+            "dispatched_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+        ] {
+            t.remove(varying);
+        }
+        records.push(serde_json::Value::Object(t.clone()));
+    }
+    assert_eq!(records[0]["state"], "succeeded");
+    assert_eq!(records[0]["command"], command);
+    assert_eq!(records[0]["triggered_by"], user.id.as_str());
+    assert_eq!(records[0], records[1]);
+    assert_eq!(records[1], records[2]);
+    relay.shutdown().await.unwrap();
+}

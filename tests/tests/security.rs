@@ -3,8 +3,6 @@
 //! event tickets, invitations instead of adding people without consent, numeric bounds, public
 //! URLs from configuration only, response headers, `/mcp`'s Host and Origin checks, and CORS.
 
-use std::time::Duration;
-
 use base64::Engine;
 use fulcrum_tests::*;
 use serde_json::{Value, json};

@@ -102,7 +102,7 @@ impl JobEnd {
             }
         };
         Self {
-            state: outcome.state().to_owned(),
+            state: outcome.state().as_str().to_owned(),
             exit_code,
             signal,
             message,

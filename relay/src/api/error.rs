@@ -8,7 +8,7 @@ use axum::{
 };
 
 use super::envelope::ErrorBody;
-use crate::store::StoreError;
+use crate::{domain::DomainError, store::StoreError};
 
 /// What went wrong, in terms a client can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +139,22 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         e,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
     )
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(what) => Self::not_found(what),
+            DomainError::Forbidden(message) => {
+                Self::new(ErrorKind::Forbidden, "forbidden", message)
+            }
+            DomainError::Conflict { code, message } => {
+                Self::new(ErrorKind::Conflict, code, message)
+            }
+            DomainError::Invalid(message) => Self::invalid(message),
+            DomainError::Store(e) => e.into(),
+        }
+    }
 }
 
 impl From<JsonRejection> for ApiError {

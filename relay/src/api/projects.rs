@@ -20,9 +20,11 @@ use super::{
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
+use fulcrum_protocol::TaskState;
+
 use crate::{
     state::AppState,
-    store::{Member, NewProject, Project, ProjectPatch, Role, TaskFilter},
+    store::{Health, Member, NewProject, Project, ProjectPatch, Role, TaskFilter},
 };
 
 /// Longest project name.
@@ -238,7 +240,7 @@ pub async fn archive(
     let project = member_project(&app, user.id, parse_id(&id)?).await?;
     require(&project, &[Role::Owner], "archive it")?;
     let patch = ProjectPatch {
-        status: Some("archived".into()),
+        status: Some(crate::store::ProjectStatus::Archived),
         ..Default::default()
     };
     let updated = app
@@ -461,7 +463,7 @@ pub async fn remove_member(
     tag = "projects",
     params(("id" = String, Path, description = "The project's id")),
     responses(
-        (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<ProjectStatus>),
+        (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<ProjectReport>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
     )
@@ -502,13 +504,13 @@ pub async fn status(
     }
     let any_online = workspaces.iter().any(|w| w.online);
     let health = match last_tasks.first() {
-        Some(t) if !t.is_finished() => "running",
-        Some(t) if t.state != "succeeded" => "failing",
-        _ if !workspaces.is_empty() && !any_online => "offline",
-        Some(_) => "healthy",
-        None => "idle",
+        Some(t) if !t.is_finished() => Health::Running,
+        Some(t) if t.state != TaskState::Succeeded => Health::Failing,
+        _ if !workspaces.is_empty() && !any_online => Health::Offline,
+        Some(_) => Health::Healthy,
+        None => Health::Idle,
     };
-    Ok(ok(ProjectStatus {
+    Ok(ok(ProjectReport {
         project,
         workspaces,
         last_tasks,
@@ -518,15 +520,15 @@ pub async fn status(
 
 /// A project's workspaces, last tasks and health.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ProjectStatus {
+pub struct ProjectReport {
     /// The project.
     project: Project,
     /// Its workspaces, online or not.
     workspaces: Vec<Presence>,
     /// Its last 10 tasks, newest first.
     last_tasks: Vec<crate::store::Task>,
-    /// `running`, `failing`, `offline`, `healthy` or `idle`.
-    health: &'static str,
+    /// Its health in one word.
+    health: Health,
 }
 
 /// A workspace's name and presence.

@@ -11,8 +11,7 @@ use axum::{
     response::Response,
 };
 use base64::Engine;
-use chrono::Utc;
-use fulcrum_protocol::{TaskRun, tasks};
+use fulcrum_protocol::TaskState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -20,13 +19,15 @@ use uuid::Uuid;
 use super::{
     auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok, ok_with_meta},
-    error::{ApiError, ApiResult, ErrorKind},
-    projects::member_project,
+    error::{ApiError, ApiResult},
 };
 use crate::{
-    gateway::Control,
+    domain::{
+        self, Caller, Door,
+        tasks::{RunInput, bad_state},
+    },
     state::AppState,
-    store::{NewTask, Role, Task, TaskFilter, work::TASK_STATES},
+    store::{Task, TaskFilter},
 };
 
 /// Most tasks per page.
@@ -45,104 +46,6 @@ pub struct RunBody {
     #[serde(default)]
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) timeout_s: Option<i64>,
-}
-
-fn offline(message: &str) -> ApiError {
-    ApiError::new(ErrorKind::Conflict, "workspace_offline", message)
-}
-
-fn forbidden(message: &str) -> ApiError {
-    ApiError::new(ErrorKind::Forbidden, "forbidden", message)
-}
-
-/// Where a run goes and on whose behalf, after the permission checks.
-struct Target {
-    owner: Uuid,
-    project: Option<Uuid>,
-    workspace: Uuid,
-}
-
-/// Checks the caller may run in the named workspace or project, and picks the workspace.
-async fn target(
-    app: &AppState,
-    user: Uuid,
-    workspace: Option<Uuid>,
-    project: Option<Uuid>,
-) -> ApiResult<Target> {
-    match (workspace, project) {
-        (None, None) => Err(ApiError::invalid("name a workspace_id or a project_id")),
-        (Some(ws), None) => {
-            let found = app
-                .store
-                .get_workspace(user, ws)
-                .await?
-                .ok_or_else(|| ApiError::not_found("workspace"))?;
-            if !app.sessions.is_online(found.id) {
-                return Err(offline(&format!(
-                    "the workspace {} is offline: its agent is not connected",
-                    found.name
-                )));
-            }
-            Ok(Target {
-                owner: user,
-                project: None,
-                workspace: found.id,
-            })
-        }
-        (ws, Some(project_id)) => {
-            let project = member_project(app, user, project_id).await?;
-            if !project.role.can_run() {
-                return Err(forbidden("a viewer of this project cannot run tasks"));
-            }
-            if project.status != "active" {
-                return Err(ApiError::new(
-                    ErrorKind::Conflict,
-                    "project_archived",
-                    "the project is archived",
-                ));
-            }
-            let candidates: Vec<Uuid> = match ws {
-                Some(ws) if project.workspace_ids.contains(&ws) => vec![ws],
-                Some(_) => return Err(ApiError::not_found("workspace")),
-                None => project.workspace_ids.clone(),
-            };
-            if candidates.is_empty() {
-                return Err(offline("the project has no workspaces; attach one first"));
-            }
-            let Some(chosen) = candidates
-                .iter()
-                .copied()
-                .find(|w| app.sessions.is_online(*w))
-            else {
-                return Err(offline("no workspace of this project is online"));
-            };
-            let owner = workspace_owner(app, &project, chosen).await?;
-            Ok(Target {
-                owner,
-                project: Some(project.id),
-                workspace: chosen,
-            })
-        }
-    }
-}
-
-/// The owner of a project's workspace (a member who attached it).
-async fn workspace_owner(
-    app: &AppState,
-    project: &crate::store::Project,
-    workspace: Uuid,
-) -> ApiResult<Uuid> {
-    for member in app.store.project_members(project.id).await? {
-        if app
-            .store
-            .get_workspace(member.user_id, workspace)
-            .await?
-            .is_some()
-        {
-            return Ok(member.user_id);
-        }
-    }
-    Err(ApiError::not_found("workspace"))
 }
 
 /// `POST /api/v1/tasks`.
@@ -166,50 +69,27 @@ pub async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<RunBody>,
 ) -> ApiResult<Response> {
-    Ok(created(start_run(&app, user.id, body, "api").await?))
+    let input = RunInput {
+        workspace: body.workspace_id,
+        project: body.project_id,
+        repo: body.repo,
+        run: Some(domain::tasks::run_of(body.command, body.step)?),
+        env: body.env,
+        timeout_s: body.timeout_s,
+    };
+    Ok(created(
+        domain::tasks::start(&app, caller(user), input).await?,
+    ))
 }
 
-/// Checks a run and the caller's right to it, records it and dispatches it: the one path for
-/// the REST API and the MCP endpoint (`source` says which).
-pub async fn start_run(
-    app: &AppState,
-    user: Uuid,
-    body: RunBody,
-    source: &'static str,
-) -> ApiResult<Task> {
-    let run = match (body.command, body.step) {
-        (Some(command), None) => TaskRun::Command { command },
-        (None, Some(name)) => TaskRun::Step { name },
-        _ => return Err(ApiError::invalid("give exactly one of command and step")),
-    };
-    run.check().map_err(ApiError::invalid)?;
-    tasks::check_env(&body.env).map_err(ApiError::invalid)?;
-    let repo = body.repo.unwrap_or_else(|| ".".into());
-    tasks::check_repo_path(&repo).map_err(ApiError::invalid)?;
-    let timeout = match body.timeout_s {
-        Some(t) if t < 1 => return Err(ApiError::invalid("timeout_s must be at least 1")),
-        other => other.map(|t| t as u64),
-    };
-    let timeout_s = crate::tasks::timeout_for(app, timeout).map_err(ApiError::invalid)?;
-    let target = target(app, user, body.workspace_id, body.project_id).await?;
-    Ok(crate::tasks::create_and_dispatch(
-        app,
-        NewTask {
-            id: Uuid::now_v7(),
-            owner_id: target.owner,
-            project_id: target.project,
-            workspace_id: target.workspace,
-            repo,
-            run,
-            env: body.env,
-            timeout_s,
-            triggered_by: user,
-            source,
-            log_limit: app.config.agents.task_log_limit_bytes,
-            now: Utc::now(),
-        },
-    )
-    .await?)
+/// The REST caller.
+fn caller(user: AuthUser) -> Caller {
+    Caller::new(user.id, Door::Api)
+}
+
+/// A task id from a path: a malformed one is a task that does not exist.
+fn task_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("task"))
 }
 
 fn parse_uuid(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<Uuid>> {
@@ -243,7 +123,7 @@ fn parse_number(
     path = "/api/v1/tasks",
     operation_id = "list_tasks",
     tag = "tasks",
-    params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<String>, Query, description = "Only tasks in this state"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
+    params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<TaskState>, Query, description = "Only tasks in this state"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
     responses(
         (status = 200, description = "A page of tasks, newest first; `meta` has page, per_page and total", body = Envelope<Vec<Task>>),
         (status = 422, description = "Invalid input", body = ErrorBody),
@@ -255,15 +135,10 @@ pub async fn list(
     user: AuthUser,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let state = q.get("state").filter(|s| !s.is_empty()).cloned();
-    if let Some(s) = &state
-        && !TASK_STATES.contains(&s.as_str())
-    {
-        return Err(ApiError::invalid(format!(
-            "state must be one of {}",
-            TASK_STATES.join(", ")
-        )));
-    }
+    let state = q
+        .get("state")
+        .map(|s| TaskState::parse(s).ok_or_else(|| ApiError::invalid(bad_state())))
+        .transpose()?;
     let page = parse_number(&q, "page", 1, (1, i32::MAX as u64))?;
     let per_page = parse_number(&q, "per_page", 50, (1, MAX_PER_PAGE as u64))?;
     let (page, per_page) = (page as u32, per_page as u32);
@@ -281,32 +156,6 @@ pub async fn list(
         unreachable!("a JSON object literal")
     };
     Ok(ok_with_meta(tasks, meta))
-}
-
-/// The task if `user` may see it, else 404.
-pub async fn visible_task(app: &AppState, user: Uuid, id: &str) -> ApiResult<Task> {
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found("task"))?;
-    let mut found: Vec<Task> = app.store.get_task(user, id).await?.into_iter().collect();
-    app.live_tasks.overlay(&mut found);
-    found.pop().ok_or_else(|| ApiError::not_found("task"))
-}
-
-/// Checks the caller may run or cancel `task`: its workspace's owner, or a project owner or
-/// maintainer.
-async fn may_run(app: &AppState, user: Uuid, task: &Task) -> ApiResult<()> {
-    if task.owner_id == user {
-        return Ok(());
-    }
-    let role = match task.project_id {
-        Some(p) => app.store.get_project(user, p).await?.map(|p| p.role),
-        None => None,
-    };
-    match role {
-        Some(Role::Owner | Role::Maintainer) => Ok(()),
-        _ => Err(forbidden(
-            "only the workspace's owner or a project maintainer may do this",
-        )),
-    }
 }
 
 /// `GET /api/v1/tasks/{id}`.
@@ -327,7 +176,9 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(visible_task(&app, user.id, &id).await?))
+    Ok(ok(
+        domain::tasks::visible(&app, user.id, task_id(&id)?).await?
+    ))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
@@ -350,25 +201,7 @@ pub async fn cancel(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = visible_task(&app, user.id, &id).await?;
-    may_run(&app, user.id, &task).await?;
-    if task.is_finished() {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "task_finished",
-            format!("the task already ended ({})", task.state),
-        ));
-    }
-    let task = app
-        .store
-        .request_cancel(task.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("task"))?;
-    // Offline: the next session of the workspace passes the cancel on, or the lease ends it.
-    app.sessions
-        .send(task.workspace_id, Control::Cancel(task.id))
-        .await;
-    crate::tasks::publish(&app, task.id).await;
+    let task = domain::tasks::cancel(&app, caller(user), task_id(&id)?).await?;
     Ok(ok(task))
 }
 
@@ -392,29 +225,7 @@ pub async fn rerun(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let old = visible_task(&app, user.id, &id).await?;
-    may_run(&app, user.id, &old).await?;
-    // The same checks as a new run: the workspace must still be the caller's, or still be in a
-    // project where the caller may run, and be online.
-    let target = target(&app, user.id, Some(old.workspace_id), old.project_id).await?;
-    let task = crate::tasks::create_and_dispatch(
-        &app,
-        NewTask {
-            id: Uuid::now_v7(),
-            owner_id: target.owner,
-            project_id: target.project,
-            workspace_id: target.workspace,
-            repo: old.repo.clone(),
-            run: old.run(),
-            env: old.env.clone(),
-            timeout_s: old.timeout_s.max(1) as u64,
-            triggered_by: user.id,
-            source: "api",
-            log_limit: app.config.agents.task_log_limit_bytes,
-            now: Utc::now(),
-        },
-    )
-    .await?;
+    let task = domain::tasks::rerun(&app, caller(user), task_id(&id)?).await?;
     Ok(created(task))
 }
 
@@ -451,7 +262,7 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let task = visible_task(&app, user.id, &id).await?;
+    let task = domain::tasks::visible(&app, user.id, task_id(&id)?).await?;
     let offset = parse_number(&q, "offset", 0, (0, crate::tasks::MAX_LOG_OFFSET))?;
     let limit = parse_number(&q, "limit", 1024 * 1024, (1, u64::MAX))?;
     let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;

@@ -25,6 +25,13 @@ pub enum Control {
     Run(Box<crate::tasks::Dispatch>),
     /// Tell the agent to cancel a task.
     Cancel(Uuid),
+    /// Answer the agent's request `id` (a run from its terminal) with the task's id or why not.
+    Answer {
+        /// The request.
+        id: u64,
+        /// The task's id, or the reason it was not started.
+        result: Result<Uuid, String>,
+    },
     /// Run a tool in the workspace and answer on `reply`. Dropping `reply` unanswered (the
     /// session ended) tells the caller the agent went away.
     Tool {

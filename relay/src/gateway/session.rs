@@ -310,54 +310,34 @@ impl Session<'_> {
         true
     }
 
-    /// A run asked for by the agent's terminal: record it as a task of this workspace, answer
-    /// with its id, then send it to run.
-    async fn run_request(&mut self, id: u64, run: RunRequest) -> bool {
-        let checked = run
-            .run
-            .check()
-            .and_then(|()| fulcrum_protocol::tasks::check_env(&run.env))
-            .and_then(|()| fulcrum_protocol::tasks::check_repo_path(&run.repo))
-            .and_then(|()| crate::tasks::timeout_for(self.app, run.timeout_s));
-        let result = match checked {
-            Err(problem) => Err(problem),
-            Ok(timeout_s) => {
-                let new = crate::store::NewTask {
-                    id: Uuid::now_v7(),
-                    owner_id: self.token.owner_id,
-                    project_id: None,
-                    workspace_id: self.workspace,
-                    repo: run.repo,
-                    run: run.run,
-                    env: run.env,
-                    timeout_s,
-                    triggered_by: self.token.owner_id,
-                    source: "terminal",
-                    log_limit: self.app.config.agents.task_log_limit_bytes,
-                    now: Utc::now(),
-                };
-                match self.app.store.create_task(&new).await {
-                    Ok(task) => Ok(task),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot record a run from the terminal");
-                        Err("the relay cannot record the run right now".to_owned())
-                    }
+    /// A run asked for by the agent's terminal: started like any other run (the domain's
+    /// `tasks::start`, for the token's owner, in this workspace), off the session's loop; the
+    /// task comes back through the control channel to run, then the answer with its id.
+    fn run_request(&mut self, id: u64, run: RunRequest) {
+        let app = self.app.clone();
+        let (user, workspace) = (self.token.owner_id, self.workspace);
+        tokio::spawn(async move {
+            let input = crate::domain::tasks::RunInput {
+                workspace: Some(workspace),
+                repo: Some(run.repo),
+                run: Some(run.run),
+                env: run.env,
+                timeout_s: run.timeout_s.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                ..Default::default()
+            };
+            let caller = crate::domain::Caller::new(user, crate::domain::Door::Terminal);
+            let result = match crate::domain::tasks::start(&app, caller, input).await {
+                Ok(task) => Ok(task.id),
+                Err(crate::domain::DomainError::Store(e)) => {
+                    tracing::error!(error = %e, "cannot record a run from the terminal");
+                    Err("the relay cannot record the run right now".to_owned())
                 }
-            }
-        };
-        let answer = RelayFrame::Response {
-            id,
-            result: result.as_ref().map(|t| t.id).map_err(Clone::clone),
-        };
-        if !self.send(&answer).await {
-            return false;
-        }
-        if let Ok(task) = result {
-            crate::tasks::publish(self.app, task.id).await;
-            let spec = crate::tasks::spec(self.app, &task);
-            return self.send_message(RelayMessage::RunTask(spec)).await;
-        }
-        true
+                Err(e) => Err(e.to_string()),
+            };
+            app.sessions
+                .send(workspace, Control::Answer { id, result })
+                .await;
+        });
     }
 
     /// Sends a tool call to the agent, remembering where its answer goes. At most
@@ -430,11 +410,7 @@ impl Session<'_> {
                             }
                         }
                         AgentFrame::Ack { .. } => {}
-                        AgentFrame::Request { id, run } => {
-                            if !self.run_request(id, run).await {
-                                return End::SendFailed;
-                            }
-                        }
+                        AgentFrame::Request { id, run } => self.run_request(id, run),
                         AgentFrame::ToolReply { id, output } => {
                             if let Err(problem) = output.check() {
                                 return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
@@ -507,6 +483,11 @@ impl Session<'_> {
                             return End::SendFailed;
                         }
                     }
+                    Some(Control::Answer { id, result }) => {
+                        if !self.send(&RelayFrame::Response { id, result }).await {
+                            return End::SendFailed;
+                        }
+                    }
                     Some(Control::Cancel(task_id)) => {
                         if !self.send_message(RelayMessage::CancelTask { task_id }).await {
                             return End::SendFailed;
@@ -570,7 +551,7 @@ impl Session<'_> {
                 {
                     self.app.metrics.dispatched(sent.elapsed().as_secs_f64());
                     // Shown at once; the stored state follows with the commit.
-                    task.state = "running".into();
+                    task.state = fulcrum_protocol::TaskState::Running;
                     task.started_at = Some(Utc::now());
                     task.commit_sha.clone_from(commit);
                     task.branch.clone_from(branch);

@@ -9,9 +9,12 @@ use uuid::Uuid;
 
 use super::{McpCaller, take_workspace, workspaces};
 use crate::{
-    api::{error::ApiError, tasks::RunBody},
+    domain::{
+        self, Caller, DomainError, Door,
+        tasks::{RunInput, bad_state},
+    },
     state::AppState,
-    store::{Task, TaskFilter, work::TASK_STATES},
+    store::{Task, TaskFilter},
 };
 
 /// Longest `wait_s` of `run_task`.
@@ -21,8 +24,16 @@ const DEFAULT_TAIL: u64 = 8 * 1024;
 /// Longest log tail included.
 const MAX_TAIL: u64 = 256 * 1024;
 
-fn api(e: ApiError) -> String {
-    e.message
+/// A domain error as a tool error: its message, or a plain one for a store failure (whose
+/// details go to the log only).
+pub(super) fn tool_error(e: DomainError) -> String {
+    match e {
+        DomainError::Store(e) => {
+            tracing::error!(error = %e, "MCP call failed on the store");
+            "the relay cannot reach its database right now".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Map<String, Value>) -> Result<T, String> {
@@ -106,17 +117,16 @@ pub async fn call(
             let w = take_workspace(app, user, &mut args).await?;
             let a: RunArgs = parse(name, args)?;
             let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
-            let body = RunBody {
-                workspace_id: Some(w.id),
-                command: a.command,
-                step: a.step,
+            let input = RunInput {
+                workspace: Some(w.id),
                 repo: a.repo,
+                run: Some(domain::tasks::run_of(a.command, a.step).map_err(tool_error)?),
                 timeout_s: a.timeout_s,
-                ..RunBody::default()
+                ..RunInput::default()
             };
-            let task = crate::api::tasks::start_run(app, user, body, "mcp")
+            let task = domain::tasks::start(app, Caller::new(user, Door::Mcp), input)
                 .await
-                .map_err(api)?;
+                .map_err(tool_error)?;
             if !wait.is_zero() {
                 // Watch first, then look: an end before the watch began shows in the look.
                 let mut progress = app.logs.subscribe(task.id);
@@ -132,9 +142,10 @@ pub async fn call(
         }
         "get_task" => {
             let a: GetArgs = parse(name, args)?;
-            let task = crate::api::tasks::visible_task(app, user, &a.task_id)
+            let id = Uuid::parse_str(&a.task_id).map_err(|_| "task not found".to_owned())?;
+            let task = domain::tasks::visible(app, user, id)
                 .await
-                .map_err(api)?;
+                .map_err(tool_error)?;
             describe(
                 app,
                 &task,
@@ -148,15 +159,15 @@ pub async fn call(
                 false => None,
             };
             let a: ListArgs = parse(name, args)?;
-            if let Some(s) = &a.state
-                && !TASK_STATES.contains(&s.as_str())
-            {
-                return Err(format!("state must be one of {}", TASK_STATES.join(", ")));
-            }
+            let state = a
+                .state
+                .as_deref()
+                .map(|s| fulcrum_protocol::TaskState::parse(s).ok_or_else(bad_state))
+                .transpose()?;
             let filter = TaskFilter {
                 project: None,
                 workspace,
-                state: a.state,
+                state,
                 page: 1,
                 per_page: a.limit.unwrap_or(20).clamp(1, 200),
             };
@@ -177,9 +188,7 @@ pub async fn call(
 
 /// The task as the caller may see it now.
 async fn task_now(app: &AppState, user: Uuid, id: Uuid) -> Option<Task> {
-    crate::api::tasks::visible_task(app, user, &id.to_string())
-        .await
-        .ok()
+    domain::tasks::visible(app, user, id).await.ok()
 }
 
 /// A task in a list.

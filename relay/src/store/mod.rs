@@ -4,7 +4,7 @@
 //! or changes tenant data takes the owner's id and scopes its query by it, so a caller cannot
 //! reach another user's rows by guessing an id. Both implementations are generated from the same
 //! SQL in [`sql`] (the two dialects agree on everything used there) and pass the same conformance
-//! suite (`relay/tests/store_conformance.rs`).
+//! suite (`tests/tests/store_conformance.rs`).
 
 mod sql;
 mod sql_work;
@@ -18,6 +18,9 @@ use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus, WorkspaceI
 use serde::Serialize;
 use uuid::Uuid;
 
+pub mod kinds;
+
+pub use kinds::{Health, ProjectStatus, TaskSource, TokenKind};
 pub use sql::{PostgresStore, SqliteStore};
 pub use work::{
     Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
@@ -96,31 +99,6 @@ pub struct AgentToken {
     pub kind: TokenKind,
     /// For an MCP token: it may read and list, but not write files or run tasks.
     pub read_only: bool,
-}
-
-/// What a token is for; a token of one kind never opens the other's door.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    /// An agent dials in with it.
-    Agent,
-    /// An MCP client calls `/mcp` with it.
-    Mcp,
-}
-
-impl TokenKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agent => "agent",
-            Self::Mcp => "mcp",
-        }
-    }
-
-    /// From the stored name (the database allows no other values).
-    pub fn parse(s: &str) -> Self {
-        if s == "mcp" { Self::Mcp } else { Self::Agent }
-    }
 }
 
 /// A token to store.
@@ -369,6 +347,12 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     ) -> StoreResult<Vec<u8>>;
 }
 
+/// Reads a closed set's column: its stored name, parsed; an unknown name is corruption (the
+/// databases' CHECK constraints allow none).
+pub(crate) fn parse_named<T>(stored: String, parse: impl Fn(&str) -> Option<T>) -> StoreResult<T> {
+    parse(&stored).ok_or_else(|| StoreError::Corrupt(format!("unknown value {stored:?}")))
+}
+
 /// A task's final columns, from the outcome the agent reported.
 pub(crate) struct TaskEnd {
     pub state: &'static str,
@@ -411,10 +395,20 @@ pub(crate) fn work_end(outcome: &fulcrum_protocol::TaskOutcome) -> TaskEnd {
         O::Lost { message } => (None, None, Some(message.clone())),
     };
     TaskEnd {
-        state: outcome.state(),
+        state: outcome.state().as_str(),
         exit_code,
         signal,
         error,
+    }
+}
+
+/// Opens the store at `url` migrated up to version `upto` only: for tests of upgrades from an
+/// older schema.
+pub async fn open_upto(url: &str, upto: i64) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_upto(url, upto).await?))
+    } else {
+        Ok(Arc::new(PostgresStore::open_upto(url, upto).await?))
     }
 }
 

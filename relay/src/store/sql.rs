@@ -25,12 +25,14 @@ use uuid::Uuid;
 
 use super::*;
 
-/// Builds a migrator from migration files embedded in the binary.
-fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+/// Builds a migrator from the migration files embedded in the binary, up to version `upto`
+/// (all of them with `i64::MAX`).
+fn migrator(files: &[(i64, &'static str, &'static str)], upto: i64) -> Migrator {
     Migrator {
         migrations: Cow::Owned(
             files
                 .iter()
+                .filter(|(version, _, _)| *version <= upto)
                 .map(|(version, desc, sql)| {
                     Migration::new(
                         *version,
@@ -67,7 +69,22 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "invitations",
         include_str!("../../../migrations/sqlite/0004_invitations.sql"),
     ),
+    (
+        5,
+        "closed sets",
+        "-- The table rebuild of 0005_closed_sets.sql ran just before this was recorded.\nSELECT 1;",
+    ),
 ];
+
+/// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
+/// place). They need foreign keys off, which cannot change inside the transaction sqlx runs
+/// every migration in, so they run on a connection of their own just before sqlx records their
+/// version (with a marker above). A rebuild interrupted before that record runs again: it only
+/// copies rows.
+const SQLITE_REBUILDS: &[(i64, &str)] = &[(
+    5,
+    include_str!("../../../migrations/sqlite/0005_closed_sets.sql"),
+)];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -88,6 +105,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "invitations",
         include_str!("../../../migrations/postgres/0004_invitations.sql"),
+    ),
+    (
+        5,
+        "closed sets",
+        include_str!("../../../migrations/postgres/0005_closed_sets.sql"),
     ),
 ];
 
@@ -124,7 +146,7 @@ macro_rules! sql_store {
                     created_at: row.try_get("created_at")?,
                     last_used_at: row.try_get("last_used_at")?,
                     revoked_at: row.try_get("revoked_at")?,
-                    kind: TokenKind::parse(&row.try_get::<String, _>("kind")?),
+                    kind: super::parse_named(row.try_get("kind")?, TokenKind::parse)?,
                     read_only: row.try_get("read_only")?,
                 })
             }
@@ -659,6 +681,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite database at `url` and migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_upto(url, i64::MAX).await
+    }
+
+    /// Opens the database at `url` migrated up to version `upto` only (for upgrade tests).
+    pub async fn open_upto(url: &str, upto: i64) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -672,7 +699,21 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        migrator(SQLITE_MIGRATIONS).run(&pool).await?;
+        for (version, script) in SQLITE_REBUILDS.iter().filter(|(v, _)| *v <= upto) {
+            // No table yet: a new database.
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(None);
+            if applied.unwrap_or(0) < *version {
+                migrator(SQLITE_MIGRATIONS, version - 1).run(&pool).await?;
+                // Its own connection, closed after: it turns foreign keys off and on.
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::raw_sql(script).execute(&mut conn).await?;
+            }
+        }
+        migrator(SQLITE_MIGRATIONS, upto).run(&pool).await?;
         Ok(Self { pool })
     }
 }
@@ -685,12 +726,17 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to PostgreSQL at `url` and migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_upto(url, i64::MAX).await
+    }
+
+    /// Connects to PostgreSQL at `url` migrated up to version `upto` only (for upgrade tests).
+    pub async fn open_upto(url: &str, upto: i64) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
+        migrator(POSTGRES_MIGRATIONS, upto).run(&pool).await?;
         Ok(Self { pool })
     }
 }

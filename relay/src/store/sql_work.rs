@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::{AgentMessage, TaskRun, TestSummary};
+use fulcrum_protocol::{AgentMessage, TaskRun, TaskState, TestSummary};
 use sqlx::{Row, types::Json};
 use uuid::Uuid;
 
 use super::{
     PostgresStore, SqliteStore, StoreError, StoreResult,
     work::{
-        Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
-        WorkStore,
+        Invitation, Member, NewProject, NewTask, Project, ProjectPatch, ProjectStatus, Role, Task,
+        TaskFilter, TaskSource, WorkStore,
     },
 };
 
@@ -55,7 +55,7 @@ macro_rules! sql_work_store {
                     description: row.try_get("description")?,
                     repository_url: row.try_get("repository_url")?,
                     tech_stack: tech.0,
-                    status: row.try_get("status")?,
+                    status: super::parse_named(row.try_get("status")?, ProjectStatus::parse)?,
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
                     workspace_ids,
@@ -93,7 +93,7 @@ macro_rules! sql_work_store {
                     env_keys: env.0.keys().cloned().collect(),
                     env: env.0,
                     timeout_s: row.try_get("timeout_s")?,
-                    state: row.try_get("state")?,
+                    state: super::parse_named(row.try_get("state")?, TaskState::parse)?,
                     exit_code: row.try_get("exit_code")?,
                     signal: row.try_get("signal")?,
                     error: row.try_get("error")?,
@@ -106,7 +106,7 @@ macro_rules! sql_work_store {
                     branch: row.try_get("branch")?,
                     triggered_by: row.try_get("triggered_by")?,
                     triggered_by_email: row.try_get("triggered_by_email")?,
-                    source: row.try_get("source")?,
+                    source: super::parse_named(row.try_get("source")?, TaskSource::parse)?,
                     test_summary: summary.map(|s| s.0),
                     log_bytes: row.try_get("log_bytes")?,
                     log_truncated: row.try_get("log_truncated")?,
@@ -361,7 +361,7 @@ macro_rules! sql_work_store {
                 .bind(set_url)
                 .bind(url)
                 .bind(patch.tech_stack.as_ref().map(Json))
-                .bind(&patch.status)
+                .bind(patch.status.map(ProjectStatus::as_str))
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
@@ -602,7 +602,7 @@ macro_rules! sql_work_store {
                 .bind(to_db(t.timeout_s)?)
                 .bind(t.now)
                 .bind(t.triggered_by)
-                .bind(t.source)
+                .bind(t.source.as_str())
                 .bind(to_db(t.log_limit)?)
                 .execute(&self.pool)
                 .await?;
@@ -636,7 +636,7 @@ macro_rules! sql_work_store {
                 .bind(user)
                 .bind(f.project)
                 .bind(f.workspace)
-                .bind(&f.state)
+                .bind(f.state.map(TaskState::as_str))
                 .fetch_one(&self.pool)
                 .await?;
                 let per_page = i64::from(f.per_page.max(1));
@@ -649,7 +649,7 @@ macro_rules! sql_work_store {
                 .bind(user)
                 .bind(f.project)
                 .bind(f.workspace)
-                .bind(&f.state)
+                .bind(f.state.map(TaskState::as_str))
                 .bind(per_page)
                 .bind(skip)
                 .fetch_all(&self.pool)

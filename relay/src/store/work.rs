@@ -6,55 +6,19 @@
 //! - a task is visible to the owner of its workspace and, when it belongs to a project, to the
 //!   project's members.
 //!
-//! Who may *run* or *cancel* is decided by the API from [`Role`] and workspace ownership.
+//! Who may *run* or *cancel* is decided by the domain layer (`crate::domain::tasks`) from
+//! [`Role`] and workspace ownership.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::{TaskRun, TestSummary};
-use serde::{Deserialize, Serialize};
+use fulcrum_protocol::{TaskRun, TaskState, TestSummary};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::StoreResult;
-
-/// A member's role in a project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Created the project; manages members, archives it.
-    Owner,
-    /// Runs and cancels tasks, edits the project.
-    Maintainer,
-    /// Sees the project and its tasks; cannot run anything.
-    Viewer,
-}
-
-impl Role {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Maintainer => "maintainer",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "owner" => Some(Self::Owner),
-            "maintainer" => Some(Self::Maintainer),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
-        }
-    }
-
-    /// True for roles that may run and cancel tasks.
-    pub fn can_run(self) -> bool {
-        matches!(self, Self::Owner | Self::Maintainer)
-    }
-}
+pub use super::kinds::{ProjectStatus, Role, TaskSource};
 
 /// An invitation to join a project, pending until the invited user accepts or declines it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -92,8 +56,8 @@ pub struct Project {
     pub repository_url: Option<String>,
     /// Languages and frameworks.
     pub tech_stack: Vec<String>,
-    /// `active` or `archived`.
-    pub status: String,
+    /// Whether it takes new work.
+    pub status: ProjectStatus,
     /// The caller's role in it.
     pub role: Role,
     /// The workspaces that check it out.
@@ -128,8 +92,8 @@ pub struct ProjectPatch {
     pub repository_url: Option<Option<String>>,
     /// New tech stack.
     pub tech_stack: Option<Vec<String>>,
-    /// New status (`active` or `archived`).
-    pub status: Option<String>,
+    /// New status.
+    pub status: Option<ProjectStatus>,
 }
 
 /// A project member.
@@ -168,8 +132,8 @@ pub struct Task {
     pub env_keys: Vec<String>,
     /// Its time limit, in seconds.
     pub timeout_s: i64,
-    /// `queued`, `dispatched`, `running`, `succeeded`, `failed`, `canceled`, `timed_out`, `lost`.
-    pub state: String,
+    /// Where it is in its life.
+    pub state: TaskState,
     /// The exit code, when the process exited.
     pub exit_code: Option<i32>,
     /// The signal that ended it, when one did.
@@ -194,8 +158,8 @@ pub struct Task {
     pub triggered_by: Uuid,
     /// Their e-mail address.
     pub triggered_by_email: String,
-    /// `api` or `terminal`.
-    pub source: String,
+    /// The door it was started through.
+    pub source: TaskSource,
     /// Test results, when it ran tests.
     pub test_summary: Option<TestSummary>,
     /// Log bytes stored.
@@ -226,7 +190,7 @@ impl std::fmt::Debug for Task {
 impl Task {
     /// True once the task reached a final state.
     pub fn is_finished(&self) -> bool {
-        is_final(&self.state)
+        self.state.is_final()
     }
 
     /// What the agent runs.
@@ -242,26 +206,6 @@ impl Task {
         }
     }
 }
-
-/// True for the states a task never leaves.
-pub fn is_final(state: &str) -> bool {
-    matches!(
-        state,
-        "succeeded" | "failed" | "canceled" | "timed_out" | "lost"
-    )
-}
-
-/// Every state a task can be in, for validating filters.
-pub const TASK_STATES: &[&str] = &[
-    "queued",
-    "dispatched",
-    "running",
-    "succeeded",
-    "failed",
-    "canceled",
-    "timed_out",
-    "lost",
-];
 
 /// A task to record. Its `Debug` output hides the environment's values.
 #[derive(Clone)]
@@ -284,8 +228,8 @@ pub struct NewTask {
     pub timeout_s: u64,
     /// Who asked.
     pub triggered_by: Uuid,
-    /// `api` or `terminal`.
-    pub source: &'static str,
+    /// The door it was started through.
+    pub source: TaskSource,
     /// Most log bytes kept.
     pub log_limit: u64,
     /// Now.
@@ -312,7 +256,7 @@ pub struct TaskFilter {
     /// Only this workspace's.
     pub workspace: Option<Uuid>,
     /// Only in this state.
-    pub state: Option<String>,
+    pub state: Option<TaskState>,
     /// 1-based page.
     pub page: u32,
     /// Tasks per page.

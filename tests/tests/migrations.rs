@@ -1,0 +1,328 @@
+//! Schema upgrades and the closed sets: a database populated under the previous migrations
+//! keeps every row through the CHECK-constraint migration (a table rebuild on SQLite), and the
+//! databases then refuse any value outside the relay's enums.
+
+use chrono::Utc;
+use fulcrum_protocol::{
+    AgentMessage, Durable, TaskOutcome, TaskResult, TaskRun, TaskState, WorkspaceIdentity,
+};
+use fulcrum_relay::store::{
+    self, AgentConnect, NewProject, NewTask, ProjectStatus, Role, TaskFilter, TaskSource,
+};
+use fulcrum_tests::*;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+both_backends!(
+    an_existing_install_upgrades_and_loses_nothing,
+    the_databases_refuse_values_outside_the_enums
+);
+
+/// The last migration before the closed sets were checked.
+const BEFORE: i64 = 4;
+
+async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
+    let db = TestDb::new(b).await;
+    let now = Utc::now();
+    let old = store::open_upto(&db.url, BEFORE).await.unwrap();
+    let alice = old.create_user("alice@example.com", "h").await.unwrap();
+    let bob = old.create_user("bob@example.com", "h").await.unwrap();
+    let token = old
+        .create_agent_token(alice.id, "ws", "hash", "fca_x")
+        .await
+        .unwrap();
+    let identity = WorkspaceIdentity {
+        key: "k".into(),
+        name: "ws".into(),
+        hostname: "host".into(),
+        root: "/src".into(),
+        coder: None,
+    };
+    let stream = Uuid::new_v4();
+    let ws = old
+        .agent_connected(&AgentConnect {
+            owner_id: alice.id,
+            token_id: token.id,
+            identity: &identity,
+            agent_version: "1",
+            agent_stream: stream,
+            now,
+        })
+        .await
+        .unwrap()
+        .workspace;
+    let project = old
+        .create_project(
+            alice.id,
+            &NewProject {
+                name: "Shop".into(),
+                description: "the shop".into(),
+                repository_url: None,
+                tech_stack: vec!["rust".into()],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    old.set_project_workspace(alice.id, project.id, ws.id, true)
+        .await
+        .unwrap();
+    old.set_project_member(project.id, bob.id, Role::Viewer, now)
+        .await
+        .unwrap();
+    let invitation = old
+        .invite(
+            project.id,
+            "carol@example.com",
+            Role::Maintainer,
+            alice.id,
+            now,
+            now + chrono::Duration::days(7),
+        )
+        .await
+        .unwrap();
+    // Tasks in every source, one finished with a log, one still queued.
+    let mut ids = Vec::new();
+    for source in TaskSource::ALL {
+        let task = old
+            .create_task(&NewTask {
+                id: Uuid::now_v7(),
+                owner_id: alice.id,
+                project_id: Some(project.id),
+                workspace_id: ws.id,
+                repo: ".".into(),
+                run: TaskRun::Command {
+                    command: format!("echo {source}"),
+                },
+                env: [("SECRET".to_owned(), "x".to_owned())].into(),
+                timeout_s: 60,
+                triggered_by: alice.id,
+                source: *source,
+                log_limit: 1 << 20,
+                now,
+            })
+            .await
+            .unwrap();
+        ids.push(task.id);
+    }
+    let log = b"line one\nline two\n".to_vec();
+    let messages = [
+        AgentMessage::TaskStarted {
+            task_id: ids[0],
+            commit: Some("abc".into()),
+            branch: Some("main".into()),
+        },
+        AgentMessage::TaskOutput {
+            task_id: ids[0],
+            offset: 0,
+            data: log.clone(),
+        },
+        AgentMessage::TaskFinished(TaskResult {
+            task_id: ids[0],
+            outcome: TaskOutcome::Exited { code: 3 },
+            log_bytes: log.len() as u64,
+            output_bytes: log.len() as u64,
+            truncated: false,
+            duration_ms: 5,
+            test_summary: None,
+        }),
+    ];
+    let batch: Vec<Durable<AgentMessage>> = messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Durable {
+            seq: i as u64 + 1,
+            body,
+        })
+        .collect();
+    old.apply_agent_messages(alice.id, ws.id, stream, &batch, now)
+        .await
+        .unwrap();
+    let filter = TaskFilter {
+        page: 1,
+        per_page: 50,
+        ..Default::default()
+    };
+    let (before, _) = old.list_tasks(alice.id, &filter).await.unwrap();
+    let before_project = old.get_project(bob.id, project.id).await.unwrap();
+    drop(old);
+
+    // The upgrade: every row is still there, as it was.
+    let new = store::open(&db.url).await.unwrap();
+    let (after, total) = new.list_tasks(alice.id, &filter).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(format!("{after:?}"), format!("{before:?}"));
+    let finished = new.get_task(bob.id, ids[0]).await.unwrap().unwrap();
+    assert_eq!(finished.state, TaskState::Failed);
+    assert_eq!(finished.exit_code, Some(3));
+    assert_eq!(finished.env.get("SECRET").map(String::as_str), Some("x"));
+    let chunks = new.read_log(ids[0], 0, 1024).await.unwrap();
+    assert_eq!(chunks, vec![(0, log)]);
+    let queued = new.get_task(alice.id, ids[1]).await.unwrap().unwrap();
+    assert_eq!(queued.state, TaskState::Dispatched);
+    assert_eq!(queued.source, TaskSource::ALL[1]);
+    assert_eq!(
+        format!("{:?}", new.get_project(bob.id, project.id).await.unwrap()),
+        format!("{before_project:?}")
+    );
+    let members = new.project_members(project.id).await.unwrap();
+    assert_eq!(members.len(), 2);
+    let pending = new.project_invitations(project.id, now).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, invitation.id);
+    assert_eq!(new.list_workspaces(alice.id).await.unwrap().len(), 1);
+    let resumable = new.tasks_to_resume(ws.id).await.unwrap();
+    assert_eq!(resumable.len(), 2);
+    // The rebuilt tables still point at their parents: removing the project takes its
+    // members and invitations with it and leaves its tasks, as before.
+    assert!(accepts(&db, &delete_project(&db, project.id)).await);
+    let (left, _) = new.list_tasks(alice.id, &filter).await.unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|t| t.project_id.is_none()));
+    assert!(new.project_members(project.id).await.unwrap().is_empty());
+    assert!(
+        new.project_invitations(project.id, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(new.read_log(ids[0], 0, 1024).await.unwrap().len(), 1);
+}
+
+/// Runs `sql` on a bare SQLite connection with foreign keys off (so only a CHECK can refuse),
+/// then empties the tasks table; true if it was accepted.
+async fn bare(db: &TestDb, sql: String) -> bool {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let ok = sqlx::query(&sql).execute(&mut c).await.is_ok();
+    sqlx::query("DELETE FROM tasks")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    ok
+}
+
+/// `id` as a literal of the database's UUID column type.
+fn uuid_literal(db: &TestDb, id: Uuid) -> String {
+    if db.url.starts_with("sqlite:") {
+        format!("x'{}'", id.simple())
+    } else {
+        format!("'{id}'")
+    }
+}
+
+fn delete_project(db: &TestDb, id: Uuid) -> String {
+    format!("DELETE FROM projects WHERE id = {}", uuid_literal(db, id))
+}
+
+/// Runs `sql` on the test database directly; true if the database accepted it.
+async fn accepts(db: &TestDb, sql: &str) -> bool {
+    use sqlx::{ConnectOptions, Connection};
+    if db.url.starts_with("sqlite:") {
+        // As the relay connects: with foreign keys on.
+        let mut c = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+            .unwrap()
+            .foreign_keys(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.is_ok()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.is_ok()
+    }
+}
+
+async fn the_databases_refuse_values_outside_the_enums(b: Backend) {
+    let db = TestDb::new(b).await;
+    let s = store::open(&db.url).await.unwrap();
+    let alice = s.create_user("alice@example.com", "h").await.unwrap();
+    let project = s
+        .create_project(
+            alice.id,
+            &NewProject {
+                name: "Shop".into(),
+                description: String::new(),
+                repository_url: None,
+                tech_stack: vec![],
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let p = uuid_literal(&db, project.id);
+    let update = |table: &str, column: &str, value: &str| {
+        let key = if table == "projects" {
+            "id"
+        } else {
+            "project_id"
+        };
+        format!("UPDATE {table} SET {column} = '{value}' WHERE {key} = {p}")
+    };
+    // Every value of each enum is accepted; anything else is refused by the database itself.
+    for status in ProjectStatus::ALL {
+        assert!(accepts(&db, &update("projects", "status", status.as_str())).await);
+    }
+    assert!(!accepts(&db, &update("projects", "status", "deleted")).await);
+    for role in Role::ALL {
+        assert!(accepts(&db, &update("project_members", "role", role.as_str())).await);
+    }
+    assert!(!accepts(&db, &update("project_members", "role", "admin")).await);
+    // A task row of the given state and source (its workspace is made up: foreign keys are
+    // off on the bare SQLite connection below, so only the CHECK can refuse it).
+    let task_row = |state: &str, source: &str| {
+        format!(
+            "INSERT INTO tasks (id, owner_id, workspace_id, repo, env, timeout_s, state, \
+             created_at, triggered_by, source, log_limit) SELECT x'00', id, x'00', '.', '{{}}', \
+             1, '{state}', '2026-01-01', id, '{source}', 1 FROM users"
+        )
+    };
+    if db.url.starts_with("sqlite:") {
+        for state in TaskState::ALL {
+            assert!(bare(&db, task_row(state.as_str(), "api")).await, "{state}");
+        }
+        for source in TaskSource::ALL {
+            assert!(
+                bare(&db, task_row("queued", source.as_str())).await,
+                "{source}"
+            );
+        }
+        assert!(!bare(&db, task_row("done", "api")).await);
+        assert!(!bare(&db, task_row("queued", "cron")).await);
+    } else {
+        // The constraints name exactly the enums' values.
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        for (column, expected) in [
+            (
+                "state",
+                TaskState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "source",
+                TaskSource::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+        ] {
+            let def: String = sqlx::query_scalar(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+            )
+            .bind(format!("tasks_{column}_check"))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            let mut named: Vec<&str> = def.split('\'').skip(1).step_by(2).collect();
+            named.sort_unstable();
+            let mut want = expected.clone();
+            want.sort_unstable();
+            assert_eq!(named, want, "{def}");
+        }
+    }
+}
