@@ -10,9 +10,8 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
-use tracing_subscriber::EnvFilter;
 
 use fulcrum_protocol::{RunRequest, TaskRun};
 
@@ -83,14 +82,7 @@ pub struct LogsArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Log output formats.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use fulcrum_common::{LogFormat, init_logging, shutdown_signal};
 
 /// Options of `fulcrum agent`; flags and `FULCRUM_*` variables win over the config file.
 #[derive(Debug, Clone, clap::Args)]
@@ -231,37 +223,6 @@ impl AgentArgs {
             allow_writes: self.allow_writes || file.allow_writes.unwrap_or(false),
             mcp_servers: file.mcp_servers,
         })
-    }
-}
-
-/// Sets up logging to stderr; `FULCRUM_LOG` (or `RUST_LOG`) sets the filter, default `info`.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("FULCRUM_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

@@ -33,7 +33,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-pub use fulcrum_agent::cli::{LogFormat, init_logging, shutdown_signal};
+pub use fulcrum_common::{LogFormat, init_logging, shutdown_signal};
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]

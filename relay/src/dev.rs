@@ -2,7 +2,9 @@
 //!
 //! Runs the relay on embedded SQLite under `./.fulcrum/`, creates a dev user and an agent token
 //! the first time (kept in files of mode 0600 next to the database, so later runs reuse them),
-//! starts an agent on the current directory inside the same process, and prints where to log in.
+//! starts the agent (`fulcrum agent`, the binary built next to this one) on the current
+//! directory as a child process, and prints where to log in. The relay does not link the agent:
+//! the server carries no git or file-watching code.
 
 use std::{
     net::SocketAddr,
@@ -11,7 +13,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use fulcrum_agent::{AgentOptions, RunningAgent, link::RelayTarget};
 
 use crate::{
     api::{auth::create_user, create_agent_token},
@@ -64,21 +65,32 @@ pub async fn run(args: DevArgs) -> Result<()> {
         http: Default::default(),
     };
     let store = open_store(&config).await?;
+    let agent_binary = own_agent().context(
+        "the agent binary `fulcrum` is not next to fulcrum-relay; build both with \
+         `cargo build --release`",
+    )?;
     let password = ensure_dev_user(&store, data_dir).await?;
-    let token = ensure_dev_token(&store, data_dir).await?;
+    ensure_dev_token(&store, data_dir).await?;
     let relay = Relay::start_with_store(config, store).await?;
     let root = match args.root {
         Some(r) => r,
         None => std::env::current_dir()?,
     };
-    let state_dir = data_dir.join("agent");
-    let agent = RunningAgent::start(AgentOptions::new(
-        RelayTarget::new(relay.url(), token),
-        root.clone(),
-        state_dir.clone(),
-    ))
-    .await
-    .context("cannot start the local agent")?;
+    let state_dir = std::path::absolute(data_dir.join("agent"))?;
+    let mut agent = tokio::process::Command::new(&agent_binary)
+        .arg("agent")
+        .arg("--relay")
+        .arg(relay.url())
+        .arg("--token-file")
+        .arg(std::path::absolute(data_dir.join(TOKEN_FILE))?)
+        .arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", agent_binary.display()))?;
     println!("\nFulcrum is running.\n");
     println!("  Dashboard:  {}", relay.url());
     match &password {
@@ -94,10 +106,37 @@ pub async fn run(args: DevArgs) -> Result<()> {
         state_dir.display()
     );
     println!("\nPress Ctrl-C to stop.");
-    fulcrum_agent::cli::shutdown_signal().await;
+    tokio::select! {
+        () = fulcrum_common::shutdown_signal() => {}
+        exited = agent.wait() => eprintln!("the agent stopped ({})", exited?),
+    }
     eprintln!("shutting down");
-    agent.stop().await;
+    stop_child(&mut agent).await;
     relay.shutdown().await
+}
+
+/// Asks the agent to stop (SIGTERM) and waits for it, killing it after ten seconds.
+async fn stop_child(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// The agent binary built next to this relay, if there is one.
+fn own_agent() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("fulcrum"))
+        .filter(|p| p.is_file())
 }
 
 /// Writes a secret file readable by the user only, replacing it atomically.
@@ -131,7 +170,7 @@ async fn ensure_dev_user(store: &DynStore, data_dir: &Path) -> Result<Option<Str
 }
 
 /// Reuses the dev agent token if it is still valid, or creates one.
-async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<String> {
+async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<()> {
     let file = data_dir.join(TOKEN_FILE);
     if let Ok(token) = std::fs::read_to_string(&file) {
         let token = token.trim().to_owned();
@@ -140,7 +179,7 @@ async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<String> {
             .await?
             .is_some()
         {
-            return Ok(token);
+            return Ok(());
         }
     }
     let owner = store
@@ -151,17 +190,13 @@ async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<String> {
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     write_secret(&file, &created.secret)?;
-    Ok(created.secret)
+    Ok(())
 }
 
 /// Puts the agent binary built next to this relay into the downloads directory, so
 /// `curl …/install.sh | sh` works against a dev relay.
 fn offer_own_agent(data_dir: &std::path::Path) {
-    let Some(agent) = std::env::current_exe()
-        .ok()
-        .map(|exe| exe.with_file_name("fulcrum"))
-        .filter(|p| p.is_file())
-    else {
+    let Some(agent) = own_agent() else {
         return;
     };
     let (os, arch) = crate::install::this_platform();
