@@ -28,6 +28,19 @@ pub const REFRESH_TOKEN_PREFIX: &str = "fcr_";
 /// Characters of a token kept as its recognisable prefix.
 const SHOWN_PREFIX_LEN: usize = 8;
 
+/// The token in an `Authorization: Bearer …` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Hashes a password with Argon2id. Slow on purpose: call it off the async runtime.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);

@@ -15,6 +15,11 @@ use axum::body::Bytes;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+/// The JSON text of a `workspace` event.
+pub fn workspace_event(w: &crate::store::Workspace) -> Bytes {
+    Bytes::from(serde_json::json!({ "type": "workspace", "workspace": w }).to_string())
+}
+
 /// How many events a slow subscriber may fall behind before it is told it lagged.
 const SUBSCRIBER_BUFFER: usize = 1024;
 

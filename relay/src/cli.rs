@@ -174,7 +174,7 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
-fn api_error(e: crate::api::error::ApiError) -> anyhow::Error {
+fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{}", e.message)
 }
 

@@ -1,7 +1,7 @@
 //! The dashboard's live feed: `GET /api/v1/events?ticket=…`, a WebSocket of JSON messages.
 //!
 //! Browsers cannot set an `Authorization` header on a WebSocket, so the dashboard first asks
-//! `POST /api/v1/events/ticket` (with its bearer token) for a ticket: a signed token that is good
+//! `POST /api/v1/events/ticket` (with its bearer token; `api::tickets`) for a ticket: a signed token that is good
 //! for 30 seconds, opens one socket, names the user and the login, and is accepted only here (an
 //! access token is not a ticket and a ticket is not an access token). Query strings can end up
 //! in logs, hence the short life and the single use.
@@ -27,35 +27,26 @@
 use std::collections::HashMap;
 
 use axum::{
-    body::Bytes,
     extract::{
         Query, State, WebSocketUpgrade,
         ws::{Message, WebSocket},
     },
     response::{IntoResponse, Response},
 };
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use futures_util::SinkExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use crate::{
-    api::{
-        auth::AuthUser,
-        envelope::{AuthErrors, Envelope, ok},
-        error::{ApiError, ApiResult},
-    },
     auth::TokenUse,
+    domain::{logins::login_active, workspaces::current},
+    http::error::{ApiError, ApiResult},
     state::{AppState, SEND_TIMEOUT},
     store::Workspace,
 };
-
-/// The JSON text of a `workspace` event.
-pub fn workspace(w: &Workspace) -> Bytes {
-    Bytes::from(json!({ "type": "workspace", "workspace": w }).to_string())
-}
 
 fn snapshot(workspaces: &[Workspace]) -> String {
     json!({ "type": "snapshot", "workspaces": workspaces }).to_string()
@@ -94,61 +85,6 @@ async fn within(
     match tokio::time::timeout(SEND_TIMEOUT, write).await {
         Ok(result) => Ok(result?),
         Err(_) => anyhow::bail!("the browser stopped reading"),
-    }
-}
-
-/// The owner's workspaces as they are now: stored rows, with live sessions' views on top.
-pub async fn current(
-    app: &AppState,
-    owner: Uuid,
-) -> Result<Vec<Workspace>, crate::store::StoreError> {
-    let mut all = app.store.list_workspaces(owner).await?;
-    app.sessions.overlay(&mut all);
-    Ok(all)
-}
-
-/// A short-lived ticket to open the events socket with.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Ticket {
-    ticket: String,
-    expires_in: u64,
-}
-
-/// `POST /api/v1/events/ticket`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/events/ticket",
-    operation_id = "events_ticket",
-    tag = "events",
-    responses(
-        (status = 200, description = "A ticket for `GET /api/v1/events?ticket=…`", body = Envelope<Ticket>),
-        AuthErrors
-    )
-)]
-pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    if !login_active(&app, user.login).await? {
-        return Err(ApiError::unauthorized("this login has ended; log in again"));
-    }
-    let ttl = app.config.auth.events_ticket_ttl_secs;
-    let ticket = app.signer.issue_in(
-        user.id,
-        user.login,
-        TokenUse::Events,
-        Utc::now(),
-        Duration::seconds(ttl as i64),
-    );
-    Ok(ok(Ticket {
-        ticket,
-        expires_in: ttl,
-    }))
-}
-
-/// Whether the login a token was issued under is still on (not logged out or revoked). Tokens
-/// from before logins were named have none and count as on.
-async fn login_active(app: &AppState, login: Option<Uuid>) -> ApiResult<bool> {
-    match login {
-        Some(family) => Ok(app.store.login_active(family, Utc::now()).await?),
-        None => Ok(true),
     }
 }
 

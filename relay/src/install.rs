@@ -17,7 +17,7 @@ use axum::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    api::error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
     state::AppState,
 };
 

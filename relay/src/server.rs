@@ -14,10 +14,10 @@ use chrono::Utc;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
-    api, auth,
+    auth,
     bus::InProcessBus,
     config::Config,
-    gateway::Registry,
+    sessions::Registry,
     state::AppState,
     store::{self, DynStore},
 };
@@ -142,7 +142,7 @@ impl Relay {
         };
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(state.clone()));
-        let app = api::router(state.clone());
+        let app = crate::routes::router(state.clone());
         let tls = match &state.config.tls {
             Some(files) => Some(crate::tls::server_config(
                 &files.cert_file,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::{auth::Signer, bus::DynBus, config::Config, gateway::Registry, store::DynStore};
+use crate::{auth::Signer, bus::DynBus, config::Config, sessions::Registry, store::DynStore};
 
 /// How long a write to an agent or a browser may take before its socket is given up: a peer
 /// that stops reading must not hold a task (and its memory) forever.

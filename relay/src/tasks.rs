@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    gateway::Control,
+    sessions::Control,
     state::AppState,
     store::{NewTask, StoreResult, Task},
 };

@@ -20,8 +20,7 @@ use super::{
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
-    auth::{self, REFRESH_TOKEN_PREFIX, TokenUse},
-    gateway::bearer,
+    auth::{self, REFRESH_TOKEN_PREFIX, TokenUse, bearer},
     state::AppState,
     store::{NewRefreshToken, RefreshOutcome, User},
 };

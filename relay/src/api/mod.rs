@@ -1,20 +1,19 @@
-//! The HTTP surface: REST under `/api/v1`, the agents' and dashboard's sockets, health checks
-//! and the dashboard itself.
+//! The REST door: everything under `/api/v1` that is plain HTTP, and the health checks. The
+//! relay's whole router is put together in `crate::routes`.
 
 pub mod auth;
-pub mod envelope;
-pub mod error;
+pub(crate) use crate::http::{envelope, error};
 mod invitations;
 pub mod openapi;
-mod policy;
 mod projects;
 pub mod tasks;
+mod tickets;
 mod tokens;
 mod workspaces;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, State},
+    extract::State,
     http::{StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
@@ -22,14 +21,12 @@ use axum::{
 
 pub use tokens::{CreatedToken, create_agent_token, create_token};
 
-use crate::{dashboard, events, gateway, state::AppState};
+use crate::{http::policy, state::AppState};
 use error::{ApiError, ErrorKind};
 
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Builds the relay's router.
-pub fn router(state: AppState) -> Router {
+/// The REST routes nested under `/api/v1`, with `sockets` (the other doors' WebSocket routes,
+/// which live under the same prefix) among them, plus the health checks.
+pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
     // Where the refresh cookie lives: never reachable cross-origin.
     let cookie_paths = Router::new()
         .route("/auth/signup", post(auth::signup))
@@ -74,11 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .route("/tasks/{id}/rerun", post(tasks::rerun))
         .route("/tasks/{id}/logs", get(tasks::logs))
-        .route("/events/ticket", post(events::ticket))
-        .route("/events", get(events::socket))
-        .route("/agent/connect", get(gateway::connect))
-        .route("/openapi.json", get(openapi::document));
-    let rest = match policy::cors(&state) {
+        .route("/events/ticket", post(tickets::ticket))
+        .route("/openapi.json", get(openapi::document))
+        .merge(sockets);
+    let rest = match policy::cors(state) {
         Some(cors) => rest.layer(cors),
         None => rest,
     };
@@ -88,31 +84,6 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(live))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(crate::metrics::endpoint))
-        .route("/install.sh", get(crate::install::script))
-        .route("/download/fulcrum/{os}/{arch}", get(crate::install::binary))
-        .route(
-            "/download/fulcrum/{os}/{arch}/sha256",
-            get(crate::install::checksum),
-        )
-        .merge(dashboard::router())
-        .merge(crate::mcp::router(state.clone()))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            policy::headers,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-}
-
-/// Any other unmatched path.
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
 async fn api_not_found(uri: Uri) -> ApiError {

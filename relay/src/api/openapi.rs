@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, invitations, projects, tasks, tokens, workspaces};
+use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
 
 /// The document.
 #[derive(OpenApi)]
@@ -28,7 +28,7 @@ use super::{auth, invitations, projects, tasks, tokens, workspaces};
         invitations::invite, invitations::for_project, invitations::withdraw, invitations::mine,
         invitations::accept, invitations::decline,
         tasks::list, tasks::create, tasks::get, tasks::cancel, tasks::rerun, tasks::logs,
-        crate::events::ticket,
+        tickets::ticket,
         super::live, super::ready,
     ),
     modifiers(&BearerAuth),

@@ -491,7 +491,7 @@ pub async fn status(
     let mut workspaces = Vec::new();
     let mut seen: HashMap<Uuid, ()> = HashMap::new();
     for member in app.store.project_members(project.id).await? {
-        for w in crate::events::current(&app, member.user_id).await? {
+        for w in crate::domain::workspaces::current(&app, member.user_id).await? {
             if project.workspace_ids.contains(&w.id) && seen.insert(w.id, ()).is_none() {
                 workspaces.push(Presence {
                     id: w.id,

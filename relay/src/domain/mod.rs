@@ -1,16 +1,19 @@
 //! The domain layer: each thing a user can do, whatever door it comes through (REST, MCP, the
 //! agent gateway for terminal runs, the CLI), is one function here, with its permission check.
 //! Doors translate their input to these functions' typed input and their [`DomainError`] to
-//! their own answers (HTTP in `api::error`, tool errors in `mcp`); they hold no rules.
+//! their own answers (HTTP in `http::error`, tool errors in `mcp`); they hold no rules.
 //!
 //! The domain imports no door. `tests/tests/layers.rs` checks that, and that no door imports
 //! another.
 //!
 //! - [`tasks`]: start, cancel, re-run and read tasks.
+//! - [`workspaces`]: a user's workspaces as they are now; [`logins`]: whether a login is on.
 //! - [`audit`]: the one place that records who did what, from where.
 
 pub mod audit;
+pub mod logins;
 pub mod tasks;
+pub mod workspaces;
 
 use uuid::Uuid;
 

@@ -15,7 +15,7 @@ use super::{
     audit::{self, Record},
 };
 use crate::{
-    gateway::Control,
+    sessions::Control,
     state::AppState,
     store::{NewTask, Project, ProjectStatus, Role, Task},
 };

@@ -6,22 +6,21 @@
 //! costs the relay a few KiB, not tungstenite's default 128 KiB each way.
 
 pub mod quic;
-mod registry;
 mod session;
 mod transport;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
-    http::{HeaderMap, header},
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use fulcrum_protocol::MAX_FRAME_BYTES;
 
-pub use registry::{Control, Registry, SessionEntry, SessionTools, ToolCallError};
+pub use crate::sessions::{Control, Registry, SessionEntry, SessionTools, ToolCallError};
 
 use crate::{
-    api::error::{ApiError, ApiResult},
     auth::token_hash,
+    http::error::{ApiError, ApiResult},
     state::AppState,
     store::AgentToken,
 };
@@ -63,7 +62,7 @@ pub async fn connect(
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {
-    authenticate_secret(app, bearer(headers)).await
+    authenticate_secret(app, crate::auth::bearer(headers)).await
 }
 
 /// Checks an agent token (whichever door it came through) and its rate limit.
@@ -109,14 +108,4 @@ pub async fn revocation_sweep(app: AppState) {
             _ = crate::state::stopping(&mut shutdown) => return,
         }
     }
-}
-
-/// The token in an `Authorization: Bearer …` header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }

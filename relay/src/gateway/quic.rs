@@ -25,7 +25,7 @@ use super::{
     session,
     transport::{Outgoing, QuicSource, Source},
 };
-use crate::{api::error::ErrorKind, state::AppState};
+use crate::{http::error::ErrorKind, state::AppState};
 
 /// How long a client has to finish the QUIC handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

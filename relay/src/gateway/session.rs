@@ -28,7 +28,6 @@ use super::{
     transport::{Incoming, Outgoing, Source},
 };
 use crate::{
-    events,
     state::AppState,
     store::{AgentConnect, AgentToken, Applied, RepoRecord, StoreResult, Workspace},
 };
@@ -193,7 +192,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
     };
     let end = if session.send(&welcome).await && session.resume_tasks().await {
         app.bus
-            .publish(token.owner_id, events::workspace(&lock(&view)));
+            .publish(token.owner_id, crate::bus::workspace_event(&lock(&view)));
         session.drive(&mut stream, &mut control, heartbeat).await
     } else {
         End::SendFailed
@@ -225,7 +224,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
             let mut view = lock(&view);
             view.online = false;
             view.last_seen_at = Some(now);
-            events::workspace(&view)
+            crate::bus::workspace_event(&view)
         };
         app.bus.publish(token.owner_id, event);
     }
@@ -565,7 +564,7 @@ impl Session<'_> {
                     let event = {
                         let mut view = lock(&self.view);
                         apply_to_view(&mut view, d.body.clone(), Utc::now());
-                        events::workspace(&view)
+                        crate::bus::workspace_event(&view)
                     };
                     self.app.bus.publish(self.token.owner_id, event);
                 }

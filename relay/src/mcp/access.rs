@@ -153,7 +153,7 @@ pub(super) async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let bearer = crate::gateway::bearer(req.headers())
+    let bearer = crate::auth::bearer(req.headers())
         .filter(|t| t.len() <= 256)
         .map(str::to_owned);
     let Some(secret) = bearer else {
