@@ -99,8 +99,7 @@ pub fn read_file(root: &Path, requested: &str, range: ReadRange) -> Result<Strin
     }
     if cut && range.head.is_none() && range.tail.is_none() {
         text.push_str(&format!(
-            "\n[… cut: showing {} of {} bytes from byte {offset}; read on with an offset]\n",
-            MAX_READ_BYTES, wanted
+            "\n[… cut: showing {MAX_READ_BYTES} of {wanted} bytes from byte {offset}; read on with an offset]\n"
         ));
     }
     Ok(text)

@@ -15,6 +15,7 @@
 //! - [`identity`]: the workspace's stable key, host name and Coder facts.
 //! - [`cli`]: the `fulcrum` command line.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod agent;
 pub mod cli;

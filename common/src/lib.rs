@@ -1,6 +1,7 @@
 //! What the Fulcrum binaries (`fulcrum` and `fulcrum-relay`) share and nothing else: how they
 //! log and when they stop. Kept apart so that the relay does not link the agent.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;

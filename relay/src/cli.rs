@@ -63,6 +63,7 @@ pub enum UserCommand {
         /// Read the password from standard input (the only way: never on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Where the database is: the same settings as `serve`.
         #[command(flatten)]
         db: ServeArgs,
     },
@@ -94,6 +95,7 @@ pub enum TokenCommand {
         /// An MCP token that may read but not write files or run tasks.
         #[arg(long)]
         read_only: bool,
+        /// Where the database is: the same settings as `serve`.
         #[command(flatten)]
         db: ServeArgs,
     },
@@ -102,6 +104,7 @@ pub enum TokenCommand {
         /// The owner's e-mail address.
         #[arg(long)]
         email: String,
+        /// Where the database is: the same settings as `serve`.
         #[command(flatten)]
         db: ServeArgs,
     },
@@ -112,6 +115,7 @@ pub enum TokenCommand {
         email: String,
         /// The token's id (from `token list`).
         id: Uuid,
+        /// Where the database is: the same settings as `serve`.
         #[command(flatten)]
         db: ServeArgs,
     },

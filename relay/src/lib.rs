@@ -1,19 +1,22 @@
 //! The Fulcrum relay: the thin, multi-tenant server between workspace agents and their users.
 //!
-//! Layout:
-//! - [`gateway`]: the agents' WebSocket — handshake, heartbeats, durable status messages.
-//! - [`api`]: REST under `/api/v1` (auth, agent tokens, workspaces), health, and the router.
-//! - [`events`]: the dashboard's live WebSocket feed.
-//! - [`mcp`]: the MCP endpoint `/mcp`, reaching every workspace through its agent.
-//! - [`tasks`]: dispatching tasks, task events, live logs, the lease on running tasks.
-//! - [`bus`]: fan-out of events to subscribers, per owner.
-//! - [`store`]: durable state behind one trait; SQLite and PostgreSQL.
-//! - [`auth`]: passwords, opaque tokens, signed access tokens; [`ratelimit`]: per-user and
-//!   per-token request limits.
-//! - [`dashboard`]: the embedded web UI; [`metrics`]: `/metrics` and request ids;
-//!   [`install`]: `/install.sh` and the agent downloads.
-//! - [`server`]: start and graceful stop; [`tls`]: HTTPS termination; [`cli`]: the command.
+//! Layout (`docs/architecture.md` tells the whole story):
+//! - Doors, which translate and hold no rules: [`api`] (REST under `/api/v1`, health),
+//!   [`events`] (the dashboard's live WebSocket), [`mcp`] (`/mcp`), [`gateway`] (the agents'
+//!   WebSocket and QUIC doors; terminal runs come in here), [`cli`] (admin commands). No door
+//!   imports another; [`routes`] mounts them all.
+//! - [`domain`]: each operation a user can do, with its permission check, typed input and
+//!   errors, and the audit hook. It imports no door.
+//! - Services the doors and the domain share: [`tasks`] (dispatch, task events, live logs,
+//!   leases), [`sessions`] (live agent sessions on this node), [`access`] (access changes for
+//!   open streams), [`bus`] (fan-out per owner), [`auth`] (passwords, tokens, signed tokens),
+//!   [`ratelimit`], [`http`] (errors, envelope, headers and CORS of every HTTP answer).
+//! - [`store`]: durable state behind one trait, SQLite and PostgreSQL; closed sets in
+//!   [`store::kinds`].
+//! - Plumbing: [`state`], [`server`] (start and graceful stop), [`config`], [`tls`],
+//!   [`metrics`], [`install`], [`dashboard`], [`dev`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod access;
 pub mod api;

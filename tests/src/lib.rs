@@ -3,6 +3,7 @@
 //! Everything here is real: a relay bound to `127.0.0.1:0`, a fresh PostgreSQL database or
 //! SQLite file per test, agents running against git repositories in temporary directories. Tests
 //! wait on events (the dashboard feed, the agent's status channel), never on sleeps.
+#![forbid(unsafe_code)]
 
 use std::{
     path::{Path, PathBuf},

@@ -217,7 +217,7 @@ impl RawQuic {
 
     /// Writes `frames` on a new task stream, finishes it, and waits until the relay has
     /// acknowledged every byte of it (it is in the relay's hands before anything else is sent).
-    async fn on_own_stream(&mut self, frames: &[AgentFrame]) {
+    async fn on_own_stream(&self, frames: &[AgentFrame]) {
         let mut uni = self.conn.open_uni().await.unwrap();
         for frame in frames {
             uni.write_all(&encode_prefixed(frame).unwrap())

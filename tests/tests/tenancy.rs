@@ -116,7 +116,7 @@ async fn users_see_only_their_own_workspaces(b: Backend) {
     );
     match tokio_tungstenite::connect_async(url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), 401)
+            assert_eq!(resp.status().as_u16(), 401);
         }
         other => panic!(
             "an access token must not open the events socket: {:?}",

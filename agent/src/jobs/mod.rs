@@ -221,7 +221,7 @@ impl Runner {
 
     /// Tasks whose directory has no result were running when the agent died: whatever of their
     /// processes is left is killed, and they are reported lost. Then old directories go.
-    async fn report_interrupted(&mut self) {
+    async fn report_interrupted(&self) {
         let Ok(entries) = std::fs::read_dir(&self.jobs_dir) else {
             return;
         };
@@ -323,7 +323,7 @@ impl Runner {
     }
 
     /// Records and reports the end of a task that did not run (any more).
-    async fn finish_without_running(&mut self, task: Uuid, outcome: TaskOutcome) {
+    async fn finish_without_running(&self, task: Uuid, outcome: TaskOutcome) {
         let result = TaskResult {
             task_id: task,
             outcome,

@@ -983,7 +983,7 @@ mod tests {
         assert_eq!(out, b"ok link");
         let mut lines = Vec::new();
         for_each_line(b"progress 1\rtest a ... ok\r\nlast\r\x1b[K", |l| {
-            lines.push(l.to_string())
+            lines.push(l.to_string());
         });
         assert_eq!(lines, ["test a ... ok", "last"]);
     }

@@ -312,7 +312,7 @@ impl Session<'_> {
     /// A run asked for by the agent's terminal: started like any other run (the domain's
     /// `tasks::start`, for the token's owner, in this workspace), off the session's loop; the
     /// task comes back through the control channel to run, then the answer with its id.
-    fn run_request(&mut self, id: u64, run: RunRequest) {
+    fn run_request(&self, id: u64, run: RunRequest) {
         let app = self.app.clone();
         let (user, workspace) = (self.token.owner_id, self.workspace);
         tokio::spawn(async move {
