@@ -45,7 +45,7 @@ use crate::{
     domain::{logins::login_active, workspaces::current},
     http::error::{ApiError, ApiResult},
     state::{AppState, SEND_TIMEOUT},
-    store::Workspace,
+    store::{Task, Workspace},
 };
 
 fn snapshot(workspaces: &[Workspace]) -> String {
@@ -196,14 +196,14 @@ async fn handle_request(
                     &format!("offset must be at most {}", crate::tasks::MAX_LOG_OFFSET),
                 );
             }
-            match app.store.get_task(owner, task).await {
-                Ok(Some(_)) => {}
+            let seen = match app.store.get_task(owner, task).await {
+                Ok(Some(seen)) => seen,
                 Ok(None) => return error(Some(task), "task not found"),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot look a task up");
                     return error(Some(task), "the relay cannot read tasks right now");
                 }
-            }
+            };
             follows.stop(task);
             follows.running.retain(|_, h| !h.is_finished());
             if follows.running.len() >= MAX_FOLLOWS {
@@ -217,7 +217,7 @@ async fn handle_request(
             let handle = tokio::spawn(follow(
                 app.clone(),
                 owner,
-                (task, generation),
+                (seen, generation),
                 offset,
                 log_tx.clone(),
             ));
@@ -237,11 +237,12 @@ const RECHECK_BYTES: u64 = 4 * 1024 * 1024;
 async fn follow(
     app: AppState,
     owner: Uuid,
-    (task, generation): (Uuid, u64),
+    (seen, generation): (Task, u64),
     mut offset: u64,
     out: tokio::sync::mpsc::Sender<FollowMessage>,
 ) {
     use base64::Engine;
+    let task = seen.id;
     let message = |text: String, last: bool| FollowMessage {
         task,
         generation,
@@ -260,7 +261,7 @@ async fn follow(
     let mut seen_finished = false;
     loop {
         progress.borrow_and_update();
-        let slice = match crate::tasks::read_log(&app, task, offset, LOG_MESSAGE_BYTES).await {
+        let slice = match crate::tasks::read_log(&app, &seen, offset, LOG_MESSAGE_BYTES).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a task log");

@@ -231,10 +231,11 @@ pub struct LogSlice {
     pub data: Vec<u8>,
 }
 
-/// Reads up to `limit` bytes of `task`'s log from `offset`, exactly from that byte.
+/// Reads up to `limit` bytes of `task`'s log (a task the caller could see) from `offset`,
+/// exactly from that byte.
 pub async fn read_log(
     app: &AppState,
-    task: Uuid,
+    task: &Task,
     offset: u64,
     limit: usize,
 ) -> StoreResult<LogSlice> {

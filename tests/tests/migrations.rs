@@ -157,7 +157,7 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     assert_eq!(finished.state, TaskState::Failed);
     assert_eq!(finished.exit_code, Some(3));
     assert_eq!(finished.env.get("SECRET").map(String::as_str), Some("x"));
-    let chunks = new.read_log(ids[0], 0, 1024).await.unwrap();
+    let chunks = new.read_log(&finished, 0, 1024).await.unwrap();
     assert_eq!(chunks, vec![(0, log)]);
     let queued = new.get_task(alice.id, ids[1]).await.unwrap().unwrap();
     assert_eq!(queued.state, TaskState::Dispatched);
@@ -166,13 +166,13 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
         format!("{:?}", new.get_project(bob.id, project.id).await.unwrap()),
         format!("{before_project:?}")
     );
-    let members = new.project_members(project.id).await.unwrap();
+    let members = new.project_members(&project).await.unwrap();
     assert_eq!(members.len(), 2);
     let pending = new.project_invitations(project.id, now).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, invitation.id);
     assert_eq!(new.list_workspaces(alice.id).await.unwrap().len(), 1);
-    let resumable = new.tasks_to_resume(ws.id).await.unwrap();
+    let resumable = new.tasks_to_resume(alice.id, ws.id).await.unwrap();
     assert_eq!(resumable.len(), 2);
     // The rebuilt tables still point at their parents: removing the project takes its
     // members and invitations with it and leaves its tasks, as before.
@@ -180,14 +180,14 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     let (left, _) = new.list_tasks(alice.id, &filter).await.unwrap();
     assert_eq!(left.len(), 3);
     assert!(left.iter().all(|t| t.project_id.is_none()));
-    assert!(new.project_members(project.id).await.unwrap().is_empty());
+    assert!(new.project_members(&project).await.unwrap().is_empty());
     assert!(
         new.project_invitations(project.id, now)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(new.read_log(ids[0], 0, 1024).await.unwrap().len(), 1);
+    assert_eq!(new.read_log(&finished, 0, 1024).await.unwrap().len(), 1);
 }
 
 /// Runs `sql` on a bare SQLite connection with foreign keys off (so only a CHECK can refuse),

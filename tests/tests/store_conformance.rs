@@ -561,7 +561,7 @@ async fn invitations(b: Backend) {
             .unwrap(),
         None
     );
-    let members = s.project_members(p.id).await.unwrap();
+    let members = s.project_members(&p).await.unwrap();
     assert!(
         members
             .iter()

@@ -73,7 +73,7 @@ pub async fn invite(
     let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
     if app
         .store
-        .project_members(project.id)
+        .project_members(&project)
         .await?
         .iter()
         .any(|m| m.email == email)

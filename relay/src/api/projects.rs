@@ -250,7 +250,7 @@ pub async fn archive(
     // Who may see the project does not change, but its members' open streams check again.
     let members: Vec<Uuid> = app
         .store
-        .project_members(project.id)
+        .project_members(&project)
         .await?
         .iter()
         .map(|m| m.user_id)
@@ -348,7 +348,7 @@ pub async fn members(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    Ok(ok(app.store.project_members(project.id).await?))
+    Ok(ok(app.store.project_members(&project).await?))
 }
 
 /// Body of `PUT /api/v1/projects/{id}/members`.
@@ -391,7 +391,7 @@ pub async fn set_member(
     let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
     // Only the project's own members are looked at: the answer never tells whether an e-mail
     // has an account.
-    let members = app.store.project_members(project.id).await?;
+    let members = app.store.project_members(&project).await?;
     let member = members.iter().find(|m| m.email == email).ok_or_else(|| {
         ApiError::new(
             ErrorKind::NotFound,
@@ -410,7 +410,7 @@ pub async fn set_member(
         .set_project_member(project.id, member.user_id, role, Utc::now())
         .await?;
     app.access.members_changed(project.id);
-    Ok(ok(app.store.project_members(project.id).await?))
+    Ok(ok(app.store.project_members(&project).await?))
 }
 
 /// A role a member can be given: `maintainer` or `viewer`.
@@ -490,7 +490,7 @@ pub async fn status(
     // The workspaces' names and presence: from their owners' rows, overlaid with live views.
     let mut workspaces = Vec::new();
     let mut seen: HashMap<Uuid, ()> = HashMap::new();
-    for member in app.store.project_members(project.id).await? {
+    for member in app.store.project_members(&project).await? {
         for w in crate::domain::workspaces::current(&app, member.user_id).await? {
             if project.workspace_ids.contains(&w.id) && seen.insert(w.id, ()).is_none() {
                 workspaces.push(Presence {

@@ -266,7 +266,7 @@ pub async fn logs(
     let offset = parse_number(&q, "offset", 0, (0, crate::tasks::MAX_LOG_OFFSET))?;
     let limit = parse_number(&q, "limit", 1024 * 1024, (1, u64::MAX))?;
     let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;
-    let slice = crate::tasks::read_log(&app, task.id, offset, limit).await?;
+    let slice = crate::tasks::read_log(&app, &task, offset, limit).await?;
     let next_offset = offset + slice.data.len() as u64;
     Ok(ok(LogPage {
         offset,

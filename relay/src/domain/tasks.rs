@@ -145,7 +145,7 @@ async fn target(
 
 /// The owner of a project's workspace (a member who attached it).
 async fn workspace_owner(app: &AppState, project: &Project, workspace: Uuid) -> DomainResult<Uuid> {
-    for member in app.store.project_members(project.id).await? {
+    for member in app.store.project_members(project).await? {
         if app
             .store
             .get_workspace(member.user_id, workspace)
@@ -258,7 +258,7 @@ pub async fn cancel(app: &AppState, caller: Caller, id: Uuid) -> DomainResult<Ta
     }
     let task = app
         .store
-        .request_cancel(task.id)
+        .request_cancel(&task)
         .await?
         .ok_or(DomainError::NotFound("task"))?;
     // Offline: the next session of the workspace passes the cancel on, or the lease ends it.

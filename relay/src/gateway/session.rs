@@ -289,7 +289,12 @@ impl Session<'_> {
     /// Sends again every task of this workspace the agent has not reported starting, and the
     /// cancels it has not acted on. False if the agent cannot be written to.
     async fn resume_tasks(&mut self) -> bool {
-        let tasks = match self.app.store.tasks_to_resume(self.workspace).await {
+        let tasks = match self
+            .app
+            .store
+            .tasks_to_resume(self.token.owner_id, self.workspace)
+            .await
+        {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the workspace's pending tasks");

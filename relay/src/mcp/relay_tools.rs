@@ -215,7 +215,7 @@ async fn describe(app: &AppState, t: &Task, tail: u64) -> Result<String, String>
     if tail > 0 && t.log_bytes > 0 {
         let end = t.log_bytes as u64;
         let from = end.saturating_sub(tail);
-        let slice = crate::tasks::read_log(app, t.id, from, (end - from) as usize)
+        let slice = crate::tasks::read_log(app, t, from, (end - from) as usize)
             .await
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&slice.data).into_owned();

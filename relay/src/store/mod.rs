@@ -1,8 +1,11 @@
 //! Durable state, behind one trait with a SQLite and a PostgreSQL implementation.
 //!
 //! [`Store`] is the only way the rest of the relay touches the database. Every method that reads
-//! or changes tenant data takes the owner's id and scopes its query by it, so a caller cannot
-//! reach another user's rows by guessing an id. Both implementations are generated from the same
+//! or changes tenant data on a user's behalf takes that user's id and scopes its query by it, or
+//! takes a value that only such a query returns (a [`Project`] or [`Task`] the user could see),
+//! so a caller cannot reach another user's rows by guessing an id. The few that take neither
+//! work for the relay itself, never for a request: the lease sweep (`mark_lost_tasks`), telling
+//! a task's audience of a change (`task_with_audience`), revocation sweeps and presence. Both implementations are generated from the same
 //! SQL in [`sql`] (the two dialects agree on everything used there) and pass the same conformance
 //! suite (`tests/tests/store_conformance.rs`).
 

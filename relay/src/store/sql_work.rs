@@ -400,13 +400,13 @@ macro_rules! sql_work_store {
                 Ok(attach || n > 0)
             }
 
-            async fn project_members(&self, project: Uuid) -> StoreResult<Vec<Member>> {
+            async fn project_members(&self, project: &Project) -> StoreResult<Vec<Member>> {
                 let rows = sqlx::query(
                     "SELECT m.user_id, u.email, m.role FROM project_members m \
                      JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 \
                      ORDER BY m.added_at, u.email",
                 )
-                .bind(project)
+                .bind(project.id)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
@@ -678,19 +678,21 @@ macro_rules! sql_work_store {
                 Ok(Some((task, audience)))
             }
 
-            async fn tasks_to_resume(&self, workspace: Uuid) -> StoreResult<Vec<Task>> {
+            async fn tasks_to_resume(&self, owner: Uuid, workspace: Uuid) -> StoreResult<Vec<Task>> {
                 let rows = sqlx::query(&format!(
                     "SELECT {TASK_COLUMNS} FROM tasks t JOIN users u ON u.id = t.triggered_by \
-                     WHERE t.workspace_id = $1 AND (t.state IN ('queued', 'dispatched') \
+                     WHERE t.workspace_id = $1 AND t.owner_id = $2 AND (t.state IN ('queued', 'dispatched') \
                      OR (t.state = 'running' AND t.cancel_requested)) ORDER BY t.created_at, t.id"
                 ))
                 .bind(workspace)
+                .bind(owner)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::task_from_row).collect()
             }
 
-            async fn request_cancel(&self, id: Uuid) -> StoreResult<Option<Task>> {
+            async fn request_cancel(&self, task: &Task) -> StoreResult<Option<Task>> {
+                let id = task.id;
                 sqlx::query(
                     "UPDATE tasks SET cancel_requested = TRUE WHERE id = $1 AND state NOT IN \
                      ('succeeded', 'failed', 'canceled', 'timed_out', 'lost')",
@@ -703,7 +705,7 @@ macro_rules! sql_work_store {
 
             async fn read_log(
                 &self,
-                task: Uuid,
+                task: &Task,
                 offset: u64,
                 limit: usize,
             ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
@@ -723,7 +725,7 @@ macro_rules! sql_work_store {
                          AND byte_offset > $2 - $3 AND byte_offset + length(data) > $2 \
                          AND byte_offset < $5 ORDER BY byte_offset LIMIT $4",
                     )
-                    .bind(task)
+                    .bind(task.id)
                     .bind(from)
                     .bind(chunk)
                     .bind(rows_wanted)

@@ -294,8 +294,9 @@ pub trait WorkStore: Send + Sync {
         workspace: Uuid,
         attach: bool,
     ) -> StoreResult<bool>;
-    /// The project's members.
-    async fn project_members(&self, project: Uuid) -> StoreResult<Vec<Member>>;
+    /// The project's members. The project is one the caller could see (from
+    /// [`WorkStore::get_project`] or [`WorkStore::list_projects`]).
+    async fn project_members(&self, project: &Project) -> StoreResult<Vec<Member>>;
     /// Adds a member or changes their role.
     async fn set_project_member(
         &self,
@@ -355,14 +356,16 @@ pub trait WorkStore: Send + Sync {
     async fn task_with_audience(&self, id: Uuid) -> StoreResult<Option<(Task, Vec<Uuid>)>>;
     /// A workspace's tasks the agent still has to hear about: not yet started, or running
     /// with a cancel pending.
-    async fn tasks_to_resume(&self, workspace: Uuid) -> StoreResult<Vec<Task>>;
-    /// Marks a cancel as asked for; `None` when the task does not exist.
-    async fn request_cancel(&self, id: Uuid) -> StoreResult<Option<Task>>;
+    /// Only `owner`'s workspace.
+    async fn tasks_to_resume(&self, owner: Uuid, workspace: Uuid) -> StoreResult<Vec<Task>>;
+    /// Marks a cancel as asked for on a task the caller could see; `None` when it is gone.
+    async fn request_cancel(&self, task: &Task) -> StoreResult<Option<Task>>;
     /// Log chunks of a task from byte `offset`, up to about `limit` bytes, in order, as
     /// `(offset, bytes)`; the first may start before `offset`.
+    /// The task is one the caller could see (from [`WorkStore::get_task`]).
     async fn read_log(
         &self,
-        task: Uuid,
+        task: &Task,
         offset: u64,
         limit: usize,
     ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
