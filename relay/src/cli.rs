@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::{
-    api::{auth::create_user, create_token},
     config::ServeArgs,
+    domain::{tokens::create_token, users::create_user},
     server::{Relay, open_store},
     store::DynStore,
 };
@@ -137,9 +137,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }) => {
             let store = store_for(&db).await?;
             let password = read_password()?;
-            let user = create_user(&store, &email, &password)
-                .await
-                .map_err(api_error)?;
+            let user = create_user(&store, &email, &password).await?;
             println!("{}", user.id);
             Ok(())
         }
@@ -178,12 +176,8 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
-fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.message)
-}
-
 async fn owner(store: &DynStore, email: &str) -> Result<Uuid> {
-    let email = crate::api::auth::normalize_email(email).map_err(|e| anyhow::anyhow!(e))?;
+    let email = crate::domain::users::normalize_email(email).map_err(|e| anyhow::anyhow!(e))?;
     Ok(store
         .user_by_email(&email)
         .await?
@@ -206,9 +200,7 @@ async fn token(cmd: TokenCommand) -> Result<()> {
                 KindArg::Agent => crate::store::TokenKind::Agent,
                 KindArg::Mcp => crate::store::TokenKind::Mcp,
             };
-            let created = create_token(&store, owner, &name, kind, read_only)
-                .await
-                .map_err(api_error)?;
+            let created = create_token(&store, owner, &name, kind, read_only).await?;
             eprintln!(
                 "created {}{} token {} ({}); it is shown only this once",
                 if read_only { "read-only " } else { "" },

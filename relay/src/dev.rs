@@ -15,9 +15,9 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    api::{auth::create_user, create_agent_token},
     auth,
     config::{AgentConfig, AuthConfig, Config, DEFAULT_LISTEN, Secret},
+    domain::{tokens::create_agent_token, users::create_user},
     server::{Relay, open_store},
     store::DynStore,
 };
@@ -162,9 +162,7 @@ async fn ensure_dev_user(store: &DynStore, data_dir: &Path) -> Result<Option<Str
             .map(|p| p.trim().to_owned()));
     }
     let password = auth::new_token("").secret[..20].to_owned();
-    create_user(store, DEV_EMAIL, &password)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    create_user(store, DEV_EMAIL, &password).await?;
     write_secret(&file, &password)?;
     Ok(Some(password))
 }
@@ -186,9 +184,7 @@ async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<()> {
         .user_by_email(DEV_EMAIL)
         .await?
         .context("the dev user is missing")?;
-    let created = create_agent_token(store, owner.id, "dev")
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let created = create_agent_token(store, owner.id, "dev").await?;
     write_secret(&file, &created.secret)?;
     Ok(())
 }

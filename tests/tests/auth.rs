@@ -133,7 +133,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     agent.agent.stop().await;
 
     // Revoked elsewhere (the CLI, another node): the relay's sweep closes the session too.
-    let created = fulcrum_relay::api::create_agent_token(
+    let created = fulcrum_relay::domain::tokens::create_agent_token(
         &relay.state.store,
         alice.id.parse().unwrap(),
         "second",

@@ -15,6 +15,9 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::users::create_user;
+pub use crate::domain::users::normalize_email;
+
 use super::{
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
@@ -26,9 +29,7 @@ use crate::{
 };
 
 const REFRESH_COOKIE: &str = "fulcrum_refresh";
-const MAX_EMAIL: usize = 254;
-const MIN_PASSWORD: usize = 8;
-const MAX_PASSWORD: usize = 1024;
+const MAX_PASSWORD: usize = crate::domain::users::MAX_PASSWORD;
 
 /// The authenticated user of a request (`Authorization: Bearer <access token>`).
 #[derive(Debug, Clone, Copy)]
@@ -118,49 +119,6 @@ impl std::fmt::Debug for Credentials {
             .field("email", &self.email)
             .finish_non_exhaustive()
     }
-}
-
-/// Normalises and checks an e-mail address; the one rule used by the API and the CLI.
-pub fn normalize_email(email: &str) -> Result<String, String> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= MAX_EMAIL
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(char::is_whitespace);
-    if valid {
-        Ok(email)
-    } else {
-        Err("a valid e-mail address is required".into())
-    }
-}
-
-/// Checks a new password's length; the one rule used by the API and the CLI.
-pub fn check_password(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
-        Ok(())
-    } else {
-        Err(format!(
-            "the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-        ))
-    }
-}
-
-/// Creates a user: validates, hashes off the runtime, stores. Used by the API and the CLI.
-pub async fn create_user(
-    app_store: &crate::store::DynStore,
-    email: &str,
-    password: &str,
-) -> ApiResult<crate::store::User> {
-    let email = normalize_email(email).map_err(ApiError::invalid)?;
-    check_password(password).map_err(ApiError::invalid)?;
-    let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(app_store.create_user(&email, &hash).await?)
 }
 
 /// Waits briefly for a password-hashing slot; 429 when the relay is already busy hashing.

@@ -19,8 +19,6 @@ use axum::{
     routing::{delete, get, post, put},
 };
 
-pub use tokens::{CreatedToken, create_agent_token, create_token};
-
 use crate::{http::policy, state::AppState};
 use error::{ApiError, ErrorKind};
 

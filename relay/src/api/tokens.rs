@@ -11,21 +11,17 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::tokens::{CreatedToken, create_token};
+
 use super::{
     auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
-    error::{ApiError, ApiResult, ErrorKind},
+    error::{ApiError, ApiResult},
 };
 use crate::{
-    auth::{self, AGENT_TOKEN_PREFIX, MCP_TOKEN_PREFIX},
     state::AppState,
-    store::{AgentToken, DynStore, NewToken, TokenKind},
+    store::{AgentToken, TokenKind},
 };
-
-/// Longest token name.
-const MAX_NAME: usize = 100;
-/// Most tokens a user may hold, revoked ones included.
-const MAX_TOKENS_PER_USER: usize = 200;
 
 /// The answer to a revocation.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,83 +44,6 @@ pub struct NewTokenBody {
     /// For an MCP token: it may read but not write files or run tasks.
     #[serde(default)]
     read_only: bool,
-}
-
-/// A token just created: its metadata and, this once, the secret.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CreatedToken {
-    /// The stored metadata.
-    #[serde(flatten)]
-    pub token: AgentToken,
-    /// The secret, shown once.
-    #[serde(rename = "token")]
-    pub secret: String,
-}
-
-impl std::fmt::Debug for CreatedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedToken")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Creates an agent token for `owner`.
-pub async fn create_agent_token(
-    store: &DynStore,
-    owner: Uuid,
-    name: &str,
-) -> ApiResult<CreatedToken> {
-    create_token(store, owner, name, TokenKind::Agent, false).await
-}
-
-/// Creates a token for `owner`: the one path used by the API and the CLI.
-pub async fn create_token(
-    store: &DynStore,
-    owner: Uuid,
-    name: &str,
-    kind: TokenKind,
-    read_only: bool,
-) -> ApiResult<CreatedToken> {
-    if read_only && kind != TokenKind::Mcp {
-        return Err(ApiError::invalid(
-            "only MCP tokens can be read-only; an agent token acts for its own workspace",
-        ));
-    }
-    // The limit applies to the name as sent (the schema's maxLength), the emptiness check to
-    // what is left after trimming.
-    let too_long = name.chars().count() > MAX_NAME;
-    let name = name.trim();
-    if name.is_empty() || too_long {
-        return Err(ApiError::invalid(format!(
-            "a token name of 1 to {MAX_NAME} characters is required"
-        )));
-    }
-    if store.list_agent_tokens(owner).await?.len() >= MAX_TOKENS_PER_USER {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "too_many_tokens",
-            format!("at most {MAX_TOKENS_PER_USER} tokens per user"),
-        ));
-    }
-    let new = auth::new_token(match kind {
-        TokenKind::Agent => AGENT_TOKEN_PREFIX,
-        TokenKind::Mcp => MCP_TOKEN_PREFIX,
-    });
-    let token = store
-        .create_token(&NewToken {
-            owner,
-            name,
-            token_hash: &new.hash,
-            prefix: &new.shown_prefix,
-            kind,
-            read_only,
-        })
-        .await?;
-    Ok(CreatedToken {
-        token,
-        secret: new.secret,
-    })
 }
 
 /// `GET /api/v1/agent-tokens`.

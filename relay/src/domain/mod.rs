@@ -8,11 +8,14 @@
 //!
 //! - [`tasks`]: start, cancel, re-run and read tasks.
 //! - [`workspaces`]: a user's workspaces as they are now; [`logins`]: whether a login is on.
+//! - [`users`]: accounts; [`tokens`]: agent and MCP tokens.
 //! - [`audit`]: the one place that records who did what, from where.
 
 pub mod audit;
 pub mod logins;
 pub mod tasks;
+pub mod tokens;
+pub mod users;
 pub mod workspaces;
 
 use uuid::Uuid;
@@ -85,6 +88,9 @@ pub enum DomainError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something that should not fail did (details for the log, never for the caller).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl DomainError {

@@ -153,6 +153,7 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Invalid(message) => Self::invalid(message),
             DomainError::Store(e) => e.into(),
+            DomainError::Internal(cause) => Self::internal(cause),
         }
     }
 }

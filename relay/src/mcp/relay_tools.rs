@@ -32,6 +32,10 @@ pub(super) fn tool_error(e: DomainError) -> String {
             tracing::error!(error = %e, "MCP call failed on the store");
             "the relay cannot reach its database right now".into()
         }
+        DomainError::Internal(cause) => {
+            tracing::error!(%cause, "MCP call failed");
+            "internal error".into()
+        }
         other => other.to_string(),
     }
 }
