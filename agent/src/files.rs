@@ -253,15 +253,7 @@ pub fn write_file(
 }
 
 /// One replacement in [`edit_file`]: `old_text` must occur exactly once.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Edit {
-    /// The text to replace.
-    #[serde(rename = "oldText")]
-    pub old_text: String,
-    /// What replaces it.
-    #[serde(rename = "newText")]
-    pub new_text: String,
-}
+pub use fulcrum_protocol::tool_args::FileEdit as Edit;
 
 /// Applies `edits` in order to a text file and returns a unified diff of the change; with
 /// `dry_run`, only the diff. Each `old_text` must occur exactly once in the text as edited so

@@ -24,6 +24,7 @@ pub mod quic;
 pub mod reliable;
 pub mod status;
 pub mod tasks;
+pub mod tool_args;
 pub mod tools;
 
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};

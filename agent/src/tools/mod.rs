@@ -21,12 +21,18 @@ use std::{
     time::Duration,
 };
 
-use fulcrum_protocol::tools::{self, ToolCall, ToolCatalog, ToolOutput, ToolTarget};
-use serde::{Deserialize, de::DeserializeOwned};
+use fulcrum_protocol::{
+    tool_args::{
+        DirectoryTreeArgs, EditFileArgs, GitDiffArgs, GitLogArgs, GitShowArgs, GitStatusArgs,
+        ListDirectoryArgs, ReadFileArgs, SearchFilesArgs, WriteFileArgs,
+    },
+    tools::{self, ToolCall, ToolCatalog, ToolOutput, ToolTarget},
+};
+use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, watch};
 
 use crate::{
-    files::{self, Edit, FileError, ReadRange},
+    files::{self, FileError, ReadRange},
     hosted::Hosted,
 };
 
@@ -164,99 +170,6 @@ fn parse<T: DeserializeOwned>(
         .map_err(|e| format!("invalid arguments for {tool}: {e}"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathArgs {
-    #[serde(default = "dot")]
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TreeArgs {
-    #[serde(default = "dot")]
-    path: String,
-    max_depth: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadArgs {
-    path: String,
-    head: Option<usize>,
-    tail: Option<usize>,
-    offset: Option<u64>,
-    length: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchArgs {
-    pattern: String,
-    #[serde(default = "dot")]
-    path: String,
-    #[serde(default)]
-    regex: bool,
-    #[serde(default)]
-    case_sensitive: bool,
-    include: Option<String>,
-    max_results: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RepoArgs {
-    #[serde(default = "dot")]
-    repo_path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DiffArgs {
-    #[serde(default = "dot")]
-    repo_path: String,
-    target: Option<String>,
-    #[serde(default)]
-    staged: bool,
-    context_lines: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogArgs {
-    #[serde(default = "dot")]
-    repo_path: String,
-    max_count: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShowArgs {
-    #[serde(default = "dot")]
-    repo_path: String,
-    revision: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WriteArgs {
-    path: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EditArgs {
-    path: String,
-    edits: Vec<Edit>,
-    #[serde(default, rename = "dryRun")]
-    dry_run: bool,
-}
-
-fn dot() -> String {
-    ".".into()
-}
-
 /// Runs a built-in tool (blocking: file system and git work).
 fn builtin(
     root: &std::path::Path,
@@ -267,15 +180,15 @@ fn builtin(
     let done = |r: Result<String, FileError>| r.map_err(|e| e.to_string());
     match name {
         "list_directory" => {
-            let a: PathArgs = parse(name, args)?;
+            let a: ListDirectoryArgs = parse(name, args)?;
             done(files::list_directory(root, &a.path))
         }
         "directory_tree" => {
-            let a: TreeArgs = parse(name, args)?;
+            let a: DirectoryTreeArgs = parse(name, args)?;
             done(files::directory_tree(root, &a.path, a.max_depth))
         }
         "read_file" => {
-            let a: ReadArgs = parse(name, args)?;
+            let a: ReadFileArgs = parse(name, args)?;
             let range = ReadRange {
                 head: a.head,
                 tail: a.tail,
@@ -285,7 +198,7 @@ fn builtin(
             done(files::read_file(root, &a.path, range))
         }
         "search_files" => {
-            let a: SearchArgs = parse(name, args)?;
+            let a: SearchFilesArgs = parse(name, args)?;
             let query = search::Query {
                 pattern: a.pattern,
                 regex: a.regex,
@@ -296,11 +209,11 @@ fn builtin(
             done(search::search_files(root, &a.path, &query))
         }
         "git_status" => {
-            let a: RepoArgs = parse(name, args)?;
+            let a: GitStatusArgs = parse(name, args)?;
             done(git::git_status(root, &a.repo_path))
         }
         "git_diff" => {
-            let a: DiffArgs = parse(name, args)?;
+            let a: GitDiffArgs = parse(name, args)?;
             let query = git::DiffQuery {
                 target: a.target,
                 staged: a.staged,
@@ -309,19 +222,19 @@ fn builtin(
             done(git::git_diff(root, &a.repo_path, &query))
         }
         "git_log" => {
-            let a: LogArgs = parse(name, args)?;
+            let a: GitLogArgs = parse(name, args)?;
             done(git::git_log(root, &a.repo_path, a.max_count))
         }
         "git_show" => {
-            let a: ShowArgs = parse(name, args)?;
+            let a: GitShowArgs = parse(name, args)?;
             done(git::git_show(root, &a.repo_path, &a.revision))
         }
         "write_file" => {
-            let a: WriteArgs = parse(name, args)?;
+            let a: WriteFileArgs = parse(name, args)?;
             done(files::write_file(root, &a.path, &a.content, still_wanted))
         }
         "edit_file" => {
-            let a: EditArgs = parse(name, args)?;
+            let a: EditFileArgs = parse(name, args)?;
             done(files::edit_file(
                 root,
                 &a.path,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use fulcrum_protocol::tool_args::{GetTaskArgs, ListTasksArgs, NoArgs, RunTaskArgs};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -49,34 +50,6 @@ fn pretty(v: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string_pretty(v).map_err(|e| e.to_string())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoArgs {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunArgs {
-    command: Option<String>,
-    step: Option<String>,
-    repo: Option<String>,
-    timeout_s: Option<i64>,
-    wait_s: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GetArgs {
-    task_id: String,
-    log_tail_bytes: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListArgs {
-    state: Option<String>,
-    limit: Option<u32>,
-}
-
 /// Runs relay tool `name` for `caller`; the answer is JSON text.
 pub async fn call(
     app: &AppState,
@@ -119,7 +92,7 @@ pub async fn call(
         }
         "run_task" => {
             let w = take_workspace(app, user, &mut args).await?;
-            let a: RunArgs = parse(name, args)?;
+            let a: RunTaskArgs = parse(name, args)?;
             let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
             let input = RunInput {
                 workspace: Some(w.id),
@@ -145,7 +118,7 @@ pub async fn call(
             describe(app, &task, DEFAULT_TAIL).await
         }
         "get_task" => {
-            let a: GetArgs = parse(name, args)?;
+            let a: GetTaskArgs = parse(name, args)?;
             let id = Uuid::parse_str(&a.task_id).map_err(|_| "task not found".to_owned())?;
             let task = domain::tasks::visible(app, user, id)
                 .await
@@ -162,7 +135,7 @@ pub async fn call(
                 true => Some(take_workspace(app, user, &mut args).await?.id),
                 false => None,
             };
-            let a: ListArgs = parse(name, args)?;
+            let a: ListTasksArgs = parse(name, args)?;
             let state = a
                 .state
                 .as_deref()

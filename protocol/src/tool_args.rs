@@ -1,0 +1,188 @@
+//! The arguments of the built-in tools, defined once: the agent reads its tools' arguments into
+//! these types, the relay reads its own tools' into them, and the relay's MCP catalog publishes
+//! the JSON Schemas generated from them (feature `schema`). The `workspace` argument that picks
+//! the workspace is the relay's, added to the published schemas; it never reaches the agent.
+//!
+//! Names follow the reference git and filesystem MCP servers where they overlap (`path`,
+//! `head`, `tail`, `repo_path`, `edits[].oldText/newText`, `dryRun`).
+
+use serde::{Deserialize, Serialize};
+
+fn dot() -> String {
+    ".".into()
+}
+
+/// Declares argument structs: serde with unknown fields refused, and a JSON Schema when the
+/// `schema` feature is on.
+macro_rules! args {
+    ($( $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* } )+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+            #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+            #[serde(deny_unknown_fields)]
+            pub struct $name { $($body)* }
+        )+
+    };
+}
+
+args! {
+    /// No arguments.
+    pub struct NoArgs {}
+
+    /// `list_directory`.
+    pub struct ListDirectoryArgs {
+        /// Path relative to the workspace root (or absolute inside it); default `.`
+        #[serde(default = "dot")]
+        pub path: String,
+    }
+
+    /// `directory_tree`.
+    pub struct DirectoryTreeArgs {
+        /// Path relative to the workspace root (or absolute inside it); default `.`
+        #[serde(default = "dot")]
+        pub path: String,
+        /// Levels to descend (default 12)
+        #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 12)))]
+        pub max_depth: Option<usize>,
+    }
+
+    /// `read_file`.
+    pub struct ReadFileArgs {
+        /// Path relative to the workspace root (or absolute inside it)
+        pub path: String,
+        /// Only the first N lines
+        pub head: Option<usize>,
+        /// Only the last N lines
+        pub tail: Option<usize>,
+        /// Start at this byte
+        pub offset: Option<u64>,
+        /// Read at most this many bytes
+        pub length: Option<u64>,
+    }
+
+    /// `search_files`.
+    pub struct SearchFilesArgs {
+        /// The text to find, or a regular expression with regex=true
+        pub pattern: String,
+        /// Path relative to the workspace root (or absolute inside it); default `.`
+        #[serde(default = "dot")]
+        pub path: String,
+        /// Treat pattern as a regular expression (default false)
+        #[serde(default)]
+        pub regex: bool,
+        /// Match case exactly (default false)
+        #[serde(default)]
+        pub case_sensitive: bool,
+        /// Only files matching this glob, e.g. *.rs
+        pub include: Option<String>,
+        /// Most matches (default 100)
+        #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
+        pub max_results: Option<usize>,
+    }
+
+    /// `git_status`.
+    pub struct GitStatusArgs {
+        /// The repository, relative to the workspace root; default `.`
+        #[serde(default = "dot")]
+        pub repo_path: String,
+    }
+
+    /// `git_diff`.
+    pub struct GitDiffArgs {
+        /// The repository, relative to the workspace root; default `.`
+        #[serde(default = "dot")]
+        pub repo_path: String,
+        /// Compare the working tree with this revision
+        pub target: Option<String>,
+        /// Show staged changes (index against HEAD)
+        #[serde(default)]
+        pub staged: bool,
+        /// Context lines (default 3)
+        #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
+        pub context_lines: Option<u32>,
+    }
+
+    /// `git_log`.
+    pub struct GitLogArgs {
+        /// The repository, relative to the workspace root; default `.`
+        #[serde(default = "dot")]
+        pub repo_path: String,
+        /// How many (default 10)
+        #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 200)))]
+        pub max_count: Option<usize>,
+    }
+
+    /// `git_show`.
+    pub struct GitShowArgs {
+        /// The repository, relative to the workspace root; default `.`
+        #[serde(default = "dot")]
+        pub repo_path: String,
+        /// A commit, branch or tag
+        pub revision: String,
+    }
+
+    /// `write_file`.
+    pub struct WriteFileArgs {
+        /// Path relative to the workspace root
+        pub path: String,
+        /// The file's new content (at most 512 KiB)
+        pub content: String,
+    }
+
+    /// One replacement of `edit_file`: `oldText` must occur exactly once.
+    pub struct FileEdit {
+        /// The text to replace.
+        #[serde(rename = "oldText")]
+        pub old_text: String,
+        /// What replaces it.
+        #[serde(rename = "newText")]
+        pub new_text: String,
+    }
+
+    /// `edit_file`.
+    pub struct EditFileArgs {
+        /// Path relative to the workspace root
+        pub path: String,
+        /// The replacements, applied in order
+        #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+        pub edits: Vec<FileEdit>,
+        /// Only show the diff
+        #[serde(default, rename = "dryRun")]
+        pub dry_run: bool,
+    }
+
+    /// `run_task` (answered by the relay).
+    pub struct RunTaskArgs {
+        /// A shell command (give this or step)
+        pub command: Option<String>,
+        /// A QA step from fulcrum.toml or detected, or `qa` for all
+        pub step: Option<String>,
+        /// The repository directory, relative to the root (default `.`)
+        pub repo: Option<String>,
+        /// Time limit in seconds
+        #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+        pub timeout_s: Option<i64>,
+        /// Wait this long for the result (default 0)
+        #[cfg_attr(feature = "schema", schemars(range(max = 300)))]
+        pub wait_s: Option<u64>,
+    }
+
+    /// `get_task` (answered by the relay).
+    pub struct GetTaskArgs {
+        /// The task's id
+        pub task_id: String,
+        /// How much of the log's end to include (default 8192)
+        #[cfg_attr(feature = "schema", schemars(range(max = 262144)))]
+        pub log_tail_bytes: Option<u64>,
+    }
+
+    /// `list_tasks` (answered by the relay).
+    pub struct ListTasksArgs {
+        /// queued, dispatched, running, succeeded, failed, canceled, timed_out or lost
+        pub state: Option<String>,
+        /// How many (default 20)
+        #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 200)))]
+        pub limit: Option<u32>,
+    }
+}
