@@ -76,6 +76,34 @@ pub struct Hello {
     pub relay_stream: Option<StreamPosition>,
 }
 
+impl Hello {
+    /// Checks the sizes and shapes the relay stores, so a bad hello is refused, never stored.
+    pub fn check(&self) -> crate::check::Checked {
+        use crate::check::Invalid;
+        let w = &self.workspace;
+        let fields = [
+            ("workspace.key", &w.key, 128),
+            ("workspace.name", &w.name, 255),
+            ("workspace.hostname", &w.hostname, 255),
+        ];
+        for (what, value, max) in fields {
+            if value.is_empty() || value.len() > max {
+                return Err(Invalid::new(
+                    what,
+                    format!("{what} must be 1 to {max} bytes"),
+                ));
+            }
+        }
+        if w.root.len() > crate::MAX_PATH_BYTES {
+            return Err(Invalid::new("workspace.root", "workspace root too long"));
+        }
+        if self.agent_version.len() > 64 {
+            return Err(Invalid::new("agent_version", "agent version too long"));
+        }
+        Ok(())
+    }
+}
+
 /// A position on a durable stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamPosition {
@@ -97,20 +125,23 @@ pub struct Durable<T> {
 
 impl AgentMessage {
     /// Checks the message is within the protocol's limits.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         match self {
             Self::RepoSet { paths } => {
                 if paths.len() > crate::MAX_REPOS {
-                    return Err(format!(
-                        "at most {} repositories per workspace",
-                        crate::MAX_REPOS
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        format!("at most {} repositories per workspace", crate::MAX_REPOS),
                     ));
                 }
                 if paths
                     .iter()
                     .any(|p| p.is_empty() || p.len() > crate::MAX_PATH_BYTES)
                 {
-                    return Err("repository paths must be 1 to 4096 bytes".into());
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        "repository paths must be 1 to 4096 bytes",
+                    ));
                 }
                 Ok(())
             }
@@ -120,16 +151,25 @@ impl AgentMessage {
                     v.as_ref().is_some_and(|v| v.len() > crate::MAX_TEXT_BYTES)
                 };
                 if long(commit) || long(branch) {
-                    return Err("commit and branch must be at most 1024 bytes".into());
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        "commit and branch must be at most 1024 bytes",
+                    ));
                 }
                 Ok(())
             }
             Self::TaskOutput { data, offset, .. } => {
                 if data.is_empty() || data.len() > crate::tasks::MAX_OUTPUT_CHUNK {
-                    return Err("an output chunk is 1 byte to 256 KiB".into());
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        "an output chunk is 1 byte to 256 KiB",
+                    ));
                 }
                 if offset.saturating_add(data.len() as u64) > i64::MAX as u64 {
-                    return Err("an output offset is out of range".into());
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        "an output offset is out of range",
+                    ));
                 }
                 Ok(())
             }
@@ -149,7 +189,10 @@ impl AgentMessage {
                     .iter()
                     .all(|n| *n <= i64::MAX as u64);
                 if !summary_ok || !message_ok || !numbers_ok {
-                    return Err("a task result exceeds its size limits".into());
+                    return Err(crate::check::Invalid::new(
+                        "message",
+                        "a task result exceeds its size limits",
+                    ));
                 }
                 Ok(())
             }
@@ -309,4 +352,34 @@ pub enum RelayMessage {
         /// The task.
         task_id: Uuid,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_out_of_bounds_names_what_is_wrong() {
+        let hello = |key: &str, version: &str| Hello {
+            protocol_version: crate::PROTOCOL_VERSION,
+            agent_version: version.into(),
+            workspace: WorkspaceIdentity {
+                key: key.into(),
+                name: "ws".into(),
+                hostname: "host".into(),
+                root: "/src".into(),
+                coder: None,
+            },
+            agent_stream: Uuid::nil(),
+            relay_stream: None,
+        };
+        assert_eq!(hello("k", "1.0").check(), Ok(()));
+        let e = hello("", "1.0").check().unwrap_err();
+        assert_eq!(e.what, "workspace.key");
+        assert_eq!(e.to_string(), "workspace.key must be 1 to 128 bytes");
+        let e = hello("k", &"9".repeat(65)).check().unwrap_err();
+        assert_eq!(e.what, "agent_version");
+        let e = crate::tasks::check_repo_path("../x").unwrap_err();
+        assert_eq!(e.what, "repo");
+    }
 }

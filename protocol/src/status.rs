@@ -104,11 +104,12 @@ impl RepoStatus {
     }
 
     /// Checks the status is within the protocol's limits; the relay refuses one that is not.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         let path_ok = |p: &str| !p.is_empty() && p.len() <= MAX_PATH_BYTES;
         if !path_ok(&self.path) {
-            return Err(format!(
-                "repository path must be 1 to {MAX_PATH_BYTES} bytes"
+            return Err(crate::check::Invalid::new(
+                "repo_status",
+                format!("repository path must be 1 to {MAX_PATH_BYTES} bytes"),
             ));
         }
         let texts = [&self.branch, &self.upstream, &self.head_summary];
@@ -117,8 +118,9 @@ impl RepoStatus {
             .any(|t| t.as_ref().is_some_and(|t| t.len() > MAX_TEXT_BYTES))
             || self.head_sha.as_ref().is_some_and(|s| s.len() > 64)
         {
-            return Err(format!(
-                "branch, upstream and summary are limited to {MAX_TEXT_BYTES} bytes"
+            return Err(crate::check::Invalid::new(
+                "repo_status",
+                format!("branch, upstream and summary are limited to {MAX_TEXT_BYTES} bytes"),
             ));
         }
         if self.changed_paths.len() > MAX_CHANGED_PATHS
@@ -127,8 +129,11 @@ impl RepoStatus {
                 .iter()
                 .any(|c| !path_ok(&c.path) || c.code.len() != 2)
         {
-            return Err(format!(
-                "at most {MAX_CHANGED_PATHS} changed paths, each 1 to {MAX_PATH_BYTES} bytes with a two-letter code"
+            return Err(crate::check::Invalid::new(
+                "repo_status",
+                format!(
+                    "at most {MAX_CHANGED_PATHS} changed paths, each 1 to {MAX_PATH_BYTES} bytes with a two-letter code"
+                ),
             ));
         }
         Ok(())

@@ -90,15 +90,18 @@ pub enum TaskRun {
 
 impl TaskRun {
     /// Checks sizes and shapes.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         match self {
             Self::Command { command } => {
                 if command.trim().is_empty() {
-                    return Err("the command is empty".into());
+                    return Err(crate::check::Invalid::new("run", "the command is empty"));
                 }
                 if command.len() > MAX_COMMAND_BYTES || command.contains('\0') {
-                    return Err(format!(
-                        "the command must be at most {MAX_COMMAND_BYTES} bytes, without NUL"
+                    return Err(crate::check::Invalid::new(
+                        "run",
+                        format!(
+                            "the command must be at most {MAX_COMMAND_BYTES} bytes, without NUL"
+                        ),
                     ));
                 }
             }
@@ -109,9 +112,10 @@ impl TaskRun {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
                 if !ok {
-                    return Err(
-                        "a step name is 1 to 64 letters, digits, '-' or '_' (e.g. \"test\")".into(),
-                    );
+                    return Err(crate::check::Invalid::new(
+                        "run",
+                        "a step name is 1 to 64 letters, digits, '-' or '_' (e.g. \"test\")",
+                    ));
                 }
             }
         }
@@ -120,9 +124,12 @@ impl TaskRun {
 }
 
 /// Checks a task's environment: names, sizes and count.
-pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn check_env(env: &BTreeMap<String, String>) -> crate::check::Checked {
     if env.len() > MAX_ENV_VARS {
-        return Err(format!("at most {MAX_ENV_VARS} environment variables"));
+        return Err(crate::check::Invalid::new(
+            "env",
+            format!("at most {MAX_ENV_VARS} environment variables"),
+        ));
     }
     for (name, value) in env {
         let mut bytes = name.bytes();
@@ -132,13 +139,17 @@ pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
             && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && name.len() <= 128;
         if !good_name {
-            return Err(format!(
-                "{name:?} is not a valid environment variable name (letters, digits, '_')"
+            return Err(crate::check::Invalid::new(
+                "env",
+                format!("{name:?} is not a valid environment variable name (letters, digits, '_')"),
             ));
         }
         if value.len() > MAX_ENV_VALUE_BYTES || value.contains('\0') {
-            return Err(format!(
-                "the value of {name} must be at most {MAX_ENV_VALUE_BYTES} bytes, without NUL"
+            return Err(crate::check::Invalid::new(
+                "env",
+                format!(
+                    "the value of {name} must be at most {MAX_ENV_VALUE_BYTES} bytes, without NUL"
+                ),
             ));
         }
     }
@@ -146,15 +157,16 @@ pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
 }
 
 /// Checks a repository path given for a task: relative, inside the root, no `..`.
-pub fn check_repo_path(repo: &str) -> Result<(), String> {
+pub fn check_repo_path(repo: &str) -> crate::check::Checked {
     let bad = repo.is_empty()
         || repo.len() > crate::MAX_PATH_BYTES
         || repo.starts_with('/')
         || repo.contains('\0')
         || repo.split('/').any(|part| part == "..");
     if bad {
-        return Err(format!(
-            "{repo:?} is not a repository path relative to the workspace root"
+        return Err(crate::check::Invalid::new(
+            "repo",
+            format!("{repo:?} is not a repository path relative to the workspace root"),
         ));
     }
     Ok(())

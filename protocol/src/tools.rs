@@ -115,10 +115,13 @@ impl ToolOutput {
     }
 
     /// Checks the output is within the protocol's limits.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         let structured = self.structured_json.as_ref().map_or(0, String::len);
         if self.text.len() + structured > MAX_REPLY_TEXT_BYTES {
-            return Err("a tool reply exceeds 512 KiB".into());
+            return Err(crate::check::Invalid::new(
+                "tool_reply",
+                "a tool reply exceeds 512 KiB",
+            ));
         }
         Ok(())
     }
@@ -246,7 +249,7 @@ impl ToolCatalog {
     }
 
     /// Checks the catalog is within the protocol's limits.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         let total: usize = self
             .servers
             .iter()
@@ -254,26 +257,41 @@ impl ToolCatalog {
             .map(HostedTool::size)
             .sum();
         if total > MAX_CATALOG_BYTES {
-            return Err("a tool catalog exceeds 512 KiB".into());
+            return Err(crate::check::Invalid::new(
+                "tool_catalog",
+                "a tool catalog exceeds 512 KiB",
+            ));
         }
         if self.servers.len() > MAX_HOSTED_SERVERS {
-            return Err(format!("at most {MAX_HOSTED_SERVERS} hosted servers"));
+            return Err(crate::check::Invalid::new(
+                "tool_catalog",
+                format!("at most {MAX_HOSTED_SERVERS} hosted servers"),
+            ));
         }
         for s in &self.servers {
             if !valid_server_name(&s.name) {
-                return Err(format!("invalid hosted server name {:?}", s.name));
+                return Err(crate::check::Invalid::new(
+                    "tool_catalog",
+                    format!("invalid hosted server name {:?}", s.name),
+                ));
             }
             if s.tools.len() > MAX_TOOLS_PER_SERVER
                 || s.problem.as_ref().is_some_and(|p| p.len() > 4096)
             {
-                return Err(format!("hosted server {} exceeds its limits", s.name));
+                return Err(crate::check::Invalid::new(
+                    "tool_catalog",
+                    format!("hosted server {} exceeds its limits", s.name),
+                ));
             }
             for t in &s.tools {
                 if !valid_tool_name(&t.name)
                     || t.description.len() > MAX_DESCRIPTION_BYTES
                     || t.input_schema_json.len() > MAX_SCHEMA_BYTES
                 {
-                    return Err(format!("a tool of hosted server {} is invalid", s.name));
+                    return Err(crate::check::Invalid::new(
+                        "tool_catalog",
+                        format!("a tool of hosted server {} is invalid", s.name),
+                    ));
                 }
             }
         }
@@ -283,7 +301,7 @@ impl ToolCatalog {
 
 impl ToolCall {
     /// Checks the call is within the protocol's limits.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> crate::check::Checked {
         let names_ok = match &self.target {
             ToolTarget::Builtin(name) => valid_tool_name(name),
             ToolTarget::Hosted { server, tool } => {
@@ -291,10 +309,13 @@ impl ToolCall {
             }
         };
         if !names_ok {
-            return Err("invalid tool name".into());
+            return Err(crate::check::Invalid::new("tool_call", "invalid tool name"));
         }
         if self.args_json.len() > MAX_ARGS_BYTES {
-            return Err("the tool's arguments exceed 768 KiB as JSON".into());
+            return Err(crate::check::Invalid::new(
+                "tool_call",
+                "the tool's arguments exceed 768 KiB as JSON",
+            ));
         }
         Ok(())
     }

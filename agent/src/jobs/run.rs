@@ -307,7 +307,7 @@ impl Job {
 
     /// Finds the directory and the commands; the error is for people.
     fn prepare(&self) -> Result<(PathBuf, Vec<Command>), String> {
-        tasks::check_repo_path(&self.spec.repo)?;
+        tasks::check_repo_path(&self.spec.repo).map_err(|e| e.to_string())?;
         let dir = self.root.join(&self.spec.repo);
         let dir = std::fs::canonicalize(&dir).map_err(|_| {
             format!(

@@ -99,7 +99,7 @@ impl Toolbox {
 
     async fn run(&self, call: ToolCall, wanted: Arc<AtomicBool>) -> ToolOutput {
         if let Err(problem) = call.check() {
-            return ToolOutput::error(problem);
+            return ToolOutput::error(problem.to_string());
         }
         let args: serde_json::Map<String, serde_json::Value> =
             match serde_json::from_str(&call.args_json) {

@@ -103,5 +103,11 @@ impl DomainError {
     }
 }
 
+impl From<fulcrum_protocol::check::Invalid> for DomainError {
+    fn from(e: fulcrum_protocol::check::Invalid) -> Self {
+        Self::Invalid(e.message)
+    }
+}
+
 /// Result of a domain operation.
 pub type DomainResult<T> = Result<T, DomainError>;

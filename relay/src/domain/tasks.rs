@@ -198,10 +198,10 @@ pub async fn start(app: &AppState, caller: Caller, input: RunInput) -> DomainRes
     let run = input
         .run
         .ok_or_else(|| DomainError::Invalid("give exactly one of command and step".into()))?;
-    run.check().map_err(DomainError::Invalid)?;
-    tasks::check_env(&input.env).map_err(DomainError::Invalid)?;
+    run.check()?;
+    tasks::check_env(&input.env)?;
     let repo = input.repo.unwrap_or_else(|| ".".into());
-    tasks::check_repo_path(&repo).map_err(DomainError::Invalid)?;
+    tasks::check_repo_path(&repo)?;
     let timeout = match input.timeout_s {
         Some(t) if t < 1 => {
             return Err(DomainError::Invalid("timeout_s must be at least 1".into()));

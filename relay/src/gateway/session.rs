@@ -398,7 +398,7 @@ impl Session<'_> {
                         Incoming::Frame(frame, size) => (frame, size),
                         Incoming::KeepAlive => { last_heard = Instant::now(); continue }
                         Incoming::Violation(problem) => {
-                            return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
+                            return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
                         }
                         Incoming::Closed => return End::AgentClosed,
                     };
@@ -417,7 +417,7 @@ impl Session<'_> {
                         AgentFrame::Request { id, run } => self.run_request(id, run),
                         AgentFrame::ToolReply { id, output } => {
                             if let Err(problem) = output.check() {
-                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
                             }
                             // An answer to a call whose caller gave up is dropped.
                             if let Some(reply) = self.tool_calls.remove(&id) {
@@ -426,7 +426,7 @@ impl Session<'_> {
                         }
                         AgentFrame::Tools(catalog) => {
                             if let Err(problem) = catalog.check() {
-                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
                             }
                             // Only what a client lists counts: the tools, not a server's state.
                             let changed = {
@@ -517,7 +517,14 @@ impl Session<'_> {
     /// replay with the committed position. `Some` ends the session.
     async fn accept(&mut self, d: Durable<AgentMessage>, size: usize) -> Option<End> {
         if let Err(problem) = d.body.check() {
-            return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
+            return Some(
+                refuse(
+                    self.sink,
+                    RejectReason::ProtocolViolation,
+                    &problem.to_string(),
+                )
+                .await,
+            );
         }
         if let AgentMessage::RepoState(status) = &d.body {
             let full = {
@@ -533,7 +540,14 @@ impl Session<'_> {
                     "at most {} repositories per workspace",
                     fulcrum_protocol::MAX_REPOS
                 );
-                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
+                return Some(
+                    refuse(
+                        self.sink,
+                        RejectReason::ProtocolViolation,
+                        &problem.to_string(),
+                    )
+                    .await,
+                );
             }
         }
         let verdict = self.inbox.check(d.seq);
@@ -593,7 +607,14 @@ impl Session<'_> {
                     "message {} arrived before message {expected}; reconnect and replay",
                     d.seq
                 );
-                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
+                return Some(
+                    refuse(
+                        self.sink,
+                        RejectReason::ProtocolViolation,
+                        &problem.to_string(),
+                    )
+                    .await,
+                );
             }
         }
         None
@@ -739,27 +760,8 @@ async fn read_hello(stream: &mut Source, wait: Duration) -> Result<Hello, Option
             ),
         }));
     }
-    validate_hello(&hello).map_err(violation)?;
+    hello.check().map_err(|e| violation(e.to_string()))?;
     Ok(hello)
-}
-
-/// Checks the sizes and shapes the relay stores, so bad input is refused rather than stored.
-fn validate_hello(hello: &Hello) -> Result<(), String> {
-    let w = &hello.workspace;
-    let fields = [
-        ("key", &w.key, 128),
-        ("name", &w.name, 255),
-        ("hostname", &w.hostname, 255),
-    ];
-    for (what, value, max) in fields {
-        if value.is_empty() || value.len() > max {
-            return Err(format!("workspace {what} must be 1 to {max} bytes"));
-        }
-    }
-    if w.root.len() > 4096 || hello.agent_version.len() > 64 {
-        return Err("workspace root or agent version too long".into());
-    }
-    Ok(())
 }
 
 fn lock(view: &Mutex<Workspace>) -> std::sync::MutexGuard<'_, Workspace> {

@@ -85,7 +85,7 @@ impl FulcrumMcp {
             args_json: Value::Object(args).to_string(),
             may_write: !caller.read_only,
         };
-        call.check()?;
+        call.check().map_err(|e| e.to_string())?;
         let timeout =
             std::time::Duration::from_secs(self.app.config.agents.tool_call_timeout_secs.max(1));
         self.app
