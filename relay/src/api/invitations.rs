@@ -3,45 +3,29 @@
 //! The owner invites an e-mail address (`POST /api/v1/projects/{id}/invitations`); the answer is
 //! the same whether or not that address has an account, so inviting tells nothing about who uses
 //! the relay. The user with that address sees it (`GET /api/v1/invitations`) and accepts or
-//! declines it. Invitations last [`INVITATION_DAYS`] days; a project has at most
-//! [`MAX_PENDING`] pending at once.
+//! declines it. The rules are `domain::projects`'; these handlers translate.
 
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{Duration, Utc};
 use uuid::Uuid;
 
 use super::{
-    auth::{AuthUser, normalize_email},
+    auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
-    error::{ApiError, ApiResult, ErrorKind},
-    projects::{MemberBody, member_project, member_role, parse_id, require},
+    error::{ApiError, ApiResult},
+    projects::{MemberBody, caller, parse_id},
 };
 use crate::{
+    domain,
     state::AppState,
-    store::{Invitation, Project, Role},
+    store::{Invitation, Project},
 };
-
-/// How long an invitation can be accepted.
-pub const INVITATION_DAYS: i64 = 7;
-/// Most pending invitations per project.
-pub const MAX_PENDING: usize = 100;
 
 fn parse_invitation(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("invitation"))
-}
-
-/// The caller's e-mail address.
-async fn email_of(app: &AppState, user: AuthUser) -> ApiResult<String> {
-    Ok(app
-        .store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?
-        .email)
 }
 
 /// `POST /api/v1/projects/{id}/invitations`: invite an e-mail address.
@@ -67,44 +51,10 @@ pub async fn invite(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "manage its members")?;
-    let role = member_role(&body.role)?;
-    let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
-    if app
-        .store
-        .project_members(&project)
-        .await?
-        .iter()
-        .any(|m| m.email == email)
-    {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "already_member",
-            "that address is already a member; change its role with PUT …/members",
-        ));
-    }
-    let now = Utc::now();
-    let pending = app.store.project_invitations(project.id, now).await?;
-    if pending.len() >= MAX_PENDING && !pending.iter().any(|i| i.email == email) {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "too_many_invitations",
-            format!("at most {MAX_PENDING} pending invitations per project"),
-        ));
-    }
-    let invitation = app
-        .store
-        .invite(
-            project.id,
-            &email,
-            role,
-            user.id,
-            now,
-            now + Duration::days(INVITATION_DAYS),
-        )
-        .await?;
-    Ok(created(invitation))
+    let id = parse_id(&id)?;
+    Ok(created(
+        domain::projects::invite(&app, caller(user), id, &body.email, &body.role).await?,
+    ))
 }
 
 /// `GET /api/v1/projects/{id}/invitations`: the project's pending invitations (owner only).
@@ -126,12 +76,12 @@ pub async fn for_project(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "manage its members")?;
-    Ok(ok(app
-        .store
-        .project_invitations(project.id, Utc::now())
-        .await?))
+    Ok(ok(domain::projects::invitations(
+        &app,
+        caller(user),
+        parse_id(&id)?,
+    )
+    .await?))
 }
 
 /// `DELETE /api/v1/projects/{id}/invitations/{invitation_id}`: withdraw an invitation.
@@ -153,16 +103,8 @@ pub async fn withdraw(
     user: AuthUser,
     Path((id, invitation)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "manage its members")?;
-    let invitation = parse_invitation(&invitation)?;
-    if !app
-        .store
-        .withdraw_invitation(project.id, invitation)
-        .await?
-    {
-        return Err(ApiError::not_found("invitation"));
-    }
+    let (id, invitation) = (parse_id(&id)?, parse_invitation(&invitation)?);
+    domain::projects::withdraw(&app, caller(user), id, invitation).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -178,8 +120,7 @@ pub async fn withdraw(
     )
 )]
 pub async fn mine(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    let email = email_of(&app, user).await?;
-    Ok(ok(app.store.invitations_for(&email, Utc::now()).await?))
+    Ok(ok(domain::projects::my_invitations(&app, user.id).await?))
 }
 
 /// `POST /api/v1/invitations/{id}/accept`: join the project.
@@ -201,14 +142,7 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    let email = email_of(&app, user).await?;
-    let project = app
-        .store
-        .accept_invitation(user.id, &email, id, Utc::now())
-        .await?
-        .ok_or_else(|| ApiError::not_found("invitation"))?;
-    app.access.members_changed(project);
-    Ok(ok(member_project(&app, user.id, project).await?))
+    Ok(ok(domain::projects::accept(&app, caller(user), id).await?))
 }
 
 /// `POST /api/v1/invitations/{id}/decline`: say no.
@@ -230,9 +164,6 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    let email = email_of(&app, user).await?;
-    if !app.store.decline_invitation(&email, id).await? {
-        return Err(ApiError::not_found("invitation"));
-    }
+    domain::projects::decline(&app, caller(user), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -16,23 +16,17 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    auth::{AuthUser, normalize_email},
+    auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
-    error::{ApiError, ApiResult, ErrorKind},
+    error::{ApiError, ApiResult},
 };
 use fulcrum_protocol::TaskState;
 
 use crate::{
+    domain::{self, Caller, Door, projects::ProjectInput},
     state::AppState,
-    store::{Health, Member, NewProject, Project, ProjectPatch, Role, TaskFilter},
+    store::{Health, Member, Project, TaskFilter},
 };
-
-/// Longest project name.
-const MAX_NAME: usize = 200;
-/// Longest description.
-const MAX_DESCRIPTION: usize = 10_000;
-/// Most tech-stack entries.
-const MAX_TECH: usize = 32;
 
 /// Body of `POST /api/v1/projects` and `PATCH /api/v1/projects/{id}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -51,64 +45,23 @@ pub struct ProjectBody {
     tech_stack: Option<Vec<String>>,
 }
 
-fn check(body: &ProjectBody, creating: bool) -> ApiResult<()> {
-    match &body.name {
-        Some(n) if n.trim().is_empty() || n.len() > MAX_NAME => {
-            return Err(ApiError::invalid(format!(
-                "name must be 1 to {MAX_NAME} characters"
-            )));
-        }
-        None if creating => return Err(ApiError::invalid("name is required")),
-        _ => {}
+/// The domain's input from the body.
+fn input(body: ProjectBody) -> ProjectInput {
+    ProjectInput {
+        name: body.name,
+        description: body.description,
+        repository_url: body.repository_url,
+        tech_stack: body.tech_stack,
     }
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.len() > MAX_DESCRIPTION)
-    {
-        return Err(ApiError::invalid(format!(
-            "description must be at most {MAX_DESCRIPTION} bytes"
-        )));
-    }
-    if let Some(url) = &body.repository_url
-        && (url.len() > 2048 || url.chars().any(char::is_whitespace))
-    {
-        return Err(ApiError::invalid(
-            "repository_url must be a URL of at most 2048 bytes",
-        ));
-    }
-    if let Some(tech) = &body.tech_stack
-        && (tech.len() > MAX_TECH || tech.iter().any(|t| t.is_empty() || t.len() > 64))
-    {
-        return Err(ApiError::invalid(format!(
-            "tech_stack is at most {MAX_TECH} names of 1 to 64 bytes"
-        )));
-    }
-    Ok(())
+}
+
+/// The REST caller.
+pub(super) fn caller(user: AuthUser) -> Caller {
+    Caller::new(user.id, Door::Api)
 }
 
 pub(super) fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("project"))
-}
-
-/// The project if `user` is a member, else 404.
-pub async fn member_project(app: &AppState, user: Uuid, id: Uuid) -> ApiResult<Project> {
-    app.store
-        .get_project(user, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))
-}
-
-pub(super) fn require(project: &Project, allowed: &[Role], what: &str) -> ApiResult<()> {
-    if allowed.contains(&project.role) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorKind::Forbidden,
-            "forbidden",
-            format!("a {} of this project cannot {what}", project.role.as_str()),
-        ))
-    }
 }
 
 /// `POST /api/v1/projects`.
@@ -129,15 +82,8 @@ pub async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<ProjectBody>,
 ) -> ApiResult<Response> {
-    check(&body, true)?;
-    let new = NewProject {
-        name: body.name.unwrap_or_default().trim().to_owned(),
-        description: body.description.unwrap_or_default(),
-        repository_url: body.repository_url.filter(|u| !u.is_empty()),
-        tech_stack: body.tech_stack.unwrap_or_default(),
-    };
     Ok(created(
-        app.store.create_project(user.id, &new, Utc::now()).await?,
+        domain::projects::create(&app, caller(user), input(body)).await?,
     ))
 }
 
@@ -153,7 +99,7 @@ pub async fn create(
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.store.list_projects(user.id).await?))
+    Ok(ok(domain::projects::list(&app, user.id).await?))
 }
 
 /// `GET /api/v1/projects/{id}`.
@@ -174,7 +120,9 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(member_project(&app, user.id, parse_id(&id)?).await?))
+    Ok(ok(
+        domain::projects::visible(&app, user.id, parse_id(&id)?).await?
+    ))
 }
 
 /// `PATCH /api/v1/projects/{id}`.
@@ -199,23 +147,14 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProjectBody>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner, Role::Maintainer], "edit it")?;
-    check(&body, false)?;
-    let patch = ProjectPatch {
-        name: body.name.map(|n| n.trim().to_owned()),
-        description: body.description,
-        repository_url: body
-            .repository_url
-            .map(|u| Some(u).filter(|u| !u.is_empty())),
-        tech_stack: body.tech_stack,
-        status: None,
-    };
-    let updated = app
-        .store
-        .update_project(user.id, project.id, &patch, Utc::now())
-        .await?;
-    Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
+    let id = parse_id(&id)?;
+    Ok(ok(domain::projects::update(
+        &app,
+        caller(user),
+        id,
+        input(body),
+    )
+    .await?))
 }
 
 /// `POST /api/v1/projects/{id}/archive`.
@@ -237,26 +176,12 @@ pub async fn archive(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "archive it")?;
-    let patch = ProjectPatch {
-        status: Some(crate::store::ProjectStatus::Archived),
-        ..Default::default()
-    };
-    let updated = app
-        .store
-        .update_project(user.id, project.id, &patch, Utc::now())
-        .await?;
-    // Who may see the project does not change, but its members' open streams check again.
-    let members: Vec<Uuid> = app
-        .store
-        .project_members(&project)
-        .await?
-        .iter()
-        .map(|m| m.user_id)
-        .collect();
-    crate::access::members_changed(&app, project.id, &members);
-    Ok(ok(updated.ok_or_else(|| ApiError::not_found("project"))?))
+    Ok(ok(domain::projects::archive(
+        &app,
+        caller(user),
+        parse_id(&id)?,
+    )
+    .await?))
 }
 
 /// `PUT|DELETE /api/v1/projects/{id}/workspaces/{workspace_id}`: attach or detach one of the
@@ -268,21 +193,16 @@ async fn set_workspace(
     workspace: String,
     attach: bool,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(
-        &project,
-        &[Role::Owner, Role::Maintainer],
-        "change its workspaces",
-    )?;
+    let id = parse_id(&id)?;
     let workspace = Uuid::parse_str(&workspace).map_err(|_| ApiError::not_found("workspace"))?;
-    if !app
-        .store
-        .set_project_workspace(user.id, project.id, workspace, attach)
-        .await?
-    {
-        return Err(ApiError::not_found("workspace"));
-    }
-    Ok(ok(member_project(&app, user.id, project.id).await?))
+    Ok(ok(domain::projects::set_workspace(
+        &app,
+        caller(user),
+        id,
+        workspace,
+        attach,
+    )
+    .await?))
 }
 
 /// `PUT /api/v1/projects/{id}/workspaces/{workspace_id}`.
@@ -347,8 +267,9 @@ pub async fn members(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    Ok(ok(app.store.project_members(&project).await?))
+    Ok(ok(
+        domain::projects::members(&app, user.id, parse_id(&id)?).await?
+    ))
 }
 
 /// Body of `PUT /api/v1/projects/{id}/members`.
@@ -385,42 +306,15 @@ pub async fn set_member(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "manage its members")?;
-    let role = member_role(&body.role)?;
-    let email = normalize_email(&body.email).map_err(ApiError::invalid)?;
-    // Only the project's own members are looked at: the answer never tells whether an e-mail
-    // has an account.
-    let members = app.store.project_members(&project).await?;
-    let member = members.iter().find(|m| m.email == email).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::NotFound,
-            "not_a_member",
-            "no member of this project has that e-mail; invite them with POST /api/v1/projects/{id}/invitations",
-        )
-    })?;
-    if member.role == Role::Owner {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "owner",
-            "the owner's role cannot change",
-        ));
-    }
-    app.store
-        .set_project_member(project.id, member.user_id, role, Utc::now())
-        .await?;
-    app.access.members_changed(project.id);
-    Ok(ok(app.store.project_members(&project).await?))
-}
-
-/// A role a member can be given: `maintainer` or `viewer`.
-pub(super) fn member_role(role: &str) -> ApiResult<Role> {
-    match Role::parse(role) {
-        Some(r @ (Role::Maintainer | Role::Viewer)) => Ok(r),
-        _ => Err(ApiError::invalid(
-            "role must be \"maintainer\" or \"viewer\"",
-        )),
-    }
+    let id = parse_id(&id)?;
+    Ok(ok(domain::projects::set_member_role(
+        &app,
+        caller(user),
+        id,
+        &body.email,
+        &body.role,
+    )
+    .await?))
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user_id}`.
@@ -442,15 +336,9 @@ pub async fn remove_member(
     user: AuthUser,
     Path((id, member)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
-    require(&project, &[Role::Owner], "manage its members")?;
+    let id = parse_id(&id)?;
     let member = Uuid::parse_str(&member).map_err(|_| ApiError::not_found("member"))?;
-    // Before and after the removal: an audience read while it commits is read again.
-    app.access.members_changed(project.id);
-    if !app.store.remove_project_member(project.id, member).await? {
-        return Err(ApiError::not_found("member"));
-    }
-    crate::access::members_changed(&app, project.id, &[member]);
+    domain::projects::remove_member(&app, caller(user), id, member).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -473,7 +361,7 @@ pub async fn status(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = member_project(&app, user.id, parse_id(&id)?).await?;
+    let project = domain::projects::visible(&app, user.id, parse_id(&id)?).await?;
     let (mut last_tasks, _) = app
         .store
         .list_tasks(

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod logins;
+pub mod projects;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
@@ -71,6 +72,14 @@ pub enum DomainError {
     /// No such thing, or not the caller's (the two look the same).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not found, with a stable code and a message that says what to do instead.
+    #[error("{message}")]
+    Absent {
+        /// A stable code, such as `not_a_member`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// The caller may see it, but not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -145,6 +145,7 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::NotFound(what) => Self::not_found(what),
+            DomainError::Absent { code, message } => Self::new(ErrorKind::NotFound, code, message),
             DomainError::Forbidden(message) => {
                 Self::new(ErrorKind::Forbidden, "forbidden", message)
             }

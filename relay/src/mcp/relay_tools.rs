@@ -84,10 +84,9 @@ pub async fn call(
         "list_projects" => {
             let _: NoArgs = parse(name, args)?;
             pretty(
-                &app.store
-                    .list_projects(user)
+                &domain::projects::list(app, user)
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(tool_error)?,
             )
         }
         "run_task" => {
