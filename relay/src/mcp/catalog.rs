@@ -1,13 +1,18 @@
 //! The tools `/mcp` lists: the built-in ones (answered by the relay or by a workspace's agent)
 //! and those of the MCP servers agents host, namespaced `server__tool`.
 //!
-//! Names and arguments follow the reference git and filesystem servers where they overlap
-//! (`path`, `head`, `tail`, `repo_path`, `edits[].oldText/newText`, `dryRun`), so clients and
-//! models that know those servers know these. Every tool that acts in a workspace takes a
-//! `workspace` argument: the workspace's id or name.
+//! The built-in tools' arguments are the types of `fulcrum_protocol::tool_args`, the ones the
+//! agent and the relay read calls into; their JSON Schemas are generated from those types here,
+//! so what `/mcp` publishes and what the tools accept cannot drift apart. Every tool that acts
+//! in a workspace also takes a `workspace` argument: the workspace's id or name.
 
 use std::collections::BTreeMap;
 
+use fulcrum_protocol::tool_args::{
+    DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
+    GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs, ReadFileArgs, RunTaskArgs,
+    SearchFilesArgs, WriteFileArgs,
+};
 use serde_json::{Value, json};
 
 /// Where a built-in tool runs.
@@ -30,31 +35,33 @@ pub struct Builtin {
     pub runs: Runs,
     /// Whether it only reads (a read-only token may call only these).
     pub read_only: bool,
-    /// Its arguments besides `workspace`: JSON Schema properties, and which are required.
-    properties: fn() -> Value,
-    required: &'static [&'static str],
+    /// The JSON Schema of its arguments besides `workspace`, generated from their type.
+    arguments: fn() -> Value,
+    /// Reads arguments (without `workspace`) into that type, as the tool does.
+    #[cfg_attr(not(test), allow(dead_code))]
+    accepts: fn(Value) -> Result<(), String>,
 }
 
-fn none() -> Value {
-    json!({})
-}
-
-fn path_prop() -> Value {
-    json!({ "path": { "type": "string", "description": "Path relative to the workspace root (or absolute inside it); default `.`" } })
-}
-
-fn repo_prop() -> Value {
-    json!({ "repo_path": { "type": "string", "description": "The repository, relative to the workspace root; default `.`" } })
-}
-
-fn merged(parts: &[Value]) -> Value {
-    let mut out = serde_json::Map::new();
-    for p in parts {
-        if let Value::Object(m) = p {
-            out.extend(m.clone());
-        }
+/// The JSON Schema of `T` as an MCP tool's input schema: subschemas inlined, no `$schema`.
+fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    if let Value::Object(m) = &mut value {
+        m.remove("$schema");
+        m.remove("title");
+        m.remove("description");
     }
-    Value::Object(out)
+    value
+}
+
+/// Whether `args` reads into `T`.
+fn accepts_as<T: serde::de::DeserializeOwned>(args: Value) -> Result<(), String> {
+    serde_json::from_value::<T>(args)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Every built-in tool.
@@ -64,204 +71,128 @@ pub const BUILTINS: &[Builtin] = &[
         description: "List your workspaces: id, name, host, root, whether the agent is online, and each repository's branch and change counts.",
         runs: Runs::Relay,
         read_only: true,
-        properties: none,
-        required: &[],
+        arguments: schema_of::<NoArgs>,
+        accepts: accepts_as::<NoArgs>,
     },
     Builtin {
         name: "workspace_status",
         description: "One workspace's live state: online, agent version, and every repository's branch, upstream, ahead/behind, staged/unstaged/untracked counts and last commit.",
         runs: Runs::Relay,
         read_only: true,
-        properties: none,
-        required: &[],
+        arguments: schema_of::<NoArgs>,
+        accepts: accepts_as::<NoArgs>,
     },
     Builtin {
         name: "list_projects",
         description: "List the projects you are a member of, with your role and their workspaces.",
         runs: Runs::Relay,
         read_only: true,
-        properties: none,
-        required: &[],
+        arguments: schema_of::<NoArgs>,
+        accepts: accepts_as::<NoArgs>,
     },
     Builtin {
         name: "list_directory",
         description: "List a directory in a workspace: one `[DIR] name` or `[FILE] name` line per entry, at most 1000.",
         runs: Runs::Agent,
         read_only: true,
-        properties: path_prop,
-        required: &[],
+        arguments: schema_of::<ListDirectoryArgs>,
+        accepts: accepts_as::<ListDirectoryArgs>,
     },
     Builtin {
         name: "directory_tree",
         description: "A directory's tree as JSON ([{name, type, children}]), at most 2000 entries; .git, node_modules and target are not entered.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            merged(&[
-                path_prop(),
-                json!({ "max_depth": { "type": "integer", "minimum": 1, "maximum": 12, "description": "Levels to descend (default 12)" } }),
-            ])
-        },
-        required: &[],
+        arguments: schema_of::<DirectoryTreeArgs>,
+        accepts: accepts_as::<DirectoryTreeArgs>,
     },
     Builtin {
         name: "read_file",
         description: "Read a text file in a workspace, whole or in part: the first `head` lines, the last `tail` lines, or `length` bytes from byte `offset`. At most 256 KiB per call, with a note where cut.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            json!({
-                "path": { "type": "string", "description": "Path relative to the workspace root (or absolute inside it)" },
-                "head": { "type": "integer", "minimum": 0, "description": "Only the first N lines" },
-                "tail": { "type": "integer", "minimum": 0, "description": "Only the last N lines" },
-                "offset": { "type": "integer", "minimum": 0, "description": "Start at this byte" },
-                "length": { "type": "integer", "minimum": 0, "description": "Read at most this many bytes" }
-            })
-        },
-        required: &["path"],
+        arguments: schema_of::<ReadFileArgs>,
+        accepts: accepts_as::<ReadFileArgs>,
     },
     Builtin {
         name: "search_files",
         description: "Search file contents in a workspace, respecting .gitignore (like ripgrep). Returns `path:line: text` per match.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            merged(&[
-                path_prop(),
-                json!({
-                    "pattern": { "type": "string", "description": "The text to find, or a regular expression with regex=true" },
-                    "regex": { "type": "boolean", "description": "Treat pattern as a regular expression (default false)" },
-                    "case_sensitive": { "type": "boolean", "description": "Match case exactly (default false)" },
-                    "include": { "type": "string", "description": "Only files matching this glob, e.g. *.rs" },
-                    "max_results": { "type": "integer", "minimum": 1, "maximum": 1000, "description": "Most matches (default 100)" }
-                }),
-            ])
-        },
-        required: &["pattern"],
+        arguments: schema_of::<SearchFilesArgs>,
+        accepts: accepts_as::<SearchFilesArgs>,
     },
     Builtin {
         name: "git_status",
         description: "The working tree status of a repository in a workspace: branch, upstream distance, staged, unstaged and untracked files.",
         runs: Runs::Agent,
         read_only: true,
-        properties: repo_prop,
-        required: &[],
+        arguments: schema_of::<GitStatusArgs>,
+        accepts: accepts_as::<GitStatusArgs>,
     },
     Builtin {
         name: "git_diff",
         description: "A unified diff in a repository: unstaged changes by default, staged ones with staged=true, or the working tree against a commit, branch or tag with target.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            merged(&[
-                repo_prop(),
-                json!({
-                    "target": { "type": "string", "description": "Compare the working tree with this revision" },
-                    "staged": { "type": "boolean", "description": "Show staged changes (index against HEAD)" },
-                    "context_lines": { "type": "integer", "minimum": 0, "maximum": 100, "description": "Context lines (default 3)" }
-                }),
-            ])
-        },
-        required: &[],
+        arguments: schema_of::<GitDiffArgs>,
+        accepts: accepts_as::<GitDiffArgs>,
     },
     Builtin {
         name: "git_log",
         description: "The newest commits of a repository's HEAD: hash, author, date, message.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            merged(&[
-                repo_prop(),
-                json!({ "max_count": { "type": "integer", "minimum": 1, "maximum": 200, "description": "How many (default 10)" } }),
-            ])
-        },
-        required: &[],
+        arguments: schema_of::<GitLogArgs>,
+        accepts: accepts_as::<GitLogArgs>,
     },
     Builtin {
         name: "git_show",
         description: "One commit of a repository: its header and its diff against its first parent.",
         runs: Runs::Agent,
         read_only: true,
-        properties: || {
-            merged(&[
-                repo_prop(),
-                json!({ "revision": { "type": "string", "description": "A commit, branch or tag" } }),
-            ])
-        },
-        required: &["revision"],
+        arguments: schema_of::<GitShowArgs>,
+        accepts: accepts_as::<GitShowArgs>,
     },
     Builtin {
         name: "write_file",
         description: "Create or replace a whole text file in a workspace (atomically). Needs a token that may write and a workspace whose agent allows writes.",
         runs: Runs::Agent,
         read_only: false,
-        properties: || {
-            json!({
-                "path": { "type": "string", "description": "Path relative to the workspace root" },
-                "content": { "type": "string", "description": "The file's new content (at most 512 KiB)" }
-            })
-        },
-        required: &["path", "content"],
+        arguments: schema_of::<WriteFileArgs>,
+        accepts: accepts_as::<WriteFileArgs>,
     },
     Builtin {
         name: "edit_file",
         description: "Replace exact text in a file of a workspace; each oldText must occur exactly once. Returns a unified diff; dryRun=true only shows it. Needs a token that may write and a workspace whose agent allows writes.",
         runs: Runs::Agent,
         read_only: false,
-        properties: || {
-            json!({
-                "path": { "type": "string", "description": "Path relative to the workspace root" },
-                "edits": { "type": "array", "minItems": 1, "items": {
-                    "type": "object",
-                    "properties": { "oldText": { "type": "string" }, "newText": { "type": "string" } },
-                    "required": ["oldText", "newText"]
-                } },
-                "dryRun": { "type": "boolean", "description": "Only show the diff" }
-            })
-        },
-        required: &["path", "edits"],
+        arguments: schema_of::<EditFileArgs>,
+        accepts: accepts_as::<EditFileArgs>,
     },
     Builtin {
         name: "run_task",
         description: "Run a shell command or a QA step (`qa` for all steps) in a workspace, recorded as a task. Returns the task; with wait_s, waits up to that many seconds for it to finish and includes its test summary and log tail.",
         runs: Runs::Relay,
         read_only: false,
-        properties: || {
-            json!({
-                "command": { "type": "string", "description": "A shell command (give this or step)" },
-                "step": { "type": "string", "description": "A QA step from fulcrum.toml or detected, or `qa` for all" },
-                "repo": { "type": "string", "description": "The repository directory, relative to the root (default `.`)" },
-                "timeout_s": { "type": "integer", "minimum": 1, "description": "Time limit in seconds" },
-                "wait_s": { "type": "integer", "minimum": 0, "maximum": 300, "description": "Wait this long for the result (default 0)" }
-            })
-        },
-        required: &[],
+        arguments: schema_of::<RunTaskArgs>,
+        accepts: accepts_as::<RunTaskArgs>,
     },
     Builtin {
         name: "get_task",
         description: "A task's state, exit code, test summary (counts and failing tests) and the tail of its log.",
         runs: Runs::Relay,
         read_only: true,
-        properties: || {
-            json!({
-                "task_id": { "type": "string", "description": "The task's id" },
-                "log_tail_bytes": { "type": "integer", "minimum": 0, "maximum": 262144, "description": "How much of the log's end to include (default 8192)" }
-            })
-        },
-        required: &["task_id"],
+        arguments: schema_of::<GetTaskArgs>,
+        accepts: accepts_as::<GetTaskArgs>,
     },
     Builtin {
         name: "list_tasks",
         description: "Tasks you may see, newest first, optionally of one workspace or in one state.",
         runs: Runs::Relay,
         read_only: true,
-        properties: || {
-            json!({
-                "state": { "type": "string", "description": "queued, dispatched, running, succeeded, failed, canceled, timed_out or lost" },
-                "limit": { "type": "integer", "minimum": 1, "maximum": 200, "description": "How many (default 20)" }
-            })
-        },
-        required: &[],
+        arguments: schema_of::<ListTasksArgs>,
+        accepts: accepts_as::<ListTasksArgs>,
     },
 ];
 
@@ -283,18 +214,25 @@ impl Builtin {
 
     /// Its full input schema.
     pub fn input_schema(&self) -> Value {
-        let mut properties = match (self.properties)() {
+        let mut schema = match (self.arguments)() {
             Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
-        let mut required: Vec<&str> = self.required.to_vec();
         if !NO_WORKSPACE_ARG.contains(&self.name) {
-            properties.insert("workspace".into(), workspace_prop());
+            let properties = schema.entry("properties").or_insert_with(|| json!({}));
+            if let Value::Object(p) = properties {
+                p.insert("workspace".into(), workspace_prop());
+            }
         }
-        if self.needs_workspace() {
-            required.insert(0, "workspace");
+        let required = schema.entry("required").or_insert_with(|| json!([]));
+        if let Value::Array(r) = required
+            && self.needs_workspace()
+        {
+            r.insert(0, json!("workspace"));
         }
-        json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+        schema.insert("type".into(), json!("object"));
+        schema.insert("additionalProperties".into(), json!(false));
+        Value::Object(schema)
     }
 }
 
@@ -382,6 +320,85 @@ pub fn hosted_listings(
 mod tests {
     use super::*;
     use fulcrum_protocol::tools::{HostedServer, HostedTool};
+
+    /// A value the schema `prop` allows.
+    fn sample(prop: &Value) -> Value {
+        let kind = match &prop["type"] {
+            Value::Array(kinds) => kinds
+                .iter()
+                .find(|k| *k != "null")
+                .cloned()
+                .unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        match kind.as_str() {
+            Some("string") => json!("x"),
+            Some("boolean") => json!(true),
+            Some("integer") => json!(prop["minimum"].as_u64().unwrap_or(0).max(1)),
+            Some("array") => json!([sample(&prop["items"])]),
+            Some("object") => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in prop["properties"].as_object().into_iter().flatten() {
+                    m.insert(k.clone(), sample(v));
+                }
+                Value::Object(m)
+            }
+            other => panic!("no sample for type {other:?} in {prop}"),
+        }
+    }
+
+    /// The published schema and the type the tool reads its arguments into agree: every
+    /// property with a value of its type is read, only the required ones are enough, each
+    /// required one is needed, and anything else is refused.
+    #[test]
+    fn each_tool_schema_agrees_with_its_argument_type() {
+        for b in BUILTINS {
+            let schema = b.input_schema();
+            let props = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let required: Vec<String> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|r| *r != "workspace")
+                .map(str::to_owned)
+                .collect();
+            let args = |keys: &mut dyn Iterator<Item = &String>| {
+                let mut m = serde_json::Map::new();
+                for k in keys.filter(|k| *k != "workspace") {
+                    m.insert(k.clone(), sample(&props[k]));
+                }
+                Value::Object(m)
+            };
+            let all = args(&mut props.keys());
+            (b.accepts)(all.clone()).unwrap_or_else(|e| panic!("{}: {all} refused: {e}", b.name));
+            let minimal = args(&mut required.iter());
+            (b.accepts)(minimal.clone())
+                .unwrap_or_else(|e| panic!("{}: {minimal} refused: {e}", b.name));
+            for r in &required {
+                let mut without = minimal.clone();
+                without.as_object_mut().unwrap().remove(r);
+                assert!(
+                    (b.accepts)(without).is_err(),
+                    "{}: {r} is not needed",
+                    b.name
+                );
+            }
+            let mut extra = minimal.clone();
+            extra
+                .as_object_mut()
+                .unwrap()
+                .insert("not_an_argument".into(), json!(1));
+            assert!(
+                (b.accepts)(extra).is_err(),
+                "{}: an unknown argument passed",
+                b.name
+            );
+        }
+    }
 
     #[test]
     fn every_builtin_has_an_object_schema_and_a_unique_name() {
