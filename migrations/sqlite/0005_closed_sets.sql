@@ -4,7 +4,7 @@
 -- off (so the relay runs this file itself, outside sqlx's transaction: SQLITE_REBUILDS in
 -- relay/src/store/sql.rs), then in one transaction a new
 -- table, every row copied, the old one dropped, the new one renamed, its indexes made again,
--- and the foreign keys checked; then foreign keys on again. Nothing is lost: the upgrade of a
+-- and the foreign keys checked before the commit; then foreign keys on again. Nothing is lost: the upgrade of a
 -- populated database is tested (tests/tests/migrations.rs).
 PRAGMA foreign_keys = OFF;
 BEGIN;
@@ -78,6 +78,5 @@ CREATE INDEX tasks_workspace_state ON tasks (workspace_id, state);
 CREATE INDEX tasks_triggered_by ON tasks (triggered_by);
 CREATE INDEX tasks_active ON tasks (workspace_id) WHERE state IN ('queued', 'dispatched', 'running');
 
-PRAGMA foreign_key_check;
-COMMIT;
-PRAGMA foreign_keys = ON;
+-- The relay then runs PRAGMA foreign_key_check on this connection, commits only if it finds
+-- nothing (else rolls back), and turns foreign keys on again.

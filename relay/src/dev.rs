@@ -77,7 +77,15 @@ pub async fn run(args: DevArgs) -> Result<()> {
         None => std::env::current_dir()?,
     };
     let state_dir = std::path::absolute(data_dir.join("agent"))?;
-    let mut agent = tokio::process::Command::new(&agent_binary)
+    let mut command = tokio::process::Command::new(&agent_binary);
+    // The dev agent's settings are these flags alone: a FULCRUM_* variable of the caller's
+    // (a real token, another config file) must not win over them.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FULCRUM_") {
+            command.env_remove(name);
+        }
+    }
+    let mut agent = command
         .arg("agent")
         .arg("--relay")
         .arg(relay.url())
@@ -108,7 +116,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
     println!("\nPress Ctrl-C to stop.");
     tokio::select! {
         () = fulcrum_common::shutdown_signal() => {}
-        exited = agent.wait() => eprintln!("the agent stopped ({})", exited?),
+        exited = agent.wait() => match exited {
+            Ok(status) => eprintln!("the agent stopped ({status})"),
+            Err(e) => eprintln!("the agent stopped: {e}"),
+        },
     }
     eprintln!("shutting down");
     stop_child(&mut agent).await;

@@ -188,6 +188,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
         tools,
         tool_calls: Default::default(),
         last_tool_call: 0,
+        runs: tokio::task::JoinSet::new(),
         sink: &mut sink,
     };
     let end = if session.send(&welcome).await && session.resume_tasks().await {
@@ -256,8 +257,13 @@ struct Session<'a> {
     /// Tool calls sent to the agent and not answered yet, by id.
     tool_calls: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<ToolOutput>>,
     last_tool_call: u64,
+    /// Runs asked for by the agent's terminal and not answered yet; aborted with the session.
+    runs: tokio::task::JoinSet<()>,
     sink: &'a mut Outgoing,
 }
+
+/// Most terminal runs being started at once per session; more are refused until they are.
+const MAX_RUN_REQUESTS: usize = 8;
 
 impl Session<'_> {
     /// Whether the session stops taking durable messages until a commit finishes (backpressure).
@@ -315,12 +321,24 @@ impl Session<'_> {
     }
 
     /// A run asked for by the agent's terminal: started like any other run (the domain's
-    /// `tasks::start`, for the token's owner, in this workspace), off the session's loop; the
-    /// task comes back through the control channel to run, then the answer with its id.
-    fn run_request(&self, id: u64, run: RunRequest) {
+    /// `tasks::start`, for the token's owner, in this workspace), off the session's loop (at
+    /// most [`MAX_RUN_REQUESTS`] at once, aborted if the session ends); the task comes back
+    /// through the control channel to run, then the answer with its id. False if the agent
+    /// cannot be written to.
+    async fn run_request(&mut self, id: u64, run: RunRequest) -> bool {
+        while self.runs.try_join_next().is_some() {}
+        if self.runs.len() >= MAX_RUN_REQUESTS {
+            let busy = format!("at most {MAX_RUN_REQUESTS} runs start at once; try again");
+            return self
+                .send(&RelayFrame::Response {
+                    id,
+                    result: Err(busy),
+                })
+                .await;
+        }
         let app = self.app.clone();
         let (user, workspace) = (self.token.owner_id, self.workspace);
-        tokio::spawn(async move {
+        self.runs.spawn(async move {
             let input = crate::domain::tasks::RunInput {
                 workspace: Some(workspace),
                 repo: Some(run.repo),
@@ -342,6 +360,7 @@ impl Session<'_> {
                 .send(workspace, Control::Answer { id, result })
                 .await;
         });
+        true
     }
 
     /// Sends a tool call to the agent, remembering where its answer goes. At most
@@ -414,7 +433,11 @@ impl Session<'_> {
                             }
                         }
                         AgentFrame::Ack { .. } => {}
-                        AgentFrame::Request { id, run } => self.run_request(id, run),
+                        AgentFrame::Request { id, run } => {
+                            if !self.run_request(id, run).await {
+                                return End::SendFailed;
+                            }
+                        }
                         AgentFrame::ToolReply { id, output } => {
                             if let Err(problem) = output.check() {
                                 return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;

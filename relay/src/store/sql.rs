@@ -72,7 +72,12 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         5,
         "closed sets",
-        "-- The table rebuild of 0005_closed_sets.sql ran just before this was recorded.\nSELECT 1;",
+        // The rebuild's text is in the marker's comment, so its checksum covers the rebuild.
+        concat!(
+            "/* The table rebuild ran just before this was recorded:\n",
+            include_str!("../../../migrations/sqlite/0005_closed_sets.sql"),
+            "*/ SELECT 1;"
+        ),
     ),
 ];
 
@@ -700,22 +705,58 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         for (version, script) in SQLITE_REBUILDS.iter().filter(|(v, _)| *v <= upto) {
-            // No table yet: a new database.
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap_or(None);
+            let tracked: Option<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_optional(&pool)
+            .await?;
+            let applied: Option<i64> = match tracked {
+                Some(_) => {
+                    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&pool)
+                        .await?
+                }
+                // A new database.
+                None => None,
+            };
             if applied.unwrap_or(0) < *version {
                 migrator(SQLITE_MIGRATIONS, version - 1).run(&pool).await?;
-                // Its own connection, closed after: it turns foreign keys off and on.
-                let mut conn = pool.acquire().await?.detach();
-                sqlx::raw_sql(script).execute(&mut conn).await?;
+                rebuild(&pool, script).await?;
             }
         }
         migrator(SQLITE_MIGRATIONS, upto).run(&pool).await?;
         Ok(Self { pool })
     }
+}
+
+/// Runs a table-rebuilding script on a connection of its own (closed after): the script turns
+/// foreign keys off and opens a transaction; here the foreign keys are checked, and the
+/// transaction committed only if none is broken.
+async fn rebuild(pool: &sqlx::SqlitePool, script: &str) -> StoreResult<()> {
+    let mut conn = pool.acquire().await?.detach();
+    let outcome = async {
+        sqlx::raw_sql(script).execute(&mut conn).await?;
+        let broken = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut conn)
+            .await?;
+        if broken.is_empty() {
+            sqlx::query("COMMIT").execute(&mut conn).await?;
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "{} rows would break foreign keys after the rebuild; nothing was changed",
+                broken.len()
+            )))
+        }
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+    }
+    let _ = sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut conn)
+        .await;
+    outcome
 }
 
 /// The production store: PostgreSQL.
