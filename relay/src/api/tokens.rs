@@ -7,11 +7,10 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::tokens::{CreatedToken, create_token};
+use crate::domain::{self, Caller, Door, tokens::CreatedToken};
 
 use super::{
     auth::AuthUser,
@@ -58,7 +57,7 @@ pub struct NewTokenBody {
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.store.list_agent_tokens(user.id).await?))
+    Ok(ok(domain::tokens::list(&app, user.id).await?))
 }
 
 /// `POST /api/v1/agent-tokens`.
@@ -81,9 +80,9 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTokenBody>,
 ) -> ApiResult<Response> {
     Ok(created(
-        create_token(
-            &app.store,
-            user.id,
+        domain::tokens::create(
+            &app,
+            Caller::new(user.id, Door::Api),
             &body.name,
             body.kind.unwrap_or(TokenKind::Agent),
             body.read_only,
@@ -111,13 +110,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent token"))?;
-    if !app
-        .store
-        .revoke_agent_token(user.id, id, Utc::now())
-        .await?
-    {
-        return Err(ApiError::not_found("agent token"));
-    }
-    crate::access::token_revoked(&app, id);
+    domain::tokens::revoke(&app, Caller::new(user.id, Door::Api), id).await?;
     Ok(ok(Revoked { id, revoked: true }))
 }

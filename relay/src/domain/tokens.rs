@@ -1,13 +1,19 @@
 //! Tokens: creating the agent and MCP tokens of a user (the API, `fulcrum-relay token create`
-//! and `dev` all go through [`create_token`]). Revoking one tells every open stream
-//! (`crate::access::token_revoked`).
+//! and `dev` all go through [`create_token`]), listing and revoking them. Revoking one
+//! disconnects its agents and closes its MCP sessions at once (`crate::access::token_revoked`).
+//! What a user does through a door is audited here ([`create`], [`revoke`]); the CLI and `dev`
+//! act for the operator and call [`create_token`] directly.
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{DomainError, DomainResult};
+use super::{
+    Caller, DomainError, DomainResult,
+    audit::{self, Record},
+};
 use crate::{
     auth::{self, AGENT_TOKEN_PREFIX, MCP_TOKEN_PREFIX},
+    state::AppState,
     store::{AgentToken, DynStore, NewToken, TokenKind},
 };
 
@@ -90,4 +96,45 @@ pub async fn create_token(
         token,
         secret: new.secret,
     })
+}
+
+/// Creates a token for the caller, and records it.
+pub async fn create(
+    app: &AppState,
+    caller: Caller,
+    name: &str,
+    kind: TokenKind,
+    read_only: bool,
+) -> DomainResult<CreatedToken> {
+    let created = create_token(&app.store, caller.user, name, kind, read_only).await?;
+    audit::record(Record {
+        caller,
+        action: "token.create",
+        subject: created.token.id,
+    });
+    Ok(created)
+}
+
+/// The caller's tokens, revoked ones included.
+pub async fn list(app: &AppState, user: Uuid) -> DomainResult<Vec<AgentToken>> {
+    Ok(app.store.list_agent_tokens(user).await?)
+}
+
+/// Revokes one of the caller's tokens: its agents are disconnected and its MCP sessions closed
+/// at once, here; other relay nodes notice within their revocation sweep.
+pub async fn revoke(app: &AppState, caller: Caller, id: Uuid) -> DomainResult<()> {
+    if !app
+        .store
+        .revoke_agent_token(caller.user, id, chrono::Utc::now())
+        .await?
+    {
+        return Err(DomainError::NotFound("agent token"));
+    }
+    crate::access::token_revoked(app, id);
+    audit::record(Record {
+        caller,
+        action: "token.revoke",
+        subject: id,
+    });
+    Ok(())
 }
