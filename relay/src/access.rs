@@ -6,20 +6,15 @@
 //! directly ([`token_revoked`]). What publishes here:
 //! - a member removed from a project, or a project archived: [`AccessChange::User`] for each
 //!   user concerned, who re-check what they follow;
-//! - a logout or a replayed refresh token: [`AccessChange::Login`], whose sockets close;
-//! - a revoked token: [`AccessChange::Token`].
+//! - a logout or a replayed refresh token: [`AccessChange::Login`], whose sockets close.
+//!
+//! Every change goes out through [`publish`], which also counts it for `/metrics`.
 //!
 //! Task events are addressed when they are published, not when the task was queued: each
 //! project has a membership epoch here, bumped with every change of its members, and an
 //! audience captured under an older epoch is looked up again before it is used.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::{collections::HashMap, sync::Mutex};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -34,15 +29,12 @@ pub enum AccessChange {
     User(Uuid),
     /// This login (refresh-token family) ended: its streams close.
     Login(Uuid),
-    /// This token was revoked: its streams close.
-    Token(Uuid),
 }
 
 /// The access changes of this node, and each project's membership epoch.
 pub struct AccessChanges {
     tx: broadcast::Sender<AccessChange>,
     epochs: Mutex<HashMap<Uuid, u64>>,
-    published: AtomicU64,
 }
 
 impl Default for AccessChanges {
@@ -50,26 +42,19 @@ impl Default for AccessChanges {
         Self {
             tx: broadcast::channel(BUFFER).0,
             epochs: Mutex::default(),
-            published: AtomicU64::new(0),
         }
     }
 }
 
 impl AccessChanges {
-    /// Tells every open stream on this node.
-    pub fn publish(&self, change: AccessChange) {
-        self.published.fetch_add(1, Ordering::Relaxed);
+    /// Tells every open stream on this node (use [`publish`], which also counts it).
+    fn send(&self, change: AccessChange) {
         let _ = self.tx.send(change);
     }
 
     /// Changes from now on. A receiver that lagged must re-check everything.
     pub fn subscribe(&self) -> broadcast::Receiver<AccessChange> {
         self.tx.subscribe()
-    }
-
-    /// How many changes were published (for `/metrics`).
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
     }
 
     /// `project`'s members changed: audiences captured before are stale.
@@ -86,6 +71,12 @@ impl AccessChanges {
     }
 }
 
+/// Tells every open stream on this node of `change`, and counts it.
+pub fn publish(app: &crate::state::AppState, change: AccessChange) {
+    app.metrics.access_changed();
+    app.access.send(change);
+}
+
 /// A token was revoked (here or, seen by the revocation sweep, elsewhere): its agents are
 /// disconnected, its MCP sessions closed, and every stream hears of it.
 pub fn token_revoked(app: &crate::state::AppState, token: Uuid) {
@@ -94,7 +85,7 @@ pub fn token_revoked(app: &crate::state::AppState, token: Uuid) {
     for _ in 0..closed {
         app.metrics.stream_cut("mcp");
     }
-    app.access.publish(AccessChange::Token(token));
+    app.metrics.access_changed();
     tracing::info!(%token, kicked, mcp_sessions_closed = closed, "token revoked");
 }
 
@@ -102,7 +93,7 @@ pub fn token_revoked(app: &crate::state::AppState, token: Uuid) {
 pub fn members_changed(app: &crate::state::AppState, project: Uuid, users: &[Uuid]) {
     app.access.members_changed(project);
     for user in users {
-        app.access.publish(AccessChange::User(*user));
+        publish(app, AccessChange::User(*user));
     }
 }
 
@@ -115,12 +106,11 @@ mod tests {
         let access = AccessChanges::default();
         let mut rx = access.subscribe();
         let (user, project) = (Uuid::new_v4(), Uuid::new_v4());
-        access.publish(AccessChange::User(user));
+        access.send(AccessChange::User(user));
         assert_eq!(rx.recv().await.unwrap(), AccessChange::User(user));
         assert_eq!(access.epoch(Some(project)), 0);
         access.members_changed(project);
         assert_eq!(access.epoch(Some(project)), 1);
         assert_eq!(access.epoch(None), 0);
-        assert_eq!(access.published(), 1);
     }
 }

@@ -111,13 +111,15 @@ pub async fn socket(
         ));
     }
     let (owner, login) = (ticket.user, ticket.login);
+    // Subscribed before the check: a logout after it is heard by the socket.
+    let access = app.access.subscribe();
     if !login_active(&app, login).await? {
         return Err(ApiError::unauthorized("this login has ended; log in again"));
     }
     Ok(upgrade
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = feed(app, owner, login, socket).await {
+            if let Err(e) = feed(app, owner, login, access, socket).await {
                 tracing::debug!(error = %e, "events socket ended");
             }
         })
@@ -346,18 +348,12 @@ async fn feed(
     app: AppState,
     owner: Uuid,
     login: Option<Uuid>,
+    mut access: tokio::sync::broadcast::Receiver<crate::access::AccessChange>,
     mut socket: WebSocket,
 ) -> anyhow::Result<()> {
     use crate::access::AccessChange;
     // Subscribe before the snapshot so nothing falls between them.
-    let mut access = app.access.subscribe();
     let mut events = app.bus.subscribe(owner);
-    // A logout between the check at the door and the subscription above is caught here.
-    if !login_active(&app, login).await.unwrap_or(false) {
-        app.metrics.stream_cut("events");
-        let _ = within(socket.send(Message::Close(None))).await;
-        return Ok(());
-    }
     tracing::debug!(%owner, "events socket open");
     let mut shutdown = app.shutdown.clone();
     // Browsers cannot see WebSocket pings, so a JSON ping lets the page notice a dead socket.
@@ -375,7 +371,6 @@ async fn feed(
                 let (recheck, ended) = match change {
                     Ok(AccessChange::Login(ended)) => (false, login == Some(ended)),
                     Ok(AccessChange::User(user)) => (user == owner, false),
-                    Ok(_) => (false, false),
                     // Missed some: check everything, the login included.
                     Err(RecvError::Lagged(_)) => {
                         (true, !login_active(&app, login).await.unwrap_or(false))

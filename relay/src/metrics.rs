@@ -91,8 +91,6 @@ pub struct Metrics {
     login_throttled: Family<LimitLabels, Counter>,
     access_changes: Counter,
     streams_cut: Family<StreamLabels, Counter>,
-    /// One render at a time: counters copied from elsewhere are brought up to date once.
-    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -165,7 +163,6 @@ impl Default for Metrics {
             streams_cut.clone(),
         );
         Self {
-            rendering: std::sync::Mutex::new(()),
             login_failures,
             login_throttled,
             access_changes,
@@ -221,6 +218,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a loss of access told to open streams (or a revoked token).
+    pub fn access_changed(&self) {
+        self.access_changes.inc();
+    }
+
     /// Counts an open stream stopped because its access went away.
     pub fn stream_cut(&self, stream: &'static str) {
         self.streams_cut
@@ -230,11 +232,7 @@ impl Metrics {
 
     /// The text exposition, with the gauges read now.
     fn render(&self, app: &AppState) -> String {
-        let _one = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         self.agents_connected.set(app.sessions.len() as i64);
-        let published = app.access.published();
-        self.access_changes
-            .inc_by(published.saturating_sub(self.access_changes.get()));
         let (size, idle) = app.store.pool_stats();
         self.pool
             .get_or_create(&PoolLabels { state: "idle" })

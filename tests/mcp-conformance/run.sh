@@ -44,22 +44,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Start the proxy towards the URL's origin and wait for the port it prints.
+# Start the proxy towards the URL's origin; it prints its port once it listens, and we block
+# reading that line (no polling), giving up after 30 s.
 upstream=$("$node" -e 'console.log(new URL(process.argv[1]).origin)' "$mcp_url")
 path=$("$node" -e 'const u = new URL(process.argv[1]); console.log(u.pathname + u.search)' "$mcp_url")
+mkfifo "$work/proxy.port"
 MCP_CONFORMANCE_TOKEN="$token" "$node" "$here/auth-proxy.mjs" "$upstream" \
   >"$work/proxy.port" 2>"$work/proxy.log" &
 proxy_pid=$!
-for _ in $(seq 1 100); do
-  [ -s "$work/proxy.port" ] && break
-  sleep 0.1
-done
-if [ ! -s "$work/proxy.port" ]; then
+# Kept open to the end, so the proxy never writes into a closed pipe.
+exec 3<"$work/proxy.port"
+port=""
+read -r -t 30 port <&3 || true
+if [ -z "$port" ]; then
   echo "run.sh: the auth proxy did not start:" >&2
   cat "$work/proxy.log" >&2
   exit 1
 fi
-suite_url="http://127.0.0.1:$(head -n 1 "$work/proxy.port")$path"
+suite_url="http://127.0.0.1:$port$path"
 echo "MCP conformance suite $("$node" "$suite" --version) on Node $("$node" --version)," \
   "against $mcp_url (via $suite_url)"
 

@@ -1,6 +1,7 @@
 //! The relay's layering, kept true: no door (`api/`, `mcp/`, `gateway/`, `events.rs`, `cli.rs`
-//! with its `dev` command) names another door's module, and the domain layer (`domain/`) names no door. What a module names is
-//! every `crate::NAME` in its source, `use crate::{…}` groups included.
+//! with its `dev` command) names another door's module, and the domain layer (`domain/`) names
+//! no door. What a module names is every `crate::NAME` in its source, `use crate::{…}` groups
+//! included.
 
 use std::{
     collections::BTreeSet,

@@ -40,6 +40,13 @@ pub struct AuthUser {
     pub login: Option<Uuid>,
 }
 
+impl AuthUser {
+    /// The domain's caller: this user, through the REST door.
+    pub fn caller(self) -> crate::domain::Caller {
+        crate::domain::Caller::new(self.id, crate::domain::Door::Api)
+    }
+}
+
 /// The client's address: the peer's, or, when the peer is a trusted proxy (`[http]
 /// trusted_proxies`), the last address in `X-Forwarded-For` that is not one of them.
 #[derive(Debug, Clone, Copy)]
@@ -309,8 +316,7 @@ pub async fn refresh(
         }
         RefreshOutcome::Reused { family_id } => {
             tracing::warn!("refresh token reused; the login was revoked");
-            app.access
-                .publish(crate::access::AccessChange::Login(family_id));
+            crate::access::publish(&app, crate::access::AccessChange::Login(family_id));
             Err(ApiError::new(
                 ErrorKind::Unauthorized,
                 "refresh_reused",
@@ -358,8 +364,7 @@ pub async fn logout(
             .await?
     {
         // Its open sockets close now, not when their access token would have expired.
-        app.access
-            .publish(crate::access::AccessChange::Login(family));
+        crate::access::publish(&app, crate::access::AccessChange::Login(family));
     }
     let mut response = ok(LoggedOut { logged_out: true });
     set_refresh_cookie(&app, &mut response, None);

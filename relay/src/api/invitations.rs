@@ -16,7 +16,7 @@ use super::{
     auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult},
-    projects::{MemberBody, caller, parse_id},
+    projects::{MemberBody, parse_id},
 };
 use crate::{
     domain,
@@ -53,7 +53,7 @@ pub async fn invite(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     Ok(created(
-        domain::projects::invite(&app, caller(user), id, &body.email, &body.role).await?,
+        domain::projects::invite(&app, user.caller(), id, &body.email, &body.role).await?,
     ))
 }
 
@@ -78,7 +78,7 @@ pub async fn for_project(
 ) -> ApiResult<Response> {
     Ok(ok(domain::projects::invitations(
         &app,
-        caller(user),
+        user.caller(),
         parse_id(&id)?,
     )
     .await?))
@@ -104,7 +104,7 @@ pub async fn withdraw(
     Path((id, invitation)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (id, invitation) = (parse_id(&id)?, parse_invitation(&invitation)?);
-    domain::projects::withdraw(&app, caller(user), id, invitation).await?;
+    domain::projects::withdraw(&app, user.caller(), id, invitation).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -142,7 +142,7 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    Ok(ok(domain::projects::accept(&app, caller(user), id).await?))
+    Ok(ok(domain::projects::accept(&app, user.caller(), id).await?))
 }
 
 /// `POST /api/v1/invitations/{id}/decline`: say no.
@@ -164,6 +164,6 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    domain::projects::decline(&app, caller(user), id).await?;
+    domain::projects::decline(&app, user.caller(), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -23,7 +23,7 @@ use super::{
 use fulcrum_protocol::TaskState;
 
 use crate::{
-    domain::{self, Caller, Door, projects::ProjectInput},
+    domain::{self, projects::ProjectInput},
     state::AppState,
     store::{Health, Member, Project, TaskFilter},
 };
@@ -55,11 +55,6 @@ fn input(body: ProjectBody) -> ProjectInput {
     }
 }
 
-/// The REST caller.
-pub(super) fn caller(user: AuthUser) -> Caller {
-    Caller::new(user.id, Door::Api)
-}
-
 pub(super) fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("project"))
 }
@@ -83,7 +78,7 @@ pub async fn create(
     ApiJson(body): ApiJson<ProjectBody>,
 ) -> ApiResult<Response> {
     Ok(created(
-        domain::projects::create(&app, caller(user), input(body)).await?,
+        domain::projects::create(&app, user.caller(), input(body)).await?,
     ))
 }
 
@@ -150,7 +145,7 @@ pub async fn update(
     let id = parse_id(&id)?;
     Ok(ok(domain::projects::update(
         &app,
-        caller(user),
+        user.caller(),
         id,
         input(body),
     )
@@ -178,7 +173,7 @@ pub async fn archive(
 ) -> ApiResult<Response> {
     Ok(ok(domain::projects::archive(
         &app,
-        caller(user),
+        user.caller(),
         parse_id(&id)?,
     )
     .await?))
@@ -197,7 +192,7 @@ async fn set_workspace(
     let workspace = Uuid::parse_str(&workspace).map_err(|_| ApiError::not_found("workspace"))?;
     Ok(ok(domain::projects::set_workspace(
         &app,
-        caller(user),
+        user.caller(),
         id,
         workspace,
         attach,
@@ -309,7 +304,7 @@ pub async fn set_member(
     let id = parse_id(&id)?;
     Ok(ok(domain::projects::set_member_role(
         &app,
-        caller(user),
+        user.caller(),
         id,
         &body.email,
         &body.role,
@@ -338,7 +333,7 @@ pub async fn remove_member(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let member = Uuid::parse_str(&member).map_err(|_| ApiError::not_found("member"))?;
-    domain::projects::remove_member(&app, caller(user), id, member).await?;
+    domain::projects::remove_member(&app, user.caller(), id, member).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     domain::{
-        self, Caller, Door,
+        self,
         tasks::{RunInput, bad_state},
     },
     state::AppState,
@@ -73,18 +73,13 @@ pub async fn create(
         workspace: body.workspace_id,
         project: body.project_id,
         repo: body.repo,
-        run: Some(domain::tasks::run_of(body.command, body.step)?),
+        run: domain::tasks::run_of(body.command, body.step)?,
         env: body.env,
         timeout_s: body.timeout_s,
     };
     Ok(created(
-        domain::tasks::start(&app, caller(user), input).await?,
+        domain::tasks::start(&app, user.caller(), input).await?,
     ))
-}
-
-/// The REST caller.
-fn caller(user: AuthUser) -> Caller {
-    Caller::new(user.id, Door::Api)
 }
 
 /// A task id from a path: a malformed one is a task that does not exist.
@@ -201,7 +196,7 @@ pub async fn cancel(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = domain::tasks::cancel(&app, caller(user), task_id(&id)?).await?;
+    let task = domain::tasks::cancel(&app, user.caller(), task_id(&id)?).await?;
     Ok(ok(task))
 }
 
@@ -225,7 +220,7 @@ pub async fn rerun(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = domain::tasks::rerun(&app, caller(user), task_id(&id)?).await?;
+    let task = domain::tasks::rerun(&app, user.caller(), task_id(&id)?).await?;
     Ok(created(task))
 }
 

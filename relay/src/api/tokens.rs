@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{self, Caller, Door, tokens::CreatedToken};
+use crate::domain::{self, tokens::CreatedToken};
 
 use super::{
     auth::AuthUser,
@@ -82,7 +82,7 @@ pub async fn create(
     Ok(created(
         domain::tokens::create(
             &app,
-            Caller::new(user.id, Door::Api),
+            user.caller(),
             &body.name,
             body.kind.unwrap_or(TokenKind::Agent),
             body.read_only,
@@ -110,6 +110,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent token"))?;
-    domain::tokens::revoke(&app, Caller::new(user.id, Door::Api), id).await?;
+    domain::tokens::revoke(&app, user.caller(), id).await?;
     Ok(ok(Revoked { id, revoked: true }))
 }

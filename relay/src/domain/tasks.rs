@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// A run to start: where, what, and how.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RunInput {
     /// A workspace of the caller's, or of the named project.
     pub workspace: Option<Uuid>,
@@ -29,8 +29,8 @@ pub struct RunInput {
     pub project: Option<Uuid>,
     /// The repository, relative to the workspace root [default: `.`].
     pub repo: Option<String>,
-    /// The command or QA step.
-    pub run: Option<TaskRun>,
+    /// The command or QA step ([`run_of`] makes one from a door's two fields).
+    pub run: TaskRun,
     /// Extra environment (values are secrets: never logged).
     pub env: BTreeMap<String, String>,
     /// Time limit in seconds [default: the relay's].
@@ -195,9 +195,7 @@ async fn launch(
 /// Starts a run: checks it and the caller's right to it, records it and dispatches it. The one
 /// path for the REST API, MCP and workspace terminals (the task's `source` says which).
 pub async fn start(app: &AppState, caller: Caller, input: RunInput) -> DomainResult<Task> {
-    let run = input
-        .run
-        .ok_or_else(|| DomainError::Invalid("give exactly one of command and step".into()))?;
+    let run = input.run;
     run.check()?;
     tasks::check_env(&input.env)?;
     let repo = input.repo.unwrap_or_else(|| ".".into());

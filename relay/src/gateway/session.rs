@@ -341,11 +341,11 @@ impl Session<'_> {
         self.runs.spawn(async move {
             let input = crate::domain::tasks::RunInput {
                 workspace: Some(workspace),
+                project: None,
                 repo: Some(run.repo),
-                run: Some(run.run),
+                run: run.run,
                 env: run.env,
                 timeout_s: run.timeout_s.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-                ..Default::default()
             };
             let caller = crate::domain::Caller::new(user, crate::domain::Door::Terminal);
             let result = match crate::domain::tasks::start(&app, caller, input).await {
@@ -417,7 +417,7 @@ impl Session<'_> {
                         Incoming::Frame(frame, size) => (frame, size),
                         Incoming::KeepAlive => { last_heard = Instant::now(); continue }
                         Incoming::Violation(problem) => {
-                            return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
+                            return refuse(self.sink, RejectReason::ProtocolViolation, &problem).await;
                         }
                         Incoming::Closed => return End::AgentClosed,
                     };
@@ -440,7 +440,7 @@ impl Session<'_> {
                         }
                         AgentFrame::ToolReply { id, output } => {
                             if let Err(problem) = output.check() {
-                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.message).await;
                             }
                             // An answer to a call whose caller gave up is dropped.
                             if let Some(reply) = self.tool_calls.remove(&id) {
@@ -449,7 +449,7 @@ impl Session<'_> {
                         }
                         AgentFrame::Tools(catalog) => {
                             if let Err(problem) = catalog.check() {
-                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.to_string()).await;
+                                return refuse(self.sink, RejectReason::ProtocolViolation, &problem.message).await;
                             }
                             // Only what a client lists counts: the tools, not a server's state.
                             let changed = {
@@ -541,12 +541,7 @@ impl Session<'_> {
     async fn accept(&mut self, d: Durable<AgentMessage>, size: usize) -> Option<End> {
         if let Err(problem) = d.body.check() {
             return Some(
-                refuse(
-                    self.sink,
-                    RejectReason::ProtocolViolation,
-                    &problem.to_string(),
-                )
-                .await,
+                refuse(self.sink, RejectReason::ProtocolViolation, &problem.message).await,
             );
         }
         if let AgentMessage::RepoState(status) = &d.body {
@@ -563,14 +558,7 @@ impl Session<'_> {
                     "at most {} repositories per workspace",
                     fulcrum_protocol::MAX_REPOS
                 );
-                return Some(
-                    refuse(
-                        self.sink,
-                        RejectReason::ProtocolViolation,
-                        &problem.to_string(),
-                    )
-                    .await,
-                );
+                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
             }
         }
         let verdict = self.inbox.check(d.seq);
@@ -630,14 +618,7 @@ impl Session<'_> {
                     "message {} arrived before message {expected}; reconnect and replay",
                     d.seq
                 );
-                return Some(
-                    refuse(
-                        self.sink,
-                        RejectReason::ProtocolViolation,
-                        &problem.to_string(),
-                    )
-                    .await,
-                );
+                return Some(refuse(self.sink, RejectReason::ProtocolViolation, &problem).await);
             }
         }
         None

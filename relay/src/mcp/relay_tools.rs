@@ -95,10 +95,11 @@ pub async fn call(
             let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
             let input = RunInput {
                 workspace: Some(w.id),
+                project: None,
                 repo: a.repo,
-                run: Some(domain::tasks::run_of(a.command, a.step).map_err(tool_error)?),
+                run: domain::tasks::run_of(a.command, a.step).map_err(tool_error)?,
+                env: Default::default(),
                 timeout_s: a.timeout_s,
-                ..RunInput::default()
             };
             let task = domain::tasks::start(app, Caller::new(user, Door::Mcp), input)
                 .await
