@@ -288,6 +288,17 @@ impl TaskState {
     }
 }
 
+impl TryFrom<String> for TaskState {
+    type Error = crate::check::Invalid;
+
+    /// The state with this stored name.
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::parse(&name).ok_or_else(|| {
+            crate::check::Invalid::new("state", format!("unknown task state {name:?}"))
+        })
+    }
+}
+
 impl std::fmt::Display for TaskState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -3,21 +3,27 @@
 //!
 //! The events socket (and its log follows) subscribes to [`AccessChanges`]; MCP sessions hold
 //! no stream of tenant data beyond one call, and a revoked token's sessions are closed
-//! directly ([`token_revoked`]). What publishes here:
+//! directly (by the hook the composition root gives `crate::domain::tokens::Tokens`). What publishes here:
 //! - a member removed from a project, or a project archived: [`AccessChange::User`] for each
 //!   user concerned, who re-check what they follow;
 //! - a logout or a replayed refresh token: [`AccessChange::Login`], whose sockets close.
 //!
-//! Every change goes out through [`publish`], which also counts it for `/metrics`.
+//! Every change goes out through [`AccessChanges::publish`], which also counts it for
+//! `/metrics`.
 //!
 //! Task events are addressed when they are published, not when the task was queued: each
 //! project has a membership epoch here, bumped with every change of its members, and an
 //! audience captured under an older epoch is looked up again before it is used.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use crate::metrics::Metrics;
 
 /// How many changes a slow stream may miss before it is told it lagged (and re-checks all).
 const BUFFER: usize = 4096;
@@ -35,21 +41,32 @@ pub enum AccessChange {
 pub struct AccessChanges {
     tx: broadcast::Sender<AccessChange>,
     epochs: Mutex<HashMap<Uuid, u64>>,
-}
-
-impl Default for AccessChanges {
-    fn default() -> Self {
-        Self {
-            tx: broadcast::channel(BUFFER).0,
-            epochs: Mutex::default(),
-        }
-    }
+    metrics: Arc<Metrics>,
 }
 
 impl AccessChanges {
-    /// Tells every open stream on this node (use [`publish`], which also counts it).
-    fn send(&self, change: AccessChange) {
+    /// No changes yet; each one published is counted in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            tx: broadcast::channel(BUFFER).0,
+            epochs: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Tells every open stream on this node of `change`, and counts it.
+    pub fn publish(&self, change: AccessChange) {
+        self.metrics.access_changed();
         let _ = self.tx.send(change);
+    }
+
+    /// `project`'s members changed and `users` may have lost access to it: audiences captured
+    /// before are stale, and those users' streams check again.
+    pub fn lost_access(&self, project: Uuid, users: &[Uuid]) {
+        self.members_changed(project);
+        for user in users {
+            self.publish(AccessChange::User(*user));
+        }
     }
 
     /// Changes from now on. A receiver that lagged must re-check everything.
@@ -71,30 +88,21 @@ impl AccessChanges {
     }
 }
 
-/// Tells every open stream on this node of `change`, and counts it.
-pub fn publish(app: &crate::state::AppState, change: AccessChange) {
-    app.metrics.access_changed();
-    app.access.send(change);
-}
-
 /// A token was revoked (here or, seen by the revocation sweep, elsewhere): its agents are
-/// disconnected, its MCP sessions closed, and every stream hears of it.
-pub fn token_revoked(app: &crate::state::AppState, token: Uuid) {
-    let kicked = app.sessions.kick_token(token);
-    let closed = app.mcp.forget_token(token);
+/// disconnected and its MCP sessions closed.
+pub fn token_revoked(
+    sessions: &crate::sessions::Registry,
+    mcp: &crate::mcp::access::McpState,
+    metrics: &Metrics,
+    token: Uuid,
+) {
+    let kicked = sessions.kick_token(token);
+    let closed = mcp.forget_token(token);
     for _ in 0..closed {
-        app.metrics.stream_cut("mcp");
+        metrics.stream_cut("mcp");
     }
-    app.metrics.access_changed();
+    metrics.access_changed();
     tracing::info!(%token, kicked, mcp_sessions_closed = closed, "token revoked");
-}
-
-/// `project`'s members changed, and `users` may have lost access to it.
-pub fn members_changed(app: &crate::state::AppState, project: Uuid, users: &[Uuid]) {
-    app.access.members_changed(project);
-    for user in users {
-        publish(app, AccessChange::User(*user));
-    }
 }
 
 #[cfg(test)]
@@ -103,14 +111,18 @@ mod tests {
 
     #[tokio::test]
     async fn streams_hear_changes_and_epochs_move() {
-        let access = AccessChanges::default();
+        let access = AccessChanges::new(Default::default());
         let mut rx = access.subscribe();
         let (user, project) = (Uuid::new_v4(), Uuid::new_v4());
-        access.send(AccessChange::User(user));
+        access.publish(AccessChange::User(user));
         assert_eq!(rx.recv().await.unwrap(), AccessChange::User(user));
         assert_eq!(access.epoch(Some(project)), 0);
         access.members_changed(project);
         assert_eq!(access.epoch(Some(project)), 1);
         assert_eq!(access.epoch(None), 0);
+        let other = Uuid::new_v4();
+        access.lost_access(project, &[other]);
+        assert_eq!(access.epoch(Some(project)), 2);
+        assert_eq!(rx.recv().await.unwrap(), AccessChange::User(other));
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     config::ServeArgs,
-    domain::{tokens::create_token, users::create_user},
+    domain::{accounts::create_user, tokens::create_token},
     server::{Relay, open_store},
     store::DynStore,
 };
@@ -177,7 +177,7 @@ fn read_password() -> Result<String> {
 }
 
 async fn owner(store: &DynStore, email: &str) -> Result<Uuid> {
-    let email = crate::domain::users::normalize_email(email).map_err(|e| anyhow::anyhow!(e))?;
+    let email = crate::domain::accounts::normalize_email(email).map_err(|e| anyhow::anyhow!(e))?;
     Ok(store
         .user_by_email(&email)
         .await?

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use crate::{
     auth,
     config::{AgentConfig, AuthConfig, Config, DEFAULT_LISTEN, Secret},
-    domain::{tokens::create_agent_token, users::create_user},
+    domain::{accounts::create_user, tokens::create_agent_token},
     server::{Relay, open_store},
     store::DynStore,
 };

@@ -42,7 +42,6 @@ use uuid::Uuid;
 
 use crate::{
     auth::TokenUse,
-    domain::{logins::login_active, workspaces::current},
     http::error::{ApiError, ApiResult},
     state::{AppState, SEND_TIMEOUT},
     store::{Task, Workspace},
@@ -113,7 +112,7 @@ pub async fn socket(
     let (owner, login) = (ticket.user, ticket.login);
     // Subscribed before the check: a logout after it is heard by the socket.
     let access = app.access.subscribe();
-    if !login_active(&app, login).await? {
+    if !app.domain.accounts.login_active(login).await? {
         return Err(ApiError::unauthorized("this login has ended; log in again"));
     }
     Ok(upgrade
@@ -132,6 +131,8 @@ pub struct FollowMessage {
     generation: u64,
     text: String,
     last: bool,
+    /// The follow ends because access went away (counted once, when it goes out).
+    cut: bool,
 }
 
 /// The logs one socket follows. Every follow has a generation; only the current follow of a
@@ -250,33 +251,38 @@ async fn follow(
         generation,
         text,
         last,
+        cut: false,
     };
     let failed = |why: &str| {
         let text = json!({ "type": "error", "task": task, "message": why });
         message(text.to_string(), true)
     };
-    let lost = "you no longer have access to this task";
-    let mut progress = app.logs.subscribe(task);
+    // Counted when it goes out, so a follow also cut by an access change counts once.
+    let lost = || FollowMessage {
+        cut: true,
+        ..failed("you no longer have access to this task")
+    };
+    let mut progress = app.feed.logs.subscribe(task);
     let mut checked_at = offset;
     // Whether the task was seen finished before the last read: only a read that started after
     // that can be trusted to hold the end of the log.
     let mut seen_finished = false;
     loop {
         progress.borrow_and_update();
-        let slice = match crate::tasks::read_log(&app, &seen, offset, LOG_MESSAGE_BYTES).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read a task log");
-                let _ = out
-                    .send(failed("the relay cannot read this log right now"))
-                    .await;
-                return;
-            }
-        };
+        let slice =
+            match crate::tasks::read_log(&*app.store, &seen, offset, LOG_MESSAGE_BYTES).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a task log");
+                    let _ = out
+                        .send(failed("the relay cannot read this log right now"))
+                        .await;
+                    return;
+                }
+            };
         if offset - checked_at >= RECHECK_BYTES {
             if !matches!(app.store.get_task(owner, task).await, Ok(Some(_))) {
-                app.metrics.stream_cut("follow");
-                let _ = out.send(failed(lost)).await;
+                let _ = out.send(lost()).await;
                 return;
             }
             checked_at = offset;
@@ -311,8 +317,7 @@ async fn follow(
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                app.metrics.stream_cut("follow");
-                let _ = out.send(failed(lost)).await;
+                let _ = out.send(lost()).await;
                 return;
             }
             Err(e) => {
@@ -359,7 +364,7 @@ async fn feed(
     // Browsers cannot see WebSocket pings, so a JSON ping lets the page notice a dead socket.
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    let first = snapshot(&current(&app, owner).await?);
+    let first = snapshot(&app.domain.workspaces.current(owner).await?);
     within(socket.send(Message::Text(first.into()))).await?;
     let (log_tx, mut log_rx) = tokio::sync::mpsc::channel::<FollowMessage>(4);
     let mut follows = Follows::default();
@@ -373,7 +378,7 @@ async fn feed(
                     Ok(AccessChange::User(user)) => (user == owner, false),
                     // Missed some: check everything, the login included.
                     Err(RecvError::Lagged(_)) => {
-                        (true, !login_active(&app, login).await.unwrap_or(false))
+                        (true, !app.domain.accounts.login_active(login).await.unwrap_or(false))
                     }
                     Err(RecvError::Closed) => (false, false),
                 };
@@ -396,6 +401,9 @@ async fn feed(
             Some(message) = log_rx.recv() => {
                 // From a follow since replaced, stopped or cut: its bytes stay here.
                 if follows.admit(&message) {
+                    if message.cut {
+                        app.metrics.stream_cut("follow");
+                    }
                     within(socket.send(Message::Text(message.text.into()))).await?;
                     app.metrics.events_sent(1);
                 }
@@ -411,7 +419,7 @@ async fn feed(
                         }
                         Err(RecvError::Lagged(missed)) => {
                             tracing::debug!(missed, "events socket lagged; resending snapshot");
-                            let all = current(&app, owner).await?;
+                            let all = app.domain.workspaces.current(owner).await?;
                             within(socket.feed(Message::Text(snapshot(&all).into()))).await?;
                         }
                         Err(RecvError::Closed) => return Ok(()),

@@ -37,7 +37,7 @@ pub struct Limits {
     limiter: Option<DefaultKeyedRateLimiter<Key>>,
     clock: DefaultClock,
     /// Limits on failed logins.
-    pub logins: LoginLimits,
+    pub logins: std::sync::Arc<LoginLimits>,
 }
 
 impl Limits {
@@ -47,7 +47,7 @@ impl Limits {
         Self {
             limiter: NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             clock: DefaultClock::default(),
-            logins: LoginLimits::new(logins),
+            logins: std::sync::Arc::new(LoginLimits::new(logins)),
         }
     }
 

@@ -116,32 +116,14 @@ impl Relay {
             );
         }
         let (stop, stopping) = watch::channel(false);
-        let requests_per_minute = config.auth.requests_per_minute;
-        let login_policy = config.auth.login_policy();
-        let state = AppState {
-            store,
-            bus: Arc::new(InProcessBus::default()),
-            signer: auth::Signer::new(&key),
-            config: Arc::new(config),
-            sessions: Arc::new(Registry::default()),
-            shutdown: stopping.clone(),
-            password_checks: Arc::new(tokio::sync::Semaphore::new(
-                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
-            logs: Default::default(),
-            live_tasks: Default::default(),
-            limits: Arc::new(crate::ratelimit::Limits::new(
-                requests_per_minute,
-                login_policy,
-            )),
-            metrics: Default::default(),
-            checksums: Default::default(),
-            mcp: Default::default(),
-            access: Default::default(),
-            used_tickets: Default::default(),
-        };
+        let state = compose(store, auth::Signer::new(&key), config, stopping.clone());
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
-        tokio::spawn(crate::tasks::lease_sweep(state.clone()));
+        tokio::spawn(crate::tasks::lease_sweep(
+            state.store.clone(),
+            state.feed.clone(),
+            std::time::Duration::from_secs(state.config.agents.task_lease_secs),
+            stopping.clone(),
+        ));
         let app = crate::routes::router(state.clone());
         let tls = match &state.config.tls {
             Some(files) => Some(crate::tls::server_config(
@@ -226,5 +208,90 @@ impl Relay {
         }
         tracing::info!("relay stopped");
         Ok(())
+    }
+}
+
+/// Builds the relay's shared state: each domain service gets exactly what it uses.
+fn compose(
+    store: DynStore,
+    signer: auth::Signer,
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> AppState {
+    use crate::domain::{
+        Domain,
+        accounts::{AccountPolicy, Accounts},
+        projects::Projects,
+        tasks::{TaskLimits, Tasks},
+        tokens::Tokens,
+        workspaces::Workspaces,
+    };
+    let metrics: Arc<crate::metrics::Metrics> = Default::default();
+    let bus: crate::bus::DynBus = Arc::new(InProcessBus::default());
+    let sessions = Arc::new(Registry::default());
+    let access = Arc::new(crate::access::AccessChanges::new(metrics.clone()));
+    let mcp: Arc<crate::mcp::access::McpState> = Default::default();
+    let limits = Arc::new(crate::ratelimit::Limits::new(
+        config.auth.requests_per_minute,
+        config.auth.login_policy(),
+    ));
+    let feed = Arc::new(crate::tasks::TaskFeed::new(
+        store.clone(),
+        bus.clone(),
+        access.clone(),
+    ));
+    let workspaces = Workspaces::new(store.clone(), sessions.clone());
+    let on_revoke: crate::domain::tokens::OnRevoke = {
+        let (sessions, mcp, metrics) = (sessions.clone(), mcp.clone(), metrics.clone());
+        Arc::new(move |token| crate::access::token_revoked(&sessions, &mcp, &metrics, token))
+    };
+    let domain = Domain {
+        accounts: Accounts::new(
+            store.clone(),
+            signer.clone(),
+            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            limits.logins.clone(),
+            access.clone(),
+            metrics.clone(),
+            AccountPolicy {
+                signup_enabled: config.auth.signup_enabled,
+                access_ttl_secs: config.auth.access_token_ttl_secs,
+                refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
+            },
+        ),
+        tasks: Tasks::new(
+            store.clone(),
+            sessions.clone(),
+            feed.clone(),
+            TaskLimits {
+                default_timeout_s: config.agents.task_timeout_secs,
+                grace_s: config.agents.task_grace_secs,
+                log_limit: config.agents.task_log_limit_bytes,
+            },
+        ),
+        projects: Projects::new(
+            store.clone(),
+            access.clone(),
+            feed.clone(),
+            workspaces.clone(),
+        ),
+        tokens: Tokens::new(store.clone(), on_revoke),
+        workspaces,
+    };
+    AppState {
+        store,
+        bus,
+        signer,
+        config: Arc::new(config),
+        sessions,
+        shutdown,
+        feed,
+        domain: Arc::new(domain),
+        limits,
+        metrics,
+        checksums: Default::default(),
+        mcp,
+        access,
+        used_tickets: Default::default(),
     }
 }

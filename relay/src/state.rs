@@ -25,12 +25,10 @@ pub struct AppState {
     pub sessions: Arc<Registry>,
     /// Becomes `true` when the relay is shutting down; long-lived sockets watch it.
     pub shutdown: watch::Receiver<bool>,
-    /// Password hashing is slow on purpose; this caps how many run at once.
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// Where log followers wait for logs to grow.
-    pub logs: crate::tasks::SharedLogHub,
-    /// Task states on the feed ahead of their commit.
-    pub live_tasks: Arc<crate::tasks::LiveTasks>,
+    /// Task changes going out, log followers, and task states ahead of their commit.
+    pub feed: Arc<crate::tasks::TaskFeed>,
+    /// What users can do, whatever the door.
+    pub domain: Arc<crate::domain::Domain>,
     /// Request limits per user and per agent token.
     pub limits: Arc<crate::ratelimit::Limits>,
     /// Counters and histograms for `/metrics`.

@@ -21,20 +21,21 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    sessions::Control,
-    state::AppState,
-    store::{NewTask, StoreResult, Task},
+    access::AccessChanges,
+    bus::DynBus,
+    store::{DynStore, Store, StoreResult, Task},
 };
 
-/// What the relay sends the agent for a recorded task.
-pub fn spec(app: &AppState, task: &Task) -> TaskSpec {
+/// What the relay sends the agent for a recorded task; `grace_s` is how long the agent waits
+/// between SIGTERM and SIGKILL.
+pub fn spec(task: &Task, grace_s: u64) -> TaskSpec {
     TaskSpec {
         task_id: task.id,
         repo: task.repo.clone(),
         run: task.run(),
         env: task.env.clone(),
         timeout_s: (task.timeout_s.max(1) as u64).min(MAX_TIMEOUT_S),
-        grace_s: app.config.agents.task_grace_secs,
+        grace_s,
         log_limit: task.log_limit.max(0) as u64,
     }
 }
@@ -58,14 +59,66 @@ pub struct Dispatch {
     pub epoch: u64,
 }
 
-/// Tells `audience` how `task` is now.
-pub fn publish_to(app: &AppState, task: &Task, audience: &[Uuid]) {
-    let event = event(task);
-    for user in audience {
-        app.bus.publish(*user, event.clone());
+/// Where task changes go out: to every user who may see the task, to its log followers, and,
+/// ahead of their commit, to REST readers (through [`LiveTasks`]).
+pub struct TaskFeed {
+    store: DynStore,
+    bus: DynBus,
+    access: Arc<AccessChanges>,
+    /// Where log followers wait for logs to grow.
+    pub logs: LogHub,
+    /// Task states on the feed ahead of their commit.
+    pub live: LiveTasks,
+}
+
+impl TaskFeed {
+    /// A feed publishing on `bus`, reading audiences from `store` under `access`'s epochs.
+    pub fn new(store: DynStore, bus: DynBus, access: Arc<AccessChanges>) -> Self {
+        Self {
+            store,
+            bus,
+            access,
+            logs: LogHub::default(),
+            live: LiveTasks::default(),
+        }
     }
-    if task.is_finished() {
-        app.logs.finished(task.id);
+
+    /// The membership epoch of `project` now (see [`crate::access`]).
+    pub fn epoch(&self, project: Option<Uuid>) -> u64 {
+        self.access.epoch(project)
+    }
+
+    /// Tells `audience` how `task` is now.
+    pub fn publish_to(&self, task: &Task, audience: &[Uuid]) {
+        let event = event(task);
+        for user in audience {
+            self.bus.publish(*user, event.clone());
+        }
+        if task.is_finished() {
+            self.logs.finished(task.id);
+        }
+    }
+
+    /// Tells `audience` how `task` is now, if the project's members did not change since the
+    /// audience was read at `epoch`; else tells who may see it now (one lookup).
+    pub async fn publish_live(&self, task: &Task, audience: &[Uuid], epoch: u64) {
+        if self.access.epoch(task.project_id) == epoch {
+            return self.publish_to(task, audience);
+        }
+        match self.store.task_with_audience(task.id).await {
+            Ok(Some((_, now))) => self.publish_to(task, &now),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, task = %task.id, "cannot publish a task change"),
+        }
+    }
+
+    /// Tells everyone who may see task `id` how it is now (as stored).
+    pub async fn publish(&self, id: Uuid) {
+        match self.store.task_with_audience(id).await {
+            Ok(Some((task, audience))) => self.publish_to(&task, &audience),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, task = %id, "cannot publish a task change"),
+        }
     }
 }
 
@@ -102,65 +155,6 @@ impl LiveTasks {
                 *t = newer.clone();
             }
         }
-    }
-}
-
-/// Tells `audience` how `task` is now, if the project's members did not change since the
-/// audience was read at `epoch`; else tells who may see it now (one lookup).
-pub async fn publish_live(app: &AppState, task: &Task, audience: &[Uuid], epoch: u64) {
-    if app.access.epoch(task.project_id) == epoch {
-        return publish_to(app, task, audience);
-    }
-    match app.store.task_with_audience(task.id).await {
-        Ok(Some((_, now))) => publish_to(app, task, &now),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, task = %task.id, "cannot publish a task change"),
-    }
-}
-
-/// Tells everyone who may see task `id` how it is now (as stored).
-pub async fn publish(app: &AppState, id: Uuid) {
-    match app.store.task_with_audience(id).await {
-        Ok(Some((task, audience))) => publish_to(app, &task, &audience),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, task = %id, "cannot publish a task change"),
-    }
-}
-
-/// Records a task and sends it to its workspace's session on this node. The caller has checked
-/// that the workspace is online and the user may run there.
-pub async fn create_and_dispatch(app: &AppState, new: NewTask) -> StoreResult<Task> {
-    let task = app.store.create_task(&new).await?;
-    let epoch = app.access.epoch(task.project_id);
-    let audience = match app.store.task_with_audience(task.id).await? {
-        Some((_, audience)) => audience,
-        None => vec![task.owner_id],
-    };
-    publish_to(app, &task, &audience);
-    let dispatch = Dispatch {
-        spec: spec(app, &task),
-        task: task.clone(),
-        audience,
-        epoch,
-    };
-    if !app
-        .sessions
-        .send(task.workspace_id, Control::Run(Box::new(dispatch)))
-        .await
-    {
-        // The session ended in between: the next one resumes the task, or the lease ends it.
-        tracing::info!(task = %task.id, "workspace went offline while dispatching; the task waits for it");
-    }
-    Ok(task)
-}
-
-/// Default and bounds for a task's timeout.
-pub fn timeout_for(app: &AppState, asked: Option<u64>) -> Result<u64, String> {
-    match asked {
-        None => Ok(app.config.agents.task_timeout_secs.clamp(1, MAX_TIMEOUT_S)),
-        Some(0) => Err("timeout_s must be at least 1".into()),
-        Some(t) if t > MAX_TIMEOUT_S => Err(format!("timeout_s must be at most {MAX_TIMEOUT_S}")),
-        Some(t) => Ok(t),
     }
 }
 
@@ -234,13 +228,13 @@ pub struct LogSlice {
 /// Reads up to `limit` bytes of `task`'s log (a task the caller could see) from `offset`,
 /// exactly from that byte.
 pub async fn read_log(
-    app: &AppState,
+    store: &dyn Store,
     task: &Task,
     offset: u64,
     limit: usize,
 ) -> StoreResult<LogSlice> {
     let limit = limit.clamp(1, MAX_LOG_READ);
-    let chunks = app.store.read_log(task, offset, limit).await?;
+    let chunks = store.read_log(task, offset, limit).await?;
     let mut data = Vec::new();
     let mut at = offset;
     for (start, bytes) in chunks {
@@ -261,11 +255,16 @@ pub async fn read_log(
     Ok(LogSlice { offset, data })
 }
 
-/// Declares lost the tasks of workspaces gone longer than the lease, every so often.
-pub async fn lease_sweep(app: AppState) {
-    let lease = Duration::from_secs(app.config.agents.task_lease_secs.max(1));
+/// Declares lost the tasks of workspaces gone longer than `lease`, every so often, until
+/// `shutdown`.
+pub async fn lease_sweep(
+    store: DynStore,
+    feed: Arc<TaskFeed>,
+    lease: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let lease = lease.max(Duration::from_secs(1));
     let every = (lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
-    let mut shutdown = app.shutdown.clone();
     let mut tick = tokio::time::interval(every);
     let message = format!(
         "the workspace's agent was gone for longer than the {} s lease",
@@ -276,11 +275,11 @@ pub async fn lease_sweep(app: AppState) {
             _ = tick.tick() => {
                 let now = Utc::now();
                 let cutoff = now - chrono::Duration::from_std(lease).unwrap_or_default();
-                match app.store.mark_lost_tasks(cutoff, now, &message).await {
+                match store.mark_lost_tasks(cutoff, now, &message).await {
                     Ok(ids) => {
                         for id in ids {
                             tracing::warn!(task = %id, "task lost: its agent did not come back in time");
-                            publish(&app, id).await;
+                            feed.publish(id).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot check task leases"),
@@ -290,6 +289,3 @@ pub async fn lease_sweep(app: AppState) {
         }
     }
 }
-
-/// A shared log hub.
-pub type SharedLogHub = Arc<LogHub>;

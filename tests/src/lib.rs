@@ -265,7 +265,7 @@ pub async fn make_user(relay: &Relay, name: &str) -> TestUser {
     let email = format!("{name}@example.com");
     let password = format!("{name}-password-123");
     let store: &DynStore = &relay.state.store;
-    let user = fulcrum_relay::domain::users::create_user(store, &email, &password)
+    let user = fulcrum_relay::domain::accounts::create_user(store, &email, &password)
         .await
         .map_err(|e| anyhow::anyhow!(e.to_string()))
         .expect("create user");
@@ -297,7 +297,7 @@ pub async fn make_user_in_store(relay: &Relay, name: &str) -> (uuid::Uuid, Strin
     let store = &relay.state.store;
     let email = format!("{name}@example.com");
     let user =
-        fulcrum_relay::domain::users::create_user(store, &email, &format!("{name}-password-1"))
+        fulcrum_relay::domain::accounts::create_user(store, &email, &format!("{name}-password-1"))
             .await
             .expect("user created");
     let token = fulcrum_relay::domain::tokens::create_agent_token(store, user.id, name)

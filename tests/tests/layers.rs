@@ -1,7 +1,8 @@
 //! The relay's layering, kept true: no door (`api/`, `mcp/`, `gateway/`, `events.rs`, `cli.rs`
 //! with its `dev` command) names another door's module, and the domain layer (`domain/`) names
-//! no door. What a module names is every `crate::NAME` in its source, `use crate::{…}` groups
-//! included.
+//! no door, nor the doors' shared state (`state`, `AppState`): its services are built with the
+//! narrow dependencies they use. What a module names is every `crate::NAME` in its source,
+//! `use crate::{…}` groups included.
 
 use std::{
     collections::BTreeSet,
@@ -94,6 +95,12 @@ fn doors_do_not_reach_into_each_other_and_the_domain_into_none() {
             if DOORS.contains(&name.as_str()) && name != module {
                 problems.push(format!("{} names crate::{name}", path.display()));
             }
+            if module == "domain" && name == "state" {
+                problems.push(format!("{} takes the doors' whole state", path.display()));
+            }
+        }
+        if module == "domain" && text.contains("AppState") {
+            problems.push(format!("{} names AppState", path.display()));
         }
     }
     assert!(

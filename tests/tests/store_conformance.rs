@@ -108,7 +108,7 @@ async fn refresh_tokens(b: Backend) {
             .unwrap(),
         RefreshOutcome::Invalid
     );
-    // Logout revokes the family, and says which it was.
+    // Logout revokes the family, and says which it was and whose.
     let login = Uuid::new_v4();
     s.insert_refresh_token(&NewRefreshToken {
         user_id: u.id,
@@ -120,7 +120,7 @@ async fn refresh_tokens(b: Backend) {
     .unwrap();
     assert_eq!(
         s.revoke_refresh_family("l1", now).await.unwrap(),
-        Some(login)
+        Some((u.id, login))
     );
     assert_eq!(s.revoke_refresh_family("nope", now).await.unwrap(), None);
     assert_eq!(

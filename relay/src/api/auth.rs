@@ -1,4 +1,4 @@
-//! `/api/v1/auth/*` and `/api/v1/me`: accounts, logins, token refresh with rotation.
+//! `/api/v1/auth/*` and `/api/v1/me`: the REST door to `crate::domain::accounts`.
 //!
 //! A login returns a 15-minute access token and a 7-day refresh token (both configurable). The
 //! refresh token comes in the JSON body for programs and, for the dashboard, in an `HttpOnly`,
@@ -11,25 +11,21 @@ use axum::{
     http::{HeaderMap, HeaderValue, header, request::Parts},
     response::Response,
 };
-use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::domain::users::create_user;
-pub use crate::domain::users::normalize_email;
 
 use super::{
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
 use crate::{
-    auth::{self, REFRESH_TOKEN_PREFIX, TokenUse, bearer},
+    auth::{TokenUse, bearer},
+    domain::{Door, accounts::Tokens},
     state::AppState,
-    store::{NewRefreshToken, RefreshOutcome, User},
+    store::User,
 };
 
 const REFRESH_COOKIE: &str = "fulcrum_refresh";
-const MAX_PASSWORD: usize = crate::domain::users::MAX_PASSWORD;
 
 /// The authenticated user of a request (`Authorization: Bearer <access token>`).
 #[derive(Debug, Clone, Copy)]
@@ -128,22 +124,6 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Waits briefly for a password-hashing slot; 429 when the relay is already busy hashing.
-async fn password_slot(app: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
-    let wait = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        app.password_checks.clone().acquire_owned(),
-    );
-    match wait.await {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => Err(ApiError::new(
-            ErrorKind::TooManyRequests,
-            "busy",
-            "too many logins at once; try again in a moment",
-        )),
-    }
-}
-
 /// `POST /api/v1/auth/signup` (only when enabled in the config).
 #[utoipa::path(
     post,
@@ -164,15 +144,11 @@ pub async fn signup(
     State(app): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    if !app.config.auth.signup_enabled {
-        return Err(ApiError::new(
-            ErrorKind::Forbidden,
-            "signup_disabled",
-            "sign-up is disabled on this relay",
-        ));
-    }
-    let _slot = password_slot(&app).await?;
-    let user = create_user(&app.store, &c.email, &c.password).await?;
+    let user = app
+        .domain
+        .accounts
+        .sign_up(Door::Api, &c.email, &c.password)
+        .await?;
     Ok(created(user))
 }
 
@@ -204,57 +180,12 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    let invalid = || {
-        ApiError::new(
-            ErrorKind::Unauthorized,
-            "invalid_credentials",
-            "wrong e-mail or password",
-        )
-    };
-    if c.password.len() > MAX_PASSWORD * 4 {
-        return Err(invalid());
-    }
-    let email = normalize_email(&c.email).map_err(|_| invalid())?;
-    // The limits are checked holding a password-check slot, so that attempts in parallel cannot
-    // all pass before the first failure is counted.
-    let _slot = password_slot(&app).await?;
-    if let Err(refused) = app.limits.logins.admit(&email, client) {
-        app.metrics.login_throttled(refused.limit.as_str());
-        return Err(ApiError::rate_limited(
-            refused.retry_after,
-            match refused.limit {
-                crate::ratelimit::LoginLimit::Account => "account's failed logins",
-                crate::ratelimit::LoginLimit::Address => "address's failed logins",
-            },
-        ));
-    }
-    let user = app.store.user_by_email(&email).await?;
-    let hash = user.as_ref().map_or_else(
-        || auth::dummy_password_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
-    let good = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &c.password))
-        .await
-        .map_err(ApiError::internal)?;
-    let Some(user) = user.filter(|_| good) else {
-        app.limits.logins.failed(&email, client);
-        app.metrics.login_failed();
-        return Err(invalid());
-    };
-    app.limits.logins.succeeded(&email, client);
-    let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
-    let now = Utc::now();
-    let family = Uuid::now_v7();
-    app.store
-        .insert_refresh_token(&NewRefreshToken {
-            user_id: user.id,
-            family_id: family,
-            token_hash: refresh.hash.clone(),
-            expires_at: now + refresh_ttl(&app),
-        })
+    let tokens = app
+        .domain
+        .accounts
+        .log_in(Door::Api, &c.email, &c.password, client)
         .await?;
-    tracing::info!(user = %user.id, "login");
-    Ok(token_response(&app, user.id, family, refresh.secret))
+    Ok(token_response(&app, tokens))
 }
 
 /// Body of refresh and logout; the token may come from the cookie instead.
@@ -299,36 +230,8 @@ pub async fn refresh(
 ) -> ApiResult<Response> {
     let presented = presented_refresh(&headers, &body)?
         .ok_or_else(|| ApiError::unauthorized("no refresh token"))?;
-    let next = auth::new_token(REFRESH_TOKEN_PREFIX);
-    let now = Utc::now();
-    let outcome = app
-        .store
-        .rotate_refresh_token(
-            &auth::token_hash(&presented),
-            &next.hash,
-            now + refresh_ttl(&app),
-            now,
-        )
-        .await?;
-    match outcome {
-        RefreshOutcome::Rotated { user_id, family_id } => {
-            Ok(token_response(&app, user_id, family_id, next.secret))
-        }
-        RefreshOutcome::Reused { family_id } => {
-            tracing::warn!("refresh token reused; the login was revoked");
-            crate::access::publish(&app, crate::access::AccessChange::Login(family_id));
-            Err(ApiError::new(
-                ErrorKind::Unauthorized,
-                "refresh_reused",
-                "this refresh token was already used; log in again",
-            ))
-        }
-        RefreshOutcome::Invalid => Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "invalid_refresh",
-            "invalid or expired refresh token",
-        )),
-    }
+    let tokens = app.domain.accounts.refresh(&presented).await?;
+    Ok(token_response(&app, tokens))
 }
 
 /// The answer to a logout.
@@ -357,14 +260,8 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if let Some(presented) = presented_refresh(&headers, &body)?
-        && let Some(family) = app
-            .store
-            .revoke_refresh_family(&auth::token_hash(&presented), Utc::now())
-            .await?
-    {
-        // Its open sockets close now, not when their access token would have expired.
-        crate::access::publish(&app, crate::access::AccessChange::Login(family));
+    if let Some(presented) = presented_refresh(&headers, &body)? {
+        app.domain.accounts.log_out(Door::Api, &presented).await?;
     }
     let mut response = ok(LoggedOut { logged_out: true });
     set_refresh_cookie(&app, &mut response, None);
@@ -383,34 +280,18 @@ pub async fn logout(
     )
 )]
 pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    let user = app
-        .store
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
-    Ok(ok(user))
+    Ok(ok(app.domain.accounts.me(user.caller()).await?))
 }
 
-fn refresh_ttl(app: &AppState) -> Duration {
-    Duration::seconds(app.config.auth.refresh_token_ttl_secs as i64)
-}
-
-fn token_response(app: &AppState, user: Uuid, login: Uuid, refresh_secret: String) -> Response {
-    let ttl = app.config.auth.access_token_ttl_secs;
-    let access = app.signer.issue_in(
-        user,
-        Some(login),
-        TokenUse::Access,
-        Utc::now(),
-        Duration::seconds(ttl as i64),
-    );
+/// The answer to a login or refresh: the pair in the body, the refresh token in the cookie.
+fn token_response(app: &AppState, tokens: Tokens) -> Response {
     let mut response = ok(TokenPair {
-        access_token: access,
-        refresh_token: refresh_secret.clone(),
-        expires_in: ttl,
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token.clone(),
+        expires_in: tokens.expires_in,
         token_type: "Bearer",
     });
-    set_refresh_cookie(app, &mut response, Some(&refresh_secret));
+    set_refresh_cookie(app, &mut response, Some(&tokens.refresh_token));
     response
 }
 
@@ -418,7 +299,7 @@ fn token_response(app: &AppState, user: Uuid, login: Uuid, refresh_secret: Strin
 fn set_refresh_cookie(app: &AppState, response: &mut Response, secret: Option<&str>) {
     let secure = app.config.secure_cookies();
     let (value, max_age) = match secret {
-        Some(s) => (s, app.config.auth.refresh_token_ttl_secs),
+        Some(s) => (s, app.domain.accounts.policy().refresh_ttl_secs),
         None => ("", 0),
     };
     let cookie = format!(

@@ -19,7 +19,6 @@ use super::{
     projects::{MemberBody, parse_id},
 };
 use crate::{
-    domain,
     state::AppState,
     store::{Invitation, Project},
 };
@@ -53,7 +52,10 @@ pub async fn invite(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     Ok(created(
-        domain::projects::invite(&app, user.caller(), id, &body.email, &body.role).await?,
+        app.domain
+            .projects
+            .invite(user.caller(), id, &body.email, &body.role)
+            .await?,
     ))
 }
 
@@ -76,12 +78,11 @@ pub async fn for_project(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(domain::projects::invitations(
-        &app,
-        user.caller(),
-        parse_id(&id)?,
-    )
-    .await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .invitations(user.caller(), parse_id(&id)?)
+        .await?))
 }
 
 /// `DELETE /api/v1/projects/{id}/invitations/{invitation_id}`: withdraw an invitation.
@@ -104,7 +105,10 @@ pub async fn withdraw(
     Path((id, invitation)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (id, invitation) = (parse_id(&id)?, parse_invitation(&invitation)?);
-    domain::projects::withdraw(&app, user.caller(), id, invitation).await?;
+    app.domain
+        .projects
+        .withdraw(user.caller(), id, invitation)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -120,7 +124,7 @@ pub async fn withdraw(
     )
 )]
 pub async fn mine(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(domain::projects::my_invitations(&app, user.id).await?))
+    Ok(ok(app.domain.projects.my_invitations(user.id).await?))
 }
 
 /// `POST /api/v1/invitations/{id}/accept`: join the project.
@@ -142,7 +146,7 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    Ok(ok(domain::projects::accept(&app, user.caller(), id).await?))
+    Ok(ok(app.domain.projects.accept(user.caller(), id).await?))
 }
 
 /// `POST /api/v1/invitations/{id}/decline`: say no.
@@ -164,6 +168,6 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = parse_invitation(&id)?;
-    domain::projects::decline(&app, user.caller(), id).await?;
+    app.domain.projects.decline(user.caller(), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

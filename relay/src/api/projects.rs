@@ -4,14 +4,11 @@
 //! Viewers may read; maintainers may also edit and attach workspaces; only the owner manages
 //! members and archives.
 
-use std::collections::HashMap;
-
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -20,12 +17,11 @@ use super::{
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult},
 };
-use fulcrum_protocol::TaskState;
 
 use crate::{
-    domain::{self, projects::ProjectInput},
+    domain::projects::ProjectInput,
     state::AppState,
-    store::{Health, Member, Project, TaskFilter},
+    store::{Member, Project},
 };
 
 /// Body of `POST /api/v1/projects` and `PATCH /api/v1/projects/{id}`.
@@ -78,7 +74,10 @@ pub async fn create(
     ApiJson(body): ApiJson<ProjectBody>,
 ) -> ApiResult<Response> {
     Ok(created(
-        domain::projects::create(&app, user.caller(), input(body)).await?,
+        app.domain
+            .projects
+            .create(user.caller(), input(body))
+            .await?,
     ))
 }
 
@@ -94,7 +93,7 @@ pub async fn create(
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(domain::projects::list(&app, user.id).await?))
+    Ok(ok(app.domain.projects.list(user.id).await?))
 }
 
 /// `GET /api/v1/projects/{id}`.
@@ -115,9 +114,11 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        domain::projects::visible(&app, user.id, parse_id(&id)?).await?
-    ))
+    Ok(ok(app
+        .domain
+        .projects
+        .visible(user.id, parse_id(&id)?)
+        .await?))
 }
 
 /// `PATCH /api/v1/projects/{id}`.
@@ -143,13 +144,11 @@ pub async fn update(
     ApiJson(body): ApiJson<ProjectBody>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(ok(domain::projects::update(
-        &app,
-        user.caller(),
-        id,
-        input(body),
-    )
-    .await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .update(user.caller(), id, input(body))
+        .await?))
 }
 
 /// `POST /api/v1/projects/{id}/archive`.
@@ -171,12 +170,11 @@ pub async fn archive(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(domain::projects::archive(
-        &app,
-        user.caller(),
-        parse_id(&id)?,
-    )
-    .await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .archive(user.caller(), parse_id(&id)?)
+        .await?))
 }
 
 /// `PUT|DELETE /api/v1/projects/{id}/workspaces/{workspace_id}`: attach or detach one of the
@@ -190,14 +188,11 @@ async fn set_workspace(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let workspace = Uuid::parse_str(&workspace).map_err(|_| ApiError::not_found("workspace"))?;
-    Ok(ok(domain::projects::set_workspace(
-        &app,
-        user.caller(),
-        id,
-        workspace,
-        attach,
-    )
-    .await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .set_workspace(user.caller(), id, workspace, attach)
+        .await?))
 }
 
 /// `PUT /api/v1/projects/{id}/workspaces/{workspace_id}`.
@@ -262,9 +257,11 @@ pub async fn members(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        domain::projects::members(&app, user.id, parse_id(&id)?).await?
-    ))
+    Ok(ok(app
+        .domain
+        .projects
+        .members(user.id, parse_id(&id)?)
+        .await?))
 }
 
 /// Body of `PUT /api/v1/projects/{id}/members`.
@@ -302,14 +299,11 @@ pub async fn set_member(
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(ok(domain::projects::set_member_role(
-        &app,
-        user.caller(),
-        id,
-        &body.email,
-        &body.role,
-    )
-    .await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .set_member_role(user.caller(), id, &body.email, &body.role)
+        .await?))
 }
 
 /// `DELETE /api/v1/projects/{id}/members/{user_id}`.
@@ -333,7 +327,10 @@ pub async fn remove_member(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let member = Uuid::parse_str(&member).map_err(|_| ApiError::not_found("member"))?;
-    domain::projects::remove_member(&app, user.caller(), id, member).await?;
+    app.domain
+        .projects
+        .remove_member(user.caller(), id, member)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -346,7 +343,7 @@ pub async fn remove_member(
     tag = "projects",
     params(("id" = String, Path, description = "The project's id")),
     responses(
-        (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<ProjectReport>),
+        (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<crate::domain::projects::ProjectReport>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
     )
@@ -356,69 +353,9 @@ pub async fn status(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = domain::projects::visible(&app, user.id, parse_id(&id)?).await?;
-    let (mut last_tasks, _) = app
-        .store
-        .list_tasks(
-            user.id,
-            &TaskFilter {
-                project: Some(project.id),
-                page: 1,
-                per_page: 10,
-                ..Default::default()
-            },
-        )
-        .await?;
-    app.live_tasks.overlay(&mut last_tasks);
-    // The workspaces' names and presence: from their owners' rows, overlaid with live views.
-    let mut workspaces = Vec::new();
-    let mut seen: HashMap<Uuid, ()> = HashMap::new();
-    for member in app.store.project_members(&project).await? {
-        for w in crate::domain::workspaces::current(&app, member.user_id).await? {
-            if project.workspace_ids.contains(&w.id) && seen.insert(w.id, ()).is_none() {
-                workspaces.push(Presence {
-                    id: w.id,
-                    name: w.name,
-                    online: w.online,
-                    last_seen_at: w.last_seen_at,
-                });
-            }
-        }
-    }
-    let any_online = workspaces.iter().any(|w| w.online);
-    let health = match last_tasks.first() {
-        Some(t) if !t.is_finished() => Health::Running,
-        Some(t) if t.state != TaskState::Succeeded => Health::Failing,
-        _ if !workspaces.is_empty() && !any_online => Health::Offline,
-        Some(_) => Health::Healthy,
-        None => Health::Idle,
-    };
-    Ok(ok(ProjectReport {
-        project,
-        workspaces,
-        last_tasks,
-        health,
-    }))
-}
-
-/// A project's workspaces, last tasks and health.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ProjectReport {
-    /// The project.
-    project: Project,
-    /// Its workspaces, online or not.
-    workspaces: Vec<Presence>,
-    /// Its last 10 tasks, newest first.
-    last_tasks: Vec<crate::store::Task>,
-    /// Its health in one word.
-    health: Health,
-}
-
-/// A workspace's name and presence.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Presence {
-    id: Uuid,
-    name: String,
-    online: bool,
-    last_seen_at: Option<chrono::DateTime<Utc>>,
+    Ok(ok(app
+        .domain
+        .projects
+        .report(user.id, parse_id(&id)?)
+        .await?))
 }

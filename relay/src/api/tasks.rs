@@ -22,6 +22,7 @@ use super::{
     error::{ApiError, ApiResult},
 };
 use crate::{
+    domain::tasks::MAX_PER_PAGE,
     domain::{
         self,
         tasks::{RunInput, bad_state},
@@ -29,9 +30,6 @@ use crate::{
     state::AppState,
     store::{Task, TaskFilter},
 };
-
-/// Most tasks per page.
-const MAX_PER_PAGE: u32 = 200;
 
 /// Body of `POST /api/v1/tasks` (no `Debug`: the environment may hold secrets). Name a
 /// workspace or a project, and a command or a step.
@@ -77,9 +75,7 @@ pub async fn create(
         env: body.env,
         timeout_s: body.timeout_s,
     };
-    Ok(created(
-        domain::tasks::start(&app, user.caller(), input).await?,
-    ))
+    Ok(created(app.domain.tasks.start(user.caller(), input).await?))
 }
 
 /// A task id from a path: a malformed one is a task that does not exist.
@@ -144,8 +140,7 @@ pub async fn list(
         page,
         per_page,
     };
-    let (mut tasks, total) = app.store.list_tasks(user.id, &filter).await?;
-    app.live_tasks.overlay(&mut tasks);
+    let (tasks, total) = app.domain.tasks.list(user.id, &filter).await?;
     let meta = json!({ "page": page, "per_page": per_page, "total": total });
     let serde_json::Value::Object(meta) = meta else {
         unreachable!("a JSON object literal")
@@ -171,9 +166,7 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        domain::tasks::visible(&app, user.id, task_id(&id)?).await?
-    ))
+    Ok(ok(app.domain.tasks.visible(user.id, task_id(&id)?).await?))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
@@ -196,7 +189,11 @@ pub async fn cancel(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = domain::tasks::cancel(&app, user.caller(), task_id(&id)?).await?;
+    let task = app
+        .domain
+        .tasks
+        .cancel(user.caller(), task_id(&id)?)
+        .await?;
     Ok(ok(task))
 }
 
@@ -220,7 +217,7 @@ pub async fn rerun(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let task = domain::tasks::rerun(&app, user.caller(), task_id(&id)?).await?;
+    let task = app.domain.tasks.rerun(user.caller(), task_id(&id)?).await?;
     Ok(created(task))
 }
 
@@ -257,11 +254,11 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let task = domain::tasks::visible(&app, user.id, task_id(&id)?).await?;
+    let id = task_id(&id)?;
     let offset = parse_number(&q, "offset", 0, (0, crate::tasks::MAX_LOG_OFFSET))?;
     let limit = parse_number(&q, "limit", 1024 * 1024, (1, u64::MAX))?;
     let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;
-    let slice = crate::tasks::read_log(&app, &task, offset, limit).await?;
+    let (task, slice) = app.domain.tasks.log(user.id, id, offset, limit).await?;
     let next_offset = offset + slice.data.len() as u64;
     Ok(ok(LogPage {
         offset,

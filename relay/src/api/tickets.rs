@@ -10,7 +10,7 @@ use super::{
     envelope::{AuthErrors, Envelope, ok},
     error::{ApiError, ApiResult},
 };
-use crate::{auth::TokenUse, domain::logins::login_active, state::AppState};
+use crate::{auth::TokenUse, state::AppState};
 
 /// A short-lived ticket to open the events socket with.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -31,7 +31,7 @@ pub struct Ticket {
     )
 )]
 pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    if !login_active(&app, user.login).await? {
+    if !app.domain.accounts.login_active(user.login).await? {
         return Err(ApiError::unauthorized("this login has ended; log in again"));
     }
     let ttl = app.config.auth.events_ticket_ttl_secs;

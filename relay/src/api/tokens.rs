@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{self, tokens::CreatedToken};
+use crate::domain::tokens::CreatedToken;
 
 use super::{
     auth::AuthUser,
@@ -57,7 +57,7 @@ pub struct NewTokenBody {
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(domain::tokens::list(&app, user.id).await?))
+    Ok(ok(app.domain.tokens.list(user.caller()).await?))
 }
 
 /// `POST /api/v1/agent-tokens`.
@@ -80,14 +80,15 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTokenBody>,
 ) -> ApiResult<Response> {
     Ok(created(
-        domain::tokens::create(
-            &app,
-            user.caller(),
-            &body.name,
-            body.kind.unwrap_or(TokenKind::Agent),
-            body.read_only,
-        )
-        .await?,
+        app.domain
+            .tokens
+            .create(
+                user.caller(),
+                &body.name,
+                body.kind.unwrap_or(TokenKind::Agent),
+                body.read_only,
+            )
+            .await?,
     ))
 }
 
@@ -110,6 +111,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("agent token"))?;
-    domain::tokens::revoke(&app, user.caller(), id).await?;
+    app.domain.tokens.revoke(user.caller(), id).await?;
     Ok(ok(Revoked { id, revoked: true }))
 }

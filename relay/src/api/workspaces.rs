@@ -25,7 +25,7 @@ use crate::{state::AppState, store::Workspace};
     )
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(crate::domain::workspaces::current(&app, user.id).await?))
+    Ok(ok(app.domain.workspaces.current(user.id).await?))
 }
 
 /// `GET /api/v1/workspaces/{id}`: 404 for another user's workspace, as for a missing one.

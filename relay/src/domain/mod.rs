@@ -6,22 +6,39 @@
 //! The domain imports no door. `tests/tests/layers.rs` checks that, and that no door imports
 //! another.
 //!
-//! - [`tasks`]: start, cancel, re-run and read tasks.
-//! - [`workspaces`]: a user's workspaces as they are now; [`logins`]: whether a login is on.
-//! - [`users`]: accounts; [`tokens`]: agent and MCP tokens.
+//! Each area is a service built once, at start, with exactly the dependencies it uses (never
+//! the whole application state); [`Domain`] holds them for the doors.
+//!
+//! - [`tasks`]: start, cancel, re-run, list and read tasks.
+//! - [`projects`]: projects, members, invitations and the project report.
+//! - [`workspaces`]: a user's workspaces as they are now.
+//! - [`accounts`]: sign-up, logins, refresh and logout; [`tokens`]: agent and MCP tokens.
 //! - [`audit`]: the one place that records who did what, from where.
 
+pub mod accounts;
 pub mod audit;
-pub mod logins;
 pub mod projects;
 pub mod tasks;
 pub mod tokens;
-pub mod users;
 pub mod workspaces;
 
 use uuid::Uuid;
 
 use crate::store::{StoreError, TaskSource};
+
+/// The domain's services, for the doors.
+pub struct Domain {
+    /// Accounts and logins.
+    pub accounts: accounts::Accounts,
+    /// Tasks.
+    pub tasks: tasks::Tasks,
+    /// Projects, members and invitations.
+    pub projects: projects::Projects,
+    /// Agent and MCP tokens.
+    pub tokens: tokens::Tokens,
+    /// Workspaces as they are now.
+    pub workspaces: workspaces::Workspaces,
+}
 
 /// The door a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +108,33 @@ pub enum DomainError {
         /// For people.
         message: String,
     },
+    /// Refused by a setting of the relay (such as sign-up being off); `code` is stable.
+    #[error("{message}")]
+    Refused {
+        /// A stable code, such as `signup_disabled`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// The credentials presented are missing, wrong or used up; `code` is stable.
+    #[error("{message}")]
+    Unauthenticated {
+        /// A stable code, such as `invalid_credentials`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// Too many attempts of one kind; try again after `retry_after` seconds.
+    #[error("rate limited ({what}); retry after {retry_after} s")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+        /// Which limit, for people.
+        what: &'static str,
+    },
+    /// The relay is busy with this kind of work; try again in a moment.
+    #[error("{0}")]
+    Busy(String),
     /// The input is well-formed but invalid.
     #[error("{0}")]
     Invalid(String),
@@ -103,6 +147,22 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// A refusal by a setting, with a stable code.
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Bad or missing credentials, with a stable code.
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A conflict with a stable code.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict {

@@ -5,17 +5,26 @@
 //! archives it. Nobody becomes a member without accepting an invitation, and inviting answers
 //! alike whether or not the address has an account.
 
-use chrono::{Duration, Utc};
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{DateTime, Duration, Utc};
+use fulcrum_protocol::TaskState;
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
     Caller, DomainError, DomainResult,
+    accounts::normalize_email,
     audit::{self, Record},
-    users::normalize_email,
+    workspaces::Workspaces,
 };
 use crate::{
-    state::AppState,
-    store::{Invitation, Member, NewProject, Project, ProjectPatch, ProjectStatus, Role},
+    access::AccessChanges,
+    store::{
+        DynStore, Health, Invitation, Member, NewProject, Project, ProjectPatch, ProjectStatus,
+        Role, Task, TaskFilter,
+    },
+    tasks::TaskFeed,
 };
 
 /// Longest project name.
@@ -77,19 +86,6 @@ impl ProjectInput {
     }
 }
 
-/// The projects `user` is a member of, newest first.
-pub async fn list(app: &AppState, user: Uuid) -> DomainResult<Vec<Project>> {
-    Ok(app.store.list_projects(user).await?)
-}
-
-/// The project if `user` is a member.
-pub async fn visible(app: &AppState, user: Uuid, id: Uuid) -> DomainResult<Project> {
-    app.store
-        .get_project(user, id)
-        .await?
-        .ok_or(DomainError::NotFound("project"))
-}
-
 /// Refuses unless the caller's role in `project` is one of `allowed`.
 fn require(project: &Project, allowed: &[Role], what: &str) -> DomainResult<()> {
     if allowed.contains(&project.role) {
@@ -102,135 +98,12 @@ fn require(project: &Project, allowed: &[Role], what: &str) -> DomainResult<()> 
     }
 }
 
-/// The project if the caller may `what` in it (one of `allowed` roles).
-async fn managed(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    allowed: &[Role],
-    what: &str,
-) -> DomainResult<Project> {
-    let project = visible(app, caller.user, id).await?;
-    require(&project, allowed, what)?;
-    Ok(project)
-}
-
 fn audit(caller: Caller, action: &str, subject: Uuid) {
     audit::record(Record {
         caller,
         action,
         subject,
     });
-}
-
-/// Creates a project owned by the caller.
-pub async fn create(app: &AppState, caller: Caller, input: ProjectInput) -> DomainResult<Project> {
-    input.check(true)?;
-    let new = NewProject {
-        name: input.name.unwrap_or_default().trim().to_owned(),
-        description: input.description.unwrap_or_default(),
-        repository_url: input.repository_url.filter(|u| !u.is_empty()),
-        tech_stack: input.tech_stack.unwrap_or_default(),
-    };
-    let project = app
-        .store
-        .create_project(caller.user, &new, Utc::now())
-        .await?;
-    audit(caller, "project.create", project.id);
-    Ok(project)
-}
-
-/// Edits a project (owner or maintainer).
-pub async fn update(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    input: ProjectInput,
-) -> DomainResult<Project> {
-    let project = managed(app, caller, id, &[Role::Owner, Role::Maintainer], "edit it").await?;
-    input.check(false)?;
-    let patch = ProjectPatch {
-        name: input.name.map(|n| n.trim().to_owned()),
-        description: input.description,
-        repository_url: input
-            .repository_url
-            .map(|u| Some(u).filter(|u| !u.is_empty())),
-        tech_stack: input.tech_stack,
-        status: None,
-    };
-    let updated = app
-        .store
-        .update_project(caller.user, project.id, &patch, Utc::now())
-        .await?
-        .ok_or(DomainError::NotFound("project"))?;
-    audit(caller, "project.update", project.id);
-    Ok(updated)
-}
-
-/// Archives a project (owner only): nothing more runs in it, and its members' open streams
-/// check their access again.
-pub async fn archive(app: &AppState, caller: Caller, id: Uuid) -> DomainResult<Project> {
-    let project = managed(app, caller, id, &[Role::Owner], "archive it").await?;
-    let patch = ProjectPatch {
-        status: Some(ProjectStatus::Archived),
-        ..Default::default()
-    };
-    let updated = app
-        .store
-        .update_project(caller.user, project.id, &patch, Utc::now())
-        .await?
-        .ok_or(DomainError::NotFound("project"))?;
-    let members: Vec<Uuid> = app
-        .store
-        .project_members(&project)
-        .await?
-        .iter()
-        .map(|m| m.user_id)
-        .collect();
-    crate::access::members_changed(app, project.id, &members);
-    audit(caller, "project.archive", project.id);
-    Ok(updated)
-}
-
-/// Attaches or detaches one of the caller's workspaces (owner or maintainer).
-pub async fn set_workspace(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    workspace: Uuid,
-    attach: bool,
-) -> DomainResult<Project> {
-    let project = managed(
-        app,
-        caller,
-        id,
-        &[Role::Owner, Role::Maintainer],
-        "change its workspaces",
-    )
-    .await?;
-    if !app
-        .store
-        .set_project_workspace(caller.user, project.id, workspace, attach)
-        .await?
-    {
-        return Err(DomainError::NotFound("workspace"));
-    }
-    audit(
-        caller,
-        if attach {
-            "project.attach_workspace"
-        } else {
-            "project.detach_workspace"
-        },
-        project.id,
-    );
-    visible(app, caller.user, project.id).await
-}
-
-/// The project's members (any member may see them).
-pub async fn members(app: &AppState, user: Uuid, id: Uuid) -> DomainResult<Vec<Member>> {
-    let project = visible(app, user, id).await?;
-    Ok(app.store.project_members(&project).await?)
 }
 
 /// A role a member can be given: `maintainer` or `viewer`.
@@ -243,171 +116,409 @@ pub fn member_role(role: &str) -> DomainResult<Role> {
     }
 }
 
-/// Changes an existing member's role (owner only). Only the project's own members are looked
-/// at, so the answer never tells whether an e-mail has an account.
-pub async fn set_member_role(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    email: &str,
-    role: &str,
-) -> DomainResult<Vec<Member>> {
-    let project = managed(app, caller, id, &[Role::Owner], "manage its members").await?;
-    let role = member_role(role)?;
-    let email = normalize_email(email).map_err(DomainError::Invalid)?;
-    let members = app.store.project_members(&project).await?;
-    let member = members.iter().find(|m| m.email == email).ok_or_else(|| {
-        DomainError::Absent {
-            code: "not_a_member",
-            message: "no member of this project has that e-mail; invite them with POST /api/v1/projects/{id}/invitations".into(),
+/// Projects, their members and invitations, with what managing them uses.
+pub struct Projects {
+    store: DynStore,
+    access: Arc<AccessChanges>,
+    feed: Arc<TaskFeed>,
+    workspaces: Workspaces,
+}
+
+impl Projects {
+    /// Projects in `store`; membership changes go out on `access`; reports read tasks as
+    /// `feed` shows them and workspaces as `workspaces` does.
+    pub fn new(
+        store: DynStore,
+        access: Arc<AccessChanges>,
+        feed: Arc<TaskFeed>,
+        workspaces: Workspaces,
+    ) -> Self {
+        Self {
+            store,
+            access,
+            feed,
+            workspaces,
         }
-    })?;
-    if member.role == Role::Owner {
-        return Err(DomainError::conflict(
-            "owner",
-            "the owner's role cannot change",
-        ));
     }
-    app.store
-        .set_project_member(project.id, member.user_id, role, Utc::now())
-        .await?;
-    app.access.members_changed(project.id);
-    audit(caller, "project.set_member_role", member.user_id);
-    Ok(app.store.project_members(&project).await?)
-}
 
-/// Removes a member (owner only); their open streams stop showing the project at once.
-pub async fn remove_member(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    member: Uuid,
-) -> DomainResult<()> {
-    let project = managed(app, caller, id, &[Role::Owner], "manage its members").await?;
-    // Before and after the removal: an audience read while it commits is read again.
-    app.access.members_changed(project.id);
-    if !app.store.remove_project_member(project.id, member).await? {
-        return Err(DomainError::NotFound("member"));
+    /// The projects `user` is a member of, newest first.
+    pub async fn list(&self, user: Uuid) -> DomainResult<Vec<Project>> {
+        Ok(self.store.list_projects(user).await?)
     }
-    crate::access::members_changed(app, project.id, &[member]);
-    audit(caller, "project.remove_member", member);
-    Ok(())
-}
 
-/// Invites an e-mail address (owner only). The answer is the same whether or not it has an
-/// account.
-pub async fn invite(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    email: &str,
-    role: &str,
-) -> DomainResult<Invitation> {
-    let project = managed(app, caller, id, &[Role::Owner], "manage its members").await?;
-    let role = member_role(role)?;
-    let email = normalize_email(email).map_err(DomainError::Invalid)?;
-    if app
-        .store
-        .project_members(&project)
-        .await?
-        .iter()
-        .any(|m| m.email == email)
-    {
-        return Err(DomainError::conflict(
-            "already_member",
-            "that address is already a member; change its role with PUT …/members",
-        ));
+    /// The project if `user` is a member.
+    pub async fn visible(&self, user: Uuid, id: Uuid) -> DomainResult<Project> {
+        self.store
+            .get_project(user, id)
+            .await?
+            .ok_or(DomainError::NotFound("project"))
     }
-    let now = Utc::now();
-    let pending = app.store.project_invitations(project.id, now).await?;
-    if pending.len() >= MAX_PENDING && !pending.iter().any(|i| i.email == email) {
-        return Err(DomainError::conflict(
-            "too_many_invitations",
-            format!("at most {MAX_PENDING} pending invitations per project"),
-        ));
+
+    /// The project if the caller may `what` in it (one of `allowed` roles).
+    async fn managed(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        allowed: &[Role],
+        what: &str,
+    ) -> DomainResult<Project> {
+        let project = self.visible(caller.user, id).await?;
+        require(&project, allowed, what)?;
+        Ok(project)
     }
-    let invitation = app
-        .store
-        .invite(
+
+    /// Creates a project owned by the caller.
+    pub async fn create(&self, caller: Caller, input: ProjectInput) -> DomainResult<Project> {
+        input.check(true)?;
+        let new = NewProject {
+            name: input.name.unwrap_or_default().trim().to_owned(),
+            description: input.description.unwrap_or_default(),
+            repository_url: input.repository_url.filter(|u| !u.is_empty()),
+            tech_stack: input.tech_stack.unwrap_or_default(),
+        };
+        let project = self
+            .store
+            .create_project(caller.user, &new, Utc::now())
+            .await?;
+        audit(caller, "project.create", project.id);
+        Ok(project)
+    }
+
+    /// Edits a project (owner or maintainer).
+    pub async fn update(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        input: ProjectInput,
+    ) -> DomainResult<Project> {
+        let project = self
+            .managed(caller, id, &[Role::Owner, Role::Maintainer], "edit it")
+            .await?;
+        input.check(false)?;
+        let patch = ProjectPatch {
+            name: input.name.map(|n| n.trim().to_owned()),
+            description: input.description,
+            repository_url: input
+                .repository_url
+                .map(|u| Some(u).filter(|u| !u.is_empty())),
+            tech_stack: input.tech_stack,
+            status: None,
+        };
+        let updated = self
+            .store
+            .update_project(caller.user, project.id, &patch, Utc::now())
+            .await?
+            .ok_or(DomainError::NotFound("project"))?;
+        audit(caller, "project.update", project.id);
+        Ok(updated)
+    }
+
+    /// Archives a project (owner only): nothing more runs in it, and its members' open streams
+    /// check their access again.
+    pub async fn archive(&self, caller: Caller, id: Uuid) -> DomainResult<Project> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "archive it")
+            .await?;
+        let patch = ProjectPatch {
+            status: Some(ProjectStatus::Archived),
+            ..Default::default()
+        };
+        let updated = self
+            .store
+            .update_project(caller.user, project.id, &patch, Utc::now())
+            .await?
+            .ok_or(DomainError::NotFound("project"))?;
+        let members: Vec<Uuid> = self
+            .store
+            .project_members(&project)
+            .await?
+            .iter()
+            .map(|m| m.user_id)
+            .collect();
+        self.access.lost_access(project.id, &members);
+        audit(caller, "project.archive", project.id);
+        Ok(updated)
+    }
+
+    /// Attaches or detaches one of the caller's workspaces (owner or maintainer).
+    pub async fn set_workspace(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        workspace: Uuid,
+        attach: bool,
+    ) -> DomainResult<Project> {
+        let project = self
+            .managed(
+                caller,
+                id,
+                &[Role::Owner, Role::Maintainer],
+                "change its workspaces",
+            )
+            .await?;
+        if !self
+            .store
+            .set_project_workspace(caller.user, project.id, workspace, attach)
+            .await?
+        {
+            return Err(DomainError::NotFound("workspace"));
+        }
+        audit(
+            caller,
+            if attach {
+                "project.attach_workspace"
+            } else {
+                "project.detach_workspace"
+            },
             project.id,
-            &email,
-            role,
-            caller.user,
-            now,
-            now + Duration::days(INVITATION_DAYS),
-        )
-        .await?;
-    audit(caller, "project.invite", invitation.id);
-    Ok(invitation)
-}
-
-/// The project's pending invitations (owner only).
-pub async fn invitations(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-) -> DomainResult<Vec<Invitation>> {
-    let project = managed(app, caller, id, &[Role::Owner], "manage its members").await?;
-    Ok(app
-        .store
-        .project_invitations(project.id, Utc::now())
-        .await?)
-}
-
-/// Withdraws one of the project's invitations (owner only).
-pub async fn withdraw(
-    app: &AppState,
-    caller: Caller,
-    id: Uuid,
-    invitation: Uuid,
-) -> DomainResult<()> {
-    let project = managed(app, caller, id, &[Role::Owner], "manage its members").await?;
-    if !app
-        .store
-        .withdraw_invitation(project.id, invitation)
-        .await?
-    {
-        return Err(DomainError::NotFound("invitation"));
+        );
+        self.visible(caller.user, project.id).await
     }
-    audit(caller, "project.withdraw_invitation", invitation);
-    Ok(())
-}
 
-/// The caller's e-mail address.
-async fn email_of(app: &AppState, user: Uuid) -> DomainResult<String> {
-    Ok(app
-        .store
-        .user_by_id(user)
-        .await?
-        .ok_or(DomainError::NotFound("user"))?
-        .email)
-}
-
-/// The invitations addressed to the caller.
-pub async fn my_invitations(app: &AppState, user: Uuid) -> DomainResult<Vec<Invitation>> {
-    let email = email_of(app, user).await?;
-    Ok(app.store.invitations_for(&email, Utc::now()).await?)
-}
-
-/// Accepts an invitation addressed to the caller: they join the project.
-pub async fn accept(app: &AppState, caller: Caller, invitation: Uuid) -> DomainResult<Project> {
-    let email = email_of(app, caller.user).await?;
-    let project = app
-        .store
-        .accept_invitation(caller.user, &email, invitation, Utc::now())
-        .await?
-        .ok_or(DomainError::NotFound("invitation"))?;
-    app.access.members_changed(project);
-    audit(caller, "project.accept_invitation", invitation);
-    visible(app, caller.user, project).await
-}
-
-/// Declines an invitation addressed to the caller.
-pub async fn decline(app: &AppState, caller: Caller, invitation: Uuid) -> DomainResult<()> {
-    let email = email_of(app, caller.user).await?;
-    if !app.store.decline_invitation(&email, invitation).await? {
-        return Err(DomainError::NotFound("invitation"));
+    /// The project's members (any member may see them).
+    pub async fn members(&self, user: Uuid, id: Uuid) -> DomainResult<Vec<Member>> {
+        let project = self.visible(user, id).await?;
+        Ok(self.store.project_members(&project).await?)
     }
-    audit(caller, "project.decline_invitation", invitation);
-    Ok(())
+
+    /// Changes an existing member's role (owner only). Only the project's own members are looked
+    /// at, so the answer never tells whether an e-mail has an account.
+    pub async fn set_member_role(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        email: &str,
+        role: &str,
+    ) -> DomainResult<Vec<Member>> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "manage its members")
+            .await?;
+        let role = member_role(role)?;
+        let email = normalize_email(email).map_err(DomainError::Invalid)?;
+        let members = self.store.project_members(&project).await?;
+        let member = members.iter().find(|m| m.email == email).ok_or_else(|| {
+            DomainError::Absent {
+                code: "not_a_member",
+                message: "no member of this project has that e-mail; invite them with POST /api/v1/projects/{id}/invitations".into(),
+            }
+        })?;
+        if member.role == Role::Owner {
+            return Err(DomainError::conflict(
+                "owner",
+                "the owner's role cannot change",
+            ));
+        }
+        self.store
+            .set_project_member(project.id, member.user_id, role, Utc::now())
+            .await?;
+        self.access.members_changed(project.id);
+        audit(caller, "project.set_member_role", member.user_id);
+        Ok(self.store.project_members(&project).await?)
+    }
+
+    /// Removes a member (owner only); their open streams stop showing the project at once.
+    pub async fn remove_member(&self, caller: Caller, id: Uuid, member: Uuid) -> DomainResult<()> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "manage its members")
+            .await?;
+        // Before and after the removal: an audience read while it commits is read again.
+        self.access.members_changed(project.id);
+        if !self.store.remove_project_member(project.id, member).await? {
+            return Err(DomainError::NotFound("member"));
+        }
+        self.access.lost_access(project.id, &[member]);
+        audit(caller, "project.remove_member", member);
+        Ok(())
+    }
+
+    /// Invites an e-mail address (owner only). The answer is the same whether or not it has an
+    /// account.
+    pub async fn invite(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        email: &str,
+        role: &str,
+    ) -> DomainResult<Invitation> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "manage its members")
+            .await?;
+        let role = member_role(role)?;
+        let email = normalize_email(email).map_err(DomainError::Invalid)?;
+        if self
+            .store
+            .project_members(&project)
+            .await?
+            .iter()
+            .any(|m| m.email == email)
+        {
+            return Err(DomainError::conflict(
+                "already_member",
+                "that address is already a member; change its role with PUT …/members",
+            ));
+        }
+        let now = Utc::now();
+        let pending = self.store.project_invitations(project.id, now).await?;
+        if pending.len() >= MAX_PENDING && !pending.iter().any(|i| i.email == email) {
+            return Err(DomainError::conflict(
+                "too_many_invitations",
+                format!("at most {MAX_PENDING} pending invitations per project"),
+            ));
+        }
+        let invitation = self
+            .store
+            .invite(
+                project.id,
+                &email,
+                role,
+                caller.user,
+                now,
+                now + Duration::days(INVITATION_DAYS),
+            )
+            .await?;
+        audit(caller, "project.invite", invitation.id);
+        Ok(invitation)
+    }
+
+    /// The project's pending invitations (owner only).
+    pub async fn invitations(&self, caller: Caller, id: Uuid) -> DomainResult<Vec<Invitation>> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "manage its members")
+            .await?;
+        Ok(self
+            .store
+            .project_invitations(project.id, Utc::now())
+            .await?)
+    }
+
+    /// Withdraws one of the project's invitations (owner only).
+    pub async fn withdraw(&self, caller: Caller, id: Uuid, invitation: Uuid) -> DomainResult<()> {
+        let project = self
+            .managed(caller, id, &[Role::Owner], "manage its members")
+            .await?;
+        if !self
+            .store
+            .withdraw_invitation(project.id, invitation)
+            .await?
+        {
+            return Err(DomainError::NotFound("invitation"));
+        }
+        audit(caller, "project.withdraw_invitation", invitation);
+        Ok(())
+    }
+
+    /// The caller's e-mail address.
+    async fn email_of(&self, user: Uuid) -> DomainResult<String> {
+        Ok(self
+            .store
+            .user_by_id(user)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?
+            .email)
+    }
+
+    /// The invitations addressed to the caller.
+    pub async fn my_invitations(&self, user: Uuid) -> DomainResult<Vec<Invitation>> {
+        let email = self.email_of(user).await?;
+        Ok(self.store.invitations_for(&email, Utc::now()).await?)
+    }
+
+    /// Accepts an invitation addressed to the caller: they join the project.
+    pub async fn accept(&self, caller: Caller, invitation: Uuid) -> DomainResult<Project> {
+        let email = self.email_of(caller.user).await?;
+        let project = self
+            .store
+            .accept_invitation(caller.user, &email, invitation, Utc::now())
+            .await?
+            .ok_or(DomainError::NotFound("invitation"))?;
+        self.access.members_changed(project);
+        audit(caller, "project.accept_invitation", invitation);
+        self.visible(caller.user, project).await
+    }
+
+    /// Declines an invitation addressed to the caller.
+    pub async fn decline(&self, caller: Caller, invitation: Uuid) -> DomainResult<()> {
+        let email = self.email_of(caller.user).await?;
+        if !self.store.decline_invitation(&email, invitation).await? {
+            return Err(DomainError::NotFound("invitation"));
+        }
+        audit(caller, "project.decline_invitation", invitation);
+        Ok(())
+    }
+
+    /// A project's workspaces (online or not), its last tasks and its health in one word.
+    pub async fn report(&self, user: Uuid, id: Uuid) -> DomainResult<ProjectReport> {
+        let project = self.visible(user, id).await?;
+        let (mut last_tasks, _) = self
+            .store
+            .list_tasks(
+                user,
+                &TaskFilter {
+                    project: Some(project.id),
+                    page: 1,
+                    per_page: REPORT_TASKS,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.feed.live.overlay(&mut last_tasks);
+        // The workspaces' names and presence: from their owners' rows, with live views.
+        let mut workspaces = Vec::new();
+        let mut seen: HashSet<Uuid> = HashSet::new();
+        for member in self.store.project_members(&project).await? {
+            for w in self.workspaces.current(member.user_id).await? {
+                if project.workspace_ids.contains(&w.id) && seen.insert(w.id) {
+                    workspaces.push(Presence {
+                        id: w.id,
+                        name: w.name,
+                        online: w.online,
+                        last_seen_at: w.last_seen_at,
+                    });
+                }
+            }
+        }
+        let any_online = workspaces.iter().any(|w| w.online);
+        let health = match last_tasks.first() {
+            Some(t) if !t.is_finished() => Health::Running,
+            Some(t) if t.state != TaskState::Succeeded => Health::Failing,
+            _ if !workspaces.is_empty() && !any_online => Health::Offline,
+            Some(_) => Health::Healthy,
+            None => Health::Idle,
+        };
+        Ok(ProjectReport {
+            project,
+            workspaces,
+            last_tasks,
+            health,
+        })
+    }
+}
+
+/// How many of its last tasks a project report shows.
+const REPORT_TASKS: u32 = 10;
+
+/// A project's workspaces, last tasks and health.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectReport {
+    /// The project.
+    pub project: Project,
+    /// Its workspaces, online or not.
+    pub workspaces: Vec<Presence>,
+    /// Its last 10 tasks, newest first.
+    pub last_tasks: Vec<Task>,
+    /// Its health in one word.
+    pub health: Health,
+}
+
+/// A workspace's name and presence.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Presence {
+    /// The workspace.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Whether its agent is connected.
+    pub online: bool,
+    /// When the relay last heard from it.
+    pub last_seen_at: Option<DateTime<Utc>>,
 }

@@ -1,8 +1,11 @@
 //! Tokens: creating the agent and MCP tokens of a user (the API, `fulcrum-relay token create`
 //! and `dev` all go through [`create_token`]), listing and revoking them. Revoking one
-//! disconnects its agents and closes its MCP sessions at once (`crate::access::token_revoked`).
-//! What a user does through a door is audited here ([`create`], [`revoke`]); the CLI and `dev`
-//! act for the operator and call [`create_token`] directly.
+//! disconnects its agents and closes its MCP sessions at once, through the hook [`Tokens`] is
+//! built with. What a user does through a door is audited here ([`Tokens::create`],
+//! [`Tokens::revoke`]); the CLI and `dev` act for the operator and call [`create_token`]
+//! directly.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -13,7 +16,6 @@ use super::{
 };
 use crate::{
     auth::{self, AGENT_TOKEN_PREFIX, MCP_TOKEN_PREFIX},
-    state::AppState,
     store::{AgentToken, DynStore, NewToken, TokenKind},
 };
 
@@ -98,43 +100,60 @@ pub async fn create_token(
     })
 }
 
-/// Creates a token for the caller, and records it.
-pub async fn create(
-    app: &AppState,
-    caller: Caller,
-    name: &str,
-    kind: TokenKind,
-    read_only: bool,
-) -> DomainResult<CreatedToken> {
-    let created = create_token(&app.store, caller.user, name, kind, read_only).await?;
-    audit::record(Record {
-        caller,
-        action: "token.create",
-        subject: created.token.id,
-    });
-    Ok(created)
+/// What closes everything a revoked token holds open (its agents' sessions, its MCP
+/// sessions); given by whoever builds [`Tokens`].
+pub type OnRevoke = Arc<dyn Fn(Uuid) + Send + Sync>;
+
+/// A user's tokens, with what managing them uses.
+pub struct Tokens {
+    store: DynStore,
+    on_revoke: OnRevoke,
 }
 
-/// The caller's tokens, revoked ones included.
-pub async fn list(app: &AppState, user: Uuid) -> DomainResult<Vec<AgentToken>> {
-    Ok(app.store.list_agent_tokens(user).await?)
-}
-
-/// Revokes one of the caller's tokens: its agents are disconnected and its MCP sessions closed
-/// at once, here; other relay nodes notice within their revocation sweep.
-pub async fn revoke(app: &AppState, caller: Caller, id: Uuid) -> DomainResult<()> {
-    if !app
-        .store
-        .revoke_agent_token(caller.user, id, chrono::Utc::now())
-        .await?
-    {
-        return Err(DomainError::NotFound("agent token"));
+impl Tokens {
+    /// Tokens in `store`; `on_revoke` runs for each one revoked.
+    pub fn new(store: DynStore, on_revoke: OnRevoke) -> Self {
+        Self { store, on_revoke }
     }
-    crate::access::token_revoked(app, id);
-    audit::record(Record {
-        caller,
-        action: "token.revoke",
-        subject: id,
-    });
-    Ok(())
+
+    /// Creates a token for the caller, and records it.
+    pub async fn create(
+        &self,
+        caller: Caller,
+        name: &str,
+        kind: TokenKind,
+        read_only: bool,
+    ) -> DomainResult<CreatedToken> {
+        let created = create_token(&self.store, caller.user, name, kind, read_only).await?;
+        audit::record(Record {
+            caller,
+            action: "token.create",
+            subject: created.token.id,
+        });
+        Ok(created)
+    }
+
+    /// The caller's tokens, revoked ones included.
+    pub async fn list(&self, caller: Caller) -> DomainResult<Vec<AgentToken>> {
+        Ok(self.store.list_agent_tokens(caller.user).await?)
+    }
+
+    /// Revokes one of the caller's tokens: its agents are disconnected and its MCP sessions
+    /// closed at once, here; other relay nodes notice within their revocation sweep.
+    pub async fn revoke(&self, caller: Caller, id: Uuid) -> DomainResult<()> {
+        if !self
+            .store
+            .revoke_agent_token(caller.user, id, chrono::Utc::now())
+            .await?
+        {
+            return Err(DomainError::NotFound("agent token"));
+        }
+        (self.on_revoke)(id);
+        audit::record(Record {
+            caller,
+            action: "token.revoke",
+            subject: id,
+        });
+        Ok(())
+    }
 }

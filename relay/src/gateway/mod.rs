@@ -98,7 +98,7 @@ pub async fn revocation_sweep(app: AppState) {
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {
-                            crate::access::token_revoked(&app, id);
+                            crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
                         }
                         since = now;
                     }

@@ -311,7 +311,10 @@ impl Session<'_> {
             let message = if task.cancel_requested {
                 RelayMessage::CancelTask { task_id: task.id }
             } else {
-                RelayMessage::RunTask(crate::tasks::spec(self.app, &task))
+                RelayMessage::RunTask(crate::tasks::spec(
+                    &task,
+                    self.app.domain.tasks.limits().grace_s,
+                ))
             };
             if !self.send_message(message).await {
                 return false;
@@ -348,7 +351,7 @@ impl Session<'_> {
                 timeout_s: run.timeout_s.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
             };
             let caller = crate::domain::Caller::new(user, crate::domain::Door::Terminal);
-            let result = match crate::domain::tasks::start(&app, caller, input).await {
+            let result = match app.domain.tasks.start(caller, input).await {
                 Ok(task) => Ok(task.id),
                 Err(crate::domain::DomainError::Store(e)) => {
                     tracing::error!(error = %e, "cannot record a run from the terminal");
@@ -584,8 +587,8 @@ impl Session<'_> {
                     task.started_at = Some(Utc::now());
                     task.commit_sha.clone_from(commit);
                     task.branch.clone_from(branch);
-                    crate::tasks::publish_live(self.app, &task, &audience, epoch).await;
-                    self.app.live_tasks.ahead(task);
+                    self.app.feed.publish_live(&task, &audience, epoch).await;
+                    self.app.feed.live.ahead(task);
                 }
                 if matches!(
                     d.body,
@@ -697,7 +700,7 @@ impl Session<'_> {
     /// but in commit order (each publication waits for the one before it).
     fn announce(&mut self, effects: TaskEffects) {
         for (task, stored) in effects.logs {
-            self.app.logs.grew(task, stored);
+            self.app.feed.logs.grew(task, stored);
         }
         if !effects.changed.is_empty() {
             let app = self.app.clone();
@@ -708,8 +711,8 @@ impl Session<'_> {
                 }
                 for task in effects.changed {
                     // The store has caught up with what the feed showed ahead of it.
-                    app.live_tasks.committed(task);
-                    crate::tasks::publish(&app, task).await;
+                    app.feed.live.committed(task);
+                    app.feed.publish(task).await;
                 }
             }));
         }

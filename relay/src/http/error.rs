@@ -152,6 +152,14 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict { code, message } => {
                 Self::new(ErrorKind::Conflict, code, message)
             }
+            DomainError::Refused { code, message } => {
+                Self::new(ErrorKind::Forbidden, code, message)
+            }
+            DomainError::Unauthenticated { code, message } => {
+                Self::new(ErrorKind::Unauthorized, code, message)
+            }
+            DomainError::Throttled { retry_after, what } => Self::rate_limited(retry_after, what),
+            DomainError::Busy(message) => Self::new(ErrorKind::TooManyRequests, "busy", message),
             DomainError::Invalid(message) => Self::invalid(message),
             DomainError::Store(e) => e.into(),
             DomainError::Internal(cause) => Self::internal(cause),

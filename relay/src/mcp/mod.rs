@@ -93,7 +93,9 @@ async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> R
 
 /// The caller's workspaces as they are now.
 pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, String> {
-    crate::domain::workspaces::current(app, user)
+    app.domain
+        .workspaces
+        .current(user)
         .await
         .map_err(|e| format!("the relay cannot read its database: {e}"))
 }

@@ -83,11 +83,7 @@ pub async fn call(
         }
         "list_projects" => {
             let _: NoArgs = parse(name, args)?;
-            pretty(
-                &domain::projects::list(app, user)
-                    .await
-                    .map_err(tool_error)?,
-            )
+            pretty(&app.domain.projects.list(user).await.map_err(tool_error)?)
         }
         "run_task" => {
             let w = take_workspace(app, user, &mut args).await?;
@@ -101,12 +97,15 @@ pub async fn call(
                 env: Default::default(),
                 timeout_s: a.timeout_s,
             };
-            let task = domain::tasks::start(app, Caller::new(user, Door::Mcp), input)
+            let task = app
+                .domain
+                .tasks
+                .start(Caller::new(user, Door::Mcp), input)
                 .await
                 .map_err(tool_error)?;
             if !wait.is_zero() {
                 // Watch first, then look: an end before the watch began shows in the look.
-                let mut progress = app.logs.subscribe(task.id);
+                let mut progress = app.feed.logs.subscribe(task.id);
                 let ended = task_now(app, user, task.id)
                     .await
                     .is_some_and(|t| t.is_finished());
@@ -120,7 +119,10 @@ pub async fn call(
         "get_task" => {
             let a: GetTaskArgs = parse(name, args)?;
             let id = Uuid::parse_str(&a.task_id).map_err(|_| "task not found".to_owned())?;
-            let task = domain::tasks::visible(app, user, id)
+            let task = app
+                .domain
+                .tasks
+                .visible(user, id)
                 .await
                 .map_err(tool_error)?;
             describe(
@@ -148,12 +150,12 @@ pub async fn call(
                 page: 1,
                 per_page: a.limit.unwrap_or(20).clamp(1, 200),
             };
-            let (mut tasks, total) = app
-                .store
-                .list_tasks(user, &filter)
+            let (tasks, total) = app
+                .domain
+                .tasks
+                .list(user, &filter)
                 .await
-                .map_err(|e| e.to_string())?;
-            app.live_tasks.overlay(&mut tasks);
+                .map_err(tool_error)?;
             pretty(&json!({
                 "total": total,
                 "tasks": tasks.iter().map(summary).collect::<Vec<_>>(),
@@ -165,7 +167,7 @@ pub async fn call(
 
 /// The task as the caller may see it now.
 async fn task_now(app: &AppState, user: Uuid, id: Uuid) -> Option<Task> {
-    domain::tasks::visible(app, user, id).await.ok()
+    app.domain.tasks.visible(user, id).await.ok()
 }
 
 /// A task in a list.
@@ -192,7 +194,7 @@ async fn describe(app: &AppState, t: &Task, tail: u64) -> Result<String, String>
     if tail > 0 && t.log_bytes > 0 {
         let end = t.log_bytes as u64;
         let from = end.saturating_sub(tail);
-        let slice = crate::tasks::read_log(app, t, from, (end - from) as usize)
+        let slice = crate::tasks::read_log(&*app.store, t, from, (end - from) as usize)
             .await
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&slice.data).into_owned();

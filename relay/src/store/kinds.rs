@@ -6,6 +6,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A stored name outside its closed set (the CHECK constraints make this corruption).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {set} {name:?}")]
+pub struct UnknownName {
+    /// The set, such as `Role`.
+    pub set: &'static str,
+    /// The name found.
+    pub name: String,
+}
+
 /// Declares a closed set: the enum, `ALL`, `as_str`, `parse` and `Display`.
 macro_rules! closed_set {
     (
@@ -35,6 +45,15 @@ macro_rules! closed_set {
             /// The value with this name.
             pub fn parse(name: &str) -> Option<Self> {
                 match name { $( $text => Some(Self::$variant), )+ _ => None }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownName;
+
+            /// The value with this stored name.
+            fn try_from(name: String) -> Result<Self, UnknownName> {
+                Self::parse(&name).ok_or(UnknownName { set: stringify!($name), name })
             }
         }
 

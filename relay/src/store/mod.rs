@@ -5,10 +5,14 @@
 //! takes a value that only such a query returns (a [`Project`] or [`Task`] the user could see),
 //! so a caller cannot reach another user's rows by guessing an id. The few that take neither
 //! work for the relay itself, never for a request: the lease sweep (`mark_lost_tasks`), telling
-//! a task's audience of a change (`task_with_audience`), revocation sweeps and presence. Both implementations are generated from the same
-//! SQL in [`sql`] (the two dialects agree on everything used there) and pass the same conformance
-//! suite (`tests/tests/store_conformance.rs`).
+//! a task's audience of a change (`task_with_audience`), revocation sweeps and presence.
+//!
+//! The SQL is in [`queries`], one named statement each, shared by both databases (the two
+//! dialects agree on everything used there); rows come back as `sqlx::FromRow` types. Both
+//! implementations are stamped out of one body ([`sql`], [`sql_work`]) and pass the same
+//! conformance suite (`tests/tests/store_conformance.rs`).
 
+mod queries;
 mod sql;
 mod sql_work;
 pub mod work;
@@ -57,7 +61,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A user account.
-#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct User {
     /// The user's id.
     pub id: Uuid,
@@ -81,7 +85,7 @@ impl std::fmt::Debug for User {
 }
 
 /// An agent token's metadata (the secret itself is only ever stored hashed).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct AgentToken {
     /// The token's id.
     pub id: Uuid,
@@ -99,6 +103,7 @@ pub struct AgentToken {
     /// When it was revoked; a revoked token no longer authenticates.
     pub revoked_at: Option<DateTime<Utc>>,
     /// What the token is for.
+    #[sqlx(try_from = "String")]
     pub kind: TokenKind,
     /// For an MCP token: it may read and list, but not write files or run tasks.
     pub read_only: bool,
@@ -154,7 +159,7 @@ pub enum RefreshOutcome {
 }
 
 /// One workspace as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Workspace {
     /// The relay's id for the workspace.
     pub id: Uuid,
@@ -176,8 +181,10 @@ pub struct Workspace {
     /// The agent's version.
     pub agent_version: String,
     /// Coder facts, when the workspace runs in Coder.
+    #[sqlx(json(nullable))]
     pub coder: Option<CoderFacts>,
     /// The repositories under the root, sorted by path.
+    #[sqlx(skip)]
     pub repos: Vec<RepoRecord>,
 }
 
@@ -254,13 +261,13 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         next_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome>;
-    /// Revokes the family of the refresh token with this hash (logout) and returns it. Unknown
-    /// tokens are ignored.
+    /// Revokes the family of the refresh token with this hash (logout) and returns it with its
+    /// user, as `(user, family)`. Unknown tokens are ignored.
     async fn revoke_refresh_family(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Uuid>>;
+    ) -> StoreResult<Option<(Uuid, Uuid)>>;
     /// Whether login `family` still holds an unrevoked, unexpired refresh token (it was not
     /// logged out or revoked as replayed).
     async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -348,12 +355,6 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         name: &str,
         generate: &(dyn Fn() -> Vec<u8> + Sync),
     ) -> StoreResult<Vec<u8>>;
-}
-
-/// Reads a closed set's column: its stored name, parsed; an unknown name is corruption (the
-/// databases' CHECK constraints allow none).
-pub(crate) fn parse_named<T>(stored: String, parse: impl Fn(&str) -> Option<T>) -> StoreResult<T> {
-    parse(&stored).ok_or_else(|| StoreError::Corrupt(format!("unknown value {stored:?}")))
 }
 
 /// A task's final columns, from the outcome the agent reported.

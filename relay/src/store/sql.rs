@@ -13,9 +13,8 @@ use std::{borrow::Cow, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus};
+use fulcrum_protocol::{AgentMessage, Durable, RepoStatus};
 use sqlx::{
-    Row,
     migrate::{Migration, MigrationType, Migrator},
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -23,7 +22,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::*;
+use super::{queries as q, *};
 
 /// Builds a migrator from the migration files embedded in the binary, up to version `upto`
 /// (all of them with `i64::MAX`).
@@ -129,98 +128,69 @@ fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} too large")))
 }
 
-/// Stamps out a [`Store`] implementation for one sqlx database.
+/// A repository's row, with its workspace.
+#[derive(sqlx::FromRow)]
+struct RepoRow {
+    workspace_id: Uuid,
+    #[sqlx(json)]
+    status: RepoStatus,
+    updated_at: DateTime<Utc>,
+}
+
+/// A live refresh token just used up.
+#[derive(sqlx::FromRow)]
+struct UsedRefresh {
+    user_id: Uuid,
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+}
+
+/// Where an agent's stream stands.
+#[derive(sqlx::FromRow)]
+struct StreamPosition {
+    agent_stream: Option<Uuid>,
+    agent_seq: i64,
+}
+
+/// Stamps out a [`Store`] implementation for one sqlx database; the SQL is in [`q`].
 macro_rules! sql_store {
-    ($name:ident, $pool:ty, $row:ty) => {
+    ($name:ident) => {
         impl $name {
-            fn user_from_row(row: &$row) -> StoreResult<User> {
-                Ok(User {
-                    id: row.try_get("id")?,
-                    email: row.try_get("email")?,
-                    password_hash: row.try_get("password_hash")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            }
-
-            fn token_from_row(row: &$row) -> StoreResult<AgentToken> {
-                Ok(AgentToken {
-                    id: row.try_get("id")?,
-                    owner_id: row.try_get("owner_id")?,
-                    name: row.try_get("name")?,
-                    prefix: row.try_get("prefix")?,
-                    created_at: row.try_get("created_at")?,
-                    last_used_at: row.try_get("last_used_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                    kind: super::parse_named(row.try_get("kind")?, TokenKind::parse)?,
-                    read_only: row.try_get("read_only")?,
-                })
-            }
-
-            fn workspace_from_row(row: &$row) -> StoreResult<Workspace> {
-                let coder: Option<Json<CoderFacts>> = row.try_get("coder")?;
-                Ok(Workspace {
-                    id: row.try_get("id")?,
-                    owner_id: row.try_get("owner_id")?,
-                    name: row.try_get("name")?,
-                    hostname: row.try_get("hostname")?,
-                    root: row.try_get("root")?,
-                    online: row.try_get("online")?,
-                    connected_at: row.try_get("connected_at")?,
-                    last_seen_at: row.try_get("last_seen_at")?,
-                    agent_version: row.try_get("agent_version")?,
-                    coder: coder.map(|c| c.0),
-                    repos: Vec::new(),
-                })
-            }
-
             /// Loads the owner's workspaces (one, when `only` is given) with their repositories.
             async fn load_workspaces(
                 &self,
                 owner: Uuid,
                 only: Option<Uuid>,
             ) -> StoreResult<Vec<Workspace>> {
-                const COLUMNS: &str = "id, owner_id, name, hostname, root, online, connected_at, \
-                     last_seen_at, agent_version, coder";
-                let rows = match only {
+                let mut workspaces: Vec<Workspace> = match only {
                     Some(id) => {
-                        sqlx::query(&format!(
-                            "SELECT {COLUMNS} FROM workspaces WHERE owner_id = $1 AND id = $2"
-                        ))
-                        .bind(owner)
-                        .bind(id)
-                        .fetch_all(&self.pool)
-                        .await?
+                        sqlx::query_as(q::WORKSPACE)
+                            .bind(owner)
+                            .bind(id)
+                            .fetch_all(&self.pool)
+                            .await?
                     }
                     None => {
-                        sqlx::query(&format!(
-                            "SELECT {COLUMNS} FROM workspaces WHERE owner_id = $1 \
-                             ORDER BY online DESC, name, id"
-                        ))
-                        .bind(owner)
-                        .fetch_all(&self.pool)
-                        .await?
+                        sqlx::query_as(q::WORKSPACES_OF)
+                            .bind(owner)
+                            .fetch_all(&self.pool)
+                            .await?
                     }
                 };
-                let mut workspaces =
-                    rows.iter().map(Self::workspace_from_row).collect::<StoreResult<Vec<_>>>()?;
                 if workspaces.is_empty() {
                     return Ok(workspaces);
                 }
-                let repos = sqlx::query(
-                    "SELECT r.workspace_id, r.status, r.updated_at FROM workspace_repos r \
-                     JOIN workspaces w ON w.id = r.workspace_id \
-                     WHERE w.owner_id = $1 AND ($2 IS NULL OR w.id = $2) ORDER BY r.path",
-                )
-                .bind(owner)
-                .bind(only)
-                .fetch_all(&self.pool)
-                .await?;
-                for row in &repos {
-                    let ws: Uuid = row.try_get("workspace_id")?;
-                    let status: Json<RepoStatus> = row.try_get("status")?;
-                    let record = RepoRecord { status: status.0, updated_at: row.try_get("updated_at")? };
-                    if let Some(w) = workspaces.iter_mut().find(|w| w.id == ws) {
-                        w.repos.push(record);
+                let repos: Vec<RepoRow> = sqlx::query_as(q::REPOS_OF)
+                    .bind(owner)
+                    .bind(only)
+                    .fetch_all(&self.pool)
+                    .await?;
+                for repo in repos {
+                    if let Some(w) = workspaces.iter_mut().find(|w| w.id == repo.workspace_id) {
+                        w.repos.push(RepoRecord {
+                            status: repo.status,
+                            updated_at: repo.updated_at,
+                        });
                     }
                 }
                 Ok(workspaces)
@@ -234,58 +204,45 @@ macro_rules! sql_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query(q::PING).execute(&self.pool).await?;
                 Ok(())
             }
 
             async fn create_user(&self, email: &str, password_hash: &str) -> StoreResult<User> {
-                let row = sqlx::query(
-                    "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, email, password_hash, created_at",
-                )
-                .bind(Uuid::now_v7())
-                .bind(email)
-                .bind(password_hash)
-                .bind(Utc::now())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| unique_violation(e, "a user with this e-mail"))?;
-                Self::user_from_row(&row)
+                sqlx::query_as(q::INSERT_USER)
+                    .bind(Uuid::now_v7())
+                    .bind(email)
+                    .bind(password_hash)
+                    .bind(Utc::now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| unique_violation(e, "a user with this e-mail"))
             }
 
             async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-                let row = sqlx::query(
-                    "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
-                )
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::user_from_row).transpose()
+                Ok(sqlx::query_as(q::USER_BY_EMAIL)
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-                let row = sqlx::query(
-                    "SELECT id, email, password_hash, created_at FROM users WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::user_from_row).transpose()
+                Ok(sqlx::query_as(q::USER_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(t.user_id)
-                .bind(t.family_id)
-                .bind(&t.token_hash)
-                .bind(t.expires_at)
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await?;
+                sqlx::query(q::INSERT_REFRESH_TOKEN)
+                    .bind(Uuid::now_v7())
+                    .bind(t.user_id)
+                    .bind(t.family_id)
+                    .bind(&t.token_hash)
+                    .bind(t.expires_at)
+                    .bind(Utc::now())
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -297,119 +254,92 @@ macro_rules! sql_store {
                 now: DateTime<Utc>,
             ) -> StoreResult<RefreshOutcome> {
                 let mut tx = self.pool.begin().await?;
-                let used = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = $2 \
-                     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
-                     RETURNING user_id, family_id, expires_at",
-                )
-                .bind(presented)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = used else {
-                    // Unknown, revoked, or used before. A used, unrevoked token is a replay.
-                    let replayed: Vec<Uuid> = sqlx::query_scalar(
-                        "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
-                         (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL) \
-                         RETURNING family_id",
-                    )
+                let used: Option<UsedRefresh> = sqlx::query_as(q::USE_REFRESH_TOKEN)
                     .bind(presented)
                     .bind(now)
-                    .fetch_all(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                let Some(used) = used else {
+                    // Unknown, revoked, or used before. A used, unrevoked token is a replay.
+                    let replayed: Vec<Uuid> = sqlx::query_scalar(q::REVOKE_REPLAYED_FAMILY)
+                        .bind(presented)
+                        .bind(now)
+                        .fetch_all(&mut *tx)
+                        .await?;
                     tx.commit().await?;
                     return Ok(match replayed.first() {
-                        Some(family_id) => RefreshOutcome::Reused { family_id: *family_id },
+                        Some(family_id) => RefreshOutcome::Reused {
+                            family_id: *family_id,
+                        },
                         None => RefreshOutcome::Invalid,
                     });
                 };
-                let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
-                if expires_at <= now {
+                if used.expires_at <= now {
                     tx.rollback().await?;
                     return Ok(RefreshOutcome::Invalid);
                 }
-                let user_id: Uuid = row.try_get("user_id")?;
-                let family_id: Uuid = row.try_get("family_id")?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(user_id)
-                .bind(family_id)
-                .bind(next_hash)
-                .bind(next_expires_at)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(q::INSERT_REFRESH_TOKEN)
+                    .bind(Uuid::now_v7())
+                    .bind(used.user_id)
+                    .bind(used.family_id)
+                    .bind(next_hash)
+                    .bind(next_expires_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(RefreshOutcome::Rotated { user_id, family_id })
+                Ok(RefreshOutcome::Rotated {
+                    user_id: used.user_id,
+                    family_id: used.family_id,
+                })
             }
 
             async fn revoke_refresh_family(
                 &self,
                 token_hash: &str,
                 now: DateTime<Utc>,
-            ) -> StoreResult<Option<Uuid>> {
-                let family: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = $1",
-                )
-                .bind(family)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(family)
+            ) -> StoreResult<Option<(Uuid, Uuid)>> {
+                let login: Option<(Uuid, Uuid)> = sqlx::query_as(q::REFRESH_FAMILY)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                sqlx::query(q::REVOKE_FAMILY)
+                    .bind(login.map(|(_, family)| family))
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(login)
             }
 
             async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-                let live: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT id FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL \
-                     AND expires_at > $2 LIMIT 1",
-                )
-                .bind(family)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
+                let live: Option<Uuid> = sqlx::query_scalar(q::LIVE_LOGIN)
+                    .bind(family)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
                 Ok(live.is_some())
             }
 
             async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken> {
-                let row = sqlx::query(
-                    "INSERT INTO agent_tokens (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     RETURNING id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only",
-                )
-                .bind(Uuid::now_v7())
-                .bind(new.owner)
-                .bind(new.name)
-                .bind(new.prefix)
-                .bind(new.token_hash)
-                .bind(Utc::now())
-                .bind(new.kind.as_str())
-                .bind(new.read_only)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| unique_violation(e, "an agent token with this secret"))?;
-                Self::token_from_row(&row)
+                sqlx::query_as(q::INSERT_TOKEN)
+                    .bind(Uuid::now_v7())
+                    .bind(new.owner)
+                    .bind(new.name)
+                    .bind(new.prefix)
+                    .bind(new.token_hash)
+                    .bind(Utc::now())
+                    .bind(new.kind.as_str())
+                    .bind(new.read_only)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| unique_violation(e, "an agent token with this secret"))
             }
 
             async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>> {
-                sqlx::query(
-                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only \
-                     FROM agent_tokens WHERE owner_id = $1 ORDER BY created_at DESC, id DESC",
-                )
-                .bind(owner)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(Self::token_from_row)
-                .collect()
+                Ok(sqlx::query_as(q::TOKENS_OF)
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn revoke_agent_token(
@@ -418,88 +348,75 @@ macro_rules! sql_store {
                 id: Uuid,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
-                let found = sqlx::query(
-                    "UPDATE agent_tokens SET revoked_at = COALESCE(revoked_at, $3) \
-                     WHERE owner_id = $1 AND id = $2",
-                )
-                .bind(owner)
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+                let found = sqlx::query(q::REVOKE_TOKEN)
+                    .bind(owner)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
                 Ok(found > 0)
             }
 
             async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
-                Ok(sqlx::query_scalar("SELECT id FROM agent_tokens WHERE revoked_at >= $1")
+                Ok(sqlx::query_scalar(q::TOKENS_REVOKED_SINCE)
                     .bind(since)
                     .fetch_all(&self.pool)
                     .await?)
             }
 
-            async fn active_token(&self, token_hash: &str, kind: TokenKind) -> StoreResult<Option<AgentToken>> {
-                let row = sqlx::query(
-                    "SELECT id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only \
-                     FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2",
-                )
-                .bind(token_hash)
-                .bind(kind.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::token_from_row).transpose()
+            async fn active_token(
+                &self,
+                token_hash: &str,
+                kind: TokenKind,
+            ) -> StoreResult<Option<AgentToken>> {
+                Ok(sqlx::query_as(q::ACTIVE_TOKEN)
+                    .bind(token_hash)
+                    .bind(kind.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
-            async fn agent_connected(&self, c: &AgentConnect<'_>) -> StoreResult<ConnectedWorkspace> {
+            async fn agent_connected(
+                &self,
+                c: &AgentConnect<'_>,
+            ) -> StoreResult<ConnectedWorkspace> {
                 let id = &c.identity;
                 let mut tx = self.pool.begin().await?;
                 // The token may have been revoked since the socket was accepted.
-                let active = sqlx::query(
-                    "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(c.token_id)
-                .bind(c.now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let active = sqlx::query(q::TOUCH_TOKEN)
+                    .bind(c.token_id)
+                    .bind(c.now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 if active == 0 {
                     tx.rollback().await?;
                     return Err(StoreError::TokenRevoked);
                 }
-                let row = sqlx::query(
-                    "INSERT INTO workspaces (id, owner_id, key, name, hostname, root, coder, agent_version, \
-                         online, connected_at, last_seen_at, agent_stream, agent_seq, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $9, $10, 0, $9) \
-                     ON CONFLICT (owner_id, key) DO UPDATE SET \
-                         name = excluded.name, hostname = excluded.hostname, root = excluded.root, \
-                         coder = excluded.coder, agent_version = excluded.agent_version, online = TRUE, \
-                         connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at, \
-                         agent_seq = CASE WHEN workspaces.agent_stream = excluded.agent_stream \
-                             THEN workspaces.agent_seq ELSE 0 END, \
-                         agent_stream = excluded.agent_stream \
-                     RETURNING id, agent_seq",
-                )
-                .bind(Uuid::now_v7())
-                .bind(c.owner_id)
-                .bind(&id.key)
-                .bind(&id.name)
-                .bind(&id.hostname)
-                .bind(&id.root)
-                .bind(id.coder.clone().map(Json))
-                .bind(c.agent_version)
-                .bind(c.now)
-                .bind(c.agent_stream)
-                .fetch_one(&mut *tx)
-                .await?;
-                let ws_id: Uuid = row.try_get("id")?;
-                let agent_seq: i64 = row.try_get("agent_seq")?;
+                let (ws_id, agent_seq): (Uuid, i64) = sqlx::query_as(q::UPSERT_WORKSPACE)
+                    .bind(Uuid::now_v7())
+                    .bind(c.owner_id)
+                    .bind(&id.key)
+                    .bind(&id.name)
+                    .bind(&id.hostname)
+                    .bind(&id.root)
+                    .bind(id.coder.clone().map(Json))
+                    .bind(c.agent_version)
+                    .bind(c.now)
+                    .bind(c.agent_stream)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 let workspace = self
                     .load_workspaces(c.owner_id, Some(ws_id))
                     .await?
                     .pop()
                     .ok_or_else(|| StoreError::Corrupt("workspace vanished after upsert".into()))?;
-                Ok(ConnectedWorkspace { workspace, agent_seq: agent_seq.max(0) as u64 })
+                Ok(ConnectedWorkspace {
+                    workspace,
+                    agent_seq: agent_seq.max(0) as u64,
+                })
             }
 
             async fn agent_disconnected(
@@ -509,21 +426,18 @@ macro_rules! sql_store {
                 session_start: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE workspaces SET online = FALSE, last_seen_at = $3 WHERE owner_id = $1 \
-                     AND id = $2 AND (connected_at IS NULL OR connected_at <= $4)",
-                )
-                .bind(owner)
-                .bind(workspace)
-                .bind(now)
-                .bind(session_start)
-                .execute(&self.pool)
-                .await?;
+                sqlx::query(q::WORKSPACE_OFFLINE)
+                    .bind(owner)
+                    .bind(workspace)
+                    .bind(now)
+                    .bind(session_start)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
             async fn mark_all_offline(&self, now: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query("UPDATE workspaces SET online = FALSE, last_seen_at = $1 WHERE online")
+                sqlx::query(q::ALL_OFFLINE)
                     .bind(now)
                     .execute(&self.pool)
                     .await?;
@@ -547,49 +461,37 @@ macro_rules! sql_store {
                 let (first, last) = (seq_to_db(first.seq)?, seq_to_db(last.seq)?);
                 let mut tx = self.pool.begin().await?;
                 // The common case in one statement: the batch follows the stored position.
-                let advanced = sqlx::query(
-                    "UPDATE workspaces SET agent_seq = $5, last_seen_at = $6 \
-                     WHERE owner_id = $1 AND id = $2 AND agent_stream = $3 AND agent_seq = $4 - 1",
-                )
-                .bind(owner)
-                .bind(workspace)
-                .bind(stream)
-                .bind(first)
-                .bind(last)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let advanced = sqlx::query(q::ADVANCE_STREAM)
+                    .bind(owner)
+                    .bind(workspace)
+                    .bind(stream)
+                    .bind(first)
+                    .bind(last)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 let at = if advanced == 1 {
                     first - 1
                 } else {
-                    // Otherwise read the position under the row lock (the write takes it, also
-                    // on SQLite) and decide: a replay overlapping what another session of the
-                    // same stream committed applies only what follows it.
-                    let row = sqlx::query(
-                        "UPDATE workspaces SET last_seen_at = $3 WHERE owner_id = $1 AND id = $2 \
-                         RETURNING agent_stream, agent_seq",
-                    )
-                    .bind(owner)
-                    .bind(workspace)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let position = match row {
-                        Some(row) => {
-                            let on: Option<Uuid> = row.try_get("agent_stream")?;
-                            let at: i64 = row.try_get("agent_seq")?;
-                            (on == Some(stream)).then_some(at)
-                        }
-                        None => None,
-                    };
+                    // Otherwise read the position under the row lock and decide: a replay
+                    // overlapping what another session of the same stream committed applies
+                    // only what follows it.
+                    let row: Option<StreamPosition> = sqlx::query_as(q::LOCK_STREAM)
+                        .bind(owner)
+                        .bind(workspace)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let position =
+                        row.and_then(|p| (p.agent_stream == Some(stream)).then_some(p.agent_seq));
                     match position {
                         Some(at) if at >= last => {
                             tx.rollback().await?;
                             return Ok(Applied::Duplicate);
                         }
                         Some(at) if at >= first - 1 => {
-                            sqlx::query("UPDATE workspaces SET agent_seq = $3 WHERE owner_id = $1 AND id = $2")
+                            sqlx::query(q::SET_STREAM)
                                 .bind(owner)
                                 .bind(workspace)
                                 .bind(last)
@@ -606,17 +508,13 @@ macro_rules! sql_store {
                 for message in batch.iter().filter(|m| m.seq as i64 > at) {
                     match &message.body {
                         AgentMessage::RepoState(status) => {
-                            sqlx::query(
-                                "INSERT INTO workspace_repos (workspace_id, path, status, updated_at) \
-                                 VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, path) DO UPDATE SET \
-                                 status = excluded.status, updated_at = excluded.updated_at",
-                            )
-                            .bind(workspace)
-                            .bind(&status.path)
-                            .bind(Json(status))
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
+                            sqlx::query(q::UPSERT_REPO)
+                                .bind(workspace)
+                                .bind(&status.path)
+                                .bind(Json(status))
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
                         }
                         task @ (AgentMessage::TaskStarted { .. }
                         | AgentMessage::TaskOutput { .. }
@@ -624,21 +522,17 @@ macro_rules! sql_store {
                             Self::apply_task_message(&mut *tx, workspace, task, now).await?;
                         }
                         AgentMessage::RepoSet { paths } => {
-                            let known: Vec<String> = sqlx::query_scalar(
-                                "SELECT path FROM workspace_repos WHERE workspace_id = $1",
-                            )
-                            .bind(workspace)
-                            .fetch_all(&mut *tx)
-                            .await?;
+                            let known: Vec<String> = sqlx::query_scalar(q::REPO_PATHS)
+                                .bind(workspace)
+                                .fetch_all(&mut *tx)
+                                .await?;
                             let keep: std::collections::HashSet<&String> = paths.iter().collect();
                             for gone in known.iter().filter(|p| !keep.contains(p)) {
-                                sqlx::query(
-                                    "DELETE FROM workspace_repos WHERE workspace_id = $1 AND path = $2",
-                                )
-                                .bind(workspace)
-                                .bind(gone)
-                                .execute(&mut *tx)
-                                .await?;
+                                sqlx::query(q::DELETE_REPO)
+                                    .bind(workspace)
+                                    .bind(gone)
+                                    .execute(&mut *tx)
+                                    .await?;
                             }
                         }
                     }
@@ -660,16 +554,13 @@ macro_rules! sql_store {
                 name: &str,
                 generate: &(dyn Fn() -> Vec<u8> + Sync),
             ) -> StoreResult<Vec<u8>> {
-                sqlx::query(
-                    "INSERT INTO relay_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(generate())
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM relay_secrets WHERE name = $1")
+                sqlx::query(q::INSERT_SECRET)
+                    .bind(name)
+                    .bind(generate())
+                    .bind(Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_scalar(q::SECRET)
                     .bind(name)
                     .fetch_one(&self.pool)
                     .await?)
@@ -782,5 +673,5 @@ impl PostgresStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::SqlitePool, sqlx::sqlite::SqliteRow);
-sql_store!(PostgresStore, sqlx::PgPool, sqlx::postgres::PgRow);
+sql_store!(SqliteStore);
+sql_store!(PostgresStore);

@@ -21,7 +21,7 @@ use super::StoreResult;
 pub use super::kinds::{ProjectStatus, Role, TaskSource};
 
 /// An invitation to join a project, pending until the invited user accepts or declines it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Invitation {
     /// Its id.
     pub id: Uuid,
@@ -32,6 +32,7 @@ pub struct Invitation {
     /// Who is invited.
     pub email: String,
     /// The role they get on accepting (`maintainer` or `viewer`).
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Who invited them.
     pub invited_by_email: String,
@@ -42,7 +43,7 @@ pub struct Invitation {
 }
 
 /// A project, as one of its members sees it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Project {
     /// Its id.
     pub id: Uuid,
@@ -55,12 +56,16 @@ pub struct Project {
     /// Where its code lives.
     pub repository_url: Option<String>,
     /// Languages and frameworks.
+    #[sqlx(json)]
     pub tech_stack: Vec<String>,
     /// Whether it takes new work.
+    #[sqlx(try_from = "String")]
     pub status: ProjectStatus,
     /// The caller's role in it.
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// The workspaces that check it out.
+    #[sqlx(skip)]
     pub workspace_ids: Vec<Uuid>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -97,18 +102,20 @@ pub struct ProjectPatch {
 }
 
 /// A project member.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Member {
     /// The user.
     pub user_id: Uuid,
     /// Their e-mail address.
     pub email: String,
     /// Their role.
+    #[sqlx(try_from = "String")]
     pub role: Role,
 }
 
-/// A task, as the API shows it. Its `Debug` output hides the environment's values.
-#[derive(Clone, Serialize, utoipa::ToSchema)]
+/// A task, as the API shows it. Its `Debug` output hides the environment's values, and its
+/// JSON only the variables' names.
+#[derive(Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Task {
     /// Its id.
     pub id: Uuid,
@@ -125,14 +132,16 @@ pub struct Task {
     pub command: Option<String>,
     /// The QA step, for step tasks.
     pub step: Option<String>,
-    /// The environment it runs with; values are never shown, only [`Task::env_keys`].
-    #[serde(skip)]
+    /// The environment it runs with. Values are secrets: the JSON shows only the names, as
+    /// `env_keys`.
+    #[serde(rename = "env_keys", serialize_with = "names_only")]
+    #[schema(value_type = Vec<String>)]
+    #[sqlx(json)]
     pub env: BTreeMap<String, String>,
-    /// The names of the variables in its environment.
-    pub env_keys: Vec<String>,
     /// Its time limit, in seconds.
     pub timeout_s: i64,
     /// Where it is in its life.
+    #[sqlx(try_from = "String")]
     pub state: TaskState,
     /// The exit code, when the process exited.
     pub exit_code: Option<i32>,
@@ -159,8 +168,10 @@ pub struct Task {
     /// Their e-mail address.
     pub triggered_by_email: String,
     /// The door it was started through.
+    #[sqlx(try_from = "String")]
     pub source: TaskSource,
     /// Test results, when it ran tests.
+    #[sqlx(json(nullable))]
     pub test_summary: Option<TestSummary>,
     /// Log bytes stored.
     pub log_bytes: i64,
@@ -171,6 +182,14 @@ pub struct Task {
     pub log_limit: i64,
     /// True once a cancel was asked for.
     pub cancel_requested: bool,
+}
+
+/// Serializes a map as the list of its keys.
+fn names_only<S: serde::Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.keys())
 }
 
 impl std::fmt::Debug for Task {

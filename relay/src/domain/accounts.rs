@@ -1,0 +1,332 @@
+//! Accounts and logins: the rules for e-mail addresses and passwords, signing up, logging in,
+//! refreshing and logging out, whatever the door. A login is a family of refresh tokens: each
+//! refresh token works once, and presenting a used one revokes the whole login (someone
+//! replayed it). Access tokens are short-lived and name their login.
+//!
+//! `fulcrum-relay user create` and `dev` create accounts with [`create_user`], which needs only
+//! the store; the REST door goes through [`Accounts`].
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use super::{
+    Caller, DomainError, DomainResult, Door,
+    audit::{self, Record},
+};
+use crate::{
+    access::{AccessChange, AccessChanges},
+    auth::{self, REFRESH_TOKEN_PREFIX, Signer, TokenUse},
+    metrics::Metrics,
+    ratelimit::{LoginLimit, LoginLimits},
+    store::{DynStore, NewRefreshToken, RefreshOutcome, StoreError, User},
+};
+
+/// Longest e-mail address.
+const MAX_EMAIL: usize = 254;
+/// Shortest password.
+pub const MIN_PASSWORD: usize = 8;
+/// Longest password.
+pub const MAX_PASSWORD: usize = 1024;
+/// How long a login or sign-up waits for a password-hashing slot before being told to retry.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// Normalises and checks an e-mail address; the one rule used by the API and the CLI.
+pub fn normalize_email(email: &str) -> Result<String, String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err("a valid e-mail address is required".into())
+    }
+}
+
+/// Checks a new password's length; the one rule used by the API and the CLI.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        ))
+    }
+}
+
+/// Creates a user: validates, hashes off the runtime, stores. The one way an account is made
+/// (sign-up, the CLI, `dev`).
+pub async fn create_user(store: &DynStore, email: &str, password: &str) -> DomainResult<User> {
+    let email = normalize_email(email).map_err(DomainError::Invalid)?;
+    check_password(password).map_err(DomainError::Invalid)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))?
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok(store.create_user(&email, &hash).await?)
+}
+
+/// The account settings the relay runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountPolicy {
+    /// Whether anyone may sign up.
+    pub signup_enabled: bool,
+    /// Lifetime of an access token, in seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token (and so of an idle login), in seconds.
+    pub refresh_ttl_secs: u64,
+}
+
+/// A login's tokens, fresh from a login or a refresh. Its `Debug` output hides both secrets.
+pub struct Tokens {
+    /// The user.
+    pub user: Uuid,
+    /// The login they belong to.
+    pub login: Uuid,
+    /// A signed access token.
+    pub access_token: String,
+    /// The refresh token's secret (works once).
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("user", &self.user)
+            .field("login", &self.login)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signing up, logging in and out, and refreshing: with exactly what they use.
+pub struct Accounts {
+    store: DynStore,
+    signer: Signer,
+    /// Password hashing is slow on purpose; this caps how many run at once.
+    password_checks: Arc<Semaphore>,
+    logins: Arc<LoginLimits>,
+    access: Arc<AccessChanges>,
+    metrics: Arc<Metrics>,
+    policy: AccountPolicy,
+}
+
+impl Accounts {
+    /// Accounts on `store`, signing with `signer`, hashing at most `hashing` passwords at once.
+    pub fn new(
+        store: DynStore,
+        signer: Signer,
+        hashing: usize,
+        logins: Arc<LoginLimits>,
+        access: Arc<AccessChanges>,
+        metrics: Arc<Metrics>,
+        policy: AccountPolicy,
+    ) -> Self {
+        Self {
+            store,
+            signer,
+            password_checks: Arc::new(Semaphore::new(hashing.max(1))),
+            logins,
+            access,
+            metrics,
+            policy,
+        }
+    }
+
+    /// The settings in force.
+    pub fn policy(&self) -> AccountPolicy {
+        self.policy
+    }
+
+    /// Waits briefly for a password-hashing slot; refused when the relay is busy hashing.
+    async fn password_slot(&self) -> DomainResult<OwnedSemaphorePermit> {
+        match tokio::time::timeout(SLOT_WAIT, self.password_checks.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(DomainError::Busy(
+                "too many logins at once; try again in a moment".into(),
+            )),
+        }
+    }
+
+    /// Creates an account, when sign-up is enabled.
+    pub async fn sign_up(&self, door: Door, email: &str, password: &str) -> DomainResult<User> {
+        if !self.policy.signup_enabled {
+            return Err(DomainError::refused(
+                "signup_disabled",
+                "sign-up is disabled on this relay",
+            ));
+        }
+        let _slot = self.password_slot().await?;
+        let user = create_user(&self.store, email, password).await?;
+        audit::record(Record {
+            caller: Caller::new(user.id, door),
+            action: "user.sign_up",
+            subject: user.id,
+        });
+        Ok(user)
+    }
+
+    /// Logs in with a password from `client`: failed attempts are limited per account and per
+    /// address, and every failure looks the same.
+    pub async fn log_in(
+        &self,
+        door: Door,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> DomainResult<Tokens> {
+        let invalid =
+            || DomainError::unauthenticated("invalid_credentials", "wrong e-mail or password");
+        if password.len() > MAX_PASSWORD * 4 {
+            return Err(invalid());
+        }
+        let email = normalize_email(email).map_err(|_| invalid())?;
+        // The limits are checked holding a password-check slot, so that attempts in parallel
+        // cannot all pass before the first failure is counted.
+        let _slot = self.password_slot().await?;
+        if let Err(refused) = self.logins.admit(&email, client) {
+            self.metrics.login_throttled(refused.limit.as_str());
+            return Err(DomainError::Throttled {
+                retry_after: refused.retry_after,
+                what: match refused.limit {
+                    LoginLimit::Account => "account's failed logins",
+                    LoginLimit::Address => "address's failed logins",
+                },
+            });
+        }
+        let user = self.store.user_by_email(&email).await?;
+        let hash = user.as_ref().map_or_else(
+            || auth::dummy_password_hash().to_owned(),
+            |u| u.password_hash.clone(),
+        );
+        let password = password.to_owned();
+        let good = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let Some(user) = user.filter(|_| good) else {
+            self.logins.failed(&email, client);
+            self.metrics.login_failed();
+            return Err(invalid());
+        };
+        self.logins.succeeded(&email, client);
+        let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
+        let now = Utc::now();
+        let login = Uuid::now_v7();
+        self.store
+            .insert_refresh_token(&NewRefreshToken {
+                user_id: user.id,
+                family_id: login,
+                token_hash: refresh.hash.clone(),
+                expires_at: now + self.refresh_ttl(),
+            })
+            .await?;
+        tracing::info!(user = %user.id, "login");
+        audit::record(Record {
+            caller: Caller::new(user.id, door),
+            action: "login.start",
+            subject: login,
+        });
+        Ok(self.tokens(user.id, login, refresh.secret))
+    }
+
+    /// Trades a refresh token for a new pair. A token used before ends its whole login.
+    pub async fn refresh(&self, presented: &str) -> DomainResult<Tokens> {
+        let next = auth::new_token(REFRESH_TOKEN_PREFIX);
+        let now = Utc::now();
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &auth::token_hash(presented),
+                &next.hash,
+                now + self.refresh_ttl(),
+                now,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated { user_id, family_id } => {
+                Ok(self.tokens(user_id, family_id, next.secret))
+            }
+            RefreshOutcome::Reused { family_id } => {
+                tracing::warn!("refresh token reused; the login was revoked");
+                self.ended(family_id);
+                Err(DomainError::unauthenticated(
+                    "refresh_reused",
+                    "this refresh token was already used; log in again",
+                ))
+            }
+            RefreshOutcome::Invalid => Err(DomainError::unauthenticated(
+                "invalid_refresh",
+                "invalid or expired refresh token",
+            )),
+        }
+    }
+
+    /// Ends the login `presented` belongs to; an unknown token changes nothing.
+    pub async fn log_out(&self, door: Door, presented: &str) -> DomainResult<()> {
+        let login = self
+            .store
+            .revoke_refresh_family(&auth::token_hash(presented), Utc::now())
+            .await?;
+        if let Some((user, family)) = login {
+            // Its open sockets close now, not when their access token would have expired.
+            self.ended(family);
+            audit::record(Record {
+                caller: Caller::new(user, door),
+                action: "login.end",
+                subject: family,
+            });
+        }
+        Ok(())
+    }
+
+    /// The caller's account.
+    pub async fn me(&self, caller: Caller) -> DomainResult<User> {
+        self.store.user_by_id(caller.user).await?.ok_or_else(|| {
+            DomainError::unauthenticated("unauthorized", "the user no longer exists")
+        })
+    }
+
+    /// Whether the login a token was issued under is still on (not logged out, not revoked as
+    /// replayed). Tokens from before logins were named carry none and count as on.
+    pub async fn login_active(&self, login: Option<Uuid>) -> Result<bool, StoreError> {
+        match login {
+            Some(family) => self.store.login_active(family, Utc::now()).await,
+            None => Ok(true),
+        }
+    }
+
+    fn refresh_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.policy.refresh_ttl_secs.min(i64::MAX as u64) as i64)
+    }
+
+    fn ended(&self, login: Uuid) {
+        self.access.publish(AccessChange::Login(login));
+    }
+
+    fn tokens(&self, user: Uuid, login: Uuid, refresh_token: String) -> Tokens {
+        let ttl = self.policy.access_ttl_secs;
+        let access_token = self.signer.issue_in(
+            user,
+            Some(login),
+            TokenUse::Access,
+            Utc::now(),
+            chrono::Duration::seconds(ttl.min(i64::MAX as u64) as i64),
+        );
+        Tokens {
+            user,
+            login,
+            access_token,
+            refresh_token,
+            expires_in: ttl,
+        }
+    }
+}

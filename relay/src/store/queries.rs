@@ -1,0 +1,328 @@
+//! Every SQL statement the store runs, by name, for both SQLite and PostgreSQL (see
+//! [`super::sql`] for what the two dialects share). Each column list is written once, as a
+//! macro that expands to a string literal, so the statements stay `const` and are joined at
+//! compile time.
+//!
+//! Rows come back as [`sqlx::FromRow`] types named after them: [`super::User`],
+//! [`super::AgentToken`], [`super::Workspace`], [`super::Project`], [`super::Member`],
+//! [`super::Invitation`] and [`super::Task`].
+
+// ---- Column lists -----------------------------------------------------------------------------
+
+/// A [`super::User`].
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, created_at"
+    };
+}
+
+/// An [`super::AgentToken`] (never the hash).
+macro_rules! token_columns {
+    () => {
+        "id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only"
+    };
+}
+
+/// A [`super::Workspace`], without its repositories.
+macro_rules! workspace_columns {
+    () => {
+        "id, owner_id, name, hostname, root, online, connected_at, last_seen_at, agent_version, \
+         coder"
+    };
+}
+
+/// A [`super::Project`] with the caller's role (`m`: the caller's membership), without its
+/// workspaces.
+macro_rules! project_select {
+    () => {
+        "SELECT p.id, p.owner_id, p.name, p.description, p.repository_url, p.tech_stack, \
+         p.status, m.role, p.created_at, p.updated_at \
+         FROM projects p JOIN project_members m ON m.project_id = p.id AND m.user_id = $1"
+    };
+}
+
+/// A [`super::Task`] (`t`) with the triggering user's e-mail (`u`).
+macro_rules! task_select {
+    () => {
+        "SELECT t.id, t.owner_id, t.project_id, t.workspace_id, t.repo, t.command, t.step, \
+         t.env, t.timeout_s, t.state, t.exit_code, t.signal, t.error, t.created_at, \
+         t.dispatched_at, t.started_at, t.finished_at, t.duration_ms, t.commit_sha, t.branch, \
+         t.triggered_by, u.email AS triggered_by_email, t.source, t.test_summary, t.log_bytes, \
+         t.log_truncated, t.log_limit, t.cancel_requested \
+         FROM tasks t JOIN users u ON u.id = t.triggered_by"
+    };
+}
+
+/// Tasks user `$1` may see: their workspace's, or their projects'.
+macro_rules! task_visible {
+    () => {
+        "(t.owner_id = $1 OR t.project_id IN \
+         (SELECT project_id FROM project_members WHERE user_id = $1))"
+    };
+}
+
+/// The optional filters of a task list (`$2` project, `$3` workspace, `$4` state).
+macro_rules! task_filter {
+    () => {
+        "($2 IS NULL OR t.project_id = $2) AND ($3 IS NULL OR t.workspace_id = $3) \
+         AND ($4 IS NULL OR t.state = $4)"
+    };
+}
+
+/// An [`super::Invitation`] (`i`), with its project's name and the inviter's e-mail.
+macro_rules! invitation_select {
+    () => {
+        "SELECT i.id, i.project_id, p.name AS project_name, i.email, i.role, \
+         u.email AS invited_by_email, i.created_at, i.expires_at \
+         FROM project_invitations i JOIN projects p ON p.id = i.project_id \
+         JOIN users u ON u.id = i.invited_by"
+    };
+}
+
+/// The final task states, for `state NOT IN (…)`.
+macro_rules! final_states {
+    () => {
+        "('succeeded', 'failed', 'canceled', 'timed_out', 'lost')"
+    };
+}
+
+// ---- Health -----------------------------------------------------------------------------------
+
+pub(super) const PING: &str = "SELECT 1";
+
+// ---- Users and logins -------------------------------------------------------------------------
+
+pub(super) const INSERT_USER: &str = concat!(
+    "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+    user_columns!()
+);
+pub(super) const USER_BY_EMAIL: &str =
+    concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+pub(super) const USER_BY_ID: &str =
+    concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+
+pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
+    (id, user_id, family_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// Uses up refresh token `$1` at `$2`, if it is live.
+pub(super) const USE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used_at = $2 \
+    WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
+    RETURNING user_id, family_id, expires_at";
+/// Revokes, at `$2`, the family of refresh token `$1` if it was used before (a replay).
+pub(super) const REVOKE_REPLAYED_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
+    WHERE revoked_at IS NULL AND family_id IN \
+    (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL) \
+    RETURNING family_id";
+/// The user and login of refresh token `$1`.
+pub(super) const REFRESH_FAMILY: &str =
+    "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1";
+pub(super) const REVOKE_FAMILY: &str =
+    "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = $1";
+pub(super) const LIVE_LOGIN: &str = "SELECT id FROM refresh_tokens \
+    WHERE family_id = $1 AND revoked_at IS NULL AND expires_at > $2 LIMIT 1";
+
+// ---- Tokens -----------------------------------------------------------------------------------
+
+pub(super) const INSERT_TOKEN: &str = concat!(
+    "INSERT INTO agent_tokens \
+     (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+    token_columns!()
+);
+pub(super) const TOKENS_OF: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM agent_tokens WHERE owner_id = $1 ORDER BY created_at DESC, id DESC"
+);
+pub(super) const REVOKE_TOKEN: &str = "UPDATE agent_tokens \
+    SET revoked_at = COALESCE(revoked_at, $3) WHERE owner_id = $1 AND id = $2";
+pub(super) const TOKENS_REVOKED_SINCE: &str = "SELECT id FROM agent_tokens WHERE revoked_at >= $1";
+pub(super) const ACTIVE_TOKEN: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2"
+);
+pub(super) const TOUCH_TOKEN: &str =
+    "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+// ---- Workspaces and agent sessions ------------------------------------------------------------
+
+pub(super) const WORKSPACE: &str = concat!(
+    "SELECT ",
+    workspace_columns!(),
+    " FROM workspaces WHERE owner_id = $1 AND id = $2"
+);
+pub(super) const WORKSPACES_OF: &str = concat!(
+    "SELECT ",
+    workspace_columns!(),
+    " FROM workspaces WHERE owner_id = $1 ORDER BY online DESC, name, id"
+);
+/// The repositories of owner `$1`'s workspaces (only workspace `$2`'s unless it is NULL).
+pub(super) const REPOS_OF: &str = "SELECT r.workspace_id, r.status, r.updated_at \
+    FROM workspace_repos r JOIN workspaces w ON w.id = r.workspace_id \
+    WHERE w.owner_id = $1 AND ($2 IS NULL OR w.id = $2) ORDER BY r.path";
+/// Creates or reopens the workspace `(owner, key)`; the stream position resets when the agent
+/// announces a new stream.
+pub(super) const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces \
+    (id, owner_id, key, name, hostname, root, coder, agent_version, online, connected_at, \
+     last_seen_at, agent_stream, agent_seq, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $9, $10, 0, $9) \
+    ON CONFLICT (owner_id, key) DO UPDATE SET \
+    name = excluded.name, hostname = excluded.hostname, root = excluded.root, \
+    coder = excluded.coder, agent_version = excluded.agent_version, online = TRUE, \
+    connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at, \
+    agent_seq = CASE WHEN workspaces.agent_stream = excluded.agent_stream \
+    THEN workspaces.agent_seq ELSE 0 END, \
+    agent_stream = excluded.agent_stream \
+    RETURNING id, agent_seq";
+/// Marks a workspace offline, unless a later session (opened after `$4`) holds it.
+pub(super) const WORKSPACE_OFFLINE: &str = "UPDATE workspaces SET online = FALSE, last_seen_at = $3 \
+    WHERE owner_id = $1 AND id = $2 AND (connected_at IS NULL OR connected_at <= $4)";
+pub(super) const ALL_OFFLINE: &str =
+    "UPDATE workspaces SET online = FALSE, last_seen_at = $1 WHERE online";
+/// Moves the stream position from `$4 - 1` to `$5`: the batch follows what is stored.
+pub(super) const ADVANCE_STREAM: &str = "UPDATE workspaces SET agent_seq = $5, last_seen_at = $6 \
+    WHERE owner_id = $1 AND id = $2 AND agent_stream = $3 AND agent_seq = $4 - 1";
+/// Reads the stream position under the row lock (the write takes it, on SQLite too).
+pub(super) const LOCK_STREAM: &str = "UPDATE workspaces SET last_seen_at = $3 \
+    WHERE owner_id = $1 AND id = $2 RETURNING agent_stream, agent_seq";
+pub(super) const SET_STREAM: &str =
+    "UPDATE workspaces SET agent_seq = $3 WHERE owner_id = $1 AND id = $2";
+pub(super) const UPSERT_REPO: &str = "INSERT INTO workspace_repos \
+    (workspace_id, path, status, updated_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (workspace_id, path) DO UPDATE SET \
+    status = excluded.status, updated_at = excluded.updated_at";
+pub(super) const REPO_PATHS: &str = "SELECT path FROM workspace_repos WHERE workspace_id = $1";
+pub(super) const DELETE_REPO: &str =
+    "DELETE FROM workspace_repos WHERE workspace_id = $1 AND path = $2";
+
+// ---- Relay secrets ----------------------------------------------------------------------------
+
+pub(super) const INSERT_SECRET: &str = "INSERT INTO relay_secrets (name, value, created_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
+pub(super) const SECRET: &str = "SELECT value FROM relay_secrets WHERE name = $1";
+
+// ---- Projects and members ---------------------------------------------------------------------
+
+pub(super) const INSERT_PROJECT: &str = "INSERT INTO projects \
+    (id, owner_id, name, description, repository_url, tech_stack, status, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)";
+pub(super) const INSERT_OWNER: &str = "INSERT INTO project_members \
+    (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)";
+pub(super) const PROJECTS_OF: &str =
+    concat!(project_select!(), " ORDER BY p.created_at DESC, p.id");
+pub(super) const PROJECT: &str = concat!(project_select!(), " WHERE p.id = $2");
+/// The workspaces of the projects user `$1` is a member of.
+pub(super) const PROJECT_LINKS_OF: &str = "SELECT pw.project_id, pw.workspace_id \
+    FROM project_workspaces pw \
+    JOIN project_members m ON m.project_id = pw.project_id AND m.user_id = $1";
+pub(super) const PROJECT_WORKSPACES: &str = "SELECT workspace_id FROM project_workspaces \
+    WHERE project_id = $1 ORDER BY workspace_id";
+/// Applies a patch: NULL leaves a field; `$4` says whether to set the repository URL to `$5`.
+pub(super) const UPDATE_PROJECT: &str = "UPDATE projects SET name = COALESCE($2, name), \
+    description = COALESCE($3, description), \
+    repository_url = CASE WHEN $4 THEN $5 ELSE repository_url END, \
+    tech_stack = COALESCE($6, tech_stack), status = COALESCE($7, status), updated_at = $8 \
+    WHERE id = $1";
+pub(super) const OWNED_WORKSPACE: &str =
+    "SELECT id FROM workspaces WHERE id = $1 AND owner_id = $2";
+pub(super) const ATTACH_WORKSPACE: &str = "INSERT INTO project_workspaces \
+    (project_id, workspace_id) VALUES ($1, $2) ON CONFLICT (project_id, workspace_id) DO NOTHING";
+pub(super) const DETACH_WORKSPACE: &str =
+    "DELETE FROM project_workspaces WHERE project_id = $1 AND workspace_id = $2";
+pub(super) const MEMBERS: &str = "SELECT m.user_id, u.email, m.role FROM project_members m \
+    JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY m.added_at, u.email";
+pub(super) const MEMBER_IDS: &str = "SELECT user_id FROM project_members WHERE project_id = $1";
+/// Adds a member or changes their role; the owner's role never changes.
+pub(super) const UPSERT_MEMBER: &str = "INSERT INTO project_members \
+    (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
+    WHERE project_members.role <> 'owner'";
+pub(super) const REMOVE_MEMBER: &str = "DELETE FROM project_members \
+    WHERE project_id = $1 AND user_id = $2 AND role <> 'owner'";
+
+// ---- Invitations ------------------------------------------------------------------------------
+
+/// Invites, or renews the pending invitation of the same address.
+pub(super) const UPSERT_INVITATION: &str = "INSERT INTO project_invitations \
+    (id, project_id, email, role, invited_by, created_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, email) DO UPDATE SET \
+    role = excluded.role, invited_by = excluded.invited_by, \
+    created_at = excluded.created_at, expires_at = excluded.expires_at RETURNING id";
+pub(super) const INVITATION: &str = concat!(invitation_select!(), " WHERE i.id = $1");
+pub(super) const PROJECT_INVITATIONS: &str = concat!(
+    invitation_select!(),
+    " WHERE i.project_id = $1 AND i.expires_at > $2 ORDER BY i.created_at"
+);
+pub(super) const INVITATIONS_FOR: &str = concat!(
+    invitation_select!(),
+    " WHERE i.email = $1 AND i.expires_at > $2 ORDER BY i.created_at"
+);
+pub(super) const WITHDRAW_INVITATION: &str =
+    "DELETE FROM project_invitations WHERE id = $1 AND project_id = $2";
+pub(super) const DECLINE_INVITATION: &str =
+    "DELETE FROM project_invitations WHERE id = $1 AND email = $2";
+pub(super) const TAKE_INVITATION: &str = "DELETE FROM project_invitations \
+    WHERE id = $1 AND email = $2 AND expires_at > $3 RETURNING project_id, role";
+
+// ---- Tasks ------------------------------------------------------------------------------------
+
+pub(super) const INSERT_TASK: &str = "INSERT INTO tasks \
+    (id, owner_id, project_id, workspace_id, repo, command, step, env, timeout_s, state, \
+     created_at, dispatched_at, triggered_by, source, log_limit) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatched', $10, $10, $11, $12, $13)";
+pub(super) const TASK_UNSCOPED: &str = concat!(task_select!(), " WHERE t.id = $1");
+pub(super) const TASK: &str = concat!(task_select!(), " WHERE ", task_visible!(), " AND t.id = $2");
+pub(super) const COUNT_TASKS: &str = concat!(
+    "SELECT COUNT(*) FROM tasks t WHERE ",
+    task_visible!(),
+    " AND ",
+    task_filter!()
+);
+pub(super) const TASKS: &str = concat!(
+    task_select!(),
+    " WHERE ",
+    task_visible!(),
+    " AND ",
+    task_filter!(),
+    " ORDER BY t.created_at DESC, t.id DESC LIMIT $5 OFFSET $6"
+);
+/// Workspace `$1`'s tasks its agent still has to hear about.
+pub(super) const TASKS_TO_RESUME: &str = concat!(
+    task_select!(),
+    " WHERE t.workspace_id = $1 AND t.owner_id = $2 AND (t.state IN ('queued', 'dispatched') \
+     OR (t.state = 'running' AND t.cancel_requested)) ORDER BY t.created_at, t.id"
+);
+pub(super) const REQUEST_CANCEL: &str = concat!(
+    "UPDATE tasks SET cancel_requested = TRUE WHERE id = $1 AND state NOT IN ",
+    final_states!()
+);
+/// Log chunks of task `$1` overlapping `[$2, $5)`, `$4` at most; `$3` is the largest chunk.
+pub(super) const LOG_CHUNKS: &str = "SELECT byte_offset, data FROM task_logs \
+    WHERE task_id = $1 AND byte_offset > $2 - $3 AND byte_offset + length(data) > $2 \
+    AND byte_offset < $5 ORDER BY byte_offset LIMIT $4";
+/// Declares lost the unfinished tasks of workspaces offline since before `$1`.
+pub(super) const MARK_LOST: &str = "UPDATE tasks SET state = 'lost', error = $3, finished_at = $2 \
+    WHERE state IN ('queued', 'dispatched', 'running') AND workspace_id IN \
+    (SELECT id FROM workspaces WHERE NOT online AND last_seen_at < $1) RETURNING id";
+
+// ---- Task messages from agents ----------------------------------------------------------------
+
+pub(super) const TASK_STARTED: &str = "UPDATE tasks SET state = 'running', started_at = $3, \
+    commit_sha = $4, branch = $5 \
+    WHERE id = $1 AND workspace_id = $2 AND state IN ('queued', 'dispatched')";
+/// Moves the log from `$3` to `$4`: the chunk follows what is stored, within the limit plus
+/// `$5` (room for the cut marker).
+pub(super) const ADVANCE_LOG: &str = "UPDATE tasks SET log_bytes = $4 \
+    WHERE id = $1 AND workspace_id = $2 AND log_bytes = $3 AND $4 <= log_limit + $5";
+pub(super) const LOG_POSITION: &str =
+    "SELECT log_bytes, log_limit FROM tasks WHERE id = $1 AND workspace_id = $2";
+pub(super) const SET_LOG_POSITION: &str = "UPDATE tasks SET log_bytes = $2 WHERE id = $1";
+pub(super) const INSERT_LOG_CHUNK: &str = "INSERT INTO task_logs (task_id, byte_offset, data) \
+    VALUES ($1, $2, $3) ON CONFLICT (task_id, byte_offset) DO NOTHING";
+pub(super) const TASK_FINISHED: &str = concat!(
+    "UPDATE tasks SET state = $3, exit_code = $4, signal = $5, error = $6, finished_at = $7, \
+     duration_ms = $8, test_summary = $9, log_truncated = $10, \
+     started_at = COALESCE(started_at, $7) \
+     WHERE id = $1 AND workspace_id = $2 AND state NOT IN ",
+    final_states!()
+);
