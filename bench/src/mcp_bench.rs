@@ -283,7 +283,10 @@ pub async fn run(a: Args) -> Result<()> {
         if names.contains(&"git__git_status") && names.contains(&"fs__read_text_file") {
             let listed: Value =
                 serde_json::from_str(&mcp.call("list_workspaces", &json!({})).await?)?;
-            break listed[0]["id"].as_str().context("no workspace")?.to_owned();
+            break listed["workspaces"][0]["id"]
+                .as_str()
+                .context("no workspace")?
+                .to_owned();
         }
         anyhow::ensure!(
             Instant::now() < deadline,

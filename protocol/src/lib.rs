@@ -20,12 +20,14 @@
 
 pub mod check;
 pub mod codec;
+pub mod kinds;
 pub mod messages;
 pub mod quic;
 pub mod reliable;
 pub mod status;
 pub mod tasks;
 pub mod tool_args;
+pub mod tool_results;
 pub mod tools;
 
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};

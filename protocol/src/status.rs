@@ -31,6 +31,7 @@ pub struct WorkspaceIdentity {
 /// What a Coder workspace says about itself through its environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CoderFacts {
     /// `CODER_WORKSPACE_NAME`.
     pub workspace_name: Option<String>,
@@ -45,6 +46,7 @@ pub struct CoderFacts {
 /// The state of one git repository under the workspace root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RepoStatus {
     /// Path of the repository's work tree relative to the workspace root (`.` for the root).
     pub path: String,
@@ -77,6 +79,7 @@ pub struct RepoStatus {
 /// One changed path, with its two-letter code as in `git status --porcelain` (`XY`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChangedPath {
     /// Path relative to the repository's work tree.
     pub path: String,

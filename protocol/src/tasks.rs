@@ -228,6 +228,7 @@ impl TaskOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TaskState {
     /// Recorded, not yet sent to an agent.
     Queued,
@@ -308,6 +309,7 @@ impl std::fmt::Display for TaskState {
 /// Counts and failures from a test run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TestSummary {
     /// Tests that passed.
     pub passed: u32,
@@ -322,6 +324,7 @@ pub struct TestSummary {
 /// One failing test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TestFailure {
     /// The test's name, e.g. `tests::adds` or `tests/test_x.py::test_y`.
     pub name: String,

@@ -40,6 +40,7 @@ async def run_calls(session, job, out):
     out["tools"] = {
         t.name: {
             "schema": t.input_schema,
+            "output_schema": t.output_schema,
             "read_only": t.annotations.read_only_hint if t.annotations else None,
         }
         for t in tools

@@ -242,8 +242,29 @@ async fn the_python_sdk_reads_diffs_writes_and_runs_through_the_relay() {
         out["tools"]["read_file"]["schema"]["required"],
         json!(["workspace", "path"])
     );
+    // The relay's own tools publish output schemas (the SDK checks each structured result
+    // against them); the agent's answer in text, like the reference servers.
+    for tool in [
+        "list_workspaces",
+        "workspace_status",
+        "list_projects",
+        "run_task",
+        "get_task",
+        "list_tasks",
+    ] {
+        assert_eq!(
+            out["tools"][tool]["output_schema"]["type"], "object",
+            "{tool}"
+        );
+    }
+    assert!(out["tools"]["read_file"]["output_schema"].is_null());
     let c = calls(&out);
     let listed: Value = serde_json::from_str(&ok_text(&c[0])).unwrap();
+    assert_eq!(
+        listed, c[0]["structured"],
+        "the text is the structured result"
+    );
+    let listed = &listed["workspaces"];
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["id"], ws.as_str());
     assert_eq!(ok_text(&c[1]), "hello\nchanged by hand\n");
@@ -308,7 +329,11 @@ async fn the_python_sdk_reads_diffs_writes_and_runs_through_the_relay() {
     let out = python_client(auto).await;
     assert_eq!(out["protocol"], "2026-07-28");
     let got: Value = serde_json::from_str(&ok_text(&calls(&out)[0])).unwrap();
-    assert_eq!(got["log_tail (the last 5 of 27 bytes)"], "-mcp\n", "{got}");
+    assert_eq!(got["log"], "-mcp\n", "{got}");
+    assert_eq!(
+        got["log_offset"], 22,
+        "the tail is the last 5 of 27 bytes: {got}"
+    );
     drop(agent);
 }
 
@@ -837,6 +862,7 @@ async fn tenancy_and_read_only_tokens(b: Backend) {
     let out = python_client(bob_job).await;
     let c = calls(&out);
     let listed: Value = serde_json::from_str(&ok_text(&c[0])).unwrap();
+    let listed = &listed["workspaces"];
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["id"], ws_b.to_string());
     for (i, call) in c.iter().enumerate().skip(1).take(6) {

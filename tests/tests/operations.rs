@@ -141,5 +141,22 @@ async fn json_logs_carry_the_request_id() {
     .expect("a login log line");
     assert_eq!(line["span"]["request_id"], "login-7", "{line}");
     assert_eq!(line["span"]["route"], "/api/v1/auth/login", "{line}");
+    // The domain's audit hook records the login: who, through which door, which login.
+    let audit = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["target"] == "fulcrum::audit"
+            {
+                return v;
+            }
+        }
+        panic!("the relay exited");
+    })
+    .await
+    .expect("an audit line");
+    assert_eq!(audit["fields"]["action"], "login.start", "{audit}");
+    assert_eq!(audit["fields"]["door"], "api", "{audit}");
+    assert_eq!(audit["fields"]["user"], alice.id, "{audit}");
+    assert_eq!(audit["span"]["request_id"], "login-7", "{audit}");
     let _ = relay.kill().await;
 }

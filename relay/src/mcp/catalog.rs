@@ -2,16 +2,21 @@
 //! and those of the MCP servers agents host, namespaced `server__tool`.
 //!
 //! The built-in tools' arguments are the types of `fulcrum_protocol::tool_args`, the ones the
-//! agent and the relay read calls into; their JSON Schemas are generated from those types here,
-//! so what `/mcp` publishes and what the tools accept cannot drift apart. Every tool that acts
-//! in a workspace also takes a `workspace` argument: the workspace's id or name.
+//! agent and the relay read calls into, and the relay's tools' results are the types of
+//! `fulcrum_protocol::tool_results`, the ones they answer with; the input and output JSON
+//! Schemas are generated from those types here, so what `/mcp` publishes and what the tools
+//! accept and return cannot drift apart. Every tool that acts in a workspace also takes a
+//! `workspace` argument: the workspace's id or name.
 
 use std::collections::BTreeMap;
 
-use fulcrum_protocol::tool_args::{
-    DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
-    GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs, ReadFileArgs, RunTaskArgs,
-    SearchFilesArgs, WriteFileArgs,
+use fulcrum_protocol::{
+    tool_args::{
+        DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
+        GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs, ReadFileArgs, RunTaskArgs,
+        SearchFilesArgs, WriteFileArgs,
+    },
+    tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
 use serde_json::{Value, json};
 
@@ -40,6 +45,34 @@ pub struct Builtin {
     /// Reads arguments (without `workspace`) into that type, as the tool does.
     #[cfg_attr(not(test), allow(dead_code))]
     accepts: fn(Value) -> Result<(), String>,
+    /// The result's type, for tools with a structured result: its JSON Schema, and a round
+    /// trip of a value through it.
+    output: Option<Output>,
+}
+
+/// A structured result's type, seen through its schema and its serde round trip.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    schema: fn() -> Value,
+    #[cfg_attr(not(test), allow(dead_code))]
+    round_trip: fn(Value) -> Result<Value, String>,
+}
+
+/// Reads `value` as a `T` and writes it back.
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
+    value: Value,
+) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+/// The structured result of type `T`.
+const fn output<T: schemars::JsonSchema + serde::de::DeserializeOwned + serde::Serialize>()
+-> Option<Output> {
+    Some(Output {
+        schema: schema_of::<T>,
+        round_trip: round_trip::<T>,
+    })
 }
 
 /// The JSON Schema of `T` as an MCP tool's input schema: subschemas inlined, no `$schema`.
@@ -73,6 +106,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<NoArgs>,
         accepts: accepts_as::<NoArgs>,
+        output: output::<WorkspaceList>(),
     },
     Builtin {
         name: "workspace_status",
@@ -81,6 +115,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<NoArgs>,
         accepts: accepts_as::<NoArgs>,
+        output: output::<WorkspaceStatus>(),
     },
     Builtin {
         name: "list_projects",
@@ -89,6 +124,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<NoArgs>,
         accepts: accepts_as::<NoArgs>,
+        output: output::<ProjectList>(),
     },
     Builtin {
         name: "list_directory",
@@ -97,6 +133,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<ListDirectoryArgs>,
         accepts: accepts_as::<ListDirectoryArgs>,
+        output: None,
     },
     Builtin {
         name: "directory_tree",
@@ -105,6 +142,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<DirectoryTreeArgs>,
         accepts: accepts_as::<DirectoryTreeArgs>,
+        output: None,
     },
     Builtin {
         name: "read_file",
@@ -113,6 +151,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<ReadFileArgs>,
         accepts: accepts_as::<ReadFileArgs>,
+        output: None,
     },
     Builtin {
         name: "search_files",
@@ -121,6 +160,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<SearchFilesArgs>,
         accepts: accepts_as::<SearchFilesArgs>,
+        output: None,
     },
     Builtin {
         name: "git_status",
@@ -129,6 +169,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<GitStatusArgs>,
         accepts: accepts_as::<GitStatusArgs>,
+        output: None,
     },
     Builtin {
         name: "git_diff",
@@ -137,6 +178,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<GitDiffArgs>,
         accepts: accepts_as::<GitDiffArgs>,
+        output: None,
     },
     Builtin {
         name: "git_log",
@@ -145,6 +187,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<GitLogArgs>,
         accepts: accepts_as::<GitLogArgs>,
+        output: None,
     },
     Builtin {
         name: "git_show",
@@ -153,6 +196,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<GitShowArgs>,
         accepts: accepts_as::<GitShowArgs>,
+        output: None,
     },
     Builtin {
         name: "write_file",
@@ -161,6 +205,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: false,
         arguments: schema_of::<WriteFileArgs>,
         accepts: accepts_as::<WriteFileArgs>,
+        output: None,
     },
     Builtin {
         name: "edit_file",
@@ -169,6 +214,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: false,
         arguments: schema_of::<EditFileArgs>,
         accepts: accepts_as::<EditFileArgs>,
+        output: None,
     },
     Builtin {
         name: "run_task",
@@ -177,6 +223,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: false,
         arguments: schema_of::<RunTaskArgs>,
         accepts: accepts_as::<RunTaskArgs>,
+        output: output::<TaskDetail>(),
     },
     Builtin {
         name: "get_task",
@@ -185,6 +232,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<GetTaskArgs>,
         accepts: accepts_as::<GetTaskArgs>,
+        output: output::<TaskDetail>(),
     },
     Builtin {
         name: "list_tasks",
@@ -193,6 +241,7 @@ pub const BUILTINS: &[Builtin] = &[
         read_only: true,
         arguments: schema_of::<ListTasksArgs>,
         accepts: accepts_as::<ListTasksArgs>,
+        output: output::<TaskList>(),
     },
 ];
 
@@ -210,6 +259,11 @@ impl Builtin {
     /// Whether the tool needs the `workspace` argument.
     pub fn needs_workspace(&self) -> bool {
         !NO_WORKSPACE_ARG.contains(&self.name) && !OPTIONAL_WORKSPACE.contains(&self.name)
+    }
+
+    /// The JSON Schema of its structured result, for the tools that give one.
+    pub fn output_schema(&self) -> Option<Value> {
+        self.output.map(|o| (o.schema)())
     }
 
     /// Its full input schema.
@@ -323,6 +377,25 @@ mod tests {
 
     /// A value the schema `prop` allows.
     fn sample(prop: &Value) -> Value {
+        if let Some(first) = prop["enum"].as_array().and_then(|e| e.first()) {
+            return first.clone();
+        }
+        if let Some(value) = prop.get("const") {
+            return value.clone();
+        }
+        if let Some(first) = ["anyOf", "oneOf"]
+            .iter()
+            .filter_map(|k| prop[*k].as_array())
+            .flatten()
+            .find(|s| s["type"] != "null")
+        {
+            return sample(first);
+        }
+        match prop["format"].as_str() {
+            Some("uuid") => return json!("01938f3e-7a4c-7d2e-9f10-2b3c4d5e6f70"),
+            Some("date-time") => return json!("2026-12-05T06:00:00Z"),
+            _ => {}
+        }
         let kind = match &prop["type"] {
             Value::Array(kinds) => kinds
                 .iter()
@@ -397,6 +470,25 @@ mod tests {
                 "{}: an unknown argument passed",
                 b.name
             );
+        }
+    }
+
+    /// Each structured result's published schema and its type agree: a value with every
+    /// property the schema lists reads into the type and writes back unchanged, and the
+    /// relay's tools (those that answer from its own state) all have one.
+    #[test]
+    fn each_output_schema_agrees_with_its_result_type() {
+        for b in BUILTINS {
+            let Some(output) = b.output else {
+                assert_eq!(b.runs, Runs::Agent, "{} answers from the relay", b.name);
+                continue;
+            };
+            let schema = (output.schema)();
+            assert_eq!(schema["type"], "object", "{}", b.name);
+            let value = sample(&schema);
+            let back = (output.round_trip)(value.clone())
+                .unwrap_or_else(|e| panic!("{}: {value} refused: {e}", b.name));
+            assert_eq!(back, value, "{}", b.name);
         }
     }
 

@@ -1,11 +1,20 @@
 //! The MCP tools the relay answers from its own state: workspaces, projects and tasks. They go
-//! through the same checks as the REST API (the same functions), scoped to the token's owner.
+//! through the same domain functions as the REST API, scoped to the token's owner, and answer
+//! with the result types of `fulcrum_protocol::tool_results` (as structured content, and as
+//! the same JSON in text).
 
 use std::time::Duration;
 
-use fulcrum_protocol::tool_args::{GetTaskArgs, ListTasksArgs, NoArgs, RunTaskArgs};
+use fulcrum_protocol::{
+    tool_args::{GetTaskArgs, ListTasksArgs, NoArgs, RunTaskArgs},
+    tool_results::{
+        HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
+        WorkspaceInfo, WorkspaceList, WorkspaceStatus,
+    },
+    tools::ToolOutput,
+};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{McpCaller, take_workspace, workspaces};
@@ -15,7 +24,7 @@ use crate::{
         tasks::{RunInput, bad_state},
     },
     state::AppState,
-    store::{Task, TaskFilter},
+    store::{Project, Task, TaskFilter, Workspace},
 };
 
 /// Longest `wait_s` of `run_task`.
@@ -46,22 +55,68 @@ fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Map<String, Value>) -> 
         .map_err(|e| format!("invalid arguments for {tool}: {e}"))
 }
 
-fn pretty(v: &impl serde::Serialize) -> Result<String, String> {
-    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+/// A structured result: the value as structured content, and the same JSON as text.
+fn structured(v: &impl serde::Serialize) -> Result<ToolOutput, String> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(v).map_err(|e| e.to_string())?;
+    Ok(ToolOutput {
+        structured_json: Some(json),
+        ..ToolOutput::text(text)
+    })
 }
 
-/// Runs relay tool `name` for `caller`; the answer is JSON text.
+fn workspace_info(w: Workspace) -> WorkspaceInfo {
+    WorkspaceInfo {
+        id: w.id,
+        name: w.name,
+        hostname: w.hostname,
+        root: w.root,
+        online: w.online,
+        connected_at: w.connected_at,
+        last_seen_at: w.last_seen_at,
+        agent_version: w.agent_version,
+        coder: w.coder,
+        repos: w
+            .repos
+            .into_iter()
+            .map(|r| RepoInfo {
+                status: r.status,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+    }
+}
+
+fn project_info(p: Project) -> ProjectInfo {
+    ProjectInfo {
+        id: p.id,
+        name: p.name,
+        description: p.description,
+        repository_url: p.repository_url,
+        tech_stack: p.tech_stack,
+        status: p.status,
+        role: p.role,
+        workspace_ids: p.workspace_ids,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// Runs relay tool `name` for `caller`.
 pub async fn call(
     app: &AppState,
     caller: McpCaller,
     name: &str,
     mut args: Map<String, Value>,
-) -> Result<String, String> {
+) -> Result<ToolOutput, String> {
     let user = caller.user_id;
     match name {
         "list_workspaces" => {
             let _: NoArgs = parse(name, args)?;
-            pretty(&workspaces(app, user).await?)
+            let all = workspaces(app, user).await?;
+            structured(&WorkspaceList {
+                workspaces: all.into_iter().map(workspace_info).collect(),
+            })
         }
         "workspace_status" => {
             let named = take_workspace(app, user, &mut args).await?;
@@ -72,18 +127,29 @@ pub async fn call(
                 .find(|w| w.id == named.id)
                 .ok_or_else(|| format!("the workspace {} is gone", named.name))?;
             let tools = app.sessions.tools(w.id);
-            pretty(&json!({
-                "workspace": w,
-                "writable": tools.as_ref().map(|t| t.catalog.writable),
-                "hosted_mcp_servers": tools.map(|t| t.catalog.servers.into_iter().map(|s| json!({
-                    "name": s.name, "running": s.running, "problem": s.problem,
-                    "tools": s.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>()),
-            }))
+            structured(&WorkspaceStatus {
+                workspace: workspace_info(w),
+                writable: tools.as_ref().map(|t| t.catalog.writable),
+                hosted_mcp_servers: tools.map(|t| {
+                    t.catalog
+                        .servers
+                        .into_iter()
+                        .map(|s| HostedServerInfo {
+                            tools: s.tools.iter().map(|t| t.name.clone()).collect(),
+                            name: s.name,
+                            running: s.running,
+                            problem: s.problem,
+                        })
+                        .collect()
+                }),
+            })
         }
         "list_projects" => {
             let _: NoArgs = parse(name, args)?;
-            pretty(&app.domain.projects.list(user).await.map_err(tool_error)?)
+            let projects = app.domain.projects.list(user).await.map_err(tool_error)?;
+            structured(&ProjectList {
+                projects: projects.into_iter().map(project_info).collect(),
+            })
         }
         "run_task" => {
             let w = take_workspace(app, user, &mut args).await?;
@@ -156,10 +222,10 @@ pub async fn call(
                 .list(user, &filter)
                 .await
                 .map_err(tool_error)?;
-            pretty(&json!({
-                "total": total,
-                "tasks": tasks.iter().map(summary).collect::<Vec<_>>(),
-            }))
+            structured(&TaskList {
+                total,
+                tasks: tasks.iter().map(summary).collect(),
+            })
         }
         other => Err(format!("no relay tool {other:?}")),
     }
@@ -171,39 +237,45 @@ async fn task_now(app: &AppState, user: Uuid, id: Uuid) -> Option<Task> {
 }
 
 /// A task in a list.
-fn summary(t: &Task) -> Value {
-    json!({
-        "id": t.id, "workspace_id": t.workspace_id, "repo": t.repo,
-        "command": t.command, "step": t.step, "state": t.state,
-        "exit_code": t.exit_code, "source": t.source, "created_at": t.created_at,
-        "finished_at": t.finished_at,
-    })
+fn summary(t: &Task) -> TaskSummary {
+    TaskSummary {
+        id: t.id,
+        workspace_id: t.workspace_id,
+        repo: t.repo.clone(),
+        command: t.command.clone(),
+        step: t.step.clone(),
+        state: t.state,
+        exit_code: t.exit_code,
+        source: t.source,
+        created_at: t.created_at,
+        finished_at: t.finished_at,
+    }
 }
 
-/// A task with its test summary and the end of its log.
-async fn describe(app: &AppState, t: &Task, tail: u64) -> Result<String, String> {
-    let mut v = summary(t);
-    let extra = json!({
-        "signal": t.signal, "error": t.error, "started_at": t.started_at,
-        "duration_ms": t.duration_ms, "commit": t.commit_sha, "branch": t.branch,
-        "test_summary": t.test_summary, "log_bytes": t.log_bytes, "log_truncated": t.log_truncated,
-    });
-    if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
-        v.extend(extra);
-    }
+/// A task with its test summary and the last `tail` bytes of its log.
+async fn describe(app: &AppState, t: &Task, tail: u64) -> Result<ToolOutput, String> {
+    let mut detail = TaskDetail {
+        task: summary(t),
+        signal: t.signal,
+        error: t.error.clone(),
+        started_at: t.started_at,
+        duration_ms: t.duration_ms,
+        commit: t.commit_sha.clone(),
+        branch: t.branch.clone(),
+        test_summary: t.test_summary.clone(),
+        log_bytes: t.log_bytes,
+        log_truncated: t.log_truncated,
+        log: None,
+        log_offset: None,
+    };
     if tail > 0 && t.log_bytes > 0 {
         let end = t.log_bytes as u64;
         let from = end.saturating_sub(tail);
         let slice = crate::tasks::read_log(&*app.store, t, from, (end - from) as usize)
             .await
             .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&slice.data).into_owned();
-        let label = if from > 0 {
-            format!("log_tail (the last {} of {end} bytes)", end - from)
-        } else {
-            "log".to_owned()
-        };
-        v[label] = json!(text);
+        detail.log = Some(String::from_utf8_lossy(&slice.data).into_owned());
+        detail.log_offset = Some(from);
     }
-    pretty(&v)
+    structured(&detail)
 }

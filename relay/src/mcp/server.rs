@@ -60,14 +60,23 @@ impl FulcrumMcp {
 }
 
 /// A tool from JSON, the way MCP spells it.
-fn tool(name: &str, description: &str, schema: Value, read_only: bool) -> Option<Tool> {
-    serde_json::from_value(json!({
+fn tool(
+    name: &str,
+    description: &str,
+    schema: Value,
+    output: Option<Value>,
+    read_only: bool,
+) -> Option<Tool> {
+    let mut tool = json!({
         "name": name,
         "description": description,
         "inputSchema": schema,
         "annotations": { "readOnlyHint": read_only },
-    }))
-    .ok()
+    });
+    if let Some(output) = output {
+        tool["outputSchema"] = output;
+    }
+    serde_json::from_value(tool).ok()
 }
 
 impl FulcrumMcp {
@@ -88,9 +97,11 @@ impl FulcrumMcp {
         call.check().map_err(|e| e.to_string())?;
         let timeout =
             std::time::Duration::from_secs(self.app.config.agents.tool_call_timeout_secs.max(1));
+        let by = crate::domain::Caller::new(caller.user_id, crate::domain::Door::Mcp);
         self.app
-            .sessions
-            .call_tool(workspace.id, call, timeout)
+            .domain
+            .workspaces
+            .call_tool(by, workspace.id, call, timeout)
             .await
             .map_err(|e| format!("{} ({})", e, workspace.name))
     }
@@ -171,7 +182,15 @@ impl ServerHandler for FulcrumMcp {
         let mut tools: Vec<Tool> = BUILTINS
             .iter()
             .filter(|b| b.read_only || !caller.read_only)
-            .filter_map(|b| tool(b.name, b.description, b.input_schema(), b.read_only))
+            .filter_map(|b| {
+                tool(
+                    b.name,
+                    b.description,
+                    b.input_schema(),
+                    b.output_schema(),
+                    b.read_only,
+                )
+            })
             .collect();
         let online = workspaces(&self.app, caller.user_id)
             .await
@@ -188,7 +207,7 @@ impl ServerHandler for FulcrumMcp {
             catalog::hosted_listings(&hosted)
                 .into_iter()
                 .filter(|h| h.read_only || !caller.read_only)
-                .filter_map(|h| tool(&h.name, &h.description, h.input_schema, h.read_only)),
+                .filter_map(|h| tool(&h.name, &h.description, h.input_schema, None, h.read_only)),
         );
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -208,9 +227,7 @@ impl ServerHandler for FulcrumMcp {
                 ))));
             }
             let outcome = match builtin.runs {
-                Runs::Relay => relay_tools::call(&self.app, caller, name, args)
-                    .await
-                    .map(ToolOutput::text),
+                Runs::Relay => relay_tools::call(&self.app, caller, name, args).await,
                 Runs::Agent => {
                     self.in_workspace(caller, ToolTarget::Builtin(name.to_owned()), args)
                         .await
