@@ -127,6 +127,10 @@ pub struct AgentArgs {
     /// Log format on stderr.
     #[arg(long, env = "FULCRUM_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Stop when standard input closes: for a supervisor that holds the other end of a pipe
+    /// (`fulcrum-relay dev`), so the agent never outlives it, however it ends.
+    #[arg(long, hide = true)]
+    pub stop_with_stdin: bool,
 }
 
 /// Options of `fulcrum status`.
@@ -345,10 +349,36 @@ pub fn shell_join(args: &[String]) -> String {
 async fn run_agent(args: &AgentArgs) -> Result<()> {
     let agent = RunningAgent::start(args.resolve()?).await?;
     tracing::info!(state_dir = %agent.state_dir().display(), "agent started");
-    shutdown_signal().await;
+    if args.stop_with_stdin {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = stdin_closed() => tracing::info!("standard input closed: the supervisor is gone"),
+        }
+    } else {
+        shutdown_signal().await;
+    }
     tracing::info!("shutting down");
     agent.stop().await;
     Ok(())
+}
+
+/// Resolves when standard input reaches its end (or fails); what it carries is ignored, at most
+/// a small buffer at a time.
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read standard input");
+                return;
+            }
+        }
+    }
 }
 
 async fn status(args: &StatusArgs) -> ExitCode {

@@ -95,10 +95,14 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .arg(&root)
         .arg("--state-dir")
         .arg(&state_dir)
-        .stdin(std::process::Stdio::null())
+        // The agent stops when this pipe closes: when `dev` ends, even by SIGKILL.
+        .arg("--stop-with-stdin")
+        .stdin(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", agent_binary.display()))?;
+    // Held until `dev` ends (waiting on the child would close it).
+    let _lifeline = agent.stdin.take();
     println!("\nFulcrum is running.\n");
     println!("  Dashboard:  {}", relay.url());
     match &password {

@@ -1,0 +1,119 @@
+//! `fulcrum-relay dev`, the README's first command: a relay on embedded SQLite with a local
+//! agent attached, which never outlives the relay, however the relay ends.
+
+use std::{process::Stdio, time::Instant};
+
+use fulcrum_tests::*;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The children of process `parent` (from `/proc`).
+fn children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            // Fields after the command (which may hold spaces) close with ')'.
+            && let Some((_, rest)) = stat.rsplit_once(')')
+            && rest.split_whitespace().nth(1) == Some(&parent.to_string())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether process `pid` still runs (a zombie waiting to be reaped does not).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new();
+    let mut command = tokio::process::Command::new(workspace_binary("fulcrum-relay"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FULCRUM_") {
+            command.env_remove(name);
+        }
+    }
+    let mut dev = command
+        .arg("dev")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .arg("--root")
+        .arg(repo.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // It says where it is and how to log in.
+    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    let (mut url, mut password) = (None, None);
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(u) = line.trim().strip_prefix("Dashboard:") {
+                url = Some(u.trim().to_owned());
+            }
+            if let Some(p) = line.trim().strip_prefix("Log in as:") {
+                password = p.split(" / ").nth(1).map(str::to_owned);
+            }
+            if url.is_some() && password.is_some() {
+                return;
+            }
+        }
+        panic!("dev exited before it was ready");
+    })
+    .await
+    .expect("dev printed its address and login");
+    let (url, password) = (url.unwrap(), password.unwrap());
+
+    // The printed login works, and the local agent is online, watching the root.
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "email": "dev@fulcrum.local", "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = r["data"]["access_token"]
+        .as_str()
+        .expect("logged in")
+        .to_owned();
+    let mut events = Events::connect(&url, &access).await.unwrap();
+    let w = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    assert_eq!(
+        w["root"].as_str().unwrap(),
+        repo.path().display().to_string(),
+        "{w}"
+    );
+
+    // Killed outright (no chance to stop its child), dev takes its agent with it.
+    let agents = children(dev.id().unwrap());
+    assert_eq!(agents.len(), 1, "one agent child: {agents:?}");
+    dev.start_kill().unwrap();
+    dev.wait().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while running(agents[0]) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent outlived the killed relay"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
