@@ -6,13 +6,13 @@
 //!   WebSocket and QUIC doors; terminal runs come in here), [`cli`] (admin commands). No door
 //!   imports another; [`routes`] mounts them all.
 //! - [`domain`]: each operation a user can do, with its permission check, typed input and
-//!   errors, and the audit hook. It imports no door.
-//! - Services the doors and the domain share: [`tasks`] (dispatch, task events, live logs,
-//!   leases), [`sessions`] (live agent sessions on this node), [`access`] (access changes for
+//!   errors, and the audit hook, in services built with the narrow dependencies they use
+//!   ([`server`] composes them). It imports no door and not [`state::AppState`].
+//! - Services the doors and the domain share: [`tasks`] (the task feed, log reads, leases), [`sessions`] (live agent sessions on this node), [`access`] (access changes for
 //!   open streams), [`bus`] (fan-out per owner), [`auth`] (passwords, tokens, signed tokens),
 //!   [`ratelimit`], [`http`] (errors, envelope, headers and CORS of every HTTP answer).
-//! - [`store`]: durable state behind one trait, SQLite and PostgreSQL; closed sets in
-//!   [`store::kinds`].
+//! - [`store`]: durable state behind one trait, SQLite and PostgreSQL, its SQL named in one
+//!   module; the closed sets are `fulcrum_protocol::kinds`.
 //! - Plumbing: [`state`], [`server`] (start and graceful stop), [`config`], [`tls`],
 //!   [`metrics`], [`install`], [`dashboard`], [`dev`].
 #![forbid(unsafe_code)]
