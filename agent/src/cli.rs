@@ -363,20 +363,37 @@ async fn run_agent(args: &AgentArgs) -> Result<()> {
 }
 
 /// Resolves when standard input reaches its end (or fails); what it carries is ignored, at most
-/// a small buffer at a time.
+/// a small buffer at a time. The blocking read runs on a detached thread of its own, so a stop
+/// for another reason never waits for it (a read on tokio's blocking pool would hold up the
+/// runtime's shutdown).
 async fn stdin_closed() {
-    use tokio::io::AsyncReadExt;
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 256];
-    loop {
-        match stdin.read(&mut buf).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read standard input");
-                return;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read standard input");
+                        break;
+                    }
+                }
             }
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch standard input; stopping on signals only");
+            std::future::pending::<()>().await;
         }
     }
 }

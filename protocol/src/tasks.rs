@@ -290,12 +290,13 @@ impl TaskState {
 }
 
 impl TryFrom<String> for TaskState {
-    type Error = crate::check::Invalid;
+    type Error = crate::kinds::UnknownName;
 
     /// The state with this stored name.
     fn try_from(name: String) -> Result<Self, Self::Error> {
-        Self::parse(&name).ok_or_else(|| {
-            crate::check::Invalid::new("state", format!("unknown task state {name:?}"))
+        Self::parse(&name).ok_or(crate::kinds::UnknownName {
+            set: "TaskState",
+            name,
         })
     }
 }

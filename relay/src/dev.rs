@@ -101,8 +101,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", agent_binary.display()))?;
-    // Held until `dev` ends (waiting on the child would close it).
-    let _lifeline = agent.stdin.take();
+    // Held until `dev` stops the agent (waiting on the child would close it).
+    let lifeline = agent.stdin.take();
     println!("\nFulcrum is running.\n");
     println!("  Dashboard:  {}", relay.url());
     match &password {
@@ -126,6 +126,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         },
     }
     eprintln!("shutting down");
+    // Closing the pipe asks the agent to stop; the signal in `stop_child` asks again.
+    drop(lifeline);
     stop_child(&mut agent).await;
     relay.shutdown().await
 }

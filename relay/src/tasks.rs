@@ -1,5 +1,6 @@
-//! Tasks on the relay: recording and dispatching them, telling everyone who may see a task that
-//! it changed, following logs live, and declaring tasks `lost` when their agent stays away.
+//! Tasks on the relay, around the domain's `Tasks` service (which records and dispatches them):
+//! telling everyone who may see a task that it changed ([`TaskFeed`]), following and reading
+//! logs, and declaring tasks `lost` when their agent stays away.
 //!
 //! Dispatch is at most once per agent and at least once overall: a task is recorded as
 //! `dispatched` and sent to its workspace's live session; every new session of that workspace

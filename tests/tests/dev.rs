@@ -36,29 +36,36 @@ fn running(pid: u32) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
+/// A running `fulcrum-relay dev`: the process, its URL and the dev user's access token.
+struct Dev {
+    process: tokio::process::Child,
+    url: String,
+    access: String,
+    _data: tempfile::TempDir,
+}
+
+/// Starts `fulcrum-relay dev` on `root` and logs in with the credentials it prints.
+async fn start_dev(root: &std::path::Path) -> Dev {
     let data = tempfile::tempdir().unwrap();
-    let repo = TestRepo::new();
     let mut command = tokio::process::Command::new(workspace_binary("fulcrum-relay"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("FULCRUM_") {
             command.env_remove(name);
         }
     }
-    let mut dev = command
+    let mut process = command
         .arg("dev")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .arg("--root")
-        .arg(repo.path())
+        .arg(root)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     // It says where it is and how to log in.
-    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
     let (mut url, mut password) = (None, None);
     tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -76,9 +83,9 @@ async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
     })
     .await
     .expect("dev printed its address and login");
+    // Keep reading what it prints, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let (url, password) = (url.unwrap(), password.unwrap());
-
-    // The printed login works, and the local agent is online, watching the root.
     let r: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/api/v1/auth/login"))
         .json(&json!({ "email": "dev@fulcrum.local", "password": password }))
@@ -92,7 +99,29 @@ async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
         .as_str()
         .expect("logged in")
         .to_owned();
-    let mut events = Events::connect(&url, &access).await.unwrap();
+    Dev {
+        process,
+        url,
+        access,
+        _data: data,
+    }
+}
+
+/// Waits until process `pid` no longer runs.
+async fn gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while running(pid) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
+    let repo = TestRepo::new();
+    let mut dev = start_dev(repo.path()).await;
+    // The printed login works, and the local agent is online, watching the root.
+    let mut events = Events::connect(&dev.url, &dev.access).await.unwrap();
     let w = events
         .workspace_where(|w| w["online"] == true)
         .await
@@ -104,16 +133,40 @@ async fn dev_serves_a_relay_with_an_online_agent_that_goes_with_it() {
     );
 
     // Killed outright (no chance to stop its child), dev takes its agent with it.
-    let agents = children(dev.id().unwrap());
+    let agents = children(dev.process.id().unwrap());
     assert_eq!(agents.len(), 1, "one agent child: {agents:?}");
-    dev.start_kill().unwrap();
-    dev.wait().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    while running(agents[0]) {
-        assert!(
-            Instant::now() < deadline,
-            "the agent outlived the killed relay"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    dev.process.start_kill().unwrap();
+    dev.process.wait().await.unwrap();
+    gone(agents[0], "the agent outlived the killed relay").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_stops_cleanly_on_sigterm() {
+    let repo = TestRepo::new();
+    let mut dev = start_dev(repo.path()).await;
+    let mut events = Events::connect(&dev.url, &dev.access).await.unwrap();
+    events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    let agents = children(dev.process.id().unwrap());
+    assert_eq!(agents.len(), 1, "one agent child: {agents:?}");
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dev.process.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(WAIT, dev.process.wait())
+        .await
+        .expect("dev stopped")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // The agent stopped by itself: dev kills it only after waiting ten seconds for that.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "dev took {:?} to stop: it had to kill its agent",
+        started.elapsed()
+    );
+    gone(agents[0], "the agent outlived dev").await;
 }

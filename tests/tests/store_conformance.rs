@@ -79,7 +79,10 @@ async fn refresh_tokens(b: Backend) {
         s.rotate_refresh_token("t1", "t3", later, now)
             .await
             .unwrap(),
-        RefreshOutcome::Reused { family_id: family }
+        RefreshOutcome::Reused {
+            user_id: u.id,
+            family_id: family
+        }
     );
     assert_eq!(
         s.rotate_refresh_token("t2", "t4", later, now)
@@ -123,6 +126,8 @@ async fn refresh_tokens(b: Backend) {
         Some((u.id, login))
     );
     assert_eq!(s.revoke_refresh_family("nope", now).await.unwrap(), None);
+    // A login that already ended does not end again.
+    assert_eq!(s.revoke_refresh_family("l1", now).await.unwrap(), None);
     assert_eq!(
         s.rotate_refresh_token("l1", "l2", later, now)
             .await

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     auth::{TokenUse, bearer},
-    domain::{Door, accounts::Tokens},
+    domain::{Door, accounts::LoginTokens},
     state::AppState,
     store::User,
 };
@@ -230,7 +230,7 @@ pub async fn refresh(
 ) -> ApiResult<Response> {
     let presented = presented_refresh(&headers, &body)?
         .ok_or_else(|| ApiError::unauthorized("no refresh token"))?;
-    let tokens = app.domain.accounts.refresh(&presented).await?;
+    let tokens = app.domain.accounts.refresh(Door::Api, &presented).await?;
     Ok(token_response(&app, tokens))
 }
 
@@ -284,7 +284,7 @@ pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Respon
 }
 
 /// The answer to a login or refresh: the pair in the body, the refresh token in the cookie.
-fn token_response(app: &AppState, tokens: Tokens) -> Response {
+fn token_response(app: &AppState, tokens: LoginTokens) -> Response {
     let mut response = ok(TokenPair {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token.clone(),

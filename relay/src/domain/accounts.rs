@@ -85,7 +85,7 @@ pub struct AccountPolicy {
 }
 
 /// A login's tokens, fresh from a login or a refresh. Its `Debug` output hides both secrets.
-pub struct Tokens {
+pub struct LoginTokens {
     /// The user.
     pub user: Uuid,
     /// The login they belong to.
@@ -98,9 +98,9 @@ pub struct Tokens {
     pub expires_in: u64,
 }
 
-impl std::fmt::Debug for Tokens {
+impl std::fmt::Debug for LoginTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
+        f.debug_struct("LoginTokens")
             .field("user", &self.user)
             .field("login", &self.login)
             .field("expires_in", &self.expires_in)
@@ -183,7 +183,7 @@ impl Accounts {
         email: &str,
         password: &str,
         client: Option<IpAddr>,
-    ) -> DomainResult<Tokens> {
+    ) -> DomainResult<LoginTokens> {
         let invalid =
             || DomainError::unauthenticated("invalid_credentials", "wrong e-mail or password");
         if password.len() > MAX_PASSWORD * 4 {
@@ -239,7 +239,7 @@ impl Accounts {
     }
 
     /// Trades a refresh token for a new pair. A token used before ends its whole login.
-    pub async fn refresh(&self, presented: &str) -> DomainResult<Tokens> {
+    pub async fn refresh(&self, door: Door, presented: &str) -> DomainResult<LoginTokens> {
         let next = auth::new_token(REFRESH_TOKEN_PREFIX);
         let now = Utc::now();
         let outcome = self
@@ -255,9 +255,14 @@ impl Accounts {
             RefreshOutcome::Rotated { user_id, family_id } => {
                 Ok(self.tokens(user_id, family_id, next.secret))
             }
-            RefreshOutcome::Reused { family_id } => {
+            RefreshOutcome::Reused { user_id, family_id } => {
                 tracing::warn!("refresh token reused; the login was revoked");
                 self.ended(family_id);
+                audit::record(Record {
+                    caller: Caller::new(user_id, door),
+                    action: "login.replayed",
+                    subject: family_id,
+                });
                 Err(DomainError::unauthenticated(
                     "refresh_reused",
                     "this refresh token was already used; log in again",
@@ -312,7 +317,7 @@ impl Accounts {
         self.access.publish(AccessChange::Login(login));
     }
 
-    fn tokens(&self, user: Uuid, login: Uuid, refresh_token: String) -> Tokens {
+    fn tokens(&self, user: Uuid, login: Uuid, refresh_token: String) -> LoginTokens {
         let ttl = self.policy.access_ttl_secs;
         let access_token = self.signer.issue_in(
             user,
@@ -321,7 +326,7 @@ impl Accounts {
             Utc::now(),
             chrono::Duration::seconds(ttl.min(i64::MAX as u64) as i64),
         );
-        Tokens {
+        LoginTokens {
             user,
             login,
             access_token,

@@ -52,7 +52,8 @@ pub enum StoreError {
     /// The agent token was revoked while the agent was connecting.
     #[error("the agent token was revoked")]
     TokenRevoked,
-    /// A stored value could not be decoded.
+    /// A stored value breaks an invariant the store keeps (values that do not even decode come
+    /// back as [`StoreError::Database`]).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
 }
@@ -151,6 +152,8 @@ pub enum RefreshOutcome {
     },
     /// The token had already been used: someone replayed it, so the whole family is revoked.
     Reused {
+        /// The user it belongs to.
+        user_id: Uuid,
         /// The family revoked.
         family_id: Uuid,
     },
@@ -262,7 +265,8 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome>;
     /// Revokes the family of the refresh token with this hash (logout) and returns it with its
-    /// user, as `(user, family)`. Unknown tokens are ignored.
+    /// user, as `(user, family)`; `None` when the token is unknown or its login had already
+    /// ended.
     async fn revoke_refresh_family(
         &self,
         token_hash: &str,

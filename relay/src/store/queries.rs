@@ -1,5 +1,6 @@
-//! Every SQL statement the store runs, by name, for both SQLite and PostgreSQL (see
-//! [`super::sql`] for what the two dialects share). Each column list is written once, as a
+//! Every SQL statement the store runs on its tables, by name, for both SQLite and PostgreSQL
+//! (see [`super::sql`] for what the two dialects share); only the migration plumbing in
+//! [`super::sql`] (reading `_sqlx_migrations`, the SQLite rebuild's pragmas) stays there. Each column list is written once, as a
 //! macro that expands to a string literal, so the statements stay `const` and are joined at
 //! compile time.
 //!
@@ -111,7 +112,7 @@ pub(super) const USE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used_at = 
 pub(super) const REVOKE_REPLAYED_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
     WHERE revoked_at IS NULL AND family_id IN \
     (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL) \
-    RETURNING family_id";
+    RETURNING user_id, family_id";
 /// The user and login of refresh token `$1`.
 pub(super) const REFRESH_FAMILY: &str =
     "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1";

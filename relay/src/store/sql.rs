@@ -261,16 +261,16 @@ macro_rules! sql_store {
                     .await?;
                 let Some(used) = used else {
                     // Unknown, revoked, or used before. A used, unrevoked token is a replay.
-                    let replayed: Vec<Uuid> = sqlx::query_scalar(q::REVOKE_REPLAYED_FAMILY)
+                    let replayed: Vec<(Uuid, Uuid)> = sqlx::query_as(q::REVOKE_REPLAYED_FAMILY)
                         .bind(presented)
                         .bind(now)
                         .fetch_all(&mut *tx)
                         .await?;
                     tx.commit().await?;
                     return Ok(match replayed.first() {
-                        Some(family_id) => RefreshOutcome::Reused {
-                            family_id: *family_id,
-                        },
+                        Some(&(user_id, family_id)) => {
+                            RefreshOutcome::Reused { user_id, family_id }
+                        }
                         None => RefreshOutcome::Invalid,
                     });
                 };
@@ -303,12 +303,13 @@ macro_rules! sql_store {
                     .bind(token_hash)
                     .fetch_optional(&self.pool)
                     .await?;
-                sqlx::query(q::REVOKE_FAMILY)
+                let revoked = sqlx::query(q::REVOKE_FAMILY)
                     .bind(login.map(|(_, family)| family))
                     .bind(now)
                     .execute(&self.pool)
-                    .await?;
-                Ok(login)
+                    .await?
+                    .rows_affected();
+                Ok(login.filter(|_| revoked > 0))
             }
 
             async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
