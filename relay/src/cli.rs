@@ -1,4 +1,4 @@
-//! The `fulcrum-relay` command line: `serve`, `migrate`, `user`, `token`, `dev`.
+//! The `fulcrum-relay` command line: `serve`, `migrate`, `user`, `token`, `keys`, `dev`.
 //!
 //! Output meant for scripts (a new user's id, a new token) goes to stdout alone; logs go to
 //! stderr.
@@ -48,8 +48,36 @@ pub enum Command {
     /// Manage agent tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Master keys for secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run a local relay on embedded SQLite with an agent on the current directory.
     Dev(crate::dev::DevArgs),
+}
+
+/// `fulcrum-relay keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new master key entry (`ID:BASE64`); put it first in the key list to make it
+    /// the current key, then run `keys rotate`.
+    Generate {
+        /// The new key's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Re-seal every stored secret under the current (first) master key; the older keys must
+    /// still be in the list. Prints how many were re-sealed.
+    Rotate {
+        /// Where the database and the keys are: the same settings as `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// How many stored secrets each master key holds, and whether the keys open them.
+    Status {
+        /// Where the database and the keys are: the same settings as `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
 }
 
 /// `fulcrum-relay user …`.
@@ -142,6 +170,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(cmd) => token(cmd).await,
+        Command::Keys(cmd) => keys(cmd).await,
         Command::Dev(args) => crate::dev::run(args).await,
     }
 }
@@ -157,6 +186,62 @@ async fn serve(args: ServeArgs) -> Result<()> {
     shutdown_signal().await;
     eprintln!("shutting down");
     relay.shutdown().await
+}
+
+async fn keys(cmd: KeysCommand) -> Result<()> {
+    use crate::{domain::secrets, secrets::KeyRing};
+    let ring = |config: &crate::Config| -> Result<KeyRing> {
+        let text = config.master_keys.as_ref().context(
+            "no master keys: set FULCRUM_MASTER_KEYS, --master-keys-file or [secrets] \
+             master_keys_file",
+        )?;
+        KeyRing::parse(text.expose()).context("cannot read the master keys")
+    };
+    match cmd {
+        KeysCommand::Generate { id } => {
+            let entry = KeyRing::generate_entry(&id);
+            // Checked like any key list, so a bad id is refused here, not at start.
+            KeyRing::parse(&entry).context("cannot make that key")?;
+            println!("{entry}");
+            Ok(())
+        }
+        KeysCommand::Rotate { db } => {
+            let config = db.resolve()?;
+            let keys = ring(&config)?;
+            let store = open_store(&config).await?;
+            let done = secrets::rotate(&store, &keys).await?;
+            println!(
+                "re-sealed {} secrets under {}{}",
+                done.resealed,
+                keys.current_id(),
+                if done.changed > 0 {
+                    format!("; {} changed meanwhile: run it again", done.changed)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
+        KeysCommand::Status { db } => {
+            let config = db.resolve()?;
+            let store = open_store(&config).await?;
+            let keys = config
+                .master_keys
+                .as_ref()
+                .map(|k| KeyRing::parse(k.expose()))
+                .transpose()
+                .context("cannot read the master keys")?;
+            let counts = secrets::check_keys(&store, keys.as_ref()).await?;
+            match &keys {
+                Some(k) => println!("current key: {}", k.current_id()),
+                None => println!("no master keys configured"),
+            }
+            for (id, n) in counts {
+                println!("{id}: {n} secrets");
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn store_for(db: &ServeArgs) -> Result<DynStore> {

@@ -23,6 +23,9 @@
 //! cors_origins = ["https://tools.example.com"] # origins that may call the REST API
 //! trusted_proxies = ["10.0.0.2"]               # peers whose X-Forwarded-For is believed
 //!
+//! [secrets]                  # master keys for secrets at rest (or FULCRUM_MASTER_KEYS)
+//! master_keys_file = "/etc/fulcrum/master-keys"   # lines ID:BASE64, the current key first
+//!
 //! [quic]                     # agents over QUIC (UDP), with the [tls] certificate
 //! enabled = true
 //! listen = "0.0.0.0:7420"    # [default: the same address and port as `listen`]
@@ -84,6 +87,17 @@ pub struct Config {
     pub quic: QuicConfig,
     /// Hosts, origins and proxies.
     pub http: HttpConfig,
+    /// The master keys that seal secrets at rest (`crate::secrets`): lines `ID:BASE64`, the
+    /// current key first. Never stored in the database.
+    pub master_keys: Option<Secret>,
+}
+
+/// `[secrets]`: where the master keys are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file of master keys, one `ID:BASE64` per line, the current key first (mode 0600).
+    pub master_keys_file: Option<PathBuf>,
 }
 
 /// `[http]`: which `Host` and `Origin` values the relay accepts, and whose forwarded addresses
@@ -367,6 +381,8 @@ pub struct FileConfig {
     pub quic: QuicConfig,
     /// See [`HttpConfig`].
     pub http: HttpConfig,
+    /// See [`SecretsConfig`].
+    pub secrets: SecretsConfig,
 }
 
 impl FileConfig {
@@ -412,6 +428,13 @@ pub struct ServeArgs {
     /// UDP address for agents over QUIC (with TLS) [default: the listen address].
     #[arg(long, env = "FULCRUM_QUIC_LISTEN")]
     pub quic_listen: Option<SocketAddr>,
+    /// A file of master keys for secrets at rest, one `ID:BASE64` per line, the current first.
+    #[arg(long, env = "FULCRUM_MASTER_KEYS_FILE")]
+    pub master_keys_file: Option<PathBuf>,
+    /// The master keys themselves, `ID:BASE64` entries separated by commas (from the
+    /// environment only: a flag would show in `ps`).
+    #[arg(skip = std::env::var("FULCRUM_MASTER_KEYS").ok().filter(|k| !k.trim().is_empty()).map(Secret::new))]
+    pub master_keys: Option<Secret>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -430,6 +453,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("quic_listen", &self.quic_listen)
+            .field("master_keys_file", &self.master_keys_file)
+            .field("master_keys", &self.master_keys)
             .finish()
     }
 }
@@ -484,6 +509,20 @@ impl ServeArgs {
                 ..file.quic
             },
             http: file.http,
+            master_keys: match (
+                &self.master_keys,
+                self.master_keys_file
+                    .clone()
+                    .or(file.secrets.master_keys_file),
+            ) {
+                (Some(keys), _) => Some(keys.clone()),
+                (None, Some(path)) => {
+                    Some(Secret::new(std::fs::read_to_string(&path).with_context(
+                        || format!("cannot read the master keys file {}", path.display()),
+                    )?))
+                }
+                (None, None) => None,
+            },
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::{
 pub const DEV_EMAIL: &str = "dev@fulcrum.local";
 const PASSWORD_FILE: &str = "dev-password";
 const TOKEN_FILE: &str = "dev-agent-token";
+const MASTER_KEYS_FILE: &str = "master-keys";
 
 /// Options of `fulcrum-relay dev`.
 #[derive(Debug, clap::Args)]
@@ -63,6 +64,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         tls: None,
         quic: Default::default(),
         http: Default::default(),
+        master_keys: Some(Secret::new(ensure_master_keys(data_dir)?)),
     };
     let store = open_store(&config).await?;
     let agent_binary = own_agent().context(
@@ -204,6 +206,18 @@ async fn ensure_dev_token(store: &DynStore, data_dir: &Path) -> Result<()> {
     let created = create_agent_token(store, owner.id, "dev").await?;
     write_secret(&file, &created.secret)?;
     Ok(())
+}
+
+/// The dev relay's master keys for secrets at rest: made the first time, kept next to the
+/// database (mode 0600) like the other dev credentials.
+fn ensure_master_keys(data_dir: &Path) -> Result<String> {
+    let file = data_dir.join(MASTER_KEYS_FILE);
+    if let Ok(keys) = std::fs::read_to_string(&file) {
+        return Ok(keys);
+    }
+    let keys = format!("{}\n", crate::secrets::KeyRing::generate_entry("dev-1"));
+    write_secret(&file, &keys)?;
+    Ok(keys)
 }
 
 /// Puts the agent binary built next to this relay into the downloads directory, so

@@ -8,7 +8,8 @@
 //! - [`domain`]: each operation a user can do, with its permission check, typed input and
 //!   errors, and the audit hook, in services built with the narrow dependencies they use
 //!   ([`server`] composes them). It imports no door and not [`state::AppState`].
-//! - Services the doors and the domain share: [`tasks`] (the task feed, log reads, leases), [`sessions`] (live agent sessions on this node), [`access`] (access changes for
+//! - Services the doors and the domain share: [`secrets`] (sealing under the master keys),
+//!   [`tasks`] (the task feed, log reads, leases), [`sessions`] (live agent sessions on this node), [`access`] (access changes for
 //!   open streams), [`bus`] (fan-out per owner), [`auth`] (passwords, tokens, signed tokens),
 //!   [`ratelimit`], [`http`] (errors, envelope, headers and CORS of every HTTP answer).
 //! - [`store`]: durable state behind one trait, SQLite and PostgreSQL, its SQL named in one
@@ -35,6 +36,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
+pub mod secrets;
 pub mod server;
 pub mod sessions;
 pub mod state;

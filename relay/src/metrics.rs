@@ -9,7 +9,9 @@
 //! reporting its process started); `login_failures_total`; `login_throttled_total` by `limit`
 //! (`account`/`address`); `access_changes_total` (memberships, logins and tokens that lost
 //! access, told to open streams); `streams_cut_total` by `stream` (`follow`, `events`, `mcp`:
-//! open streams stopped because their access went away).
+//! open streams stopped because their access went away); `secrets_sealed_total`;
+//! `secrets_opened_total` by `outcome` (`ok`/`failed`: a failure is a wrong key or a changed
+//! ciphertext).
 //!
 //! Every request gets an id: the client's `X-Request-Id` if it sent a sane one, else a new
 //! UUID. It is returned in `X-Request-Id` and carried by the request's tracing span, so every
@@ -91,6 +93,14 @@ pub struct Metrics {
     login_throttled: Family<LimitLabels, Counter>,
     access_changes: Counter,
     streams_cut: Family<StreamLabels, Counter>,
+    secrets_sealed: Counter,
+    secrets_opened: Family<OutcomeLabels, Counter>,
+}
+
+/// Whether an operation worked.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -162,7 +172,21 @@ impl Default for Metrics {
             "Open streams stopped because their access went away, by stream",
             streams_cut.clone(),
         );
+        let secrets_sealed = Counter::default();
+        registry.register(
+            "secrets_sealed",
+            "Secrets sealed under the current master key",
+            secrets_sealed.clone(),
+        );
+        let secrets_opened = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "secrets_opened",
+            "Stored secrets opened, by outcome (ok, failed)",
+            secrets_opened.clone(),
+        );
         Self {
+            secrets_sealed,
+            secrets_opened,
             login_failures,
             login_throttled,
             access_changes,
@@ -221,6 +245,20 @@ impl Metrics {
     /// Counts a loss of access told to open streams (or a revoked token).
     pub fn access_changed(&self) {
         self.access_changes.inc();
+    }
+
+    /// Counts a secret sealed.
+    pub fn secret_sealed(&self) {
+        self.secrets_sealed.inc();
+    }
+
+    /// Counts a stored secret opened (or not).
+    pub fn secret_opened(&self, ok: bool) {
+        self.secrets_opened
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
     }
 
     /// Counts an open stream stopped because its access went away.

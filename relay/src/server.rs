@@ -115,8 +115,29 @@ impl Relay {
                  (FULCRUM_PUBLIC_URL) to the address users reach it at"
             );
         }
+        let keys = match &config.master_keys {
+            Some(text) => Some(Arc::new(
+                crate::secrets::KeyRing::parse(text.expose())
+                    .context("cannot read the master keys")?,
+            )),
+            None => None,
+        };
+        let sealed = crate::domain::secrets::check_keys(&store, keys.as_deref())
+            .await
+            .context("the master keys do not open the secrets this relay stores")?;
+        tracing::info!(
+            master_key = keys.as_ref().map(|k| k.current_id()),
+            sealed = sealed.iter().map(|(_, n)| n).sum::<u64>(),
+            "secrets at rest"
+        );
         let (stop, stopping) = watch::channel(false);
-        let state = compose(store, auth::Signer::new(&key), config, stopping.clone());
+        let state = compose(
+            store,
+            auth::Signer::new(&key),
+            config,
+            keys,
+            stopping.clone(),
+        );
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(
             state.store.clone(),
@@ -216,6 +237,7 @@ fn compose(
     store: DynStore,
     signer: auth::Signer,
     config: Config,
+    keys: Option<Arc<crate::secrets::KeyRing>>,
     shutdown: watch::Receiver<bool>,
 ) -> AppState {
     use crate::domain::{
@@ -277,6 +299,7 @@ fn compose(
         ),
         tokens: Tokens::new(store.clone(), on_revoke),
         workspaces,
+        secrets: crate::domain::secrets::Secrets::new(store.clone(), keys, metrics.clone()),
     };
     AppState {
         store,

@@ -162,6 +162,8 @@ pub struct RelayOptions {
     /// Requests a minute per user and per agent token; 0 (the tests' default) is unlimited, so
     /// only the test of the limit meets it.
     pub requests_per_minute: u32,
+    /// Master keys for secrets at rest (`ID:BASE64` entries), if any.
+    pub master_keys: Option<String>,
 }
 
 impl Default for RelayOptions {
@@ -175,6 +177,7 @@ impl Default for RelayOptions {
             task_grace_secs: 10,
             task_log_limit_bytes: 64 * 1024 * 1024,
             requests_per_minute: 0,
+            master_keys: None,
         }
     }
 }
@@ -202,6 +205,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         tls: opts.tls.clone(),
         quic: quic_config(opts),
         http: Default::default(),
+        master_keys: opts.master_keys.clone().map(Secret::new),
     }
 }
 

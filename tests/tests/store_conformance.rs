@@ -15,6 +15,7 @@ both_backends!(
     agent_tokens,
     workspaces_and_exactly_once,
     secrets,
+    sealed_secrets,
     invitations
 );
 
@@ -478,6 +479,74 @@ async fn secrets(b: Backend) {
     assert_eq!(first, vec![1, 2, 3]);
     assert_eq!(second, first, "a secret is generated once and shared");
     assert_eq!(s.secret("other", &|| vec![7]).await.unwrap(), vec![7]);
+}
+
+async fn sealed_secrets(b: Backend) {
+    use fulcrum_relay::secrets::Sealed;
+    let (_db, s) = open(b).await;
+    let a = s.create_user("a@example.com", "h").await.unwrap();
+    let bob = s.create_user("b@example.com", "h").await.unwrap();
+    let now = Utc::now();
+    let sealed = |key: &str, byte: u8| Sealed {
+        key_id: key.into(),
+        blob: vec![byte; 40],
+    };
+    s.put_sealed(a.id, "openai", &sealed("k1", 1), now)
+        .await
+        .unwrap();
+    s.put_sealed(a.id, "github", &sealed("k1", 2), now)
+        .await
+        .unwrap();
+    s.put_sealed(bob.id, "openai", &sealed("k2", 3), now)
+        .await
+        .unwrap();
+    // Scoped by owner; a second put of a name replaces it.
+    assert_eq!(
+        s.sealed(a.id, "openai").await.unwrap(),
+        Some(sealed("k1", 1))
+    );
+    assert_eq!(s.sealed(bob.id, "github").await.unwrap(), None);
+    assert_eq!(s.sealed_names(a.id).await.unwrap(), ["github", "openai"]);
+    s.put_sealed(a.id, "github", &sealed("k1", 4), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sealed(a.id, "github").await.unwrap(),
+        Some(sealed("k1", 4))
+    );
+    assert_eq!(
+        s.sealed_key_counts().await.unwrap(),
+        [("k1".to_owned(), 2), ("k2".to_owned(), 1)]
+    );
+    // A rotation's view: what is not under k2, and a swap only of what is still there.
+    let old = s.sealed_not_under("k2", 10).await.unwrap();
+    assert_eq!(old.len(), 2);
+    assert!(
+        old.iter()
+            .all(|(owner, _, x)| *owner == a.id && x.key_id == "k1")
+    );
+    assert_eq!(s.sealed_not_under("k2", 1).await.unwrap().len(), 1);
+    assert!(
+        s.reseal(a.id, "openai", &sealed("k1", 1), &sealed("k2", 9))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.reseal(a.id, "github", &sealed("k1", 2), &sealed("k2", 9))
+            .await
+            .unwrap(),
+        "a value changed since it was read is not overwritten"
+    );
+    assert_eq!(
+        s.sealed_sample("k2")
+            .await
+            .unwrap()
+            .map(|(_, _, x)| x.key_id),
+        Some("k2".to_owned())
+    );
+    assert!(s.delete_sealed(a.id, "openai").await.unwrap());
+    assert!(!s.delete_sealed(a.id, "openai").await.unwrap());
+    assert!(!s.delete_sealed(bob.id, "github").await.unwrap());
 }
 
 async fn invitations(b: Backend) {

@@ -100,6 +100,10 @@ pub struct Health {
     /// `ok` when the database answered (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<&'static str>,
+    /// The master key that seals secrets, by id, or `not_configured` (readiness only; the
+    /// relay does not start when its keys do not open what is stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<String>,
 }
 
 /// `GET /health/live` (also `/health`): the process is up.
@@ -111,6 +115,7 @@ async fn live() -> Response {
     envelope::ok(Health {
         status: "ok",
         database: None,
+        secrets: None,
     })
 }
 
@@ -127,6 +132,12 @@ async fn ready(State(app): State<AppState>) -> Response {
         Ok(()) => envelope::ok(Health {
             status: "ready",
             database: Some("ok"),
+            secrets: Some(
+                app.domain
+                    .secrets
+                    .current_key()
+                    .map_or_else(|| "not_configured".to_owned(), |id| format!("key {id}")),
+            ),
         }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

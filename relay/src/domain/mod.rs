@@ -13,11 +13,13 @@
 //! - [`projects`]: projects, members, invitations and the project report.
 //! - [`workspaces`]: a user's workspaces as they are now.
 //! - [`accounts`]: sign-up, logins, refresh and logout; [`tokens`]: agent and MCP tokens.
+//! - [`secrets`]: a user's secrets, sealed at rest; the start-up key check and rotation.
 //! - [`audit`]: the one place that records who did what, from where.
 
 pub mod accounts;
 pub mod audit;
 pub mod projects;
+pub mod secrets;
 pub mod tasks;
 pub mod tokens;
 pub mod workspaces;
@@ -38,6 +40,8 @@ pub struct Domain {
     pub tokens: tokens::Tokens,
     /// Workspaces as they are now.
     pub workspaces: workspaces::Workspaces,
+    /// Secrets kept sealed.
+    pub secrets: secrets::Secrets,
 }
 
 /// The door a request came through.

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulcrum_protocol::{AgentMessage, CoderFacts, Durable, RepoStatus, WorkspaceIdentity};
+
+use crate::secrets::Sealed;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -351,6 +353,43 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     async fn list_workspaces(&self, owner: Uuid) -> StoreResult<Vec<Workspace>>;
     /// One of the owner's workspaces.
     async fn get_workspace(&self, owner: Uuid, id: Uuid) -> StoreResult<Option<Workspace>>;
+
+    /// Stores `owner`'s sealed secret `name`, replacing one of that name.
+    async fn put_sealed(
+        &self,
+        owner: Uuid,
+        name: &str,
+        sealed: &Sealed,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// `owner`'s sealed secret `name`.
+    async fn sealed(&self, owner: Uuid, name: &str) -> StoreResult<Option<Sealed>>;
+    /// The names of `owner`'s sealed secrets.
+    async fn sealed_names(&self, owner: Uuid) -> StoreResult<Vec<String>>;
+    /// Deletes `owner`'s sealed secret `name`; false when there was none.
+    async fn delete_sealed(&self, owner: Uuid, name: &str) -> StoreResult<bool>;
+    /// How many sealed secrets each master key id holds (the relay's own use: start-up checks,
+    /// rotation, metrics).
+    async fn sealed_key_counts(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Up to `limit` sealed secrets under keys other than `key_id`, as `(owner, name, sealed)`
+    /// (the relay's own use: rotation).
+    async fn sealed_not_under(
+        &self,
+        key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, String, Sealed)>>;
+    /// One sealed secret under `key_id`, if any, as `(owner, name, sealed)` (the relay's own
+    /// use: checking at start that the key opens it).
+    async fn sealed_sample(&self, key_id: &str) -> StoreResult<Option<(Uuid, String, Sealed)>>;
+    /// Replaces the seal of `owner`'s secret `name` with `next` if it is still `was`; false
+    /// when it changed in between (the relay's own use: rotation).
+    async fn reseal(
+        &self,
+        owner: Uuid,
+        name: &str,
+        was: &Sealed,
+        next: &Sealed,
+    ) -> StoreResult<bool>;
 
     /// The relay-wide secret `name`, created with `generate` on first use. All nodes sharing the
     /// database get the same value.

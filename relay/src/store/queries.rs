@@ -1,8 +1,8 @@
 //! Every SQL statement the store runs on its tables, by name, for both SQLite and PostgreSQL
-//! (see [`super::sql`] for what the two dialects share); only the migration plumbing in
-//! [`super::sql`] (reading `_sqlx_migrations`, the SQLite rebuild's pragmas) stays there. Each column list is written once, as a
-//! macro that expands to a string literal, so the statements stay `const` and are joined at
-//! compile time.
+//! (see [`super::sql`] for what the two dialects share); only the migration plumbing (reading
+//! `_sqlx_migrations`, the SQLite rebuild's pragmas) stays in [`super::sql`]. Each column list
+//! is written once, as a macro that expands to a string literal, so the statements stay
+//! `const` and are joined at compile time.
 //!
 //! Rows come back as [`sqlx::FromRow`] types named after them: [`super::User`],
 //! [`super::AgentToken`], [`super::Workspace`], [`super::Project`], [`super::Member`],
@@ -176,7 +176,8 @@ pub(super) const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces \
     agent_stream = excluded.agent_stream \
     RETURNING id, agent_seq";
 /// Marks a workspace offline, unless a later session (opened after `$4`) holds it.
-pub(super) const WORKSPACE_OFFLINE: &str = "UPDATE workspaces SET online = FALSE, last_seen_at = $3 \
+pub(super) const WORKSPACE_OFFLINE: &str = "UPDATE workspaces \
+    SET online = FALSE, last_seen_at = $3 \
     WHERE owner_id = $1 AND id = $2 AND (connected_at IS NULL OR connected_at <= $4)";
 pub(super) const ALL_OFFLINE: &str =
     "UPDATE workspaces SET online = FALSE, last_seen_at = $1 WHERE online";
@@ -201,6 +202,33 @@ pub(super) const DELETE_REPO: &str =
 pub(super) const INSERT_SECRET: &str = "INSERT INTO relay_secrets (name, value, created_at) \
     VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
 pub(super) const SECRET: &str = "SELECT value FROM relay_secrets WHERE name = $1";
+
+// ---- Sealed secrets ---------------------------------------------------------------------------
+
+/// Stores a sealed secret, replacing one of the same owner and name.
+pub(super) const PUT_SEALED: &str = "INSERT INTO sealed_secrets \
+    (owner_id, name, key_id, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+    ON CONFLICT (owner_id, name) DO UPDATE SET key_id = excluded.key_id, \
+    sealed = excluded.sealed, updated_at = excluded.updated_at";
+pub(super) const SEALED: &str =
+    "SELECT key_id, sealed FROM sealed_secrets WHERE owner_id = $1 AND name = $2";
+pub(super) const SEALED_NAMES: &str =
+    "SELECT name FROM sealed_secrets WHERE owner_id = $1 ORDER BY name";
+pub(super) const DELETE_SEALED: &str =
+    "DELETE FROM sealed_secrets WHERE owner_id = $1 AND name = $2";
+/// How many secrets each master key sealed.
+pub(super) const SEALED_KEY_COUNTS: &str =
+    "SELECT key_id, COUNT(*) FROM sealed_secrets GROUP BY key_id ORDER BY key_id";
+/// Up to `$2` secrets sealed under any key but `$1` (for a rotation).
+pub(super) const SEALED_NOT_UNDER: &str = "SELECT owner_id, name, key_id, sealed \
+    FROM sealed_secrets WHERE key_id <> $1 ORDER BY owner_id, name LIMIT $2";
+/// One secret sealed under key `$1`.
+pub(super) const SEALED_UNDER_ONE: &str = "SELECT owner_id, name, key_id, sealed \
+    FROM sealed_secrets WHERE key_id = $1 LIMIT 1";
+/// Replaces a secret's seal, if it is still the one read (`$3`, `$4`): a rotation never
+/// overwrites a value written in between.
+pub(super) const RESEAL: &str = "UPDATE sealed_secrets SET key_id = $5, sealed = $6 \
+    WHERE owner_id = $1 AND name = $2 AND key_id = $3 AND sealed = $4";
 
 // ---- Projects and members ---------------------------------------------------------------------
 

@@ -78,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
             "*/ SELECT 1;"
         ),
     ),
+    (
+        6,
+        "sealed secrets",
+        include_str!("../../../migrations/sqlite/0006_sealed_secrets.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -114,6 +119,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "closed sets",
         include_str!("../../../migrations/postgres/0005_closed_sets.sql"),
+    ),
+    (
+        6,
+        "sealed secrets",
+        include_str!("../../../migrations/postgres/0006_sealed_secrets.sql"),
     ),
 ];
 
@@ -548,6 +558,109 @@ macro_rules! sql_store {
 
             async fn get_workspace(&self, owner: Uuid, id: Uuid) -> StoreResult<Option<Workspace>> {
                 Ok(self.load_workspaces(owner, Some(id)).await?.pop())
+            }
+
+            async fn put_sealed(
+                &self,
+                owner: Uuid,
+                name: &str,
+                sealed: &Sealed,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(q::PUT_SEALED)
+                    .bind(owner)
+                    .bind(name)
+                    .bind(&sealed.key_id)
+                    .bind(&sealed.blob)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn sealed(&self, owner: Uuid, name: &str) -> StoreResult<Option<Sealed>> {
+                let row: Option<(String, Vec<u8>)> = sqlx::query_as(q::SEALED)
+                    .bind(owner)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(key_id, blob)| Sealed { key_id, blob }))
+            }
+
+            async fn sealed_names(&self, owner: Uuid) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(q::SEALED_NAMES)
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn delete_sealed(&self, owner: Uuid, name: &str) -> StoreResult<bool> {
+                let n = sqlx::query(q::DELETE_SEALED)
+                    .bind(owner)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn sealed_key_counts(&self) -> StoreResult<Vec<(String, u64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(q::SEALED_KEY_COUNTS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(k, n)| (k, n.max(0) as u64))
+                    .collect())
+            }
+
+            async fn sealed_not_under(
+                &self,
+                key_id: &str,
+                limit: u32,
+            ) -> StoreResult<Vec<(Uuid, String, Sealed)>> {
+                let rows: Vec<(Uuid, String, String, Vec<u8>)> =
+                    sqlx::query_as(q::SEALED_NOT_UNDER)
+                        .bind(key_id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(owner, name, key_id, blob)| (owner, name, Sealed { key_id, blob }))
+                    .collect())
+            }
+
+            async fn sealed_sample(
+                &self,
+                key_id: &str,
+            ) -> StoreResult<Option<(Uuid, String, Sealed)>> {
+                let row: Option<(Uuid, String, String, Vec<u8>)> =
+                    sqlx::query_as(q::SEALED_UNDER_ONE)
+                        .bind(key_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(owner, name, key_id, blob)| (owner, name, Sealed { key_id, blob })))
+            }
+
+            async fn reseal(
+                &self,
+                owner: Uuid,
+                name: &str,
+                was: &Sealed,
+                next: &Sealed,
+            ) -> StoreResult<bool> {
+                let n = sqlx::query(q::RESEAL)
+                    .bind(owner)
+                    .bind(name)
+                    .bind(&was.key_id)
+                    .bind(&was.blob)
+                    .bind(&next.key_id)
+                    .bind(&next.blob)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
             }
 
             async fn secret(

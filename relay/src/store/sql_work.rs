@@ -89,7 +89,10 @@ macro_rules! sql_work_store {
                                 .await?;
                             match stored.map(|(at, limit)| (at as u64, limit as u64)) {
                                 Some((_, limit)) if end > limit + MARKER_ROOM => {
-                                    tracing::warn!(task = %task_id, "output past the log limit dropped");
+                                    tracing::warn!(
+                                        task = %task_id,
+                                        "output past the log limit dropped"
+                                    );
                                     return Ok(());
                                 }
                                 // A replay of what is stored already.
@@ -97,7 +100,12 @@ macro_rules! sql_work_store {
                                     return Ok(());
                                 }
                                 Some((at, _)) => {
-                                    tracing::warn!(task = %task_id, stored = at, offset, "log gap: storing the chunk where it belongs");
+                                    tracing::warn!(
+                                        task = %task_id,
+                                        stored = at,
+                                        offset,
+                                        "log gap: storing the chunk where it belongs"
+                                    );
                                     sqlx::query(q::SET_LOG_POSITION)
                                         .bind(task_id)
                                         .bind(to_db(end)?)
@@ -465,7 +473,11 @@ macro_rules! sql_work_store {
                 Ok(Some((task, audience)))
             }
 
-            async fn tasks_to_resume(&self, owner: Uuid, workspace: Uuid) -> StoreResult<Vec<Task>> {
+            async fn tasks_to_resume(
+                &self,
+                owner: Uuid,
+                workspace: Uuid,
+            ) -> StoreResult<Vec<Task>> {
                 Ok(sqlx::query_as(q::TASKS_TO_RESUME)
                     .bind(workspace)
                     .bind(owner)
