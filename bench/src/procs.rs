@@ -151,7 +151,10 @@ impl RelayProcess {
         // The benchmarks drive the relay far past the default 100 requests a minute.
         std::fs::write(
             &config,
-            format!("[auth]\nrequests_per_minute = 0\n\n[agents]\n{agents}{tls_section}"),
+            format!(
+                "[auth]\nrequests_per_minute = 0\nmcp_requests_per_minute = 0\n\n\
+                 [agents]\n{agents}{tls_section}"
+            ),
         )?;
         let mut cmd = Command::new(&bin);
         let listen = listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address"));

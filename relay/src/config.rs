@@ -282,6 +282,9 @@ pub struct AuthConfig {
     /// Requests a minute each user (API) and each agent token (connections) may make, in
     /// bursts of as many; 0 turns the limit off.
     pub requests_per_minute: u32,
+    /// Requests a minute each MCP token may make to `/mcp`, in bursts of as many (a model
+    /// calls tools in runs); 0 turns the limit off.
+    pub mcp_requests_per_minute: u32,
     /// Failed logins of one account before each further attempt waits (1 s, doubling).
     pub login_free_failures: u32,
     /// The longest wait an account's failed logins cause.
@@ -309,6 +312,7 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 7 * 24 * 3600,
             events_ticket_ttl_secs: 30,
             requests_per_minute: 100,
+            mcp_requests_per_minute: 600,
             login_free_failures: 5,
             login_max_backoff_secs: 60,
             login_failures_per_address_per_minute: 20,

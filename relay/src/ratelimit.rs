@@ -1,5 +1,7 @@
-//! Request limits per user and per agent token (default 100 a minute each, `[auth]
-//! requests_per_minute`; 0 turns them off). A request over the limit gets 429 with
+//! Request limits per credential, on every door: per user on the REST API and the events
+//! socket's ticket, per agent token on the agent doors (default 100 a minute each, `[auth]
+//! requests_per_minute`), and per MCP token on `/mcp` (default 600 a minute, `[auth]
+//! mcp_requests_per_minute`); 0 turns a limit off. A request over its limit gets 429 with
 //! `Retry-After`. Limits are kept in memory on each node; idle entries are forgotten every few
 //! seconds, so memory follows the number of active users and tokens.
 //!
@@ -30,22 +32,28 @@ pub enum Key {
     User(Uuid),
     /// Connection attempts with an agent token.
     Token(Uuid),
+    /// Requests to `/mcp` with an MCP token.
+    Mcp(Uuid),
 }
 
 /// The relay's request limits.
 pub struct Limits {
     limiter: Option<DefaultKeyedRateLimiter<Key>>,
+    mcp: Option<DefaultKeyedRateLimiter<Key>>,
     clock: DefaultClock,
     /// Limits on failed logins.
     pub logins: std::sync::Arc<LoginLimits>,
 }
 
 impl Limits {
-    /// Limits of `per_minute` requests per key, with bursts of as many (0 means unlimited), and
-    /// failed logins limited by `logins`.
-    pub fn new(per_minute: u32, logins: LoginPolicy) -> Self {
+    /// Limits of `per_minute` requests per user and agent token and `mcp_per_minute` per MCP
+    /// token, with bursts of as many (0 means unlimited), and failed logins limited by
+    /// `logins`.
+    pub fn new(per_minute: u32, mcp_per_minute: u32, logins: LoginPolicy) -> Self {
+        let keyed = |n: u32| NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         Self {
-            limiter: NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            limiter: keyed(per_minute),
+            mcp: keyed(mcp_per_minute),
             clock: DefaultClock::default(),
             logins: std::sync::Arc::new(LoginLimits::new(logins)),
         }
@@ -54,7 +62,11 @@ impl Limits {
     /// Counts a request; `Err(seconds)` when it is over the limit and may be retried after that
     /// many seconds.
     pub fn check(&self, key: Key) -> Result<(), u64> {
-        let Some(limiter) = &self.limiter else {
+        let limiter = match key {
+            Key::Mcp(_) => &self.mcp,
+            Key::User(_) | Key::Token(_) => &self.limiter,
+        };
+        let Some(limiter) = limiter else {
             return Ok(());
         };
         limiter.check_key(&key).map_err(|not_until| {
@@ -66,7 +78,7 @@ impl Limits {
     /// Forgets keys whose limit is back to full.
     pub fn forget_idle(&self) {
         self.logins.forget_idle();
-        if let Some(limiter) = &self.limiter {
+        for limiter in [&self.limiter, &self.mcp].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -389,7 +401,7 @@ mod tests {
             max_backoff: Duration::from_secs(60),
             address_failures_per_minute: 20,
         };
-        let limits = Limits::new(3, logins);
+        let limits = Limits::new(3, 2, logins);
         let (a, b) = (Key::User(Uuid::new_v4()), Key::Token(Uuid::new_v4()));
         for _ in 0..3 {
             assert!(limits.check(a).is_ok());
@@ -397,7 +409,11 @@ mod tests {
         let wait = limits.check(a).unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limits.check(b).is_ok());
-        let off = Limits::new(0, logins);
+        // MCP tokens have a budget of their own size.
+        let m = Key::Mcp(Uuid::new_v4());
+        assert!(limits.check(m).is_ok() && limits.check(m).is_ok());
+        assert!(limits.check(m).is_err());
+        let off = Limits::new(0, 0, logins);
         for _ in 0..1000 {
             assert!(off.check(a).is_ok());
         }

@@ -255,6 +255,7 @@ fn compose(
     let mcp: Arc<crate::mcp::access::McpState> = Default::default();
     let limits = Arc::new(crate::ratelimit::Limits::new(
         config.auth.requests_per_minute,
+        config.auth.mcp_requests_per_minute,
         config.auth.login_policy(),
     ));
     let feed = Arc::new(crate::tasks::TaskFeed::new(

@@ -162,6 +162,8 @@ pub struct RelayOptions {
     /// Requests a minute per user and per agent token; 0 (the tests' default) is unlimited, so
     /// only the test of the limit meets it.
     pub requests_per_minute: u32,
+    /// Requests a minute per MCP token; 0 (the tests' default) is unlimited.
+    pub mcp_requests_per_minute: u32,
     /// Master keys for secrets at rest (`ID:BASE64` entries), if any.
     pub master_keys: Option<String>,
 }
@@ -177,6 +179,7 @@ impl Default for RelayOptions {
             task_grace_secs: 10,
             task_log_limit_bytes: 64 * 1024 * 1024,
             requests_per_minute: 0,
+            mcp_requests_per_minute: 0,
             master_keys: None,
         }
     }
@@ -193,6 +196,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         auth: AuthConfig {
             signup_enabled: opts.signup,
             requests_per_minute: opts.requests_per_minute,
+            mcp_requests_per_minute: opts.mcp_requests_per_minute,
             ..AuthConfig::default()
         },
         agents: AgentConfig {

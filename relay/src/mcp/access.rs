@@ -161,6 +161,12 @@ pub(super) async fn authenticate(
     };
     match app.mcp.tokens.check(&app, &secret).await {
         Ok(Some(caller)) => {
+            if let Err(secs) = app
+                .limits
+                .check(crate::ratelimit::Key::Mcp(caller.token_id))
+            {
+                return rate_limited(secs);
+            }
             req.extensions_mut().insert(caller);
             within_session(&app, caller, req, next).await
         }
@@ -174,6 +180,20 @@ pub(super) async fn authenticate(
                 .into_response()
         }
     }
+}
+
+/// 429: this MCP token made too many requests; retry after `secs` seconds.
+fn rate_limited(secs: u64) -> Response {
+    let secs = secs.max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        Json(serde_json::json!({
+            "error": "rate_limited",
+            "message": format!("too many requests with this MCP token; retry after {secs} s"),
+        })),
+    )
+        .into_response()
 }
 
 /// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
