@@ -120,6 +120,20 @@ closed_set! {
 }
 
 closed_set! {
+    /// A dashboard theme.
+    #[derive(Default)]
+    pub enum Theme {
+        /// As the operating system says.
+        #[default]
+        System = "system",
+        /// Light.
+        Light = "light",
+        /// Dark.
+        Dark = "dark",
+    }
+}
+
+closed_set! {
     /// A project's health in one word.
     pub enum Health {
         /// A task runs now.

@@ -22,12 +22,48 @@ both_backends!(
 /// The last migration before the closed sets were checked.
 const BEFORE: i64 = 4;
 
+/// A user row written with the columns of the schema at [`BEFORE`].
+struct OldUser {
+    id: Uuid,
+}
+
+impl OldUser {
+    async fn insert(db: &TestDb, email: &str) -> Self {
+        const SQL: &str =
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, 'h', $3)";
+        let id = Uuid::now_v7();
+        if db.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(email)
+                .bind(Utc::now())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(email)
+                .bind(Utc::now())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Self { id }
+    }
+}
+
 async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     let db = TestDb::new(b).await;
     let now = Utc::now();
     let old = store::open_upto(&db.url, BEFORE).await.unwrap();
-    let alice = old.create_user("alice@example.com", "h").await.unwrap();
-    let bob = old.create_user("bob@example.com", "h").await.unwrap();
+    // Users as that schema had them (the store's code reads the columns later migrations add).
+    let alice = OldUser::insert(&db, "alice@example.com").await;
+    let bob = OldUser::insert(&db, "bob@example.com").await;
     let token = old
         .create_agent_token(alice.id, "ws", "hash", "fca_x")
         .await
@@ -150,6 +186,11 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
 
     // The upgrade: every row is still there, as it was.
     let new = store::open(&db.url).await.unwrap();
+    // Users made before the profile columns read back with an empty name and defaults.
+    let upgraded = new.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(upgraded.email, "alice@example.com");
+    assert_eq!(upgraded.full_name, "");
+    assert_eq!(upgraded.preferences, store::Preferences::default());
     let (after, total) = new.list_tasks(alice.id, &filter).await.unwrap();
     assert_eq!(total, 3);
     assert_eq!(format!("{after:?}"), format!("{before:?}"));

@@ -283,6 +283,99 @@ pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Respon
     Ok(ok(app.domain.accounts.me(user.caller()).await?))
 }
 
+/// Body of `PATCH /api/v1/me`: what to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeChange {
+    /// The name shown for you (empty clears it).
+    #[schema(max_length = 200)]
+    full_name: Option<String>,
+    /// Your preferences, replacing the stored ones whole.
+    preferences: Option<crate::store::Preferences>,
+}
+
+/// `PATCH /api/v1/me`: change your name or preferences.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    operation_id = "update_me",
+    tag = "auth",
+    request_body = MeChange,
+    responses(
+        (status = 200, description = "You, changed", body = Envelope<User>),
+        (status = 404, description = "No such default project, or not yours", body = ErrorBody),
+        AuthErrors,
+        BodyErrors
+    )
+)]
+pub async fn update_me(
+    State(app): State<AppState>,
+    user: AuthUser,
+    ApiJson(change): ApiJson<MeChange>,
+) -> ApiResult<Response> {
+    let change = crate::domain::accounts::ProfileChange {
+        full_name: change.full_name,
+        preferences: change.preferences,
+    };
+    Ok(ok(app
+        .domain
+        .accounts
+        .update_profile(user.caller(), change)
+        .await?))
+}
+
+/// Body of `POST /api/v1/me/password` (no `Debug`: it holds passwords).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// Your current password.
+    current_password: String,
+    /// The new one, 8 to 1024 characters.
+    new_password: String,
+}
+
+/// What a password change did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PasswordChanged {
+    /// How many of your other logins ended (this one stays).
+    pub other_logins_ended: usize,
+}
+
+/// `POST /api/v1/me/password`: change your password; your other logins end at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    operation_id = "change_password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; the other logins ended", body = Envelope<PasswordChanged>),
+        AuthErrors,
+        BodyErrors
+    )
+)]
+pub async fn change_password(
+    State(app): State<AppState>,
+    user: AuthUser,
+    ClientAddr(client): ClientAddr,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> ApiResult<Response> {
+    let ended = app
+        .domain
+        .accounts
+        .change_password(
+            user.caller(),
+            user.login,
+            &change.current_password,
+            &change.new_password,
+            client,
+        )
+        .await?;
+    Ok(ok(PasswordChanged {
+        other_logins_ended: ended,
+    }))
+}
+
 /// The answer to a login or refresh: the pair in the body, the refresh token in the cookie.
 fn token_response(app: &AppState, tokens: LoginTokens) -> Response {
     let mut response = ok(TokenPair {

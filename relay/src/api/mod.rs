@@ -32,7 +32,8 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout));
     let rest = Router::new()
-        .route("/me", get(auth::me))
+        .route("/me", get(auth::me).patch(auth::update_me))
+        .route("/me/password", post(auth::change_password))
         .route("/agent-tokens", get(tokens::list).post(tokens::create))
         .route("/agent-tokens/{id}", delete(tokens::revoke))
         .route("/workspaces", get(workspaces::list))

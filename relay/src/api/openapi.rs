@@ -19,7 +19,8 @@ use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
             from `POST /api/v1/auth/login`."
     ),
     paths(
-        auth::signup, auth::login, auth::refresh, auth::logout, auth::me,
+        auth::signup, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me,
+        auth::change_password,
         tokens::list, tokens::create, tokens::revoke,
         workspaces::list, workspaces::get,
         projects::list, projects::create, projects::get, projects::update, projects::archive,

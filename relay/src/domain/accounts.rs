@@ -21,8 +21,22 @@ use crate::{
     auth::{self, REFRESH_TOKEN_PREFIX, Signer, TokenUse},
     metrics::Metrics,
     ratelimit::{LoginLimit, LoginLimits},
-    store::{DynStore, NewRefreshToken, RefreshOutcome, StoreError, User},
+    store::{DynStore, NewRefreshToken, Preferences, RefreshOutcome, StoreError, User},
 };
+
+/// Longest display name.
+const MAX_FULL_NAME: usize = 200;
+/// Longest time zone name.
+const MAX_TIME_ZONE: usize = 64;
+
+/// Changes to the caller's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// The name shown for the user (empty clears it).
+    pub full_name: Option<String>,
+    /// Preferences, replacing the stored ones whole.
+    pub preferences: Option<Preferences>,
+}
 
 /// Longest e-mail address.
 const MAX_EMAIL: usize = 254;
@@ -298,6 +312,118 @@ impl Accounts {
         self.store.user_by_id(caller.user).await?.ok_or_else(|| {
             DomainError::unauthenticated("unauthorized", "the user no longer exists")
         })
+    }
+
+    /// Changes the caller's name and preferences. A default project must be one the caller is
+    /// a member of.
+    pub async fn update_profile(
+        &self,
+        caller: Caller,
+        change: ProfileChange,
+    ) -> DomainResult<User> {
+        let full_name = change.full_name.map(|n| n.trim().to_owned());
+        if let Some(name) = &full_name
+            && (name.chars().count() > MAX_FULL_NAME || name.chars().any(char::is_control))
+        {
+            return Err(DomainError::Invalid(format!(
+                "full_name is at most {MAX_FULL_NAME} characters, without control characters"
+            )));
+        }
+        if let Some(p) = &change.preferences {
+            if let Some(tz) = &p.time_zone
+                && (tz.is_empty()
+                    || tz.len() > MAX_TIME_ZONE
+                    || !tz
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)))
+            {
+                return Err(DomainError::Invalid(
+                    "time_zone is an IANA name such as Europe/Berlin".into(),
+                ));
+            }
+            if let Some(project) = p.default_project
+                && self
+                    .store
+                    .get_project(caller.user, project)
+                    .await?
+                    .is_none()
+            {
+                return Err(DomainError::NotFound("project"));
+            }
+        }
+        let user = self
+            .store
+            .update_profile(
+                caller.user,
+                full_name.as_deref(),
+                change.preferences.as_ref(),
+            )
+            .await?
+            .ok_or_else(|| {
+                DomainError::unauthenticated("unauthorized", "the user no longer exists")
+            })?;
+        audit::record(Record {
+            caller,
+            action: "user.update_profile",
+            subject: caller.user,
+        });
+        Ok(user)
+    }
+
+    /// Changes the caller's password, given the current one, and ends their other logins (all
+    /// but `login`, the one the request came with): their sockets close at once. Wrong current
+    /// passwords count against the same limits as failed logins. Returns how many logins ended.
+    pub async fn change_password(
+        &self,
+        caller: Caller,
+        login: Option<Uuid>,
+        current: &str,
+        new: &str,
+        client: Option<IpAddr>,
+    ) -> DomainResult<usize> {
+        let wrong =
+            || DomainError::unauthenticated("wrong_password", "the current password is wrong");
+        check_password(new).map_err(DomainError::Invalid)?;
+        if current.len() > MAX_PASSWORD * 4 {
+            return Err(wrong());
+        }
+        let user = self.me(caller).await?;
+        let _slot = self.password_slot().await?;
+        if let Err(refused) = self.logins.admit(&user.email, client) {
+            self.metrics.login_throttled(refused.limit.as_str());
+            return Err(DomainError::Throttled {
+                retry_after: refused.retry_after,
+                what: "account's failed logins",
+            });
+        }
+        let (hash, current) = (user.password_hash.clone(), current.to_owned());
+        let good = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &current))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        if !good {
+            self.logins.failed(&user.email, client);
+            self.metrics.login_failed();
+            return Err(wrong());
+        }
+        self.logins.succeeded(&user.email, client);
+        let new = new.to_owned();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&new))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let ended = self
+            .store
+            .set_password(caller.user, &hash, login, Utc::now())
+            .await?;
+        for family in &ended {
+            self.ended(*family);
+        }
+        audit::record(Record {
+            caller,
+            action: "user.change_password",
+            subject: caller.user,
+        });
+        Ok(ended.len())
     }
 
     /// Whether the login a token was issued under is still on (not logged out, not revoked as

@@ -118,8 +118,9 @@ pub enum BodyErrors {
     Invalid(ErrorBody),
 }
 
-/// A JSON request body; a body that is not valid JSON, has the wrong shape or is too large is
-/// answered with an enveloped 400, 422 or 413.
+/// A JSON request body, which must be an object; a body that is not valid JSON, has the wrong
+/// shape or is too large is answered with an enveloped 400, 422 or 413. (serde would also read
+/// a struct from an array of its fields in order: that is refused too.)
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -130,7 +131,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(Self(value))
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                super::error::ErrorKind::Unprocessable,
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value).map(Self).map_err(|e| {
+            ApiError::new(
+                super::error::ErrorKind::Unprocessable,
+                "invalid_body",
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
     }
 }

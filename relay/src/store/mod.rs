@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 pub mod kinds;
 
-pub use kinds::{Health, ProjectStatus, TaskSource, TokenKind};
+pub use kinds::{Health, ProjectStatus, TaskSource, Theme, TokenKind};
 pub use sql::{PostgresStore, SqliteStore};
 pub use work::{
     Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
@@ -75,6 +75,25 @@ pub struct User {
     pub password_hash: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// The name shown for the user (may be empty).
+    pub full_name: String,
+    /// How the user likes the dashboard.
+    #[sqlx(json)]
+    pub preferences: Preferences,
+}
+
+/// A user's preferences. Unknown or missing fields read as unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Preferences {
+    /// Light, dark, or as the system says [default: system].
+    #[serde(default)]
+    pub theme: Theme,
+    /// An IANA time zone name, such as `Europe/Berlin` [default: the browser's].
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// The project the dashboard opens on.
+    #[serde(default)]
+    pub default_project: Option<Uuid>,
 }
 
 impl std::fmt::Debug for User {
@@ -254,6 +273,22 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// Looks a user up by id.
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Changes user `id`'s name and preferences (`None` leaves one as it is).
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        full_name: Option<&str>,
+        preferences: Option<&Preferences>,
+    ) -> StoreResult<Option<User>>;
+    /// Sets user `id`'s password hash and ends their other logins (all but `keep`), in one
+    /// transaction; returns the logins ended.
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
 
     /// Stores the first refresh token of a new login.
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;

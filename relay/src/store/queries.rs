@@ -13,7 +13,7 @@
 /// A [`super::User`].
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, created_at"
+        "id, email, password_hash, created_at, full_name, preferences"
     };
 }
 
@@ -101,6 +101,18 @@ pub(super) const USER_BY_EMAIL: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
 pub(super) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+
+/// Changes a profile: NULL leaves a field as it is.
+pub(super) const UPDATE_PROFILE: &str = concat!(
+    "UPDATE users SET full_name = COALESCE($2, full_name), \
+     preferences = COALESCE($3, preferences) WHERE id = $1 RETURNING ",
+    user_columns!()
+);
+pub(super) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+/// Ends, at `$3`, every live login of user `$1` but `$2` (which may be NULL).
+pub(super) const END_OTHER_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
+    WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR family_id <> $2) \
+    RETURNING family_id";
 
 pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
     (id, user_id, family_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";

@@ -83,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealed secrets",
         include_str!("../../../migrations/sqlite/0006_sealed_secrets.sql"),
     ),
+    (
+        7,
+        "user profile",
+        include_str!("../../../migrations/sqlite/0007_user_profile.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -124,6 +129,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "sealed secrets",
         include_str!("../../../migrations/postgres/0006_sealed_secrets.sql"),
+    ),
+    (
+        7,
+        "user profile",
+        include_str!("../../../migrations/postgres/0007_user_profile.sql"),
     ),
 ];
 
@@ -241,6 +251,45 @@ macro_rules! sql_store {
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn update_profile(
+                &self,
+                id: Uuid,
+                full_name: Option<&str>,
+                preferences: Option<&Preferences>,
+            ) -> StoreResult<Option<User>> {
+                Ok(sqlx::query_as(q::UPDATE_PROFILE)
+                    .bind(id)
+                    .bind(full_name)
+                    .bind(preferences.map(Json))
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_password(
+                &self,
+                id: Uuid,
+                password_hash: &str,
+                keep: Option<Uuid>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<Uuid>> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(q::SET_PASSWORD)
+                    .bind(id)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut ended: Vec<Uuid> = sqlx::query_scalar(q::END_OTHER_LOGINS)
+                    .bind(id)
+                    .bind(keep)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                ended.sort();
+                ended.dedup();
+                Ok(ended)
             }
 
             async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {

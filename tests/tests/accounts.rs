@@ -1,0 +1,159 @@
+//! Accounts: a user's profile (name and preferences) and changing the password, which ends the
+//! user's other logins at once.
+
+use fulcrum_tests::*;
+use futures_util::StreamExt;
+use serde_json::json;
+
+both_backends!(a_profile_holds_a_name_and_checked_preferences);
+
+async fn a_profile_holds_a_name_and_checked_preferences(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let alice = make_user(&relay, "alice").await;
+    let bob = make_user(&relay, "bob").await;
+    let a = Api::new(&relay.url()).with_token(&alice.access);
+    let bo = Api::new(&relay.url()).with_token(&bob.access);
+    let mine = id(a
+        .post("/api/v1/projects", json!({ "name": "Shop" }))
+        .await
+        .unwrap()
+        .data());
+    let bobs = id(bo
+        .post("/api/v1/projects", json!({ "name": "Bob's" }))
+        .await
+        .unwrap()
+        .data());
+    // New accounts have an empty name and default preferences.
+    let me = a.get("/api/v1/me").await.unwrap();
+    assert_eq!(me.data()["full_name"], "");
+    assert_eq!(me.data()["preferences"]["theme"], "system");
+
+    let r = a
+        .patch(
+            "/api/v1/me",
+            json!({
+                "full_name": "  Alice Liddell ",
+                "preferences": { "theme": "dark", "time_zone": "Europe/Berlin", "default_project": mine }
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let me = a.get("/api/v1/me").await.unwrap();
+    assert_eq!(me.data()["full_name"], "Alice Liddell");
+    assert_eq!(me.data()["preferences"]["theme"], "dark");
+    assert_eq!(me.data()["preferences"]["time_zone"], "Europe/Berlin");
+    assert_eq!(me.data()["preferences"]["default_project"], mine.as_str());
+
+    // Refused, changing nothing: a theme outside the set, a bad zone, someone else's project,
+    // an unknown field, a name too long.
+    for (body, status) in [
+        (json!({ "preferences": { "theme": "neon" } }), 422),
+        (
+            json!({ "preferences": { "time_zone": "not a zone;" } }),
+            422,
+        ),
+        (json!({ "preferences": { "default_project": bobs } }), 404),
+        (json!({ "nickname": "al" }), 422),
+        (json!({ "full_name": "x".repeat(201) }), 422),
+    ] {
+        let r = a.patch("/api/v1/me", body.clone()).await.unwrap();
+        assert_eq!(r.status, status, "{body}: {:#}", r.body);
+    }
+    let again = a.get("/api/v1/me").await.unwrap();
+    assert_eq!(again.data(), me.data());
+    // Bob's profile is his own.
+    assert_eq!(bo.get("/api/v1/me").await.unwrap().data()["full_name"], "");
+}
+
+both_backends!(a_new_password_ends_the_other_logins_at_once);
+
+async fn a_new_password_ends_the_other_logins_at_once(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let alice = make_user(&relay, "alice").await;
+    let api = Api::new(&relay.url());
+    let here = api.login(&alice.email, &alice.password).await.unwrap();
+    let there = api.login(&alice.email, &alice.password).await.unwrap();
+    let here_access = here["access_token"].as_str().unwrap().to_owned();
+    let there_access = there["access_token"].as_str().unwrap().to_owned();
+    // The other login has a live socket.
+    let ticket = api
+        .with_token(&there_access)
+        .post("/api/v1/events/ticket", json!({}))
+        .await
+        .unwrap()
+        .data()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!(
+        "{}/api/v1/events?ticket={ticket}",
+        relay.url().replace("http://", "ws://")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    let mine = api.with_token(&here_access);
+    // A wrong current password, or a new one too short: refused, nothing changes.
+    let r = mine
+        .post(
+            "/api/v1/me/password",
+            change("not-it-at-all", "a-new-passphrase"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{:#}", r.body);
+    assert_eq!(r.body["errors"][0]["code"], "wrong_password");
+    let r = mine
+        .post("/api/v1/me/password", change(&alice.password, "short"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422, "{:#}", r.body);
+    assert!(api.login(&alice.email, &alice.password).await.is_ok());
+
+    let r = mine
+        .post(
+            "/api/v1/me/password",
+            change(&alice.password, "a-new-passphrase"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    // make_user's login, `there`, and the check above: three others ended.
+    assert_eq!(r.data()["other_logins_ended"], 3);
+    // The other login's socket closes, and its refresh token is dead.
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(m) = socket.next().await {
+            if matches!(
+                m,
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
+            ) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the other login's socket stayed open");
+    let r = api
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": there["refresh_token"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    // This login goes on; the old password is gone, the new one works.
+    let r = api
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": here["refresh_token"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    assert!(api.login(&alice.email, &alice.password).await.is_err());
+    assert!(api.login(&alice.email, "a-new-passphrase").await.is_ok());
+}
