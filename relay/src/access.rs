@@ -35,12 +35,15 @@ pub enum AccessChange {
     User(Uuid),
     /// This login (refresh-token family) ended: its streams close.
     Login(Uuid),
+    /// This user's account was deactivated: all their streams close.
+    Account(Uuid),
 }
 
 /// The access changes of this node, and each project's membership epoch.
 pub struct AccessChanges {
     tx: broadcast::Sender<AccessChange>,
     epochs: Mutex<HashMap<Uuid, u64>>,
+    deactivated: Mutex<std::collections::HashSet<Uuid>>,
     metrics: Arc<Metrics>,
 }
 
@@ -50,6 +53,7 @@ impl AccessChanges {
         Self {
             tx: broadcast::channel(BUFFER).0,
             epochs: Mutex::default(),
+            deactivated: Mutex::default(),
             metrics,
         }
     }
@@ -72,6 +76,30 @@ impl AccessChanges {
     /// Changes from now on. A receiver that lagged must re-check everything.
     pub fn subscribe(&self) -> broadcast::Receiver<AccessChange> {
         self.tx.subscribe()
+    }
+
+    /// Records that `user` is deactivated (`false`) or active (`true`); a deactivation tells
+    /// every open stream of theirs to close.
+    pub fn set_active(&self, user: Uuid, active: bool) {
+        let changed = {
+            let mut set = self.deactivated.lock().unwrap_or_else(|e| e.into_inner());
+            if active {
+                set.remove(&user)
+            } else {
+                set.insert(user)
+            }
+        };
+        if changed && !active {
+            self.publish(AccessChange::Account(user));
+        }
+    }
+
+    /// Whether `user` is deactivated, as this node knows it (at most a sweep behind).
+    pub fn is_deactivated(&self, user: Uuid) -> bool {
+        self.deactivated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&user)
     }
 
     /// `project`'s members changed: audiences captured before are stale.

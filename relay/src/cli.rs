@@ -95,6 +95,25 @@ pub enum UserCommand {
         #[command(flatten)]
         db: ServeArgs,
     },
+    /// Deactivate a user: every login ends, and every relay ends their open streams, agent
+    /// connections and MCP sessions within a second; nothing of theirs authenticates.
+    Deactivate {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Where the database is: the same settings as `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Activate a deactivated user again (they log in anew; their tokens work again).
+    Activate {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Where the database is: the same settings as `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
 }
 
 /// The kinds of token, on the command line.
@@ -167,6 +186,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             let password = read_password()?;
             let user = create_user(&store, &email, &password).await?;
             println!("{}", user.id);
+            Ok(())
+        }
+        Command::User(UserCommand::Deactivate { email, db }) => {
+            let store = store_for(&db).await?;
+            let user = crate::domain::accounts::set_active(&store, &email, false).await?;
+            eprintln!("{} is deactivated", user.email);
+            Ok(())
+        }
+        Command::User(UserCommand::Activate { email, db }) => {
+            let store = store_for(&db).await?;
+            let user = crate::domain::accounts::set_active(&store, &email, true).await?;
+            eprintln!("{} is active", user.email);
             Ok(())
         }
         Command::Token(cmd) => token(cmd).await,

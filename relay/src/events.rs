@@ -112,7 +112,7 @@ pub async fn socket(
     let (owner, login) = (ticket.user, ticket.login);
     // Subscribed before the check: a logout after it is heard by the socket.
     let access = app.access.subscribe();
-    if !app.domain.accounts.login_active(login).await? {
+    if app.access.is_deactivated(owner) || !app.domain.accounts.login_active(login).await? {
         return Err(ApiError::unauthorized("this login has ended; log in again"));
     }
     Ok(upgrade
@@ -376,9 +376,12 @@ async fn feed(
                 let (recheck, ended) = match change {
                     Ok(AccessChange::Login(ended)) => (false, login == Some(ended)),
                     Ok(AccessChange::User(user)) => (user == owner, false),
+                    Ok(AccessChange::Account(user)) => (false, user == owner),
                     // Missed some: check everything, the login included.
                     Err(RecvError::Lagged(_)) => {
-                        (true, !app.domain.accounts.login_active(login).await.unwrap_or(false))
+                        let gone = app.access.is_deactivated(owner)
+                            || !app.domain.accounts.login_active(login).await.unwrap_or(false);
+                        (true, gone)
                     }
                     Err(RecvError::Closed) => (false, false),
                 };

@@ -138,6 +138,14 @@ impl Relay {
             keys,
             stopping.clone(),
         );
+        let deactivated = state
+            .domain
+            .accounts
+            .load_deactivated()
+            .await
+            .context("cannot read the deactivated accounts")?;
+        tracing::debug!(deactivated, "accounts");
+        tokio::spawn(account_sweep(state.clone()));
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(
             state.store.clone(),
@@ -281,6 +289,7 @@ fn compose(
                 access_ttl_secs: config.auth.access_token_ttl_secs,
                 refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
             },
+            on_revoke.clone(),
         ),
         tasks: Tasks::new(
             store.clone(),
@@ -317,5 +326,29 @@ fn compose(
         mcp,
         access,
         used_tickets: Default::default(),
+    }
+}
+
+/// How often every node looks for accounts deactivated or activated elsewhere.
+const ACCOUNT_SWEEP: Duration = Duration::from_millis(500);
+
+/// Follows account status changes made anywhere (the CLI, another node), so a deactivated
+/// user's sessions end within a second everywhere. One indexed query per sweep.
+async fn account_sweep(app: AppState) {
+    let mut shutdown = app.shutdown.clone();
+    let mut since = Utc::now();
+    let mut tick = tokio::time::interval(ACCOUNT_SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = Utc::now();
+                // Overlap covers clock steps between nodes; applying a change twice is harmless.
+                match app.domain.accounts.follow_status(since - chrono::Duration::seconds(2)).await {
+                    Ok(_) => since = now,
+                    Err(e) => tracing::warn!(error = %e, "cannot check account changes"),
+                }
+            }
+            _ = crate::state::stopping(&mut shutdown) => return,
+        }
     }
 }

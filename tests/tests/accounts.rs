@@ -157,3 +157,141 @@ async fn a_new_password_ends_the_other_logins_at_once(b: Backend) {
     assert!(api.login(&alice.email, &alice.password).await.is_err());
     assert!(api.login(&alice.email, "a-new-passphrase").await.is_ok());
 }
+
+/// Runs `fulcrum-relay user deactivate|activate` on the test's database.
+async fn set_active(db: &TestDb, email: &str, active: bool) {
+    let out = tokio::process::Command::new(workspace_binary("fulcrum-relay"))
+        .args([
+            "user",
+            if active { "activate" } else { "deactivate" },
+            "--email",
+            email,
+            "--database",
+            &db.url,
+        ])
+        .env_remove("FULCRUM_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits for `done` to hold, checking every 20 ms, and returns how long it took.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < WAIT, "{what}: still not after {WAIT:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+both_backends!(a_deactivated_user_is_cut_off_at_every_door);
+
+async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let alice = make_user(&relay, "alice").await;
+    let bob = make_user(&relay, "bob").await;
+    let repo = TestRepo::new();
+    let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
+    let _agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
+    let ws: uuid::Uuid = id(&events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap())
+    .parse()
+    .unwrap();
+    let mcp = Api::new(&relay.url())
+        .with_token(&alice.access)
+        .post(
+            "/api/v1/agent-tokens",
+            json!({ "name": "client", "kind": "mcp" }),
+        )
+        .await
+        .unwrap()
+        .data()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let mcp_status = || async {
+        http.post(format!("{}/mcp", relay.url()))
+            .bearer_auth(&mcp)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": { "name": "t", "version": "1" } }
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(mcp_status().await, 200);
+    let a = Api::new(&relay.url()).with_token(&alice.access);
+
+    set_active(&db, &alice.email, false).await;
+    // Her socket closes, her agent is disconnected, her tokens stop working: all within a
+    // sweep (500 ms) of the change.
+    let socket = until("her events socket closes", async || {
+        events.next().await.is_err()
+    })
+    .await;
+    let agent = until("her agent is disconnected", async || {
+        !relay.state.sessions.is_online(ws)
+    })
+    .await;
+    eprintln!("cut off after: socket {socket:?}, agent {agent:?}");
+    let r = a.get("/api/v1/me").await.unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["errors"][0]["code"], "account_deactivated");
+    assert_eq!(mcp_status().await, 401);
+    assert_eq!(
+        RawAgent::connect(&relay.url(), &alice.agent_token)
+            .await
+            .err(),
+        Some(401)
+    );
+    let api = Api::new(&relay.url());
+    let refused = api
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": alice.email, "password": alice.password }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403, "{:#}", refused.body);
+    assert_eq!(refused.body["errors"][0]["code"], "account_deactivated");
+    // A wrong password learns nothing of the account's state.
+    let wrong = api
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": alice.email, "password": "not-her-password" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong.status, 401);
+    // Bob goes on as before.
+    let bo = Api::new(&relay.url()).with_token(&bob.access);
+    assert_eq!(bo.get("/api/v1/me").await.unwrap().status, 200);
+
+    // Activated again, she logs in anew and her tokens work.
+    set_active(&db, &alice.email, true).await;
+    until("she can log in again", async || {
+        api.login(&alice.email, &alice.password).await.is_ok()
+    })
+    .await;
+    assert_eq!(mcp_status().await, 200);
+    assert!(
+        RawAgent::connect(&relay.url(), &alice.agent_token)
+            .await
+            .is_ok()
+    );
+}

@@ -98,6 +98,13 @@ impl FromRequestParts<AppState> for AuthUser {
             .signer
             .check(token, TokenUse::Access)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
+        if app.access.is_deactivated(verified.user) {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "account_deactivated",
+                "this account is deactivated",
+            ));
+        }
         app.limits
             .check(crate::ratelimit::Key::User(verified.user))
             .map_err(|secs| ApiError::rate_limited(secs, "user"))?;

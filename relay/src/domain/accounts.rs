@@ -8,7 +8,7 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -87,6 +87,30 @@ pub async fn create_user(store: &DynStore, email: &str, password: &str) -> Domai
     Ok(store.create_user(&email, &hash).await?)
 }
 
+/// Deactivates (`active` false) or activates the user with this e-mail address: the
+/// operator's command (`fulcrum-relay user deactivate|activate`). Deactivating ends every login
+/// at once; every relay node notices within a second and ends the user's open streams, agent
+/// connections and MCP sessions.
+pub async fn set_active(store: &DynStore, email: &str, active: bool) -> DomainResult<User> {
+    let email = normalize_email(email).map_err(DomainError::Invalid)?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    if !store.set_user_active(user.id, active, Utc::now()).await? {
+        return Err(DomainError::NotFound("user"));
+    }
+    tracing::info!(
+        target: "fulcrum::audit",
+        user = %user.id,
+        door = "cli",
+        action = if active { "user.activate" } else { "user.deactivate" },
+        subject = %user.id,
+        "audit"
+    );
+    Ok(user)
+}
+
 /// The account settings the relay runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountPolicy {
@@ -132,10 +156,13 @@ pub struct Accounts {
     access: Arc<AccessChanges>,
     metrics: Arc<Metrics>,
     policy: AccountPolicy,
+    /// Closes what one of a deactivated user's tokens holds open (agent and MCP sessions).
+    cut_token: super::tokens::OnRevoke,
 }
 
 impl Accounts {
     /// Accounts on `store`, signing with `signer`, hashing at most `hashing` passwords at once.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: DynStore,
         signer: Signer,
@@ -144,6 +171,7 @@ impl Accounts {
         access: Arc<AccessChanges>,
         metrics: Arc<Metrics>,
         policy: AccountPolicy,
+        cut_token: super::tokens::OnRevoke,
     ) -> Self {
         Self {
             store,
@@ -153,7 +181,35 @@ impl Accounts {
             access,
             metrics,
             policy,
+            cut_token,
         }
+    }
+
+    /// Learns which users are deactivated (at start).
+    pub async fn load_deactivated(&self) -> Result<usize, StoreError> {
+        let users = self.store.deactivated_users().await?;
+        for user in &users {
+            self.access.set_active(*user, false);
+        }
+        Ok(users.len())
+    }
+
+    /// Applies the status changes made since `since` (here, by the CLI or on another node):
+    /// a deactivated user's streams close, their agent and MCP sessions end, and nothing of
+    /// theirs authenticates until they are activated again. Returns how many changed.
+    pub async fn follow_status(&self, since: DateTime<Utc>) -> Result<usize, StoreError> {
+        let changes = self.store.user_status_changes(since).await?;
+        for (user, active) in &changes {
+            let was = !self.access.is_deactivated(*user);
+            self.access.set_active(*user, *active);
+            if was && !active {
+                for token in self.store.list_agent_tokens(*user).await? {
+                    (self.cut_token)(token.id);
+                }
+                tracing::info!(%user, "account deactivated: its sessions ended");
+            }
+        }
+        Ok(changes.len())
     }
 
     /// The settings in force.
@@ -232,6 +288,13 @@ impl Accounts {
             return Err(invalid());
         };
         self.logins.succeeded(&email, client);
+        // Said only to someone who knows the password.
+        if user.deactivated_at.is_some() {
+            return Err(DomainError::refused(
+                "account_deactivated",
+                "this account is deactivated; ask an operator to activate it",
+            ));
+        }
         let refresh = auth::new_token(REFRESH_TOKEN_PREFIX);
         let now = Utc::now();
         let login = Uuid::now_v7();

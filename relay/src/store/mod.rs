@@ -80,6 +80,9 @@ pub struct User {
     /// How the user likes the dashboard.
     #[sqlx(json)]
     pub preferences: Preferences,
+    /// When an operator deactivated the account; `None` while it is active.
+    #[serde(skip)]
+    pub deactivated_at: Option<DateTime<Utc>>,
 }
 
 /// A user's preferences. Unknown or missing fields read as unset.
@@ -273,6 +276,19 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// Looks a user up by id.
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Deactivates user `id` (ending every login of theirs) or activates them again, in one
+    /// transaction; false when there is no such user.
+    async fn set_user_active(
+        &self,
+        id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Users whose status changed at or after `since`, with whether they are active now (the
+    /// relay's own use: every node's sweep).
+    async fn user_status_changes(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, bool)>>;
+    /// Every deactivated user (the relay's own use: at start).
+    async fn deactivated_users(&self) -> StoreResult<Vec<Uuid>>;
     /// Changes user `id`'s name and preferences (`None` leaves one as it is).
     async fn update_profile(
         &self,

@@ -13,7 +13,7 @@
 /// A [`super::User`].
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, created_at, full_name, preferences"
+        "id, email, password_hash, created_at, full_name, preferences, deactivated_at"
     };
 }
 
@@ -108,6 +108,16 @@ pub(super) const UPDATE_PROFILE: &str = concat!(
      preferences = COALESCE($3, preferences) WHERE id = $1 RETURNING ",
     user_columns!()
 );
+/// Deactivates (`$2` a time) or activates (`$2` NULL) user `$1` at `$3`; returns the user.
+pub(super) const SET_USER_STATUS: &str = "UPDATE users \
+    SET deactivated_at = $2, status_changed_at = $3 WHERE id = $1 RETURNING id";
+/// Ends, at `$2`, every live login of user `$1`.
+pub(super) const END_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
+    WHERE user_id = $1 AND revoked_at IS NULL";
+/// Users whose status changed at or after `$1`, and whether they are active now.
+pub(super) const STATUS_CHANGES: &str = "SELECT id, deactivated_at IS NULL FROM users \
+    WHERE status_changed_at >= $1";
+pub(super) const DEACTIVATED: &str = "SELECT id FROM users WHERE deactivated_at IS NOT NULL";
 pub(super) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 /// Ends, at `$3`, every live login of user `$1` but `$2` (which may be NULL).
 pub(super) const END_OTHER_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
@@ -149,10 +159,12 @@ pub(super) const TOKENS_OF: &str = concat!(
 pub(super) const REVOKE_TOKEN: &str = "UPDATE agent_tokens \
     SET revoked_at = COALESCE(revoked_at, $3) WHERE owner_id = $1 AND id = $2";
 pub(super) const TOKENS_REVOKED_SINCE: &str = "SELECT id FROM agent_tokens WHERE revoked_at >= $1";
+/// The live token of kind `$2` with hash `$1`, whose owner is not deactivated.
 pub(super) const ACTIVE_TOKEN: &str = concat!(
     "SELECT ",
     token_columns!(),
-    " FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2"
+    " FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2 \
+     AND owner_id IN (SELECT id FROM users WHERE deactivated_at IS NULL)"
 );
 pub(super) const TOUCH_TOKEN: &str =
     "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL";

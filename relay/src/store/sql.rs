@@ -88,6 +88,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "user profile",
         include_str!("../../../migrations/sqlite/0007_user_profile.sql"),
     ),
+    (
+        8,
+        "user status",
+        include_str!("../../../migrations/sqlite/0008_user_status.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -134,6 +139,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "user profile",
         include_str!("../../../migrations/postgres/0007_user_profile.sql"),
+    ),
+    (
+        8,
+        "user status",
+        include_str!("../../../migrations/postgres/0008_user_status.sql"),
     ),
 ];
 
@@ -250,6 +260,50 @@ macro_rules! sql_store {
                 Ok(sqlx::query_as(q::USER_BY_ID)
                     .bind(id)
                     .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_user_active(
+                &self,
+                id: Uuid,
+                active: bool,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let found: Option<Uuid> = sqlx::query_scalar(q::SET_USER_STATUS)
+                    .bind(id)
+                    .bind((!active).then_some(now))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                if !active {
+                    sqlx::query(q::END_LOGINS)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn user_status_changes(
+                &self,
+                since: DateTime<Utc>,
+            ) -> StoreResult<Vec<(Uuid, bool)>> {
+                Ok(sqlx::query_as(q::STATUS_CHANGES)
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn deactivated_users(&self) -> StoreResult<Vec<Uuid>> {
+                Ok(sqlx::query_scalar(q::DEACTIVATED)
+                    .fetch_all(&self.pool)
                     .await?)
             }
 
