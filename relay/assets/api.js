@@ -167,6 +167,16 @@ export async function login(email, password) {
 }
 
 /**
+ * Set a new password with a one-time reset link's token (`fulcrum-relay user reset-password`).
+ * Sent without a bearer token and starts no session: the user signs in afterwards.
+ * Errors: 401 invalid_reset (unknown, used or expired link), 422 (password rules), 429.
+ */
+export async function resetPassword(token, newPassword) {
+  const { data } = await send("POST", "/auth/reset", { token, new_password: newPassword });
+  return data;
+}
+
+/**
  * Exchange the refresh cookie for a new access token. Concurrent callers share
  * one request; other tabs are serialised with a Web Lock, so a rotated refresh
  * token is never presented twice.

@@ -4,10 +4,11 @@
 //
 // Routes: #/workspaces, #/tokens (built once, shown/hidden), and pages built per visit:
 // #/projects, #/projects/{id}, #/workspaces/{id}/tasks, #/tasks/{id}.
+// #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not.
 
 import {
   api, login, logout, restoreSession, onSession, EventStream, isAuthenticated,
-  ApiError, base64ToBytes, fetchWholeLog,
+  ApiError, base64ToBytes, fetchWholeLog, resetPassword,
 } from "./api.js";
 
 // ------------------------------------------------------------------ DOM helpers
@@ -248,6 +249,7 @@ const state = {
 
 let stream = null;
 let shell = null;            // the signed-in layout (null while on the login screen)
+let resetShowing = false;    // the "set a new password" page (#/reset/TOKEN) is up; session events wait
 let pollTimer = 0;
 let tickTimer = 0;
 
@@ -257,6 +259,7 @@ const appRoot = document.getElementById("app");
 
 function showLogin(notice) {
   teardownShell();
+  resetShowing = false;
   document.title = "Sign in · Fulcrum";
   clear(appRoot);
 
@@ -316,6 +319,141 @@ function showLogin(notice) {
   );
   appRoot.removeAttribute("aria-busy");
   email.focus();
+}
+
+// ------------------------------------------------------------------ password reset view
+
+const RESET_MIN = 8;
+const RESET_MAX = 1024;
+
+/** "#/reset/TOKEN" -> "TOKEN" (opaque text); null for any other hash. */
+function resetTokenFromHash(hash) {
+  const m = /^#\/?reset\/(.+)$/.exec(String(hash || ""));
+  if (!m) return null;
+  let token = m[1];
+  try { token = decodeURIComponent(token); } catch { /* keep it as written */ }
+  return token.trim() || null;
+}
+
+/**
+ * "Set a new password" card for a one-time link from `fulcrum-relay user reset-password`.
+ * Replaces whatever is shown (a signed-in shell too); on success the link is dropped from
+ * the address bar and the login form takes over. The token is never logged or shown.
+ */
+function showPasswordReset(token) {
+  teardownShell();
+  resetShowing = true;
+  document.title = "Set a new password · Fulcrum";
+  clear(appRoot);
+
+  const password = h("input", {
+    type: "password", name: "new-password", autocomplete: "new-password", required: true,
+    "data-testid": "reset-password", id: "reset-password", "aria-describedby": "reset-password-hint",
+  });
+  const repeat = h("input", {
+    type: "password", name: "new-password-repeat", autocomplete: "new-password", required: true,
+    "data-testid": "reset-password-repeat", id: "reset-password-repeat",
+  });
+  const submit = h("button.btn.btn-primary.btn-block", { type: "submit", "data-testid": "reset-submit" }, "Set password");
+  const error = h("div.form-error", { role: "alert", "data-testid": "reset-error", hidden: true });
+  const expired = h("p.field-hint", {
+    "data-testid": "reset-expired", hidden: true,
+    text: "This link may have been used already or have expired. Ask an operator for a new one.",
+  });
+
+  const form = h("form.login-form", { novalidate: true },
+    h("label.field", null, h("span.field-label", { text: "New password" }), password,
+      h("span.field-hint", { id: "reset-password-hint", text: `At least ${RESET_MIN} characters.` })),
+    h("label.field", null, h("span.field-label", { text: "Repeat it" }), repeat),
+    error,
+    expired,
+    submit,
+  );
+
+  const showError = (text, focus) => {
+    error.textContent = text;
+    error.hidden = false;
+    if (focus) focus.focus();
+  };
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    expired.hidden = true;
+    const pw = password.value;
+    const chars = [...pw].length;
+    if (chars < RESET_MIN || chars > RESET_MAX) {
+      showError(chars < RESET_MIN
+        ? `The password needs at least ${RESET_MIN} characters.`
+        : `The password can have at most ${RESET_MAX} characters.`, password);
+      return;
+    }
+    if (repeat.value !== pw) {
+      showError("The two passwords are not the same.", repeat);
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = "Setting password…";
+    try {
+      await resetPassword(token, pw);
+    } catch (err) {
+      if (!form.isConnected) return; // left the page meanwhile
+      submit.disabled = false;
+      submit.textContent = "Set password";
+      expired.hidden = err.status !== 401;
+      showError(err.message || "Setting the password failed.", err.status === 422 ? password : null);
+      return;
+    }
+    if (!form.isConnected) return;
+    // Drop the used link from the address bar (and history entry) before anything else.
+    history.replaceState(null, "", location.pathname + location.search);
+    // The login screen should not sit on top of a live session: end any this tab still holds
+    // (session events are ignored while resetShowing is set).
+    if (isAuthenticated()) {
+      try { await logout(); } catch { /* the session is gone locally anyway */ }
+    }
+    showLogin("Your password is set. Log in with it.");
+  });
+
+  appRoot.append(
+    h("div.login-page", null,
+      h("div.login-card", { "data-testid": "reset-card" },
+        h("div.login-brand", null,
+          h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 36, height: 36 }),
+          h("div", null, h("h1", { text: "Set a new password" }), h("p.muted", { text: "Choose the password you will sign in with" })),
+        ),
+        form,
+        h("a.login-alt", { href: "#/", "data-testid": "reset-back" },
+          isAuthenticated() ? "Back to the dashboard" : "Back to sign in"),
+      ),
+    ),
+  );
+  appRoot.removeAttribute("aria-busy");
+  password.focus();
+}
+
+/** Hash changes into or out of a reset link (the shell's own routing handles the rest). */
+function onResetHashChange() {
+  const token = resetTokenFromHash(location.hash);
+  if (token !== null) showPasswordReset(token);
+  else if (resetShowing) resumeSession();
+}
+
+/** Leave the reset page (or boot): into the app when a session exists or can be restored, else login. */
+function resumeSession() {
+  resetShowing = false;
+  if (isAuthenticated()) {
+    enterApp();
+    return;
+  }
+  clear(appRoot);
+  appRoot.setAttribute("aria-busy", "true");
+  appRoot.append(h("div.boot", { role: "status" },
+    h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 28, height: 28 }), h("span", { text: "Loading Fulcrum…" })));
+  restoreSession().catch((err) => {
+    if (shell || resetShowing) return;
+    showLogin(err.status === 0 ? err.message : null);
+  });
 }
 
 // ------------------------------------------------------------------ signed-in shell
@@ -2968,12 +3106,17 @@ class LogView {
 // ------------------------------------------------------------------ boot
 
 onSession(({ type }) => {
+  if (resetShowing) return; // the reset page stays up; leaving it picks the session up
   if (type === "login") enterApp();
   else if (type === "logout") showLogin();
   else if (type === "expired") showLogin("Your session has ended. Please sign in again.");
 });
 
-restoreSession().catch((err) => {
-  if (shell) return;
-  showLogin(err.status === 0 ? err.message : null);
-});
+// Registered before the shell's own hashchange listener, so a reset link wins over routing.
+window.addEventListener("hashchange", onResetHashChange);
+
+{
+  const resetToken = resetTokenFromHash(location.hash);
+  if (resetToken !== null) showPasswordReset(resetToken);
+  else resumeSession();
+}

@@ -25,6 +25,8 @@ pub const AGENT_TOKEN_PREFIX: &str = "fca_";
 pub const MCP_TOKEN_PREFIX: &str = "fcm_";
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "fcr_";
+/// Prefix of one-time password reset links' tokens.
+pub const RESET_TOKEN_PREFIX: &str = "fpr_";
 /// Characters of a token kept as its recognisable prefix.
 const SHOWN_PREFIX_LEN: usize = 8;
 

@@ -105,6 +105,20 @@ pub enum UserCommand {
         #[command(flatten)]
         db: ServeArgs,
     },
+    /// Print a one-time link that sets a new password for a user (no mail server is assumed:
+    /// hand it over yourself). Using it ends every login of the user.
+    ResetPassword {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Minutes the link works (1 to 10080).
+        #[arg(long, default_value_t = 60)]
+        valid_for_mins: i64,
+        /// Where the database is, and the public URL the link names: the same settings as
+        /// `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
     /// Activate a deactivated user again (they log in anew; their tokens work again).
     Activate {
         /// The user's e-mail address.
@@ -192,6 +206,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = store_for(&db).await?;
             let user = crate::domain::accounts::set_active(&store, &email, false).await?;
             eprintln!("{} is deactivated", user.email);
+            Ok(())
+        }
+        Command::User(UserCommand::ResetPassword {
+            email,
+            valid_for_mins,
+            db,
+        }) => {
+            let config = db.resolve()?;
+            let store = open_store(&config).await?;
+            let reset = crate::domain::accounts::issue_reset(
+                &store,
+                &email,
+                chrono::Duration::minutes(valid_for_mins),
+            )
+            .await?;
+            println!("{}/#/reset/{}", config.base_url(), reset.secret);
+            eprintln!(
+                "the link sets a new password for {} once, until {}",
+                reset.user.email,
+                reset.expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
             Ok(())
         }
         Command::User(UserCommand::Activate { email, db }) => {

@@ -295,3 +295,100 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
             .is_ok()
     );
 }
+
+/// Runs `fulcrum-relay user reset-password` on the test's database; stdout and success.
+async fn reset_link(db: &TestDb, email: &str, mins: &str) -> (String, bool, String) {
+    let out = tokio::process::Command::new(workspace_binary("fulcrum-relay"))
+        .args([
+            "user",
+            "reset-password",
+            "--email",
+            email,
+            "--valid-for-mins",
+            mins,
+            "--database",
+            &db.url,
+            "--public-url",
+            "https://fulcrum.example.com",
+        ])
+        .env_remove("FULCRUM_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+both_backends!(a_one_time_link_sets_a_new_password);
+
+async fn a_one_time_link_sets_a_new_password(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let alice = make_user(&relay, "alice").await;
+    let api = Api::new(&relay.url());
+    let other = api.login(&alice.email, &alice.password).await.unwrap();
+
+    let (link, ok, said) = reset_link(&db, &alice.email, "60").await;
+    assert!(ok, "{said}");
+    let token = link
+        .strip_prefix("https://fulcrum.example.com/#/reset/")
+        .unwrap_or_else(|| panic!("a link on the public URL: {link}"))
+        .to_owned();
+    assert!(token.starts_with("fpr_"), "{link}");
+    let (_, ok, said) = reset_link(&db, &alice.email, "0").await;
+    assert!(!ok && said.contains("1 minute to 7 days"), "{said}");
+    let (_, ok, said) = reset_link(&db, "nobody@example.com", "60").await;
+    assert!(!ok && said.contains("not found"), "{said}");
+
+    let reset = |token: &str, password: &str| {
+        api.post(
+            "/api/v1/auth/reset",
+            json!({ "token": token, "new_password": password }),
+        )
+    };
+    // A password that breaks the rules, or a made-up link: refused, nothing used up.
+    let r = reset(&token, "short").await.unwrap();
+    assert_eq!(r.status, 422, "{:#}", r.body);
+    let r = reset("fpr_made-up", "a-fresh-passphrase").await.unwrap();
+    assert_eq!(r.status, 401, "{:#}", r.body);
+    assert_eq!(r.body["errors"][0]["code"], "invalid_reset");
+
+    let r = reset(&token, "a-fresh-passphrase").await.unwrap();
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    // Every login ended; the old password is gone, the new one works.
+    let r = api
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": other["refresh_token"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(api.login(&alice.email, &alice.password).await.is_err());
+    assert!(api.login(&alice.email, "a-fresh-passphrase").await.is_ok());
+    // The link works once.
+    let r = reset(&token, "yet-another-passphrase").await.unwrap();
+    assert_eq!(r.status, 401);
+    // An expired link does nothing.
+    let expired = fulcrum_relay::auth::new_token(fulcrum_relay::auth::RESET_TOKEN_PREFIX);
+    let now = chrono::Utc::now();
+    relay
+        .state
+        .store
+        .create_password_reset(
+            alice.id.parse().unwrap(),
+            &expired.hash,
+            now - chrono::Duration::seconds(1),
+            now - chrono::Duration::minutes(61),
+        )
+        .await
+        .unwrap();
+    let r = reset(&expired.secret, "yet-another-passphrase")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(api.login(&alice.email, "a-fresh-passphrase").await.is_ok());
+}

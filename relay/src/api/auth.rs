@@ -290,6 +290,51 @@ pub async fn me(State(app): State<AppState>, user: AuthUser) -> ApiResult<Respon
     Ok(ok(app.domain.accounts.me(user.caller()).await?))
 }
 
+/// Body of `POST /api/v1/auth/reset` (no `Debug`: it holds a token and a password).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The token of the one-time link an operator made.
+    #[schema(max_length = 256)]
+    token: String,
+    /// The new password, 8 to 1024 characters.
+    new_password: String,
+}
+
+/// The answer to a password reset.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PasswordWasReset {
+    /// Always true.
+    pub reset: bool,
+}
+
+/// `POST /api/v1/auth/reset`: set a new password with a one-time link an operator made
+/// (`fulcrum-relay user reset-password`); every login of the user ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reset",
+    operation_id = "reset_password",
+    tag = "auth",
+    request_body = PasswordReset,
+    responses(
+        (status = 200, description = "The password is set; log in with it", body = Envelope<PasswordWasReset>),
+        (status = 401, description = "The link is unknown, used or expired", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        BodyErrors
+    ),
+    security(())
+)]
+pub async fn reset_password(
+    State(app): State<AppState>,
+    ApiJson(reset): ApiJson<PasswordReset>,
+) -> ApiResult<Response> {
+    app.domain
+        .accounts
+        .reset_password(Door::Api, &reset.token, &reset.new_password)
+        .await?;
+    Ok(ok(PasswordWasReset { reset: true }))
+}
+
 /// Body of `PATCH /api/v1/me`: what to change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

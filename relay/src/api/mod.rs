@@ -30,7 +30,8 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout));
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/reset", post(auth::reset_password));
     let rest = Router::new()
         .route("/me", get(auth::me).patch(auth::update_me))
         .route("/me/password", post(auth::change_password))

@@ -20,7 +20,7 @@ use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
     ),
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me,
-        auth::change_password,
+        auth::change_password, auth::reset_password,
         tokens::list, tokens::create, tokens::revoke,
         workspaces::list, workspaces::get,
         projects::list, projects::create, projects::get, projects::update, projects::archive,

@@ -111,6 +111,68 @@ pub async fn set_active(store: &DynStore, email: &str, active: bool) -> DomainRe
     Ok(user)
 }
 
+/// Longest a password reset link may stay valid.
+pub const MAX_RESET_VALIDITY: chrono::Duration = chrono::Duration::days(7);
+
+/// A one-time password reset link's token, fresh from [`issue_reset`]. Its `Debug` output
+/// hides it.
+pub struct ResetToken {
+    /// The user it resets.
+    pub user: User,
+    /// The token, shown this once (in the link).
+    pub secret: String,
+    /// Until when it works.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ResetToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetToken")
+            .field("user", &self.user.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a one-time password reset link's token for the user with this e-mail address, valid
+/// for `valid_for` (at most [`MAX_RESET_VALIDITY`]): the operator's command (`fulcrum-relay
+/// user reset-password`), since the relay assumes no mail server.
+pub async fn issue_reset(
+    store: &DynStore,
+    email: &str,
+    valid_for: chrono::Duration,
+) -> DomainResult<ResetToken> {
+    if valid_for <= chrono::Duration::zero() || valid_for > MAX_RESET_VALIDITY {
+        return Err(DomainError::Invalid(
+            "a reset link is valid for 1 minute to 7 days".into(),
+        ));
+    }
+    let email = normalize_email(email).map_err(DomainError::Invalid)?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    let token = auth::new_token(auth::RESET_TOKEN_PREFIX);
+    let now = Utc::now();
+    let expires_at = now + valid_for;
+    store
+        .create_password_reset(user.id, &token.hash, expires_at, now)
+        .await?;
+    tracing::info!(
+        target: "fulcrum::audit",
+        user = %user.id,
+        door = "cli",
+        action = "user.issue_reset",
+        subject = %user.id,
+        "audit"
+    );
+    Ok(ResetToken {
+        user,
+        secret: token.secret,
+        expires_at,
+    })
+}
+
 /// The account settings the relay runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountPolicy {
@@ -487,6 +549,51 @@ impl Accounts {
             subject: caller.user,
         });
         Ok(ended.len())
+    }
+
+    /// Sets a new password with a one-time reset link's token and ends every login of the
+    /// user. An unknown, used or expired link changes nothing; so does a new password that
+    /// breaks the rules (the link still works).
+    pub async fn reset_password(&self, door: Door, token: &str, new: &str) -> DomainResult<()> {
+        let invalid = || {
+            DomainError::unauthenticated(
+                "invalid_reset",
+                "this reset link is unknown, used or expired; ask an operator for a new one",
+            )
+        };
+        check_password(new).map_err(DomainError::Invalid)?;
+        if token.len() > 256 {
+            return Err(invalid());
+        }
+        let token_hash = auth::token_hash(token);
+        // Checked before hashing, so made-up links cost no password hash.
+        if !self
+            .store
+            .password_reset_open(&token_hash, Utc::now())
+            .await?
+        {
+            return Err(invalid());
+        }
+        let _slot = self.password_slot().await?;
+        let new = new.to_owned();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&new))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let (user, ended) = self
+            .store
+            .reset_password(&token_hash, &hash, Utc::now())
+            .await?
+            .ok_or_else(invalid)?;
+        for family in ended {
+            self.ended(family);
+        }
+        audit::record(Record {
+            caller: Caller::new(user, door),
+            action: "user.reset_password",
+            subject: user,
+        });
+        Ok(())
     }
 
     /// Whether the login a token was issued under is still on (not logged out, not revoked as

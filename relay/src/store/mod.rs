@@ -296,6 +296,25 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         full_name: Option<&str>,
         preferences: Option<&Preferences>,
     ) -> StoreResult<Option<User>>;
+    /// Stores a one-time password reset link for `user`, by its hash.
+    async fn create_password_reset(
+        &self,
+        user: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Whether the reset link with this hash is unused and unexpired.
+    async fn password_reset_open(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Uses up the reset link with this hash, sets its user's password hash and ends all their
+    /// logins, in one transaction; `None` (and nothing changed) when the link is unknown, used
+    /// or expired. Returns the user and the logins ended.
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>>;
     /// Sets user `id`'s password hash and ends their other logins (all but `keep`), in one
     /// transaction; returns the logins ended.
     async fn set_password(

@@ -118,6 +118,14 @@ pub(super) const END_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
 pub(super) const STATUS_CHANGES: &str = "SELECT id, deactivated_at IS NULL FROM users \
     WHERE status_changed_at >= $1";
 pub(super) const DEACTIVATED: &str = "SELECT id FROM users WHERE deactivated_at IS NOT NULL";
+pub(super) const INSERT_RESET: &str = "INSERT INTO password_resets \
+    (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+/// The user of reset link `$1` if it is unused and unexpired at `$2`.
+pub(super) const OPEN_RESET: &str = "SELECT user_id FROM password_resets \
+    WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2";
+/// Uses up reset link `$1` at `$2`, if it is unused and unexpired; returns its user.
+pub(super) const USE_RESET: &str = "UPDATE password_resets SET used_at = $2 \
+    WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id";
 pub(super) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 /// Ends, at `$3`, every live login of user `$1` but `$2` (which may be NULL).
 pub(super) const END_OTHER_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $3 \

@@ -93,6 +93,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "user status",
         include_str!("../../../migrations/sqlite/0008_user_status.sql"),
     ),
+    (
+        9,
+        "password resets",
+        include_str!("../../../migrations/sqlite/0009_password_resets.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -144,6 +149,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "user status",
         include_str!("../../../migrations/postgres/0008_user_status.sql"),
+    ),
+    (
+        9,
+        "password resets",
+        include_str!("../../../migrations/postgres/0009_password_resets.sql"),
     ),
 ];
 
@@ -319,6 +329,69 @@ macro_rules! sql_store {
                     .bind(preferences.map(Json))
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn create_password_reset(
+                &self,
+                user: Uuid,
+                token_hash: &str,
+                expires_at: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(q::INSERT_RESET)
+                    .bind(token_hash)
+                    .bind(user)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn password_reset_open(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let found: Option<Uuid> = sqlx::query_scalar(q::OPEN_RESET)
+                    .bind(token_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            async fn reset_password(
+                &self,
+                token_hash: &str,
+                password_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<(Uuid, Vec<Uuid>)>> {
+                let mut tx = self.pool.begin().await?;
+                let user: Option<Uuid> = sqlx::query_scalar(q::USE_RESET)
+                    .bind(token_hash)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(user) = user else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query(q::SET_PASSWORD)
+                    .bind(user)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut ended: Vec<Uuid> = sqlx::query_scalar(q::END_OTHER_LOGINS)
+                    .bind(user)
+                    .bind(None::<Uuid>)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                ended.sort();
+                ended.dedup();
+                Ok(Some((user, ended)))
             }
 
             async fn set_password(
