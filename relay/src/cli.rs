@@ -156,6 +156,9 @@ pub enum TokenCommand {
         /// An MCP token that may read but not write files or run tasks.
         #[arg(long)]
         read_only: bool,
+        /// Days until the token stops working [default: never].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
         /// Where the database is: the same settings as `serve`.
         #[command(flatten)]
         db: ServeArgs,
@@ -343,15 +346,18 @@ async fn token(cmd: TokenCommand) -> Result<()> {
             name,
             kind,
             read_only,
+            expires_in_days,
             db,
         } => {
             let store = store_for(&db).await?;
+            let expires_at =
+                expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
             let owner = owner(&store, &email).await?;
             let kind = match kind {
                 KindArg::Agent => crate::store::TokenKind::Agent,
                 KindArg::Mcp => crate::store::TokenKind::Mcp,
             };
-            let created = create_token(&store, owner, &name, kind, read_only).await?;
+            let created = create_token(&store, owner, &name, kind, read_only, expires_at).await?;
             eprintln!(
                 "created {}{} token {} ({}); it is shown only this once",
                 if read_only { "read-only " } else { "" },

@@ -55,6 +55,41 @@ impl OldUser {
         }
         Self { id }
     }
+
+    /// An agent token of theirs, written with that schema's columns; its id.
+    async fn agent_token(&self, db: &TestDb) -> OldToken {
+        const SQL: &str = "INSERT INTO agent_tokens \
+            (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
+            VALUES ($1, $2, 'ws', 'fca_x', 'hash', $3, 'agent', FALSE)";
+        let id = Uuid::now_v7();
+        if db.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(self.id)
+                .bind(Utc::now())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(self.id)
+                .bind(Utc::now())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        OldToken { id }
+    }
+}
+
+/// A token row written with the columns of the schema at [`BEFORE`].
+struct OldToken {
+    id: Uuid,
 }
 
 async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
@@ -64,10 +99,7 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     // Users as that schema had them (the store's code reads the columns later migrations add).
     let alice = OldUser::insert(&db, "alice@example.com").await;
     let bob = OldUser::insert(&db, "bob@example.com").await;
-    let token = old
-        .create_agent_token(alice.id, "ws", "hash", "fca_x")
-        .await
-        .unwrap();
+    let token = alice.agent_token(&db).await;
     let identity = WorkspaceIdentity {
         key: "k".into(),
         name: "ws".into(),

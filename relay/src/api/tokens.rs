@@ -43,6 +43,9 @@ pub struct NewTokenBody {
     /// For an MCP token: it may read but not write files or run tasks.
     #[serde(default)]
     read_only: bool,
+    /// When it stops working (RFC 3339, in the future, at most ten years away) [default:
+    /// never].
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `GET /api/v1/agent-tokens`.
@@ -87,6 +90,7 @@ pub async fn create(
                 &body.name,
                 body.kind.unwrap_or(TokenKind::Agent),
                 body.read_only,
+                body.expires_at,
             )
             .await?,
     ))

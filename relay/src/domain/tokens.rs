@@ -49,8 +49,11 @@ pub async fn create_agent_token(
     owner: Uuid,
     name: &str,
 ) -> DomainResult<CreatedToken> {
-    create_token(store, owner, name, TokenKind::Agent, false).await
+    create_token(store, owner, name, TokenKind::Agent, false, None).await
 }
+
+/// Longest a token may be made to last.
+const MAX_LIFETIME: chrono::Duration = chrono::Duration::days(3650);
 
 /// Creates a token for `owner`: the one path used by the API and the CLI.
 pub async fn create_token(
@@ -59,7 +62,16 @@ pub async fn create_token(
     name: &str,
     kind: TokenKind,
     read_only: bool,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DomainResult<CreatedToken> {
+    let now = chrono::Utc::now();
+    if let Some(at) = expires_at
+        && (at <= now || at > now + MAX_LIFETIME)
+    {
+        return Err(DomainError::Invalid(
+            "expires_at must be in the future, and at most ten years away".into(),
+        ));
+    }
     if read_only && kind != TokenKind::Mcp {
         return Err(DomainError::Invalid(
             "only MCP tokens can be read-only; an agent token acts for its own workspace".into(),
@@ -92,6 +104,7 @@ pub async fn create_token(
             prefix: &new.shown_prefix,
             kind,
             read_only,
+            expires_at,
         })
         .await?;
     Ok(CreatedToken {
@@ -123,8 +136,10 @@ impl Tokens {
         name: &str,
         kind: TokenKind,
         read_only: bool,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> DomainResult<CreatedToken> {
-        let created = create_token(&self.store, caller.user, name, kind, read_only).await?;
+        let created =
+            create_token(&self.store, caller.user, name, kind, read_only, expires_at).await?;
         audit::record(Record {
             caller,
             action: "token.create",

@@ -73,6 +73,12 @@ async fn authenticate_secret(app: &AppState, secret: Option<&str>) -> ApiResult<
         .active_agent_token(&token_hash(secret))
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))?;
+    if let Some(at) = token.expires_at.filter(|at| *at <= chrono::Utc::now()) {
+        return Err(ApiError::unauthorized(format!(
+            "this agent token expired at {}; make a new one",
+            at.format("%Y-%m-%d %H:%M UTC")
+        )));
+    }
     app.limits
         .check(crate::ratelimit::Key::Token(token.id))
         .map_err(|secs| ApiError::rate_limited(secs, "agent token"))?;
@@ -95,6 +101,15 @@ pub async fn revocation_sweep(app: AppState) {
                 app.limits.forget_idle();
                 let now = chrono::Utc::now();
                 // A second of overlap covers clock steps between nodes; kicking twice is harmless.
+                // Tokens that expired since the last sweep end their sessions too.
+                match app.store.tokens_expired_between(since - chrono::Duration::seconds(1), now).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot check for expired tokens"),
+                }
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {

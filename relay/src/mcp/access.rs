@@ -128,6 +128,7 @@ impl TokenCache {
             user_id: token.owner_id,
             token_id: token.id,
             read_only: token.read_only,
+            expires_at: token.expires_at,
         };
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED_TOKENS {
@@ -160,6 +161,9 @@ pub(super) async fn authenticate(
         return unauthorized(&app, req.headers(), None);
     };
     match app.mcp.tokens.check(&app, &secret).await {
+        Ok(Some(caller)) if caller.expires_at.is_some_and(|at| at <= chrono::Utc::now()) => {
+            unauthorized(&app, req.headers(), Some("expired_token"))
+        }
         Ok(Some(caller)) => {
             if let Err(secs) = app
                 .limits
@@ -202,8 +206,14 @@ fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Res
     let mut challenge =
         format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
     if let Some(e) = error {
+        // RFC 6750 has one code for every refused token; the description says which it was.
+        let description = if e == "expired_token" {
+            "the token expired"
+        } else {
+            "the token is unknown, revoked, or not an MCP token"
+        };
         challenge.push_str(&format!(
-            r#", error="{e}", error_description="the token is unknown, revoked, or not an MCP token""#
+            r#", error="invalid_token", error_description="{description}""#
         ));
     }
     (

@@ -50,6 +50,8 @@ pub struct McpCaller {
     pub token_id: Uuid,
     /// Whether the token may only read.
     pub read_only: bool,
+    /// When the token stops working, if it does.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `/mcp` and the protected-resource metadata, to merge into the relay's router.

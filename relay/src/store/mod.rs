@@ -132,6 +132,15 @@ pub struct AgentToken {
     pub kind: TokenKind,
     /// For an MCP token: it may read and list, but not write files or run tasks.
     pub read_only: bool,
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl AgentToken {
+    /// Whether it had expired at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A token to store.
@@ -149,6 +158,8 @@ pub struct NewToken<'a> {
     pub kind: TokenKind,
     /// Read-only (MCP tokens only).
     pub read_only: bool,
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A new refresh token to store.
@@ -365,6 +376,7 @@ pub trait Store: WorkStore + Send + Sync + 'static {
             prefix,
             kind: TokenKind::Agent,
             read_only: false,
+            expires_at: None,
         })
         .await
     }
@@ -377,10 +389,18 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Ids of tokens whose expiry fell after `since` and at or before `until` (the relay's own
+    /// use: ending the sessions they opened).
+    async fn tokens_expired_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
     /// Ids of tokens revoked at or after `since`, however they were revoked (API, CLI, another
     /// node), so running sessions that use them can be closed.
     async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
-    /// The active (not revoked) token of `kind` with this hash.
+    /// The unrevoked token of `kind` with this hash whose owner is active; the caller checks
+    /// [`AgentToken::expired`], to say so.
     async fn active_token(
         &self,
         token_hash: &str,

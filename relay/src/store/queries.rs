@@ -20,7 +20,8 @@ macro_rules! user_columns {
 /// An [`super::AgentToken`] (never the hash).
 macro_rules! token_columns {
     () => {
-        "id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only"
+        "id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only, \
+         expires_at"
     };
 }
 
@@ -155,8 +156,8 @@ pub(super) const LIVE_LOGIN: &str = "SELECT id FROM refresh_tokens \
 
 pub(super) const INSERT_TOKEN: &str = concat!(
     "INSERT INTO agent_tokens \
-     (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+     (id, owner_id, name, prefix, token_hash, created_at, kind, read_only, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
     token_columns!()
 );
 pub(super) const TOKENS_OF: &str = concat!(
@@ -174,8 +175,13 @@ pub(super) const ACTIVE_TOKEN: &str = concat!(
     " FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2 \
      AND owner_id IN (SELECT id FROM users WHERE deactivated_at IS NULL)"
 );
+/// Marks token `$1` used at `$2`, if it is still unrevoked (its expiry was checked at the door,
+/// and the sweep ends sessions when it passes).
 pub(super) const TOUCH_TOKEN: &str =
     "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// Tokens whose expiry fell in `($1, $2]`.
+pub(super) const TOKENS_EXPIRED_BETWEEN: &str =
+    "SELECT id FROM agent_tokens WHERE expires_at > $1 AND expires_at <= $2";
 
 // ---- Workspaces and agent sessions ------------------------------------------------------------
 

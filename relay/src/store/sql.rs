@@ -98,6 +98,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "password resets",
         include_str!("../../../migrations/sqlite/0009_password_resets.sql"),
     ),
+    (
+        10,
+        "token expiry",
+        include_str!("../../../migrations/sqlite/0010_token_expiry.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -154,6 +159,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "password resets",
         include_str!("../../../migrations/postgres/0009_password_resets.sql"),
+    ),
+    (
+        10,
+        "token expiry",
+        include_str!("../../../migrations/postgres/0010_token_expiry.sql"),
     ),
 ];
 
@@ -517,6 +527,7 @@ macro_rules! sql_store {
                     .bind(Utc::now())
                     .bind(new.kind.as_str())
                     .bind(new.read_only)
+                    .bind(new.expires_at)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| unique_violation(e, "an agent token with this secret"))
@@ -543,6 +554,18 @@ macro_rules! sql_store {
                     .await?
                     .rows_affected();
                 Ok(found > 0)
+            }
+
+            async fn tokens_expired_between(
+                &self,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> StoreResult<Vec<Uuid>> {
+                Ok(sqlx::query_scalar(q::TOKENS_EXPIRED_BETWEEN)
+                    .bind(since)
+                    .bind(until)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
