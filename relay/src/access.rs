@@ -44,8 +44,16 @@ pub struct AccessChanges {
     tx: broadcast::Sender<AccessChange>,
     epochs: Mutex<HashMap<Uuid, u64>>,
     deactivated: Mutex<std::collections::HashSet<Uuid>>,
+    /// Logins ended on this node, with when: their access tokens are refused until they
+    /// would have expired anyway.
+    ended_logins: Mutex<HashMap<Uuid, std::time::Instant>>,
     metrics: Arc<Metrics>,
 }
+
+/// How long an ended login is remembered: the longest an access token lives.
+const ENDED_LOGIN_MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Most ended logins remembered (beyond it the oldest are forgotten first).
+const MAX_ENDED_LOGINS: usize = 100_000;
 
 impl AccessChanges {
     /// No changes yet; each one published is counted in `metrics`.
@@ -54,14 +62,39 @@ impl AccessChanges {
             tx: broadcast::channel(BUFFER).0,
             epochs: Mutex::default(),
             deactivated: Mutex::default(),
+            ended_logins: Mutex::default(),
             metrics,
         }
     }
 
-    /// Tells every open stream on this node of `change`, and counts it.
+    /// Tells every open stream on this node of `change`, and counts it. An ended login is
+    /// also remembered, so its access tokens are refused from now on.
     pub fn publish(&self, change: AccessChange) {
+        if let AccessChange::Login(login) = change {
+            let mut ended = self.ended_logins.lock().unwrap_or_else(|e| e.into_inner());
+            if ended.len() >= MAX_ENDED_LOGINS {
+                ended.retain(|_, at| at.elapsed() < ENDED_LOGIN_MEMORY);
+                if ended.len() >= MAX_ENDED_LOGINS
+                    && let Some(oldest) = ended.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k)
+                {
+                    ended.remove(&oldest);
+                }
+            }
+            ended.insert(login, std::time::Instant::now());
+        }
         self.metrics.access_changed();
         let _ = self.tx.send(change);
+    }
+
+    /// Whether `login` ended on this node (logout, password change or reset, replay).
+    pub fn login_ended(&self, login: Option<Uuid>) -> bool {
+        login.is_some_and(|l| {
+            self.ended_logins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&l)
+                .is_some_and(|at| at.elapsed() < ENDED_LOGIN_MEMORY)
+        })
     }
 
     /// `project`'s members changed and `users` may have lost access to it: audiences captured
@@ -92,6 +125,16 @@ impl AccessChanges {
         if changed && !active {
             self.publish(AccessChange::Account(user));
         }
+    }
+
+    /// The users this node holds deactivated.
+    pub fn deactivated_users(&self) -> Vec<Uuid> {
+        self.deactivated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Whether `user` is deactivated, as this node knows it (at most a sweep behind).

@@ -338,9 +338,19 @@ async fn account_sweep(app: AppState) {
     let mut shutdown = app.shutdown.clone();
     let mut since = Utc::now();
     let mut tick = tokio::time::interval(ACCOUNT_SWEEP);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                ticks += 1;
+                // Every 10 s, the whole list: catches what the 2 s look-back could miss.
+                if ticks.is_multiple_of(20) {
+                    match app.domain.accounts.reconcile_status().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(corrected = n, "account status reconciled"),
+                        Err(e) => tracing::warn!(error = %e, "cannot reconcile account status"),
+                    }
+                }
                 let now = Utc::now();
                 // Overlap covers clock steps between nodes; applying a change twice is harmless.
                 match app.domain.accounts.follow_status(since - chrono::Duration::seconds(2)).await {

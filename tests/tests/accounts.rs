@@ -137,6 +137,14 @@ async fn a_new_password_ends_the_other_logins_at_once(b: Backend) {
     })
     .await;
     assert!(closed.is_ok(), "the other login's socket stayed open");
+    // Its access token is refused at once, not when it would have expired.
+    let r = api
+        .with_token(&there_access)
+        .get("/api/v1/me")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["errors"][0]["code"], "login_ended");
     let r = api
         .post(
             "/api/v1/auth/refresh",
@@ -241,7 +249,13 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
     // Her socket closes, her agent is disconnected, her tokens stop working: all within a
     // sweep (500 ms) of the change.
     let socket = until("her events socket closes", async || {
-        events.next().await.is_err()
+        match events.next().await {
+            Ok(_) => false,
+            Err(e) => {
+                assert!(e.to_string().contains("closed"), "not closed: {e}");
+                true
+            }
+        }
     })
     .await;
     let agent = until("her agent is disconnected", async || {
@@ -288,7 +302,11 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
         api.login(&alice.email, &alice.password).await.is_ok()
     })
     .await;
-    assert_eq!(mcp_status().await, 200);
+    // Every door opens again once the relay's sweep has seen it.
+    until("her MCP token works again", async || {
+        mcp_status().await == 200
+    })
+    .await;
     assert!(
         RawAgent::connect(&relay.url(), &alice.agent_token)
             .await
@@ -356,8 +374,24 @@ async fn a_one_time_link_sets_a_new_password(b: Backend) {
     assert_eq!(r.status, 401, "{:#}", r.body);
     assert_eq!(r.body["errors"][0]["code"], "invalid_reset");
 
+    // A second link, made before the reset, dies with it.
+    let (second, ok, said) = reset_link(&db, &alice.email, "60").await;
+    assert!(ok, "{said}");
+    let second = second.rsplit('/').next().unwrap().to_owned();
     let r = reset(&token, "a-fresh-passphrase").await.unwrap();
     assert_eq!(r.status, 200, "{:#}", r.body);
+    let r = reset(&second, "yet-another-passphrase").await.unwrap();
+    assert_eq!(
+        r.status, 401,
+        "an older link outlived the reset: {:#}",
+        r.body
+    );
+    let r = api
+        .with_token(other["access_token"].as_str().unwrap())
+        .get("/api/v1/me")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "an ended login's access token still works");
     // Every login ended; the old password is gone, the new one works.
     let r = api
         .post(

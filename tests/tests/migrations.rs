@@ -223,6 +223,10 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     assert_eq!(upgraded.email, "alice@example.com");
     assert_eq!(upgraded.full_name, "");
     assert_eq!(upgraded.preferences, store::Preferences::default());
+    assert!(upgraded.deactivated_at.is_none());
+    let tokens = new.list_agent_tokens(alice.id).await.unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].expires_at.is_none(), "old tokens do not expire");
     let (after, total) = new.list_tasks(alice.id, &filter).await.unwrap();
     assert_eq!(total, 3);
     assert_eq!(format!("{after:?}"), format!("{before:?}"));

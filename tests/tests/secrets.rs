@@ -97,6 +97,7 @@ async fn secrets_are_sealed_at_rest_and_open_only_for_their_owner(b: Backend) {
     let key = k1.split_once(':').unwrap().1.as_bytes().to_vec();
     relay.shutdown().await.unwrap();
     let bytes = database_bytes(&db).await;
+    assert!(!bytes.is_empty(), "the database was read");
     assert!(
         !contains(&bytes, PLAINTEXT),
         "the database holds the plaintext"

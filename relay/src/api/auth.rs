@@ -105,6 +105,13 @@ impl FromRequestParts<AppState> for AuthUser {
                 "this account is deactivated",
             ));
         }
+        if app.access.login_ended(verified.login) {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "login_ended",
+                "this login has ended; log in again",
+            ));
+        }
         app.limits
             .check(crate::ratelimit::Key::User(verified.user))
             .map_err(|secs| ApiError::rate_limited(secs, "user"))?;

@@ -256,20 +256,48 @@ impl Accounts {
         Ok(users.len())
     }
 
+    /// Brings this node's view in line with the whole list of deactivated users, catching any
+    /// change the look-back of [`Self::follow_status`] missed (a commit that took long, clocks
+    /// apart). Returns how many users it corrected.
+    pub async fn reconcile_status(&self) -> Result<usize, StoreError> {
+        let stored: std::collections::HashSet<Uuid> =
+            self.store.deactivated_users().await?.into_iter().collect();
+        let mut fixed = 0;
+        for user in self.access.deactivated_users() {
+            if !stored.contains(&user) {
+                self.access.set_active(user, true);
+                fixed += 1;
+            }
+        }
+        for user in stored {
+            if !self.access.is_deactivated(user) {
+                self.apply_status(user, false).await?;
+                fixed += 1;
+            }
+        }
+        Ok(fixed)
+    }
+
+    /// Applies one user's status on this node.
+    async fn apply_status(&self, user: Uuid, active: bool) -> Result<(), StoreError> {
+        let was = !self.access.is_deactivated(user);
+        self.access.set_active(user, active);
+        if was && !active {
+            for token in self.store.list_agent_tokens(user).await? {
+                (self.cut_token)(token.id);
+            }
+            tracing::info!(%user, "account deactivated: its sessions ended");
+        }
+        Ok(())
+    }
+
     /// Applies the status changes made since `since` (here, by the CLI or on another node):
     /// a deactivated user's streams close, their agent and MCP sessions end, and nothing of
     /// theirs authenticates until they are activated again. Returns how many changed.
     pub async fn follow_status(&self, since: DateTime<Utc>) -> Result<usize, StoreError> {
         let changes = self.store.user_status_changes(since).await?;
         for (user, active) in &changes {
-            let was = !self.access.is_deactivated(*user);
-            self.access.set_active(*user, *active);
-            if was && !active {
-                for token in self.store.list_agent_tokens(*user).await? {
-                    (self.cut_token)(token.id);
-                }
-                tracing::info!(%user, "account deactivated: its sessions ended");
-            }
+            self.apply_status(*user, *active).await?;
         }
         Ok(changes.len())
     }

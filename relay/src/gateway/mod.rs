@@ -102,20 +102,27 @@ pub async fn revocation_sweep(app: AppState) {
                 let now = chrono::Utc::now();
                 // A second of overlap covers clock steps between nodes; kicking twice is harmless.
                 // Tokens that expired since the last sweep end their sessions too.
-                match app.store.tokens_expired_between(since - chrono::Duration::seconds(1), now).await {
+                let expired_checked = match app.store.tokens_expired_between(since - chrono::Duration::seconds(1), now).await {
                     Ok(ids) => {
                         for id in ids {
                             crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
                         }
+                        true
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot check for expired tokens"),
-                }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check for expired tokens");
+                        false
+                    }
+                };
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {
                             crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
                         }
-                        since = now;
+                        // Moved on only when both looks worked, so a failed one is retried.
+                        if expired_checked {
+                            since = now;
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot check for revoked tokens"),
                 }

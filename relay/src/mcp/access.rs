@@ -164,6 +164,9 @@ pub(super) async fn authenticate(
         Ok(Some(caller)) if caller.expires_at.is_some_and(|at| at <= chrono::Utc::now()) => {
             unauthorized(&app, req.headers(), Some("expired_token"))
         }
+        Ok(Some(caller)) if app.access.is_deactivated(caller.user_id) => {
+            unauthorized(&app, req.headers(), Some("invalid_token"))
+        }
         Ok(Some(caller)) => {
             if let Err(secs) = app
                 .limits

@@ -127,6 +127,9 @@ pub(super) const OPEN_RESET: &str = "SELECT user_id FROM password_resets \
 /// Uses up reset link `$1` at `$2`, if it is unused and unexpired; returns its user.
 pub(super) const USE_RESET: &str = "UPDATE password_resets SET used_at = $2 \
     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id";
+/// Uses up, at `$2`, every unused reset link of user `$1` (the password changed).
+pub(super) const CLOSE_RESETS: &str =
+    "UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL";
 pub(super) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 /// Ends, at `$3`, every live login of user `$1` but `$2` (which may be NULL).
 pub(super) const END_OTHER_LOGINS: &str = "UPDATE refresh_tokens SET revoked_at = $3 \

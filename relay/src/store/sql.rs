@@ -398,6 +398,11 @@ macro_rules! sql_store {
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                sqlx::query(q::CLOSE_RESETS)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 ended.sort();
                 ended.dedup();
@@ -422,6 +427,11 @@ macro_rules! sql_store {
                     .bind(keep)
                     .bind(now)
                     .fetch_all(&mut *tx)
+                    .await?;
+                sqlx::query(q::CLOSE_RESETS)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 ended.sort();
