@@ -22,72 +22,57 @@ both_backends!(
 /// The last migration before the closed sets were checked.
 const BEFORE: i64 = 4;
 
-/// A user row written with the columns of the schema at [`BEFORE`].
+/// Runs one statement with `binds` on the test's database directly (either kind): rows written
+/// with the columns of the schema at [`BEFORE`], which the store's code no longer writes.
+macro_rules! old_row {
+    ($db:expr, $sql:expr, $($bind:expr),+) => {
+        if $db.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&$db.url).await.unwrap();
+            sqlx::query($sql)$(.bind($bind))+.execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&$db.url).await.unwrap();
+            sqlx::query($sql)$(.bind($bind))+.execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    };
+}
+
+/// A user as the schema at [`BEFORE`] had them.
 struct OldUser {
     id: Uuid,
 }
 
 impl OldUser {
     async fn insert(db: &TestDb, email: &str) -> Self {
-        const SQL: &str =
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, 'h', $3)";
         let id = Uuid::now_v7();
-        if db.url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(email)
-                .bind(Utc::now())
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        } else {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(email)
-                .bind(Utc::now())
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
+        old_row!(
+            db,
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, 'h', $3)",
+            id,
+            email,
+            Utc::now()
+        );
         Self { id }
     }
 
-    /// An agent token of theirs, written with that schema's columns; its id.
+    /// An agent token of theirs, as that schema had it.
     async fn agent_token(&self, db: &TestDb) -> OldToken {
-        const SQL: &str = "INSERT INTO agent_tokens \
-            (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
-            VALUES ($1, $2, 'ws', 'fca_x', 'hash', $3, 'agent', FALSE)";
         let id = Uuid::now_v7();
-        if db.url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(self.id)
-                .bind(Utc::now())
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        } else {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(self.id)
-                .bind(Utc::now())
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
+        old_row!(
+            db,
+            "INSERT INTO agent_tokens \
+             (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
+             VALUES ($1, $2, 'ws', 'fca_x', 'hash', $3, 'agent', FALSE)",
+            id,
+            self.id,
+            Utc::now()
+        );
         OldToken { id }
     }
 }
 
-/// A token row written with the columns of the schema at [`BEFORE`].
+/// A token as the schema at [`BEFORE`] had it.
 struct OldToken {
     id: Uuid,
 }

@@ -100,13 +100,13 @@ pub async fn set_active(store: &DynStore, email: &str, active: bool) -> DomainRe
     if !store.set_user_active(user.id, active, Utc::now()).await? {
         return Err(DomainError::NotFound("user"));
     }
-    tracing::info!(
-        target: "fulcrum::audit",
-        user = %user.id,
-        door = "cli",
-        action = if active { "user.activate" } else { "user.deactivate" },
-        subject = %user.id,
-        "audit"
+    audit::record_operator(
+        user.id,
+        if active {
+            "user.activate"
+        } else {
+            "user.deactivate"
+        },
     );
     Ok(user)
 }
@@ -158,14 +158,7 @@ pub async fn issue_reset(
     store
         .create_password_reset(user.id, &token.hash, expires_at, now)
         .await?;
-    tracing::info!(
-        target: "fulcrum::audit",
-        user = %user.id,
-        door = "cli",
-        action = "user.issue_reset",
-        subject = %user.id,
-        "audit"
-    );
+    audit::record_operator(user.id, "user.issue_reset");
     Ok(ResetToken {
         user,
         secret: token.secret,

@@ -19,12 +19,27 @@ pub struct Record<'a> {
 
 /// Records `record`.
 pub fn record(record: Record<'_>) {
+    write(
+        record.caller.user,
+        record.caller.door.as_str(),
+        record.action,
+        record.subject,
+    );
+}
+
+/// Records what an operator did to `user` with `fulcrum-relay` (door `cli`): the command acts
+/// for the operator, not for a user through a door.
+pub fn record_operator(user: Uuid, action: &str) {
+    write(user, "cli", action, user);
+}
+
+fn write(user: Uuid, door: &str, action: &str, subject: Uuid) {
     tracing::info!(
         target: "fulcrum::audit",
-        user = %record.caller.user,
-        door = record.caller.door.as_str(),
-        action = record.action,
-        subject = %record.subject,
+        user = %user,
+        door,
+        action,
+        subject = %subject,
         "audit"
     );
 }
