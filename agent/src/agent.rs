@@ -1,5 +1,6 @@
 //! Running an agent: its tasks (link, monitor, control socket) and their lifetime.
 
+use fulcrum_protocol::kinds::{Scope, Scopes};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -33,8 +34,9 @@ pub struct AgentOptions {
     pub state_dir: PathBuf,
     /// How many jobs run at once; later ones wait in order.
     pub max_jobs: usize,
-    /// Whether remote tools may write files in the workspace.
-    pub allow_writes: bool,
+    /// What the workspace allows callers through the relay: `write` (remote tools may change
+    /// files) and `run` (tasks may run). A call needs this and its token's scope.
+    pub policy: Scopes,
     /// MCP servers to host in the workspace.
     pub mcp_servers: Vec<crate::hosted::ServerConfig>,
 }
@@ -48,7 +50,7 @@ impl AgentOptions {
             root,
             state_dir,
             max_jobs: 1,
-            allow_writes: false,
+            policy: Scopes::of(&[Scope::Run]),
             mcp_servers: Vec::new(),
         }
     }
@@ -96,7 +98,7 @@ impl RunningAgent {
         let outbox = DiskOutbox::open(&opts.state_dir.join("outbox"))?;
         crate::hosted::check_configs(&opts.mcp_servers).map_err(anyhow::Error::msg)?;
         let hosted = crate::hosted::Hosted::start(opts.mcp_servers, root.clone(), stopping.clone());
-        let toolbox = crate::tools::Toolbox::new(root.clone(), opts.allow_writes, hosted.clone());
+        let toolbox = crate::tools::Toolbox::new(root.clone(), opts.policy, hosted.clone());
         let link = Link::new(
             opts.relay,
             identity,
@@ -115,6 +117,7 @@ impl RunningAgent {
             root.clone(),
             &opts.state_dir,
             opts.max_jobs,
+            opts.policy.contains(Scope::Run),
             status.clone(),
             commands_rx,
             reports_tx,

@@ -6,6 +6,7 @@
 //! (and says why), 2 when no agent runs. `fulcrum run` exits with the task's own exit code
 //! (128+N for a signal, 124 for a timeout, 130 when canceled).
 
+use fulcrum_protocol::kinds::{Scope, Scopes};
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
@@ -115,13 +116,17 @@ pub struct AgentArgs {
     /// The relay's UDP port for QUIC [default: the relay URL's port].
     #[arg(long, env = "FULCRUM_QUIC_PORT")]
     pub quic_port: Option<u16>,
-    /// Let remote tools (the relay's MCP endpoint) write files in this workspace, for tokens
-    /// that may write [default: off].
-    #[arg(long, env = "FULCRUM_ALLOW_WRITES")]
+    /// What this workspace allows callers through the relay, comma-separated: `write`
+    /// (remote tools may change files), `run` (tasks may run here), or `none`. A call needs
+    /// both this and its token's scope [default: run].
+    #[arg(long, env = "FULCRUM_ALLOW", value_parser = parse_policy)]
+    pub allow: Option<Scopes>,
+    /// The same as adding `write` to --allow (kept for older setups).
+    #[arg(long, env = "FULCRUM_ALLOW_WRITES", hide = true)]
     pub allow_writes: bool,
     /// TOML config file (keys: relay_url, token, token_file, root, state_dir, ca_file,
-    /// max_jobs, transport, quic_port, allow_writes, and [[mcp_servers]] tables with name,
-    /// command, args and env).
+    /// max_jobs, transport, quic_port, allow (a list: "write", "run"), and [[mcp_servers]]
+    /// tables with name, command, args and env).
     #[arg(long, env = "FULCRUM_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr.
@@ -157,9 +162,27 @@ struct FileConfig {
     max_jobs: Option<usize>,
     transport: Option<crate::transport::TransportMode>,
     quic_port: Option<u16>,
+    allow: Option<Vec<String>>,
     allow_writes: Option<bool>,
     /// MCP servers the agent hosts in the workspace.
     mcp_servers: Vec<crate::hosted::ServerConfig>,
+}
+
+/// Parses a workspace policy: `write`, `run`, both (comma-separated), or `none`.
+fn parse_policy(text: &str) -> Result<Scopes, String> {
+    if text.trim() == "none" {
+        return Ok(Scopes::NONE);
+    }
+    let scopes = Scopes::parse_list(text).map_err(|e| {
+        format!(
+            "unknown word {:?}: the policy is `write`, `run`, both, or `none`",
+            e.name
+        )
+    })?;
+    if !scopes.is_subset(Scopes::of(&[Scope::Write, Scope::Run])) {
+        return Err("the policy is `write`, `run`, both, or `none`".into());
+    }
+    Ok(scopes)
 }
 
 /// The default state directory: `$XDG_STATE_HOME/fulcrum`, else `~/.local/state/fulcrum`.
@@ -224,7 +247,19 @@ impl AgentArgs {
                 .or(file.state_dir)
                 .unwrap_or_else(default_state_dir),
             max_jobs: self.max_jobs.or(file.max_jobs).unwrap_or(1).clamp(1, 64),
-            allow_writes: self.allow_writes || file.allow_writes.unwrap_or(false),
+            policy: {
+                let base = match (self.allow, file.allow) {
+                    (Some(p), _) => p,
+                    (None, Some(list)) => parse_policy(&list.join(","))
+                        .map_err(|e| anyhow::anyhow!("allow in the config file: {e}"))?,
+                    (None, None) => Scopes::of(&[Scope::Run]),
+                };
+                if self.allow_writes || file.allow_writes.unwrap_or(false) {
+                    Scopes::of(&[Scope::Write]).union(base)
+                } else {
+                    base
+                }
+            },
             mcp_servers: file.mcp_servers,
         })
     }

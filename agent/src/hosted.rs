@@ -198,13 +198,15 @@ impl Hosted {
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// Calls `tool` on server `server` with `args` (a JSON object), within `timeout`.
+    /// Calls `tool` on server `server` with `args` (a JSON object), within `timeout`. A tool
+    /// not marked read-only needs a caller that `may_write` and a `writable` workspace.
     pub async fn call(
         &self,
         server: &str,
         tool: &str,
         args: serde_json::Map<String, serde_json::Value>,
         may_write: bool,
+        writable: bool,
         timeout: Duration,
     ) -> ToolOutput {
         let (peer, read_only) = {
@@ -232,7 +234,14 @@ impl Hosted {
             }
             Some(false) if !may_write => {
                 return ToolOutput::error(format!(
-                    "{server}__{tool} may change the workspace, and this token is read-only"
+                    "{server}__{tool} may change the workspace, and this token lacks the `write` \
+                     scope"
+                ));
+            }
+            Some(false) if !writable => {
+                return ToolOutput::error(format!(
+                    "{server}__{tool} may change the workspace, and the workspace's policy does \
+                     not allow `write` (its agent runs without `write` in --allow)"
                 ));
             }
             Some(_) => {}

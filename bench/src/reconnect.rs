@@ -110,7 +110,7 @@ pub async fn run(a: Args) -> Result<()> {
                 run_calls,
                 toolbox: fulcrum_agent::tools::Toolbox::new(
                     dirs.path().to_path_buf(),
-                    false,
+                    fulcrum_protocol::kinds::Scopes::of(&[fulcrum_protocol::kinds::Scope::Run]),
                     fulcrum_agent::hosted::Hosted::start(
                         Vec::new(),
                         dirs.path().into(),

@@ -92,8 +92,228 @@ closed_set! {
     pub enum TokenKind {
         /// An agent dials in with it.
         Agent = "agent",
-        /// An MCP client calls `/mcp` with it.
+        /// An MCP client calls `/mcp` with it (static, or issued by the relay's OAuth server).
         Mcp = "mcp",
+        /// A script, CI job or automation calls the REST API with it.
+        Api = "api",
+        /// An AI tool reports its activity with it; it reads nothing.
+        Ingest = "ingest",
+    }
+}
+
+impl TokenKind {
+    /// The scopes a token of this kind may hold.
+    pub fn allowed_scopes(self) -> Scopes {
+        match self {
+            Self::Agent => Scopes::of(&[Scope::Read, Scope::Run]),
+            Self::Mcp => Scopes::of(&[Scope::Read, Scope::Write, Scope::Run]),
+            Self::Api => Scopes::of(&[Scope::Read, Scope::Write, Scope::Run, Scope::Admin]),
+            Self::Ingest => Scopes::of(&[Scope::Ingest]),
+        }
+    }
+
+    /// The scopes a token of this kind gets when none are asked for.
+    pub fn default_scopes(self) -> Scopes {
+        match self {
+            Self::Agent => Scopes::of(&[Scope::Read, Scope::Run]),
+            Self::Mcp => Scopes::of(&[Scope::Read, Scope::Write, Scope::Run]),
+            Self::Api => Scopes::of(&[Scope::Read]),
+            Self::Ingest => Scopes::of(&[Scope::Ingest]),
+        }
+    }
+
+    /// Whether a token of this kind may be limited to one project or workspace.
+    pub fn may_be_limited(self) -> bool {
+        !matches!(self, Self::Agent)
+    }
+}
+
+closed_set! {
+    /// What a credential may do. A login may do everything its user may; a token only what its
+    /// scopes say (and never more than its user). The agent's workspace policy speaks the same
+    /// words (`write`, `run`): a call into a workspace needs both.
+    pub enum Scope {
+        /// See projects, workspaces, tasks and their logs; read files through tools.
+        Read = "read",
+        /// Change things: projects, members, files in a workspace.
+        Write = "write",
+        /// Start, cancel and re-run tasks.
+        Run = "run",
+        /// Report AI activity; nothing else.
+        Ingest = "ingest",
+        /// Operator actions on users (only for a user who is an administrator).
+        Admin = "admin",
+    }
+}
+
+impl Scope {
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`Scope`]s: shown as a JSON array, stored as the scope names joined by spaces (as
+/// OAuth writes them), in [`Scope::ALL`]'s order. In the OpenAPI document a field of this type
+/// is declared `#[schema(value_type = Vec<Scope>)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// No scope.
+    pub const NONE: Self = Self(0);
+
+    /// Every scope.
+    pub fn all() -> Self {
+        Self::of(Scope::ALL)
+    }
+
+    /// These scopes.
+    pub fn of(scopes: &[Scope]) -> Self {
+        Self(scopes.iter().fold(0, |acc, s| acc | s.bit()))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// Whether every scope of `self` is in `other`.
+    pub fn is_subset(self, other: Self) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// The scopes in either.
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The scopes in both.
+    pub fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The scopes, in [`Scope::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL
+            .iter()
+            .copied()
+            .filter(move |s| self.contains(*s))
+    }
+
+    /// Parses names separated by spaces or commas (`"read run"`, `"read,run"`); an unknown
+    /// name is an error that names it.
+    pub fn parse_list(text: &str) -> Result<Self, UnknownName> {
+        text.split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .try_fold(Self::NONE, |acc, w| {
+                Scope::parse(w)
+                    .map(|s| Self(acc.0 | s.bit()))
+                    .ok_or(UnknownName {
+                        set: "Scope",
+                        name: w.to_owned(),
+                    })
+            })
+    }
+}
+
+impl std::fmt::Display for Scopes {
+    /// The names joined by spaces.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for s in self.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scopes({self})")
+    }
+}
+
+impl TryFrom<String> for Scopes {
+    type Error = UnknownName;
+
+    /// The set stored as `text`.
+    fn try_from(text: String) -> Result<Self, UnknownName> {
+        Self::parse_list(&text)
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(Self::NONE, |acc, s| Self(acc.0 | s.bit()))
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // At most one of each; an array longer than the enum is refused before it is read whole.
+        let list: Vec<Scope> = Vec::deserialize(deserializer)?;
+        if list.len() > Scope::ALL.len() {
+            return Err(serde::de::Error::custom("too many scopes"));
+        }
+        Ok(list.into_iter().collect())
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Scopes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scopes".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let item = generator.subschema_for::<Scope>();
+        schemars::json_schema!({
+            "type": "array",
+            "items": item,
+            "uniqueItems": true,
+            "maxItems": Scope::ALL.len(),
+        })
+    }
+}
+
+closed_set! {
+    /// How an OAuth client proves itself at the token endpoint (RFC 7591
+    /// `token_endpoint_auth_method`).
+    pub enum ClientAuthMethod {
+        /// A public client: no secret; PKCE alone binds the code to it.
+        None = "none",
+        /// The secret in the form body.
+        ClientSecretPost = "client_secret_post",
+        /// The secret in HTTP Basic authentication.
+        ClientSecretBasic = "client_secret_basic",
+    }
+}
+
+closed_set! {
+    /// A user's standing on the relay.
+    #[derive(Default)]
+    pub enum UserRole {
+        /// Uses the relay.
+        #[default]
+        Member = "member",
+        /// Also manages users: deactivates, activates, issues reset links.
+        Admin = "admin",
     }
 }
 
@@ -174,5 +394,34 @@ mod tests {
         assert_eq!(ProjectStatus::parse("deleted"), None);
         assert_eq!(Health::ALL.len(), 5);
         assert_eq!(TokenKind::parse("mcp"), Some(TokenKind::Mcp));
+        same(Scope::ALL);
+        same(UserRole::ALL);
+    }
+
+    #[test]
+    fn scope_sets_round_trip_and_refuse_unknown_words() {
+        let s = Scopes::parse_list("run, read").unwrap();
+        assert_eq!(s.to_string(), "read run");
+        assert_eq!(Scopes::try_from(s.to_string()).unwrap(), s);
+        assert_eq!(
+            serde_json::to_value(s).unwrap(),
+            serde_json::json!(["read", "run"])
+        );
+        let back: Scopes = serde_json::from_value(serde_json::json!(["run", "read"])).unwrap();
+        assert_eq!(back, s);
+        assert!(s.contains(Scope::Run) && !s.contains(Scope::Write));
+        assert!(s.is_subset(TokenKind::Agent.allowed_scopes()));
+        assert!(!Scopes::of(&[Scope::Admin]).is_subset(TokenKind::Mcp.allowed_scopes()));
+        let e = Scopes::parse_list("read sudo").unwrap_err();
+        assert_eq!(e.name, "sudo");
+        assert_eq!(Scopes::parse_list("").unwrap(), Scopes::NONE);
+        assert!(
+            serde_json::from_value::<Scopes>(serde_json::Value::Array(vec!["read".into(); 9]))
+                .is_err()
+        );
+        for kind in TokenKind::ALL {
+            assert!(kind.default_scopes().is_subset(kind.allowed_scopes()));
+            assert!(!kind.default_scopes().is_empty());
+        }
     }
 }

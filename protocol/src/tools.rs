@@ -127,13 +127,33 @@ impl ToolOutput {
     }
 }
 
-/// The tools an agent serves besides its built-in ones, and whether it allows writes.
+/// The tools an agent serves besides its built-in ones, and its workspace's policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCatalog {
-    /// Whether the workspace allows the writing tools (`write_file`, `edit_file`).
+    /// Whether the workspace allows the writing tools (`write_file`, `edit_file`); the same as
+    /// `write` in [`Self::policy`], kept for relays that predate it.
     pub writable: bool,
     /// The MCP servers the agent hosts, running or not.
     pub servers: Vec<HostedServer>,
+    /// What the workspace allows callers to do (`write`, `run`: `fulcrum agent --allow`);
+    /// missing from agents that predate it.
+    #[serde(default)]
+    pub policy: Option<crate::kinds::Scopes>,
+}
+
+impl ToolCatalog {
+    /// The workspace's policy: as the agent said, or, from an older agent, `run` and `write`
+    /// if it allows writes.
+    pub fn policy(&self) -> crate::kinds::Scopes {
+        use crate::kinds::{Scope, Scopes};
+        self.policy.unwrap_or_else(|| {
+            if self.writable {
+                Scopes::of(&[Scope::Write, Scope::Run])
+            } else {
+                Scopes::of(&[Scope::Run])
+            }
+        })
+    }
 }
 
 /// One MCP server hosted by the agent.
@@ -356,6 +376,7 @@ mod tests {
         assert!(big.check().is_err());
         let catalog = ToolCatalog {
             writable: false,
+            policy: None,
             servers: vec![HostedServer {
                 name: "bad name".into(),
                 running: true,
@@ -382,6 +403,7 @@ mod tests {
         };
         let mut catalog = ToolCatalog {
             writable: false,
+            policy: None,
             servers: vec![server("a"), server("b")],
         };
         assert!(catalog.check().is_err());

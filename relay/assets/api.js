@@ -235,6 +235,9 @@ export async function request(method, path, body) {
   return (await requestEnvelope(method, path, body)).data;
 }
 
+/** 401 codes that say something in the request was wrong, not that the session is gone. */
+const NOT_SESSION_401 = new Set(["wrong_password"]);
+
 /** Like request(), but resolves to {status, data, meta} (list endpoints page through meta). */
 export async function requestEnvelope(method, path, body) {
   if (!accessToken || Date.now() > expiresAt - 5_000) {
@@ -247,7 +250,9 @@ export async function requestEnvelope(method, path, body) {
   try {
     return await send(method, path, body, used);
   } catch (err) {
-    if (err.status !== 401) throw err;
+    // A 401 about the request itself (a wrong current password) is not about the session:
+    // refreshing and sending it again would only count a second failed attempt.
+    if (err.status !== 401 || NOT_SESSION_401.has(err.code)) throw err;
     // Another caller may have refreshed meanwhile; only refresh if our token is still current.
     if (accessToken === used || !accessToken) await refresh(); // throws (ending the session) if the cookie is gone
     return await send(method, path, body, accessToken);
@@ -268,15 +273,39 @@ function query(params) {
 const enc = encodeURIComponent;
 
 export const api = {
+  /** -> {id, email, created_at, full_name, preferences: {theme, time_zone, default_project}, role} */
   me: () => request("GET", "/me"),
+  /** {full_name?, preferences?} -> the user. The relay replaces the stored preferences whole. */
+  updateMe: (body) => request("PATCH", "/me", body),
+  /** -> {other_logins_ended} (401/403 wrong_password, 422 password rules) */
+  changePassword: (currentPassword, newPassword) =>
+    request("POST", "/me/password", { current_password: currentPassword, new_password: newPassword }),
   workspaces: () => request("GET", "/workspaces"),
   workspace: (id) => request("GET", `/workspaces/${encodeURIComponent(id)}`),
-  agentTokens: () => request("GET", "/agent-tokens"),
-  /** kind: "agent" | "mcp"; readOnly only for MCP tokens. */
-  createAgentToken: (name, { kind = "agent", readOnly = false } = {}) =>
-    request("POST", "/agent-tokens", { name, kind, read_only: kind === "mcp" && !!readOnly }),
-  revokeAgentToken: (id) => request("DELETE", `/agent-tokens/${encodeURIComponent(id)}`),
+
+  /** Every token of the caller, of every kind, revoked ones included. */
+  tokens: () => request("GET", "/tokens"),
+  /**
+   * {name, kind: "agent"|"mcp"|"api"|"ingest", scopes?, project_id?, workspace_id?, expires_at?}
+   * -> the token with its secret in `token` (shown once).
+   */
+  createToken: (body) => request("POST", "/tokens", body),
+  revokeToken: (id) => request("DELETE", `/tokens/${enc(id)}`),
   eventsTicket: () => request("POST", "/events/ticket", {}),
+
+  /** Administrators only. {after?, limit?} -> [{id, email, full_name, role, active, created_at}] by email. */
+  adminUsers: (params) => request("GET", `/admin/users${query(params)}`),
+  /** -> the user, deactivated (409 `self` for your own account). */
+  adminDeactivate: (id) => request("POST", `/admin/users/${enc(id)}/deactivate`, {}),
+  adminActivate: (id) => request("POST", `/admin/users/${enc(id)}/activate`, {}),
+  /** -> {link, expires_at}: a one-time password reset link, shown once. */
+  adminResetLink: (id, validForMins = 60) =>
+    request("POST", `/admin/users/${enc(id)}/reset-link`, { valid_for_mins: validForMins }),
+
+  /** The OAuth authorization request behind the consent page (`query`: the authorize query string). */
+  oauthRequest: (queryString) => request("GET", `/oauth/requests?${queryString}`),
+  /** {client_id, redirect_uri, code_challenge, code_challenge_method, state, scope, resource, approve} -> {redirect_to} */
+  oauthConsent: (body) => request("POST", "/oauth/consent", body),
 
   projects: () => request("GET", "/projects"),
   project: (id) => request("GET", `/projects/${enc(id)}`),

@@ -3,8 +3,9 @@
 // All data is put into the page with textContent / DOM nodes, never as HTML.
 //
 // Routes: #/workspaces, #/tokens (built once, shown/hidden), and pages built per visit:
-// #/projects, #/projects/{id}, #/workspaces/{id}/tasks, #/tasks/{id}.
-// #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not.
+// #/projects, #/projects/{id}, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
+// #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
+// #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
 import {
   api, login, logout, restoreSession, onSession, EventStream, isAuthenticated,
@@ -70,8 +71,43 @@ function svgIcon(name) {
 
 // ------------------------------------------------------------------ formatting
 
-const dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+let dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+let dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** Whether `tz` is an IANA time zone this browser knows. */
+function validTimeZone(tz) {
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Dates are shown in the user's time zone (the browser's when none is set). */
+function applyTimeZone(tz) {
+  const zone = tz && validTimeZone(tz) ? { timeZone: tz } : {};
+  dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", ...zone });
+  dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium", ...zone });
+}
+
+// ------------------------------------------------------------------ theme
+
+const THEMES = ["system", "light", "dark"];
+const THEME_KEY = "fulcrum-theme"; // remembered so the login screen and the next load start in it
+
+/** `data-theme` on <html>: "light" / "dark" force a palette, "system" follows the OS. */
+function applyTheme(theme, remember = true) {
+  const t = THEMES.includes(theme) ? theme : "system";
+  document.documentElement.dataset.theme = t;
+  if (remember) {
+    try { localStorage.setItem(THEME_KEY, t); } catch { /* storage may be off */ }
+  }
+}
+
+function storedTheme() {
+  try { return localStorage.getItem(THEME_KEY); } catch { return null; }
+}
 
 function parseTime(iso) {
   if (!iso) return NaN;
@@ -190,12 +226,6 @@ function mcpAddCommand(token) {
   return `claude mcp add --transport http fulcrum ${mcpEndpoint()} --header "Authorization: Bearer ${token}"`;
 }
 
-/** "agent", "MCP" or "MCP · read-only". */
-function tokenKindLabel(t) {
-  if (t.kind !== "mcp") return "agent";
-  return t.read_only ? "MCP · read-only" : "MCP";
-}
-
 // ------------------------------------------------------------------ clipboard
 
 async function copyText(text) {
@@ -242,6 +272,7 @@ const state = {
   live: "stopped",
   filter: "",
   expanded: new Set(),       // `${workspaceId}\n${repoPath}` whose change list is expanded
+  mePromise: null,           // the pending GET /me (pages that need the role wait for it)
   tokens: null,
   tokensError: null,
   createdToken: null,        // {id,name,prefix,token,...} — shown once
@@ -250,6 +281,7 @@ const state = {
 let stream = null;
 let shell = null;            // the signed-in layout (null while on the login screen)
 let resetShowing = false;    // the "set a new password" page (#/reset/TOKEN) is up; session events wait
+let consentQuery = null;     // the OAuth consent page (#/authorize?QUERY) is up: its query string
 let pollTimer = 0;
 let tickTimer = 0;
 
@@ -343,6 +375,7 @@ function resetTokenFromHash(hash) {
 function showPasswordReset(token) {
   teardownShell();
   resetShowing = true;
+  consentQuery = null;
   document.title = "Set a new password · Fulcrum";
   clear(appRoot);
 
@@ -432,28 +465,215 @@ function showPasswordReset(token) {
   password.focus();
 }
 
-/** Hash changes into or out of a reset link (the shell's own routing handles the rest). */
-function onResetHashChange() {
+/** Hash changes into or out of the pages outside the shell (the shell's own routing handles the rest). */
+function onOutsideHashChange() {
   const token = resetTokenFromHash(location.hash);
-  if (token !== null) showPasswordReset(token);
-  else if (resetShowing) resumeSession();
+  if (token !== null) {
+    consentQuery = null;
+    showPasswordReset(token);
+    return;
+  }
+  const query = authorizeQueryFromHash(location.hash);
+  if (query !== null) {
+    if (query !== consentQuery) showConsent(query);
+    return;
+  }
+  if (resetShowing || consentQuery !== null) resumeSession();
 }
 
-/** Leave the reset page (or boot): into the app when a session exists or can be restored, else login. */
+/** Leave a page outside the shell (or boot): into the app when a session exists or can be restored, else login. */
 function resumeSession() {
   resetShowing = false;
+  consentQuery = null;
   if (isAuthenticated()) {
     enterApp();
     return;
   }
+  showBoot();
+  restoreSession().catch((err) => {
+    if (shell || resetShowing || consentQuery !== null) return;
+    showLogin(err.status === 0 ? err.message : null);
+  });
+}
+
+function showBoot() {
   clear(appRoot);
   appRoot.setAttribute("aria-busy", "true");
   appRoot.append(h("div.boot", { role: "status" },
     h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 28, height: 28 }), h("span", { text: "Loading Fulcrum…" })));
-  restoreSession().catch((err) => {
-    if (shell || resetShowing) return;
-    showLogin(err.status === 0 ? err.message : null);
-  });
+}
+
+// ------------------------------------------------------------------ OAuth consent view
+
+const CONSENT_LOGIN_NOTICE = "An application is asking to use Fulcrum for you. Sign in to review what it asks for.";
+const CONSENT_PARAMS = ["response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope", "resource"];
+let consentSeq = 0;
+
+/** "#/authorize?a=1&b=2" -> "a=1&b=2"; null for any other hash. */
+function authorizeQueryFromHash(hash) {
+  const m = /^#\/?authorize\/?(?:\?(.*))?$/.exec(String(hash || ""));
+  return m ? (m[1] || "") : null;
+}
+
+/** Where a redirect URI sends the browser, for people: its origin, or its scheme for an app's URI. */
+function redirectTarget(uri) {
+  try {
+    const u = new URL(uri);
+    if (u.origin && u.origin !== "null") return u.origin;
+    return u.host ? `${u.protocol}//${u.host}` : u.protocol.replace(/:$/, "") + " (an app on this device)";
+  } catch {
+    return String(uri || "unknown");
+  }
+}
+
+/** The relay's redirect_to may be a web page or an app's own scheme, never script or data. */
+function safeRedirect(to) {
+  if (typeof to !== "string" || !to) return null;
+  try {
+    const u = new URL(to);
+    return ["javascript:", "data:", "vbscript:", "blob:", "file:"].includes(u.protocol) ? null : u.href;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * "<client> wants to use Fulcrum as <you>": the relay's GET /oauth/authorize sends the browser
+ * here with its query. Outside the shell, but it needs a session: without one the login form
+ * comes first (session events bring it back here).
+ */
+function showConsent(query) {
+  teardownShell();
+  resetShowing = false;
+  consentQuery = query;
+  document.title = "Authorize · Fulcrum";
+  if (!isAuthenticated()) {
+    showBoot();
+    restoreSession().catch((err) => {
+      // On success the "login" event renders the page; a refresh in flight elsewhere may win too.
+      if (consentQuery !== query || isAuthenticated()) return;
+      showLogin(err.status === 0 ? err.message : CONSENT_LOGIN_NOTICE);
+    });
+    return;
+  }
+  renderConsent(query);
+}
+
+function renderConsent(query) {
+  const seq = ++consentSeq;
+  clear(appRoot);
+  const raw = new URLSearchParams(query);
+  const params = new URLSearchParams();
+  for (const k of CONSENT_PARAMS) if (raw.has(k)) params.set(k, raw.get(k));
+  const param = (k) => (params.has(k) ? params.get(k) : undefined);
+
+  const body = h("div.consent-body", null, loadingEl("Loading the request…"));
+  const title = h("h1", { text: "Authorize access" });
+  appRoot.append(
+    h("div.login-page", null,
+      h("div.login-card.consent-card", { "data-testid": "oauth-card" },
+        h("div.login-brand", null,
+          h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 36, height: 36 }),
+          h("div", null, title, h("p.muted", { text: "Fulcrum" }))),
+        body,
+      ),
+    ),
+  );
+  appRoot.removeAttribute("aria-busy");
+
+  const stillHere = () => seq === consentSeq && consentQuery === query && body.isConnected;
+  const showFatal = (message) => {
+    clear(body);
+    body.append(
+      h("div.form-error", { role: "alert", "data-testid": "oauth-error", text: message }),
+      h("a.login-alt", { href: "#/", "data-testid": "oauth-back" }, "Go to the dashboard"));
+  };
+
+  Promise.all([api.oauthRequest(params.toString()), state.me ? Promise.resolve(state.me) : api.me().catch(() => null)])
+    .then(([req, me]) => {
+      if (!stillHere()) return;
+      if (!req || typeof req !== "object" || typeof req.client_name !== "string") {
+        showFatal("The relay returned an unexpected authorization request.");
+        return;
+      }
+      const email = me && me.email ? me.email : "you";
+      const scopes = Array.isArray(req.scopes) ? req.scopes.filter((s) => typeof s === "string") : [];
+      const clientSite = safeHttpUrl(req.client_uri);
+      document.title = `Authorize ${req.client_name} · Fulcrum`;
+      title.textContent = `Authorize ${req.client_name}`;
+
+      const error = h("div.form-error", { role: "alert", "data-testid": "oauth-error", hidden: true });
+      const status = h("p.muted.small", { role: "status", hidden: true });
+      const deny = h("button.btn", { type: "button", "data-testid": "oauth-deny" }, "Deny");
+      const allow = h("button.btn.btn-primary", { type: "button", "data-testid": "oauth-allow" }, "Allow");
+      const actions = h("div.consent-actions", null, deny, allow);
+      const other = h("button.btn-link", { type: "button", "data-testid": "oauth-switch" }, "Use another account");
+      other.addEventListener("click", async () => {
+        other.disabled = true;
+        try { await logout(); } catch { /* the session is gone locally anyway */ }
+        // The "logout" event shows the login form; signing in comes back here.
+      });
+
+      const decide = async (approve) => {
+        allow.disabled = deny.disabled = true;
+        (approve ? allow : deny).textContent = approve ? "Allowing…" : "Denying…";
+        error.hidden = true;
+        try {
+          const res = await api.oauthConsent({
+            client_id: param("client_id") ?? req.client_id,
+            redirect_uri: param("redirect_uri") ?? req.redirect_uri,
+            code_challenge: param("code_challenge"),
+            code_challenge_method: param("code_challenge_method"),
+            state: param("state"),
+            scope: param("scope") ?? scopes.join(" "),
+            resource: param("resource") ?? (req.resource || undefined),
+            approve,
+          });
+          const to = safeRedirect(res && res.redirect_to);
+          if (!to) throw badResponse("The relay did not say where to send you back to.");
+          if (!stillHere()) return;
+          actions.hidden = true;
+          status.textContent = `Sending you back to ${req.client_name}… If nothing happens, you can close this tab.`;
+          status.hidden = false;
+          window.location.assign(to);
+        } catch (err) {
+          if (!stillHere() || !isAuthenticated()) return;
+          error.textContent = err.message || "That did not work.";
+          error.hidden = false;
+          allow.disabled = deny.disabled = false;
+          allow.textContent = "Allow";
+          deny.textContent = "Deny";
+        }
+      };
+      allow.addEventListener("click", () => decide(true));
+      deny.addEventListener("click", () => decide(false));
+
+      clear(body);
+      body.append(
+        h("p.consent-lead", null,
+          h("strong", { "data-testid": "oauth-client-name", text: req.client_name }),
+          " wants to use Fulcrum as ",
+          h("strong", { "data-testid": "oauth-user", text: email }), "."),
+        clientSite ? h("a.small.consent-site", { href: clientSite, target: "_blank", rel: "noopener noreferrer" },
+          redirectTarget(clientSite), svgIcon("external")) : null,
+        h("div.consent-section", null,
+          h("span.field-label", { text: "It will be able to" }),
+          scopes.length
+            ? h("ul.consent-scopes", { "data-testid": "oauth-scopes" }, scopes.map((s) => h("li", { "data-scope": s },
+              h("span.badge.kind-mcp", { text: s }), h("span", { text: SCOPE_HINTS[s] || "" }))))
+            : h("p.muted.small", { "data-testid": "oauth-scopes", text: "Nothing beyond knowing who you are." })),
+        h("p.muted.small", null, "Either way, you will be sent to ",
+          h("span.mono", { "data-testid": "oauth-redirect", text: redirectTarget(req.redirect_uri), title: req.redirect_uri }), "."),
+        error,
+        status,
+        actions,
+        h("p.muted.small.consent-who", null, `Signed in as ${email}. `, other),
+      );
+      deny.focus();
+    }, (err) => {
+      if (!stillHere() || !isAuthenticated()) return; // the session ended: the login form takes over
+      showFatal(err.message || "This authorization request cannot be used.");
+    });
 }
 
 // ------------------------------------------------------------------ signed-in shell
@@ -467,6 +687,8 @@ function enterApp() {
   const navProjects = h("a.nav-link", { href: "#/projects", "data-testid": "nav-projects" }, "Projects",
     h("span.nav-count.nav-count-invites", { hidden: true, "data-testid": "nav-invitations" }));
   const navTokens = h("a.nav-link", { href: "#/tokens", "data-testid": "nav-tokens" }, "Tokens");
+  const navAdmin = h("a.nav-link", { href: "#/admin", "data-testid": "nav-admin", hidden: true }, "Users");
+  const navProfile = h("a.nav-link", { href: "#/profile", "data-testid": "nav-profile" }, "Profile");
   const live = h("span.live", { "data-testid": "live-indicator", "data-state": "reconnecting", role: "status" },
     h("span.live-dot"), h("span.live-label", { text: "Connecting…" }));
   const email = h("span.user-email", { text: state.me ? state.me.email : "" });
@@ -480,7 +702,7 @@ function enterApp() {
     h("div.topbar-inner", null,
       h("a.brand", { href: "#/workspaces" },
         h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }), h("span", { text: "Fulcrum" })),
-      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTokens),
+      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTokens, navAdmin, navProfile),
       h("div.topbar-spacer"),
       live,
       h("div.user", null, email, logoutBtn),
@@ -494,15 +716,23 @@ function enterApp() {
   appRoot.append(header, main);
   appRoot.removeAttribute("aria-busy");
 
-  shell = { header, navWorkspaces, navProjects, navTokens, live, email, main, pageSlot, workspacesView, tokensView, route: null };
+  shell = {
+    header, navWorkspaces, navProjects, navTokens, navAdmin, navProfile, live, email, main, pageSlot,
+    workspacesView, tokensView, route: null,
+  };
 
+  // Opened without a route: the user's default project, once /me says which (if any).
+  const landing = /^#?\/?$/.test(location.hash);
   window.addEventListener("hashchange", onHashChange);
   route();
 
-  api.me().then((me) => {
-    state.me = me;
-    if (shell) shell.email.textContent = me.email;
-  }).catch(() => {});
+  whenMe().then((me) => {
+    const dp = me && me.preferences && me.preferences.default_project;
+    if (shell && landing && dp && location.hash === "#/workspaces") {
+      history.replaceState(null, "", `#/projects/${enc(dp)}`);
+      route(true);
+    }
+  }, () => {});
 
   loadWorkspaces();
   loadInvitationCount();
@@ -530,6 +760,40 @@ async function loadInvitationCount() {
   }
 }
 
+/** GET /me; the result is applied to the shell (email, Users link, theme, time zone). */
+function loadMe() {
+  const owner = shell; // a late answer must not land in a later session's shell
+  const p = api.me().then((me) => {
+    if (state.mePromise === p) state.mePromise = null;
+    if (!me || typeof me !== "object") throw badResponse("Unexpected answer from /me.");
+    if (shell && shell === owner) setMe(me);
+    return me;
+  }, (err) => {
+    if (state.mePromise === p) state.mePromise = null;
+    throw err;
+  });
+  state.mePromise = p;
+  return p;
+}
+
+/** The signed-in user, loading it when it is not known yet. */
+function whenMe() {
+  if (state.me) return Promise.resolve(state.me);
+  return state.mePromise || loadMe();
+}
+
+function setMe(me) {
+  state.me = me;
+  if (!shell) return;
+  shell.email.textContent = me.email || "";
+  shell.navAdmin.hidden = me.role !== "admin";
+  shell.tokensView.syncAdmin();
+  const prefs = me.preferences || {};
+  applyTheme(prefs.theme);
+  applyTimeZone(prefs.time_zone);
+  tickTimes();
+}
+
 function teardownShell() {
   window.removeEventListener("hashchange", onHashChange);
   destroyPage();
@@ -540,10 +804,12 @@ function teardownShell() {
   clearTimeout(pollTimer);
   shell = null;
   Object.assign(state, {
-    me: null, workspaces: new Map(), workspacesLoaded: false, workspacesError: null,
+    me: null, mePromise: null, workspaces: new Map(), workspacesLoaded: false, workspacesError: null,
     tokens: null, tokensError: null, createdToken: null, live: "stopped", expanded: new Set(),
   });
   cardCache.clear();
+  tokenProjects = null;
+  applyTimeZone(null);
 }
 
 /** "#/projects/abc" -> {view: "project", id: "abc"}; null for unknown routes. */
@@ -557,7 +823,7 @@ function parseRoute(hash) {
   }
   const [a, b, c] = parts;
   if (parts.length === 0) return { view: "workspaces" };
-  if (parts.length === 1 && (a === "workspaces" || a === "tokens" || a === "projects")) return { view: a };
+  if (parts.length === 1 && ["workspaces", "tokens", "projects", "profile", "admin"].includes(a)) return { view: a };
   if (parts.length === 2 && a === "projects") return { view: "project", id: b };
   if (parts.length === 2 && a === "tasks") return { view: "task", id: b };
   if (parts.length === 3 && a === "workspaces" && c === "tasks") return { view: "workspace-tasks", id: b };
@@ -591,7 +857,8 @@ function route(navigated) {
   shell.workspacesView.root.hidden = view !== "workspaces";
   shell.tokensView.root.hidden = view !== "tokens";
   const section = page ? page.nav : view;
-  for (const [el, name] of [[shell.navWorkspaces, "workspaces"], [shell.navProjects, "projects"], [shell.navTokens, "tokens"]]) {
+  for (const [el, name] of [[shell.navWorkspaces, "workspaces"], [shell.navProjects, "projects"], [shell.navTokens, "tokens"],
+    [shell.navAdmin, "admin"], [shell.navProfile, "profile"]]) {
     if (section === name) el.setAttribute("aria-current", view === name ? "page" : "true");
     else el.removeAttribute("aria-current");
   }
@@ -728,6 +995,13 @@ function renderWorkspaces() {
   const v = shell.workspacesView;
   const all = [...state.workspaces.values()];
   const online = all.filter((w) => w.online).length;
+  if (shell.route === "tokens") {
+    shell.tokensView.fillLimit(); // new workspaces to limit a token to
+    for (const el of shell.tokensView.listSlot.querySelectorAll("[data-limit-workspace]")) {
+      const name = workspaceName(el.dataset.limitWorkspace);
+      if (el.textContent !== name) el.textContent = name;
+    }
+  }
 
   // Nav badge + summary.
   const count = shell.navWorkspaces.querySelector(".nav-count");
@@ -986,55 +1260,178 @@ function describeCode(c) {
 
 // ------------------------------------------------------------------ tokens view
 
+/** Token kinds: which scopes each may hold, its defaults, and whether it can be limited. */
+const TOKEN_KINDS = {
+  agent: { label: "Agent", option: "Agent", allowed: ["read", "run"], defaults: ["read", "run"], limit: false,
+    placeholder: "e.g. alice-devbox", hint: "connects a workspace" },
+  mcp: { label: "MCP", option: "MCP client", allowed: ["read", "write", "run"], defaults: ["read", "write", "run"], limit: true,
+    placeholder: "e.g. claude-desktop", hint: "MCP clients (Claude Code, Cursor…)" },
+  api: { label: "API", option: "API (scripts, CI)", allowed: ["read", "write", "run", "admin"], defaults: ["read"], limit: true,
+    placeholder: "e.g. ci-nightly", hint: "scripts, CI, n8n on the REST API" },
+  ingest: { label: "Ingest", option: "Ingest (AI activity)", allowed: ["ingest"], defaults: ["ingest"], limit: true,
+    placeholder: "e.g. cursor-activity", hint: "AI tools report their activity" },
+};
+const SCOPES = ["read", "write", "run", "ingest", "admin"];
+const SCOPE_HINTS = {
+  read: "See your projects, workspaces, tasks and logs, read files",
+  write: "Change projects and files in workspaces that allow it",
+  run: "Start and cancel tasks",
+  ingest: "Report AI activity, nothing else",
+  admin: "Manage the relay's users (administrators only)",
+};
+const TOKEN_EXPIRY_DAYS = [["", "Never"], ["7", "7 days"], ["30", "30 days"], ["90", "90 days"], ["365", "1 year"]];
+
+const isAdmin = () => !!(state.me && state.me.role === "admin");
+
+/** A token's scopes in the canonical order (the API sends an array; tolerate a string). */
+function tokenScopes(t) {
+  const raw = Array.isArray(t.scopes) ? t.scopes : typeof t.scopes === "string" ? t.scopes.split(/[\s,]+/) : [];
+  const set = new Set(raw.filter((s) => typeof s === "string" && s));
+  return [...SCOPES.filter((s) => set.has(s)), ...[...set].filter((s) => !SCOPES.includes(s))];
+}
+
+/** "Agent · read, run", "MCP · read", "API · read, write", "Ingest". */
+function tokenKindLabel(t) {
+  const k = TOKEN_KINDS[t.kind];
+  const label = k ? k.label : String(t.kind || "token");
+  const scopes = tokenScopes(t);
+  return t.kind === "ingest" || !scopes.length ? label : `${label} · ${scopes.join(", ")}`;
+}
+
+/** "Everything", or the project / workspace it is limited to (by name when known). */
+function tokenLimit(t) {
+  if (t.project_id) {
+    const name = projectNames.get(t.project_id);
+    return h("span", { title: `Only project ${name || t.project_id}` },
+      h("span.muted", { text: "Project " }), name || String(t.project_id).slice(0, 8));
+  }
+  if (t.workspace_id) {
+    // The name is filled in again when the workspaces arrive after the tokens.
+    return h("span", { title: `Only workspace ${workspaceName(t.workspace_id)}` },
+      h("span.muted", { text: "Workspace " }), h("span", { dataset: { limitWorkspace: t.workspace_id }, text: workspaceName(t.workspace_id) }));
+  }
+  return h("span.muted", { text: "Everything" });
+}
+
+const tokenExpired = (t) => !!t.expires_at && parseTime(t.expires_at) <= Date.now();
+
 function buildTokensView() {
   const name = h("input", {
-    type: "text", name: "name", maxlength: 100, placeholder: "e.g. alice-devbox", autocomplete: "off",
+    type: "text", name: "name", maxlength: 100, placeholder: TOKEN_KINDS.agent.placeholder, autocomplete: "off",
     "data-testid": "token-name", "aria-label": "Token name", spellcheck: "false",
   });
   const kind = h("select", { name: "kind", "data-testid": "token-kind", "aria-label": "Token kind" },
-    h("option", { value: "agent", text: "Agent" }),
-    h("option", { value: "mcp", text: "MCP client" }));
-  const readOnly = h("input", { type: "checkbox", name: "read_only", "data-testid": "token-read-only", disabled: true });
-  const readOnlyField = h("label.check", { hidden: true, title: "The token may read, but not write files or run tasks." },
-    readOnly, h("span", { text: "Read-only" }));
-  const kindHint = h("p.field-hint");
+    Object.entries(TOKEN_KINDS).map(([value, k]) => h("option", { value, text: k.option })));
+  const limit = h("select", { name: "limit", "data-testid": "token-limit", "aria-label": "Limit to" },
+    h("option", { value: "", text: "Everything" }));
+  const expiry = h("select", { name: "expiry", "data-testid": "token-expiry", "aria-label": "Expires after" },
+    TOKEN_EXPIRY_DAYS.map(([value, text]) => h("option", { value, text })));
+  const scopeBoxes = new Map();
+  const scopeLabels = new Map();
+  for (const s of SCOPES) {
+    const box = h("input", { type: "checkbox", name: "scope", value: s, "data-testid": `token-scope-${s}` });
+    scopeBoxes.set(s, box);
+    scopeLabels.set(s, h("label.check", { title: SCOPE_HINTS[s] }, box, h("span", { text: s })));
+  }
+  const scopeHint = h("span.field-hint.scope-hint", { "aria-live": "polite" });
+  const kindHint = h("p.field-hint.kind-hint");
   const create = h("button.btn.btn-primary", { type: "submit", "data-testid": "token-create" }, "Create token");
   const formError = h("div.form-error", { role: "alert", "data-testid": "token-error", hidden: true });
-  const form = h("form.token-form", null,
-    h("label.field.grow", null, h("span.field-label", { text: "New token name" }), name),
-    h("label.field", null, h("span.field-label", { text: "Kind" }), kind),
-    readOnlyField,
-    create,
+  const form = h("form.token-create", { "aria-label": "New token" },
+    h("div.token-form", null,
+      h("label.field.grow", null, h("span.field-label", { text: "New token name" }), name),
+      h("label.field", null, h("span.field-label", { text: "Kind" }), kind),
+      h("label.field", null, h("span.field-label", { text: "Limit to" }), limit),
+      h("label.field", null, h("span.field-label", { text: "Expires" }), expiry),
+      create,
+    ),
+    h("fieldset.scopes", null, h("legend.field-label", { text: "Scopes" }), [...scopeLabels.values()], scopeHint),
   );
-  const syncKind = () => {
-    const mcp = kind.value === "mcp";
-    readOnlyField.hidden = !mcp;
-    readOnly.disabled = !mcp;
-    if (!mcp) readOnly.checked = false;
-    name.placeholder = mcp ? "e.g. claude-desktop" : "e.g. alice-devbox";
-    kindHint.textContent = mcp
-      ? (readOnly.checked
-        ? "For an MCP client (Claude Code, Cursor, the MCP Inspector…). Read-only: it can read, but not write files or run tasks."
-        : "For an MCP client (Claude Code, Cursor, the MCP Inspector…) calling this relay's MCP endpoint.")
-      : "For the agent: it connects a workspace to this relay.";
+
+  const showScopeHint = () => {
+    const on = SCOPES.filter((s) => scopeBoxes.get(s).checked);
+    scopeHint.textContent = on.length ? on.map((s) => SCOPE_HINTS[s]).join(" · ") : "Choose at least one scope.";
   };
-  kind.addEventListener("change", syncKind);
-  readOnly.addEventListener("change", syncKind);
-  syncKind();
+  // The kind decides which scopes are allowed (admin only for administrators) and resets them to
+  // its defaults; agent tokens cannot be limited to a project or workspace.
+  const syncKind = (resetScopes) => {
+    const k = TOKEN_KINDS[kind.value] || TOKEN_KINDS.agent;
+    for (const s of SCOPES) {
+      const box = scopeBoxes.get(s);
+      const allowed = k.allowed.includes(s) && (s !== "admin" || isAdmin());
+      box.disabled = !allowed;
+      if (resetScopes) box.checked = allowed && k.defaults.includes(s);
+      else if (!allowed) box.checked = false;
+    }
+    scopeLabels.get("admin").hidden = !isAdmin();
+    limit.disabled = !k.limit;
+    limit.title = k.limit ? "" : "Agent tokens cannot be limited to a project or workspace.";
+    if (!k.limit) limit.value = "";
+    name.placeholder = k.placeholder;
+    clear(kindHint);
+    Object.entries(TOKEN_KINDS).forEach(([value, x], i) => {
+      if (i) kindHint.append(" · ");
+      kindHint.append(value === kind.value
+        ? h("strong", { text: `${x.label}: ${x.hint}` })
+        : `${x.label}: ${x.hint}`);
+    });
+    showScopeHint();
+  };
+  kind.addEventListener("change", () => syncKind(true));
+  for (const box of scopeBoxes.values()) box.addEventListener("change", showScopeHint);
+  syncKind(true);
+
+  // "Limit to": every active project, then every workspace. Rebuilt only when the choices change.
+  let limitSig = "";
+  const fillLimit = () => {
+    const projects = (tokenProjects || []).filter((p) => p.status !== "archived")
+      .sort((a, b) => String(a.name || "").localeCompare(String(b.name || ""), undefined, { sensitivity: "base", numeric: true }));
+    const workspaces = [...state.workspaces.values()]
+      .sort((a, b) => String(a.name || "").localeCompare(String(b.name || ""), undefined, { sensitivity: "base", numeric: true }));
+    const sig = JSON.stringify([projects.map((p) => [p.id, p.name]), workspaces.map((w) => [w.id, w.name])]);
+    if (sig === limitSig) return;
+    limitSig = sig;
+    const current = limit.value;
+    clear(limit);
+    limit.append(h("option", { value: "", text: "Everything" }));
+    if (projects.length) {
+      limit.append(h("optgroup", { label: "Projects" },
+        projects.map((p) => h("option", { value: `project:${p.id}`, text: p.name || p.id }))));
+    }
+    if (workspaces.length) {
+      limit.append(h("optgroup", { label: "Workspaces" },
+        workspaces.map((w) => h("option", { value: `workspace:${w.id}`, text: w.name || w.id }))));
+    }
+    limit.value = [...limit.options].some((o) => o.value === current) ? current : "";
+  };
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     formError.hidden = true;
+    const showError = (text, focus) => {
+      formError.textContent = text;
+      formError.hidden = false;
+      if (focus) focus.focus();
+    };
     const value = name.value.trim();
     if (!value || value.length > 100) {
-      formError.textContent = value ? "Name must be at most 100 characters." : "Give the token a name, e.g. the workspace or person it's for.";
-      formError.hidden = false;
-      name.focus();
+      showError(value ? "Name must be at most 100 characters." : "Give the token a name, e.g. the workspace, tool or person it's for.", name);
       return;
     }
+    const scopes = SCOPES.filter((s) => scopeBoxes.get(s).checked && !scopeBoxes.get(s).disabled);
+    if (!scopes.length) {
+      showError("Choose at least one scope.", [...scopeBoxes.values()].find((b) => !b.disabled));
+      return;
+    }
+    const body = { name: value, kind: kind.value, scopes };
+    const [limitKind, limitId] = limit.disabled ? [] : limit.value.split(":");
+    if (limitKind === "project" && limitId) body.project_id = limitId;
+    if (limitKind === "workspace" && limitId) body.workspace_id = limitId;
+    if (expiry.value) body.expires_at = new Date(Date.now() + Number(expiry.value) * 86_400_000).toISOString();
     create.disabled = true;
     create.textContent = "Creating…";
     try {
-      const tok = await api.createAgentToken(value, { kind: kind.value, readOnly: readOnly.checked });
+      const tok = await api.createToken(body);
       state.createdToken = tok;
       name.value = "";
       tokensSeq++;
@@ -1044,8 +1441,7 @@ function buildTokensView() {
       renderTokens();
       loadTokens();
     } catch (err) {
-      formError.textContent = err.message;
-      formError.hidden = false;
+      showError(err.message);
     } finally {
       create.disabled = false;
       create.textContent = "Create token";
@@ -1059,21 +1455,29 @@ function buildTokensView() {
       h("div.view-title", null, h("h1", { id: "tok-title", text: "Tokens" })),
     ),
     h("p.lead.muted", null,
-      "An agent token lets the agent connect a workspace to this relay; an MCP token lets an MCP client use the relay's MCP endpoint. The full token is shown only once, when you create it; revoking a token disconnects everything using it."),
+      "Tokens let software act for you. Each holds scopes that say what it may do, and all but agent tokens can be limited to one project or workspace. The full token is shown only once, when you create it; revoking a token cuts off everything using it."),
     h("div.panel", null, form, kindHint, formError),
     secretSlot,
     listSlot,
   );
-  return { root, name, secretSlot, listSlot };
+  return { root, name, secretSlot, listSlot, fillLimit, syncAdmin: () => syncKind(false) };
 }
 
 let tokensSeq = 0; // bumped by every load and local change; only the latest load is applied
+let tokenProjects = null; // the caller's projects, for "Limit to" and the rows' limit column
 
 async function loadTokens() {
   const seq = ++tokensSeq;
   if (!state.tokens) renderTokens();
+  api.projects().then((list) => {
+    if (!shell || !Array.isArray(list)) return;
+    tokenProjects = list.filter((p) => p && typeof p.id === "string");
+    for (const p of tokenProjects) projectNames.set(p.id, p.name);
+    shell.tokensView.fillLimit();
+    if (state.tokens && state.tokens.some((t) => t.project_id)) renderTokens();
+  }).catch(() => { /* only the project choices are missing */ });
   try {
-    const list = await api.agentTokens();
+    const list = await api.tokens();
     if (seq !== tokensSeq) return;
     state.tokens = Array.isArray(list) ? list : [];
     state.tokensError = null;
@@ -1087,6 +1491,7 @@ async function loadTokens() {
 function renderTokens() {
   if (!shell) return;
   const v = shell.tokensView;
+  v.fillLimit();
 
   // Shown-once secret.
   clear(v.secretSlot);
@@ -1097,16 +1502,14 @@ function renderTokens() {
     v.secretSlot.append(
       h("div.secret-panel", { role: "region", "aria-label": "New token" },
         h("div.secret-head", null,
-          h("h2", null, "Token ", h("span.mono", { text: ct.name }), " created"),
+          h("h2", null, "Token ", h("span.mono", { text: ct.name }), " created ",
+            h("span.badge", { class: `kind-${TOKEN_KINDS[ct.kind] ? ct.kind : "agent"}`, text: tokenKindLabel(ct) })),
           done,
         ),
         h("p.warn", null, h("strong", { text: "Copy it now — you won't see this again." }),
           " Only a hash is stored on the relay."),
         h("div.secret-box", null, codeBox(ct.token, { "data-testid": "token-secret", "data-token-id": ct.id })),
-        ct.kind === "mcp" ? mcpUsage(ct) : [
-          h("p.muted.small", { text: "Run this in the workspace you want to connect:" }),
-          codeBox(agentCommand(ct.token)),
-        ],
+        tokenUsage(ct),
       ),
     );
   }
@@ -1126,35 +1529,56 @@ function renderTokens() {
   if (state.tokens.length === 0) {
     v.listSlot.append(h("div.empty.empty-small", null,
       h("h2", { text: "No tokens yet" }),
-      h("p.muted", { text: "Create one above: an agent token to connect a workspace, or an MCP token for an MCP client." })));
+      h("p.muted", { text: "Create one above: an agent token to connect a workspace, an MCP token for an MCP client, an API token for a script." })));
     return;
   }
 
+  const dead = (t) => (t.revoked_at || tokenExpired(t) ? 1 : 0);
   const tokens = [...state.tokens].sort((a, b) =>
-    (a.revoked_at ? 1 : 0) - (b.revoked_at ? 1 : 0) ||
-    (parseTime(b.created_at) || 0) - (parseTime(a.created_at) || 0));
+    dead(a) - dead(b) || (parseTime(b.created_at) || 0) - (parseTime(a.created_at) || 0));
 
   const rows = tokens.map((t) => {
     const revoked = !!t.revoked_at;
+    const expired = !revoked && tokenExpired(t);
+    const scopes = tokenScopes(t);
     let action = null;
-    if (!revoked) {
+    if (!revoked && !expired) {
       action = h("button.btn.btn-small.btn-danger", { type: "button", "data-testid": "token-revoke" }, "Revoke");
       action.addEventListener("click", () => revokeToken(t, action));
     }
-    return h("tr", { "data-testid": "token-row", "data-token-id": t.id, "data-revoked": revoked ? "true" : "false", class: revoked ? "is-revoked" : "" },
-      h("td.t-name", { text: t.name }),
+    let status;
+    if (revoked) {
+      status = h("span.status.status-revoked", { "data-testid": "token-status" }, "Revoked ", timeEl(t.revoked_at));
+    } else if (expired) {
+      status = h("span.status.status-revoked", { "data-testid": "token-status" }, "Expired ", timeEl(t.expires_at));
+    } else {
+      status = [
+        h("span.status.status-active", { "data-testid": "token-status" }, h("span.dot.dot-online"), "Active"),
+        t.expires_at ? h("div.muted.small", { "data-testid": "token-expiry-label", title: dateTimeFmt.format(new Date(parseTime(t.expires_at))) },
+          `expires ${timeUntil(t.expires_at)}`) : null,
+      ];
+    }
+    return h("tr", {
+      "data-testid": "token-row", "data-token-id": t.id, "data-revoked": revoked ? "true" : "false",
+      "data-kind": t.kind || "", "data-scopes": scopes.join(" "), class: revoked || expired ? "is-revoked" : "",
+    },
+      h("td.t-name", null,
+        h("div.clip", { text: t.name, title: t.name }),
+        h("div.muted.small.clip", null,
+          h("span.mono.prefix", { text: `${t.prefix || ""}…`, title: "Token prefix" }),
+          t.oauth_client_name ? h("span", { "data-testid": "token-oauth-client", text: ` · OAuth · ${t.oauth_client_name}` }) : null)),
       h("td", null, h("span.badge", {
-        class: t.kind === "mcp" ? "kind-mcp" : "kind-agent",
-        "data-testid": "token-kind-badge", "data-kind": t.kind === "mcp" ? "mcp" : "agent",
-        "data-read-only": t.read_only ? "true" : "false",
+        class: `kind-${TOKEN_KINDS[t.kind] ? t.kind : "agent"}`,
+        "data-testid": "token-kind-badge", "data-kind": t.kind || "",
+        title: scopes.map((s) => `${s}: ${SCOPE_HINTS[s] || ""}`).join("\n"),
         text: tokenKindLabel(t),
       })),
-      h("td", null, h("span.mono.prefix", { text: `${t.prefix || ""}…`, title: "Token prefix" })),
+      h("td.t-limit", { "data-testid": "token-limit-label" }, tokenLimit(t)),
       h("td.t-time", null, timeEl(t.created_at)),
-      h("td.t-time", null, t.last_used_at ? timeEl(t.last_used_at) : h("span.muted", { text: "never" })),
-      h("td", null, revoked
-        ? h("span.status.status-revoked", { "data-testid": "token-status" }, "Revoked ", timeEl(t.revoked_at))
-        : h("span.status.status-active", { "data-testid": "token-status" }, h("span.dot.dot-online"), "Active")),
+      h("td.t-time", null, t.last_used_at
+        ? [timeEl(t.last_used_at), t.last_used_addr ? h("div.muted.small.addr", { text: `from ${t.last_used_addr}` }) : null]
+        : h("span.muted", { text: "never" })),
+      h("td", null, status),
       h("td.t-actions", null, action),
     );
   });
@@ -1163,19 +1587,39 @@ function renderTokens() {
     h("div.table-wrap", null,
       h("table.tokens", null,
         h("thead", null, h("tr", null,
-          h("th", { text: "Name" }), h("th", { text: "Kind" }), h("th", { text: "Token" }), h("th", { text: "Created" }),
-          h("th", { text: "Last used" }), h("th", { text: "Status" }), h("th", { "aria-label": "Actions" }))),
+          h("th", { text: "Name" }), h("th", { text: "Kind" }), h("th", { text: "Limit" }),
+          h("th", { text: "Created" }), h("th", { text: "Last used" }), h("th", { text: "Status" }), h("th", { "aria-label": "Actions" }))),
         h("tbody", null, rows),
       ),
     ),
   );
 }
 
+/** How to use a just-created token, by kind. */
+function tokenUsage(ct) {
+  if (ct.kind === "mcp") return mcpUsage(ct);
+  if (ct.kind === "api") {
+    return [
+      h("p.muted.small", { text: "Send it as “Authorization: Bearer <token>” to the REST API under /api/v1, e.g.:" }),
+      codeBox(`curl -H "Authorization: Bearer ${ct.token}" ${location.origin}/api/v1/projects`, { "data-testid": "api-example" }),
+    ];
+  }
+  if (ct.kind === "ingest") {
+    return h("p.muted.small", { text: "Give it to the AI tool that reports its activity; it sends it as “Authorization: Bearer <token>”. It can read nothing." });
+  }
+  return [
+    h("p.muted.small", { text: "Run this in the workspace you want to connect:" }),
+    codeBox(agentCommand(ct.token)),
+  ];
+}
+
 /** How to use a just-created MCP token: the endpoint, a client config entry, a Claude Code command. */
 function mcpUsage(ct) {
+  const scopes = tokenScopes(ct);
+  const missing = TOKEN_KINDS.mcp.allowed.filter((s) => !scopes.includes(s));
   return [
-    ct.read_only
-      ? h("p.muted.small", { text: "This token is read-only: its client can read, but not write files or run tasks." })
+    missing.length
+      ? h("p.muted.small", { text: `This token holds ${scopes.join(", ") || "no scope"}: its client is not offered the tools that need ${missing.join(" or ")}.` })
       : null,
     h("p.muted.small", { text: "MCP endpoint (Streamable HTTP) — send the token as “Authorization: Bearer <token>”:" }),
     codeBox(mcpEndpoint(), { "data-testid": "mcp-endpoint" }),
@@ -1187,15 +1631,20 @@ function mcpUsage(ct) {
 }
 
 async function revokeToken(t, btn) {
-  const who = t.kind === "mcp"
-    ? "MCP clients using it will lose access and can't reconnect with it."
-    : "Agents using it will be disconnected and can't reconnect with it.";
+  const who = {
+    agent: "Agents using it will be disconnected and can't reconnect with it.",
+    mcp: t.oauth_client_name
+      ? `${t.oauth_client_name} will lose access and has to ask for it again.`
+      : "MCP clients using it will lose access and can't reconnect with it.",
+    api: "Scripts and jobs using it will be refused from now on.",
+    ingest: "Tools reporting activity with it will be refused from now on.",
+  }[t.kind] || "Everything using it will lose access.";
   // eslint-disable-next-line no-alert
   if (!window.confirm(`Revoke the token “${t.name}” (${t.prefix}…)?\n\n${who}`)) return;
   btn.disabled = true;
   btn.textContent = "Revoking…";
   try {
-    await api.revokeAgentToken(t.id);
+    await api.revokeToken(t.id);
     if (state.createdToken && state.createdToken.id === t.id) state.createdToken = null;
     tokensSeq++;
     if (state.tokens) {
@@ -1227,6 +1676,8 @@ function buildPage(r) {
   if (r.view === "project") return buildProjectPage(r.id);
   if (r.view === "workspace-tasks") return buildWorkspaceTasksPage(r.id);
   if (r.view === "task") return buildTaskPage(r.id);
+  if (r.view === "profile") return buildProfilePage();
+  if (r.view === "admin") return buildAdminPage();
   return null;
 }
 
@@ -2754,6 +3205,368 @@ function buildTaskPage(taskId) {
   };
 }
 
+// ------------------------------------------------------------------ profile page
+
+const THEME_LABELS = { system: "Same as the system", light: "Light", dark: "Dark" };
+
+function buildProfilePage() {
+  const ps = { seq: 0, me: null, projects: null };
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Profile" });
+  const summary = h("span.summary", { "data-testid": "profile-email" });
+  const browserZone = (() => {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch { return ""; }
+  })();
+
+  // Profile and preferences.
+  const name = h("input", { type: "text", maxlength: 200, autocomplete: "name", "data-testid": "profile-name", disabled: true });
+  const theme = h("select", { "data-testid": "profile-theme", disabled: true },
+    THEMES.map((t) => h("option", { value: t, text: THEME_LABELS[t] })));
+  const zoneList = h("datalist", { id: uid("zones") });
+  const timeZone = h("input", {
+    type: "text", autocomplete: "off", spellcheck: "false", placeholder: browserZone || "e.g. Europe/Berlin",
+    list: zoneList.id, "data-testid": "profile-time-zone", disabled: true,
+  });
+  const defaultProject = h("select", { "data-testid": "profile-default-project", disabled: true },
+    h("option", { value: "", text: "None — open on Workspaces" }));
+  const save = h("button.btn.btn-primary", { type: "submit", "data-testid": "profile-save", disabled: true }, "Save");
+  const saved = h("span.form-ok", { role: "status", "data-testid": "profile-saved", hidden: true, text: "Saved." });
+  const formError = h("div.form-error", { role: "alert", "data-testid": "profile-error", hidden: true });
+  const form = h("form.profile-form", { "aria-label": "Profile" },
+    h("div.form-grid", null,
+      field("Full name", name, "Shown to the people you work with."),
+      field("Theme", theme),
+      field("Time zone", timeZone, browserZone ? `Dates are shown in it. Empty: this browser's (${browserZone}).` : "Dates are shown in it."),
+      field("Default project", defaultProject, "The dashboard opens on it.")),
+    zoneList,
+    formError,
+    h("div.form-actions", null, saved, save),
+  );
+  form.addEventListener("input", () => { saved.hidden = true; });
+
+  // Password.
+  const current = h("input", { type: "password", autocomplete: "current-password", "data-testid": "password-current" });
+  const next = h("input", { type: "password", autocomplete: "new-password", "data-testid": "password-new" });
+  const confirm = h("input", { type: "password", autocomplete: "new-password", "data-testid": "password-confirm" });
+  const pwSave = h("button.btn.btn-primary", { type: "submit", "data-testid": "password-save" }, "Change password");
+  const pwResult = h("span.form-ok", { role: "status", "data-testid": "password-result", hidden: true });
+  const pwError = h("div.form-error", { role: "alert", "data-testid": "password-error", hidden: true });
+  const pwForm = h("form.password-form", { "aria-label": "Change password" },
+    // A username field helps password managers file the new password under the right account.
+    h("input.offscreen", { type: "email", autocomplete: "username", tabindex: -1, "aria-hidden": "true", readonly: true,
+      value: state.me ? state.me.email : "" }),
+    h("div.form-grid.form-grid-3", null,
+      field("Current password", current),
+      field("New password", next, `At least ${RESET_MIN} characters.`),
+      field("Repeat the new password", confirm)),
+    pwError,
+    h("div.form-actions", null, pwResult, pwSave),
+  );
+  pwForm.addEventListener("input", () => { pwResult.hidden = true; });
+
+  const root = h("section.view.view-form", { "aria-labelledby": heading.id },
+    h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    h("section.card", { "aria-label": "Profile and preferences" },
+      h("div.card-head", null, h("h2", { text: "Profile and preferences" })),
+      h("div.card-body", null, form)),
+    h("section.card", { "aria-label": "Password" },
+      h("div.card-head", null, h("h2", { text: "Password" }),
+        h("span.muted.small", { text: "Changing it signs you out everywhere else." })),
+      h("div.card-body", null, pwForm)),
+  );
+
+  const fill = (me) => {
+    ps.me = me;
+    const prefs = me.preferences || {};
+    summary.textContent = me.email || "";
+    pwForm.querySelector("input.offscreen").value = me.email || "";
+    name.value = me.full_name || "";
+    theme.value = THEMES.includes(prefs.theme) ? prefs.theme : "system";
+    timeZone.value = prefs.time_zone || "";
+    fillProjects();
+    for (const el of [name, theme, timeZone, defaultProject, save]) el.disabled = false;
+  };
+
+  const fillProjects = () => {
+    const want = (ps.me && ps.me.preferences && ps.me.preferences.default_project) || "";
+    const list = (ps.projects || []).filter((p) => p.status !== "archived" || p.id === want)
+      .sort((a, b) => String(a.name || "").localeCompare(String(b.name || ""), undefined, { sensitivity: "base", numeric: true }));
+    while (defaultProject.options.length > 1) defaultProject.remove(1);
+    for (const p of list) defaultProject.append(h("option", { value: p.id, text: p.name || p.id }));
+    if (want && !list.some((p) => p.id === want)) {
+      defaultProject.append(h("option", { value: want, text: projectNames.get(want) || `${want.slice(0, 8)}… (not loaded)` }));
+    }
+    defaultProject.value = want;
+  };
+
+  async function load() {
+    const seq = ++ps.seq;
+    formError.hidden = true;
+    try {
+      const [me, projects] = await Promise.all([whenMe(), api.projects().catch(() => null)]);
+      if (seq !== ps.seq) return;
+      if (Array.isArray(projects)) {
+        ps.projects = projects.filter((p) => p && typeof p.id === "string");
+        for (const p of ps.projects) projectNames.set(p.id, p.name);
+      }
+      fill(me);
+    } catch (err) {
+      if (seq !== ps.seq || !shell || !isAuthenticated()) return;
+      formError.textContent = `Couldn't load your profile: ${err.message}`;
+      formError.hidden = false;
+      const retry = h("button.btn.btn-small", { type: "button" }, "Retry");
+      retry.addEventListener("click", load);
+      formError.append(" ", retry);
+    }
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!ps.me) return;
+    formError.hidden = true;
+    saved.hidden = true;
+    const zone = timeZone.value.trim();
+    if (zone && !validTimeZone(zone)) {
+      formError.textContent = `“${zone}” is not a time zone this browser knows. Use a name like Europe/Berlin, or leave it empty.`;
+      formError.hidden = false;
+      timeZone.focus();
+      return;
+    }
+    // The relay replaces the stored preferences whole: always send all of them.
+    const body = {
+      full_name: name.value.trim(),
+      preferences: { theme: theme.value, time_zone: zone || null, default_project: defaultProject.value || null },
+    };
+    save.disabled = true;
+    save.textContent = "Saving…";
+    try {
+      const me = await api.updateMe(body);
+      if (me && typeof me === "object") {
+        setMe(me);
+        fill(me);
+      }
+      saved.hidden = false;
+    } catch (err) {
+      formError.textContent = err.message;
+      formError.hidden = false;
+    } finally {
+      save.disabled = false;
+      save.textContent = "Save";
+    }
+  });
+
+  pwForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    pwError.hidden = true;
+    pwResult.hidden = true;
+    const showError = (text, focus) => {
+      pwError.textContent = text;
+      pwError.hidden = false;
+      if (focus) focus.focus();
+    };
+    const chars = [...next.value].length;
+    if (!current.value) { showError("Enter your current password.", current); return; }
+    if (chars < RESET_MIN || chars > RESET_MAX) {
+      showError(chars < RESET_MIN
+        ? `The new password needs at least ${RESET_MIN} characters.`
+        : `The new password can have at most ${RESET_MAX} characters.`, next);
+      return;
+    }
+    if (confirm.value !== next.value) { showError("The two new passwords are not the same.", confirm); return; }
+    pwSave.disabled = true;
+    pwSave.textContent = "Changing…";
+    try {
+      const res = await api.changePassword(current.value, next.value);
+      const n = Math.max(0, Number(res && res.other_logins_ended) || 0);
+      current.value = next.value = confirm.value = "";
+      pwResult.textContent = `Password changed; ${plural(n, "other session")} ended.`;
+      pwResult.hidden = false;
+    } catch (err) {
+      if (err.code === "wrong_password") {
+        current.value = "";
+        showError("The current password is wrong.", current);
+      } else {
+        showError(err.message || "Changing the password failed.", err.status === 422 ? next : null);
+      }
+    } finally {
+      pwSave.disabled = false;
+      pwSave.textContent = "Change password";
+    }
+  });
+
+  // The time zone suggestions (the browser's list; typing any IANA name works too).
+  if (typeof Intl.supportedValuesOf === "function") {
+    try { zoneList.append(...Intl.supportedValuesOf("timeZone").map((z) => h("option", { value: z }))); } catch { /* none */ }
+  }
+  load();
+  return { root, heading, nav: "profile", title: () => "Profile", destroy: () => { ps.seq++; } };
+}
+
+// ------------------------------------------------------------------ admin: users
+
+const ADMIN_PAGE = 100;
+
+function buildAdminPage() {
+  const as = { users: null, error: null, seq: 0, more: false, loadingMore: false, forbidden: false, reset: null, notice: null };
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Users" });
+  const summary = h("span.summary");
+  const noticeSlot = h("div");
+  const resetSlot = h("div");
+  const listSlot = h("div");
+  const root = h("section.view.view-narrow", { "aria-labelledby": heading.id },
+    h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    h("p.lead.muted", { text: "Everyone with an account on this relay. Deactivating ends their logins and stops their tokens at once; a reset link lets them set a new password (hand it over yourself)." }),
+    noticeSlot,
+    resetSlot,
+    listSlot,
+  );
+
+  async function load(more) {
+    const seq = ++as.seq;
+    const after = more && as.users && as.users.length ? as.users[as.users.length - 1].email : undefined;
+    if (more) { as.loadingMore = true; render(); }
+    try {
+      const me = await whenMe();
+      if (seq !== as.seq) return;
+      if (me.role !== "admin") { as.forbidden = true; render(); return; }
+      const list = await api.adminUsers({ limit: ADMIN_PAGE, after });
+      if (seq !== as.seq) return;
+      const page = Array.isArray(list) ? list.filter((u) => u && typeof u.id === "string") : [];
+      as.users = more ? [...(as.users || []), ...page.filter((u) => !as.users.some((x) => x.id === u.id))] : page;
+      as.more = page.length >= ADMIN_PAGE;
+      as.error = null;
+    } catch (err) {
+      if (seq !== as.seq || !shell || !isAuthenticated()) return;
+      if (err.status === 403) as.forbidden = true;
+      else if (more) as.notice = { error: true, text: `Couldn't load more users: ${err.message}` };
+      else as.error = err.message;
+    } finally {
+      if (seq === as.seq) as.loadingMore = false;
+    }
+    render();
+  }
+
+  const replaceUser = (u) => {
+    if (!u || typeof u.id !== "string" || !as.users) return;
+    as.users = as.users.map((x) => (x.id === u.id ? { ...x, ...u } : x));
+  };
+
+  function renderNotice() {
+    clear(noticeSlot);
+    if (!as.notice) return;
+    noticeSlot.append(h(as.notice.error ? "div.form-error.page-notice" : "div.notice.page-notice",
+      { role: as.notice.error ? "alert" : "status", "data-testid": as.notice.error ? "admin-error" : "admin-notice", text: as.notice.text }));
+  }
+
+  function renderReset() {
+    clear(resetSlot);
+    const r = as.reset;
+    if (!r) return;
+    const done = h("button.btn.btn-small", { type: "button" }, "Done");
+    done.addEventListener("click", () => { as.reset = null; renderReset(); });
+    const input = h("input.mono", { type: "text", readonly: true, value: r.link, "data-testid": "admin-reset-link", "aria-label": `Reset link for ${r.email}`, spellcheck: "false" });
+    input.addEventListener("focus", () => input.select());
+    resetSlot.append(h("div.secret-panel", { role: "region", "aria-label": "Reset link", "data-email": r.email },
+      h("div.secret-head", null, h("h2", null, "Reset link for ", h("span.mono", { text: r.email })), done),
+      h("p.warn", null, h("strong", { text: "Copy it now — it is shown only this once." }),
+        " Hand it over yourself. It works once, ", h("span", { title: dateTimeFmt.format(new Date(parseTime(r.expires_at))) }, `until it expires ${timeUntil(r.expires_at)}`),
+        "; using it ends all their logins."),
+      h("div.reset-link", null, input, copyButton(() => input.value)),
+    ));
+    input.focus();
+  }
+
+  function userRow(u) {
+    const self = !!(state.me && state.me.id === u.id);
+    const active = u.active !== false;
+    const reset = h("button.btn.btn-small", { type: "button", "data-testid": "admin-reset", title: "Make a one-time link to set a new password" }, "Reset link");
+    const toggle = active
+      ? h("button.btn.btn-small.btn-danger", {
+        type: "button", "data-testid": "admin-deactivate", disabled: self,
+        title: self ? "You cannot deactivate your own account." : "End their logins and stop their tokens",
+      }, "Deactivate")
+      : h("button.btn.btn-small", { type: "button", "data-testid": "admin-activate" }, "Activate");
+    reset.addEventListener("click", async () => {
+      reset.disabled = true;
+      as.notice = null;
+      try {
+        const res = await api.adminResetLink(u.id, 60);
+        if (!res || typeof res.link !== "string") throw badResponse("The relay returned no link.");
+        as.reset = { email: u.email, link: res.link, expires_at: res.expires_at };
+        renderNotice();
+        renderReset();
+      } catch (err) {
+        as.notice = { error: true, text: `Couldn't make a reset link for ${u.email}: ${err.message}` };
+        renderNotice();
+      } finally {
+        reset.disabled = false;
+      }
+    });
+    toggle.addEventListener("click", async () => {
+      // eslint-disable-next-line no-alert
+      if (active && !window.confirm(`Deactivate ${u.email}?\n\nTheir logins end and their tokens stop working at once. You can activate the account again later.`)) return;
+      toggle.disabled = true;
+      toggle.textContent = active ? "Deactivating…" : "Activating…";
+      as.notice = null;
+      try {
+        const changed = await (active ? api.adminDeactivate(u.id) : api.adminActivate(u.id));
+        replaceUser(changed && typeof changed === "object" ? changed : { id: u.id, active: !active });
+        as.notice = { error: false, text: `${u.email} is ${active ? "deactivated" : "active again"}.` };
+      } catch (err) {
+        as.notice = {
+          error: true,
+          text: err.code === "self"
+            ? "You cannot deactivate your own account."
+            : `Couldn't ${active ? "deactivate" : "activate"} ${u.email}: ${err.message}`,
+        };
+      }
+      render();
+    });
+    return h("tr", { "data-testid": "admin-user-row", "data-email": u.email, "data-user-id": u.id, "data-active": active ? "true" : "false", class: active ? "" : "is-archived" },
+      h("td.t-name", null, h("div.clip", { text: u.email, title: u.email }),
+        u.full_name ? h("div.muted.small.clip", { text: u.full_name }) : null),
+      h("td", null, h("span.role", { class: `role-${u.role}`, text: u.role || "member" }), self ? h("span.muted.small", { text: " (you)" }) : null),
+      h("td", null, h("span.pstatus", {
+        class: active ? "pstatus-active" : "pstatus-archived", "data-testid": "admin-user-state", "data-state": active ? "active" : "deactivated",
+      }, active ? "active" : "deactivated")),
+      h("td.t-time", null, timeEl(u.created_at)),
+      h("td.t-actions", null, h("div.row-actions", null, reset, toggle)),
+    );
+  }
+
+  function render() {
+    renderNotice();
+    clear(listSlot);
+    if (as.forbidden) {
+      summary.textContent = "";
+      listSlot.append(h("div.empty.empty-small", { "data-testid": "admin-forbidden" },
+        h("h2", { text: "Administrators only" }),
+        h("p.muted", { text: "Only an administrator of this relay can see and manage its users." })));
+      return;
+    }
+    const list = as.users;
+    if (as.error && !list) { listSlot.append(errorBanner(`Couldn't load users: ${as.error}`, () => load(false))); return; }
+    if (!list) { listSlot.append(loadingEl("Loading users…")); return; }
+    const off = list.filter((u) => u.active === false).length;
+    summary.textContent = `${plural(list.length, "user")}${as.more ? "+" : ""}${off ? ` · ${off} deactivated` : ""}`;
+    listSlot.append(h("div.table-wrap", null,
+      h("table.data", null,
+        h("thead", null, h("tr", null,
+          h("th", { scope: "col", text: "User" }), h("th", { scope: "col", text: "Role" }), h("th", { scope: "col", text: "State" }),
+          h("th", { scope: "col", text: "Joined" }), h("th", { scope: "col", "aria-label": "Actions" }))),
+        h("tbody", null, list.map(userRow)))));
+    if (as.more) {
+      const more = h("button.btn.btn-small", { type: "button", "data-testid": "admin-more", disabled: as.loadingMore },
+        as.loadingMore ? "Loading…" : "Load more");
+      more.addEventListener("click", () => load(true));
+      listSlot.append(h("div.pager", null, more));
+    }
+  }
+
+  render();
+  load(false);
+  return { root, heading, nav: "admin", title: () => "Users", destroy: () => { as.seq++; } };
+}
+
 // ------------------------------------------------------------------ live log
 
 const LOG_KEEP = 2 * 1024 * 1024;  // characters of log text kept in the page
@@ -3107,16 +3920,27 @@ class LogView {
 
 onSession(({ type }) => {
   if (resetShowing) return; // the reset page stays up; leaving it picks the session up
+  if (consentQuery !== null) {
+    // The consent page needs a session: signing in (again) comes back to it.
+    if (type === "login") showConsent(consentQuery);
+    else showLogin(type === "expired" ? "Your session has ended. Sign in again to continue." : CONSENT_LOGIN_NOTICE);
+    return;
+  }
   if (type === "login") enterApp();
   else if (type === "logout") showLogin();
   else if (type === "expired") showLogin("Your session has ended. Please sign in again.");
 });
 
-// Registered before the shell's own hashchange listener, so a reset link wins over routing.
-window.addEventListener("hashchange", onResetHashChange);
+// Registered before the shell's own hashchange listener, so a reset link or a consent request
+// wins over routing.
+window.addEventListener("hashchange", onOutsideHashChange);
+
+applyTheme(storedTheme(), false);
 
 {
   const resetToken = resetTokenFromHash(location.hash);
+  const authorizeQuery = resetToken === null ? authorizeQueryFromHash(location.hash) : null;
   if (resetToken !== null) showPasswordReset(resetToken);
+  else if (authorizeQuery !== null) showConsent(authorizeQuery);
   else resumeSession();
 }

@@ -23,6 +23,10 @@ use uuid::Uuid;
 pub const AGENT_TOKEN_PREFIX: &str = "fca_";
 /// Prefix of MCP tokens.
 pub const MCP_TOKEN_PREFIX: &str = "fcm_";
+/// Prefix of API tokens.
+pub const API_TOKEN_PREFIX: &str = "fck_";
+/// Prefix of ingest tokens.
+pub const INGEST_TOKEN_PREFIX: &str = "fci_";
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "fcr_";
 /// Prefix of one-time password reset links' tokens.

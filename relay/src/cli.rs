@@ -128,6 +128,19 @@ pub enum UserCommand {
         #[command(flatten)]
         db: ServeArgs,
     },
+    /// Make a user an administrator of the relay (they manage users through the API), or,
+    /// with --revoke, a member again.
+    Admin {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Make them a member again.
+        #[arg(long)]
+        revoke: bool,
+        /// Where the database is: the same settings as `serve`.
+        #[command(flatten)]
+        db: ServeArgs,
+    },
 }
 
 /// The kinds of token, on the command line.
@@ -137,6 +150,21 @@ pub enum KindArg {
     Agent,
     /// For an MCP client.
     Mcp,
+    /// For the REST API (scripts, CI, automations).
+    Api,
+    /// For reporting AI activity.
+    Ingest,
+}
+
+impl From<KindArg> for crate::store::TokenKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Agent => Self::Agent,
+            KindArg::Mcp => Self::Mcp,
+            KindArg::Api => Self::Api,
+            KindArg::Ingest => Self::Ingest,
+        }
+    }
 }
 
 /// `fulcrum-relay token …`.
@@ -150,12 +178,20 @@ pub enum TokenCommand {
         /// A name for the token, e.g. the workspace or the MCP client it is for.
         #[arg(long)]
         name: String,
-        /// agent: for `fulcrum agent`; mcp: for an MCP client calling /mcp.
+        /// agent: for `fulcrum agent`; mcp: for an MCP client calling /mcp; api: for the REST
+        /// API; ingest: for reporting AI activity.
         #[arg(long, value_enum, default_value = "agent")]
         kind: KindArg,
-        /// An MCP token that may read but not write files or run tasks.
+        /// What it may do, e.g. `read,run` (read, write, run, ingest, admin) [default: the
+        /// kind's: agent read,run; mcp read,write,run; api read; ingest ingest].
         #[arg(long)]
-        read_only: bool,
+        scopes: Option<String>,
+        /// Limit it to this project (its id) of the owner's.
+        #[arg(long, conflicts_with = "workspace")]
+        project: Option<Uuid>,
+        /// Limit it to this workspace (its id) of the owner's.
+        #[arg(long)]
+        workspace: Option<Uuid>,
         /// Days until the token stops working [default: never].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_in_days: Option<u32>,
@@ -163,7 +199,7 @@ pub enum TokenCommand {
         #[command(flatten)]
         db: ServeArgs,
     },
-    /// List a user's agent tokens.
+    /// List a user's tokens of every kind.
     List {
         /// The owner's e-mail address.
         #[arg(long)]
@@ -236,6 +272,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = store_for(&db).await?;
             let user = crate::domain::accounts::set_active(&store, &email, true).await?;
             eprintln!("{} is active", user.email);
+            Ok(())
+        }
+        Command::User(UserCommand::Admin { email, revoke, db }) => {
+            let store = store_for(&db).await?;
+            let role = if revoke {
+                crate::store::UserRole::Member
+            } else {
+                crate::store::UserRole::Admin
+            };
+            let user = crate::domain::accounts::set_role(&store, &email, role).await?;
+            eprintln!(
+                "{} is now {} {}",
+                user.email,
+                if revoke { "a" } else { "an" },
+                role
+            );
             Ok(())
         }
         Command::Token(cmd) => token(cmd).await,
@@ -345,7 +397,9 @@ async fn token(cmd: TokenCommand) -> Result<()> {
             email,
             name,
             kind,
-            read_only,
+            scopes,
+            project,
+            workspace,
             expires_in_days,
             db,
         } => {
@@ -353,17 +407,35 @@ async fn token(cmd: TokenCommand) -> Result<()> {
             let expires_at =
                 expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
             let owner = owner(&store, &email).await?;
-            let kind = match kind {
-                KindArg::Agent => crate::store::TokenKind::Agent,
-                KindArg::Mcp => crate::store::TokenKind::Mcp,
-            };
-            let created = create_token(&store, owner, &name, kind, read_only, expires_at).await?;
+            let kind = crate::store::TokenKind::from(kind);
+            let scopes = scopes
+                .map(|s| crate::store::Scopes::parse_list(&s))
+                .transpose()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "unknown scope {:?}: use read, write, run, ingest or admin",
+                        e.name
+                    )
+                })?;
+            let created = create_token(
+                &store,
+                owner,
+                crate::domain::tokens::TokenSpec {
+                    name,
+                    kind,
+                    scopes,
+                    project,
+                    workspace,
+                    expires_at,
+                },
+            )
+            .await?;
             eprintln!(
-                "created {}{} token {} ({}); it is shown only this once",
-                if read_only { "read-only " } else { "" },
+                "created {} token {} ({}) with scopes {}; it is shown only this once",
                 kind.as_str(),
                 created.token.id,
-                created.token.name
+                created.token.name,
+                created.token.scopes
             );
             println!("{}", created.secret);
         }
@@ -374,7 +446,7 @@ async fn token(cmd: TokenCommand) -> Result<()> {
                 "{:<36}  {:<10}  {:<14}  {:<20}  {:<20}  NAME",
                 "ID", "PREFIX", "KIND", "CREATED", "STATE"
             );
-            for t in store.list_agent_tokens(owner).await? {
+            for t in store.list_tokens(owner).await? {
                 let state = match (t.revoked_at, t.last_used_at) {
                     (Some(at), _) => format!("revoked {}", at.format("%Y-%m-%d")),
                     (None, Some(at)) => format!("used {}", at.format("%Y-%m-%d %H:%M")),
@@ -385,9 +457,9 @@ async fn token(cmd: TokenCommand) -> Result<()> {
                     t.id,
                     t.prefix,
                     format!(
-                        "{}{}",
+                        "{} {}",
                         t.kind.as_str(),
-                        if t.read_only { " read-only" } else { "" }
+                        t.scopes.to_string().replace(' ', ",")
                     ),
                     t.created_at.format("%Y-%m-%d %H:%M"),
                     state,
@@ -398,10 +470,7 @@ async fn token(cmd: TokenCommand) -> Result<()> {
         TokenCommand::Revoke { email, id, db } => {
             let store = store_for(&db).await?;
             let owner = owner(&store, &email).await?;
-            if !store
-                .revoke_agent_token(owner, id, chrono::Utc::now())
-                .await?
-            {
+            if !store.revoke_token(owner, id, chrono::Utc::now()).await? {
                 bail!("{email} has no agent token {id}");
             }
             eprintln!(

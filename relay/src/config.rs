@@ -285,6 +285,10 @@ pub struct AuthConfig {
     /// Requests a minute each MCP token may make to `/mcp`, in bursts of as many (a model
     /// calls tools in runs); 0 turns the limit off.
     pub mcp_requests_per_minute: u32,
+    /// Requests a minute each API token may make to the REST API; 0 turns the limit off.
+    pub api_requests_per_minute: u32,
+    /// Requests a minute each ingest token may make; 0 turns the limit off.
+    pub ingest_requests_per_minute: u32,
     /// Failed logins of one account before each further attempt waits (1 s, doubling).
     pub login_free_failures: u32,
     /// The longest wait an account's failed logins cause.
@@ -294,6 +298,16 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// The request limits per credential.
+    pub fn quotas(&self) -> crate::ratelimit::RequestQuotas {
+        crate::ratelimit::RequestQuotas {
+            per_minute: self.requests_per_minute,
+            mcp: self.mcp_requests_per_minute,
+            api: self.api_requests_per_minute,
+            ingest: self.ingest_requests_per_minute,
+        }
+    }
+
     /// The failed-login limits.
     pub fn login_policy(&self) -> crate::ratelimit::LoginPolicy {
         crate::ratelimit::LoginPolicy {
@@ -313,6 +327,8 @@ impl Default for AuthConfig {
             events_ticket_ttl_secs: 30,
             requests_per_minute: 100,
             mcp_requests_per_minute: 600,
+            api_requests_per_minute: 600,
+            ingest_requests_per_minute: 1200,
             login_free_failures: 5,
             login_max_backoff_secs: 60,
             login_failures_per_address_per_minute: 20,

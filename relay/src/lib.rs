@@ -34,6 +34,7 @@ pub mod http;
 pub mod install;
 pub mod mcp;
 pub mod metrics;
+pub mod oauth;
 pub mod ratelimit;
 pub mod routes;
 pub mod secrets;

@@ -1,7 +1,9 @@
 //! Request limits per credential, on every door: per user on the REST API and the events
 //! socket's ticket, per agent token on the agent doors (default 100 a minute each, `[auth]
-//! requests_per_minute`), and per MCP token on `/mcp` (default 600 a minute, `[auth]
-//! mcp_requests_per_minute`); 0 turns a limit off. A request over its limit gets 429 with
+//! requests_per_minute`), and per token of the other kinds on the door it opens: MCP tokens on
+//! `/mcp` (default 600, `[auth] mcp_requests_per_minute`), API tokens on the REST API (default
+//! 600, `api_requests_per_minute`), ingest tokens on the ingestion doors (default 1200,
+//! `ingest_requests_per_minute`); 0 turns a limit off. A request over its limit gets 429 with
 //! `Retry-After`. Limits are kept in memory on each node; idle entries are forgotten every few
 //! seconds, so memory follows the number of active users and tokens.
 //!
@@ -25,35 +27,61 @@ use governor::{
 };
 use uuid::Uuid;
 
+use crate::store::TokenKind;
+
 /// What a limit is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// A user's authenticated API requests.
+    /// A user's authenticated API requests (with a login).
     User(Uuid),
-    /// Connection attempts with an agent token.
-    Token(Uuid),
-    /// Requests to `/mcp` with an MCP token.
-    Mcp(Uuid),
+    /// Requests with a token of this kind.
+    Token(TokenKind, Uuid),
+    /// Unauthenticated requests that create something (OAuth client registrations) from one
+    /// client address: 30 a minute.
+    Address(IpAddr),
+}
+
+/// Creating requests a minute from one client address (IPv6 by /64).
+const ADDRESS_PER_MINUTE: u32 = 30;
+
+/// Requests a minute for each kind of credential; 0 means unlimited.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestQuotas {
+    /// Each user's login, and each agent token.
+    pub per_minute: u32,
+    /// Each MCP token.
+    pub mcp: u32,
+    /// Each API token.
+    pub api: u32,
+    /// Each ingest token.
+    pub ingest: u32,
 }
 
 /// The relay's request limits.
 pub struct Limits {
     limiter: Option<DefaultKeyedRateLimiter<Key>>,
     mcp: Option<DefaultKeyedRateLimiter<Key>>,
+    api: Option<DefaultKeyedRateLimiter<Key>>,
+    ingest: Option<DefaultKeyedRateLimiter<Key>>,
+    addresses: DefaultKeyedRateLimiter<Key>,
     clock: DefaultClock,
     /// Limits on failed logins.
     pub logins: std::sync::Arc<LoginLimits>,
 }
 
 impl Limits {
-    /// Limits of `per_minute` requests per user and agent token and `mcp_per_minute` per MCP
-    /// token, with bursts of as many (0 means unlimited), and failed logins limited by
-    /// `logins`.
-    pub fn new(per_minute: u32, mcp_per_minute: u32, logins: LoginPolicy) -> Self {
+    /// Limits of `quotas` requests a minute per credential, with bursts of as many, and
+    /// failed logins limited by `logins`.
+    pub fn new(quotas: RequestQuotas, logins: LoginPolicy) -> Self {
         let keyed = |n: u32| NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         Self {
-            limiter: keyed(per_minute),
-            mcp: keyed(mcp_per_minute),
+            limiter: keyed(quotas.per_minute),
+            mcp: keyed(quotas.mcp),
+            api: keyed(quotas.api),
+            ingest: keyed(quotas.ingest),
+            addresses: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(ADDRESS_PER_MINUTE).expect("non-zero"),
+            )),
             clock: DefaultClock::default(),
             logins: std::sync::Arc::new(LoginLimits::new(logins)),
         }
@@ -63,8 +91,19 @@ impl Limits {
     /// many seconds.
     pub fn check(&self, key: Key) -> Result<(), u64> {
         let limiter = match key {
-            Key::Mcp(_) => &self.mcp,
-            Key::User(_) | Key::Token(_) => &self.limiter,
+            Key::Address(addr) => {
+                return self
+                    .addresses
+                    .check_key(&Key::Address(address_key(addr)))
+                    .map_err(|not_until| {
+                        let wait = not_until.wait_time_from(self.clock.now());
+                        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                    });
+            }
+            Key::Token(TokenKind::Mcp, _) => &self.mcp,
+            Key::Token(TokenKind::Api, _) => &self.api,
+            Key::Token(TokenKind::Ingest, _) => &self.ingest,
+            Key::User(_) | Key::Token(TokenKind::Agent, _) => &self.limiter,
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -78,7 +117,11 @@ impl Limits {
     /// Forgets keys whose limit is back to full.
     pub fn forget_idle(&self) {
         self.logins.forget_idle();
-        for limiter in [&self.limiter, &self.mcp].into_iter().flatten() {
+        self.addresses.retain_recent();
+        for limiter in [&self.limiter, &self.mcp, &self.api, &self.ingest]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -401,8 +444,17 @@ mod tests {
             max_backoff: Duration::from_secs(60),
             address_failures_per_minute: 20,
         };
-        let limits = Limits::new(3, 2, logins);
-        let (a, b) = (Key::User(Uuid::new_v4()), Key::Token(Uuid::new_v4()));
+        let quotas = |n: u32, m: u32| RequestQuotas {
+            per_minute: n,
+            mcp: m,
+            api: m,
+            ingest: m,
+        };
+        let limits = Limits::new(quotas(3, 2), logins);
+        let (a, b) = (
+            Key::User(Uuid::new_v4()),
+            Key::Token(TokenKind::Agent, Uuid::new_v4()),
+        );
         for _ in 0..3 {
             assert!(limits.check(a).is_ok());
         }
@@ -410,10 +462,12 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limits.check(b).is_ok());
         // MCP tokens have a budget of their own size.
-        let m = Key::Mcp(Uuid::new_v4());
-        assert!(limits.check(m).is_ok() && limits.check(m).is_ok());
-        assert!(limits.check(m).is_err());
-        let off = Limits::new(0, 0, logins);
+        for kind in [TokenKind::Mcp, TokenKind::Api, TokenKind::Ingest] {
+            let m = Key::Token(kind, Uuid::new_v4());
+            assert!(limits.check(m).is_ok() && limits.check(m).is_ok());
+            assert!(limits.check(m).is_err(), "{kind}");
+        }
+        let off = Limits::new(quotas(0, 0), logins);
         for _ in 0..1000 {
             assert!(off.check(a).is_ok());
         }

@@ -1,6 +1,6 @@
 //! The relay's whole router, put together from each door's routes here, so that no door mounts
 //! another: REST and health (`api`), the dashboard's events socket (`events`), the agents' door
-//! (`gateway`), `/mcp` (`mcp`), the dashboard, the installer and `/metrics`, under the headers,
+//! (`gateway`), `/mcp` (`mcp`), the OAuth server (`oauth`), the dashboard, the installer and `/metrics`, under the headers,
 //! metrics and body-size layers every answer gets.
 
 use axum::{
@@ -11,7 +11,7 @@ use axum::{
     routing::get,
 };
 
-use crate::{api, dashboard, events, gateway, http::policy, mcp, state::AppState};
+use crate::{api, dashboard, events, gateway, http::policy, mcp, oauth, state::AppState};
 
 /// Largest accepted request body (the MCP endpoint has its own, larger limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(dashboard::router())
         .merge(mcp::router(state.clone()))
+        .merge(oauth::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

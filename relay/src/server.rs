@@ -262,8 +262,7 @@ fn compose(
     let access = Arc::new(crate::access::AccessChanges::new(metrics.clone()));
     let mcp: Arc<crate::mcp::access::McpState> = Default::default();
     let limits = Arc::new(crate::ratelimit::Limits::new(
-        config.auth.requests_per_minute,
-        config.auth.mcp_requests_per_minute,
+        config.auth.quotas(),
         config.auth.login_policy(),
     ));
     let feed = Arc::new(crate::tasks::TaskFeed::new(
@@ -272,9 +271,14 @@ fn compose(
         access.clone(),
     ));
     let workspaces = Workspaces::new(store.clone(), sessions.clone());
+    let token_cache: Arc<crate::domain::tokens::TokenCache> = Default::default();
     let on_revoke: crate::domain::tokens::OnRevoke = {
         let (sessions, mcp, metrics) = (sessions.clone(), mcp.clone(), metrics.clone());
-        Arc::new(move |token| crate::access::token_revoked(&sessions, &mcp, &metrics, token))
+        let cache = token_cache.clone();
+        Arc::new(move |token| {
+            cache.forget(token);
+            crate::access::token_revoked(&sessions, &mcp, &metrics, token);
+        })
     };
     let domain = Domain {
         accounts: Accounts::new(
@@ -307,7 +311,19 @@ fn compose(
             feed.clone(),
             workspaces.clone(),
         ),
-        tokens: Tokens::new(store.clone(), on_revoke),
+        tokens: Tokens::new(
+            store.clone(),
+            on_revoke.clone(),
+            access.clone(),
+            limits.clone(),
+            token_cache.clone(),
+        ),
+        oauth: crate::domain::oauth::OAuth::new(
+            store.clone(),
+            access.clone(),
+            on_revoke,
+            token_cache,
+        ),
         workspaces,
         secrets: crate::domain::secrets::Secrets::new(store.clone(), keys, metrics.clone()),
     };

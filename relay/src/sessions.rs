@@ -218,6 +218,12 @@ impl Registry {
         }
     }
 
+    /// The policy of the workspace's agent (what it allows callers: `write`, `run`), when it is
+    /// connected here.
+    pub fn policy(&self, workspace: Uuid) -> Option<crate::store::Scopes> {
+        self.tools(workspace).map(|t| t.catalog.policy())
+    }
+
     /// True when `workspace` has a live session on this node.
     pub fn is_online(&self, workspace: Uuid) -> bool {
         self.lock().contains_key(&workspace)

@@ -4,7 +4,8 @@
 //   FULCRUM_REPO_DIR=/path/to/watched/repo node tests/browser/dashboard.mjs
 //
 // Optional: CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR,
-// FULCRUM_BROWSER_TIMEOUT_MS (per-wait bound, default 15000).
+// FULCRUM_BROWSER_TIMEOUT_MS (per-wait bound, default 15000),
+// FULCRUM_USER_IS_ADMIN=1 when the test user is an administrator (default: a member).
 // Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
 
 import fs from "node:fs";
@@ -20,6 +21,7 @@ const REPO_DIR = env.FULCRUM_REPO_DIR;
 const CHROMIUM = env.CHROMIUM_PATH || "/usr/bin/chromium";
 const SHOTS = env.SCREENSHOT_DIR || "";
 const WAIT = Number(env.FULCRUM_BROWSER_TIMEOUT_MS || 15_000);
+const IS_ADMIN = env.FULCRUM_USER_IS_ADMIN === "1";
 const OVERALL_MS = Math.max(120_000, WAIT * 12);
 
 const missing = ["FULCRUM_URL", "FULCRUM_EMAIL", "FULCRUM_PASSWORD", "FULCRUM_REPO_DIR"].filter((k) => !env[k]);
@@ -160,6 +162,7 @@ async function main() {
       await page.click(tid("nav-tokens"));
       await until(async () => page.url().endsWith("#/tokens"), "the URL to change to #/tokens");
       await waitFor(page.locator(tid("token-name")), "the token name input (token-name)");
+      if (await page.locator(tid("token-limit")).isEnabled()) fail("token-limit is enabled while the kind is agent");
       await page.fill(tid("token-name"), "browser-test");
       await page.click(tid("token-create"));
       const secretEl = page.locator(tid("token-secret"));
@@ -184,17 +187,26 @@ async function main() {
       await until(async () => /revoked/i.test((await row.textContent()) || ""), 'the token row to say "Revoked"');
       if (await row.locator(tid("token-revoke")).count()) fail("a revoked token still offers a revoke button");
       const kindText = ((await row.locator(tid("token-kind-badge")).textContent()) || "").trim();
-      if (kindText !== "agent") fail(`the agent token's kind badge should say "agent", got "${kindText}"`);
+      if (kindText !== "Agent · read, run") fail(`the agent token's kind badge should say "Agent · read, run", got "${kindText}"`);
+      const scopes = await row.getAttribute("data-scopes");
+      if (scopes !== "read run") fail(`the agent token row should have data-scopes="read run", got "${scopes}"`);
     }],
 
-    ["create a read-only MCP token", async () => {
+    ["create an MCP token that may only read", async () => {
       await waitFor(page.locator(tid("token-kind")), "the token kind choice (token-kind)");
       // Revoking the agent token above dismissed its shown-once panel.
       await waitFor(page.locator(tid("token-secret")), "the previous shown-once secret to go away", "detached");
-      if (await page.locator(tid("token-read-only")).isEnabled()) fail("token-read-only is enabled while the kind is agent");
+      if (await page.locator(tid("token-scope-write")).isEnabled()) fail("token-scope-write is enabled while the kind is agent");
       await page.fill(tid("token-name"), "browser-test-mcp");
       await page.selectOption(tid("token-kind"), "mcp");
-      await page.check(tid("token-read-only"));
+      for (const s of ["read", "write", "run"]) {
+        const box = page.locator(tid(`token-scope-${s}`));
+        if (!(await box.isEnabled()) || !(await box.isChecked())) fail(`token-scope-${s} should be enabled and checked by default for an MCP token`);
+      }
+      if (await page.locator(tid("token-scope-ingest")).isEnabled()) fail("token-scope-ingest is enabled for an MCP token");
+      if (!(await page.locator(tid("token-limit")).isEnabled())) fail("token-limit is disabled for an MCP token");
+      await page.uncheck(tid("token-scope-write"));
+      await page.uncheck(tid("token-scope-run"));
       await page.click(tid("token-create"));
       const secretEl = page.locator(tid("token-secret"));
       await waitFor(secretEl, "the shown-once MCP secret (token-secret)");
@@ -210,8 +222,10 @@ async function main() {
       const row = page.locator(`${tid("token-row")}[data-token-id="${tokenId}"]`);
       await waitFor(row, `the token row for the new MCP token (${tokenId})`);
       const badge = row.locator(tid("token-kind-badge"));
-      await until(async () => /read-only/.test((await badge.textContent()) || ""),
-        'the MCP token row to show a kind badge containing "read-only" (token-kind-badge)');
+      await until(async () => ((await badge.textContent()) || "").trim() === "MCP · read",
+        'the MCP token row to show the kind badge "MCP · read" (token-kind-badge)');
+      const scopes = await row.getAttribute("data-scopes");
+      if (scopes !== "read") fail(`the MCP token row should have data-scopes="read", got "${scopes}"`);
       await screenshot(page, "tokens-mcp-created.png");
     }],
 
@@ -228,6 +242,61 @@ async function main() {
         ? page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"][data-online="true"]`)
         : onlineCard;
       await waitFor(card, "the online workspace after the reload");
+    }],
+
+    ["profile: a saved name and theme survive a reload", async () => {
+      const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+      const nameInput = page.locator(tid("profile-name"));
+      await page.click(tid("nav-profile"));
+      await until(async () => page.url().endsWith("#/profile"), "the URL to change to #/profile");
+      await until(async () => nameInput.isEnabled(), "the profile form to load (profile-name enabled)");
+      const fullName = `Browser Test ${crypto.randomBytes(3).toString("hex")}`;
+      await page.fill(tid("profile-name"), fullName);
+      await page.selectOption(tid("profile-theme"), "dark");
+      await page.click(tid("profile-save"));
+      await waitFor(page.locator(tid("profile-saved")), "the saved message (profile-saved)");
+      if ((await theme()) !== "dark") fail(`<html data-theme> should be "dark" after saving, got "${await theme()}"`);
+
+      // The password form catches a mismatch before sending anything.
+      await page.fill(tid("password-current"), PASSWORD);
+      await page.fill(tid("password-new"), "browser-new-password-1");
+      await page.fill(tid("password-confirm"), "browser-new-password-2");
+      await page.click(tid("password-save"));
+      await waitFor(page.locator(tid("password-error")), "password-error for new passwords that differ");
+      if (await page.locator(tid("password-result")).isVisible()) fail("password-result is shown for new passwords that differ");
+
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await waitFor(page.locator(tid("nav-profile")), "the dashboard after a reload");
+      await until(async () => (await nameInput.isEnabled()) && (await nameInput.inputValue()) === fullName,
+        `profile-name to read "${fullName}" after a reload`);
+      const chosen = await page.locator(tid("profile-theme")).inputValue();
+      if (chosen !== "dark") fail(`profile-theme should be "dark" after a reload, got "${chosen}"`);
+      if ((await theme()) !== "dark") fail(`<html data-theme> should be "dark" after a reload, got "${await theme()}"`);
+      await screenshot(page, "profile-dark.png");
+
+      // Back to the system's theme for the rest of the run.
+      await page.selectOption(tid("profile-theme"), "system");
+      await page.click(tid("profile-save"));
+      await waitFor(page.locator(tid("profile-saved")), "the saved message after going back to the system theme");
+      await until(async () => (await theme()) === "system", '<html data-theme> to be "system" again');
+    }],
+
+    [IS_ADMIN ? "the admin page lists users for an administrator" : "the admin page is hidden for a member", async () => {
+      // The Users link depends on GET /me: wait until the top bar shows who is signed in.
+      await until(async () => (await page.locator(".user-email").textContent()) === EMAIL, "the signed-in user to be known");
+      if (IS_ADMIN) {
+        await waitFor(page.locator(tid("nav-admin")), "the Users link (nav-admin) for an administrator");
+        await page.click(tid("nav-admin"));
+        const own = page.locator(`${tid("admin-user-row")}[data-email="${EMAIL}"]`);
+        await waitFor(own, `the signed-in administrator's own row (admin-user-row, data-email="${EMAIL}")`);
+        if (await own.locator(tid("admin-deactivate")).isEnabled()) fail("an administrator is offered to deactivate themself");
+      } else {
+        if (await page.locator(tid("nav-admin")).isVisible()) fail("the Users link (nav-admin) is shown to a member");
+        await page.evaluate(() => { location.hash = "#/admin"; });
+        await waitFor(page.locator(tid("admin-forbidden")), "the administrators-only notice (admin-forbidden) on #/admin");
+        if (await page.locator(tid("admin-user-row")).count()) fail("a member is shown the user list");
+      }
+      await page.click(tid("nav-workspaces"));
     }],
 
     ["screenshots", async () => {

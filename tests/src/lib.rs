@@ -284,10 +284,7 @@ pub async fn make_user(relay: &Relay, name: &str) -> TestUser {
         .to_owned();
     let token = api
         .with_token(&access)
-        .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": format!("{name}-ws") }),
-        )
+        .post("/api/v1/tokens", json!({ "name": format!("{name}-ws") }))
         .await
         .expect("create agent token");
     TestUser {

@@ -200,10 +200,7 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
     .unwrap();
     let mcp = Api::new(&relay.url())
         .with_token(&alice.access)
-        .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": "client", "kind": "mcp" }),
-        )
+        .post("/api/v1/tokens", json!({ "name": "client", "kind": "mcp" }))
         .await
         .unwrap()
         .data()["token"]

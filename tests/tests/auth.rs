@@ -104,7 +104,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     let agent = start_agent(&relay.url(), &alice.agent_token, repo.path()).await;
     agent.agent.wait_for(connected, WAIT).await.unwrap();
     let api = Api::new(&relay.url()).with_token(&alice.access);
-    let tokens = api.get("/api/v1/agent-tokens").await.unwrap();
+    let tokens = api.get("/api/v1/tokens").await.unwrap();
     let token = &tokens.data()[0];
     assert!(
         token["last_used_at"].is_string(),
@@ -115,10 +115,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
         "the secret is never listed"
     );
     let id = token["id"].as_str().unwrap();
-    let r = api
-        .delete(&format!("/api/v1/agent-tokens/{id}"))
-        .await
-        .unwrap();
+    let r = api.delete(&format!("/api/v1/tokens/{id}")).await.unwrap();
     assert_eq!(r.data()["revoked"], true);
     let s = agent.agent.wait_for(token_refused, WAIT).await.unwrap();
     assert_ne!(s.connection.state, ConnectionState::Connected);
@@ -128,7 +125,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
             .err(),
         Some(401)
     );
-    let listed = api.get("/api/v1/agent-tokens").await.unwrap();
+    let listed = api.get("/api/v1/tokens").await.unwrap();
     assert!(listed.data()[0]["revoked_at"].is_string());
     agent.agent.stop().await;
 
@@ -145,7 +142,7 @@ async fn revoking_a_token_disconnects_its_agents(b: Backend) {
     relay
         .state
         .store
-        .revoke_agent_token(
+        .revoke_token(
             alice.id.parse().unwrap(),
             created.token.id,
             chrono::Utc::now(),

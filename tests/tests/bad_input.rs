@@ -191,23 +191,23 @@ async fn bad_api_requests_get_clear_errors(b: Backend) {
         .unwrap();
     assert_eq!((r.status, r.error_code()), (413, "too_large"));
     let r = api
-        .post("/api/v1/agent-tokens", json!({ "name": "" }))
+        .post("/api/v1/tokens", json!({ "name": "" }))
         .await
         .unwrap();
     assert_eq!((r.status, r.error_code()), (422, "invalid"));
     let r = api
-        .post("/api/v1/agent-tokens", json!({ "name": "x".repeat(101) }))
+        .post("/api/v1/tokens", json!({ "name": "x".repeat(101) }))
         .await
         .unwrap();
     assert_eq!(r.status, 422);
     let r = api
-        .post("/api/v1/agent-tokens", json!({ "name": "ok", "extra": 1 }))
+        .post("/api/v1/tokens", json!({ "name": "ok", "extra": 1 }))
         .await
         .unwrap();
     assert_eq!(r.status, 422, "unknown fields are refused, not ignored");
     let r = api.get("/api/v1/workspaces/not-a-uuid").await.unwrap();
     assert_eq!(r.status, 404);
-    let r = api.delete("/api/v1/agent-tokens/not-a-uuid").await.unwrap();
+    let r = api.delete("/api/v1/tokens/not-a-uuid").await.unwrap();
     assert_eq!(r.status, 404);
     let r = anon.get("/api/v1/workspaces").await.unwrap();
     assert_eq!((r.status, r.error_code()), (401, "unauthorized"));
@@ -221,7 +221,7 @@ async fn bad_api_requests_get_clear_errors(b: Backend) {
     assert_eq!(r.status, 404);
 
     // Nothing was created by any of it: only the token from the harness exists.
-    let tokens = api.get("/api/v1/agent-tokens").await.unwrap();
+    let tokens = api.get("/api/v1/tokens").await.unwrap();
     assert_eq!(tokens.data().as_array().unwrap().len(), 1);
     // And the relay still answers.
     assert_eq!(anon.get("/health/ready").await.unwrap().status, 200);

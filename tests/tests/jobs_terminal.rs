@@ -178,10 +178,7 @@ async fn terminal_rest_and_mcp_runs_make_the_same_task() {
 
     // Through MCP's run_task.
     let r = a
-        .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": "mcp", "kind": "mcp" }),
-        )
+        .post("/api/v1/tokens", json!({ "name": "mcp", "kind": "mcp" }))
         .await
         .unwrap();
     let token = r.data()["token"].as_str().unwrap().to_owned();

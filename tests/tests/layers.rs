@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const DOORS: &[&str] = &["api", "mcp", "gateway", "events", "cli"];
+const DOORS: &[&str] = &["api", "mcp", "gateway", "events", "cli", "oauth"];
 
 /// The relay's source files, with the top-level module each belongs to.
 fn sources() -> Vec<(PathBuf, String)> {

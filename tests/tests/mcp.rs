@@ -6,6 +6,7 @@
 //! `scripts/setup.sh` installs the Python packages in a venv (`FULCRUM_MCP_VENV`) and the npm
 //! packages under `tests/mcp/node_modules`.
 
+use fulcrum_protocol::kinds::{Scope, Scopes};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -100,8 +101,12 @@ async fn mcp_token(relay: &str, user: &TestUser, read_only: bool) -> String {
     let reply = Api::new(relay)
         .with_token(&user.access)
         .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": "mcp client", "kind": "mcp", "read_only": read_only }),
+            "/api/v1/tokens",
+            if read_only {
+                json!({ "name": "mcp client", "kind": "mcp", "scopes": ["read"] })
+            } else {
+                json!({ "name": "mcp client", "kind": "mcp" })
+            },
         )
         .await
         .unwrap();
@@ -121,7 +126,11 @@ async fn start_tool_agent(
 ) -> TestAgent {
     let state = tempfile::tempdir().unwrap();
     let agent = RunningAgent::start(AgentOptions {
-        allow_writes,
+        policy: if allow_writes {
+            Scopes::of(&[Scope::Write, Scope::Run])
+        } else {
+            Scopes::of(&[Scope::Run])
+        },
         mcp_servers: servers,
         ..AgentOptions::new(
             fulcrum_tests::transport::target(relay, token, None),
@@ -406,15 +415,15 @@ async fn requests_without_an_mcp_token_get_401_pointing_at_the_resource_metadata
     // A revoked token stops working at once.
     let tokens = Api::new(&relay.url())
         .with_token(&user.access)
-        .get("/api/v1/agent-tokens")
+        .get("/api/v1/tokens")
         .await
         .unwrap();
     let listed = tokens.data().as_array().unwrap().clone();
     let mcp = listed.iter().find(|t| t["kind"] == "mcp").unwrap();
-    assert_eq!(mcp["read_only"], false);
+    assert_eq!(mcp["scopes"], json!(["read", "write", "run"]));
     Api::new(&relay.url())
         .with_token(&user.access)
-        .delete(&format!("/api/v1/agent-tokens/{}", id(mcp)))
+        .delete(&format!("/api/v1/tokens/{}", id(mcp)))
         .await
         .unwrap();
     assert_eq!(post(Some(&token)).await.unwrap().status(), 401);
@@ -555,11 +564,12 @@ async fn hosted_reference_servers_answer_through_the_relay_and_come_back_when_ki
     let repo = TestRepo::new();
     repo.write("README.md", "hello\nhosted\n");
     let root = std::fs::canonicalize(repo.path()).unwrap();
+    // The workspace's policy allows `write`: the servers' writing tools need it.
     let agent = start_tool_agent(
         &relay.url(),
         &user.agent_token,
         &root,
-        false,
+        true,
         reference_servers(&root),
     )
     .await;
@@ -652,8 +662,16 @@ async fn hosted_reference_servers_answer_through_the_relay_and_come_back_when_ki
     assert!(out["tools"].get("fs__write_file").is_none());
     let c = calls(&out);
     ok_text(&c[0]);
-    assert!(err_text(&c[1]).contains("read-only"));
-    assert!(err_text(&c[2]).contains("read-only"));
+    assert!(
+        err_text(&c[1]).contains("lacks the `write` scope"),
+        "{}",
+        c[1]
+    );
+    assert!(
+        err_text(&c[2]).contains("lacks the `write` scope"),
+        "{}",
+        c[2]
+    );
     assert!(!root.join("x.txt").exists());
     assert!(git(&root, &["diff", "--cached", "--name-only"]).is_empty());
 
@@ -949,7 +967,10 @@ async fn tenancy_and_read_only_tokens(b: Backend) {
     let c = calls(&out);
     assert_eq!(ok_text(&c[0]), "ALICE-ONLY\n");
     for call in &c[1..] {
-        assert!(err_text(call).contains("read-only"), "{call}");
+        assert!(
+            err_text(call).contains("scope, which this token lacks"),
+            "{call}"
+        );
     }
     assert!(!repo_a.path().join("ro.txt").exists());
     assert!(!repo_a.path().join("ran.txt").exists());
@@ -1059,11 +1080,12 @@ async fn an_agent_that_disconnects_during_a_call_gives_a_clear_error_not_a_hang(
     let relay = start_relay(&db, &RelayOptions::default()).await;
     let user = make_user(&relay, "alice").await;
     let repo = TestRepo::new();
+    // The slow tool is not marked read-only: the workspace's policy must allow `write`.
     let agent = start_tool_agent(
         &relay.url(),
         &user.agent_token,
         repo.path(),
-        false,
+        true,
         vec![slow_server()],
     )
     .await;
@@ -1118,11 +1140,12 @@ async fn open_sessions_hear_when_hosted_tools_appear() {
     // Once the client listens, a workspace with a hosted server connects.
     wait_for_marker(&marker, "the client never got ready").await;
     let repo = TestRepo::new();
+    // The slow tool is not marked read-only: the workspace's policy must allow `write`.
     let agent = start_tool_agent(
         &relay.url(),
         &user.agent_token,
         repo.path(),
-        false,
+        true,
         vec![slow_server()],
     )
     .await;

@@ -3,11 +3,9 @@
 //! databases then refuse any value outside the relay's enums.
 
 use chrono::Utc;
-use fulcrum_protocol::{
-    AgentMessage, Durable, TaskOutcome, TaskResult, TaskRun, TaskState, WorkspaceIdentity,
-};
+use fulcrum_protocol::{AgentMessage, Durable, TaskOutcome, TaskResult, TaskRun, TaskState};
 use fulcrum_relay::store::{
-    self, AgentConnect, NewProject, NewTask, ProjectStatus, Role, TaskFilter, TaskSource,
+    self, NewProject, NewTask, ProjectStatus, Role, TaskFilter, TaskSource,
 };
 use fulcrum_tests::*;
 use std::str::FromStr;
@@ -58,15 +56,23 @@ impl OldUser {
 
     /// An agent token of theirs, as that schema had it.
     async fn agent_token(&self, db: &TestDb) -> OldToken {
+        self.token(db, "agent", false).await
+    }
+
+    /// A token of theirs of `kind`, maybe read-only, as that schema had it.
+    async fn token(&self, db: &TestDb, kind: &str, read_only: bool) -> OldToken {
         let id = Uuid::now_v7();
         old_row!(
             db,
             "INSERT INTO agent_tokens \
              (id, owner_id, name, prefix, token_hash, created_at, kind, read_only) \
-             VALUES ($1, $2, 'ws', 'fca_x', 'hash', $3, 'agent', FALSE)",
+             VALUES ($1, $2, 'ws', 'fca_x', $3, $4, $5, $6)",
             id,
             self.id,
-            Utc::now()
+            id.to_string(),
+            Utc::now(),
+            kind,
+            read_only
         );
         OldToken { id }
     }
@@ -85,26 +91,26 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     let alice = OldUser::insert(&db, "alice@example.com").await;
     let bob = OldUser::insert(&db, "bob@example.com").await;
     let token = alice.agent_token(&db).await;
-    let identity = WorkspaceIdentity {
-        key: "k".into(),
-        name: "ws".into(),
-        hostname: "host".into(),
-        root: "/src".into(),
-        coder: None,
-    };
+    let mcp_read = alice.token(&db, "mcp", true).await;
+    let mcp_all = bob.token(&db, "mcp", false).await;
     let stream = Uuid::new_v4();
+    // A workspace its agent connected from, as that schema had it.
+    let ws_id = Uuid::now_v7();
+    old_row!(
+        db,
+        "INSERT INTO workspaces (id, owner_id, key, name, hostname, root, agent_version, online, \
+         connected_at, last_seen_at, agent_stream, agent_seq, created_at) \
+         VALUES ($1, $2, 'k', 'ws', 'host', '/src', '1', TRUE, $3, $3, $4, 0, $3)",
+        ws_id,
+        alice.id,
+        now,
+        stream
+    );
     let ws = old
-        .agent_connected(&AgentConnect {
-            owner_id: alice.id,
-            token_id: token.id,
-            identity: &identity,
-            agent_version: "1",
-            agent_stream: stream,
-            now,
-        })
+        .get_workspace(alice.id, ws_id)
         .await
         .unwrap()
-        .workspace;
+        .expect("the workspace");
     let project = old
         .create_project(
             alice.id,
@@ -209,9 +215,22 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     assert_eq!(upgraded.full_name, "");
     assert_eq!(upgraded.preferences, store::Preferences::default());
     assert!(upgraded.deactivated_at.is_none());
-    let tokens = new.list_agent_tokens(alice.id).await.unwrap();
-    assert_eq!(tokens.len(), 1);
-    assert!(tokens[0].expires_at.is_none(), "old tokens do not expire");
+    let tokens = new.list_tokens(alice.id).await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(
+        tokens.iter().all(|t| t.expires_at.is_none()),
+        "old tokens do not expire"
+    );
+    // `read_only` became scopes: agent tokens read and run, read-only MCP tokens read, other
+    // MCP tokens read, write and run.
+    let scopes = |id: Uuid, list: &[store::Token]| {
+        list.iter().find(|t| t.id == id).unwrap().scopes.to_string()
+    };
+    assert_eq!(scopes(token.id, &tokens), "read run");
+    assert_eq!(scopes(mcp_read.id, &tokens), "read");
+    let bobs = new.list_tokens(bob.id).await.unwrap();
+    assert_eq!(scopes(mcp_all.id, &bobs), "read write run");
+    assert_eq!(upgraded.role, store::UserRole::Member);
     let (after, total) = new.list_tasks(alice.id, &filter).await.unwrap();
     assert_eq!(total, 3);
     assert_eq!(format!("{after:?}"), format!("{before:?}"));

@@ -17,6 +17,14 @@ async fn the_openapi_document_matches_the_running_relay() {
     let db = TestDb::new(Backend::Sqlite).await;
     let relay = start_relay(&db, &RelayOptions::default()).await;
     let user = make_user(&relay, "alice").await;
+    // An administrator, so the admin operations are exercised too (a member gets only 403).
+    fulcrum_relay::domain::accounts::set_role(
+        &relay.state.store,
+        &user.email,
+        fulcrum_relay::store::UserRole::Admin,
+    )
+    .await
+    .unwrap();
 
     let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", relay.url()))
         .await
@@ -30,7 +38,7 @@ async fn the_openapi_document_matches_the_running_relay() {
         "/api/v1/tasks/{id}/logs",
         "/api/v1/projects/{id}/members",
         "/api/v1/workspaces/{id}",
-        "/api/v1/agent-tokens",
+        "/api/v1/tokens",
         "/health/ready",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");

@@ -69,10 +69,7 @@ async fn users_and_tokens_are_limited_separately() {
 async fn mcp_token(relay: &str, user: &TestUser, name: &str) -> String {
     let reply = Api::new(relay)
         .with_token(&user.access)
-        .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": name, "kind": "mcp" }),
-        )
+        .post("/api/v1/tokens", json!({ "name": name, "kind": "mcp" }))
         .await
         .unwrap();
     reply.data()["token"].as_str().unwrap().to_owned()

@@ -564,7 +564,7 @@ async fn answers_carry_safe_headers_urls_and_bounds() {
         .await
         .unwrap();
     let token = http
-        .post(format!("{base}/api/v1/agent-tokens"))
+        .post(format!("{base}/api/v1/tokens"))
         .bearer_auth(&user.access)
         .json(&json!({ "name": "ci" }))
         .send()
@@ -655,10 +655,7 @@ async fn mcp_refuses_rebinding_and_revoked_tokens_close_sessions() {
     let alice = make_user(&relay, "alice").await;
     let a = Api::new(&relay.url()).with_token(&alice.access);
     let r = a
-        .post(
-            "/api/v1/agent-tokens",
-            json!({ "name": "claude", "kind": "mcp" }),
-        )
+        .post("/api/v1/tokens", json!({ "name": "claude", "kind": "mcp" }))
         .await
         .unwrap();
     let (token_id, secret) = (id(r.data()), r.data()["token"].as_str().unwrap().to_owned());
@@ -698,13 +695,13 @@ async fn mcp_refuses_rebinding_and_revoked_tokens_close_sessions() {
 
     // Revoking the token closes its session: even a new token of the same user cannot use it.
     let r = a
-        .delete(&format!("/api/v1/agent-tokens/{token_id}"))
+        .delete(&format!("/api/v1/tokens/{token_id}"))
         .await
         .unwrap();
     assert_eq!(r.status, 200);
     let r = a
         .post(
-            "/api/v1/agent-tokens",
+            "/api/v1/tokens",
             json!({ "name": "claude-2", "kind": "mcp" }),
         )
         .await
@@ -785,7 +782,7 @@ async fn the_official_mcp_conformance_suite_passes() {
     let r = Api::new(&relay.url())
         .with_token(&alice.access)
         .post(
-            "/api/v1/agent-tokens",
+            "/api/v1/tokens",
             json!({ "name": "conformance", "kind": "mcp" }),
         )
         .await

@@ -152,13 +152,13 @@ async fn agent_tokens(b: Backend) {
         s.create_agent_token(bob.id, "dup", "hash-1", "x").await,
         Err(StoreError::Conflict(_))
     ));
-    let listed = s.list_agent_tokens(a.id).await.unwrap();
+    let listed = s.list_tokens(a.id).await.unwrap();
     assert_eq!(
         listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         ["ci", "laptop"],
         "newest first"
     );
-    assert!(s.list_agent_tokens(bob.id).await.unwrap().is_empty());
+    assert!(s.list_tokens(bob.id).await.unwrap().is_empty());
     assert_eq!(
         s.active_agent_token("hash-1")
             .await
@@ -168,16 +168,12 @@ async fn agent_tokens(b: Backend) {
         a.id
     );
     // Only the owner can revoke.
-    assert!(
-        !s.revoke_agent_token(bob.id, t.id, Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(!s.revoke_token(bob.id, t.id, Utc::now()).await.unwrap());
     assert!(s.active_agent_token("hash-1").await.unwrap().is_some());
-    assert!(s.revoke_agent_token(a.id, t.id, Utc::now()).await.unwrap());
+    assert!(s.revoke_token(a.id, t.id, Utc::now()).await.unwrap());
     assert!(s.active_agent_token("hash-1").await.unwrap().is_none());
     assert!(
-        s.list_agent_tokens(a.id)
+        s.list_tokens(a.id)
             .await
             .unwrap()
             .iter()
@@ -254,11 +250,7 @@ async fn workspaces_and_exactly_once(b: Backend) {
         Some("api")
     );
     let ws = c.workspace.id;
-    assert!(
-        s.list_agent_tokens(a.id).await.unwrap()[0]
-            .last_used_at
-            .is_some()
-    );
+    assert!(s.list_tokens(a.id).await.unwrap()[0].last_used_at.is_some());
 
     // In order, once.
     assert_eq!(

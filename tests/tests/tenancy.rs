@@ -36,9 +36,9 @@ async fn users_see_only_their_own_workspaces(b: Backend) {
 
     // Tokens: bob neither lists nor revokes alice's.
     let alice_api = Api::new(&relay.url()).with_token(&alice.access);
-    let alice_tokens = alice_api.get("/api/v1/agent-tokens").await.unwrap();
+    let alice_tokens = alice_api.get("/api/v1/tokens").await.unwrap();
     let alice_token_id = alice_tokens.data()[0]["id"].as_str().unwrap().to_owned();
-    let bob_tokens = bob_api.get("/api/v1/agent-tokens").await.unwrap();
+    let bob_tokens = bob_api.get("/api/v1/tokens").await.unwrap();
     assert!(
         bob_tokens
             .data()
@@ -48,7 +48,7 @@ async fn users_see_only_their_own_workspaces(b: Backend) {
             .all(|t| t["id"] != alice_token_id.as_str())
     );
     let r = bob_api
-        .delete(&format!("/api/v1/agent-tokens/{alice_token_id}"))
+        .delete(&format!("/api/v1/tokens/{alice_token_id}"))
         .await
         .unwrap();
     assert_eq!(r.status, 404);

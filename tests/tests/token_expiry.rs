@@ -18,10 +18,7 @@ async fn an_expired_token_opens_no_door_and_its_sessions_end() {
         now + chrono::Duration::days(3651),
     ] {
         let r = a
-            .post(
-                "/api/v1/agent-tokens",
-                json!({ "name": "x", "expires_at": at }),
-            )
+            .post("/api/v1/tokens", json!({ "name": "x", "expires_at": at }))
             .await
             .unwrap();
         assert_eq!(r.status, 422, "{:#}", r.body);
@@ -32,7 +29,7 @@ async fn an_expired_token_opens_no_door_and_its_sessions_end() {
         async move {
             let r = a
                 .post(
-                    "/api/v1/agent-tokens",
+                    "/api/v1/tokens",
                     json!({ "name": kind, "kind": kind, "expires_at": soon }),
                 )
                 .await
@@ -96,9 +93,9 @@ async fn an_expired_token_opens_no_door_and_its_sessions_end() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(challenge.contains("the token expired"), "{challenge}");
+    assert!(challenge.contains("token expired at"), "{challenge}");
     // The list still shows both, with their expiry.
-    let listed = a.get("/api/v1/agent-tokens").await.unwrap();
+    let listed = a.get("/api/v1/tokens").await.unwrap();
     let with_expiry = listed
         .data()
         .as_array()

@@ -137,6 +137,8 @@ pub struct Runner {
     root: PathBuf,
     jobs_dir: PathBuf,
     limit: usize,
+    /// Whether the workspace's policy allows runs.
+    allows_runs: bool,
     status: SharedStatus,
     commands: mpsc::UnboundedReceiver<JobCommand>,
     reports: mpsc::Sender<JobReport>,
@@ -150,11 +152,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Prepares the runner; `limit` is how many jobs run at once.
+    /// Prepares the runner; `limit` is how many jobs run at once; with `allows_runs` false
+    /// (the workspace's policy lacks `run`) every task is refused.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         root: PathBuf,
         state_dir: &Path,
         limit: usize,
+        allows_runs: bool,
         status: SharedStatus,
         commands: mpsc::UnboundedReceiver<JobCommand>,
         reports: mpsc::Sender<JobReport>,
@@ -167,6 +172,7 @@ impl Runner {
             root,
             jobs_dir,
             limit: limit.max(1),
+            allows_runs,
             status,
             commands,
             reports,
@@ -245,6 +251,15 @@ impl Runner {
     }
 
     async fn accept(&mut self, spec: TaskSpec) {
+        if !self.allows_runs {
+            let outcome = TaskOutcome::FailedToStart {
+                message: "the workspace's policy does not allow `run` (start its agent with \
+                          --allow run)"
+                    .into(),
+            };
+            self.finish_without_running(spec.task_id, outcome).await;
+            return;
+        }
         let dir = self.jobs_dir.join(spec.task_id.to_string());
         // Creating the directory is the "accepted" record: a resend finds it and is ignored.
         match std::fs::create_dir(&dir) {

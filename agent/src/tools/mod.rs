@@ -6,8 +6,9 @@
 //! Every path goes through [`crate::paths::resolve`]; every answer is capped with a visible note;
 //! a call that takes longer than [`CALL_TIMEOUT`] fails with a message that says so.
 //!
-//! Writing (`write_file`, `edit_file`) needs both a caller that may write (the relay says so per
-//! call, from the token) and a workspace that allows writes (`--allow-writes`, off by default).
+//! Writing (`write_file`, `edit_file`, hosted tools not marked read-only) needs both a caller
+//! that may write (the relay says so per call, from the token's `write` scope) and a workspace
+//! whose policy allows `write` (`--allow write`, off by default).
 
 pub mod git;
 pub mod search;
@@ -22,6 +23,7 @@ use std::{
 };
 
 use fulcrum_protocol::{
+    kinds::{Scope, Scopes},
     tool_args::{
         DirectoryTreeArgs, EditFileArgs, GitDiffArgs, GitLogArgs, GitShowArgs, GitStatusArgs,
         ListDirectoryArgs, ReadFileArgs, SearchFilesArgs, WriteFileArgs,
@@ -46,16 +48,18 @@ const MAX_CONCURRENT_CALLS: usize = 8;
 pub struct Toolbox {
     root: PathBuf,
     writable: bool,
+    policy: Scopes,
     hosted: Hosted,
     slots: Arc<Semaphore>,
 }
 
 impl Toolbox {
     /// A toolbox for the canonical workspace `root`.
-    pub fn new(root: PathBuf, writable: bool, hosted: Hosted) -> Self {
+    pub fn new(root: PathBuf, policy: Scopes, hosted: Hosted) -> Self {
         Self {
             root,
-            writable,
+            writable: policy.contains(Scope::Write),
+            policy,
             hosted,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS)),
         }
@@ -66,6 +70,7 @@ impl Toolbox {
         let mut catalog = ToolCatalog {
             writable: self.writable,
             servers: self.hosted.servers(),
+            policy: Some(self.policy),
         };
         catalog.fit();
         catalog
@@ -117,20 +122,27 @@ impl Toolbox {
             ToolTarget::Hosted { server, tool } => {
                 let _slot = slot;
                 self.hosted
-                    .call(&server, &tool, args, call.may_write, CALL_TIMEOUT)
+                    .call(
+                        &server,
+                        &tool,
+                        args,
+                        call.may_write,
+                        self.writable,
+                        CALL_TIMEOUT,
+                    )
                     .await
             }
             ToolTarget::Builtin(name) => {
                 if tools::builtin_writes(&name) == Some(true) {
                     if !call.may_write {
                         return ToolOutput::error(format!(
-                            "{name} changes files, and this token is read-only"
+                            "{name} changes files, and this token lacks the `write` scope"
                         ));
                     }
                     if !self.writable {
                         return ToolOutput::error(format!(
-                            "this workspace does not allow writes, so {name} is refused (its \
-                             agent runs without --allow-writes)"
+                            "the workspace's policy does not allow `write`, so {name} is refused \
+                             (its agent runs without `write` in --allow)"
                         ));
                     }
                 }
@@ -264,7 +276,12 @@ mod tests {
         std::fs::write(root.join("a.txt"), "hello\n").unwrap();
         let (_tx, rx) = watch::channel(false);
         let hosted = Hosted::start(Vec::new(), root.clone(), rx);
-        (dir, Toolbox::new(root, writable, hosted))
+        let policy = if writable {
+            Scopes::of(&[Scope::Write, Scope::Run])
+        } else {
+            Scopes::of(&[Scope::Run])
+        };
+        (dir, Toolbox::new(root, policy, hosted))
     }
 
     fn call(name: &str, args: serde_json::Value, may_write: bool) -> ToolCall {
@@ -315,13 +332,13 @@ mod tests {
         let (_d, tb) = toolbox(true);
         let refused = tb.call(write(false)).await;
         assert!(
-            refused.is_error && refused.text.contains("read-only"),
+            refused.is_error && refused.text.contains("lacks the `write` scope"),
             "{refused:?}"
         );
         assert!(!tb.call(write(true)).await.is_error);
         let (d, closed) = toolbox(false);
         let refused = closed.call(write(true)).await;
-        assert!(refused.is_error && refused.text.contains("does not allow writes"));
+        assert!(refused.is_error && refused.text.contains("policy does not allow `write`"));
         assert!(!d.path().join("b.txt").exists());
     }
 }

@@ -18,85 +18,66 @@ use super::{
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
     error::{ApiError, ApiResult, ErrorKind},
 };
+pub use crate::http::client::ClientAddr;
 use crate::{
     auth::{TokenUse, bearer},
-    domain::{Door, accounts::LoginTokens},
+    domain::{Door, Grant, accounts::LoginTokens},
     state::AppState,
-    store::User,
+    store::{TokenKind, User},
 };
 
 const REFRESH_COOKIE: &str = "fulcrum_refresh";
 
-/// The authenticated user of a request (`Authorization: Bearer <access token>`).
+/// The authenticated caller of a request: `Authorization: Bearer <access token>` (a login) or
+/// `Bearer <API token>` (a script, CI job or automation, within the token's scopes and limit).
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     /// The user's id.
     pub id: Uuid,
-    /// The login the access token was issued under.
+    /// The login the access token was issued under (none for an API token).
     pub login: Option<Uuid>,
+    /// What the credential allows.
+    pub grant: Grant,
 }
 
 impl AuthUser {
-    /// The domain's caller: this user, through the REST door.
+    /// The domain's caller: this user, through the REST door, with the credential's grant.
     pub fn caller(self) -> crate::domain::Caller {
-        crate::domain::Caller::new(self.id, crate::domain::Door::Api)
+        crate::domain::Caller::with_grant(self.id, crate::domain::Door::Api, self.grant)
     }
 }
 
-/// The client's address: the peer's, or, when the peer is a trusted proxy (`[http]
-/// trusted_proxies`), the last address in `X-Forwarded-For` that is not one of them.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<std::net::IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        use axum::extract::ConnectInfo;
-        let peer = match parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
-            Some(c) => Some(c.0.ip()),
-            None => parts
-                .extensions
-                .get::<ConnectInfo<crate::server::Peer>>()
-                .map(|c| c.0.0.ip()),
-        };
-        let trusted = &app.config.http.trusted_proxies;
-        let Some(peer) = peer.filter(|p| trusted.contains(p)) else {
-            return Ok(Self(peer));
-        };
-        // From the right, past the trusted proxies; the first entry that is not an address
-        // ends the search (what lies left of it was written by the client).
-        let mut client = peer;
-        let entries: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect();
-        for entry in entries.into_iter().rev() {
-            match entry.trim().parse::<std::net::IpAddr>() {
-                Ok(addr) if trusted.contains(&addr) => client = addr,
-                Ok(addr) => return Ok(Self(Some(addr))),
-                Err(_) => break,
-            }
-        }
-        Ok(Self(Some(client)))
-    }
+/// Whether a bearer value is a signed access token (three dot-separated parts) rather than an
+/// opaque token.
+fn is_jwt(bearer: &str) -> bool {
+    bearer.split('.').count() == 3
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let token =
-            bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
+            .to_owned();
+        if !is_jwt(&token) {
+            let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
+                .await
+                .unwrap_or(ClientAddr(None));
+            let found = app
+                .domain
+                .tokens
+                .authenticate(&token, TokenKind::Api, client)
+                .await?;
+            return Ok(AuthUser {
+                id: found.owner_id,
+                login: None,
+                grant: Grant::of(&found),
+            });
+        }
         let verified = app
             .signer
-            .check(token, TokenUse::Access)
+            .check(&token, TokenUse::Access)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
         if app.access.is_deactivated(verified.user) {
             return Err(ApiError::new(
@@ -118,6 +99,7 @@ impl FromRequestParts<AppState> for AuthUser {
         Ok(AuthUser {
             id: verified.user,
             login: verified.login,
+            grant: Grant::login(),
         })
     }
 }

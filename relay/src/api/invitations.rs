@@ -42,7 +42,8 @@ fn parse_invitation(id: &str) -> ApiResult<Uuid> {
         (status = 409, description = "Already a member, or too many pending invitations", body = ErrorBody),
         AuthErrors,
         BodyErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn invite(
     State(app): State<AppState>,
@@ -71,7 +72,8 @@ pub async fn invite(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn for_project(
     State(app): State<AppState>,
@@ -97,7 +99,8 @@ pub async fn for_project(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn withdraw(
     State(app): State<AppState>,
@@ -121,10 +124,15 @@ pub async fn withdraw(
     responses(
         (status = 200, description = "Pending invitations to the caller's e-mail address", body = Envelope<Vec<Invitation>>),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn mine(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.domain.projects.my_invitations(user.id).await?))
+    Ok(ok(app
+        .domain
+        .projects
+        .my_invitations(user.caller())
+        .await?))
 }
 
 /// `POST /api/v1/invitations/{id}/accept`: join the project.
@@ -138,7 +146,8 @@ pub async fn mine(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
         (status = 200, description = "The project joined", body = Envelope<Project>),
         (status = 404, description = "No such invitation to the caller, or it expired", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn accept(
     State(app): State<AppState>,
@@ -160,7 +169,8 @@ pub async fn accept(
         (status = 204, description = "Declined"),
         (status = 404, description = "No such invitation to the caller", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn decline(
     State(app): State<AppState>,

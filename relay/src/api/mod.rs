@@ -1,9 +1,11 @@
 //! The REST door: everything under `/api/v1` that is plain HTTP, and the health checks. The
 //! relay's whole router is put together in `crate::routes`.
 
+mod admin;
 pub mod auth;
 pub(crate) use crate::http::{envelope, error};
 mod invitations;
+mod oauth;
 pub mod openapi;
 mod projects;
 pub mod tasks;
@@ -35,8 +37,14 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
     let rest = Router::new()
         .route("/me", get(auth::me).patch(auth::update_me))
         .route("/me/password", post(auth::change_password))
-        .route("/agent-tokens", get(tokens::list).post(tokens::create))
-        .route("/agent-tokens/{id}", delete(tokens::revoke))
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{id}/deactivate", post(admin::deactivate))
+        .route("/admin/users/{id}/activate", post(admin::activate))
+        .route("/admin/users/{id}/reset-link", post(admin::reset_link))
+        .route("/oauth/requests", get(oauth::request))
+        .route("/oauth/consent", post(oauth::consent))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
         .route("/workspaces", get(workspaces::list))
         .route("/workspaces/{id}", get(workspaces::get))
         .route("/projects", get(projects::list).post(projects::create))

@@ -7,7 +7,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
+use super::{admin, auth, invitations, oauth, projects, tasks, tickets, tokens, workspaces};
 
 /// The document.
 #[derive(OpenApi)]
@@ -16,7 +16,11 @@ use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
         title = "Fulcrum relay API",
         description = "Workspaces, projects, build and QA tasks. Every answer is an envelope \
             `{data, meta, errors}`. Authenticate with `Authorization: Bearer <access token>` \
-            from `POST /api/v1/auth/login`."
+            from `POST /api/v1/auth/login`, or with an API token (`fck_…`) for scripts, CI and \
+            automations. A token may do what its scopes allow: each operation's security \
+            requirement names the scope it needs (`read`, `write`, `run`, `admin`); an \
+            operation that names none needs a login (tokens are refused with 403 \
+            `login_required`). A token limited to one project or workspace sees only that."
     ),
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout, auth::me, auth::update_me,
@@ -30,13 +34,17 @@ use super::{auth, invitations, projects, tasks, tickets, tokens, workspaces};
         invitations::accept, invitations::decline,
         tasks::list, tasks::create, tasks::get, tasks::cancel, tasks::rerun, tasks::logs,
         tickets::ticket,
+        admin::users, admin::deactivate, admin::activate, admin::reset_link,
+        oauth::request, oauth::consent,
         super::live, super::ready,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "auth", description = "Accounts and sessions"),
-        (name = "agent tokens", description = "Tokens agents connect with"),
+        (name = "tokens", description = "Tokens of every kind (agent, mcp, api, ingest), their scopes and limits"),
+        (name = "admin", description = "Users, for administrators of the relay"),
+        (name = "oauth", description = "The consent step of the OAuth server for MCP clients"),
         (name = "workspaces", description = "Workspaces and their repositories, live"),
         (name = "projects", description = "Projects, members and their workspaces"),
         (name = "tasks", description = "Build and QA tasks and their logs"),

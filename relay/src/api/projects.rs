@@ -66,7 +66,8 @@ pub(super) fn parse_id(id: &str) -> ApiResult<Uuid> {
         (status = 201, description = "The new project", body = Envelope<Project>),
         AuthErrors,
         BodyErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -90,10 +91,11 @@ pub async fn create(
     responses(
         (status = 200, description = "The projects the caller is a member of", body = Envelope<Vec<Project>>),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.domain.projects.list(user.id).await?))
+    Ok(ok(app.domain.projects.list(user.caller()).await?))
 }
 
 /// `GET /api/v1/projects/{id}`.
@@ -107,7 +109,8 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
         (status = 200, description = "The project", body = Envelope<Project>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -117,7 +120,7 @@ pub async fn get(
     Ok(ok(app
         .domain
         .projects
-        .visible(user.id, parse_id(&id)?)
+        .visible(user.caller(), parse_id(&id)?)
         .await?))
 }
 
@@ -135,7 +138,8 @@ pub async fn get(
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors,
         BodyErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -163,7 +167,8 @@ pub async fn update(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn archive(
     State(app): State<AppState>,
@@ -207,7 +212,8 @@ async fn set_workspace(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn attach_workspace(
     State(app): State<AppState>,
@@ -229,7 +235,8 @@ pub async fn attach_workspace(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn detach_workspace(
     State(app): State<AppState>,
@@ -250,7 +257,8 @@ pub async fn detach_workspace(
         (status = 200, description = "Its members", body = Envelope<Vec<Member>>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn members(
     State(app): State<AppState>,
@@ -260,7 +268,7 @@ pub async fn members(
     Ok(ok(app
         .domain
         .projects
-        .members(user.id, parse_id(&id)?)
+        .members(user.caller(), parse_id(&id)?)
         .await?))
 }
 
@@ -290,7 +298,8 @@ pub struct MemberBody {
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
         AuthErrors,
         BodyErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn set_member(
     State(app): State<AppState>,
@@ -318,7 +327,8 @@ pub async fn set_member(
         (status = 403, description = "Not allowed for this role", body = ErrorBody),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["write"]))
 )]
 pub async fn remove_member(
     State(app): State<AppState>,
@@ -346,7 +356,8 @@ pub async fn remove_member(
         (status = 200, description = "Its workspaces, last tasks and health", body = Envelope<crate::domain::projects::ProjectReport>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn status(
     State(app): State<AppState>,
@@ -356,6 +367,6 @@ pub async fn status(
     Ok(ok(app
         .domain
         .projects
-        .report(user.id, parse_id(&id)?)
+        .report(user.caller(), parse_id(&id)?)
         .await?))
 }

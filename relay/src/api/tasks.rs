@@ -60,7 +60,8 @@ pub struct RunBody {
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
         AuthErrors,
         BodyErrors
-    )
+    ),
+    security(("bearer" = ["run"]))
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -119,7 +120,8 @@ fn parse_number(
         (status = 200, description = "A page of tasks, newest first; `meta` has page, per_page and total", body = Envelope<Vec<Task>>),
         (status = 422, description = "Invalid input", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -140,7 +142,7 @@ pub async fn list(
         page,
         per_page,
     };
-    let (tasks, total) = app.domain.tasks.list(user.id, &filter).await?;
+    let (tasks, total) = app.domain.tasks.list(user.caller(), &filter).await?;
     let meta = json!({ "page": page, "per_page": per_page, "total": total });
     let serde_json::Value::Object(meta) = meta else {
         unreachable!("a JSON object literal")
@@ -159,14 +161,19 @@ pub async fn list(
         (status = 200, description = "The task", body = Envelope<Task>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn get(
     State(app): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(ok(app.domain.tasks.visible(user.id, task_id(&id)?).await?))
+    Ok(ok(app
+        .domain
+        .tasks
+        .visible(user.caller(), task_id(&id)?)
+        .await?))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
@@ -182,7 +189,8 @@ pub async fn get(
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["run"]))
 )]
 pub async fn cancel(
     State(app): State<AppState>,
@@ -210,7 +218,8 @@ pub async fn cancel(
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["run"]))
 )]
 pub async fn rerun(
     State(app): State<AppState>,
@@ -246,7 +255,8 @@ pub struct LogPage {
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn logs(
     State(app): State<AppState>,
@@ -258,7 +268,11 @@ pub async fn logs(
     let offset = parse_number(&q, "offset", 0, (0, crate::tasks::MAX_LOG_OFFSET))?;
     let limit = parse_number(&q, "limit", 1024 * 1024, (1, u64::MAX))?;
     let limit = limit.min(crate::tasks::MAX_LOG_READ as u64) as usize;
-    let (task, slice) = app.domain.tasks.log(user.id, id, offset, limit).await?;
+    let (task, slice) = app
+        .domain
+        .tasks
+        .log(user.caller(), id, offset, limit)
+        .await?;
     let next_offset = offset + slice.data.len() as u64;
     Ok(ok(LogPage {
         offset,

@@ -31,6 +31,7 @@ pub struct Ticket {
     )
 )]
 pub async fn ticket(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    user.caller().need_login("the events socket")?;
     if !app.domain.accounts.login_active(user.login).await? {
         return Err(ApiError::unauthorized("this login has ended; log in again"));
     }

@@ -22,10 +22,11 @@ use crate::{state::AppState, store::Workspace};
     responses(
         (status = 200, description = "The caller's workspaces, live", body = Envelope<Vec<Workspace>>),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Response> {
-    Ok(ok(app.domain.workspaces.current(user.id).await?))
+    Ok(ok(app.domain.workspaces.visible(user.caller()).await?))
 }
 
 /// `GET /api/v1/workspaces/{id}`: 404 for another user's workspace, as for a missing one.
@@ -39,7 +40,8 @@ pub async fn list(State(app): State<AppState>, user: AuthUser) -> ApiResult<Resp
         (status = 200, description = "The workspace", body = Envelope<Workspace>),
         (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
         AuthErrors
-    )
+    ),
+    security(("bearer" = ["read"]))
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -47,15 +49,5 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("workspace"))?;
-    // Owner-scoped first; only then the live view of that same workspace.
-    let mut found: Vec<_> = app
-        .store
-        .get_workspace(user.id, id)
-        .await?
-        .into_iter()
-        .collect();
-    app.sessions.overlay(&mut found);
-    Ok(ok(found
-        .pop()
-        .ok_or_else(|| ApiError::not_found("workspace"))?))
+    Ok(ok(app.domain.workspaces.get(user.caller(), id).await?))
 }

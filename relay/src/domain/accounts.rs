@@ -21,7 +21,9 @@ use crate::{
     auth::{self, REFRESH_TOKEN_PREFIX, Signer, TokenUse},
     metrics::Metrics,
     ratelimit::{LoginLimit, LoginLimits},
-    store::{DynStore, NewRefreshToken, Preferences, RefreshOutcome, StoreError, User},
+    store::{
+        DynStore, NewRefreshToken, Preferences, RefreshOutcome, Scope, StoreError, User, UserRole,
+    },
 };
 
 /// Longest display name.
@@ -110,6 +112,30 @@ pub async fn set_active(store: &DynStore, email: &str, active: bool) -> DomainRe
     );
     Ok(user)
 }
+
+/// Makes the user with this e-mail address an administrator or a member: the operator's
+/// command (`fulcrum-relay user admin`).
+pub async fn set_role(store: &DynStore, email: &str, role: UserRole) -> DomainResult<User> {
+    let email = normalize_email(email).map_err(DomainError::Invalid)?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    if !store.set_user_role(user.id, role).await? {
+        return Err(DomainError::NotFound("user"));
+    }
+    audit::record_operator(
+        user.id,
+        match role {
+            UserRole::Admin => "user.make_admin",
+            UserRole::Member => "user.make_member",
+        },
+    );
+    Ok(User { role, ..user })
+}
+
+/// Most users an administrator's list returns at once.
+pub const MAX_USERS_PAGE: u32 = 200;
 
 /// Longest a password reset link may stay valid.
 pub const MAX_RESET_VALIDITY: chrono::Duration = chrono::Duration::days(7);
@@ -276,7 +302,7 @@ impl Accounts {
         let was = !self.access.is_deactivated(user);
         self.access.set_active(user, active);
         if was && !active {
-            for token in self.store.list_agent_tokens(user).await? {
+            for token in self.store.list_tokens(user).await? {
                 (self.cut_token)(token.id);
             }
             tracing::info!(%user, "account deactivated: its sessions ended");
@@ -453,6 +479,97 @@ impl Accounts {
         Ok(())
     }
 
+    /// `Ok` when the caller is an administrator acting with a login or a token holding
+    /// `admin`; the user row of the target `id` otherwise not found.
+    async fn admin(&self, caller: Caller) -> DomainResult<()> {
+        caller.need(Scope::Admin)?;
+        let me = self.me(caller).await?;
+        if me.role != UserRole::Admin {
+            return Err(DomainError::Denied {
+                code: "not_admin",
+                message: "only an administrator of the relay may do this \
+                          (`fulcrum-relay user admin --email …`)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The user `id`, for an administrator.
+    async fn user_for_admin(&self, caller: Caller, id: Uuid) -> DomainResult<User> {
+        self.admin(caller).await?;
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(DomainError::NotFound("user"))
+    }
+
+    /// Every user, by e-mail, after `after`, at most `limit` (an administrator's view).
+    pub async fn users(
+        &self,
+        caller: Caller,
+        after: Option<&str>,
+        limit: u32,
+    ) -> DomainResult<Vec<User>> {
+        self.admin(caller).await?;
+        if !(1..=MAX_USERS_PAGE).contains(&limit) {
+            return Err(DomainError::Invalid(format!(
+                "limit must be from 1 to {MAX_USERS_PAGE}"
+            )));
+        }
+        Ok(self.store.list_users(after, limit).await?)
+    }
+
+    /// Deactivates or activates user `id` (an administrator, never themself): as
+    /// `fulcrum-relay user deactivate|activate`, and this node ends their streams at once.
+    pub async fn set_user_active(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        active: bool,
+    ) -> DomainResult<User> {
+        let user = self.user_for_admin(caller, id).await?;
+        if user.id == caller.user && !active {
+            return Err(DomainError::conflict(
+                "self",
+                "an administrator cannot deactivate themself",
+            ));
+        }
+        let user = set_active(&self.store, &user.email, active).await?;
+        self.apply_status(user.id, active).await?;
+        audit::record(Record {
+            caller,
+            action: if active {
+                "admin.activate"
+            } else {
+                "admin.deactivate"
+            },
+            subject: user.id,
+        });
+        self.store
+            .user_by_id(user.id)
+            .await?
+            .ok_or(DomainError::NotFound("user"))
+    }
+
+    /// A one-time password reset link's token for user `id` (an administrator), as
+    /// `fulcrum-relay user reset-password`.
+    pub async fn issue_reset_for(
+        &self,
+        caller: Caller,
+        id: Uuid,
+        valid_for: chrono::Duration,
+    ) -> DomainResult<ResetToken> {
+        let user = self.user_for_admin(caller, id).await?;
+        let reset = issue_reset(&self.store, &user.email, valid_for).await?;
+        audit::record(Record {
+            caller,
+            action: "admin.issue_reset",
+            subject: user.id,
+        });
+        Ok(reset)
+    }
+
     /// The caller's account.
     pub async fn me(&self, caller: Caller) -> DomainResult<User> {
         self.store.user_by_id(caller.user).await?.ok_or_else(|| {
@@ -467,6 +584,7 @@ impl Accounts {
         caller: Caller,
         change: ProfileChange,
     ) -> DomainResult<User> {
+        caller.need_login("changing the profile")?;
         let full_name = change.full_name.map(|n| n.trim().to_owned());
         if let Some(name) = &full_name
             && (name.chars().count() > MAX_FULL_NAME || name.chars().any(char::is_control))
@@ -527,6 +645,7 @@ impl Accounts {
         new: &str,
         client: Option<IpAddr>,
     ) -> DomainResult<usize> {
+        caller.need_login("changing the password")?;
         let wrong =
             || DomainError::unauthenticated("wrong_password", "the current password is wrong");
         check_password(new).map_err(DomainError::Invalid)?;

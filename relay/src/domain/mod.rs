@@ -13,11 +13,13 @@
 //! - [`projects`]: projects, members, invitations and the project report.
 //! - [`workspaces`]: a user's workspaces as they are now.
 //! - [`accounts`]: sign-up, logins, refresh and logout; [`tokens`]: agent and MCP tokens.
+//! - [`oauth`]: the OAuth 2.1 server that grants MCP clients access.
 //! - [`secrets`]: a user's secrets, sealed at rest; the start-up key check and rotation.
 //! - [`audit`]: the one place that records who did what, from where.
 
 pub mod accounts;
 pub mod audit;
+pub mod oauth;
 pub mod projects;
 pub mod secrets;
 pub mod tasks;
@@ -26,7 +28,7 @@ pub mod workspaces;
 
 use uuid::Uuid;
 
-use crate::store::{StoreError, TaskSource};
+use crate::store::{Scope, Scopes, StoreError, TaskSource, Token};
 
 /// The domain's services, for the doors.
 pub struct Domain {
@@ -42,6 +44,8 @@ pub struct Domain {
     pub workspaces: workspaces::Workspaces,
     /// Secrets kept sealed.
     pub secrets: secrets::Secrets,
+    /// The OAuth server for MCP clients.
+    pub oauth: oauth::OAuth,
 }
 
 /// The door a request came through.
@@ -78,12 +82,136 @@ pub struct Caller {
     pub user: Uuid,
     /// Where it came in.
     pub door: Door,
+    /// What the credential presented allows.
+    pub grant: Grant,
+}
+
+/// What a credential allows: a login, everything its user may; a token, what its scopes say,
+/// within its limit (and never more than its user may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The scopes held.
+    pub scopes: Scopes,
+    /// The one project or workspace it is limited to, if any.
+    pub limit: Limit,
+    /// The token presented; `None` for a login.
+    pub token: Option<Uuid>,
+}
+
+/// What a token is limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Everything its user may reach.
+    None,
+    /// One project: the project, its workspaces and its tasks.
+    Project(Uuid),
+    /// One workspace: the workspace, its tasks, and the projects it belongs to.
+    Workspace(Uuid),
+}
+
+impl Grant {
+    /// A login's: every scope, no limit.
+    pub fn login() -> Self {
+        Self {
+            scopes: Scopes::all(),
+            limit: Limit::None,
+            token: None,
+        }
+    }
+
+    /// What `token` allows.
+    pub fn of(token: &Token) -> Self {
+        let limit = match (token.project_id, token.workspace_id) {
+            (Some(p), _) => Limit::Project(p),
+            (None, Some(w)) => Limit::Workspace(w),
+            (None, None) => Limit::None,
+        };
+        Self {
+            scopes: token.scopes,
+            limit,
+            token: Some(token.id),
+        }
+    }
 }
 
 impl Caller {
-    /// `user` through `door`.
+    /// `user` through `door`, with a login (every scope, no limit).
     pub fn new(user: Uuid, door: Door) -> Self {
-        Self { user, door }
+        Self {
+            user,
+            door,
+            grant: Grant::login(),
+        }
+    }
+
+    /// `user` through `door`, with the given grant.
+    pub fn with_grant(user: Uuid, door: Door, grant: Grant) -> Self {
+        Self { user, door, grant }
+    }
+
+    /// Whether the credential holds `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.grant.scopes.contains(scope)
+    }
+
+    /// `Ok` when the credential holds `scope`; otherwise the error that says it lacks it.
+    pub fn need(&self, scope: Scope) -> DomainResult<()> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(DomainError::MissingScope(scope))
+        }
+    }
+
+    /// `Ok` for a login; a token may not do this (`what`, for the message).
+    pub fn need_login(&self, what: &str) -> DomainResult<()> {
+        match self.grant.token {
+            None => Ok(()),
+            Some(_) => Err(DomainError::Denied {
+                code: "login_required",
+                message: format!("{what} needs a login session; a token cannot do it"),
+            }),
+        }
+    }
+
+    /// `Ok` when the credential is not limited to one project or workspace.
+    pub fn need_unlimited(&self, what: &str) -> DomainResult<()> {
+        match self.grant.limit {
+            Limit::None => Ok(()),
+            _ => Err(DomainError::Denied {
+                code: "token_limited",
+                message: format!(
+                    "this token is limited to one project or workspace, so it cannot {what}"
+                ),
+            }),
+        }
+    }
+
+    /// Whether the credential reaches a project with these workspaces.
+    pub fn reaches_project(&self, project: Uuid, workspaces: &[Uuid]) -> bool {
+        match self.grant.limit {
+            Limit::None => true,
+            Limit::Project(p) => p == project,
+            Limit::Workspace(w) => workspaces.contains(&w),
+        }
+    }
+
+    /// Whether the credential reaches a workspace that belongs to these projects.
+    pub fn reaches_workspace(&self, workspace: Uuid, projects: &[Uuid]) -> bool {
+        match self.grant.limit {
+            Limit::None => true,
+            Limit::Project(p) => projects.contains(&p),
+            Limit::Workspace(w) => w == workspace,
+        }
+    }
+
+    /// Whether the credential reaches a task of this project (if any) and workspace.
+    pub fn reaches_task(&self, project: Option<Uuid>, workspace: Uuid) -> bool {
+        match self.grant.limit {
+            Limit::None => true,
+            Limit::Project(p) => project == Some(p),
+            Limit::Workspace(w) => w == workspace,
+        }
     }
 }
 
@@ -104,6 +232,18 @@ pub enum DomainError {
     /// The caller may see it, but not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The credential presented lacks this scope.
+    #[error("this token lacks the `{0}` scope")]
+    MissingScope(Scope),
+    /// Refused, with a stable code: a token where a login is needed, a limited token, or a
+    /// workspace whose policy does not allow the call.
+    #[error("{message}")]
+    Denied {
+        /// A stable code, such as `workspace_policy`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// It conflicts with the current state; `code` is stable for programs.
     #[error("{message}")]
     Conflict {

@@ -22,7 +22,7 @@ use crate::{
     access::AccessChanges,
     store::{
         DynStore, Health, Invitation, Member, NewProject, Project, ProjectPatch, ProjectStatus,
-        Role, Task, TaskFilter,
+        Role, Scope, Task, TaskFilter,
     },
     tasks::TaskFeed,
 };
@@ -141,16 +141,26 @@ impl Projects {
         }
     }
 
-    /// The projects `user` is a member of, newest first.
-    pub async fn list(&self, user: Uuid) -> DomainResult<Vec<Project>> {
-        Ok(self.store.list_projects(user).await?)
+    /// The projects the caller is a member of (and its token reaches), newest first.
+    pub async fn list(&self, caller: Caller) -> DomainResult<Vec<Project>> {
+        caller.need(Scope::Read)?;
+        let mut all = self.store.list_projects(caller.user).await?;
+        all.retain(|p| caller.reaches_project(p.id, &p.workspace_ids));
+        Ok(all)
     }
 
-    /// The project if `user` is a member.
-    pub async fn visible(&self, user: Uuid, id: Uuid) -> DomainResult<Project> {
+    /// The project if the caller is a member and may read it.
+    pub async fn visible(&self, caller: Caller, id: Uuid) -> DomainResult<Project> {
+        caller.need(Scope::Read)?;
+        self.reached(caller, id).await
+    }
+
+    /// The project if the caller is a member and its token reaches it (no scope checked).
+    async fn reached(&self, caller: Caller, id: Uuid) -> DomainResult<Project> {
         self.store
-            .get_project(user, id)
+            .get_project(caller.user, id)
             .await?
+            .filter(|p| caller.reaches_project(p.id, &p.workspace_ids))
             .ok_or(DomainError::NotFound("project"))
     }
 
@@ -162,13 +172,16 @@ impl Projects {
         allowed: &[Role],
         what: &str,
     ) -> DomainResult<Project> {
-        let project = self.visible(caller.user, id).await?;
+        caller.need(Scope::Write)?;
+        let project = self.reached(caller, id).await?;
         require(&project, allowed, what)?;
         Ok(project)
     }
 
     /// Creates a project owned by the caller.
     pub async fn create(&self, caller: Caller, input: ProjectInput) -> DomainResult<Project> {
+        caller.need(Scope::Write)?;
+        caller.need_unlimited("create projects")?;
         input.check(true)?;
         let new = NewProject {
             name: input.name.unwrap_or_default().trim().to_owned(),
@@ -272,12 +285,12 @@ impl Projects {
             },
             project.id,
         );
-        self.visible(caller.user, project.id).await
+        self.reached(caller, project.id).await
     }
 
     /// The project's members (any member may see them).
-    pub async fn members(&self, user: Uuid, id: Uuid) -> DomainResult<Vec<Member>> {
-        let project = self.visible(user, id).await?;
+    pub async fn members(&self, caller: Caller, id: Uuid) -> DomainResult<Vec<Member>> {
+        let project = self.visible(caller, id).await?;
         Ok(self.store.project_members(&project).await?)
     }
 
@@ -418,13 +431,17 @@ impl Projects {
     }
 
     /// The invitations addressed to the caller.
-    pub async fn my_invitations(&self, user: Uuid) -> DomainResult<Vec<Invitation>> {
-        let email = self.email_of(user).await?;
+    pub async fn my_invitations(&self, caller: Caller) -> DomainResult<Vec<Invitation>> {
+        caller.need(Scope::Read)?;
+        caller.need_unlimited("see invitations")?;
+        let email = self.email_of(caller.user).await?;
         Ok(self.store.invitations_for(&email, Utc::now()).await?)
     }
 
     /// Accepts an invitation addressed to the caller: they join the project.
     pub async fn accept(&self, caller: Caller, invitation: Uuid) -> DomainResult<Project> {
+        caller.need(Scope::Write)?;
+        caller.need_unlimited("accept invitations")?;
         let email = self.email_of(caller.user).await?;
         let project = self
             .store
@@ -433,11 +450,13 @@ impl Projects {
             .ok_or(DomainError::NotFound("invitation"))?;
         self.access.members_changed(project);
         audit(caller, "project.accept_invitation", invitation);
-        self.visible(caller.user, project).await
+        self.reached(caller, project).await
     }
 
     /// Declines an invitation addressed to the caller.
     pub async fn decline(&self, caller: Caller, invitation: Uuid) -> DomainResult<()> {
+        caller.need(Scope::Write)?;
+        caller.need_unlimited("decline invitations")?;
         let email = self.email_of(caller.user).await?;
         if !self.store.decline_invitation(&email, invitation).await? {
             return Err(DomainError::NotFound("invitation"));
@@ -447,12 +466,12 @@ impl Projects {
     }
 
     /// A project's workspaces (online or not), its last tasks and its health in one word.
-    pub async fn report(&self, user: Uuid, id: Uuid) -> DomainResult<ProjectReport> {
-        let project = self.visible(user, id).await?;
+    pub async fn report(&self, caller: Caller, id: Uuid) -> DomainResult<ProjectReport> {
+        let project = self.visible(caller, id).await?;
         let (mut last_tasks, _) = self
             .store
             .list_tasks(
-                user,
+                caller.user,
                 &TaskFilter {
                     project: Some(project.id),
                     page: 1,
@@ -467,7 +486,10 @@ impl Projects {
         let mut seen: HashSet<Uuid> = HashSet::new();
         for member in self.store.project_members(&project).await? {
             for w in self.workspaces.current(member.user_id).await? {
-                if project.workspace_ids.contains(&w.id) && seen.insert(w.id) {
+                if project.workspace_ids.contains(&w.id)
+                    && caller.reaches_workspace(w.id, &[project.id])
+                    && seen.insert(w.id)
+                {
                     workspaces.push(Presence {
                         id: w.id,
                         name: w.name,

@@ -11,12 +11,12 @@ use fulcrum_protocol::{TaskRun, tasks, tasks::MAX_TIMEOUT_S};
 use uuid::Uuid;
 
 use super::{
-    Caller, DomainError, DomainResult,
+    Caller, DomainError, DomainResult, Limit,
     audit::{self, Record},
 };
 use crate::{
     sessions::{Control, Registry},
-    store::{DynStore, NewTask, Project, ProjectStatus, Role, Task, TaskFilter},
+    store::{DynStore, NewTask, Project, ProjectStatus, Role, Scope, Task, TaskFilter},
     tasks::{Dispatch, LogSlice, TaskFeed},
 };
 
@@ -136,10 +136,36 @@ impl Tasks {
     /// Checks the caller may run in the named workspace or project, and picks the workspace.
     async fn target(
         &self,
-        user: Uuid,
+        caller: Caller,
         workspace: Option<Uuid>,
         project: Option<Uuid>,
     ) -> DomainResult<Target> {
+        let target = self.pick(caller, workspace, project).await?;
+        self.allows_runs(target.workspace)?;
+        Ok(target)
+    }
+
+    /// Refuses a workspace whose policy does not allow runs (as its agent last said).
+    fn allows_runs(&self, workspace: Uuid) -> DomainResult<()> {
+        match self.sessions.policy(workspace) {
+            Some(policy) if !policy.contains(Scope::Run) => Err(DomainError::Denied {
+                code: "workspace_policy",
+                message: "the workspace's policy does not allow `run` (its agent was started \
+                          without `run` in --allow)"
+                    .into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Picks the workspace the caller may run in.
+    async fn pick(
+        &self,
+        caller: Caller,
+        workspace: Option<Uuid>,
+        project: Option<Uuid>,
+    ) -> DomainResult<Target> {
+        let user = caller.user;
         match (workspace, project) {
             (None, None) => Err(DomainError::Invalid(
                 "name a workspace_id or a project_id".into(),
@@ -150,6 +176,14 @@ impl Tasks {
                     .get_workspace(user, ws)
                     .await?
                     .ok_or(DomainError::NotFound("workspace"))?;
+                if !caller.reaches_task(None, found.id) {
+                    return Err(DomainError::Denied {
+                        code: "token_limited",
+                        message: "this token is limited to one project: start the task with \
+                                  that project's id"
+                            .into(),
+                    });
+                }
                 if !self.sessions.is_online(found.id) {
                     return Err(offline(format!(
                         "the workspace {} is offline: its agent is not connected",
@@ -164,6 +198,9 @@ impl Tasks {
             }
             (ws, Some(project_id)) => {
                 let project = self.member_project(user, project_id).await?;
+                if !caller.reaches_project(project.id, &project.workspace_ids) {
+                    return Err(DomainError::NotFound("project"));
+                }
                 if !project.role.can_run() {
                     return Err(DomainError::Forbidden(
                         "a viewer of this project cannot run tasks".into(),
@@ -180,6 +217,10 @@ impl Tasks {
                     Some(_) => return Err(DomainError::NotFound("workspace")),
                     None => project.workspace_ids.clone(),
                 };
+                let candidates: Vec<Uuid> = candidates
+                    .into_iter()
+                    .filter(|w| caller.reaches_task(Some(project.id), *w))
+                    .collect();
                 if candidates.is_empty() {
                     return Err(offline("the project has no workspaces; attach one first"));
                 }
@@ -277,15 +318,14 @@ impl Tasks {
     /// Starts a run: checks it and the caller's right to it, records it and dispatches it. The one
     /// path for the REST API, MCP and workspace terminals (the task's `source` says which).
     pub async fn start(&self, caller: Caller, input: RunInput) -> DomainResult<Task> {
+        caller.need(Scope::Run)?;
         let run = input.run;
         run.check()?;
         tasks::check_env(&input.env)?;
         let repo = input.repo.unwrap_or_else(|| ".".into());
         tasks::check_repo_path(&repo)?;
         let timeout_s = self.limits.timeout_for(input.timeout_s)?;
-        let target = self
-            .target(caller.user, input.workspace, input.project)
-            .await?;
+        let target = self.target(caller, input.workspace, input.project).await?;
         self.launch(
             caller,
             target,
@@ -295,10 +335,22 @@ impl Tasks {
         .await
     }
 
-    /// The task if `user` may see it, as it is now (its live state when that is ahead of the
-    /// store).
-    pub async fn visible(&self, user: Uuid, id: Uuid) -> DomainResult<Task> {
-        let mut found: Vec<Task> = self.store.get_task(user, id).await?.into_iter().collect();
+    /// The task if the caller may read it, as it is now (its live state when that is ahead of
+    /// the store).
+    pub async fn visible(&self, caller: Caller, id: Uuid) -> DomainResult<Task> {
+        caller.need(Scope::Read)?;
+        self.reached(caller, id).await
+    }
+
+    /// The task if the caller may see it and its token reaches it (no scope checked).
+    async fn reached(&self, caller: Caller, id: Uuid) -> DomainResult<Task> {
+        let mut found: Vec<Task> = self
+            .store
+            .get_task(caller.user, id)
+            .await?
+            .into_iter()
+            .filter(|t| caller.reaches_task(t.project_id, t.workspace_id))
+            .collect();
         self.feed.live.overlay(&mut found);
         found.pop().ok_or(DomainError::NotFound("task"))
     }
@@ -323,7 +375,8 @@ impl Tasks {
 
     /// Asks for a task to be canceled.
     pub async fn cancel(&self, caller: Caller, id: Uuid) -> DomainResult<Task> {
-        let task = self.visible(caller.user, id).await?;
+        caller.need(Scope::Run)?;
+        let task = self.reached(caller, id).await?;
         self.may_run(caller.user, &task).await?;
         if task.is_finished() {
             return Err(DomainError::conflict(
@@ -351,12 +404,13 @@ impl Tasks {
 
     /// Runs a task again, in the same place, with the same checks as a new run.
     pub async fn rerun(&self, caller: Caller, id: Uuid) -> DomainResult<Task> {
-        let old = self.visible(caller.user, id).await?;
+        caller.need(Scope::Run)?;
+        let old = self.reached(caller, id).await?;
         self.may_run(caller.user, &old).await?;
         // The workspace must still be the caller's, or still be in a project where the caller may
         // run, and be online.
         let target = self
-            .target(caller.user, Some(old.workspace_id), old.project_id)
+            .target(caller, Some(old.workspace_id), old.project_id)
             .await?;
         self.launch(
             caller,
@@ -372,9 +426,26 @@ impl Tasks {
         .await
     }
 
-    /// The tasks `user` may see that match `filter`, newest first, as they are now, and how
-    /// many match in all.
-    pub async fn list(&self, user: Uuid, filter: &TaskFilter) -> DomainResult<(Vec<Task>, u64)> {
+    /// The tasks the caller may see that match `filter`, newest first, as they are now, and how
+    /// many match in all. A limited token's filter is narrowed to what it reaches.
+    pub async fn list(
+        &self,
+        caller: Caller,
+        filter: &TaskFilter,
+    ) -> DomainResult<(Vec<Task>, u64)> {
+        caller.need(Scope::Read)?;
+        let mut filter = filter.clone();
+        match caller.grant.limit {
+            Limit::None => {}
+            Limit::Project(p) if filter.project.is_none_or(|f| f == p) => filter.project = Some(p),
+            Limit::Workspace(w) if filter.workspace.is_none_or(|f| f == w) => {
+                filter.workspace = Some(w);
+            }
+            // Asking for something else: nothing of it is reached.
+            _ => return Ok((Vec::new(), 0)),
+        }
+        let filter = &filter;
+        let user = caller.user;
         if filter.page < 1 || !(1..=MAX_PER_PAGE).contains(&filter.per_page) {
             return Err(DomainError::Invalid(format!(
                 "page must be at least 1 and per_page from 1 to {MAX_PER_PAGE}"
@@ -389,12 +460,12 @@ impl Tasks {
     /// now.
     pub async fn log(
         &self,
-        user: Uuid,
+        caller: Caller,
         id: Uuid,
         offset: u64,
         limit: usize,
     ) -> DomainResult<(Task, LogSlice)> {
-        let task = self.visible(user, id).await?;
+        let task = self.visible(caller, id).await?;
         if offset > crate::tasks::MAX_LOG_OFFSET {
             return Err(DomainError::Invalid(format!(
                 "offset must be at most {}",

@@ -19,10 +19,9 @@ use fulcrum_protocol::MAX_FRAME_BYTES;
 pub use crate::sessions::{Control, Registry, SessionEntry, SessionTools, ToolCallError};
 
 use crate::{
-    auth::token_hash,
     http::error::{ApiError, ApiResult},
     state::AppState,
-    store::AgentToken,
+    store::Token,
 };
 
 /// Initial read buffer per agent socket; it grows for large frames and that is rare.
@@ -31,12 +30,13 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// `GET /api/v1/agent/connect`.
 pub async fn connect(
     State(app): State<AppState>,
+    crate::http::client::ClientAddr(client): crate::http::client::ClientAddr,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     // The token first: a refused token is a 401 whether or not the request is an upgrade (the
     // install script checks a token with a plain GET).
-    let token = match authenticate(&app, &headers).await {
+    let token = match authenticate_secret(&app, crate::auth::bearer(&headers), client).await {
         Ok(token) => token,
         Err(e) => return e.into_response(),
     };
@@ -61,28 +61,18 @@ pub async fn connect(
         })
 }
 
-async fn authenticate(app: &AppState, headers: &HeaderMap) -> ApiResult<AgentToken> {
-    authenticate_secret(app, crate::auth::bearer(headers)).await
-}
-
 /// Checks an agent token (whichever door it came through) and its rate limit.
-async fn authenticate_secret(app: &AppState, secret: Option<&str>) -> ApiResult<AgentToken> {
+async fn authenticate_secret(
+    app: &AppState,
+    secret: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> ApiResult<Token> {
     let secret = secret.ok_or_else(|| ApiError::unauthorized("missing agent token"))?;
-    let token = app
-        .store
-        .active_agent_token(&token_hash(secret))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked agent token"))?;
-    if let Some(at) = token.expires_at.filter(|at| *at <= chrono::Utc::now()) {
-        return Err(ApiError::unauthorized(format!(
-            "this agent token expired at {}; make a new one",
-            at.format("%Y-%m-%d %H:%M UTC")
-        )));
-    }
-    app.limits
-        .check(crate::ratelimit::Key::Token(token.id))
-        .map_err(|secs| ApiError::rate_limited(secs, "agent token"))?;
-    Ok(token)
+    Ok(app
+        .domain
+        .tokens
+        .authenticate(secret, crate::store::TokenKind::Agent, client)
+        .await?)
 }
 
 /// How often the relay looks for revoked tokens.
@@ -105,6 +95,7 @@ pub async fn revocation_sweep(app: AppState) {
                 let expired_checked = match app.store.tokens_expired_between(since - chrono::Duration::seconds(1), now).await {
                     Ok(ids) => {
                         for id in ids {
+                            app.domain.tokens.forget(id);
                             crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
                         }
                         true
@@ -117,6 +108,7 @@ pub async fn revocation_sweep(app: AppState) {
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {
+                            app.domain.tokens.forget(id);
                             crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
                         }
                         // Moved on only when both looks worked, so a failed one is retried.

@@ -195,7 +195,7 @@ async fn handle(
             return;
         }
     };
-    match super::authenticate_secret(&app, Some(&secret)).await {
+    match super::authenticate_secret(&app, Some(&secret), Some(conn.remote_address().ip())).await {
         Ok(token) => {
             drop(permit);
             conn.set_max_concurrent_uni_streams(MAX_TASK_STREAMS.into());

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     state::AppState,
-    store::{AgentConnect, AgentToken, Applied, RepoRecord, StoreResult, Workspace},
+    store::{AgentConnect, Applied, RepoRecord, StoreResult, Token, Workspace},
 };
 
 /// Instructions that may queue for a session (task dispatches among them).
@@ -89,7 +89,7 @@ enum End {
 }
 
 /// Runs a session on an open connection (WebSocket or QUIC) until it ends.
-pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut stream: Source) {
+pub async fn run(app: AppState, token: Token, mut sink: Outgoing, mut stream: Source) {
     let hello_timeout = Duration::from_millis(app.config.agents.hello_timeout_ms);
     let hello = match read_hello(&mut stream, hello_timeout).await {
         Ok(hello) => hello,
@@ -234,7 +234,7 @@ pub async fn run(app: AppState, token: AgentToken, mut sink: Outgoing, mut strea
 /// The parts of a running session its loop works on.
 struct Session<'a> {
     app: &'a AppState,
-    token: &'a AgentToken,
+    token: &'a Token,
     workspace: Uuid,
     view: Arc<Mutex<Workspace>>,
     /// Everything accepted from the agent's stream (committed or not).
@@ -341,6 +341,7 @@ impl Session<'_> {
         }
         let app = self.app.clone();
         let (user, workspace) = (self.token.owner_id, self.workspace);
+        let grant = crate::domain::Grant::of(self.token);
         self.runs.spawn(async move {
             let input = crate::domain::tasks::RunInput {
                 workspace: Some(workspace),
@@ -350,7 +351,8 @@ impl Session<'_> {
                 env: run.env,
                 timeout_s: run.timeout_s.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
             };
-            let caller = crate::domain::Caller::new(user, crate::domain::Door::Terminal);
+            let caller =
+                crate::domain::Caller::with_grant(user, crate::domain::Door::Terminal, grant);
             let result = match app.domain.tasks.start(caller, input).await {
                 Ok(task) => Ok(task.id),
                 Err(crate::domain::DomainError::Store(e)) => {

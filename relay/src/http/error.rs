@@ -149,6 +149,10 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(message) => {
                 Self::new(ErrorKind::Forbidden, "forbidden", message)
             }
+            e @ DomainError::MissingScope(_) => {
+                Self::new(ErrorKind::Forbidden, "insufficient_scope", e.to_string())
+            }
+            DomainError::Denied { code, message } => Self::new(ErrorKind::Forbidden, code, message),
             DomainError::Conflict { code, message } => {
                 Self::new(ErrorKind::Conflict, code, message)
             }

@@ -24,9 +24,10 @@ use uuid::Uuid;
 
 use super::McpCaller;
 use crate::{
-    auth::token_hash,
+    domain::{DomainError, Grant},
+    http::client::ClientAddr,
     state::AppState,
-    store::{StoreResult, TokenKind},
+    store::TokenKind,
 };
 
 /// The MCP session header.
@@ -42,7 +43,6 @@ const MAX_SESSIONS: usize = 100_000;
 /// of tool list changes.
 #[derive(Default)]
 pub struct McpState {
-    tokens: TokenCache,
     sessions: Mutex<HashMap<String, SessionEntry>>,
     /// Tool list changes, per user.
     pub changes: super::changes::ToolChanges,
@@ -61,10 +61,9 @@ struct SessionEntry {
 }
 
 impl McpState {
-    /// Forgets a revoked token, so it stops working at once, and closes the sessions opened
-    /// with it (their open streams end). Returns how many were closed.
+    /// Closes the sessions opened with a revoked token (their open streams end). Returns how
+    /// many were closed.
     pub fn forget_token(&self, token_id: Uuid) -> usize {
-        self.tokens.forget(token_id);
         let closed: Vec<String> = {
             let mut sessions = self.sessions();
             let ids: Vec<String> = sessions
@@ -95,89 +94,37 @@ impl McpState {
     }
 }
 
-/// How long a checked MCP token is trusted without asking the database again. A revocation
-/// on this node takes effect at once; one made elsewhere (another node, the CLI) within the
-/// revocation sweep's interval (5 s), and at the latest after this.
-const TOKEN_TTL: Duration = Duration::from_secs(30);
-/// Most tokens remembered.
-const MAX_CACHED_TOKENS: usize = 10_000;
-
-/// MCP tokens recently checked against the database, by hash: every `/mcp` request carries
-/// its token, and a call should not cost a database round trip for it.
-#[derive(Default)]
-struct TokenCache(Mutex<HashMap<String, (McpCaller, Instant)>>);
-
-impl TokenCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (McpCaller, Instant)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The caller behind `secret`, from memory or from the store.
-    async fn check(&self, app: &AppState, secret: &str) -> StoreResult<Option<McpCaller>> {
-        let hash = token_hash(secret);
-        if let Some((caller, at)) = self.lock().get(&hash)
-            && at.elapsed() < TOKEN_TTL
-        {
-            return Ok(Some(*caller));
-        }
-        let Some(token) = app.store.active_token(&hash, TokenKind::Mcp).await? else {
-            self.lock().remove(&hash);
-            return Ok(None);
-        };
-        let caller = McpCaller {
-            user_id: token.owner_id,
-            token_id: token.id,
-            read_only: token.read_only,
-            expires_at: token.expires_at,
-        };
-        let mut cache = self.lock();
-        if cache.len() >= MAX_CACHED_TOKENS {
-            cache.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
-            if cache.len() >= MAX_CACHED_TOKENS {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (caller, Instant::now()));
-        Ok(Some(caller))
-    }
-
-    /// Forgets a revoked token.
-    pub fn forget(&self, token_id: Uuid) {
-        self.lock()
-            .retain(|_, (caller, _)| caller.token_id != token_id);
-    }
-}
-
-/// Checks the bearer token of every `/mcp` request.
+/// Checks the bearer token of every `/mcp` request: an MCP token (static, or issued by the
+/// relay's OAuth server), through the one token check of `crate::domain::tokens`.
 pub(super) async fn authenticate(
     State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let bearer = crate::auth::bearer(req.headers())
-        .filter(|t| t.len() <= 256)
-        .map(str::to_owned);
+    let bearer = crate::auth::bearer(req.headers()).map(str::to_owned);
     let Some(secret) = bearer else {
         return unauthorized(&app, req.headers(), None);
     };
-    match app.mcp.tokens.check(&app, &secret).await {
-        Ok(Some(caller)) if caller.expires_at.is_some_and(|at| at <= chrono::Utc::now()) => {
-            unauthorized(&app, req.headers(), Some("expired_token"))
-        }
-        Ok(Some(caller)) if app.access.is_deactivated(caller.user_id) => {
-            unauthorized(&app, req.headers(), Some("invalid_token"))
-        }
-        Ok(Some(caller)) => {
-            if let Err(secs) = app
-                .limits
-                .check(crate::ratelimit::Key::Mcp(caller.token_id))
-            {
-                return rate_limited(secs);
-            }
+    match app
+        .domain
+        .tokens
+        .authenticate(&secret, TokenKind::Mcp, client)
+        .await
+    {
+        Ok(token) => {
+            let caller = McpCaller {
+                user_id: token.owner_id,
+                token_id: token.id,
+                grant: Grant::of(&token),
+            };
             req.extensions_mut().insert(caller);
             within_session(&app, caller, req, next).await
         }
-        Ok(None) => unauthorized(&app, req.headers(), Some("invalid_token")),
+        Err(DomainError::Throttled { retry_after, .. }) => rate_limited(retry_after),
+        Err(DomainError::Unauthenticated { code, message }) => {
+            unauthorized(&app, req.headers(), Some((code, message)))
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot check an MCP token");
             (
@@ -204,28 +151,40 @@ fn rate_limited(secs: u64) -> Response {
 }
 
 /// 401 pointing at the protected-resource metadata (RFC 9728 §5.1, RFC 6750 §3).
-fn unauthorized(app: &AppState, headers: &HeaderMap, error: Option<&str>) -> Response {
+fn unauthorized(
+    app: &AppState,
+    headers: &HeaderMap,
+    error: Option<(&'static str, String)>,
+) -> Response {
     let base = app.config.base_url_for(crate::install::host(headers));
-    let mut challenge =
-        format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
-    if let Some(e) = error {
-        // RFC 6750 has one code for every refused token; the description says which it was.
-        let description = if e == "expired_token" {
-            "the token expired"
-        } else {
-            "the token is unknown, revoked, or not an MCP token"
-        };
-        challenge.push_str(&format!(
-            r#", error="invalid_token", error_description="{description}""#
-        ));
-    }
+    let mut challenge = format!(
+        r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="{}""#,
+        crate::store::TokenKind::Mcp.allowed_scopes()
+    );
+    let (code, message) = match error {
+        Some((code, message)) => {
+            // RFC 6750 has one code for every refused token; the description says which it
+            // was (quotes and backslashes are not allowed in it).
+            let description: String = message
+                .chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                .collect();
+            challenge.push_str(&format!(
+                r#", error="invalid_token", error_description="{description}""#
+            ));
+            (code, message)
+        }
+        None => (
+            "unauthorized",
+            "send an MCP token as `Authorization: Bearer …` (create one with `fulcrum-relay \
+             token create --kind mcp` or in the dashboard, or sign in with OAuth)"
+                .to_owned(),
+        ),
+    };
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, challenge)],
-        Json(serde_json::json!({
-            "error": "unauthorized",
-            "message": "send an MCP token as `Authorization: Bearer …` (create one with `fulcrum-relay token create --kind mcp` or in the dashboard)"
-        })),
+        Json(serde_json::json!({ "error": code, "message": message })),
     )
         .into_response()
 }

@@ -20,6 +20,8 @@ use fulcrum_protocol::{
 };
 use serde_json::{Value, json};
 
+use crate::store::Scope;
+
 /// Where a built-in tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
@@ -48,6 +50,19 @@ pub struct Builtin {
     /// The result's type, for tools with a structured result: its JSON Schema, and a round
     /// trip of a value through it.
     output: Option<Output>,
+}
+
+impl Builtin {
+    /// The scope a token needs to call it: `read` for a tool that only reads; `run` for one
+    /// the relay answers by starting work (`run_task`); `write` for one that changes the
+    /// workspace.
+    pub fn needs(&self) -> Scope {
+        match (self.read_only, self.runs) {
+            (true, _) => Scope::Read,
+            (false, Runs::Relay) => Scope::Run,
+            (false, Runs::Agent) => Scope::Write,
+        }
+    }
 }
 
 /// A structured result's type, seen through its schema and its serde round trip.
@@ -305,6 +320,18 @@ pub struct HostedListing {
     pub input_schema: Value,
     /// Whether the server marks it read-only.
     pub read_only: bool,
+}
+
+impl HostedListing {
+    /// The scope a token needs to call it: `read` when the server marks it read-only, else
+    /// `write`.
+    pub fn needs(&self) -> Scope {
+        if self.read_only {
+            Scope::Read
+        } else {
+            Scope::Write
+        }
+    }
 }
 
 /// The name a hosted tool is listed under.

@@ -5,7 +5,8 @@
 //!   `Authorization: Bearer …` on every request. Without one, or with a bad one, the answer is
 //!   401 with `WWW-Authenticate: Bearer resource_metadata="…/.well-known/oauth-protected-resource/mcp"`,
 //!   and that document (RFC 9728) is served without authentication, as the MCP authorization
-//!   spec asks. A token acts for its owner only; a read-only token may not write or run.
+//!   spec asks. A token acts for its owner only, within its scopes (`read`, `write`, `run`) and
+//!   its limit to one project or workspace; it is offered only the tools it may call.
 //! - An MCP session belongs to the user who opened it: a request on it with another user's
 //!   token is refused.
 //! - [`access`]: the bearer check and the sessions' owners; [`catalog`]: the tools listed;
@@ -48,10 +49,15 @@ pub struct McpCaller {
     pub user_id: Uuid,
     /// The token.
     pub token_id: Uuid,
-    /// Whether the token may only read.
-    pub read_only: bool,
-    /// When the token stops working, if it does.
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the token allows.
+    pub grant: crate::domain::Grant,
+}
+
+impl McpCaller {
+    /// The domain's caller: the token's owner, through the MCP door, within its grant.
+    pub fn caller(self) -> crate::domain::Caller {
+        crate::domain::Caller::with_grant(self.user_id, crate::domain::Door::Mcp, self.grant)
+    }
 }
 
 /// `/mcp` and the protected-resource metadata, to merge into the relay's router.
@@ -87,19 +93,24 @@ async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> R
         "resource": format!("{base}/mcp"),
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
+        "scopes_supported": crate::store::TokenKind::Mcp
+            .allowed_scopes()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
         "resource_name": "Fulcrum",
         "resource_documentation": format!("{base}/"),
     }))
     .into_response()
 }
 
-/// The caller's workspaces as they are now.
-pub async fn workspaces(app: &AppState, user: Uuid) -> Result<Vec<Workspace>, String> {
+/// The caller's workspaces (that its token reaches) as they are now.
+pub async fn workspaces(app: &AppState, caller: McpCaller) -> Result<Vec<Workspace>, String> {
     app.domain
         .workspaces
-        .current(user)
+        .visible(caller.caller())
         .await
-        .map_err(|e| format!("the relay cannot read its database: {e}"))
+        .map_err(relay_tools::tool_error)
 }
 
 /// A workspace a call names: its id and name, and whether its agent is connected here.
@@ -119,14 +130,19 @@ pub struct Named {
 /// workspaces.
 pub async fn take_workspace(
     app: &AppState,
-    user: Uuid,
+    caller: McpCaller,
     args: &mut Map<String, Value>,
 ) -> Result<Named, String> {
     let Some(Value::String(wanted)) = args.remove("workspace") else {
         return Err("the `workspace` argument (a workspace id or name) is required".into());
     };
     let wanted = wanted.as_str();
-    if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice() {
+    let user = caller.user_id;
+    // The fast path only for an unlimited token: a limited one's reach is checked below.
+    let unlimited = caller.grant.limit == crate::domain::Limit::None;
+    if let [(id, name)] = app.sessions.find_live(user, wanted).as_slice()
+        && unlimited
+    {
         return Ok(Named {
             id: *id,
             name: name.clone(),
@@ -138,7 +154,7 @@ pub async fn take_workspace(
         name: w.name.clone(),
         online: w.online,
     };
-    let all = workspaces(app, user).await?;
+    let all = workspaces(app, caller).await?;
     let by_id = Uuid::parse_str(wanted)
         .ok()
         .and_then(|id| all.iter().find(|w| w.id == id));

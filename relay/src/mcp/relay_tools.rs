@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{McpCaller, take_workspace, workspaces};
 use crate::{
     domain::{
-        self, Caller, DomainError, Door,
+        self, Caller, DomainError,
         tasks::{RunInput, bad_state},
     },
     state::AppState,
@@ -36,7 +36,7 @@ const MAX_TAIL: u64 = 256 * 1024;
 
 /// A domain error as a tool error: its message, or a plain one for a store failure (whose
 /// details go to the log only).
-pub(super) fn tool_error(e: DomainError) -> String {
+pub fn tool_error(e: DomainError) -> String {
     match e {
         DomainError::Store(e) => {
             tracing::error!(error = %e, "MCP call failed on the store");
@@ -109,19 +109,19 @@ pub async fn call(
     name: &str,
     mut args: Map<String, Value>,
 ) -> Result<ToolOutput, String> {
-    let user = caller.user_id;
+    let by = caller.caller();
     match name {
         "list_workspaces" => {
             let _: NoArgs = parse(name, args)?;
-            let all = workspaces(app, user).await?;
+            let all = workspaces(app, caller).await?;
             structured(&WorkspaceList {
                 workspaces: all.into_iter().map(workspace_info).collect(),
             })
         }
         "workspace_status" => {
-            let named = take_workspace(app, user, &mut args).await?;
+            let named = take_workspace(app, caller, &mut args).await?;
             let _: NoArgs = parse(name, args)?;
-            let w = workspaces(app, user)
+            let w = workspaces(app, caller)
                 .await?
                 .into_iter()
                 .find(|w| w.id == named.id)
@@ -146,13 +146,13 @@ pub async fn call(
         }
         "list_projects" => {
             let _: NoArgs = parse(name, args)?;
-            let projects = app.domain.projects.list(user).await.map_err(tool_error)?;
+            let projects = app.domain.projects.list(by).await.map_err(tool_error)?;
             structured(&ProjectList {
                 projects: projects.into_iter().map(project_info).collect(),
             })
         }
         "run_task" => {
-            let w = take_workspace(app, user, &mut args).await?;
+            let w = take_workspace(app, caller, &mut args).await?;
             let a: RunTaskArgs = parse(name, args)?;
             let wait = Duration::from_secs(a.wait_s.unwrap_or(0).min(MAX_WAIT_S));
             let input = RunInput {
@@ -166,31 +166,26 @@ pub async fn call(
             let task = app
                 .domain
                 .tasks
-                .start(Caller::new(user, Door::Mcp), input)
+                .start(by, input)
                 .await
                 .map_err(tool_error)?;
             if !wait.is_zero() {
                 // Watch first, then look: an end before the watch began shows in the look.
                 let mut progress = app.feed.logs.subscribe(task.id);
-                let ended = task_now(app, user, task.id)
+                let ended = task_now(app, by, task.id)
                     .await
                     .is_some_and(|t| t.is_finished());
                 if !ended {
                     let _ = tokio::time::timeout(wait, progress.wait_for(|p| p.finished)).await;
                 }
             }
-            let task = task_now(app, user, task.id).await.unwrap_or(task);
+            let task = task_now(app, by, task.id).await.unwrap_or(task);
             describe(app, &task, DEFAULT_TAIL).await
         }
         "get_task" => {
             let a: GetTaskArgs = parse(name, args)?;
             let id = Uuid::parse_str(&a.task_id).map_err(|_| "task not found".to_owned())?;
-            let task = app
-                .domain
-                .tasks
-                .visible(user, id)
-                .await
-                .map_err(tool_error)?;
+            let task = app.domain.tasks.visible(by, id).await.map_err(tool_error)?;
             describe(
                 app,
                 &task,
@@ -200,7 +195,7 @@ pub async fn call(
         }
         "list_tasks" => {
             let workspace = match args.contains_key("workspace") {
-                true => Some(take_workspace(app, user, &mut args).await?.id),
+                true => Some(take_workspace(app, caller, &mut args).await?.id),
                 false => None,
             };
             let a: ListTasksArgs = parse(name, args)?;
@@ -219,7 +214,7 @@ pub async fn call(
             let (tasks, total) = app
                 .domain
                 .tasks
-                .list(user, &filter)
+                .list(by, &filter)
                 .await
                 .map_err(tool_error)?;
             structured(&TaskList {
@@ -232,8 +227,8 @@ pub async fn call(
 }
 
 /// The task as the caller may see it now.
-async fn task_now(app: &AppState, user: Uuid, id: Uuid) -> Option<Task> {
-    app.domain.tasks.visible(user, id).await.ok()
+async fn task_now(app: &AppState, by: Caller, id: Uuid) -> Option<Task> {
+    app.domain.tasks.visible(by, id).await.ok()
 }
 
 /// A task in a list.

@@ -22,7 +22,7 @@ use super::{
     catalog::{self, BUILTINS, Builtin, Runs},
     relay_tools, take_workspace, workspaces,
 };
-use crate::state::AppState;
+use crate::{state::AppState, store::Scope};
 
 /// One MCP session's handler (rmcp makes one per session).
 #[derive(Clone)]
@@ -87,23 +87,22 @@ impl FulcrumMcp {
         target: ToolTarget,
         mut args: Map<String, Value>,
     ) -> Result<ToolOutput, String> {
-        let workspace = take_workspace(&self.app, caller.user_id, &mut args).await?;
+        let workspace = take_workspace(&self.app, caller, &mut args).await?;
         // The agent checks a hosted tool exists and may be called with this token.
         let call = ToolCall {
             target,
             args_json: Value::Object(args).to_string(),
-            may_write: !caller.read_only,
+            may_write: caller.grant.scopes.contains(Scope::Write),
         };
         call.check().map_err(|e| e.to_string())?;
         let timeout =
             std::time::Duration::from_secs(self.app.config.agents.tool_call_timeout_secs.max(1));
-        let by = crate::domain::Caller::new(caller.user_id, crate::domain::Door::Mcp);
         self.app
             .domain
             .workspaces
-            .call_tool(by, workspace.id, call, timeout)
+            .call_tool(caller.caller(), workspace.id, call, timeout)
             .await
-            .map_err(|e| format!("{} ({})", e, workspace.name))
+            .map_err(|e| format!("{} ({})", relay_tools::tool_error(e), workspace.name))
     }
 }
 
@@ -181,7 +180,7 @@ impl ServerHandler for FulcrumMcp {
         let caller = self.caller(&ctx)?;
         let mut tools: Vec<Tool> = BUILTINS
             .iter()
-            .filter(|b| b.read_only || !caller.read_only)
+            .filter(|b| caller.grant.scopes.contains(b.needs()))
             .filter_map(|b| {
                 tool(
                     b.name,
@@ -192,7 +191,7 @@ impl ServerHandler for FulcrumMcp {
                 )
             })
             .collect();
-        let online = workspaces(&self.app, caller.user_id)
+        let online = workspaces(&self.app, caller)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let mut hosted = Vec::new();
@@ -206,7 +205,7 @@ impl ServerHandler for FulcrumMcp {
         tools.extend(
             catalog::hosted_listings(&hosted)
                 .into_iter()
-                .filter(|h| h.read_only || !caller.read_only)
+                .filter(|h| caller.grant.scopes.contains(h.needs()))
                 .filter_map(|h| tool(&h.name, &h.description, h.input_schema, None, h.read_only)),
         );
         Ok(ListToolsResult::with_all_items(tools))
@@ -221,9 +220,10 @@ impl ServerHandler for FulcrumMcp {
         let args = request.arguments.unwrap_or_default();
         let name = request.name.as_ref();
         if let Some(builtin) = Builtin::find(name) {
-            if !builtin.read_only && caller.read_only {
+            if !caller.grant.scopes.contains(builtin.needs()) {
                 return Ok(result(Err(format!(
-                    "{name} changes things, and this token is read-only"
+                    "{name} needs the `{}` scope, which this token lacks",
+                    builtin.needs()
                 ))));
             }
             let outcome = match builtin.runs {
@@ -254,7 +254,7 @@ impl ServerHandler for FulcrumMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let caller = self.caller(&ctx)?;
-        let all = workspaces(&self.app, caller.user_id)
+        let all = workspaces(&self.app, caller)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let mut resources = Vec::new();
@@ -294,7 +294,7 @@ impl ServerHandler for FulcrumMcp {
             None => (rest, None),
         };
         let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-        let all = workspaces(&self.app, caller.user_id)
+        let all = workspaces(&self.app, caller)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let w = all.iter().find(|w| w.id == id).ok_or_else(not_found)?;

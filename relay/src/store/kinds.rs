@@ -2,4 +2,7 @@
 //! [`fulcrum_protocol::TaskState`], because the MCP tools' results show them too; the store
 //! reads and writes them by name.
 
-pub use fulcrum_protocol::kinds::{Health, ProjectStatus, Role, TaskSource, Theme, TokenKind};
+pub use fulcrum_protocol::kinds::{
+    ClientAuthMethod, Health, ProjectStatus, Role, Scope, Scopes, TaskSource, Theme, TokenKind,
+    UserRole,
+};

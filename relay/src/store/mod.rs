@@ -12,8 +12,10 @@
 //! implementations are stamped out of one body ([`sql`], [`sql_work`]) and pass the same
 //! conformance suite (`tests/tests/store_conformance.rs`).
 
+pub mod oauth;
 mod queries;
 mod sql;
+mod sql_oauth;
 mod sql_work;
 pub mod work;
 
@@ -29,7 +31,9 @@ use uuid::Uuid;
 
 pub mod kinds;
 
-pub use kinds::{Health, ProjectStatus, TaskSource, Theme, TokenKind};
+pub use kinds::{
+    ClientAuthMethod, Health, ProjectStatus, Scope, Scopes, TaskSource, Theme, TokenKind, UserRole,
+};
 pub use sql::{PostgresStore, SqliteStore};
 pub use work::{
     Invitation, Member, NewProject, NewTask, Project, ProjectPatch, Role, Task, TaskFilter,
@@ -83,6 +87,16 @@ pub struct User {
     /// When an operator deactivated the account; `None` while it is active.
     #[serde(skip)]
     pub deactivated_at: Option<DateTime<Utc>>,
+    /// Member, or administrator of the relay.
+    #[sqlx(try_from = "String")]
+    pub role: UserRole,
+}
+
+impl User {
+    /// Whether the account is active.
+    pub fn active(&self) -> bool {
+        self.deactivated_at.is_none()
+    }
 }
 
 /// A user's preferences. Unknown or missing fields read as unset.
@@ -109,9 +123,10 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// An agent token's metadata (the secret itself is only ever stored hashed).
+/// A token's metadata (the secret itself is only ever stored hashed): every non-interactive
+/// credential, whatever its kind.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
-pub struct AgentToken {
+pub struct Token {
     /// The token's id.
     pub id: Uuid,
     /// The user the token acts for.
@@ -123,20 +138,34 @@ pub struct AgentToken {
     pub prefix: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// When an agent last connected with it.
+    /// When it was last used (an agent connecting, a request made with it; recorded at most
+    /// once a minute).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address it was last used from.
+    pub last_used_addr: Option<String>,
     /// When it was revoked; a revoked token no longer authenticates.
     pub revoked_at: Option<DateTime<Utc>>,
     /// What the token is for.
     #[sqlx(try_from = "String")]
     pub kind: TokenKind,
-    /// For an MCP token: it may read and list, but not write files or run tasks.
-    pub read_only: bool,
+    /// What it may do.
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = Vec<Scope>)]
+    pub scopes: Scopes,
+    /// The one project it is limited to, if it is.
+    pub project_id: Option<Uuid>,
+    /// The one workspace it is limited to, if it is.
+    pub workspace_id: Option<Uuid>,
     /// When it stops working, if it does.
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a grant to an OAuth client: the client's id.
+    pub oauth_client_id: Option<String>,
+    /// For a grant to an OAuth client: the client's name (in lists).
+    #[sqlx(default)]
+    pub oauth_client_name: Option<String>,
 }
 
-impl AgentToken {
+impl Token {
     /// Whether it had expired at `now`.
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -156,10 +185,16 @@ pub struct NewToken<'a> {
     pub prefix: &'a str,
     /// What it is for.
     pub kind: TokenKind,
-    /// Read-only (MCP tokens only).
-    pub read_only: bool,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// The one project it is limited to, if any.
+    pub project: Option<Uuid>,
+    /// The one workspace it is limited to, if any.
+    pub workspace: Option<Uuid>,
     /// When it stops working, if it does.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The OAuth client it is a grant to, if it is one.
+    pub oauth_client: Option<&'a str>,
 }
 
 /// A new refresh token to store.
@@ -275,7 +310,7 @@ pub enum Applied {
 
 /// The relay's durable state. See the module docs for the scoping rule.
 #[async_trait]
-pub trait Store: WorkStore + Send + Sync + 'static {
+pub trait Store: WorkStore + oauth::OAuthStore + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Connections in the pool: `(open, idle)`.
@@ -300,6 +335,10 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     async fn user_status_changes(&self, since: DateTime<Utc>) -> StoreResult<Vec<(Uuid, bool)>>;
     /// Every deactivated user (the relay's own use: at start).
     async fn deactivated_users(&self) -> StoreResult<Vec<Uuid>>;
+    /// Makes user `id` an administrator or a member; false when there is no such user.
+    async fn set_user_role(&self, id: Uuid, role: UserRole) -> StoreResult<bool>;
+    /// Users by e-mail, from `after` (exclusive), at most `limit` (an administrator's list).
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Changes user `id`'s name and preferences (`None` leaves one as it is).
     async fn update_profile(
         &self,
@@ -360,7 +399,7 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     async fn login_active(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Creates a token.
-    async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken>;
+    async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<Token>;
     /// Creates an agent token for `owner`.
     async fn create_agent_token(
         &self,
@@ -368,27 +407,25 @@ pub trait Store: WorkStore + Send + Sync + 'static {
         name: &str,
         token_hash: &str,
         prefix: &str,
-    ) -> StoreResult<AgentToken> {
+    ) -> StoreResult<Token> {
         self.create_token(&NewToken {
             owner,
             name,
             token_hash,
             prefix,
             kind: TokenKind::Agent,
-            read_only: false,
+            scopes: TokenKind::Agent.default_scopes(),
+            project: None,
+            workspace: None,
             expires_at: None,
+            oauth_client: None,
         })
         .await
     }
     /// The owner's agent tokens, newest first, revoked ones included.
-    async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>>;
+    async fn list_tokens(&self, owner: Uuid) -> StoreResult<Vec<Token>>;
     /// Revokes the owner's token `id`; false when the owner has no such token.
-    async fn revoke_agent_token(
-        &self,
-        owner: Uuid,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    async fn revoke_token(&self, owner: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Ids of tokens whose expiry fell after `since` and at or before `until` (the relay's own
     /// use: ending the sessions they opened).
     async fn tokens_expired_between(
@@ -399,17 +436,18 @@ pub trait Store: WorkStore + Send + Sync + 'static {
     /// Ids of tokens revoked at or after `since`, however they were revoked (API, CLI, another
     /// node), so running sessions that use them can be closed.
     async fn tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
-    /// The unrevoked token of `kind` with this hash whose owner is active; the caller checks
-    /// [`AgentToken::expired`], to say so.
-    async fn active_token(
-        &self,
-        token_hash: &str,
-        kind: TokenKind,
-    ) -> StoreResult<Option<AgentToken>>;
+    /// The unrevoked token with this hash whose owner is active, of whatever kind; the caller
+    /// checks its kind and [`Token::expired`], to say which refused it.
+    async fn active_token(&self, token_hash: &str) -> StoreResult<Option<Token>>;
     /// The active (not revoked) agent token with this hash.
-    async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<AgentToken>> {
-        self.active_token(token_hash, TokenKind::Agent).await
+    async fn active_agent_token(&self, token_hash: &str) -> StoreResult<Option<Token>> {
+        Ok(self
+            .active_token(token_hash)
+            .await?
+            .filter(|t| t.kind == TokenKind::Agent))
     }
+    /// Records that token `id` was used at `at` from `addr`.
+    async fn token_used(&self, id: Uuid, at: DateTime<Utc>, addr: Option<&str>) -> StoreResult<()>;
 
     /// Records an agent session opening: creates or updates the workspace for
     /// `(owner, identity.key)`, marks it online and the token used, and resets the stream

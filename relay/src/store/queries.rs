@@ -5,7 +5,7 @@
 //! `const` and are joined at compile time.
 //!
 //! Rows come back as [`sqlx::FromRow`] types named after them: [`super::User`],
-//! [`super::AgentToken`], [`super::Workspace`], [`super::Project`], [`super::Member`],
+//! [`super::Token`], [`super::Workspace`], [`super::Project`], [`super::Member`],
 //! [`super::Invitation`] and [`super::Task`].
 
 // ---- Column lists -----------------------------------------------------------------------------
@@ -13,15 +13,15 @@
 /// A [`super::User`].
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, created_at, full_name, preferences, deactivated_at"
+        "id, email, password_hash, created_at, full_name, preferences, deactivated_at, role"
     };
 }
 
-/// An [`super::AgentToken`] (never the hash).
+/// An [`super::Token`] (never the hash).
 macro_rules! token_columns {
     () => {
-        "id, owner_id, name, prefix, created_at, last_used_at, revoked_at, kind, read_only, \
-         expires_at"
+        "id, owner_id, name, prefix, created_at, last_used_at, last_used_addr, revoked_at, kind, \
+         scopes, project_id, workspace_id, expires_at, oauth_client_id"
     };
 }
 
@@ -103,6 +103,15 @@ pub(super) const USER_BY_EMAIL: &str =
 pub(super) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 
+/// Sets user `$1`'s role to `$2`.
+pub(super) const SET_USER_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
+/// Users by e-mail after `$1` (NULL: from the start), at most `$2`.
+pub(super) const LIST_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE email > COALESCE($1, '') ORDER BY email LIMIT $2"
+);
+
 /// Changes a profile: NULL leaves a field as it is.
 pub(super) const UPDATE_PROFILE: &str = concat!(
     "UPDATE users SET full_name = COALESCE($2, full_name), \
@@ -158,33 +167,73 @@ pub(super) const LIVE_LOGIN: &str = "SELECT id FROM refresh_tokens \
 // ---- Tokens -----------------------------------------------------------------------------------
 
 pub(super) const INSERT_TOKEN: &str = concat!(
-    "INSERT INTO agent_tokens \
-     (id, owner_id, name, prefix, token_hash, created_at, kind, read_only, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+    "INSERT INTO tokens \
+     (id, owner_id, name, prefix, token_hash, created_at, kind, scopes, project_id, \
+      workspace_id, expires_at, oauth_client_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
     token_columns!()
 );
+/// A user's tokens, with the name of the OAuth client of each grant.
 pub(super) const TOKENS_OF: &str = concat!(
     "SELECT ",
     token_columns!(),
-    " FROM agent_tokens WHERE owner_id = $1 ORDER BY created_at DESC, id DESC"
+    ", (SELECT c.name FROM oauth_clients c WHERE c.id = tokens.oauth_client_id) \
+     AS oauth_client_name FROM tokens WHERE owner_id = $1 ORDER BY created_at DESC, id DESC"
 );
-pub(super) const REVOKE_TOKEN: &str = "UPDATE agent_tokens \
+pub(super) const REVOKE_TOKEN: &str = "UPDATE tokens \
     SET revoked_at = COALESCE(revoked_at, $3) WHERE owner_id = $1 AND id = $2";
-pub(super) const TOKENS_REVOKED_SINCE: &str = "SELECT id FROM agent_tokens WHERE revoked_at >= $1";
-/// The live token of kind `$2` with hash `$1`, whose owner is not deactivated.
+pub(super) const TOKENS_REVOKED_SINCE: &str = "SELECT id FROM tokens WHERE revoked_at >= $1";
+/// The live token with hash `$1`, whose owner is not deactivated.
 pub(super) const ACTIVE_TOKEN: &str = concat!(
     "SELECT ",
     token_columns!(),
-    " FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND kind = $2 \
+    " FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL \
      AND owner_id IN (SELECT id FROM users WHERE deactivated_at IS NULL)"
 );
 /// Marks token `$1` used at `$2`, if it is still unrevoked (its expiry was checked at the door,
 /// and the sweep ends sessions when it passes).
 pub(super) const TOUCH_TOKEN: &str =
-    "UPDATE agent_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+    "UPDATE tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// Marks token `$1` used at `$2` from address `$3`.
+pub(super) const TOKEN_USED: &str =
+    "UPDATE tokens SET last_used_at = $2, last_used_addr = $3 WHERE id = $1";
 /// Tokens whose expiry fell in `($1, $2]`.
 pub(super) const TOKENS_EXPIRED_BETWEEN: &str =
-    "SELECT id FROM agent_tokens WHERE expires_at > $1 AND expires_at <= $2";
+    "SELECT id FROM tokens WHERE expires_at > $1 AND expires_at <= $2";
+
+// ---- OAuth ------------------------------------------------------------------------------------
+
+pub(super) const INSERT_OAUTH_CLIENT: &str = "INSERT INTO oauth_clients \
+    (id, name, redirect_uris, client_uri, secret_hash, auth_method, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(super) const OAUTH_CLIENT: &str = "SELECT id, name, redirect_uris, client_uri, secret_hash, \
+    auth_method, created_at FROM oauth_clients WHERE id = $1";
+pub(super) const OAUTH_CLIENT_COUNT: &str = "SELECT COUNT(*) FROM oauth_clients";
+pub(super) const INSERT_OAUTH_CODE: &str = "INSERT INTO oauth_codes \
+    (code_hash, client_id, user_id, redirect_uri, code_challenge, scopes, resource, expires_at, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// Uses up code `$1` at `$2` if it is unused.
+pub(super) const TAKE_OAUTH_CODE: &str = "UPDATE oauth_codes SET used_at = $2 \
+    WHERE code_hash = $1 AND used_at IS NULL \
+    RETURNING client_id, user_id, redirect_uri, code_challenge, scopes, resource, expires_at";
+pub(super) const USED_OAUTH_CODE_GRANT: &str =
+    "SELECT token_id FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL";
+pub(super) const SET_OAUTH_CODE_GRANT: &str =
+    "UPDATE oauth_codes SET token_id = $2 WHERE code_hash = $1";
+pub(super) const INSERT_OAUTH_REFRESH: &str = "INSERT INTO oauth_refresh_tokens \
+    (token_hash, token_id, expires_at, created_at) VALUES ($1, $2, $3, $4)";
+/// Uses up refresh token `$1` at `$2` if it is unused.
+pub(super) const TAKE_OAUTH_REFRESH: &str = "UPDATE oauth_refresh_tokens SET used_at = $2 \
+    WHERE token_hash = $1 AND used_at IS NULL RETURNING token_id, expires_at";
+pub(super) const USED_OAUTH_REFRESH_GRANT: &str =
+    "SELECT token_id FROM oauth_refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL";
+/// Gives unrevoked token `$1` a new secret hash `$2`, prefix `$3` and expiry `$4`.
+pub(super) const ROTATE_TOKEN: &str = "UPDATE tokens SET token_hash = $2, prefix = $3, \
+    expires_at = $4 WHERE id = $1 AND revoked_at IS NULL";
+pub(super) const REVOKE_TOKEN_BY_ID: &str =
+    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+pub(super) const TOKEN_BY_ID: &str =
+    concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = $1");
 
 // ---- Workspaces and agent sessions ------------------------------------------------------------
 

@@ -103,6 +103,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "token expiry",
         include_str!("../../../migrations/sqlite/0010_token_expiry.sql"),
     ),
+    (
+        11,
+        "token scopes",
+        include_str!("../../../migrations/sqlite/0011_token_scopes.sql"),
+    ),
+    (
+        12,
+        "oauth",
+        include_str!("../../../migrations/sqlite/0012_oauth.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -164,6 +174,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "token expiry",
         include_str!("../../../migrations/postgres/0010_token_expiry.sql"),
+    ),
+    (
+        11,
+        "token scopes",
+        include_str!("../../../migrations/postgres/0011_token_scopes.sql"),
+    ),
+    (
+        12,
+        "oauth",
+        include_str!("../../../migrations/postgres/0012_oauth.sql"),
     ),
 ];
 
@@ -280,6 +300,24 @@ macro_rules! sql_store {
                 Ok(sqlx::query_as(q::USER_BY_ID)
                     .bind(id)
                     .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_user_role(&self, id: Uuid, role: UserRole) -> StoreResult<bool> {
+                Ok(sqlx::query(q::SET_USER_ROLE)
+                    .bind(id)
+                    .bind(role.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0)
+            }
+
+            async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+                Ok(sqlx::query_as(q::LIST_USERS)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
                     .await?)
             }
 
@@ -527,7 +565,7 @@ macro_rules! sql_store {
                 Ok(live.is_some())
             }
 
-            async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<AgentToken> {
+            async fn create_token(&self, new: &NewToken<'_>) -> StoreResult<Token> {
                 sqlx::query_as(q::INSERT_TOKEN)
                     .bind(Uuid::now_v7())
                     .bind(new.owner)
@@ -536,21 +574,24 @@ macro_rules! sql_store {
                     .bind(new.token_hash)
                     .bind(Utc::now())
                     .bind(new.kind.as_str())
-                    .bind(new.read_only)
+                    .bind(new.scopes.to_string())
+                    .bind(new.project)
+                    .bind(new.workspace)
                     .bind(new.expires_at)
+                    .bind(new.oauth_client)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| unique_violation(e, "an agent token with this secret"))
             }
 
-            async fn list_agent_tokens(&self, owner: Uuid) -> StoreResult<Vec<AgentToken>> {
+            async fn list_tokens(&self, owner: Uuid) -> StoreResult<Vec<Token>> {
                 Ok(sqlx::query_as(q::TOKENS_OF)
                     .bind(owner)
                     .fetch_all(&self.pool)
                     .await?)
             }
 
-            async fn revoke_agent_token(
+            async fn revoke_token(
                 &self,
                 owner: Uuid,
                 id: Uuid,
@@ -585,16 +626,26 @@ macro_rules! sql_store {
                     .await?)
             }
 
-            async fn active_token(
-                &self,
-                token_hash: &str,
-                kind: TokenKind,
-            ) -> StoreResult<Option<AgentToken>> {
+            async fn active_token(&self, token_hash: &str) -> StoreResult<Option<Token>> {
                 Ok(sqlx::query_as(q::ACTIVE_TOKEN)
                     .bind(token_hash)
-                    .bind(kind.as_str())
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn token_used(
+                &self,
+                id: Uuid,
+                at: DateTime<Utc>,
+                addr: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query(q::TOKEN_USED)
+                    .bind(id)
+                    .bind(at)
+                    .bind(addr)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn agent_connected(
