@@ -172,7 +172,8 @@ fn write_secret(path: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the dev user on first run; returns its password when known.
+/// Creates the dev user on first run (an administrator: the relay is theirs); returns its
+/// password when known.
 async fn ensure_dev_user(store: &DynStore, data_dir: &Path) -> Result<Option<String>> {
     let file = data_dir.join(PASSWORD_FILE);
     if store.user_by_email(DEV_EMAIL).await?.is_some() {
@@ -182,6 +183,7 @@ async fn ensure_dev_user(store: &DynStore, data_dir: &Path) -> Result<Option<Str
     }
     let password = auth::new_token("").secret[..20].to_owned();
     create_user(store, DEV_EMAIL, &password).await?;
+    crate::domain::accounts::set_role(store, DEV_EMAIL, crate::store::UserRole::Admin).await?;
     write_secret(&file, &password)?;
     Ok(Some(password))
 }

@@ -72,6 +72,19 @@ struct StreamLabels {
     stream: &'static str,
 }
 
+/// A token check: the door's kind and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenCheckLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+/// Something the OAuth server did.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OAuthLabels {
+    event: &'static str,
+}
+
 /// A state of database connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -95,6 +108,8 @@ pub struct Metrics {
     streams_cut: Family<StreamLabels, Counter>,
     secrets_sealed: Counter,
     secrets_opened: Family<OutcomeLabels, Counter>,
+    token_checks: Family<TokenCheckLabels, Counter>,
+    oauth: Family<OAuthLabels, Counter>,
 }
 
 /// Whether an operation worked.
@@ -184,7 +199,23 @@ impl Default for Metrics {
             "Stored secrets opened, by outcome (ok, failed)",
             secrets_opened.clone(),
         );
+        let token_checks = Family::<TokenCheckLabels, Counter>::default();
+        registry.register(
+            "token_checks",
+            "Tokens presented at a door, by the door's kind and outcome (ok, invalid_token, \
+             wrong_token_kind, expired_token, account_deactivated, rate_limited)",
+            token_checks.clone(),
+        );
+        let oauth = Family::<OAuthLabels, Counter>::default();
+        registry.register(
+            "oauth",
+            "OAuth server events (registered, consented, denied, granted, refreshed, refused, \
+             replayed)",
+            oauth.clone(),
+        );
         Self {
+            token_checks,
+            oauth,
             secrets_sealed,
             secrets_opened,
             login_failures,
@@ -259,6 +290,18 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "failed" },
             })
             .inc();
+    }
+
+    /// Counts a token presented at a door that takes `kind`, by how the check ended.
+    pub fn token_checked(&self, kind: &'static str, outcome: &'static str) {
+        self.token_checks
+            .get_or_create(&TokenCheckLabels { kind, outcome })
+            .inc();
+    }
+
+    /// Counts an OAuth server event.
+    pub fn oauth(&self, event: &'static str) {
+        self.oauth.get_or_create(&OAuthLabels { event }).inc();
     }
 
     /// Counts an open stream stopped because its access went away.

@@ -358,6 +358,23 @@ async fn codes_and_refresh_tokens_work_once_and_only_as_issued() {
         .await
         .unwrap();
     assert_eq!(r.error_code(), "not_found");
+
+    // What the OAuth server and the token checks did is in /metrics.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"fulcrum_oauth_total{event="registered"} 2"#,
+        r#"fulcrum_oauth_total{event="replayed"} 2"#,
+        r#"fulcrum_oauth_total{event="refreshed"} 1"#,
+        r#"fulcrum_token_checks_total{kind="mcp",outcome="ok"}"#,
+        r#"fulcrum_token_checks_total{kind="mcp",outcome="invalid_token"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

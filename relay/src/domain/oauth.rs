@@ -28,6 +28,7 @@ use super::{
 use crate::{
     access::AccessChanges,
     auth::{self, MCP_TOKEN_PREFIX},
+    metrics::Metrics,
     store::{
         ClientAuthMethod, DynStore, NewToken, Scope, Scopes, StoreError, TokenKind,
         oauth::{NewOAuthCode, OAuthClient, OAuthCode},
@@ -261,6 +262,7 @@ pub struct OAuth {
     access: Arc<AccessChanges>,
     on_revoke: OnRevoke,
     cache: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
 }
 
 /// Whether `uri` may be registered as a redirect URI: absolute, no fragment, and either
@@ -329,18 +331,20 @@ fn same_digest(a: &str, b: &str) -> bool {
 impl OAuth {
     /// The OAuth server on `store`; `access` says who is deactivated; `on_revoke` ends what a
     /// grant held open when a replay revokes it; a refreshed grant's old access token is
-    /// forgotten in `cache`.
+    /// forgotten in `cache`; what it does is counted in `metrics`.
     pub fn new(
         store: DynStore,
         access: Arc<AccessChanges>,
         on_revoke: OnRevoke,
         cache: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             access,
             on_revoke,
             cache,
+            metrics,
         }
     }
 
@@ -428,6 +432,7 @@ impl OAuth {
             created_at: now,
         };
         self.store.create_oauth_client(&client).await?;
+        self.metrics.oauth("registered");
         tracing::info!(client = %client.id, name = %client.name, "OAuth client registered");
         Ok(Registered {
             client_id: client.id,
@@ -557,6 +562,7 @@ impl OAuth {
         }
         pairs.push(("iss", issuer));
         if !approve {
+            self.metrics.oauth("denied");
             pairs.push(("error", "access_denied"));
             pairs.push(("error_description", "the user denied access"));
             return Ok(with_query(&request.redirect_uri, &pairs));
@@ -579,6 +585,7 @@ impl OAuth {
                 now,
             })
             .await?;
+        self.metrics.oauth("consented");
         audit::record(Record {
             caller,
             action: "oauth.consent",
@@ -619,12 +626,29 @@ impl OAuth {
         if self.store.revoke_token_by_id(token, Utc::now()).await? {
             (self.on_revoke)(token);
         }
+        self.metrics.oauth("replayed");
         tracing::warn!(%token, "an OAuth code or refresh token was replayed; the grant is revoked");
         Ok(())
     }
 
-    /// The token endpoint: exchanges a code or a refresh token.
+    /// The token endpoint: exchanges a code or a refresh token (counted in `/metrics` as
+    /// granted, refreshed or refused).
     pub async fn token(
+        &self,
+        form: TokenRequest,
+        basic: Option<(String, String)>,
+    ) -> Result<TokenAnswer, OAuthError> {
+        let refresh = form.grant_type.as_deref() == Some("refresh_token");
+        let outcome = self.exchange(form, basic).await;
+        self.metrics.oauth(match (&outcome, refresh) {
+            (Ok(_), false) => "granted",
+            (Ok(_), true) => "refreshed",
+            (Err(_), _) => "refused",
+        });
+        outcome
+    }
+
+    async fn exchange(
         &self,
         form: TokenRequest,
         basic: Option<(String, String)>,

@@ -28,6 +28,7 @@ use super::{
 use crate::{
     access::AccessChanges,
     auth::{self, AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX, INGEST_TOKEN_PREFIX, MCP_TOKEN_PREFIX},
+    metrics::Metrics,
     ratelimit::{Key, Limits},
     store::{DynStore, NewToken, Scope, Scopes, Token, TokenKind, UserRole},
 };
@@ -262,18 +263,20 @@ pub struct Tokens {
     access: Arc<AccessChanges>,
     limits: Arc<Limits>,
     cache: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl Tokens {
     /// Tokens in `store`; `on_revoke` runs for each one revoked (and should forget it in
     /// `cache`); `access` says which users are deactivated; `limits` counts each token's
-    /// requests.
+    /// requests; every check is counted in `metrics`.
     pub fn new(
         store: DynStore,
         on_revoke: OnRevoke,
         access: Arc<AccessChanges>,
         limits: Arc<Limits>,
         cache: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -281,6 +284,7 @@ impl Tokens {
             access,
             limits,
             cache,
+            metrics,
         }
     }
 
@@ -325,8 +329,26 @@ impl Tokens {
     }
 
     /// Checks a token presented at a door that takes `kind`, counts it against its request
-    /// limit, and records its use. The error says which check refused it.
+    /// limit, and records its use. The error says which check refused it; each check is
+    /// counted in `/metrics` by outcome.
     pub async fn authenticate(
+        &self,
+        secret: &str,
+        kind: TokenKind,
+        addr: Option<IpAddr>,
+    ) -> DomainResult<Token> {
+        let outcome = self.check(secret, kind, addr).await;
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(DomainError::Unauthenticated { code, .. }) => code,
+            Err(DomainError::Throttled { .. }) => "rate_limited",
+            Err(_) => "unavailable",
+        };
+        self.metrics.token_checked(kind.as_str(), label);
+        outcome
+    }
+
+    async fn check(
         &self,
         secret: &str,
         kind: TokenKind,
