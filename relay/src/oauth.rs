@@ -3,9 +3,11 @@
 //!
 //! - `GET /.well-known/oauth-authorization-server`: the metadata (RFC 8414), beside the
 //!   protected-resource metadata `mcp` serves (RFC 9728).
-//! - `POST /oauth/register`: dynamic client registration (RFC 7591), limited per client address.
+//! - `POST /oauth/register`: dynamic client registration (RFC 7591), 20 an hour per client
+//!   address; clients that never get a grant are forgotten after an hour.
 //! - `GET /oauth/authorize`: checks the request and sends the browser to the dashboard's consent
-//!   page (`/#/authorize?…`), or back to the client with an error, or shows why it cannot.
+//!   page (`/#/authorize?…`), or shows why it cannot be granted (never redirecting an error:
+//!   with open registration that would make the relay an open redirector).
 //! - `POST /oauth/token`: codes and refresh tokens for access tokens (form-encoded, client
 //!   authentication by `client_secret_basic`, `client_secret_post` or none with PKCE).
 //!
@@ -118,8 +120,7 @@ async fn authorize(
         .await
     {
         Ok(_) => Redirect::to(&format!("/#/authorize?{}", raw.unwrap_or_default())).into_response(),
-        Err(Ok(back)) => Redirect::to(&back).into_response(),
-        Err(Err(bad)) => (
+        Err(bad) => (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("This sign-in request cannot be answered: {bad}\n"),

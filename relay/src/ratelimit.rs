@@ -37,12 +37,12 @@ pub enum Key {
     /// Requests with a token of this kind.
     Token(TokenKind, Uuid),
     /// Unauthenticated requests that create something (OAuth client registrations) from one
-    /// client address: 30 a minute.
+    /// client address: 20 an hour, in bursts of as many.
     Address(IpAddr),
 }
 
-/// Creating requests a minute from one client address (IPv6 by /64).
-const ADDRESS_PER_MINUTE: u32 = 30;
+/// Creating requests an hour from one client address (IPv6 by /64).
+const ADDRESS_PER_HOUR: u32 = 20;
 
 /// Requests a minute for each kind of credential; 0 means unlimited.
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +79,8 @@ impl Limits {
             mcp: keyed(quotas.mcp),
             api: keyed(quotas.api),
             ingest: keyed(quotas.ingest),
-            addresses: RateLimiter::keyed(Quota::per_minute(
-                NonZeroU32::new(ADDRESS_PER_MINUTE).expect("non-zero"),
+            addresses: RateLimiter::keyed(Quota::per_hour(
+                NonZeroU32::new(ADDRESS_PER_HOUR).expect("non-zero"),
             )),
             clock: DefaultClock::default(),
             logins: std::sync::Arc::new(LoginLimits::new(logins)),

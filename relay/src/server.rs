@@ -146,6 +146,7 @@ impl Relay {
             .context("cannot read the deactivated accounts")?;
         tracing::debug!(deactivated, "accounts");
         tokio::spawn(account_sweep(state.clone()));
+        tokio::spawn(oauth_sweep(state.clone()));
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         tokio::spawn(crate::tasks::lease_sweep(
             state.store.clone(),
@@ -344,6 +345,26 @@ fn compose(
         mcp,
         access,
         used_tickets: Default::default(),
+    }
+}
+
+/// How often the OAuth server's dead rows are deleted.
+const OAUTH_SWEEP: Duration = Duration::from_secs(600);
+
+/// Deletes OAuth codes, refresh tokens, grants and clients that can no longer be used (so
+/// open registration cannot fill the database). Any node may do it; doing it twice is harmless.
+async fn oauth_sweep(app: AppState) {
+    let mut shutdown = app.shutdown.clone();
+    let mut tick = tokio::time::interval(OAUTH_SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match app.domain.oauth.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "OAuth rows that can no longer be used"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the OAuth tables"),
+            },
+            _ = crate::state::stopping(&mut shutdown) => return,
+        }
     }
 }
 

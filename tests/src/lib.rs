@@ -661,6 +661,25 @@ pub async fn rig(b: Backend, opts: RelayOptions) -> Rig {
     }
 }
 
+/// The HTTP status of an MCP `initialize` on `{relay_url}/mcp` with this bearer token: 200 when
+/// the token opens `/mcp`, 401 when it does not.
+pub async fn mcp_initialize_status(relay_url: &str, bearer: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{relay_url}/mcp"))
+        .bearer_auth(bearer)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {},
+                        "clientInfo": { "name": "t", "version": "1" } }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The `id` of an API object, as a string.
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("an id").to_owned()

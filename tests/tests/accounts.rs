@@ -207,23 +207,7 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let http = reqwest::Client::new();
-    let mcp_status = || async {
-        http.post(format!("{}/mcp", relay.url()))
-            .bearer_auth(&mcp)
-            .header("accept", "application/json, text/event-stream")
-            .json(&json!({
-                "jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": { "protocolVersion": "2025-06-18", "capabilities": {},
-                            "clientInfo": { "name": "t", "version": "1" } }
-            }))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    assert_eq!(mcp_status().await, 200);
+    assert_eq!(mcp_initialize_status(&relay.url(), &mcp).await, 200);
     let a = Api::new(&relay.url()).with_token(&alice.access);
 
     set_active(&db, &alice.email, false).await;
@@ -247,7 +231,7 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
     let r = a.get("/api/v1/me").await.unwrap();
     assert_eq!(r.status, 401);
     assert_eq!(r.body["errors"][0]["code"], "account_deactivated");
-    assert_eq!(mcp_status().await, 401);
+    assert_eq!(mcp_initialize_status(&relay.url(), &mcp).await, 401);
     assert_eq!(
         RawAgent::connect(&relay.url(), &alice.agent_token)
             .await
@@ -285,7 +269,7 @@ async fn a_deactivated_user_is_cut_off_at_every_door(b: Backend) {
     .await;
     // Every door opens again once the relay's sweep has seen it.
     until("her MCP token works again", async || {
-        mcp_status().await == 200
+        mcp_initialize_status(&relay.url(), &mcp).await == 200
     })
     .await;
     assert!(

@@ -20,24 +20,6 @@ async fn token(relay: &str, user: &TestUser, body: Value) -> String {
         .to_owned()
 }
 
-/// The status of `GET /mcp`-style initialize with this bearer token.
-async fn mcp_status(relay: &str, secret: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{relay}/mcp"))
-        .bearer_auth(secret)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": { "protocolVersion": "2025-11-25", "capabilities": {},
-                        "clientInfo": { "name": "t", "version": "1" } }
-        }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_opens_its_own_door_only_and_scopes_hold() {
     let rig = rig(Backend::Sqlite, RelayOptions::default()).await;
@@ -77,9 +59,9 @@ async fn every_kind_opens_its_own_door_only_and_scopes_hold() {
         }
     }
     // MCP: MCP tokens only.
-    assert_eq!(mcp_status(&base, &mcp_tok).await, 200);
+    assert_eq!(mcp_initialize_status(&base, &mcp_tok).await, 200);
     for other in [&api_read, &agent_tok, &ingest] {
-        assert_eq!(mcp_status(&base, other).await, 401);
+        assert_eq!(mcp_initialize_status(&base, other).await, 401);
     }
     // The agent door: agent tokens only.
     for other in [&api_read, &mcp_tok, &ingest] {
@@ -233,6 +215,27 @@ async fn a_project_limited_token_sees_its_project_only() {
         .await
         .unwrap();
     assert_eq!((r.status, r.error_code()), (403, "token_limited"));
+    // Even with `write`, it cannot widen its reach by attaching another workspace.
+    let writer = token(
+        &base,
+        alice,
+        json!({ "name": "shop-w", "kind": "api", "scopes": ["read", "write"], "project_id": shop }),
+    )
+    .await;
+    let r = Api::new(&base)
+        .with_token(&writer)
+        .put(
+            &format!("/api/v1/projects/{shop}/workspaces/{}", rig.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code()),
+        (403, "token_limited"),
+        "{:?}",
+        r.body
+    );
     // It cannot make projects, nor be limited to another user's project.
     let r = api
         .post("/api/v1/projects", json!({ "name": "x" }))

@@ -121,12 +121,7 @@ pub async fn deactivate(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let changed = app
-        .domain
-        .accounts
-        .set_user_active(user.caller(), user_id(&id)?, false)
-        .await?;
-    Ok(ok(UserView::from(changed)))
+    set_active(&app, user, &id, false).await
 }
 
 /// `POST /api/v1/admin/users/{id}/activate`.
@@ -149,10 +144,15 @@ pub async fn activate(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    set_active(&app, user, &id, true).await
+}
+
+/// Deactivates or activates user `id` for the administrator `user`.
+async fn set_active(app: &AppState, user: AuthUser, id: &str, active: bool) -> ApiResult<Response> {
     let changed = app
         .domain
         .accounts
-        .set_user_active(user.caller(), user_id(&id)?, true)
+        .set_user_active(user.caller(), user_id(id)?, active)
         .await?;
     Ok(ok(UserView::from(changed)))
 }

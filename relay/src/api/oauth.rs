@@ -32,13 +32,7 @@ async fn checked(
         .oauth
         .check_request(params, &format!("{base}/mcp"))
         .await
-        .map_err(|e| match e {
-            Ok(_) => ApiError::invalid(
-                "the request is not valid (PKCE S256, response_type code, and scopes within \
-                 read, write and run are required)",
-            ),
-            Err(bad) => ApiError::invalid(bad.0),
-        })
+        .map_err(|bad| ApiError::invalid(bad.0))
 }
 
 /// `GET /api/v1/oauth/requests`: what an authorization request asks for.

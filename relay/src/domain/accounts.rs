@@ -479,10 +479,11 @@ impl Accounts {
         Ok(())
     }
 
-    /// `Ok` when the caller is an administrator acting with a login or a token holding
-    /// `admin`; the user row of the target `id` otherwise not found.
+    /// `Ok` when the caller is an administrator acting with a login or an unlimited token
+    /// holding `admin`.
     async fn admin(&self, caller: Caller) -> DomainResult<()> {
         caller.need(Scope::Admin)?;
+        caller.need_unlimited("act as an administrator")?;
         let me = self.me(caller).await?;
         if me.role != UserRole::Admin {
             return Err(DomainError::Denied {
@@ -560,6 +561,8 @@ impl Accounts {
         id: Uuid,
         valid_for: chrono::Duration,
     ) -> DomainResult<ResetToken> {
+        // A reset link is a whole login: a token may not mint one.
+        caller.need_login("issuing password reset links")?;
         let user = self.user_for_admin(caller, id).await?;
         let reset = issue_reset(&self.store, &user.email, valid_for).await?;
         audit::record(Record {

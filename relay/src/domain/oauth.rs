@@ -195,8 +195,8 @@ pub struct ConsentRequest {
     state: Option<String>,
 }
 
-/// Why an authorization request cannot even be answered at its redirect URI (unknown client,
-/// a redirect URI it did not register): shown to the user, never sent to the URI.
+/// Why an authorization request cannot be granted: shown to the user on the relay's own page,
+/// never sent to the redirect URI.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadAuthorizeRequest(pub String);
@@ -485,54 +485,41 @@ impl OAuth {
         Ok((client, redirect))
     }
 
-    /// Checks an authorization request. `Err(Err(_))`: unanswerable, show it; `Err(Ok(uri))`:
-    /// send the browser to `uri`, which carries the OAuth error for the client.
+    /// Checks an authorization request. Every error is shown on the relay's own page, never
+    /// sent to the redirect URI: anyone may register a client, so redirecting before the user
+    /// consented would make the relay an open redirector (RFC 9700 §4.11.2).
     pub async fn check_request(
         &self,
         p: &AuthorizeParams,
         resource: &str,
-    ) -> Result<ConsentRequest, Result<String, BadAuthorizeRequest>> {
-        let (client, redirect) = self.client_of(p).await.map_err(Err)?;
-        let state = p.state.clone().filter(|s| s.len() <= MAX_URI);
-        let error = |code: &str, description: &str| {
-            let mut pairs = vec![("error", code), ("error_description", description)];
-            if let Some(s) = &state {
-                pairs.push(("state", s));
-            }
-            Ok(with_query(&redirect, &pairs))
-        };
+    ) -> Result<ConsentRequest, BadAuthorizeRequest> {
+        let (client, redirect) = self.client_of(p).await?;
+        let bad = |m: &str| Err(BadAuthorizeRequest(m.to_owned()));
+        if p.state.as_ref().is_some_and(|s| s.len() > MAX_URI) {
+            return bad("state is too long");
+        }
+        let state = p.state.clone();
         if p.response_type.as_deref() != Some("code") {
-            return Err(error(
-                "unsupported_response_type",
-                "response_type must be code",
-            ));
+            return bad("response_type must be code");
         }
         if p.code_challenge_method.as_deref() != Some("S256") {
-            return Err(error(
-                "invalid_request",
-                "PKCE is required, with code_challenge_method S256",
-            ));
+            return bad("PKCE is required, with code_challenge_method S256");
         }
         let challenge = match p.code_challenge.as_deref() {
             Some(c) if pkce_shaped(c) => c.to_owned(),
-            _ => return Err(error("invalid_request", "a code_challenge is required")),
+            _ => return bad("a code_challenge of 43 to 128 characters is required"),
         };
         let scopes = match p.scope.as_deref().filter(|s| !s.trim().is_empty()) {
             None => TokenKind::Mcp.default_scopes(),
             Some(s) => match Scopes::parse_list(s) {
                 Ok(scopes) if scopes.is_subset(TokenKind::Mcp.allowed_scopes()) => scopes,
-                _ => {
-                    return Err(error("invalid_scope", "scope may hold read, write and run"));
-                }
+                _ => return bad("scope may hold read, write and run"),
             },
         };
         if let Some(r) = &p.resource
             && r.trim_end_matches('/') != resource
         {
-            return Err(error(
-                "invalid_target",
-                "this server grants access to its /mcp only",
-            ));
+            return bad("this server grants access to its /mcp only (resource)");
         }
         Ok(ConsentRequest {
             client_id: client.id,
@@ -664,20 +651,25 @@ impl OAuth {
                     .ok_or_else(|| OAuthError::new("invalid_request", "code is required"))?;
                 let hash = auth::token_hash(code);
                 let now = Utc::now();
-                let Some(stored) = self.store.take_oauth_code(&hash, now).await? else {
-                    if let Some(token) = self.store.used_oauth_code_grant(&hash).await? {
+                // Only the client the code was issued to can use it up (or, replaying it, end
+                // its grant).
+                let Some(stored) = self.store.take_oauth_code(&hash, &client.id, now).await? else {
+                    if let Some(token) = self.store.used_oauth_code_grant(&hash, &client.id).await?
+                    {
                         self.end_grant(token).await?;
                         return Err(grant("the code was already used; its grant is revoked"));
                     }
                     return Err(grant("unknown or used code"));
                 };
-                if stored.client_id != client.id {
-                    return Err(grant("the code was issued to another client"));
-                }
                 if stored.expires_at <= now {
                     return Err(grant("the code expired"));
                 }
-                if form.redirect_uri.as_deref() != Some(stored.redirect_uri.as_str()) {
+                // Required when the authorization request could name one of several.
+                let redirect_ok = match form.redirect_uri.as_deref() {
+                    Some(uri) => uri == stored.redirect_uri,
+                    None => client.redirect_uris.len() == 1,
+                };
+                if !redirect_ok {
                     return Err(grant(
                         "redirect_uri differs from the authorization request's",
                     ));
@@ -734,10 +726,16 @@ impl OAuth {
                     })?;
                 let hash = auth::token_hash(presented);
                 let now = Utc::now();
-                let Some((token_id, expires_at)) =
-                    self.store.take_oauth_refresh(&hash, now).await?
+                let Some((token_id, expires_at)) = self
+                    .store
+                    .take_oauth_refresh(&hash, &client.id, now)
+                    .await?
                 else {
-                    if let Some(token) = self.store.used_oauth_refresh_grant(&hash).await? {
+                    if let Some(token) = self
+                        .store
+                        .used_oauth_refresh_grant(&hash, &client.id)
+                        .await?
+                    {
                         self.end_grant(token).await?;
                         return Err(grant(
                             "the refresh token was already used; its grant is revoked",
@@ -750,9 +748,6 @@ impl OAuth {
                     .token_by_id(token_id)
                     .await?
                     .ok_or_else(|| grant("the grant no longer exists"))?;
-                if token.oauth_client_id.as_deref() != Some(client.id.as_str()) {
-                    return Err(grant("the refresh token was issued to another client"));
-                }
                 if expires_at <= now || token.revoked_at.is_some() {
                     return Err(grant("the refresh token expired or its grant was revoked"));
                 }
@@ -802,6 +797,21 @@ impl OAuth {
             )),
             None => Err(OAuthError::new("invalid_request", "grant_type is required")),
         }
+    }
+
+    /// Deletes what can no longer be used: codes and refresh tokens past their expiry or used
+    /// more than a day ago, clients that never got a grant an hour after registering, and
+    /// grants dead for a month (revoked, or their access token ended). Returns how many rows
+    /// went.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        self.store
+            .prune_oauth(
+                now - Duration::days(1),
+                now - Duration::hours(1),
+                now - REFRESH_TTL,
+            )
+            .await
     }
 
     /// The authorization server metadata (RFC 8414) for `issuer`.

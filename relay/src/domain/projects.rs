@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    Caller, DomainError, DomainResult,
+    Caller, DomainError, DomainResult, Limit,
     accounts::normalize_email,
     audit::{self, Record},
     workspaces::Workspaces,
@@ -173,6 +173,12 @@ impl Projects {
         what: &str,
     ) -> DomainResult<Project> {
         caller.need(Scope::Write)?;
+        if let Limit::Workspace(_) = caller.grant.limit {
+            return Err(DomainError::Denied {
+                code: "token_limited",
+                message: format!("this token is limited to one workspace, so it cannot {what}"),
+            });
+        }
         let project = self.reached(caller, id).await?;
         require(&project, allowed, what)?;
         Ok(project)
@@ -261,6 +267,10 @@ impl Projects {
         workspace: Uuid,
         attach: bool,
     ) -> DomainResult<Project> {
+        // Attaching widens what a limited token reaches: only an unlimited credential may.
+        if attach {
+            caller.need_unlimited("attach workspaces")?;
+        }
         let project = self
             .managed(
                 caller,
@@ -480,6 +490,7 @@ impl Projects {
                 },
             )
             .await?;
+        last_tasks.retain(|t| caller.reaches_task(t.project_id, t.workspace_id));
         self.feed.live.overlay(&mut last_tasks);
         // The workspaces' names and presence: from their owners' rows, with live views.
         let mut workspaces = Vec::new();

@@ -166,6 +166,11 @@ impl Tasks {
         project: Option<Uuid>,
     ) -> DomainResult<Target> {
         let user = caller.user;
+        // A project-limited token runs in its project when none is named.
+        let (project, from_limit) = match (project, caller.grant.limit) {
+            (None, Limit::Project(p)) => (Some(p), true),
+            (named, _) => (named, false),
+        };
         match (workspace, project) {
             (None, None) => Err(DomainError::Invalid(
                 "name a workspace_id or a project_id".into(),
@@ -214,6 +219,14 @@ impl Tasks {
                 }
                 let candidates: Vec<Uuid> = match ws {
                     Some(ws) if project.workspace_ids.contains(&ws) => vec![ws],
+                    Some(_) if from_limit => {
+                        return Err(DomainError::Denied {
+                            code: "token_limited",
+                            message: "this token is limited to one project, which does not \
+                                      hold this workspace"
+                                .into(),
+                        });
+                    }
                     Some(_) => return Err(DomainError::NotFound("workspace")),
                     None => project.workspace_ids.clone(),
                 };

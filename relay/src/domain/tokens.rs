@@ -35,7 +35,7 @@ use crate::{
 
 /// Longest token name.
 const MAX_NAME: usize = 100;
-/// Most tokens a user may hold, revoked ones included.
+/// Most live tokens a user may make (OAuth grants aside).
 const MAX_TOKENS_PER_USER: usize = 200;
 /// Longest secret looked at (ours are 47 characters).
 const MAX_SECRET: usize = 256;
@@ -181,10 +181,17 @@ pub async fn create_token(
             "a token name of 1 to {MAX_NAME} characters is required"
         )));
     }
-    if store.list_tokens(owner).await?.len() >= MAX_TOKENS_PER_USER {
+    // Live tokens of the user's own making count; revoked ones and OAuth grants do not.
+    let live = store
+        .list_tokens(owner)
+        .await?
+        .iter()
+        .filter(|t| t.revoked_at.is_none() && t.oauth_client_id.is_none())
+        .count();
+    if live >= MAX_TOKENS_PER_USER {
         return Err(DomainError::conflict(
             "too_many_tokens",
-            format!("at most {MAX_TOKENS_PER_USER} tokens per user"),
+            format!("at most {MAX_TOKENS_PER_USER} live tokens per user; revoke some first"),
         ));
     }
     let new = auth::new_token(prefix(kind));
@@ -237,6 +244,13 @@ impl TokenCache {
             .get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(t, _)| t.clone())
+    }
+
+    /// Replaces a remembered token's fields, keeping when it was checked against the database.
+    fn update(&self, hash: &str, token: Token) {
+        if let Some(entry) = self.lock().get_mut(hash) {
+            entry.0 = token;
+        }
     }
 
     fn put(&self, hash: String, token: Token) {
@@ -421,7 +435,7 @@ impl Tokens {
                     let mut noted = token.clone();
                     noted.last_used_at = Some(now);
                     noted.last_used_addr = addr;
-                    self.cache.put(hash, noted);
+                    self.cache.update(&hash, noted);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot record a token's use"),
             }

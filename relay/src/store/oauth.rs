@@ -72,15 +72,17 @@ pub trait OAuthStore: Send + Sync {
     async fn oauth_client_count(&self) -> StoreResult<u64>;
     /// Stores an authorization code.
     async fn create_oauth_code(&self, new: &NewOAuthCode<'_>) -> StoreResult<()>;
-    /// Uses up the unused code with this hash at `now`; `None` when there is none (unknown or
-    /// already used).
+    /// Uses up the unused code with this hash, issued to `client`, at `now`; `None` when there
+    /// is none (unknown, another client's, or already used).
     async fn take_oauth_code(
         &self,
         hash: &str,
+        client: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<OAuthCode>>;
-    /// For a code that was already used: the grant it became, if any (to revoke it on replay).
-    async fn used_oauth_code_grant(&self, hash: &str) -> StoreResult<Option<Uuid>>;
+    /// For a code of `client` that was already used: the grant it became, if any (to revoke it
+    /// on replay).
+    async fn used_oauth_code_grant(&self, hash: &str, client: &str) -> StoreResult<Option<Uuid>>;
     /// Records the grant a code became.
     async fn set_oauth_code_grant(&self, hash: &str, token: Uuid) -> StoreResult<()>;
     /// Stores a refresh token of grant `token`.
@@ -91,14 +93,27 @@ pub trait OAuthStore: Send + Sync {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Uses up the unused refresh token with this hash at `now`: its grant and expiry.
+    /// Uses up the unused refresh token with this hash of a grant to `client` at `now`: its
+    /// grant and expiry.
     async fn take_oauth_refresh(
         &self,
         hash: &str,
+        client: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(Uuid, DateTime<Utc>)>>;
-    /// For a refresh token that was already used: its grant (to revoke it on replay).
-    async fn used_oauth_refresh_grant(&self, hash: &str) -> StoreResult<Option<Uuid>>;
+    /// For a refresh token of a grant to `client` that was already used: its grant (to revoke
+    /// it on replay).
+    async fn used_oauth_refresh_grant(&self, hash: &str, client: &str)
+    -> StoreResult<Option<Uuid>>;
+    /// Deletes codes and refresh tokens expired or used before `used_before`, clients
+    /// registered before `unused_before` that never got a grant, and grants revoked or whose
+    /// access ended before `dead_before` (with their refresh tokens). How many rows went.
+    async fn prune_oauth(
+        &self,
+        used_before: DateTime<Utc>,
+        unused_before: DateTime<Utc>,
+        dead_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Gives grant `id` a new access token (hash, shown prefix, expiry), if it is not revoked.
     async fn rotate_token(
         &self,

@@ -212,21 +212,38 @@ pub(super) const OAUTH_CLIENT_COUNT: &str = "SELECT COUNT(*) FROM oauth_clients"
 pub(super) const INSERT_OAUTH_CODE: &str = "INSERT INTO oauth_codes \
     (code_hash, client_id, user_id, redirect_uri, code_challenge, scopes, resource, expires_at, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-/// Uses up code `$1` at `$2` if it is unused.
+/// Uses up code `$1` of client `$3` at `$2` if it is unused.
 pub(super) const TAKE_OAUTH_CODE: &str = "UPDATE oauth_codes SET used_at = $2 \
-    WHERE code_hash = $1 AND used_at IS NULL \
+    WHERE code_hash = $1 AND used_at IS NULL AND client_id = $3 \
     RETURNING client_id, user_id, redirect_uri, code_challenge, scopes, resource, expires_at";
-pub(super) const USED_OAUTH_CODE_GRANT: &str =
-    "SELECT token_id FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL";
+pub(super) const USED_OAUTH_CODE_GRANT: &str = "SELECT token_id FROM oauth_codes \
+    WHERE code_hash = $1 AND used_at IS NOT NULL AND client_id = $2";
 pub(super) const SET_OAUTH_CODE_GRANT: &str =
     "UPDATE oauth_codes SET token_id = $2 WHERE code_hash = $1";
 pub(super) const INSERT_OAUTH_REFRESH: &str = "INSERT INTO oauth_refresh_tokens \
     (token_hash, token_id, expires_at, created_at) VALUES ($1, $2, $3, $4)";
-/// Uses up refresh token `$1` at `$2` if it is unused.
+/// Uses up refresh token `$1` of a grant to client `$3` at `$2` if it is unused.
 pub(super) const TAKE_OAUTH_REFRESH: &str = "UPDATE oauth_refresh_tokens SET used_at = $2 \
-    WHERE token_hash = $1 AND used_at IS NULL RETURNING token_id, expires_at";
-pub(super) const USED_OAUTH_REFRESH_GRANT: &str =
-    "SELECT token_id FROM oauth_refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL";
+    WHERE token_hash = $1 AND used_at IS NULL \
+    AND token_id IN (SELECT id FROM tokens WHERE oauth_client_id = $3) \
+    RETURNING token_id, expires_at";
+pub(super) const USED_OAUTH_REFRESH_GRANT: &str = "SELECT token_id FROM oauth_refresh_tokens \
+    WHERE token_hash = $1 AND used_at IS NOT NULL \
+    AND token_id IN (SELECT id FROM tokens WHERE oauth_client_id = $2)";
+/// Codes expired or used before `$1`.
+pub(super) const PRUNE_OAUTH_CODES: &str =
+    "DELETE FROM oauth_codes WHERE expires_at < $1 OR used_at < $1";
+/// Refresh tokens expired or used before `$1`.
+pub(super) const PRUNE_OAUTH_REFRESH: &str =
+    "DELETE FROM oauth_refresh_tokens WHERE expires_at < $1 OR used_at < $1";
+/// Grants revoked, or whose access token ended, before `$1` (their refresh tokens go with
+/// them).
+pub(super) const PRUNE_OAUTH_GRANTS: &str = "DELETE FROM tokens \
+    WHERE oauth_client_id IS NOT NULL AND (revoked_at < $1 OR expires_at < $1)";
+/// Clients registered before `$1` that hold no grant and no pending code.
+pub(super) const PRUNE_OAUTH_CLIENTS: &str = "DELETE FROM oauth_clients WHERE created_at < $1 \
+    AND id NOT IN (SELECT oauth_client_id FROM tokens WHERE oauth_client_id IS NOT NULL) \
+    AND id NOT IN (SELECT client_id FROM oauth_codes)";
 /// Gives unrevoked token `$1` a new secret hash `$2`, prefix `$3` and expiry `$4`.
 pub(super) const ROTATE_TOKEN: &str = "UPDATE tokens SET token_hash = $2, prefix = $3, \
     expires_at = $4 WHERE id = $1 AND revoked_at IS NULL";

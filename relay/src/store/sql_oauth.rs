@@ -65,18 +65,25 @@ macro_rules! sql_oauth_store {
             async fn take_oauth_code(
                 &self,
                 hash: &str,
+                client: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<OAuthCode>> {
                 Ok(sqlx::query_as(q::TAKE_OAUTH_CODE)
                     .bind(hash)
                     .bind(now)
+                    .bind(client)
                     .fetch_optional(&self.pool)
                     .await?)
             }
 
-            async fn used_oauth_code_grant(&self, hash: &str) -> StoreResult<Option<Uuid>> {
+            async fn used_oauth_code_grant(
+                &self,
+                hash: &str,
+                client: &str,
+            ) -> StoreResult<Option<Uuid>> {
                 let row: Option<Option<Uuid>> = sqlx::query_scalar(q::USED_OAUTH_CODE_GRANT)
                     .bind(hash)
+                    .bind(client)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.flatten())
@@ -111,20 +118,51 @@ macro_rules! sql_oauth_store {
             async fn take_oauth_refresh(
                 &self,
                 hash: &str,
+                client: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<(Uuid, DateTime<Utc>)>> {
                 Ok(sqlx::query_as(q::TAKE_OAUTH_REFRESH)
                     .bind(hash)
                     .bind(now)
+                    .bind(client)
                     .fetch_optional(&self.pool)
                     .await?)
             }
 
-            async fn used_oauth_refresh_grant(&self, hash: &str) -> StoreResult<Option<Uuid>> {
+            async fn used_oauth_refresh_grant(
+                &self,
+                hash: &str,
+                client: &str,
+            ) -> StoreResult<Option<Uuid>> {
                 Ok(sqlx::query_scalar(q::USED_OAUTH_REFRESH_GRANT)
                     .bind(hash)
+                    .bind(client)
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn prune_oauth(
+                &self,
+                used_before: DateTime<Utc>,
+                unused_before: DateTime<Utc>,
+                dead_before: DateTime<Utc>,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut gone = 0;
+                for (sql, at) in [
+                    (q::PRUNE_OAUTH_CODES, used_before),
+                    (q::PRUNE_OAUTH_REFRESH, used_before),
+                    (q::PRUNE_OAUTH_GRANTS, dead_before),
+                    (q::PRUNE_OAUTH_CLIENTS, unused_before),
+                ] {
+                    gone += sqlx::query(sql)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(gone)
             }
 
             async fn rotate_token(
