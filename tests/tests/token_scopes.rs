@@ -252,6 +252,31 @@ async fn a_project_limited_token_sees_its_project_only() {
         .await
         .unwrap();
     assert_eq!(r.status, 404);
+
+    // Once the owner attaches the workspace, the token reaches it, and a run that names no
+    // project runs in the token's.
+    let r = owner
+        .put(
+            &format!("/api/v1/projects/{shop}/workspaces/{}", rig.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let listed = api.get("/api/v1/workspaces").await.unwrap();
+    assert_eq!(listed.data().as_array().unwrap().len(), 1);
+    let task = post_task(&api, json!({ "command": "true" })).await;
+    assert_eq!(task["project_id"], shop.as_str());
+    // The blog's tasks stay out of its lists.
+    let all = api.get("/api/v1/tasks").await.unwrap();
+    assert!(
+        all.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["project_id"] == shop.as_str())
+    );
+    let _ = blog;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
