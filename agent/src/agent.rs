@@ -68,7 +68,7 @@ pub struct RunningAgent {
 impl RunningAgent {
     /// Starts the agent's tasks. Fails fast on bad options (unreadable root, bad URL, another
     /// agent on the same state directory); connection problems are retried, not fatal.
-    pub async fn start(opts: AgentOptions) -> Result<Self> {
+    pub async fn start(mut opts: AgentOptions) -> Result<Self> {
         let root = std::fs::canonicalize(&opts.root).with_context(|| {
             format!(
                 "the root {} is not a readable directory",
@@ -81,6 +81,14 @@ impl RunningAgent {
             root.display()
         );
         create_private_dir(&opts.state_dir)?;
+        // Absolute from here on: jobs get `$FULCRUM_REPORT_DIR` under it and run in other
+        // directories.
+        opts.state_dir = std::fs::canonicalize(&opts.state_dir).with_context(|| {
+            format!(
+                "the state directory {} cannot be read",
+                opts.state_dir.display()
+            )
+        })?;
         let identity = identity::load(&opts.state_dir, &root)?;
         let listener = control::bind(&opts.state_dir).await?;
         let status = SharedStatus::new(AgentStatus::starting(

@@ -40,11 +40,28 @@ pub enum Command {
     /// Show whether the agent is connected, to which relay, the repositories it watches and its
     /// jobs.
     Status(StatusArgs),
-    /// Run a command (`fulcrum run -- CMD…`) or a QA step (`fulcrum run qa`, `fulcrum run
-    /// test`) through the relay, so it is recorded, and stream its output here.
+    /// Run a command or a QA step through the relay, so it is recorded, and stream its output
+    /// here. `fulcrum run -- make test` runs those words as they are (each one argument);
+    /// `fulcrum run -- 'make lint && make test'` (one argument) is a shell command line, run by
+    /// `sh -c`; `fulcrum run qa` runs every QA step, `fulcrum run test` one.
     Run(RunArgs),
-    /// Print a task's log (`-f` follows it until the task ends).
+    /// Print a task's log (`-f` follows it until the task ends): the latest task's, or the
+    /// one named by its id or the start of its id.
     Logs(LogsArgs),
+    /// List this workspace's recent tasks, newest first.
+    Tasks(TasksArgs),
+}
+
+/// Options of `fulcrum tasks`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TasksArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent's state directory [default: a dev agent's `.fulcrum/agent` in this directory
+    /// or above, else $XDG_STATE_HOME/fulcrum].
+    #[arg(long, env = "FULCRUM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Options of `fulcrum run`.
@@ -53,7 +70,7 @@ pub struct RunArgs {
     /// A QA step from fulcrum.toml (or detected), or `qa` for all of them in order.
     #[arg(conflicts_with = "command")]
     pub step: Option<String>,
-    /// The command and its arguments, after `--`.
+    /// The command and its arguments, after `--`; a single argument is a shell command line.
     #[arg(last = true)]
     pub command: Vec<String>,
     /// The repository, relative to the agent's root [default: the current directory].
@@ -65,7 +82,8 @@ pub struct RunArgs {
     /// Time limit in seconds [default: the relay's].
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    /// The agent's state directory [default: a dev agent's `.fulcrum/agent` in this directory
+    /// or above, else $XDG_STATE_HOME/fulcrum].
     #[arg(long, env = "FULCRUM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -73,12 +91,13 @@ pub struct RunArgs {
 /// Options of `fulcrum logs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogsArgs {
-    /// The task's id.
-    pub task: uuid::Uuid,
+    /// The task's id, or its first characters (at least 4) [default: the latest task].
+    pub task: Option<String>,
     /// Keep printing until the task ends.
     #[arg(short, long)]
     pub follow: bool,
-    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    /// The agent's state directory [default: a dev agent's `.fulcrum/agent` in this directory
+    /// or above, else $XDG_STATE_HOME/fulcrum].
     #[arg(long, env = "FULCRUM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -144,7 +163,8 @@ pub struct StatusArgs {
     /// Print the full status as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The agent's state directory [default: $XDG_STATE_HOME/fulcrum].
+    /// The agent's state directory [default: a dev agent's `.fulcrum/agent` in this directory
+    /// or above, else $XDG_STATE_HOME/fulcrum].
     #[arg(long, env = "FULCRUM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -245,6 +265,7 @@ impl AgentArgs {
                 .state_dir
                 .clone()
                 .or(file.state_dir)
+                .map(|d| std::path::absolute(&d).unwrap_or(d))
                 .unwrap_or_else(default_state_dir),
             max_jobs: self.max_jobs.or(file.max_jobs).unwrap_or(1).clamp(1, 64),
             policy: {
@@ -286,10 +307,18 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Tasks(args) => tasks(&args).await,
         Command::Logs(args) => {
-            let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+            let state_dir = find_state_dir(args.state_dir.as_deref());
+            let task = match pick_task(&state_dir, args.task.as_deref()).await {
+                Ok(task) => task,
+                Err(e) => {
+                    eprintln!("fulcrum logs: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let mut out = tokio::io::stdout();
-            match control::stream_logs(&state_dir, args.task, args.follow, &mut out).await {
+            match control::stream_logs(&state_dir, task, args.follow, &mut out).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fulcrum logs: {e:#}");
@@ -303,11 +332,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// `fulcrum run`: asks the relay (through the agent) to record the run, streams its output and
 /// returns its exit code.
 async fn run_task(args: &RunArgs) -> Result<i32> {
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state_dir = find_state_dir(args.state_dir.as_deref());
     let run = match (&args.step, args.command.is_empty()) {
         (Some(step), true) => TaskRun::Step { name: step.clone() },
         (None, false) => TaskRun::Command {
-            command: shell_join(&args.command),
+            command: command_line(&args.command),
         },
         _ => anyhow::bail!("say what to run: `fulcrum run -- CMD…` or `fulcrum run qa`"),
     };
@@ -334,17 +363,133 @@ async fn run_task(args: &RunArgs) -> Result<i32> {
         env,
         timeout_s: args.timeout,
     };
+    let started = std::time::Instant::now();
     let task = control::request_run(&state_dir, &request).await?;
     eprintln!("fulcrum: task {task}");
     let mut out = tokio::io::stdout();
     control::stream_logs(&state_dir, task, true, &mut out).await?;
     let end =
         crate::jobs::read_result(&state_dir, task).context("the task ended without a result")?;
-    if end.state != "succeeded" {
-        let detail = end.message.clone().unwrap_or_default();
-        eprintln!("fulcrum: task {task} {} {detail}", end.state);
-    }
+    eprintln!("fulcrum: {}", ending_line(task, &end, started.elapsed()));
     Ok(end.exit_code_for_terminal())
+}
+
+/// This workspace's recent tasks as its agent knows them, newest first.
+async fn recent_tasks(state_dir: &std::path::Path) -> Result<Vec<crate::jobs::JobEntry>> {
+    let status = control::query_status(state_dir).await?;
+    let mut jobs = status.jobs;
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.queued_at));
+    Ok(jobs)
+}
+
+/// The task `wanted` names among the recent ones (a whole id, or the start of one that only
+/// one task has), or the latest when it names none.
+async fn pick_task(state_dir: &std::path::Path, wanted: Option<&str>) -> Result<uuid::Uuid> {
+    if let Some(id) = wanted.and_then(|w| uuid::Uuid::parse_str(w).ok()) {
+        return Ok(id);
+    }
+    let jobs = recent_tasks(state_dir).await?;
+    let Some(wanted) = wanted else {
+        return jobs
+            .first()
+            .map(|j| j.task_id)
+            .context("this workspace has run no task yet (see `fulcrum run`)");
+    };
+    let prefix = wanted.trim().to_ascii_lowercase().replace('-', "");
+    anyhow::ensure!(
+        prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+        "{wanted:?} is not a task id: give the id, or its first characters, from `fulcrum tasks`"
+    );
+    let matching: Vec<&crate::jobs::JobEntry> = jobs
+        .iter()
+        .filter(|j| j.task_id.simple().to_string().starts_with(&prefix))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.task_id),
+        [] => anyhow::bail!(
+            "no recent task of this workspace starts with {wanted}; see `fulcrum tasks`"
+        ),
+        many => anyhow::bail!(
+            "{} recent tasks start with {wanted}: {}",
+            many.len(),
+            many.iter()
+                .map(|j| j.task_id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The shortest start of each id (at least 8 characters) that no other id in `ids` shares.
+fn short_ids(ids: &[uuid::Uuid]) -> Vec<String> {
+    let full: Vec<String> = ids.iter().map(|i| i.simple().to_string()).collect();
+    full.iter()
+        .map(|id| {
+            let mut n = 8;
+            while n < id.len()
+                && full
+                    .iter()
+                    .filter(|o| *o != id)
+                    .any(|o| o.starts_with(&id[..n]))
+            {
+                n += 1;
+            }
+            id[..n].to_owned()
+        })
+        .collect()
+}
+
+/// `fulcrum tasks`.
+async fn tasks(args: &TasksArgs) -> ExitCode {
+    let state_dir = find_state_dir(args.state_dir.as_deref());
+    let jobs = match recent_tasks(&state_dir).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            eprintln!("fulcrum tasks: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&jobs).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if jobs.is_empty() {
+        println!("No tasks yet: `fulcrum run -- CMD` runs one.");
+        return ExitCode::SUCCESS;
+    }
+    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.task_id).collect();
+    let now = Utc::now();
+    let since = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| {
+        human_duration((to - from).to_std().unwrap_or_default())
+    };
+    println!(
+        "{:<12}  {:<10}  {:<16}  {:<12}  COMMAND",
+        "ID", "STATE", "QUEUED", "TOOK"
+    );
+    for (job, id) in jobs.iter().zip(short_ids(&ids)) {
+        let took = match (job.started_at, job.finished_at) {
+            (Some(start), Some(end)) => since(start, end),
+            (Some(start), None) => format!("{}…", since(start, now)),
+            _ => "-".into(),
+        };
+        let repo = if job.repo == "." || job.repo.is_empty() {
+            String::new()
+        } else {
+            format!("  (in {})", job.repo)
+        };
+        println!(
+            "{:<12}  {:<10}  {:<16}  {:<12}  {}{repo}",
+            id,
+            job.state.replace('_', " "),
+            format!("{} ago", since(job.queued_at, now)),
+            took,
+            job.label,
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// The repository path for the current directory: relative to the agent's root.
@@ -362,6 +507,68 @@ fn relative_repo(cwd: &std::path::Path, root: &std::path::Path) -> Result<String
     } else {
         rel.into_owned()
     })
+}
+
+/// The command line a run records: one argument is already a shell command line; several are
+/// words, each quoted as needed.
+pub fn command_line(args: &[String]) -> String {
+    match args {
+        [one] => one.clone(),
+        many => shell_join(many),
+    }
+}
+
+/// The last line `fulcrum run` prints: the task, its state, how it ended and how long it took.
+pub fn ending_line(
+    task: uuid::Uuid,
+    end: &crate::jobs::JobEnd,
+    took: std::time::Duration,
+) -> String {
+    let how = match (end.exit_code, end.signal, &end.message) {
+        (Some(code), _, _) => format!("exit {code}"),
+        (None, Some(signal), _) => format!("signal {signal}"),
+        (None, None, Some(why)) => why.clone(),
+        (None, None, None) => "no exit status".into(),
+    };
+    format!(
+        "task {task} {} ({how}) in {}",
+        end.state.replace('_', " "),
+        human_duration(took)
+    )
+}
+
+/// A duration as people say it: `850 ms`, `4.2 s`, `3 min 07 s`, `1 h 02 min`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if s < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// The state directory a terminal command talks to: the one given (`--state-dir` or
+/// `FULCRUM_STATE_DIR`); else a dev agent's, found by walking up from the current directory to
+/// a `.fulcrum/agent` holding an agent socket (what `fulcrum-relay dev` makes); else the
+/// default one.
+pub fn find_state_dir(given: Option<&std::path::Path>) -> PathBuf {
+    if let Some(dir) = given {
+        return std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors().take(64) {
+            let candidate = dir.join(".fulcrum").join("agent");
+            if control::socket_path(&candidate).exists() {
+                return candidate;
+            }
+        }
+    }
+    default_state_dir()
 }
 
 /// Joins arguments into one shell command line, quoting those that need it.
@@ -434,7 +641,7 @@ async fn stdin_closed() {
 }
 
 async fn status(args: &StatusArgs) -> ExitCode {
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state_dir = find_state_dir(args.state_dir.as_deref());
     match control::query_status(&state_dir).await {
         Ok(s) => {
             if args.json {

@@ -40,6 +40,10 @@ pub struct DevArgs {
     /// The directory the local agent watches [default: the current directory].
     #[arg(long, env = "FULCRUM_ROOT")]
     pub root: Option<PathBuf>,
+    /// What the local workspace allows callers: `write` (remote tools change files), `run`
+    /// (tasks run), both (`write,run`), or `none`; passed to the agent's --allow.
+    #[arg(long, default_value = "run")]
+    pub allow: String,
 }
 
 /// Runs the dev setup until Ctrl-C.
@@ -97,6 +101,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .arg(&root)
         .arg("--state-dir")
         .arg(&state_dir)
+        .arg("--allow")
+        .arg(&args.allow)
         // The agent stops when this pipe closes: when `dev` ends, even by SIGKILL.
         .arg("--stop-with-stdin")
         .stdin(std::process::Stdio::piped())
@@ -114,11 +120,25 @@ pub async fn run(args: DevArgs) -> Result<()> {
             data_dir.join(PASSWORD_FILE).display()
         ),
     }
-    println!("  Agent:      watching {}", root.display());
     println!(
-        "  Status:     fulcrum status --state-dir {}",
-        state_dir.display()
+        "  Agent:      watching {} (allows: {})",
+        root.display(),
+        args.allow
     );
+    let fulcrum = match link_agent_on_path(&agent_binary) {
+        Some(linked) => {
+            println!("  Command:    fulcrum, linked at {}", linked.display());
+            "fulcrum".to_owned()
+        }
+        None if on_path_is(&agent_binary) => "fulcrum".to_owned(),
+        None => agent_binary.display().to_string(),
+    };
+    println!("\nIn a terminal anywhere under {}:", root.display());
+    println!("  {fulcrum} status                 the agent and its repositories");
+    println!(
+        "  {fulcrum} run -- make test       a recorded run (one quoted argument: a shell line)"
+    );
+    println!("  {fulcrum} logs                   the latest task's log (or: logs ID)");
     println!("\nPress Ctrl-C to stop.");
     tokio::select! {
         () = fulcrum_common::shutdown_signal() => {}
@@ -148,6 +168,61 @@ async fn stop_child(child: &mut tokio::process::Child) {
     {
         let _ = child.kill().await;
     }
+}
+
+/// Whether `fulcrum` on the PATH is `binary` already.
+fn on_path_is(binary: &Path) -> bool {
+    let target = std::fs::canonicalize(binary).ok();
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::canonicalize(dir.join("fulcrum"))
+                .ok()
+                .is_some_and(|p| Some(p) == target)
+        })
+    })
+}
+
+/// In an interactive session, makes `fulcrum` a command: a symlink to `binary` in the first of
+/// `~/.cargo/bin` and `~/.local/bin` that is on the PATH, unless `fulcrum` already resolves
+/// somewhere on the PATH to something else than a symlink it may replace (one into a Cargo
+/// `target/` folder). Returns where it linked, if it did.
+fn link_agent_on_path(binary: &Path) -> Option<PathBuf> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || on_path_is(binary) {
+        return None;
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let path: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH")?).collect();
+    link_into(
+        binary,
+        &path,
+        &[home.join(".cargo/bin"), home.join(".local/bin")],
+    )
+}
+
+/// Links `binary` as `fulcrum` into the first of `candidates` that is on `path`, if no other
+/// `fulcrum` comes first on `path` and the link would not replace a file of someone else's.
+fn link_into(binary: &Path, path: &[PathBuf], candidates: &[PathBuf]) -> Option<PathBuf> {
+    let dir = path.iter().find(|d| candidates.contains(d))?;
+    // Another `fulcrum` earlier on the PATH would win over the link: leave it.
+    let earlier = path.iter().take_while(|d| *d != dir);
+    if earlier.into_iter().any(|d| d.join("fulcrum").exists()) {
+        return None;
+    }
+    let link = dir.join("fulcrum");
+    match std::fs::symlink_metadata(&link) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let points = std::fs::read_link(&link).ok()?;
+            if !points.components().any(|c| c.as_os_str() == "target") {
+                return None;
+            }
+            std::fs::remove_file(&link).ok()?;
+        }
+        Ok(_) => return None,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(binary, &link).ok()?;
+    Some(link)
 }
 
 /// The agent binary built next to this relay, if there is one.
@@ -235,5 +310,52 @@ fn offer_own_agent(data_dir: &std::path::Path) {
     let _ = std::fs::remove_file(&link);
     if let Err(e) = std::os::unix::fs::symlink(&agent, &link) {
         tracing::warn!(error = %e, "cannot offer the agent binary for download");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_is_linked_where_the_path_finds_it_and_nothing_else_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bin, cargo, local, other) = (
+            tmp.path().join("target/release"),
+            tmp.path().join("cargo-bin"),
+            tmp.path().join("local-bin"),
+            tmp.path().join("other"),
+        );
+        for d in [&bin, &cargo, &local, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let agent = bin.join("fulcrum");
+        std::fs::write(&agent, "").unwrap();
+        let candidates = [cargo.clone(), local.clone()];
+        // The first candidate on the PATH gets the link.
+        let path = vec![other.clone(), local.clone(), cargo.clone()];
+        assert_eq!(
+            link_into(&agent, &path, &candidates),
+            Some(local.join("fulcrum"))
+        );
+        assert_eq!(std::fs::read_link(local.join("fulcrum")).unwrap(), agent);
+        // A link into a `target/` folder is replaced; a real file is not.
+        assert_eq!(
+            link_into(&agent, &path, &candidates),
+            Some(local.join("fulcrum"))
+        );
+        std::fs::remove_file(local.join("fulcrum")).unwrap();
+        std::fs::write(local.join("fulcrum"), "mine").unwrap();
+        assert_eq!(link_into(&agent, &path, &candidates), None);
+        assert_eq!(
+            std::fs::read_to_string(local.join("fulcrum")).unwrap(),
+            "mine"
+        );
+        // Another `fulcrum` earlier on the PATH: nothing is linked.
+        std::fs::write(other.join("fulcrum"), "").unwrap();
+        let path = vec![other.clone(), cargo.clone()];
+        assert_eq!(link_into(&agent, &path, &candidates), None);
+        // No candidate on the PATH: nothing.
+        assert_eq!(link_into(&agent, &[other], &candidates), None);
     }
 }

@@ -47,6 +47,16 @@ struct Dev {
 /// Starts `fulcrum-relay dev` on `root` and logs in with the credentials it prints.
 async fn start_dev(root: &std::path::Path) -> Dev {
     let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_owned();
+    start_dev_at(root, &dir, data).await
+}
+
+/// Starts `fulcrum-relay dev` on `root` with its data in `data_dir`, kept as long as `data`.
+async fn start_dev_at(
+    root: &std::path::Path,
+    data_dir: &std::path::Path,
+    data: tempfile::TempDir,
+) -> Dev {
     let mut command = tokio::process::Command::new(workspace_binary("fulcrum-relay"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("FULCRUM_") {
@@ -56,7 +66,7 @@ async fn start_dev(root: &std::path::Path) -> Dev {
     let mut process = command
         .arg("dev")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+        .arg(data_dir)
         .arg("--root")
         .arg(root)
         .stdout(Stdio::piped())
@@ -169,4 +179,101 @@ async fn dev_stops_cleanly_on_sigterm() {
         started.elapsed()
     );
     gone(agents[0], "the agent outlived dev").await;
+}
+
+/// `fulcrum` with no flags and no `FULCRUM_*` variables, in `cwd`.
+fn bare_fulcrum(cwd: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(workspace_binary("fulcrum"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FULCRUM_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.current_dir(cwd).stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_commands_find_the_dev_agent_from_any_directory_below() {
+    // As the quickstart does it: dev's data in `.fulcrum` under the directory it runs in.
+    let repo = TestRepo::new();
+    let nested = repo.path().join("app/src");
+    std::fs::create_dir_all(&nested).unwrap();
+    let dev = start_dev_at(
+        repo.path(),
+        &repo.path().join(".fulcrum"),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let mut events = Events::connect(&dev.url, &dev.access).await.unwrap();
+    events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    // `fulcrum status`, from a nested directory, no flags.
+    let out = bare_fulcrum(&nested).arg("status").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("connected"),
+        "{out:?}"
+    );
+    // One quoted argument is a shell line; the last line says how it ended and how long it took.
+    let out = bare_fulcrum(&repo.path().join("app"))
+        .args(["run", "--", "echo a && echo b"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("succeeded (exit 0) in "), "{stderr}");
+    let failed = bare_fulcrum(&nested)
+        .args(["run", "--", "exit 3"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("failed (exit 3) in "),
+        "{stderr}"
+    );
+    // `fulcrum tasks` lists both, newest first; `fulcrum logs` with no id is the latest, and
+    // the start of an id is enough.
+    let out = bare_fulcrum(&nested).arg("tasks").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].contains("failed") && rows[0].contains("exit 3"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("succeeded") && rows[1].contains("echo a && echo b"),
+        "{table}"
+    );
+    let out = bare_fulcrum(&nested).arg("logs").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let first_id = rows[1].split_whitespace().next().unwrap().to_owned();
+    let out = bare_fulcrum(&nested)
+        .args(["logs", &first_id])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+    let out = bare_fulcrum(&nested)
+        .args(["logs", "zz"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    drop(dev);
 }

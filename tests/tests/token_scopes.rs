@@ -429,3 +429,38 @@ async fn administrators_manage_users_through_the_api() {
         .unwrap();
     assert!(r.data()["link"].as_str().unwrap().contains("/#/reset/fpr_"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_mcp_session_answers_as_the_sdks_expect() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let base = relay.url();
+    let alice = make_user(&relay, "alice").await;
+    let secret = token(&base, &alice, json!({ "name": "m", "kind": "mcp" })).await;
+    let http = reqwest::Client::new();
+    let opened = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&secret)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {},
+                        "clientInfo": { "name": "t", "version": "1" } }
+        }))
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // 204, not 202: the Python SDK logs "Session termination failed: 202" otherwise.
+    let closed = http
+        .delete(format!("{base}/mcp"))
+        .bearer_auth(&secret)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 204);
+}

@@ -73,6 +73,9 @@ pub struct JobEntry {
     pub log_bytes: u64,
     /// How it ended, once it did.
     pub end: Option<JobEnd>,
+    /// When it ended, once it did.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// How a job ended, as kept in `result.json`.
@@ -285,6 +288,7 @@ impl Runner {
             started_at: None,
             log_bytes: 0,
             end: None,
+            finished_at: None,
         };
         self.status.update(|s| {
             s.jobs.push(entry);
@@ -416,6 +420,7 @@ pub(crate) async fn finish(
             Some(job) => {
                 job.state = end.state.clone();
                 job.end = Some(end);
+                job.finished_at = Some(Utc::now());
             }
             None => s.jobs.push(JobEntry {
                 task_id: task,
@@ -426,6 +431,7 @@ pub(crate) async fn finish(
                 started_at: None,
                 log_bytes: 0,
                 end: Some(end),
+                finished_at: Some(Utc::now()),
             }),
         }
         // Keep every unfinished job and the last few finished ones.

@@ -233,7 +233,12 @@ async fn within_session(app: &AppState, caller: McpCaller, req: Request, next: N
         }
         None => {}
     }
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    // A closed session: the SDKs expect 200 or 204 (rmcp answers 202, and the Python SDK logs
+    // "Session termination failed: 202").
+    if method == Method::DELETE && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     let created = response
         .headers()
         .get(SESSION_HEADER)
