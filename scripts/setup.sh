@@ -3,7 +3,7 @@
 # (for systemd-analyze), iproute2 (network namespaces), Node.js, Chromium, PostgreSQL (started if
 # it is down), pytest (for the job tests), cargo-nextest, schemathesis (in its own venv, for the
 # OpenAPI test), the MCP tests' Python and npm packages, the MCP conformance suite (with its own
-# Node 22), and the browser test's npm packages.
+# Node 22), the browser test's npm packages, and the dashboard's checking tools (tools/dashboard).
 # Safe to run again and again. Source it to keep FULCRUM_TEST_POSTGRES_URL in your shell.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -103,5 +103,12 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ] \
    || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The dashboard's type check, formatter and linter (TypeScript, Biome, openapi-typescript), from
+# the lock file; scripts/check-dashboard.sh runs them. Building and running the relay needs none.
+if [ ! -x tools/dashboard/node_modules/.bin/tsc ] || [ ! -x tools/dashboard/node_modules/.bin/biome ] \
+   || [ tools/dashboard/package-lock.json -nt tools/dashboard/node_modules/.package-lock.json ]; then
+  (cd tools/dashboard && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ready (PostgreSQL at ${FULCRUM_TEST_POSTGRES_URL%%@*}@…)"

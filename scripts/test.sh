@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs and starts what the tests need, builds the
-# binaries the terminal tests drive, then runs every test with cargo-nextest, and the integration
+# binaries the terminal tests drive, checks the dashboard (scripts/check-dashboard.sh), then runs
+# every test with cargo-nextest, and the integration
 # tests a second time with every agent on QUIC instead of the WebSocket.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 cargo build --workspace --bins
+# The dashboard: its API types against the relay just built, the type check, format and lint.
+bash scripts/check-dashboard.sh
 cargo nextest run --workspace --no-fail-fast "$@"
 FULCRUM_TEST_TRANSPORT=quic cargo nextest run -p fulcrum-tests --no-fail-fast "$@"

@@ -91,7 +91,8 @@ pub struct RunArgs {
 /// Options of `fulcrum logs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogsArgs {
-    /// The task's id, or its first characters (at least 4) [default: the latest task].
+    /// The task: its number (`17` or `#17`), its id, or the id's first characters (at least
+    /// 4) [default: the latest task].
     pub task: Option<String>,
     /// Keep printing until the task ends.
     #[arg(short, long)]
@@ -370,7 +371,13 @@ async fn run_task(args: &RunArgs) -> Result<i32> {
     control::stream_logs(&state_dir, task, true, &mut out).await?;
     let end =
         crate::jobs::read_result(&state_dir, task).context("the task ended without a result")?;
-    eprintln!("fulcrum: {}", ending_line(task, &end, started.elapsed()));
+    // By its number when the agent knows it (it learns it with the task).
+    let handle = recent_tasks(&state_dir)
+        .await
+        .ok()
+        .and_then(|jobs| jobs.into_iter().find(|j| j.task_id == task))
+        .map_or_else(|| task.to_string(), |j| j.handle());
+    eprintln!("fulcrum: {}", ending_line(&handle, &end, started.elapsed()));
     Ok(end.exit_code_for_terminal())
 }
 
@@ -395,6 +402,18 @@ async fn pick_task(state_dir: &std::path::Path, wanted: Option<&str>) -> Result<
             .map(|j| j.task_id)
             .context("this workspace has run no task yet (see `fulcrum run`)");
     };
+    // A number: `17` or `#17` (ids have letters or are longer).
+    if let Ok(n) = wanted.trim().trim_start_matches('#').parse::<u64>()
+        && (wanted.starts_with('#') || wanted.trim().len() < 8)
+    {
+        return jobs
+            .iter()
+            .find(|j| j.number == Some(n))
+            .map(|j| j.task_id)
+            .with_context(|| {
+                format!("no recent task #{n} in this workspace; see `fulcrum tasks`")
+            });
+    }
     let prefix = wanted.trim().to_ascii_lowercase().replace('-', "");
     anyhow::ensure!(
         prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
@@ -420,25 +439,6 @@ async fn pick_task(state_dir: &std::path::Path, wanted: Option<&str>) -> Result<
     }
 }
 
-/// The shortest start of each id (at least 8 characters) that no other id in `ids` shares.
-fn short_ids(ids: &[uuid::Uuid]) -> Vec<String> {
-    let full: Vec<String> = ids.iter().map(|i| i.simple().to_string()).collect();
-    full.iter()
-        .map(|id| {
-            let mut n = 8;
-            while n < id.len()
-                && full
-                    .iter()
-                    .filter(|o| *o != id)
-                    .any(|o| o.starts_with(&id[..n]))
-            {
-                n += 1;
-            }
-            id[..n].to_owned()
-        })
-        .collect()
-}
-
 /// `fulcrum tasks`.
 async fn tasks(args: &TasksArgs) -> ExitCode {
     let state_dir = find_state_dir(args.state_dir.as_deref());
@@ -460,7 +460,6 @@ async fn tasks(args: &TasksArgs) -> ExitCode {
         println!("No tasks yet: `fulcrum run -- CMD` runs one.");
         return ExitCode::SUCCESS;
     }
-    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.task_id).collect();
     let now = Utc::now();
     let since = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| {
         human_duration((to - from).to_std().unwrap_or_default())
@@ -469,7 +468,8 @@ async fn tasks(args: &TasksArgs) -> ExitCode {
         "{:<12}  {:<10}  {:<16}  {:<12}  COMMAND",
         "ID", "STATE", "QUEUED", "TOOK"
     );
-    for (job, id) in jobs.iter().zip(short_ids(&ids)) {
+    for job in &jobs {
+        let id = job.handle();
         let took = match (job.started_at, job.finished_at) {
             (Some(start), Some(end)) => since(start, end),
             (Some(start), None) => format!("{}…", since(start, now)),
@@ -519,11 +519,7 @@ pub fn command_line(args: &[String]) -> String {
 }
 
 /// The last line `fulcrum run` prints: the task, its state, how it ended and how long it took.
-pub fn ending_line(
-    task: uuid::Uuid,
-    end: &crate::jobs::JobEnd,
-    took: std::time::Duration,
-) -> String {
+pub fn ending_line(task: &str, end: &crate::jobs::JobEnd, took: std::time::Duration) -> String {
     let how = match (end.exit_code, end.signal, &end.message) {
         (Some(code), _, _) => format!("exit {code}"),
         (None, Some(signal), _) => format!("signal {signal}"),

@@ -56,6 +56,9 @@ pub struct TaskSpec {
     pub grace_s: u64,
     /// Most output bytes kept; the agent cuts the log there and appends a marker.
     pub log_limit: u64,
+    /// The task's number in its workspace (`#17`), when the relay gives one.
+    #[serde(default)]
+    pub number: Option<u64>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -68,6 +71,7 @@ impl std::fmt::Debug for TaskSpec {
             .field("timeout_s", &self.timeout_s)
             .field("grace_s", &self.grace_s)
             .field("log_limit", &self.log_limit)
+            .field("number", &self.number)
             .finish()
     }
 }
@@ -402,6 +406,7 @@ mod tests {
             timeout_s: 1,
             grace_s: 1,
             log_limit: 1,
+            number: Some(1),
         };
         let request = RunRequest {
             repo: ".".into(),

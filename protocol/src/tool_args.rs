@@ -170,7 +170,7 @@ args! {
 
     /// `get_task` (answered by the relay).
     pub struct GetTaskArgs {
-        /// The task's id
+        /// The task's id, or its number in `workspace` (`17` or `#17`)
         pub task_id: String,
         /// How much of the log's end to include (default 8192)
         #[cfg_attr(feature = "schema", schemars(range(max = 262144)))]

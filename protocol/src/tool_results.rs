@@ -124,6 +124,8 @@ results! {
     pub struct TaskSummary {
         /// Its id.
         pub id: Uuid,
+        /// Its number in its workspace (`#17`), unique per workspace.
+        pub number: Option<i64>,
         /// The workspace it runs in.
         pub workspace_id: Uuid,
         /// The repository, relative to the workspace root.

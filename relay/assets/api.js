@@ -6,40 +6,68 @@
 //   cookie the relay sets on /api/v1/auth; we never see it.
 // * Refresh tokens rotate (each works once), so all refreshes go through one
 //   coalesced promise, and across tabs through a Web Lock when available.
-// * EventStream: ticket -> WebSocket -> reconnect with jittered backoff.
+// * Whether a refresh cookie may exist is remembered as a flag (never a token) in localStorage,
+//   so a signed-out page load does not ask the relay for a refresh it would refuse (a 401 that
+//   browsers log as an error).
+// * The events socket is in lib/events.js.
 
-const API = "/api/v1";
+/** @import * as T from "./lib/types.js" */
+/** @typedef {import("./lib/types.js").TokenPair} TokenPair */
+/** @typedef {{ status: number, data: any, meta: any }} Envelope */
+
+export const API = "/api/v1";
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status 0 for network failures
+   * @param {string} [code]
+   * @param {string} [message]
+   * @param {unknown} [meta]
+   */
   constructor(status, code, message, meta) {
     super(message || code || `HTTP ${status}`);
     this.name = "ApiError";
-    this.status = status;   // 0 for network failures
+    this.status = status; // 0 for network failures
     this.code = code || "error";
     this.meta = meta || null;
   }
 }
 
+/** Anything thrown, as an ApiError (what `catch` gets is unknown). @param {unknown} err */
+export function asApiError(err) {
+  if (err instanceof ApiError) return err;
+  return new ApiError(0, "error", err instanceof Error ? err.message : String(err));
+}
+
 // ---------------------------------------------------------------- session state
 
+/** @type {string | null} */
 let accessToken = null;
-let expiresAt = 0;            // ms epoch at which the access token expires
+let expiresAt = 0; // ms epoch at which the access token expires
 let refreshTimer = 0;
-let refreshRetryMs = 0;       // backoff for refreshes that failed for non-auth reasons
-let refreshInFlight = null;   // the one shared refresh promise
-let sessionGeneration = 0;    // bumped on logout so late refresh results are dropped
+let refreshRetryMs = 0; // backoff for refreshes that failed for non-auth reasons
+/** @type {Promise<TokenPair> | null} the one shared refresh promise */
+let refreshInFlight = null;
+let sessionGeneration = 0; // bumped on logout so late refresh results are dropped
 
-const listeners = new Set();  // session listeners: fn({type: "login"|"logout"|"expired"})
+/** @typedef {{ type: "login" | "logout" | "expired" }} SessionEvent */
+/** @type {Set<(ev: SessionEvent) => void>} */
+const listeners = new Set();
 
-/** Subscribe to session changes. Returns an unsubscribe function. */
+/** Subscribe to session changes. Returns an unsubscribe function. @param {(ev: SessionEvent) => void} fn */
 export function onSession(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
 }
 
+/** @param {SessionEvent["type"]} type */
 function emit(type) {
   for (const fn of [...listeners]) {
-    try { fn({ type }); } catch (e) { console.error(e); }
+    try {
+      fn({ type });
+    } catch (e) {
+      console.error(e);
+    }
   }
 }
 
@@ -53,7 +81,10 @@ if (channel) {
       emit("logout");
     } else if (msg.type === "login" && !accessToken) {
       // Another tab signed in: pick up the session through the shared cookie.
-      refresh().then(() => emit("login"), () => {});
+      refresh().then(
+        () => emit("login"),
+        () => {},
+      );
     }
   };
 }
@@ -62,6 +93,29 @@ export function isAuthenticated() {
   return accessToken !== null;
 }
 
+// A flag, not a secret: "this browser signed in and may hold a refresh cookie". Set at login and
+// by every refresh that worked, dropped at logout and when a refresh is refused.
+const SESSION_HINT = "fulcrum-session";
+
+/** @param {boolean} on */
+function setSessionHint(on) {
+  try {
+    if (on) localStorage.setItem(SESSION_HINT, "1");
+    else localStorage.removeItem(SESSION_HINT);
+  } catch {
+    /* storage may be off: then every load tries the refresh */
+  }
+}
+
+function sessionHint() {
+  try {
+    return localStorage.getItem(SESSION_HINT) !== null;
+  } catch {
+    return true;
+  }
+}
+
+/** @param {TokenPair} tok */
 function setSession(tok) {
   if (!tok || typeof tok.access_token !== "string") {
     throw new ApiError(500, "bad_response", "The relay returned an unexpected token response.");
@@ -70,6 +124,7 @@ function setSession(tok) {
   const ttl = Math.max(5, Number(tok.expires_in) || 300);
   expiresAt = Date.now() + ttl * 1000;
   refreshRetryMs = 0;
+  setSessionHint(true);
   scheduleRefresh(ttl * 1000);
 }
 
@@ -81,6 +136,7 @@ function clearSession() {
   refreshTimer = 0;
 }
 
+/** @param {number} ttlMs */
 function scheduleRefresh(ttlMs) {
   clearTimeout(refreshTimer);
   // Refresh a little before expiry: 60 s early, or 20 % of the lifetime for short tokens.
@@ -91,8 +147,8 @@ function scheduleRefresh(ttlMs) {
 
 function backgroundRefresh() {
   if (!accessToken) return;
-  refresh().catch((err) => {
-    if (err.status === 401 || !accessToken) return; // refresh() already ended the session
+  refresh().catch((/** @type {unknown} */ err) => {
+    if (asApiError(err).status === 401 || !accessToken) return; // refresh() already ended the session
     // Transient failure (network, 5xx): retry with backoff while the token still lives.
     refreshRetryMs = Math.min(30_000, refreshRetryMs ? refreshRetryMs * 2 : 2_000);
     clearTimeout(refreshTimer);
@@ -111,7 +167,15 @@ if (typeof document !== "undefined") {
 
 // --------------------------------------------------------------------- transport
 
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @param {string | null} [token]
+ * @returns {Promise<Envelope>}
+ */
 async function send(method, path, body, token) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -124,7 +188,7 @@ async function send(method, path, body, token) {
       credentials: "same-origin",
       cache: "no-store",
     });
-  } catch (e) {
+  } catch {
     throw new ApiError(0, "network", "Cannot reach the relay. Check your connection.");
   }
   let env = null;
@@ -139,14 +203,15 @@ async function send(method, path, body, token) {
     const first = errors[0] || {};
     throw new ApiError(
       res.status,
-      first.code || (res.status === 401 ? "unauthorized" : "http_" + res.status),
+      first.code || (res.status === 401 ? "unauthorized" : `http_${res.status}`),
       first.message || defaultMessage(res.status),
-      env && env.meta,
+      env?.meta,
     );
   }
   return { status: res.status, data: env ? env.data : null, meta: env ? env.meta : null };
 }
 
+/** @param {number} status */
 function defaultMessage(status) {
   if (status === 401) return "Your session has expired. Please sign in again.";
   if (status === 403) return "You are not allowed to do that.";
@@ -158,6 +223,11 @@ function defaultMessage(status) {
 
 // ----------------------------------------------------------------------- auth
 
+/**
+ * @param {string} email
+ * @param {string} password
+ * @returns {Promise<TokenPair>}
+ */
 export async function login(email, password) {
   const { data } = await send("POST", "/auth/login", { email, password });
   setSession(data);
@@ -170,6 +240,10 @@ export async function login(email, password) {
  * Set a new password with a one-time reset link's token (`fulcrum-relay user reset-password`).
  * Sent without a bearer token and starts no session: the user signs in afterwards.
  * Errors: 401 invalid_reset (unknown, used or expired link), 422 (password rules), 429.
+ */
+/**
+ * @param {string} token
+ * @param {string} newPassword
  */
 export async function resetPassword(token, newPassword) {
   const { data } = await send("POST", "/auth/reset", { token, new_password: newPassword });
@@ -184,6 +258,7 @@ export async function resetPassword(token, newPassword) {
 export function refresh() {
   if (refreshInFlight) return refreshInFlight;
   const generation = sessionGeneration;
+  /** @returns {Promise<TokenPair>} */
   const doRefresh = async () => {
     try {
       const { data } = await send("POST", "/auth/refresh", {});
@@ -192,24 +267,36 @@ export function refresh() {
       }
       setSession(data);
       return data;
-    } catch (err) {
+    } catch (caught) {
+      const err = asApiError(caught);
       if (err.status === 401 || err.status === 403) {
         const hadSession = accessToken !== null;
         clearSession();
+        setSessionHint(false);
         if (hadSession) emit("expired");
       }
       throw err;
     }
   };
-  const locked = typeof navigator !== "undefined" && navigator.locks && navigator.locks.request
-    ? () => navigator.locks.request("fulcrum-auth-refresh", doRefresh)
-    : doRefresh;
-  refreshInFlight = locked().finally(() => { refreshInFlight = null; });
+  const locked =
+    typeof navigator !== "undefined" && navigator.locks && navigator.locks.request
+      ? () =>
+          /** @type {Promise<TokenPair>} */ (
+            /** @type {unknown} */ (navigator.locks.request("fulcrum-auth-refresh", doRefresh))
+          )
+      : doRefresh;
+  refreshInFlight = locked().finally(() => {
+    refreshInFlight = null;
+  });
   return refreshInFlight;
 }
 
-/** Try to restore a session from the refresh cookie (page load). */
+/**
+ * Try to restore a session from the refresh cookie (page load). Without a sign-in remembered
+ * in this browser it fails at once with a 401 and asks the relay nothing.
+ */
 export async function restoreSession() {
+  if (!sessionHint()) throw new ApiError(401, "unauthorized", "Please sign in.");
   await refresh();
   emit("login");
 }
@@ -217,6 +304,7 @@ export async function restoreSession() {
 export async function logout() {
   const token = accessToken;
   clearSession();
+  setSessionHint(false);
   if (channel) channel.postMessage({ type: "logout" });
   try {
     await send("POST", "/auth/logout", {}, token);
@@ -231,6 +319,12 @@ export async function logout() {
  * Authenticated JSON request. Returns `data` from the envelope.
  * Refreshes first when the token is (nearly) expired, and retries once after a 401.
  */
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<any>}
+ */
 export async function request(method, path, body) {
   return (await requestEnvelope(method, path, body)).data;
 }
@@ -239,6 +333,12 @@ export async function request(method, path, body) {
 const NOT_SESSION_401 = new Set(["wrong_password"]);
 
 /** Like request(), but resolves to {status, data, meta} (list endpoints page through meta). */
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<Envelope>}
+ */
 export async function requestEnvelope(method, path, body) {
   if (!accessToken || Date.now() > expiresAt - 5_000) {
     if (!accessToken && !refreshInFlight) {
@@ -249,7 +349,8 @@ export async function requestEnvelope(method, path, body) {
   const used = accessToken;
   try {
     return await send(method, path, body, used);
-  } catch (err) {
+  } catch (caught) {
+    const err = asApiError(caught);
     // A 401 about the request itself (a wrong current password) is not about the session:
     // refreshing and sending it again would only count a second failed attempt.
     if (err.status !== 401 || NOT_SESSION_401.has(err.code)) throw err;
@@ -260,6 +361,7 @@ export async function requestEnvelope(method, path, body) {
 }
 
 /** "?a=1&b=2" from an object, skipping empty values. */
+/** @param {Record<string, unknown> | undefined} params */
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) {
@@ -272,81 +374,121 @@ function query(params) {
 
 const enc = encodeURIComponent;
 
+/**
+ * @template T
+ * @typedef {Promise<T>} P
+ */
+
+/**
+ * Every call the dashboard makes, typed from the relay's OpenAPI document (lib/types.js).
+ */
 export const api = {
-  /** -> {id, email, created_at, full_name, preferences: {theme, time_zone, default_project}, role} */
+  /** @returns {P<T.User>} */
   me: () => request("GET", "/me"),
-  /** {full_name?, preferences?} -> the user. The relay replaces the stored preferences whole. */
+  /** The relay replaces the stored preferences whole. @param {T.MeChange} body @returns {P<T.User>} */
   updateMe: (body) => request("PATCH", "/me", body),
-  /** -> {other_logins_ended} (401/403 wrong_password, 422 password rules) */
+  /**
+   * 401/403 wrong_password, 422 password rules.
+   * @param {string} currentPassword
+   * @param {string} newPassword
+   * @returns {P<T.PasswordChanged>}
+   */
   changePassword: (currentPassword, newPassword) =>
     request("POST", "/me/password", { current_password: currentPassword, new_password: newPassword }),
+  /** @returns {P<T.Workspace[]>} */
   workspaces: () => request("GET", "/workspaces"),
-  workspace: (id) => request("GET", `/workspaces/${encodeURIComponent(id)}`),
+  /** @param {string} id @returns {P<T.Workspace>} */
+  workspace: (id) => request("GET", `/workspaces/${enc(id)}`),
 
-  /** Every token of the caller, of every kind, revoked ones included. */
+  /** Every token of the caller, of every kind, revoked ones included. @returns {P<T.Token[]>} */
   tokens: () => request("GET", "/tokens"),
-  /**
-   * {name, kind: "agent"|"mcp"|"api"|"ingest", scopes?, project_id?, workspace_id?, expires_at?}
-   * -> the token with its secret in `token` (shown once).
-   */
+  /** The token with its secret in `token` (shown once). @param {T.NewTokenBody} body @returns {P<T.CreatedToken>} */
   createToken: (body) => request("POST", "/tokens", body),
+  /** @param {string} id @returns {P<T.Revoked>} */
   revokeToken: (id) => request("DELETE", `/tokens/${enc(id)}`),
+  /** @returns {P<T.Ticket>} */
   eventsTicket: () => request("POST", "/events/ticket", {}),
 
-  /** Administrators only. {after?, limit?} -> [{id, email, full_name, role, active, created_at}] by email. */
+  /** Administrators only, by email. @param {{ after?: string, limit?: number }} params @returns {P<T.UserView[]>} */
   adminUsers: (params) => request("GET", `/admin/users${query(params)}`),
-  /** -> the user, deactivated (409 `self` for your own account). */
+  /** The user, deactivated (409 `self` for your own account). @param {string} id @returns {P<T.UserView>} */
   adminDeactivate: (id) => request("POST", `/admin/users/${enc(id)}/deactivate`, {}),
+  /** @param {string} id @returns {P<T.UserView>} */
   adminActivate: (id) => request("POST", `/admin/users/${enc(id)}/activate`, {}),
-  /** -> {link, expires_at}: a one-time password reset link, shown once. */
+  /** A one-time password reset link, shown once. @param {string} id @param {number} [validForMins] @returns {P<T.ResetLink>} */
   adminResetLink: (id, validForMins = 60) =>
     request("POST", `/admin/users/${enc(id)}/reset-link`, { valid_for_mins: validForMins }),
 
-  /** The OAuth authorization request behind the consent page (`query`: the authorize query string). */
+  /** The OAuth authorization request behind the consent page. @param {string} queryString @returns {P<T.ConsentRequest>} */
   oauthRequest: (queryString) => request("GET", `/oauth/requests?${queryString}`),
-  /** {client_id, redirect_uri, code_challenge, code_challenge_method, state, scope, resource, approve} -> {redirect_to} */
+  /** @param {T.ConsentBody} body @returns {P<T.ConsentAnswer>} */
   oauthConsent: (body) => request("POST", "/oauth/consent", body),
 
+  /** @returns {P<T.Project[]>} */
   projects: () => request("GET", "/projects"),
+  /** @param {string} id @returns {P<T.Project>} */
   project: (id) => request("GET", `/projects/${enc(id)}`),
+  /** @param {T.ProjectBody} body @returns {P<T.Project>} */
   createProject: (body) => request("POST", "/projects", body),
+  /** @param {string} id @param {T.ProjectBody} body @returns {P<T.Project>} */
   updateProject: (id, body) => request("PATCH", `/projects/${enc(id)}`, body),
+  /** @param {string} id @returns {P<T.Project>} */
   archiveProject: (id) => request("POST", `/projects/${enc(id)}/archive`, {}),
+  /** @param {string} id @returns {P<T.ProjectReport>} */
   projectStatus: (id) => request("GET", `/projects/${enc(id)}/status`),
+  /** @param {string} id @param {string} wsId @returns {P<T.Project>} */
   attachWorkspace: (id, wsId) => request("PUT", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
+  /** @param {string} id @param {string} wsId @returns {P<T.Project>} */
   detachWorkspace: (id, wsId) => request("DELETE", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
+  /** @param {string} id @returns {P<T.Member[]>} */
   projectMembers: (id) => request("GET", `/projects/${enc(id)}/members`),
-  /** Changes the role of an existing member only (404 not_a_member otherwise); new people are invited. */
+  /**
+   * Changes the role of an existing member only (404 not_a_member otherwise); new people are invited.
+   * @param {string} id @param {string} email @param {string} role @returns {P<T.Member[]>}
+   */
   setProjectMember: (id, email, role) => request("PUT", `/projects/${enc(id)}/members`, { email, role }),
+  /** @param {string} id @param {string} userId @returns {P<unknown>} */
   removeProjectMember: (id, userId) => request("DELETE", `/projects/${enc(id)}/members/${enc(userId)}`),
-  /** role: "maintainer" | "viewer" -> Invitation (409 already_member / too_many_invitations). */
+  /** 409 already_member / too_many_invitations. @param {string} id @param {string} email @param {string} role @returns {P<T.Invitation>} */
   inviteToProject: (id, email, role) => request("POST", `/projects/${enc(id)}/invitations`, { email, role }),
-  /** The project's pending invitations (owner only). */
+  /** The project's pending invitations (owner only). @param {string} id @returns {P<T.Invitation[]>} */
   projectInvitations: (id) => request("GET", `/projects/${enc(id)}/invitations`),
+  /** @param {string} id @param {string} invitationId @returns {P<unknown>} */
   withdrawInvitation: (id, invitationId) => request("DELETE", `/projects/${enc(id)}/invitations/${enc(invitationId)}`),
-  /** The invitations addressed to the signed-in user. */
+  /** The invitations addressed to the signed-in user. @returns {P<T.Invitation[]>} */
   myInvitations: () => request("GET", "/invitations"),
-  /** -> the Project just joined */
+  /** The project just joined. @param {string} invitationId @returns {P<T.Project>} */
   acceptInvitation: (invitationId) => request("POST", `/invitations/${enc(invitationId)}/accept`, {}),
+  /** @param {string} invitationId @returns {P<unknown>} */
   declineInvitation: (invitationId) => request("POST", `/invitations/${enc(invitationId)}/decline`, {}),
 
-  /** {project?, workspace?, state?, page?, per_page?} -> {data: [Task], meta: {page, per_page, total}} */
+  /** A page of tasks, newest first. @param {T.TaskQuery} params @returns {P<{ status: number, data: T.Task[], meta: T.PageMeta | null }>} */
   tasks: (params) => requestEnvelope("GET", `/tasks${query(params)}`),
+  /** @param {string} id @returns {P<T.Task>} */
   task: (id) => request("GET", `/tasks/${enc(id)}`),
+  /** @param {T.RunBody} body @returns {P<T.Task>} */
   createTask: (body) => request("POST", "/tasks", body),
+  /** @param {string} id @returns {P<T.Task>} */
   cancelTask: (id) => request("POST", `/tasks/${enc(id)}/cancel`, {}),
+  /** @param {string} id @returns {P<T.Task>} */
   rerunTask: (id) => request("POST", `/tasks/${enc(id)}/rerun`, {}),
-  /** -> {offset, next_offset, data: base64, end} */
+  /** @param {string} id @param {number} offset @param {number} limit @returns {P<T.LogPage>} */
   taskLogs: (id, offset, limit) => request("GET", `/tasks/${enc(id)}/logs${query({ offset, limit })}`),
 };
 
 // ------------------------------------------------------------------ bytes
 
-/** Base64 -> Uint8Array (native decoder when the browser has one). */
+/** Base64 -> Uint8Array (native decoder when the browser has one). @param {unknown} b64 */
 export function base64ToBytes(b64) {
   if (typeof b64 !== "string" || b64 === "") return new Uint8Array(0);
-  if (typeof Uint8Array.fromBase64 === "function") {
-    try { return Uint8Array.fromBase64(b64); } catch { /* fall through to atob */ }
+  /** @type {{ fromBase64?: (s: string) => Uint8Array }} */
+  const native = /** @type {any} */ (Uint8Array);
+  if (typeof native.fromBase64 === "function") {
+    try {
+      return native.fromBase64(b64);
+    } catch {
+      /* fall through to atob */
+    }
   }
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
@@ -359,151 +501,29 @@ export function base64ToBytes(b64) {
  * Stops at `end`, or at the current end of a still-running task's log.
  * `onProgress(bytes)` is called after each page; `signal` aborts between pages.
  */
+/**
+ * @param {string} taskId
+ * @param {{ onProgress?: (bytes: number) => void, signal?: AbortSignal }} [options]
+ */
 export async function fetchWholeLog(taskId, { onProgress, signal } = {}) {
   const LIMIT = 4 * 1024 * 1024;
+  /** @type {Uint8Array[]} */
   const parts = [];
   let offset = 0;
   let total = 0;
   for (let pages = 0; pages < 100_000; pages++) {
-    if (signal && signal.aborted) throw new ApiError(0, "aborted", "Download canceled.");
+    if (signal?.aborted) throw new ApiError(0, "aborted", "Download canceled.");
     const page = await api.taskLogs(taskId, offset, LIMIT);
     if (!page || typeof page !== "object") throw new ApiError(500, "bad_response", "Unexpected log response.");
     const bytes = base64ToBytes(page.data);
-    if (bytes.length) { parts.push(bytes); total += bytes.length; }
-    const next = Number.isFinite(page.next_offset) ? page.next_offset : offset + bytes.length;
+    if (bytes.length) {
+      parts.push(bytes);
+      total += bytes.length;
+    }
+    const next = typeof page.next_offset === "number" ? page.next_offset : offset + bytes.length;
     if (onProgress) onProgress(total);
     if (page.end || next <= offset || bytes.length === 0) break;
     offset = next;
   }
-  return new Blob(parts, { type: "text/plain;charset=utf-8" });
-}
-
-// ----------------------------------------------------------------- event socket
-
-/**
- * Live events. `onMessage(msg)` gets each parsed JSON message; `onState(state)`
- * gets "connecting" | "live" | "reconnecting" | "stopped".
- * Every (re)connect fetches a fresh ticket. Subscriptions made with send() (log follows)
- * do not survive a reconnect: re-send them when the state becomes "live" again.
- */
-export class EventStream {
-  constructor({ onMessage, onState }) {
-    this.onMessage = onMessage;
-    this.onState = onState;
-    this.ws = null;
-    this.timer = 0;
-    this.stableTimer = 0;
-    this.attempt = 0;
-    this.running = false;
-    this.state = "stopped";
-    this.nextRetryAt = 0;
-    this._online = () => this.retryNow();
-  }
-
-  start() {
-    if (this.running) return;
-    this.running = true;
-    this.attempt = 0;
-    window.addEventListener("online", this._online);
-    this._setState("connecting");
-    this._connect();
-  }
-
-  stop() {
-    this.running = false;
-    window.removeEventListener("online", this._online);
-    clearTimeout(this.timer);
-    clearTimeout(this.stableTimer);
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(1000, "bye"); } catch { /* ignore */ }
-    }
-    this._setState("stopped");
-  }
-
-  /** Send a JSON message now. False when the socket is not open (the caller re-sends on "live"). */
-  send(msg) {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    try {
-      ws.send(JSON.stringify(msg));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Skip the remaining backoff (e.g. when the browser comes back online). */
-  retryNow() {
-    if (!this.running || this.ws) return;
-    clearTimeout(this.timer);
-    this._connect();
-  }
-
-  _setState(state) {
-    if (this.state === state) return;
-    this.state = state;
-    try { this.onState(state); } catch (e) { console.error(e); }
-  }
-
-  async _connect() {
-    if (!this.running) return;
-    let ticket;
-    try {
-      const data = await api.eventsTicket();
-      ticket = data && data.ticket;
-      if (!ticket) throw new ApiError(500, "bad_response", "No ticket in response");
-    } catch (err) {
-      if (!this.running) return;
-      if (err.status === 401) { this.stop(); return; } // session is gone; the app shows login
-      this._scheduleReconnect();
-      return;
-    }
-    if (!this.running) return;
-
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${proto}//${location.host}${API}/events?ticket=${encodeURIComponent(ticket)}`;
-    let ws;
-    try {
-      ws = new WebSocket(url);
-    } catch {
-      this._scheduleReconnect();
-      return;
-    }
-    this.ws = ws;
-    ws.onopen = () => {
-      this._setState("live");
-      // Only forget the backoff once the connection has proven stable.
-      clearTimeout(this.stableTimer);
-      this.stableTimer = setTimeout(() => { this.attempt = 0; }, 10_000);
-    };
-    ws.onmessage = (ev) => {
-      if (typeof ev.data !== "string") return;
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch { return; }
-      if (msg && typeof msg === "object") {
-        try { this.onMessage(msg); } catch (e) { console.error(e); }
-      }
-    };
-    ws.onerror = () => { /* a close event follows */ };
-    ws.onclose = () => {
-      clearTimeout(this.stableTimer);
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (this.running) this._scheduleReconnect();
-    };
-  }
-
-  _scheduleReconnect() {
-    this._setState("reconnecting");
-    // 0.5 s doubling up to 15 s, with ±30 % jitter.
-    const base = Math.min(15_000, 500 * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 10);
-    const delay = Math.round(base * (0.7 + Math.random() * 0.6));
-    this.nextRetryAt = Date.now() + delay;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this._connect(), delay);
-  }
+  return new Blob(/** @type {BlobPart[]} */ (parts), { type: "text/plain;charset=utf-8" });
 }

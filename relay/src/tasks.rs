@@ -38,6 +38,7 @@ pub fn spec(task: &Task, grace_s: u64) -> TaskSpec {
         timeout_s: (task.timeout_s.max(1) as u64).min(MAX_TIMEOUT_S),
         grace_s,
         log_limit: task.log_limit.max(0) as u64,
+        number: task.number.and_then(|n| u64::try_from(n).ok()),
     }
 }
 

@@ -3,7 +3,8 @@
 //   FULCRUM_URL=http://127.0.0.1:34567 FULCRUM_EMAIL=... FULCRUM_PASSWORD=... \
 //   FULCRUM_REPO_DIR=/path/to/watched/repo node tests/browser/dashboard.mjs
 //
-// Optional: CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR,
+// Optional: CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR (a screenshot of each page,
+// at 1440 px and at 390 px, and of the stale state),
 // FULCRUM_BROWSER_TIMEOUT_MS (per-wait bound, default 15000),
 // FULCRUM_USER_IS_ADMIN=1 when the test user is an administrator (default: a member).
 // Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
@@ -72,9 +73,87 @@ async function screenshot(page, name) {
   return file;
 }
 
+/** Every console error since `from` (an index into consoleAll), 401s included. */
+const consoleSince = (from) => consoleAll.slice(from).map((m) => m.text);
+
+/**
+ * Runs a command in a workspace through the relay's MCP endpoint with an MCP token, as an MCP
+ * client would (Streamable HTTP: initialize, initialized, tools/call run_task). Returns the task id.
+ */
+async function runThroughMcp(token, workspace, command) {
+  const headers = {
+    Authorization: `Bearer ${token}`,
+    "Content-Type": "application/json",
+    Accept: "application/json, text/event-stream",
+  };
+  const rpc = async (body, session) => {
+    const res = await fetch(`${BASE}/mcp`, {
+      method: "POST",
+      headers: session ? { ...headers, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-06-18" } : headers,
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) fail(`MCP ${body.method} answered ${res.status}: ${text.slice(0, 200)}`);
+    // JSON, or server-sent events whose data lines carry the JSON-RPC answer.
+    const json = text.trimStart().startsWith("{")
+      ? [text]
+      : text.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).filter((l) => l.startsWith("{"));
+    const answer = json.map((j) => JSON.parse(j)).find((m) => m.id === body.id);
+    return { answer, session: res.headers.get("mcp-session-id") };
+  };
+  const init = await rpc({
+    jsonrpc: "2.0", id: 1, method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "dashboard-browser-test", version: "1" } },
+  });
+  if (!init.session) fail("the MCP endpoint gave no Mcp-Session-Id");
+  await rpc({ jsonrpc: "2.0", method: "notifications/initialized" }, init.session);
+  const call = await rpc({
+    jsonrpc: "2.0", id: 2, method: "tools/call",
+    params: { name: "run_task", arguments: { workspace, command } },
+  }, init.session);
+  const result = call.answer && call.answer.result;
+  if (!result || result.isError) fail(`run_task through MCP failed: ${JSON.stringify(call.answer).slice(0, 300)}`);
+  const structured = result.structuredContent || JSON.parse(result.content[0].text);
+  if (!structured.id) fail(`run_task through MCP returned no task id: ${JSON.stringify(result).slice(0, 300)}`);
+  return structured.id;
+}
+
+/** What overflows the page horizontally at the current width, and whether the navigation fits. */
+async function layoutProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > window.innerWidth) {
+      const wide = [...document.querySelectorAll("body *")]
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && el.closest(".table-wrap, .log, .codebox-pre") === null)
+        .slice(0, 3).map((el) => `${el.tagName.toLowerCase()}.${[...el.classList].join(".")}`);
+      problems.push(`the page is ${doc.scrollWidth} px wide in a ${window.innerWidth} px window (${wide.join(", ")})`);
+    }
+    const nav = document.querySelector("nav.nav");
+    if (nav) {
+      if (nav.scrollWidth > nav.clientWidth + 1) problems.push(`the navigation needs ${nav.scrollWidth} px and has ${nav.clientWidth}`);
+      const live = document.querySelector("[data-testid=live-indicator]")?.getBoundingClientRect();
+      for (const a of nav.querySelectorAll("a.nav-link")) {
+        if (a.hidden || a.offsetParent === null) continue;
+        const r = a.getBoundingClientRect();
+        if (r.left < 0 || r.right > window.innerWidth) problems.push(`"${a.textContent.trim()}" is cut off (${Math.round(r.left)}–${Math.round(r.right)} px)`);
+        const label = a.querySelector(".nav-label");
+        if (label && label.scrollWidth > label.clientWidth + 1) problems.push(`"${a.textContent.trim()}" is clipped`);
+        if (live && r.left < live.right && live.left < r.right && r.top < live.bottom && live.top < r.bottom) {
+          problems.push(`the live indicator covers "${a.textContent.trim()}"`);
+        }
+      }
+    }
+    return problems;
+  });
+}
+
 const results = [];
 const pageErrors = [];
 const consoleErrors = [];
+const consoleAll = [];
+/** @type {string[] | null} console errors logged while the login page loaded */
+let loginPageErrors = null;
 let editFile = null;
 
 async function main() {
@@ -88,9 +167,25 @@ async function main() {
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (e) => pageErrors.push(e.message));
   page.on("console", (m) => {
-    // 401s are expected: the session probe on page load and the wrong-password attempt.
-    if (m.type() === "error" && !/status of 401/.test(m.text())) consoleErrors.push(m.text());
+    if (m.type() !== "error") return;
+    consoleAll.push({ text: m.text(), url: page.url() });
+    // 401s are expected from the wrong-password attempt; the login page itself must log none.
+    if (!/status of 401/.test(m.text())) consoleErrors.push(m.text());
   });
+
+  // The events socket goes through this route, so a step can cut the live feed as a stopped
+  // relay would, and bring it back.
+  let feedDown = false;
+  let feedSockets = [];
+  await page.routeWebSocket(/\/api\/v1\/events/, (ws) => {
+    if (feedDown) {
+      ws.close({ code: 1011, reason: "feed down (test)" });
+      return;
+    }
+    ws.connectToServer();
+    feedSockets.push(ws);
+  });
+  const ticketDown = (route) => route.abort("connectionrefused");
 
   // Revoking a token asks for confirmation; accept confirm() dialogs, record anything else.
   const dialogs = [];
@@ -110,6 +205,10 @@ async function main() {
         fail(`cannot open ${BASE}/: ${e.message.split("\n")[0]}`);
       }
       await waitFor(page.locator(tid("login-email")), "the login form (login-email)");
+      // Signed out, the login page asks for no refresh it would be refused: no 401, no error.
+      await page.waitForLoadState("networkidle").catch(() => {});
+      loginPageErrors = consoleSince(0);
+      await screenshot(page, "login.png");
       await page.fill(tid("login-email"), EMAIL);
       await page.fill(tid("login-password"), PASSWORD + "-wrong");
       await page.click(tid("login-submit"));
@@ -131,6 +230,11 @@ async function main() {
       const shown = await page.locator(".user-email").textContent().catch(() => "");
       await until(async () => (await page.locator(".user-email").textContent()) === EMAIL,
         `the top bar to show ${EMAIL} (shows "${shown}")`);
+    }],
+
+    ["the login page logged no console error (no refresh probe without a session)", async () => {
+      if (loginPageErrors === null) fail("the login page was not reached");
+      if (loginPageErrors.length) fail(`the login page logged console errors: ${loginPageErrors.join(" | ")}`);
     }],
 
     ["an online workspace with a repo appears", async () => {
@@ -299,15 +403,152 @@ async function main() {
       await page.click(tid("nav-workspaces"));
     }],
 
+    ["every task source has its badge, and the task list filters by source", async () => {
+      if (!workspaceId) fail("no workspace id from the earlier steps");
+      // An MCP token that may run tasks, created in the dashboard; an MCP client starts a task with it.
+      await page.click(tid("nav-tokens"));
+      await waitFor(page.locator(tid("token-name")), "the token form");
+      await page.fill(tid("token-name"), "browser-test-mcp-run");
+      await page.selectOption(tid("token-kind"), "mcp");
+      await page.click(tid("token-create"));
+      const secretEl = page.locator(tid("token-secret"));
+      await until(async () => ((await secretEl.textContent()) || "").trim().startsWith("fcm_") &&
+        (await page.locator(tid("mcp-command")).textContent() || "").includes(((await secretEl.textContent()) || "").trim()),
+        "the new MCP token's secret and its claude mcp add line");
+      const secret = ((await secretEl.textContent()) || "").trim();
+      // The claude mcp add line wraps beside its Copy button, never under it.
+      const overlap = await page.locator(tid("mcp-command")).evaluate((code) => {
+        const btn = code.parentElement.querySelector("button");
+        const a = code.getBoundingClientRect();
+        const b = btn.getBoundingClientRect();
+        return a.right > b.left + 1 || code.scrollWidth > code.clientWidth + 1;
+      });
+      if (overlap) fail("the claude mcp add line runs under its Copy button");
+      const mcpTask = await runThroughMcp(secret, workspaceId, "echo started-through-mcp");
+
+      await page.evaluate((h) => { location.hash = h; }, `#/workspaces/${workspaceId}/tasks`);
+      await waitFor(page.locator(tid("run-form")), "the workspace's run form");
+      await page.fill(tid("run-command"), "echo started-in-the-dashboard");
+      await page.click(tid("run-submit"));
+      const apiTask = await until(async () => {
+        const m = decodeURIComponent(new URL(page.url()).hash).match(/^#\/tasks\/([^/]+)$/);
+        return m ? m[1] : null;
+      }, "the new task's page after pressing Run");
+      await waitFor(page.locator(`${tid("task-page")} ${tid("task-source")}[data-source="api"]`), 'the "api" badge on the task page');
+      await page.click(tid("task-workspace-link"));
+
+      const row = (id) => page.locator(`${tid("task-row")}[data-task-id="${id}"]`);
+      await waitFor(row(mcpTask).locator(`${tid("task-source")}[data-source="mcp"]`), 'the MCP-started task\'s row with an "mcp" badge');
+      await waitFor(row(apiTask).locator(`${tid("task-source")}[data-source="api"]`), 'the dashboard-started task\'s row with an "api" badge');
+      const badge = ((await row(mcpTask).locator(tid("task-source")).textContent()) || "").trim();
+      if (badge !== "mcp") fail(`the MCP-started task's badge says "${badge}", want "mcp"`);
+
+      await page.selectOption(tid("task-source-filter"), "mcp");
+      await waitFor(row(apiTask), "the api task to leave the list under the mcp filter", "detached");
+      await waitFor(row(mcpTask), "the mcp task to stay under the mcp filter");
+      const sources = await page.locator(tid("task-row")).evaluateAll((rs) => rs.map((r) => r.dataset.source));
+      if (sources.some((s) => s !== "mcp")) fail(`the mcp filter shows sources ${sources.join(", ")}`);
+      await page.selectOption(tid("task-source-filter"), "api");
+      await waitFor(row(mcpTask), "the mcp task to leave the list under the api filter", "detached");
+      await waitFor(row(apiTask), "the api task under the api filter");
+      await page.selectOption(tid("task-source-filter"), "");
+      await waitFor(row(mcpTask), "the mcp task back with the filter cleared");
+      await screenshot(page, "workspace-tasks-sources.png");
+      await page.click(tid("nav-workspaces"));
+    }],
+
+    ["with the live feed down, what is live on screen is marked stale, until it is back", async () => {
+      await page.click(tid("nav-workspaces"));
+      const card = page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"]`);
+      await waitFor(card.and(page.locator('[data-online="true"]')), "the online workspace card");
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), "the live feed to be up first");
+      if (await page.locator('[data-stale="true"]').count()) fail("something is marked stale while the feed is live");
+
+      // Cut the feed the way a stopped relay does: the socket closes and no new one opens.
+      feedDown = true;
+      await page.route("**/api/v1/events/ticket", ticketDown);
+      for (const ws of feedSockets.splice(0)) await ws.close({ code: 1001, reason: "relay gone (test)" }).catch(() => {});
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="reconnecting"]`), "the header to say Reconnecting…");
+      const label = ((await page.locator(`${tid("live-indicator")} .live-label`).textContent()) || "").trim();
+      if (label !== "Reconnecting…") fail(`the live indicator says "${label}", want "Reconnecting…"`);
+      await waitFor(card.and(page.locator('[data-stale="true"]')), 'the workspace card marked stale (data-stale="true")');
+      const note = ((await card.locator(tid("stale-note")).first().textContent()) || "").trim();
+      if (!/^last known \S/.test(note)) fail(`the card's stale note says "${note}", want "last known <time>"`);
+      const banner = page.locator(tid("stale-banner"));
+      await waitFor(banner, "the stale banner under the header");
+      if (!/last known/.test((await banner.textContent()) || "")) fail("the stale banner does not say what is shown is the last known state");
+      const dot = await card.locator(".dot").first().evaluate((el) => getComputedStyle(el).backgroundColor);
+      const green = await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue("--green").trim());
+      if (dot.replace(/\s/g, "") === green) fail("the stale card's dot is still green");
+      await screenshot(page, "workspaces-stale.png");
+
+      // Back: the marks go away by themselves.
+      feedDown = false;
+      await page.unroute("**/api/v1/events/ticket", ticketDown);
+      await page.evaluate(() => window.dispatchEvent(new Event("online")));
+      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), "the live feed to come back", "visible", Math.max(WAIT, 30_000));
+      await until(async () => (await page.locator('[data-stale="true"]').count()) === 0, "the stale marks to clear");
+      await waitFor(banner, "the stale banner to go away", "hidden");
+      if (await page.locator(tid("stale-note")).count()) fail("a stale note is left after the feed came back");
+    }],
+
+    ["at 390 px the navigation fits and no page overflows", async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      const pages = [
+        ["workspaces", tid("workspace"), "workspaces"],
+        ["projects", tid("project-create-panel"), "projects"],
+        ["tokens", tid("token-row"), "tokens"],
+        ["profile", `${tid("profile-name")}:enabled`, "profile"],
+        ...(IS_ADMIN ? [["admin", tid("admin-user-row"), "users"]] : []),
+        [`workspaces/${workspaceId}/tasks`, tid("task-row"), "workspace-tasks"],
+      ];
+      const problems = [];
+      try {
+        for (const [route, ready, name] of pages) {
+          await page.evaluate((h) => { location.hash = h; }, `#/${route}`);
+          await waitFor(page.locator(ready), `#/${route} at 390 px`);
+          await page.waitForTimeout(100);
+          for (const p of await layoutProblems(page)) problems.push(`#/${route}: ${p}`);
+          await screenshot(page, `mobile-${name}.png`);
+        }
+        // The task page of the task from the run form.
+        await page.locator(tid("task-link")).first().click();
+        await waitFor(page.locator(tid("task-log")), "a task page at 390 px");
+        for (const p of await layoutProblems(page)) problems.push(`task page: ${p}`);
+        await screenshot(page, "mobile-task.png");
+      } finally {
+        await page.setViewportSize({ width: 1440, height: 900 });
+      }
+      if (problems.length) fail(problems.join("; "));
+      await page.click(tid("nav-workspaces"));
+    }],
+
     ["screenshots", async () => {
       if (!SHOTS) return "skipped (no SCREENSHOT_DIR)";
       await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), "the live indicator before the screenshot");
-      const a = await screenshot(page, "workspaces.png");
-      await page.click(tid("nav-tokens"));
-      await waitFor(page.locator(tid("token-row")), "the tokens list before the screenshot");
-      const b = await screenshot(page, "tokens.png");
+      const shots = [await screenshot(page, "workspaces.png")];
+      for (const [nav, ready, name] of [
+        ["nav-tokens", tid("token-row"), "tokens.png"],
+        ["nav-projects", tid("project-create-panel"), "projects.png"],
+        ["nav-profile", `${tid("profile-name")}:enabled`, "profile.png"],
+        ...(IS_ADMIN ? [["nav-admin", tid("admin-user-row"), "users.png"]] : []),
+      ]) {
+        await page.click(tid(nav));
+        await waitFor(page.locator(ready), `${name} before the screenshot`);
+        shots.push(await screenshot(page, name));
+      }
       await page.click(tid("nav-workspaces"));
-      return `${a}, ${b}`;
+      return shots.join(", ");
+    }],
+
+    ["log out; the login page then loads without an error", async () => {
+      await page.click(tid("logout"));
+      await waitFor(page.locator(tid("login-email")), "the login form after logging out");
+      const from = consoleAll.length;
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await waitFor(page.locator(tid("login-email")), "the login form after a reload");
+      await page.waitForLoadState("networkidle").catch(() => {});
+      if (consoleAll.length > from) fail(`the login page logged console errors after a reload: ${consoleSince(from).join(" | ")}`);
     }],
 
     ["no uncaught JavaScript errors in the page", async () => {

@@ -206,7 +206,7 @@ async fn the_terminal_commands_find_the_dev_agent_from_any_directory_below() {
     )
     .await;
     let mut events = Events::connect(&dev.url, &dev.access).await.unwrap();
-    events
+    let ws = events
         .workspace_where(|w| w["online"] == true)
         .await
         .unwrap();
@@ -251,13 +251,39 @@ async fn the_terminal_commands_find_the_dev_agent_from_any_directory_below() {
     let rows: Vec<&str> = table.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{table}");
     assert!(
-        rows[0].contains("failed") && rows[0].contains("exit 3"),
+        rows[0].starts_with("#2 ") && rows[0].contains("failed"),
         "{table}"
     );
+    assert!(rows[0].contains("exit 3"), "{table}");
     assert!(
-        rows[1].contains("succeeded") && rows[1].contains("echo a && echo b"),
+        rows[1].starts_with("#1 ") && rows[1].contains("succeeded"),
         "{table}"
     );
+    assert!(rows[1].contains("echo a && echo b"), "{table}");
+    // The run's last line names it by its number.
+    assert!(stderr.contains("task #2 failed"), "{stderr}");
+    // The number works with `fulcrum logs` and in the API, in the workspace's namespace.
+    let out = bare_fulcrum(&nested)
+        .args(["logs", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n", "{out:?}");
+    let by_number: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/workspaces/{}/tasks/2",
+            dev.url,
+            ws["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&dev.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_number["data"]["command"], "exit 3", "{by_number}");
+    assert_eq!(by_number["data"]["number"], 2);
     let out = bare_fulcrum(&nested).arg("logs").output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");

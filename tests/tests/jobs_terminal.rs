@@ -226,7 +226,7 @@ async fn terminal_rest_and_mcp_runs_make_the_same_task() {
         .unwrap()
         .to_owned();
 
-    // The same record, apart from the id, the times and the source.
+    // The same record, apart from the id, the number, the times and the source.
     let mut records = Vec::new();
     for (task, source) in [(&terminal, "terminal"), (&rest, "api"), (&mcp, "mcp")] {
         let mut t = events.task_finished_via(&a, task).await.unwrap();
@@ -235,6 +235,7 @@ async fn terminal_rest_and_mcp_runs_make_the_same_task() {
         let t = t.as_object_mut().unwrap();
         for varying in [
             "id",
+            "number",
             "source",
             "created_at",
             "dispatched_at",

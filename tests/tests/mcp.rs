@@ -329,10 +329,17 @@ async fn the_python_sdk_reads_diffs_writes_and_runs_through_the_relay() {
     let mut auto = job(
         &relay.url(),
         &token,
-        vec![(
-            "get_task",
-            json!({ "task_id": task["id"], "log_tail_bytes": 5 }),
-        )],
+        vec![
+            (
+                "get_task",
+                json!({ "task_id": task["id"], "log_tail_bytes": 5 }),
+            ),
+            // By its number in its workspace: the short handle.
+            (
+                "get_task",
+                json!({ "task_id": format!("#{}", task["number"]), "workspace": ws.to_string() }),
+            ),
+        ],
     );
     auto["mode"] = json!("auto");
     let out = python_client(auto).await;
@@ -343,6 +350,9 @@ async fn the_python_sdk_reads_diffs_writes_and_runs_through_the_relay() {
         got["log_offset"], 22,
         "the tail is the last 5 of 27 bytes: {got}"
     );
+    assert!(task["number"].as_i64().is_some_and(|n| n >= 1), "{task}");
+    let by_number: Value = serde_json::from_str(&ok_text(&calls(&out)[1])).unwrap();
+    assert_eq!(by_number["id"], task["id"], "{by_number}");
     drop(agent);
 }
 

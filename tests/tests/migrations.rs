@@ -3,10 +3,8 @@
 //! databases then refuse any value outside the relay's enums.
 
 use chrono::Utc;
-use fulcrum_protocol::{AgentMessage, Durable, TaskOutcome, TaskResult, TaskRun, TaskState};
-use fulcrum_relay::store::{
-    self, NewProject, NewTask, ProjectStatus, Role, TaskFilter, TaskSource,
-};
+use fulcrum_protocol::TaskState;
+use fulcrum_relay::store::{self, NewProject, ProjectStatus, Role, TaskFilter, TaskSource};
 use fulcrum_tests::*;
 use std::str::FromStr;
 
@@ -141,69 +139,46 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
         )
         .await
         .unwrap();
-    // Tasks in every source, one finished with a log, one still queued.
+    // Tasks in every source, as that schema had them, one finished with a log, the others
+    // still dispatched.
     let mut ids = Vec::new();
-    for source in TaskSource::ALL {
-        let task = old
-            .create_task(&NewTask {
-                id: Uuid::now_v7(),
-                owner_id: alice.id,
-                project_id: Some(project.id),
-                workspace_id: ws.id,
-                repo: ".".into(),
-                run: TaskRun::Command {
-                    command: format!("echo {source}"),
-                },
-                env: [("SECRET".to_owned(), "x".to_owned())].into(),
-                timeout_s: 60,
-                triggered_by: alice.id,
-                source: *source,
-                log_limit: 1 << 20,
-                now,
-            })
-            .await
-            .unwrap();
-        ids.push(task.id);
+    for (i, source) in TaskSource::ALL.iter().enumerate() {
+        let id = Uuid::now_v7();
+        old_row!(
+            db,
+            "INSERT INTO tasks (id, owner_id, project_id, workspace_id, repo, command, env, \
+             timeout_s, state, created_at, dispatched_at, triggered_by, source, log_limit) \
+             VALUES ($1, $2, $3, $4, '.', $5, '{\"SECRET\":\"x\"}', 60, 'dispatched', $6, $6, \
+             $2, $7, 1048576)",
+            id,
+            alice.id,
+            project.id,
+            ws.id,
+            format!("echo {source}"),
+            now + chrono::Duration::milliseconds(i as i64),
+            source.as_str()
+        );
+        ids.push(id);
     }
     let log = b"line one\nline two\n".to_vec();
-    let messages = [
-        AgentMessage::TaskStarted {
-            task_id: ids[0],
-            commit: Some("abc".into()),
-            branch: Some("main".into()),
-        },
-        AgentMessage::TaskOutput {
-            task_id: ids[0],
-            offset: 0,
-            data: log.clone(),
-        },
-        AgentMessage::TaskFinished(TaskResult {
-            task_id: ids[0],
-            outcome: TaskOutcome::Exited { code: 3 },
-            log_bytes: log.len() as u64,
-            output_bytes: log.len() as u64,
-            truncated: false,
-            duration_ms: 5,
-            test_summary: None,
-        }),
-    ];
-    let batch: Vec<Durable<AgentMessage>> = messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, body)| Durable {
-            seq: i as u64 + 1,
-            body,
-        })
-        .collect();
-    old.apply_agent_messages(alice.id, ws.id, stream, &batch, now)
-        .await
-        .unwrap();
+    old_row!(
+        db,
+        "UPDATE tasks SET state = 'failed', exit_code = 3, started_at = $2, finished_at = $2, \
+         duration_ms = 5, commit_sha = 'abc', branch = 'main', log_bytes = 18 WHERE id = $1",
+        ids[0],
+        now
+    );
+    old_row!(
+        db,
+        "INSERT INTO task_logs (task_id, byte_offset, data) VALUES ($1, 0, $2)",
+        ids[0],
+        log.clone()
+    );
     let filter = TaskFilter {
         page: 1,
         per_page: 50,
         ..Default::default()
     };
-    let (before, _) = old.list_tasks(alice.id, &filter).await.unwrap();
     let before_project = old.get_project(bob.id, project.id).await.unwrap();
     drop(old);
 
@@ -233,7 +208,18 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     assert_eq!(upgraded.role, store::UserRole::Member);
     let (after, total) = new.list_tasks(alice.id, &filter).await.unwrap();
     assert_eq!(total, 3);
-    assert_eq!(format!("{after:?}"), format!("{before:?}"));
+    // Numbered in the order they were made, from 1, in their workspace.
+    let mut numbered: Vec<(Uuid, Option<i64>)> = after.iter().map(|t| (t.id, t.number)).collect();
+    numbered.sort_by_key(|(_, n)| *n);
+    assert_eq!(
+        numbered,
+        vec![(ids[0], Some(1)), (ids[1], Some(2)), (ids[2], Some(3))]
+    );
+    assert!(
+        after
+            .iter()
+            .all(|t| t.command.as_deref().is_some_and(|c| c.starts_with("echo ")))
+    );
     let finished = new.get_task(bob.id, ids[0]).await.unwrap().unwrap();
     assert_eq!(finished.state, TaskState::Failed);
     assert_eq!(finished.exit_code, Some(3));

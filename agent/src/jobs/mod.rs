@@ -76,6 +76,19 @@ pub struct JobEntry {
     /// When it ended, once it did.
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Its number in this workspace (`#17`), as the relay gave it.
+    #[serde(default)]
+    pub number: Option<u64>,
+}
+
+impl JobEntry {
+    /// How people name it: `#17`, or the start of its id when it has no number.
+    pub fn handle(&self) -> String {
+        match self.number {
+            Some(n) => format!("#{n}"),
+            None => self.task_id.simple().to_string()[..8].to_owned(),
+        }
+    }
 }
 
 /// How a job ended, as kept in `result.json`.
@@ -289,6 +302,7 @@ impl Runner {
             log_bytes: 0,
             end: None,
             finished_at: None,
+            number: spec.number,
         };
         self.status.update(|s| {
             s.jobs.push(entry);
@@ -432,6 +446,7 @@ pub(crate) async fn finish(
                 log_bytes: 0,
                 end: Some(end),
                 finished_at: Some(Utc::now()),
+                number: None,
             }),
         }
         // Keep every unfinished job and the last few finished ones.

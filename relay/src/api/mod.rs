@@ -47,6 +47,7 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/workspaces", get(workspaces::list))
         .route("/workspaces/{id}", get(workspaces::get))
+        .route("/workspaces/{id}/tasks/{number}", get(tasks::by_number))
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::get).patch(projects::update))
         .route("/projects/{id}/archive", post(projects::archive))
@@ -102,9 +103,9 @@ async fn api_not_found(uri: Uri) -> ApiError {
     )
 }
 
-/// Whether the relay is up.
+/// Whether the relay is up (the health probes' answer; `Health` is a project's health).
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub struct Probe {
     /// `ok`, or `ready` for readiness.
     status: &'static str,
     /// `ok` when the database answered (readiness only).
@@ -119,10 +120,10 @@ pub struct Health {
 /// `GET /health/live` (also `/health`): the process is up.
 #[utoipa::path(
     get, path = "/health/live", operation_id = "live", tag = "health", security(()),
-    responses((status = 200, description = "Up", body = envelope::Envelope<Health>))
+    responses((status = 200, description = "Up", body = envelope::Envelope<Probe>))
 )]
 async fn live() -> Response {
-    envelope::ok(Health {
+    envelope::ok(Probe {
         status: "ok",
         database: None,
         secrets: None,
@@ -133,13 +134,13 @@ async fn live() -> Response {
 #[utoipa::path(
     get, path = "/health/ready", operation_id = "ready", tag = "health", security(()),
     responses(
-        (status = 200, description = "Ready", body = envelope::Envelope<Health>),
+        (status = 200, description = "Ready", body = envelope::Envelope<Probe>),
         (status = 503, description = "The database is unreachable", body = envelope::ErrorBody)
     )
 )]
 async fn ready(State(app): State<AppState>) -> Response {
     match app.store.ping().await {
-        Ok(()) => envelope::ok(Health {
+        Ok(()) => envelope::ok(Probe {
             status: "ready",
             database: Some("ok"),
             secrets: Some(

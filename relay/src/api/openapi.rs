@@ -32,7 +32,7 @@ use super::{admin, auth, invitations, oauth, projects, tasks, tickets, tokens, w
         projects::members, projects::set_member, projects::remove_member,
         invitations::invite, invitations::for_project, invitations::withdraw, invitations::mine,
         invitations::accept, invitations::decline,
-        tasks::list, tasks::create, tasks::get, tasks::cancel, tasks::rerun, tasks::logs,
+        tasks::list, tasks::create, tasks::get, tasks::by_number, tasks::cancel, tasks::rerun, tasks::logs,
         tickets::ticket,
         admin::users, admin::deactivate, admin::activate, admin::reset_link,
         oauth::request, oauth::consent,

@@ -115,7 +115,7 @@ fn parse_number(
     path = "/api/v1/tasks",
     operation_id = "list_tasks",
     tag = "tasks",
-    params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<TaskState>, Query, description = "Only tasks in this state"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
+    params(("project" = Option<String>, Query, description = "Only this project's tasks"), ("workspace" = Option<String>, Query, description = "Only this workspace's tasks"), ("state" = Option<TaskState>, Query, description = "Only tasks in this state"), ("source" = Option<crate::store::TaskSource>, Query, description = "Only tasks started through this door"), ("page" = Option<i32>, Query, minimum = 1, description = "1-based page"), ("per_page" = Option<i32>, Query, minimum = 1, maximum = 200, description = "Tasks per page")),
     responses(
         (status = 200, description = "A page of tasks, newest first; `meta` has page, per_page and total", body = Envelope<Vec<Task>>),
         (status = 422, description = "Invalid input", body = ErrorBody),
@@ -132,6 +132,13 @@ pub async fn list(
         .get("state")
         .map(|s| TaskState::parse(s).ok_or_else(|| ApiError::invalid(bad_state())))
         .transpose()?;
+    let source = q
+        .get("source")
+        .map(|s| {
+            crate::store::TaskSource::parse(s)
+                .ok_or_else(|| ApiError::invalid("source must be api, terminal or mcp"))
+        })
+        .transpose()?;
     let page = parse_number(&q, "page", 1, (1, i32::MAX as u64))?;
     let per_page = parse_number(&q, "per_page", 50, (1, MAX_PER_PAGE as u64))?;
     let (page, per_page) = (page as u32, per_page as u32);
@@ -139,6 +146,7 @@ pub async fn list(
         project: parse_uuid(&q, "project")?,
         workspace: parse_uuid(&q, "workspace")?,
         state,
+        source,
         page,
         per_page,
     };
@@ -148,6 +156,40 @@ pub async fn list(
         unreachable!("a JSON object literal")
     };
     Ok(ok_with_meta(tasks, meta))
+}
+
+/// `GET /api/v1/workspaces/{id}/tasks/{number}`: a task by its number in its workspace (`#17`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/workspaces/{id}/tasks/{number}",
+    operation_id = "get_task_by_number",
+    tag = "tasks",
+    params(
+        ("id" = String, Path, description = "The workspace's id"),
+        ("number" = i64, Path, minimum = 1, description = "The task's number in the workspace"),
+    ),
+    responses(
+        (status = 200, description = "The task", body = Envelope<Task>),
+        (status = 404, description = "No such thing, or not the caller's", body = ErrorBody),
+        AuthErrors
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub async fn by_number(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path((workspace, number)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let workspace = uuid::Uuid::parse_str(&workspace).map_err(|_| ApiError::not_found("task"))?;
+    let number = number
+        .trim_start_matches('#')
+        .parse::<i64>()
+        .map_err(|_| ApiError::not_found("task"))?;
+    Ok(ok(app
+        .domain
+        .tasks
+        .by_number(user.caller(), workspace, number)
+        .await?))
 }
 
 /// `GET /api/v1/tasks/{id}`.

@@ -355,6 +355,22 @@ impl Tasks {
         self.reached(caller, id).await
     }
 
+    /// Task `number` of `workspace` (its short handle, `#17`), if the caller may read it.
+    pub async fn by_number(
+        &self,
+        caller: Caller,
+        workspace: Uuid,
+        number: i64,
+    ) -> DomainResult<Task> {
+        caller.need(Scope::Read)?;
+        let found = self
+            .store
+            .task_by_number(caller.user, workspace, number)
+            .await?
+            .ok_or(DomainError::NotFound("task"))?;
+        self.reached(caller, found.id).await
+    }
+
     /// The task if the caller may see it and its token reaches it (no scope checked).
     async fn reached(&self, caller: Caller, id: Uuid) -> DomainResult<Task> {
         let mut found: Vec<Task> = self

@@ -261,9 +261,9 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// Built-in tools that take no `workspace` argument.
-const NO_WORKSPACE_ARG: &[&str] = &["list_workspaces", "list_projects", "get_task"];
+const NO_WORKSPACE_ARG: &[&str] = &["list_workspaces", "list_projects"];
 /// Built-in tools whose `workspace` argument is optional.
-const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks"];
+const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks", "get_task"];
 
 impl Builtin {
     /// Finds a built-in tool by name.

@@ -183,9 +183,29 @@ pub async fn call(
             describe(app, &task, DEFAULT_TAIL).await
         }
         "get_task" => {
+            // A number names a task of the `workspace` given with it.
+            let workspace = match args.contains_key("workspace") {
+                true => Some(take_workspace(app, caller, &mut args).await?.id),
+                false => None,
+            };
             let a: GetTaskArgs = parse(name, args)?;
-            let id = Uuid::parse_str(&a.task_id).map_err(|_| "task not found".to_owned())?;
-            let task = app.domain.tasks.visible(by, id).await.map_err(tool_error)?;
+            let task = match (Uuid::parse_str(&a.task_id), workspace) {
+                (Ok(id), _) => app.domain.tasks.visible(by, id).await,
+                (Err(_), Some(ws)) => {
+                    let number = a
+                        .task_id
+                        .trim_start_matches('#')
+                        .parse::<i64>()
+                        .map_err(|_| "task_id is a task's id, or its number (#17)".to_owned())?;
+                    app.domain.tasks.by_number(by, ws, number).await
+                }
+                (Err(_), None) => {
+                    return Err(
+                        "task_id is a task's id; a number (#17) needs `workspace` too".into(),
+                    );
+                }
+            }
+            .map_err(tool_error)?;
             describe(
                 app,
                 &task,
@@ -208,6 +228,7 @@ pub async fn call(
                 project: None,
                 workspace,
                 state,
+                source: None,
                 page: 1,
                 per_page: a.limit.unwrap_or(20).clamp(1, 200),
             };
@@ -235,6 +256,7 @@ async fn task_now(app: &AppState, by: Caller, id: Uuid) -> Option<Task> {
 fn summary(t: &Task) -> TaskSummary {
     TaskSummary {
         id: t.id,
+        number: t.number,
         workspace_id: t.workspace_id,
         repo: t.repo.clone(),
         command: t.command.clone(),

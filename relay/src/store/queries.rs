@@ -50,7 +50,7 @@ macro_rules! task_select {
          t.env, t.timeout_s, t.state, t.exit_code, t.signal, t.error, t.created_at, \
          t.dispatched_at, t.started_at, t.finished_at, t.duration_ms, t.commit_sha, t.branch, \
          t.triggered_by, u.email AS triggered_by_email, t.source, t.test_summary, t.log_bytes, \
-         t.log_truncated, t.log_limit, t.cancel_requested \
+         t.log_truncated, t.log_limit, t.cancel_requested, t.number \
          FROM tasks t JOIN users u ON u.id = t.triggered_by"
     };
 }
@@ -67,7 +67,7 @@ macro_rules! task_visible {
 macro_rules! task_filter {
     () => {
         "($2 IS NULL OR t.project_id = $2) AND ($3 IS NULL OR t.workspace_id = $3) \
-         AND ($4 IS NULL OR t.state = $4)"
+         AND ($4 IS NULL OR t.state = $4) AND ($5 IS NULL OR t.source = $5)"
     };
 }
 
@@ -402,12 +402,21 @@ pub(super) const TAKE_INVITATION: &str = "DELETE FROM project_invitations \
 
 // ---- Tasks ------------------------------------------------------------------------------------
 
+/// A new task, numbered next in its workspace.
 pub(super) const INSERT_TASK: &str = "INSERT INTO tasks \
     (id, owner_id, project_id, workspace_id, repo, command, step, env, timeout_s, state, \
-     created_at, dispatched_at, triggered_by, source, log_limit) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatched', $10, $10, $11, $12, $13)";
+     created_at, dispatched_at, triggered_by, source, log_limit, number) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatched', $10, $10, $11, $12, $13, \
+     (SELECT COALESCE(MAX(number), 0) + 1 FROM tasks WHERE workspace_id = $4))";
 pub(super) const TASK_UNSCOPED: &str = concat!(task_select!(), " WHERE t.id = $1");
 pub(super) const TASK: &str = concat!(task_select!(), " WHERE ", task_visible!(), " AND t.id = $2");
+/// Task number `$3` of workspace `$2`, if user `$1` may see it.
+pub(super) const TASK_BY_NUMBER: &str = concat!(
+    task_select!(),
+    " WHERE ",
+    task_visible!(),
+    " AND t.workspace_id = $2 AND t.number = $3"
+);
 pub(super) const COUNT_TASKS: &str = concat!(
     "SELECT COUNT(*) FROM tasks t WHERE ",
     task_visible!(),
@@ -420,7 +429,7 @@ pub(super) const TASKS: &str = concat!(
     task_visible!(),
     " AND ",
     task_filter!(),
-    " ORDER BY t.created_at DESC, t.id DESC LIMIT $5 OFFSET $6"
+    " ORDER BY t.created_at DESC, t.id DESC LIMIT $6 OFFSET $7"
 );
 /// Workspace `$1`'s tasks its agent still has to hear about.
 pub(super) const TASKS_TO_RESUME: &str = concat!(

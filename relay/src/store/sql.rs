@@ -113,6 +113,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "oauth",
         include_str!("../../../migrations/sqlite/0012_oauth.sql"),
     ),
+    (
+        13,
+        "task numbers",
+        include_str!("../../../migrations/sqlite/0013_task_numbers.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -184,6 +189,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "oauth",
         include_str!("../../../migrations/postgres/0012_oauth.sql"),
+    ),
+    (
+        13,
+        "task numbers",
+        include_str!("../../../migrations/postgres/0013_task_numbers.sql"),
     ),
 ];
 

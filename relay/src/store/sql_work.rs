@@ -400,25 +400,51 @@ macro_rules! sql_work_store {
                     TaskRun::Command { command } => (Some(command.clone()), None),
                     TaskRun::Step { name } => (None, Some(name.clone())),
                 };
-                sqlx::query(q::INSERT_TASK)
-                    .bind(t.id)
-                    .bind(t.owner_id)
-                    .bind(t.project_id)
-                    .bind(t.workspace_id)
-                    .bind(&t.repo)
-                    .bind(command)
-                    .bind(step)
-                    .bind(Json(&t.env))
-                    .bind(to_db(t.timeout_s)?)
-                    .bind(t.now)
-                    .bind(t.triggered_by)
-                    .bind(t.source.as_str())
-                    .bind(to_db(t.log_limit)?)
-                    .execute(&self.pool)
-                    .await?;
+                // Two tasks of one workspace inserted at once may pick the same number: the
+                // unique index refuses the second, which tries again with the next.
+                let mut attempt = 0;
+                loop {
+                    let inserted = sqlx::query(q::INSERT_TASK)
+                        .bind(t.id)
+                        .bind(t.owner_id)
+                        .bind(t.project_id)
+                        .bind(t.workspace_id)
+                        .bind(&t.repo)
+                        .bind(command.clone())
+                        .bind(step.clone())
+                        .bind(Json(&t.env))
+                        .bind(to_db(t.timeout_s)?)
+                        .bind(t.now)
+                        .bind(t.triggered_by)
+                        .bind(t.source.as_str())
+                        .bind(to_db(t.log_limit)?)
+                        .execute(&self.pool)
+                        .await;
+                    match inserted {
+                        Ok(_) => break,
+                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 8 => {
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 self.task_unscoped(t.id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("task vanished".into()))
+            }
+
+            async fn task_by_number(
+                &self,
+                user: Uuid,
+                workspace: Uuid,
+                number: i64,
+            ) -> StoreResult<Option<Task>> {
+                Ok(sqlx::query_as(q::TASK_BY_NUMBER)
+                    .bind(user)
+                    .bind(workspace)
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn get_task(&self, user: Uuid, id: Uuid) -> StoreResult<Option<Task>> {
@@ -439,6 +465,7 @@ macro_rules! sql_work_store {
                     .bind(f.project)
                     .bind(f.workspace)
                     .bind(f.state.map(TaskState::as_str))
+                    .bind(f.source.map(super::TaskSource::as_str))
                     .fetch_one(&self.pool)
                     .await?;
                 let per_page = i64::from(f.per_page.max(1));
@@ -448,6 +475,7 @@ macro_rules! sql_work_store {
                     .bind(f.project)
                     .bind(f.workspace)
                     .bind(f.state.map(TaskState::as_str))
+                    .bind(f.source.map(super::TaskSource::as_str))
                     .bind(per_page)
                     .bind(skip)
                     .fetch_all(&self.pool)

@@ -182,6 +182,8 @@ pub struct Task {
     pub log_limit: i64,
     /// True once a cancel was asked for.
     pub cancel_requested: bool,
+    /// Its number in its workspace (`#17`), unique per workspace: a short handle.
+    pub number: Option<i64>,
 }
 
 /// Serializes a map as the list of its keys.
@@ -276,6 +278,8 @@ pub struct TaskFilter {
     pub workspace: Option<Uuid>,
     /// Only in this state.
     pub state: Option<TaskState>,
+    /// Only started through this door.
+    pub source: Option<TaskSource>,
     /// 1-based page.
     pub page: u32,
     /// Tasks per page.
@@ -367,6 +371,13 @@ pub trait WorkStore: Send + Sync {
 
     /// Records a task as dispatched.
     async fn create_task(&self, t: &NewTask) -> StoreResult<Task>;
+    /// Task `number` of `workspace`, if `user` may see it.
+    async fn task_by_number(
+        &self,
+        user: Uuid,
+        workspace: Uuid,
+        number: i64,
+    ) -> StoreResult<Option<Task>>;
     /// One task, if `user` may see it.
     async fn get_task(&self, user: Uuid, id: Uuid) -> StoreResult<Option<Task>>;
     /// The tasks `user` may see that match `filter`, newest first, and how many match in all.

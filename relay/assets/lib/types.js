@@ -1,0 +1,115 @@
+// The dashboard's types, for the type check only (`tsc --checkJs`, see scripts/check-dashboard.sh):
+// this module exports nothing at run time and no page imports it; files name its types in JSDoc as
+// `import("./types.js").Task`.
+//
+// The API's shapes come from the relay's own OpenAPI document (tools/dashboard/openapi.json,
+// turned into tools/dashboard/openapi.d.ts by openapi-typescript), so a field renamed or removed in
+// the relay fails the type check wherever the dashboard still uses it.
+
+/** @typedef {import("../../../tools/dashboard/openapi").components["schemas"]} Schemas */
+
+/** @typedef {Schemas["Task"]} Task */
+/** @typedef {Schemas["TaskState"]} TaskState */
+/** @typedef {Schemas["TaskSource"]} TaskSource */
+/** @typedef {Schemas["TestSummary"]} TestSummary */
+/** @typedef {Schemas["TestFailure"]} TestFailure */
+/** @typedef {Schemas["RunBody"]} RunBody */
+/** @typedef {Schemas["LogPage"]} LogPage */
+/** @typedef {Schemas["Workspace"]} Workspace */
+/** @typedef {Schemas["RepoRecord"]} RepoRecord */
+/** @typedef {Schemas["ChangedPath"]} ChangedPath */
+/** @typedef {Schemas["CoderFacts"]} CoderFacts */
+/** @typedef {Schemas["Presence"]} Presence */
+/** @typedef {Schemas["Project"]} Project */
+/** @typedef {Schemas["ProjectBody"]} ProjectBody */
+/** @typedef {Schemas["ProjectStatus"]} ProjectStatus */
+/** @typedef {Schemas["Role"]} Role */
+/** @typedef {Schemas["Member"]} Member */
+/** @typedef {Schemas["Invitation"]} Invitation */
+/** @typedef {Schemas["Token"]} Token */
+/** @typedef {Schemas["CreatedToken"]} CreatedToken */
+/** @typedef {Schemas["NewTokenBody"]} NewTokenBody */
+/** @typedef {Schemas["TokenKind"]} TokenKind */
+/** @typedef {Schemas["Scope"]} Scope */
+/** @typedef {Schemas["Revoked"]} Revoked */
+/** @typedef {Schemas["User"]} User */
+/** @typedef {Schemas["UserRole"]} UserRole */
+/** @typedef {Schemas["UserView"]} UserView */
+/** @typedef {Schemas["MeChange"]} MeChange */
+/** @typedef {Schemas["Preferences"]} Preferences */
+/** @typedef {Schemas["Theme"]} Theme */
+/** @typedef {Schemas["PasswordChanged"]} PasswordChanged */
+/** @typedef {Schemas["ResetLink"]} ResetLink */
+/** @typedef {Schemas["TokenPair"]} TokenPair */
+/** @typedef {Schemas["Ticket"]} Ticket */
+/** @typedef {Schemas["ConsentRequest"]} ConsentRequest */
+/** @typedef {Schemas["ConsentBody"]} ConsentBody */
+/** @typedef {Schemas["ConsentAnswer"]} ConsentAnswer */
+
+/**
+ * A project's health in one word. The OpenAPI document names this `Health` too, and that name
+ * is taken by the relay's readiness answer, so `ProjectReport.health` points at the wrong schema
+ * there: this is the relay's `Health` enum (protocol/src/kinds.rs) until the document is fixed.
+ * @typedef {"running" | "failing" | "healthy" | "offline" | "idle"} ProjectHealth
+ */
+/** @typedef {Omit<Schemas["ProjectReport"], "health"> & { health: ProjectHealth }} ProjectReport */
+
+/** `meta` of a page of tasks. @typedef {{ page?: number, per_page?: number, total?: number }} PageMeta */
+
+/**
+ * The query of GET /api/v1/tasks. `source` is asked for by the dashboard's source filter; a relay
+ * that does not know it yet ignores it (the list filters the page it gets as well).
+ * @typedef {{ project?: string, workspace?: string, state?: string, source?: string, page?: number, per_page?: number }} TaskQuery
+ */
+
+// ---------------------------------------------------------------- the events socket
+//
+// Not in the OpenAPI document: relay/src/events.rs describes these messages.
+
+/**
+ * @typedef {{ type: "snapshot", workspaces: Workspace[] }
+ *   | { type: "workspace", workspace: Workspace }
+ *   | { type: "task", task: Task }
+ *   | { type: "log", task: string, offset: number, data: string }
+ *   | { type: "log_end", task: string, offset: number }
+ *   | { type: "error", task?: string, message?: string }
+ *   | { type: "ping" }} EventMessage
+ */
+
+/** The events socket's state. @typedef {"connecting" | "live" | "reconnecting" | "stopped"} LiveState */
+
+// ---------------------------------------------------------------- the dashboard's own
+
+/**
+ * A page built when its route is entered and destroyed when it is left. It hears about task and
+ * workspace changes and about the socket's state.
+ * @typedef {object} Page
+ * @property {string} [key] the route it was built for
+ * @property {HTMLElement} root
+ * @property {HTMLElement} [heading] focused after navigating to it
+ * @property {string | null} nav the navigation entry it belongs to
+ * @property {() => string} title the document title (before " · Fulcrum")
+ * @property {() => void} [destroy]
+ * @property {(t: Task) => void} [onTask]
+ * @property {() => void} [onWorkspaces]
+ * @property {(s: LiveState) => void} [onLive]
+ */
+
+/** A parsed route. @typedef {{ view: string, id?: string }} Route */
+
+/**
+ * `h()`'s element type from its spec: "input.mono" -> HTMLInputElement, ".x" -> HTMLDivElement.
+ * @template {string} S
+ * @typedef {S extends `${infer T}.${string}` ? TagElement<T> : TagElement<S>} ElementOf
+ */
+/**
+ * @template {string} T
+ * @typedef {T extends "" ? HTMLDivElement : T extends keyof HTMLElementTagNameMap ? HTMLElementTagNameMap[T] : HTMLElement} TagElement
+ */
+
+/** @typedef {Node | string | number | null | undefined | false} Leaf */
+/** What `h()` accepts as children: nodes, text, nothing, and lists of them. @typedef {Leaf | (Leaf | Leaf[])[]} Child */
+
+/** `h()`'s attributes: properties, `on…` listeners, `dataset`, `text`, other attributes. @typedef {Record<string, unknown>} Attrs */
+
+export {};

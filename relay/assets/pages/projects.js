@@ -1,0 +1,432 @@
+// The Projects page (#/projects): invitations waiting for the signed-in user, a new project, and
+// the list; and the badges the project page shares.
+
+import { api, asApiError } from "../api.js";
+import { clear, enc, errorBanner, field, h, loadingEl, uid } from "../lib/dom.js";
+import { byName, expiryEl, timeEl } from "../lib/format.js";
+import { setInvitationCount, signedIn } from "../lib/shell.js";
+import { projectNames, withIds } from "../lib/state.js";
+
+/** @typedef {import("../lib/types.js").Project} Project */
+/** @typedef {import("../lib/types.js").ProjectBody} ProjectBody */
+/** @typedef {import("../lib/types.js").Invitation} Invitation */
+/** @typedef {import("../lib/types.js").Page} Page */
+
+/** @returns {Page} */
+export function buildProjectsPage() {
+  const ps = {
+    /** @type {Project[] | null} */
+    list: null,
+    /** @type {string | null} */
+    error: null,
+    seq: 0,
+    /** @type {Invitation[] | null} */
+    invites: null,
+    invitesSeq: 0,
+    /** @type {string | null} */
+    inviteError: null,
+    /** @type {{ id: string, name: string } | null} */
+    joined: null,
+  };
+  const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Projects" });
+  const summary = h("span.summary");
+
+  const name = h("input", {
+    type: "text",
+    maxlength: 200,
+    autocomplete: "off",
+    required: true,
+    "data-testid": "project-name",
+  });
+  const description = h("input", {
+    type: "text",
+    maxlength: 2000,
+    autocomplete: "off",
+    "data-testid": "project-description",
+  });
+  const repoUrl = h("input", {
+    type: "text",
+    inputmode: "url",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "https://git.example.com/team/repo",
+    "data-testid": "project-repo-url",
+  });
+  const techStack = h("input", {
+    type: "text",
+    autocomplete: "off",
+    placeholder: "rust, postgres, typescript",
+    "data-testid": "project-tech-stack",
+  });
+  const create = h("button.btn.btn-primary", { type: "submit", "data-testid": "project-create" }, "Create project");
+  const formError = h("div.form-error", { role: "alert", "data-testid": "project-error", hidden: true });
+  const form = h(
+    "form.project-form",
+    { "aria-label": "New project" },
+    h(
+      "div.form-grid",
+      null,
+      field("Name", name),
+      field("Repository URL", repoUrl),
+      field("Description", description),
+      field("Tech stack", techStack, "Comma-separated"),
+    ),
+    h("div.form-actions", null, create),
+    formError,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    formError.hidden = true;
+    /** @type {ProjectBody & { name: string }} */
+    const body = { name: name.value.trim() };
+    if (!body.name) {
+      formError.textContent = "Give the project a name.";
+      formError.hidden = false;
+      name.focus();
+      return;
+    }
+    if (description.value.trim()) body.description = description.value.trim();
+    if (repoUrl.value.trim()) body.repository_url = repoUrl.value.trim();
+    const stack = splitList(techStack.value);
+    if (stack.length) body.tech_stack = stack;
+    create.disabled = true;
+    create.textContent = "Creating…";
+    try {
+      const p = await api.createProject(body);
+      if (p?.id) {
+        projectNames.set(p.id, p.name);
+        location.hash = `#/projects/${enc(p.id)}`;
+        return;
+      }
+      load();
+    } catch (err) {
+      formError.textContent = asApiError(err).message;
+      formError.hidden = false;
+    } finally {
+      create.disabled = false;
+      create.textContent = "Create project";
+    }
+  });
+
+  const listSlot = h("div");
+  const invitesSlot = h("div");
+  const root = h(
+    "section.view.view-narrow",
+    { "aria-labelledby": heading.id },
+    h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    invitesSlot,
+    h("div.panel", { "data-testid": "project-create-panel" }, h("h2", { text: "New project" }), form),
+    listSlot,
+  );
+
+  async function load() {
+    const seq = ++ps.seq;
+    try {
+      const list = await api.projects();
+      if (seq !== ps.seq) return;
+      ps.list = withIds(list);
+      ps.error = null;
+      for (const p of ps.list) projectNames.set(p.id, p.name);
+    } catch (err) {
+      if (seq !== ps.seq || !signedIn()) return;
+      ps.error = asApiError(err).message;
+    }
+    render();
+  }
+
+  // Invitations addressed to the signed-in user: a card above everything else, none when none.
+  async function loadInvites() {
+    const seq = ++ps.invitesSeq;
+    try {
+      const list = await api.myInvitations();
+      if (seq !== ps.invitesSeq) return;
+      ps.invites = withIds(list);
+      setInvitationCount(ps.invites.length);
+    } catch (err) {
+      // Stay quiet: the projects list works without them (the next visit tries again).
+      if (seq !== ps.invitesSeq || !signedIn()) return;
+      console.warn("Couldn't load invitations:", asApiError(err).message);
+    }
+    renderInvites();
+  }
+
+  function renderInvites() {
+    clear(invitesSlot);
+    const list = ps.invites || [];
+    let joinedLink = null;
+    if (ps.joined) {
+      joinedLink = h("a", { href: `#/projects/${enc(ps.joined.id)}`, text: ps.joined.name || "the project" });
+      invitesSlot.append(
+        h(
+          "div.notice.invite-joined",
+          { role: "status", "data-testid": "invitation-joined" },
+          "You joined ",
+          joinedLink,
+          ".",
+        ),
+      );
+    }
+    if (!list.length && !ps.inviteError) return joinedLink;
+    invitesSlot.append(
+      h(
+        "section.card",
+        { "aria-label": "Invitations", "data-testid": "invitations" },
+        h(
+          "div.card-head",
+          null,
+          h("h2", { text: "Invitations" }),
+          h("span.muted.small", { text: "You have been invited to join these projects." }),
+        ),
+        h(
+          "div.card-body",
+          null,
+          list.length ? h("ul.plist", null, list.map(inviteRow)) : null,
+          ps.inviteError
+            ? h("div.form-error", { role: "alert", "data-testid": "invitation-error", text: ps.inviteError })
+            : null,
+        ),
+      ),
+    );
+    return joinedLink;
+  }
+
+  /** @param {Invitation} inv */
+  function inviteRow(inv) {
+    const name = inv.project_name || "(unnamed)";
+    const accept = h(
+      "button.btn.btn-small.btn-primary",
+      { type: "button", "data-testid": "invitation-accept", "aria-label": `Accept the invitation to ${name}` },
+      "Accept",
+    );
+    const decline = h(
+      "button.btn.btn-small.btn-ghost",
+      { type: "button", "data-testid": "invitation-decline", "aria-label": `Decline the invitation to ${name}` },
+      "Decline",
+    );
+    /** @param {{ id: string, name: string } | null} joined */
+    const answered = (joined) => {
+      ps.invites = (ps.invites || []).filter((x) => x.id !== inv.id);
+      ps.inviteError = null;
+      setInvitationCount(ps.invites.length);
+      if (joined) ps.joined = joined;
+      const link = renderInvites();
+      if (joined && link) link.focus();
+    };
+    /** @param {string} verb @param {unknown} e */
+    const failed = (verb, e) => {
+      const err = asApiError(e);
+      ps.inviteError =
+        err.status === 404
+          ? `The invitation to “${name}” has expired or was withdrawn.`
+          : `Couldn't ${verb} the invitation to “${name}”: ${err.message}`;
+      if (err.status === 404) loadInvites();
+      else renderInvites();
+    };
+    accept.addEventListener("click", async () => {
+      accept.disabled = true;
+      decline.disabled = true;
+      try {
+        const p = await api.acceptInvitation(inv.id);
+        const joined = p?.id ? { id: p.id, name: p.name } : { id: inv.project_id, name: inv.project_name };
+        projectNames.set(joined.id, joined.name);
+        answered(joined);
+        load(); // the project is in the list now
+      } catch (err) {
+        failed("accept", err);
+      }
+    });
+    decline.addEventListener("click", async () => {
+      if (!window.confirm(`Decline the invitation to “${name}”?`)) return;
+      accept.disabled = true;
+      decline.disabled = true;
+      try {
+        await api.declineInvitation(inv.id);
+        answered(null);
+      } catch (err) {
+        failed("decline", err);
+      }
+    });
+    return h(
+      "li.prow.invite-row",
+      { "data-testid": "invitation-row", "data-invitation-id": inv.id, "data-project-id": inv.project_id || "" },
+      h("span.prow-name", { text: name }),
+      inv.invited_by_email
+        ? h("span.muted.small.invite-from", {
+            text: `from ${inv.invited_by_email}`,
+            title: `Invited by ${inv.invited_by_email}`,
+          })
+        : null,
+      h("span.role", { class: `role-${inv.role}`, text: inv.role || "—" }),
+      expiryEl(inv.expires_at),
+      accept,
+      decline,
+    );
+  }
+
+  function render() {
+    clear(listSlot);
+    const p = ps.list;
+    summary.textContent = p?.length ? `${p.filter((x) => x.status !== "archived").length} active` : "";
+    if (ps.error && !p) {
+      listSlot.append(errorBanner(`Couldn't load projects: ${ps.error}`, load));
+      return;
+    }
+    if (!p) {
+      listSlot.append(loadingEl("Loading projects…"));
+      return;
+    }
+    if (!p.length) {
+      listSlot.append(
+        h(
+          "div.empty.empty-small",
+          null,
+          h("h2", { text: "No projects yet" }),
+          h("p.muted", {
+            text: "A project groups workspaces that work on the same code, so you can run tasks and QA steps on whichever of them is online.",
+          }),
+        ),
+      );
+      return;
+    }
+    const sorted = [...p].sort(
+      (a, b) => (a.status === "archived" ? 1 : 0) - (b.status === "archived" ? 1 : 0) || byName(a.name, b.name),
+    );
+    listSlot.append(
+      h(
+        "div.table-wrap",
+        null,
+        h(
+          "table.data",
+          null,
+          h(
+            "thead",
+            null,
+            h(
+              "tr",
+              null,
+              h("th", { scope: "col", text: "Name" }),
+              h("th", { scope: "col", text: "Status" }),
+              h("th", { scope: "col", text: "Your role" }),
+              h("th", { scope: "col", text: "Workspaces" }),
+              h("th", { scope: "col", text: "Tech stack" }),
+              h("th", { scope: "col", text: "Updated" }),
+            ),
+          ),
+          h(
+            "tbody",
+            null,
+            sorted.map((x) => {
+              const n = Array.isArray(x.workspace_ids) ? x.workspace_ids.length : 0;
+              return h(
+                "tr",
+                {
+                  "data-testid": "project-row",
+                  "data-project-id": x.id,
+                  "data-status": x.status || "",
+                  class: x.status === "archived" ? "is-archived" : "",
+                },
+                h(
+                  "td.t-name",
+                  null,
+                  h("a", {
+                    href: `#/projects/${enc(x.id)}`,
+                    "data-testid": "project-link",
+                    text: x.name || "(unnamed)",
+                  }),
+                  x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null,
+                ),
+                h("td", null, projectStatusBadge(x.status)),
+                h(
+                  "td",
+                  { "data-testid": "project-role" },
+                  h("span.role", { class: `role-${x.role}`, text: x.role || "—" }),
+                ),
+                h("td.num", { "data-testid": "project-workspace-count", text: String(n) }),
+                h("td", null, stackTags(x.tech_stack)),
+                h("td.t-time", null, timeEl(x.updated_at || x.created_at)),
+              );
+            }),
+          ),
+        ),
+      ),
+    );
+  }
+
+  render();
+  load();
+  loadInvites();
+  return {
+    root,
+    heading,
+    nav: "projects",
+    title: () => "Projects",
+    destroy: () => {
+      ps.seq++;
+      ps.invitesSeq++;
+    },
+  };
+}
+
+/** "a, b, a" -> ["a", "b"]. @param {string} s */
+export function splitList(s) {
+  return [
+    ...new Set(
+      String(s || "")
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
+  ];
+}
+
+/** @param {string} status */
+export function projectStatusBadge(status) {
+  return h(
+    "span.pstatus",
+    {
+      class: status === "archived" ? "pstatus-archived" : "pstatus-active",
+      "data-testid": "project-status",
+      "data-status": status || "",
+    },
+    status === "archived" ? "archived" : "active",
+  );
+}
+
+/** @param {unknown} list */
+export function stackTags(list) {
+  const items = Array.isArray(list) ? list.filter((x) => typeof x === "string" && x) : [];
+  if (!items.length) return h("span.muted", { text: "—" });
+  return h(
+    "span.stack",
+    null,
+    items.map((s) => h("span.tag.tag-stack", { text: s })),
+  );
+}
+
+/** @type {Record<string, string>} */
+const HEALTH_LABELS = { healthy: "Healthy", failing: "Failing", running: "Running", idle: "Idle", offline: "Offline" };
+/** @type {Record<string, string>} */
+const HEALTH_HINTS = {
+  healthy: "The last finished task succeeded.",
+  failing: "The last finished task did not succeed.",
+  running: "A task is queued or running.",
+  idle: "No tasks have run yet.",
+  offline: "No workspace of this project is online.",
+};
+
+/** @param {string} hv */
+export function healthBadge(hv) {
+  const known = HEALTH_LABELS[hv] ? hv : "unknown";
+  return h(
+    "span.health",
+    {
+      class: `health-${known}`,
+      "data-testid": "project-health",
+      "data-health": hv || "",
+      title: HEALTH_HINTS[known] || "",
+      "data-live": known === "running" ? "" : null,
+    },
+    h("span.health-dot", { "aria-hidden": "true" }),
+    HEALTH_LABELS[known] || "Unknown",
+  );
+}
