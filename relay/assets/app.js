@@ -3,11 +3,12 @@
 // Everything is put into the page with DOM nodes and text nodes, never as HTML.
 //
 // Routes: #/workspaces and #/tokens (built once, shown and hidden), and pages built per visit:
-// #/projects, #/projects/{id}, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
+// #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
 // #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
 // #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
 import { isAuthenticated, logout, onSession, restoreSession } from "./api.js";
+import { activityLive, activityTask } from "./lib/activity.js";
 import { clear, enc, h } from "./lib/dom.js";
 import { applyTimeZone, tickTimes } from "./lib/format.js";
 import { loadWorkspaces, startLive, stopLive } from "./lib/live.js";
@@ -26,6 +27,7 @@ import {
 import { resetState } from "./lib/state.js";
 import { applyTheme, storedTheme } from "./lib/theme.js";
 import { buildAdminPage } from "./pages/admin.js";
+import { buildTasksPage } from "./pages/all-tasks.js";
 import { authorizeQueryFromHash, CONSENT_LOGIN_NOTICE, renderConsent } from "./pages/authorize.js";
 import { renderBoot, renderLogin, renderPasswordReset, resetTokenFromHash } from "./pages/login.js";
 import { buildProfilePage } from "./pages/profile.js";
@@ -179,7 +181,10 @@ function enterApp() {
       updateTitle();
       notifyPage("onWorkspaces");
     },
-    task: (t) => notifyPage("onTask", t),
+    task: (t) => {
+      activityTask(t);
+      notifyPage("onTask", t);
+    },
     state: onLiveState,
   });
   loadWorkspaces();
@@ -207,6 +212,7 @@ function teardownShell() {
 function onLiveState(s) {
   const shell = getShell();
   if (!shell) return;
+  activityLive(s);
   const live = s === "live";
   const el = shell.header.live;
   el.dataset.state = live ? "live" : "reconnecting";
@@ -237,7 +243,8 @@ function parseRoute(hash) {
   }
   const [a, b, c] = parts;
   if (parts.length === 0) return { view: "workspaces" };
-  if (parts.length === 1 && ["workspaces", "tokens", "projects", "profile", "admin"].includes(a)) return { view: a };
+  if (parts.length === 1 && ["workspaces", "tokens", "projects", "tasks", "profile", "admin"].includes(a))
+    return { view: a };
   if (parts.length === 2 && a === "projects") return { view: "project", id: b };
   if (parts.length === 2 && a === "tasks") return { view: "task", id: b };
   if (parts.length === 3 && a === "workspaces" && c === "tasks") return { view: "workspace-tasks", id: b };
@@ -250,6 +257,7 @@ function parseRoute(hash) {
  */
 function buildPage(r) {
   if (r.view === "projects") return buildProjectsPage();
+  if (r.view === "tasks") return buildTasksPage();
   if (r.view === "profile") return buildProfilePage();
   if (r.view === "admin") return buildAdminPage();
   if (!r.id) return null;

@@ -196,6 +196,11 @@ async function main() {
 
   const onlineCard = page.locator(`${tid("workspace")}[data-online="true"]`);
   let workspaceId = null;
+  // From the task-source step, for the activity and Tasks-view steps after it.
+  let mcpRunSecret = null;
+  let mcpTaskId = null;
+  let apiTaskId = null;
+  let failingTaskId = null;
 
   const steps = [
     ["login (wrong password is rejected, then the right one works)", async () => {
@@ -416,6 +421,7 @@ async function main() {
         (await page.locator(tid("mcp-command")).textContent() || "").includes(((await secretEl.textContent()) || "").trim()),
         "the new MCP token's secret and its claude mcp add line");
       const secret = ((await secretEl.textContent()) || "").trim();
+      mcpRunSecret = secret;
       // The claude mcp add line wraps beside its Copy button, never under it.
       const overlap = await page.locator(tid("mcp-command")).evaluate((code) => {
         const btn = code.parentElement.querySelector("button");
@@ -454,6 +460,74 @@ async function main() {
       await page.selectOption(tid("task-source-filter"), "");
       await waitFor(row(mcpTask), "the mcp task back with the filter cleared");
       await screenshot(page, "workspace-tasks-sources.png");
+      mcpTaskId = mcpTask;
+      apiTaskId = apiTask;
+      await page.click(tid("nav-workspaces"));
+    }],
+
+    ["the workspace card shows its last tasks, and a failing one live", async () => {
+      if (!workspaceId || !apiTaskId || !mcpRunSecret) fail("no workspace, task or MCP token from the earlier steps");
+      const card = page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"]`);
+      const line = (id) => card.locator(`${tid("workspace-task")}[data-task-id="${id}"]`);
+      await waitFor(line(apiTaskId), "the dashboard-started task among the card's last tasks (workspace-task)");
+      await waitFor(line(apiTaskId).locator(`${tid("workspace-task-state")}[data-state="succeeded"]`), "its succeeded badge on the card");
+      const num = ((await line(apiTaskId).locator(tid("workspace-task-number")).textContent()) || "").trim();
+      if (!/^#\d+$/.test(num)) fail(`the card shows the task's number as "${num}", want "#N"`);
+      const cmd = ((await line(apiTaskId).textContent()) || "");
+      if (!cmd.includes("echo started-in-the-dashboard")) fail(`the card's task line does not show its command: "${cmd.trim()}"`);
+      const shown = await card.locator(tid("workspace-task")).count();
+      if (shown > 6) fail(`the card shows ${shown} tasks, want at most the last 5 (and older running ones)`);
+      // A failing task started elsewhere shows up on the open page without a reload.
+      failingTaskId = await runThroughMcp(mcpRunSecret, workspaceId, "echo failing-on-the-card; exit 4");
+      await waitFor(line(failingTaskId).locator(`${tid("workspace-task-state")}[data-state="failed"]`),
+        'the MCP-started failing task on the card, live, with data-state="failed"', "visible", Math.max(WAIT, 45_000));
+      await until(async () => (await card.getAttribute("data-last-task-state")) === "failed", 'the card\'s data-last-task-state="failed"');
+      const first = await card.locator(tid("workspace-task")).first().getAttribute("data-task-id");
+      if (first !== failingTaskId) fail("the newest task is not first on the card");
+      await screenshot(page, "workspaces-activity.png");
+      await line(failingTaskId).locator(tid("workspace-task-link")).click();
+      await until(async () => decodeURIComponent(new URL(page.url()).hash) === `#/tasks/${failingTaskId}`, "the task page from the card");
+      await page.click(tid("nav-workspaces"));
+    }],
+
+    ["the Tasks view lists tasks across workspaces, and its filters narrow it", async () => {
+      if (!failingTaskId || !apiTaskId || !mcpTaskId) fail("no tasks from the earlier steps");
+      await page.click(tid("nav-tasks"));
+      await until(async () => new URL(page.url()).hash === "#/tasks", "the URL #/tasks");
+      await waitFor(page.locator(tid("tasks-page")), "the Tasks view (tasks-page)");
+      if ((await page.locator(tid("nav-tasks")).getAttribute("aria-current")) !== "page") fail("nav-tasks is not marked current");
+      const row = (id) => page.locator(`${tid("tasks-page")} ${tid("task-row")}[data-task-id="${id}"]`);
+      for (const id of [failingTaskId, apiTaskId, mcpTaskId]) await waitFor(row(id), `task ${id} in the Tasks view`);
+      const ids = await page.locator(tid("task-row")).evaluateAll((rs) => rs.map((r) => r.dataset.taskId));
+      if (ids.indexOf(failingTaskId) > ids.indexOf(apiTaskId)) fail("the Tasks view is not newest first");
+      const num = ((await row(failingTaskId).locator(tid("task-row-number")).textContent()) || "").trim();
+      if (!/^#\d+$/.test(num)) fail(`the row shows the number "${num}", want "#N"`);
+      // State (asked of the relay).
+      await page.selectOption(tid("task-filter"), "failed");
+      await waitFor(row(apiTaskId), "the succeeded task to leave under the failed filter", "detached");
+      await waitFor(row(failingTaskId), "the failed task under the failed filter");
+      await page.selectOption(tid("task-filter"), "");
+      // Source.
+      await page.selectOption(tid("task-source-filter"), "api");
+      await waitFor(row(failingTaskId), "the mcp task to leave under the api filter", "detached");
+      await waitFor(row(apiTaskId), "the api task under the api filter");
+      await page.selectOption(tid("task-source-filter"), "");
+      // Workspace.
+      await waitFor(page.locator(`${tid("task-workspace-filter")} option[value="${workspaceId}"]`), "the workspace offered in the filter", "attached");
+      await page.selectOption(tid("task-workspace-filter"), workspaceId);
+      await waitFor(row(failingTaskId), "the workspace's task under its workspace filter");
+      await page.selectOption(tid("task-workspace-filter"), "");
+      // Who (on the page in the browser).
+      await waitFor(row(apiTaskId), "the api task back with the filters cleared");
+      await page.fill(tid("task-who-filter"), EMAIL);
+      await waitFor(row(apiTaskId), "the signed-in user's task under the who filter");
+      await page.fill(tid("task-who-filter"), "nobody-at-all@");
+      await waitFor(page.locator(`${tid("tasks-page")} ${tid("task-empty")}`), "no rows for a who that started nothing");
+      await page.fill(tid("task-who-filter"), "");
+      await waitFor(row(apiTaskId), "the rows back with the who filter cleared");
+      await screenshot(page, "tasks.png");
+      await row(failingTaskId).locator(tid("task-link")).click();
+      await until(async () => decodeURIComponent(new URL(page.url()).hash) === `#/tasks/${failingTaskId}`, "the task page from the Tasks view");
       await page.click(tid("nav-workspaces"));
     }],
 
@@ -498,6 +572,7 @@ async function main() {
         ["workspaces", tid("workspace"), "workspaces"],
         ["projects", tid("project-create-panel"), "projects"],
         ["tokens", tid("token-row"), "tokens"],
+        ["tasks", tid("task-row"), "tasks"],
         ["profile", `${tid("profile-name")}:enabled`, "profile"],
         ...(IS_ADMIN ? [["admin", tid("admin-user-row"), "users"]] : []),
         [`workspaces/${workspaceId}/tasks`, tid("task-row"), "workspace-tasks"],
@@ -530,6 +605,7 @@ async function main() {
       for (const [nav, ready, name] of [
         ["nav-tokens", tid("token-row"), "tokens.png"],
         ["nav-projects", tid("project-create-panel"), "projects.png"],
+        ["nav-tasks", `${tid("tasks-page")} ${tid("task-row")}`, "tasks.png"],
         ["nav-profile", `${tid("profile-name")}:enabled`, "profile.png"],
         ...(IS_ADMIN ? [["nav-admin", tid("admin-user-row"), "users.png"]] : []),
       ]) {

@@ -124,6 +124,7 @@ async function main() {
   let sleepTask = null;
   let projectId = null;
   let projectName = null;
+  let projectTask = null;
 
   /** Submit the run form shown on the page and return the id of the task page it opens. */
   async function runFromForm(fill, previous) {
@@ -283,7 +284,25 @@ async function main() {
       await page.click(tid("task-project-link"));
       await waitFor(page.locator(`${tid("task-row")}[data-task-id="${id}"][data-state="succeeded"]`), "the task in the project's task list");
       await waitFor(page.locator(`${tid("recent-task")}[href="#/tasks/${id}"]`), "the task among the project's last tasks");
+      projectTask = id;
       return `health: ${await page.locator(tid("project-health")).getAttribute("data-health")}`;
+    }],
+
+    ["the Tasks view filters by project", async () => {
+      if (!projectTask || !loopTask) fail("no tasks from the earlier steps");
+      await page.click(tid("nav-tasks"));
+      await waitFor(page.locator(tid("tasks-page")), "the Tasks view (tasks-page)");
+      const row = (id) => page.locator(`${tid("tasks-page")} ${tid("task-row")}[data-task-id="${id}"]`);
+      await waitFor(row(loopTask), "the workspace's task in the Tasks view");
+      await waitFor(row(projectTask), "the project's task in the Tasks view");
+      await waitFor(page.locator(`${tid("task-project-filter")} option[value="${projectId}"]`), "the project offered in the project filter", "attached");
+      await page.selectOption(tid("task-project-filter"), projectId);
+      await waitFor(row(loopTask), "a task outside the project to leave under the project filter", "detached");
+      await waitFor(row(projectTask), "the project's task under the project filter");
+      await page.selectOption(tid("task-project-filter"), "");
+      await waitFor(row(loopTask), "the other tasks back with the filter cleared");
+      await page.evaluate((h) => { location.hash = h; }, `#/projects/${projectId}`);
+      await waitFor(page.locator(tid("run-form")), "the project page's run form again");
     }],
 
     ["failing tests are listed on the task page", async () => {

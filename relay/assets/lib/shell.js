@@ -82,6 +82,7 @@ export function buildHeader() {
     "Projects",
     h("span.nav-count.nav-count-invites", { hidden: true, "data-testid": "nav-invitations" }),
   );
+  const navTasks = navLink("tasks", "Tasks");
   const navTokens = navLink("tokens", "Tokens");
   const navAdmin = navLink("admin", "Users");
   navAdmin.hidden = true;
@@ -108,7 +109,7 @@ export function buildHeader() {
         h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }),
         h("span.brand-name", { text: "Fulcrum" }),
       ),
-      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTokens, navAdmin, navProfile),
+      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTasks, navTokens, navAdmin, navProfile),
       live,
       h("div.user", null, email, logout),
     ),
@@ -118,6 +119,7 @@ export function buildHeader() {
   const navs = [
     [navWorkspaces, "workspaces"],
     [navProjects, "projects"],
+    [navTasks, "tasks"],
     [navTokens, "tokens"],
     [navAdmin, "admin"],
     [navProfile, "profile"],

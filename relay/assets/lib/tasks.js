@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import { clear, enc, errorBanner, field, h, loadingEl } from "./dom.js";
 import { fmtDuration, parseTime, plural, timeEl } from "./format.js";
 import { signedIn } from "./shell.js";
-import { workspaceName } from "./state.js";
+import { projectNames, state, workspaceName } from "./state.js";
 
 /** @typedef {import("./types.js").Task} Task */
 /** @typedef {import("./types.js").TaskState} TaskState */
@@ -155,15 +155,19 @@ export function workspaceTasksLink(id, attrs = {}) {
 // ------------------------------------------------------------------ the task list
 
 /**
- * A paged, filterable task list for a project or a workspace, kept current by task events:
- * rows that are on screen are replaced in place; new tasks reload page 1 (debounced).
+ * A paged, filterable task list for a project or a workspace, or across all of them (`global`:
+ * with filters for the workspace, the project and who started a task), kept current by task
+ * events: rows that are on screen are replaced in place; new tasks reload page 1 (debounced).
  * @param {{ project?: string, workspace?: string }} scope
- * @param {{ showWorkspace?: boolean, perPage?: number }} [options]
+ * @param {{ showWorkspace?: boolean, perPage?: number, global?: boolean }} [options]
  */
-export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
+export function taskList(scope, { showWorkspace = false, perPage = 25, global = false } = {}) {
   const ls = {
     state: "",
     source: "",
+    workspace: "",
+    project: "",
+    who: "",
     page: 1,
     perPage,
     total: 0,
@@ -200,6 +204,59 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
     ls.page = 1;
     load();
   });
+  // The global list's filters: workspace and project are asked of the relay; "who" filters the
+  // page the relay sent, here in the browser (GET /tasks has no filter for who started a task).
+  const wsFilter = h("select", { "data-testid": "task-workspace-filter" });
+  wsFilter.addEventListener("change", () => {
+    ls.workspace = wsFilter.value;
+    ls.page = 1;
+    load();
+  });
+  const projectFilter = h("select", { "data-testid": "task-project-filter" });
+  projectFilter.addEventListener("change", () => {
+    ls.project = projectFilter.value;
+    ls.page = 1;
+    load();
+  });
+  const whoFilter = h("input", {
+    type: "search",
+    placeholder: "email",
+    "aria-label": "Started by (on this page)",
+    "data-testid": "task-who-filter",
+    spellcheck: "false",
+  });
+  whoFilter.addEventListener("input", () => {
+    ls.who = whoFilter.value.trim().toLowerCase();
+    render();
+  });
+  /**
+   * @param {HTMLSelectElement} sel
+   * @param {string} all the "any" option's label
+   * @param {[string, string][]} options value, label
+   */
+  const setOptions = (sel, all, options) => {
+    const value = sel.value;
+    clear(sel);
+    sel.append(
+      h("option", { value: "", text: all }),
+      ...options.map(([v, label]) => h("option", { value: v, text: label })),
+    );
+    if (value && !options.some(([v]) => v === value)) sel.append(h("option", { value, text: value.slice(0, 8) }));
+    sel.value = value;
+  };
+  const syncFilters = () => {
+    if (!global) return;
+    const byLabel = (/** @type {[string, string]} */ a, /** @type {[string, string]} */ b) => a[1].localeCompare(b[1]);
+    setOptions(
+      wsFilter,
+      "All workspaces",
+      [...state.workspaces.values()]
+        .map((w) => /** @type {[string, string]} */ ([w.id, w.name || w.id.slice(0, 8)]))
+        .sort(byLabel),
+    );
+    setOptions(projectFilter, "All projects", [...projectNames.entries()].sort(byLabel));
+  };
+  syncFilters();
   const count = h("span.muted.small", { "data-testid": "task-count" });
   const prev = h("button.btn.btn-small", { type: "button", "data-testid": "task-prev" }, "← Newer");
   const next = h("button.btn.btn-small", { type: "button", "data-testid": "task-next" }, "Older →");
@@ -221,15 +278,23 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
   const root = h(
     "div.task-list",
     { "data-testid": "task-list" },
-    h("div.list-toolbar", null, field("State", filter), field("Source", sourceFilter), h("span.grow"), count),
+    h(
+      "div.list-toolbar",
+      null,
+      field("State", filter),
+      field("Source", sourceFilter),
+      global ? [field("Workspace", wsFilter), field("Project", projectFilter), field("Who", whoFilter)] : null,
+      h("span.grow"),
+      count,
+    ),
     body,
     pager,
   );
 
   /** @returns {TaskQuery} */
   const params = () => ({
-    project: scope.project,
-    workspace: scope.workspace,
+    project: scope.project || ls.project || undefined,
+    workspace: scope.workspace || ls.workspace || undefined,
     state: ls.state,
     source: ls.source,
     page: ls.page,
@@ -237,8 +302,8 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
   });
   /** @param {Task} t */
   const matches = (t) =>
-    (scope.project ? t.project_id === scope.project : true) &&
-    (scope.workspace ? t.workspace_id === scope.workspace : true) &&
+    (scope.project || ls.project ? t.project_id === (scope.project || ls.project) : true) &&
+    (scope.workspace || ls.workspace ? t.workspace_id === (scope.workspace || ls.workspace) : true) &&
     (ls.state ? t.state === ls.state : true) &&
     (ls.source ? t.source === ls.source : true);
 
@@ -271,27 +336,35 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
     render();
   }
 
+  /** @param {Task} t */
+  const byWho = (t) =>
+    !ls.who ||
+    String(t.triggered_by_email || "")
+      .toLowerCase()
+      .includes(ls.who);
+
   function render() {
     clear(body);
     rows.clear();
     const filtered = [ls.state ? stateLabel(ls.state) : "", ls.source ? `${ls.source}-started` : ""]
       .filter(Boolean)
       .join(" ");
+    const shown = ls.items.filter(byWho);
     if (ls.error && !ls.loaded) {
       body.append(errorBanner(`Couldn't load tasks: ${ls.error}`, load));
     } else if (!ls.loaded) {
       body.append(loadingEl("Loading tasks…"));
-    } else if (ls.items.length === 0) {
-      body.append(
-        h(
-          "div.empty.empty-small",
-          { "data-testid": "task-empty" },
-          h("p.muted", { text: filtered ? `No ${filtered} tasks.` : "No tasks yet." }),
-        ),
-      );
+    } else if (shown.length === 0) {
+      const text =
+        ls.items.length > 0
+          ? `No tasks on this page were started by “${ls.who}”.`
+          : filtered || ls.workspace || ls.project
+            ? `No ${filtered ? `${filtered} ` : ""}tasks match.`
+            : "No tasks yet.";
+      body.append(h("div.empty.empty-small", { "data-testid": "task-empty" }, h("p.muted", { text })));
     } else {
       if (ls.error) body.append(errorBanner(`Couldn't refresh tasks: ${ls.error}`, load));
-      const trs = ls.items.map((t) => {
+      const trs = shown.map((t) => {
         const tr = taskRow(t, showWorkspace);
         rows.set(t.id, tr);
         return tr;
@@ -327,7 +400,11 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
     }
     const from = ls.items.length ? (ls.page - 1) * ls.perPage + 1 : 0;
     const to = from ? from + ls.items.length - 1 : 0;
-    count.textContent = ls.loaded ? plural(ls.total, "task") : "";
+    count.textContent = !ls.loaded
+      ? ""
+      : ls.who
+        ? `${shown.length} of ${ls.items.length} on this page`
+        : plural(ls.total, "task");
     pageInfo.textContent = ls.total ? `${from}–${to} of ${ls.total}` : "";
     pager.hidden = !ls.loaded || (ls.total <= ls.perPage && ls.page === 1);
     prev.disabled = ls.page <= 1;
@@ -353,6 +430,7 @@ export function taskList(scope, { showWorkspace = false, perPage = 25 } = {}) {
   }
 
   function refreshNames() {
+    syncFilters();
     if (!showWorkspace) return;
     for (const [id, tr] of rows) {
       const t = ls.items.find((x) => x.id === id);
@@ -385,10 +463,23 @@ function taskRow(t, showWorkspace) {
     h(
       "td.task-cmd",
       null,
+      t.number ? h("span.task-num.mono.muted", { "data-testid": "task-row-number", text: `#${t.number} ` }) : null,
       h("a.mono", { href: `#/tasks/${enc(t.id)}`, title: taskTitle(t), "data-testid": "task-link" }, taskTitle(t)),
       t.repo && t.repo !== "." ? h("span.muted.small.task-repo", { text: `in ${t.repo}` }) : null,
     ),
-    showWorkspace ? h("td", { "data-col": "workspace" }, workspaceTasksLink(t.workspace_id)) : null,
+    showWorkspace
+      ? h(
+          "td",
+          { "data-col": "workspace" },
+          workspaceTasksLink(t.workspace_id),
+          t.project_id && projectNames.has(t.project_id)
+            ? h("a.muted.small.task-project", {
+                href: `#/projects/${enc(t.project_id)}`,
+                text: projectNames.get(t.project_id) || "",
+              })
+            : null,
+        )
+      : null,
     h("td", null, commitEl(t)),
     h("td.num", null, taskDurationEl(t)),
     h(

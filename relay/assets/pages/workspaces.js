@@ -1,6 +1,8 @@
 // The Workspaces view (#/workspaces, built once): a live card per workspace with its repositories'
-// branches, commits and changed files. Cards are re-built only when their workspace changed.
+// branches, commits and changed files, and its running and last tasks (lib/activity.js). Cards are
+// re-built only when their workspace or its tasks changed.
 
+import { activityEl, activityKey, ensureActivity, lastTaskState, resetActivity } from "../lib/activity.js";
 import { clear, codeBox, enc, h, svgIcon } from "../lib/dom.js";
 import { byName, plural, safeHttpUrl, timeEl } from "../lib/format.js";
 import { loadWorkspaces } from "../lib/live.js";
@@ -19,6 +21,7 @@ let view = null;
 /** Builds the view (once per session). */
 export function buildWorkspacesView() {
   cardCache.clear();
+  resetActivity(renderWorkspaces);
   view = buildView();
   return view.root;
 }
@@ -141,6 +144,7 @@ export function renderWorkspaces() {
   }
 
   const visible = sortWorkspaces(all.filter((w) => matchesFilter(w, state.filter.trim())));
+  ensureActivity(visible.map((w) => w.id));
   if (state.workspacesLoaded && all.length > 0 && visible.length === 0) {
     v.empty.hidden = false;
     v.empty.append(
@@ -160,7 +164,7 @@ export function renderWorkspaces() {
   /** @type {HTMLElement | null} */
   let prev = null;
   for (const w of visible) {
-    const json = JSON.stringify(w);
+    const json = JSON.stringify(w) + activityKey(w.id);
     let entry = cardCache.get(w.id);
     if (!entry || entry.json !== json) {
       const el = buildCard(w);
@@ -233,6 +237,7 @@ function buildCard(w) {
     );
   }
 
+  const last = lastTaskState(w.id);
   const repos = Array.isArray(w.repos) ? [...w.repos] : [];
   repos.sort((a, b) => (a.path === "." ? -1 : b.path === "." ? 1 : String(a.path).localeCompare(String(b.path))));
 
@@ -243,7 +248,10 @@ function buildCard(w) {
       "data-testid": "workspace",
       "data-workspace-id": w.id,
       "data-online": online ? "true" : "false",
-      class: online ? "is-online" : "is-offline",
+      "data-last-task-state": last || null,
+      class: [online ? "is-online" : "is-offline", ["failed", "timed_out", "lost"].includes(last) ? "is-failing" : ""]
+        .filter(Boolean)
+        .join(" "),
       "data-live": "",
     },
     h(
@@ -285,6 +293,7 @@ function buildCard(w) {
       ),
       coderRow,
     ),
+    activityEl(w.id),
     repos.length
       ? h(
           "div.repos",
