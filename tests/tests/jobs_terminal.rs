@@ -254,3 +254,30 @@ async fn terminal_rest_and_mcp_runs_make_the_same_task() {
     assert_eq!(records[1], records[2]);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_with_color_asks_its_tools_for_colour() {
+    let Rig {
+        relay: _relay,
+        repo,
+        agent,
+        db: _db,
+        ..
+    } = rig(Backend::Sqlite, RelayOptions::default()).await;
+    repo.write(
+        "fulcrum.toml",
+        "[[steps]]\nname = \"colours\"\ncolor = true\nenv = { PY_COLORS = \"0\" }\n\
+         command = \"echo $FORCE_COLOR $CLICOLOR_FORCE $CARGO_TERM_COLOR $PY_COLORS\"\n\n\
+         [[steps]]\nname = \"plain\"\ncommand = \"echo [${FORCE_COLOR:-}]\"\n",
+    );
+    let out = fulcrum(agent.state.path(), repo.path())
+        .args(["run", "qa"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The step's own env wins over what `color` sets; a step without it gets none.
+    assert!(stdout.contains("\n1 1 always 0\n"), "{stdout}");
+    assert!(stdout.contains("\n[]\n"), "{stdout}");
+}

@@ -311,6 +311,12 @@ async fn the_workspace_policy_speaks_the_same_words() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(relay.state.sessions.policy(ws_id), Some(Scopes::NONE));
+    // The workspace as the API shows it says how its agent is connected and what it allows.
+    let w = api.get(&format!("/api/v1/workspaces/{ws}")).await.unwrap();
+    let agent_facts = &w.data()["agent"];
+    assert_eq!(agent_facts["policy"], json!([]), "{agent_facts}");
+    let transport = agent_facts["transport"].as_str().unwrap();
+    assert!(["websocket", "quic"].contains(&transport), "{agent_facts}");
     let r = api
         .post(
             "/api/v1/tasks",

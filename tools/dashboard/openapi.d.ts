@@ -677,6 +677,22 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description What a live session knows of its agent. */
+        AgentFacts: {
+            /** @description How it is connected: `websocket` or `quic`. */
+            transport: string;
+            /**
+             * Format: double
+             * @description The last heartbeat's round trip, in milliseconds.
+             */
+            rtt_ms?: number | null;
+            /** @description What the workspace allows callers (`write`, `run`), as its agent said. */
+            policy: components["schemas"]["Scope"][];
+            /** @description How many MCP servers it hosts, and how many of them run. */
+            hosted_servers: number;
+            /** @description How many of those run now. */
+            hosted_running: number;
+        };
         /** @description One changed path, with its two-letter code as in `git status --porcelain` (`XY`). */
         ChangedPath: {
             /** @description Path relative to the repository's work tree. */
@@ -1570,6 +1586,7 @@ export interface components {
                 coder?: null | components["schemas"]["CoderFacts"];
                 /** @description The repositories under the root, sorted by path. */
                 repos: components["schemas"]["RepoRecord"][];
+                agent?: null | components["schemas"]["AgentFacts"];
             }[];
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1610,6 +1627,7 @@ export interface components {
                 coder?: null | components["schemas"]["CoderFacts"];
                 /** @description The repositories under the root, sorted by path. */
                 repos: components["schemas"]["RepoRecord"][];
+                agent?: null | components["schemas"]["AgentFacts"];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2291,6 +2309,7 @@ export interface components {
             coder?: null | components["schemas"]["CoderFacts"];
             /** @description The repositories under the root, sorted by path. */
             repos: components["schemas"]["RepoRecord"][];
+            agent?: null | components["schemas"]["AgentFacts"];
         };
     };
     responses: never;

@@ -338,7 +338,16 @@ impl Job {
                     .map(|step| Command {
                         header: Some(format!("==> {}: {}\n", step.name, step.command)),
                         command: step.command,
-                        env: step.env,
+                        env: {
+                            let mut env = step.env;
+                            if step.color {
+                                for (k, v) in qa::COLOR_ENV {
+                                    env.entry((*k).to_owned())
+                                        .or_insert_with(|| (*v).to_owned());
+                                }
+                            }
+                            env
+                        },
                         timeout: step.timeout_s.map(Duration::from_secs),
                         reports: step.reports,
                         format: step.format,

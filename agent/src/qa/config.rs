@@ -10,6 +10,9 @@
 //! env = { RUSTFLAGS = "-D warnings" }    # optional, <= 64 variables
 //! reports = ["target/junit.xml", "$FULCRUM_REPORT_DIR/*.xml"]  # JUnit XML globs
 //! format = "cargo"                       # "cargo" | "pytest" | "go" | "none"
+//! color = true                           # optional: ask the tools for ANSI colour
+//!                                        # (FORCE_COLOR, CLICOLOR_FORCE, CARGO_TERM_COLOR,
+//!                                        # PY_COLORS); the dashboard renders it
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -138,7 +141,18 @@ pub struct Step {
     pub reports: Vec<String>,
     /// Plain-output parser used when no report is found.
     pub format: OutputFormat,
+    /// Whether the tools are asked for colour (see [`COLOR_ENV`]).
+    pub color: bool,
 }
+
+/// What `color = true` sets (unless the step's `env` sets it): the variables common tools read
+/// to colour output that is not a terminal.
+pub const COLOR_ENV: &[(&str, &str)] = &[
+    ("FORCE_COLOR", "1"),
+    ("CLICOLOR_FORCE", "1"),
+    ("CARGO_TERM_COLOR", "always"),
+    ("PY_COLORS", "1"),
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +174,8 @@ struct RawStep {
     reports: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     format: Option<RawFormat>,
+    #[serde(default)]
+    color: bool,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +379,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Step>, QaError> {
             timeout_s,
             reports,
             format: raw_step.format.map(OutputFormat::from).unwrap_or_default(),
+            color: raw_step.color,
         });
     }
     Ok(steps)
@@ -465,6 +482,7 @@ timeout_s = 600
 env = { RUSTFLAGS = "-D warnings" }
 reports = ["target/junit.xml", "$FULCRUM_REPORT_DIR/*.xml"]
 format = "cargo"
+color = true
 
 [[steps]]
 name = "unit_tests-2"
@@ -485,9 +503,11 @@ command = "pytest"
                     "$FULCRUM_REPORT_DIR/*.xml".into()
                 ],
                 format: OutputFormat::Cargo,
+                color: true,
             }
         );
         assert_eq!(steps[1].format, OutputFormat::Auto);
+        assert!(!steps[1].color);
         assert_eq!(steps[1].timeout_s, None);
         assert!(steps[1].env.is_empty() && steps[1].reports.is_empty());
     }

@@ -120,6 +120,7 @@ fn step(command: &str, reports: Vec<String>, format: OutputFormat) -> Step {
         timeout_s: None,
         reports,
         format,
+        color: false,
     }
 }
 

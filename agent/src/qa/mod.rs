@@ -8,7 +8,7 @@ pub mod detect;
 pub mod junit;
 pub mod output;
 
-pub use config::{OutputFormat, QaError, Step, load};
+pub use config::{COLOR_ENV, OutputFormat, QaError, Step, load};
 pub use detect::{Plan, PlanSource, plan};
 
 pub use fulcrum_protocol::{TestFailure, TestSummary};

@@ -135,7 +135,13 @@ pub async fn run(app: AppState, token: Token, mut sink: Outgoing, mut stream: So
         }
     };
     let session_start = connected.workspace.connected_at.unwrap_or(now);
-    let view = Arc::new(Mutex::new(connected.workspace));
+    let mut workspace = connected.workspace;
+    workspace.agent = Some(crate::store::AgentFacts {
+        transport: stream.name().to_owned(),
+        policy: fulcrum_protocol::tools::ToolCatalog::default().policy(),
+        ..Default::default()
+    });
+    let view = Arc::new(Mutex::new(workspace));
     let ws_id = lock(&view).id;
     let session_id = Uuid::now_v7();
     let heartbeat = app.config.agents.heartbeat();
@@ -435,6 +441,9 @@ impl Session<'_> {
                             {
                                 rtt_us = Some(at.elapsed().as_micros() as u64);
                                 ping_sent = None;
+                                if let Some(agent) = lock(&self.view).agent.as_mut() {
+                                    agent.rtt_ms = rtt_us.map(|us| (us as f64 / 1000.0 * 100.0).round() / 100.0);
+                                }
                             }
                         }
                         AgentFrame::Ack { .. } => {}
@@ -457,6 +466,11 @@ impl Session<'_> {
                                 return refuse(self.sink, RejectReason::ProtocolViolation, &problem.message).await;
                             }
                             // Only what a client lists counts: the tools, not a server's state.
+                            if let Some(agent) = lock(&self.view).agent.as_mut() {
+                                agent.policy = catalog.policy();
+                                agent.hosted_servers = catalog.servers.len();
+                                agent.hosted_running = catalog.servers.iter().filter(|s| s.running).count();
+                            }
                             let changed = {
                                 let mut tools = self.tools.lock().unwrap_or_else(|e| e.into_inner());
                                 let old = std::mem::replace(&mut tools.catalog, catalog);

@@ -259,6 +259,26 @@ pub struct Workspace {
     /// The repositories under the root, sorted by path.
     #[sqlx(skip)]
     pub repos: Vec<RepoRecord>,
+    /// What the live session knows of its agent, while one is connected to this relay node.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFacts>,
+}
+
+/// What a live session knows of its agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AgentFacts {
+    /// How it is connected: `websocket` or `quic`.
+    pub transport: String,
+    /// The last heartbeat's round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// What the workspace allows callers (`write`, `run`), as its agent said.
+    #[schema(value_type = Vec<Scope>)]
+    pub policy: Scopes,
+    /// How many MCP servers it hosts, and how many of them run.
+    pub hosted_servers: usize,
+    /// How many of those run now.
+    pub hosted_running: usize,
 }
 
 /// A repository's last reported state.
