@@ -142,6 +142,34 @@ async function main() {
     return id;
   }
 
+  /** Scrolls a virtual log view from top to bottom and returns every line's text, in order. */
+  async function readWholeLog(log) {
+    return log.evaluate(async (el) => {
+      const seen = new Map();
+      const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      el.scrollTop = 0;
+      for (let guard = 0; guard < 5000; guard++) {
+        await frame();
+        for (const row of el.querySelectorAll('[data-testid="log-line"]'))
+          seen.set(Number(row.dataset.line), row.querySelector(".log-text")?.textContent ?? "");
+        if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
+        el.scrollTop += Math.max(18, el.clientHeight - 36);
+      }
+      return [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t);
+    });
+  }
+
+  /** Whether line n of the task log is rendered inside the log's visible box. */
+  async function lineInView(n) {
+    return page.locator(tid("task-log")).evaluate((el, n) => {
+      const row = el.querySelector(`[data-testid="log-line"][data-line="${n}"]`);
+      if (!row) return false;
+      const a = el.getBoundingClientRect();
+      const b = row.getBoundingClientRect();
+      return b.top >= a.top - 1 && b.bottom <= a.bottom + 1;
+    }, n);
+  }
+
   const steps = [
     ["login", async () => {
       try {
@@ -186,9 +214,11 @@ async function main() {
       await until(async () => (await text(tid("task-exit-code"))) === "3",
         `exit code 3 in task-exit-code (shows "${await text(tid("task-exit-code")).catch(() => "?")}")`);
       await waitFor(page.locator(`${tid("log-status")}[data-state="ended"]`), 'log-status data-state="ended" after the follow ends');
-      // Every line exactly once and in order: nothing lost or doubled between chunks.
-      const all = (await log.textContent()) || "";
-      const lines = all.split("\n").filter((l) => /^line \d+$/.test(l));
+      // Every line exactly once and in order: nothing lost or doubled between chunks. Only the lines
+      // in view are in the page (virtual scrolling): scroll through the log and collect them.
+      const collected = await readWholeLog(log);
+      const all = collected.join("\n");
+      const lines = collected.filter((l) => /^line \d+$/.test(l));
       const bad = lines.findIndex((l, i) => l !== `line ${i + 1}`);
       if (lines.length !== 2000 || bad >= 0) {
         fail(`the log has ${lines.length} "line N" lines${bad >= 0 ? `; line #${bad + 1} is "${lines[bad]}"` : ""} (want line 1…line 2000 in order)`);
@@ -196,9 +226,9 @@ async function main() {
       if (/\x1b/.test(all)) fail("the log view shows raw escape characters");
       if (await page.locator(tid("task-cancel")).count()) fail("a finished task still offers Cancel");
       await waitFor(page.locator(tid("task-rerun")), "the Re-run button");
-      const blocks = await log.evaluate((el) => el.childNodes.length);
+      const rows = await log.locator(tid("log-line")).count();
       await screenshot(page, "task-failed.png");
-      return `${blocks} block(s) in the log <pre>`;
+      return `${rows} of ${collected.length} lines in the page at once`;
     }],
 
     ["cancel a running task", async () => {
@@ -234,6 +264,121 @@ async function main() {
       await page.selectOption(tid("task-filter"), "");
       await waitFor(row(sleepTask), "the canceled task back with the filter cleared");
       await screenshot(page, "workspace-tasks.png");
+    }],
+
+    ["the log viewer: ANSI colours, a ::group::, search, jump to the first error, line links", async () => {
+      await page.evaluate((h) => { location.hash = h; }, `#/workspaces/${workspaceId}/tasks`);
+      const cmd = [
+        "printf '\\033[31mred text\\033[0m plain\\n'",
+        "echo '::group::Setup things'",
+        "for i in 1 2 3; do echo \"inside $i\"; done",
+        "echo '::endgroup::'",
+        "for i in $(seq 1 300); do echo \"filler $i\"; done",
+        "echo 'error: something broke here'",
+        "for i in $(seq 1 300); do echo \"after $i\"; done",
+        "printf '\\033[1;38;5;208morange\\033[0m \\033[48;2;10;200;30mtruecolor\\033[0m\\n'",
+      ].join("; ");
+      const id = await runFromForm(async () => {
+        await page.selectOption(tid("run-repo"), ".");
+        await page.fill(tid("run-command"), cmd);
+      }, projectTask || sleepTask);
+      const log = page.locator(`${tid("task-page")} ${tid("task-log")}`);
+      await waitFor(page.locator(`${tid("log-status")}[data-state="ended"]`), "the log to end", "visible", LONG);
+      await until(async () => (await log.getAttribute("data-lines")) === "608", "608 lines in the log (data-lines)");
+      // Colours: the 16 as classes, 256-colour and truecolor through custom properties.
+      const line = (n) => log.locator(`${tid("log-line")}[data-line="${n}"]`);
+      await waitFor(line(608), "the last line in view while following");
+      const last = await line(608).evaluate((row) => [...row.querySelectorAll(".log-text span")].map((s) =>
+        [s.textContent, s.className, getComputedStyle(s).color, getComputedStyle(s).backgroundColor, getComputedStyle(s).fontWeight]));
+      const orange = last.find((s) => s[0] === "orange");
+      const tc = last.find((s) => s[0] === "truecolor");
+      if (!orange || orange[2] !== "rgb(255, 135, 0)" || Number(orange[4]) < 600)
+        fail(`256-colour bold "orange" renders as ${JSON.stringify(orange)}`);
+      if (!tc || tc[3] !== "rgb(10, 200, 30)") fail(`the truecolor background renders as ${JSON.stringify(tc)}`);
+      await log.evaluate((el) => { el.scrollTop = 0; });
+      await waitFor(line(1), "line 1 after scrolling to the top");
+      const red = line(1).locator("span.ansi-fg-1");
+      await waitFor(red, "the red text as a span with class ansi-fg-1");
+      if ((await red.textContent()) !== "red text") fail(`the red span says "${await red.textContent()}"`);
+      const redColor = await red.evaluate((s) => getComputedStyle(s).color);
+      const plainColor = await log.evaluate((el) => getComputedStyle(el).color);
+      if (redColor === plainColor) fail(`the red span has the log's own colour ${redColor}`);
+      if (/\x1b|\[31m/.test((await log.textContent()) || "")) fail("the log shows raw escape sequences");
+      // The group folds and unfolds.
+      const toggle = line(2).locator(tid("log-group-toggle"));
+      await waitFor(toggle, "the fold toggle on the ::group:: line");
+      if (((await line(2).textContent()) || "").includes("::group::")) fail("the group line shows its ::group:: marker");
+      await waitFor(line(4), "a line inside the group");
+      await toggle.click();
+      await waitFor(line(4), "the group's lines to fold away", "detached");
+      if ((await toggle.getAttribute("aria-expanded")) !== "false") fail("the folded toggle is not aria-expanded=false");
+      await waitFor(line(7), "the line after the group right below it");
+      await toggle.click();
+      await waitFor(line(4), "the group's lines back after unfolding");
+      // Search: count, highlight, next.
+      await page.fill(tid("log-search"), "after 29");
+      await until(async () => (await page.locator(tid("log-search-count")).getAttribute("data-count")) === "11",
+        `11 matches for "after 29" (count says "${await text(tid("log-search-count")).catch(() => "?")}")`);
+      const current = page.locator(tid("log-match-current"));
+      await waitFor(current, "the current match highlighted");
+      if ((await current.textContent()) !== "after 29") fail(`the current match says "${await current.textContent()}"`);
+      await page.click(tid("log-search-next"));
+      await until(async () => (await text(tid("log-search-count"))).startsWith("2 of 11"), "the count to say 2 of 11 after next");
+      await waitFor(page.locator(`${tid("log-line")}[data-line="${7 + 300 + 1 + 290 - 1}"] ${tid("log-match-current")}`),
+        'the second match (on "after 290") highlighted');
+      await page.fill(tid("log-search"), "");
+      // Jump to the first error, from the top.
+      await log.evaluate((el) => { el.scrollTop = 0; });
+      await waitFor(page.locator(tid("log-jump-error")), "the jump-to-error button");
+      await waitFor(page.locator(tid("task-jump-error")), "the first error offered at the top of the task page");
+      await page.click(tid("log-jump-error"));
+      await waitFor(page.locator(`${tid("log-line")}.is-selected[data-line="307"]`), "the error line (307) selected");
+      await until(() => lineInView(307), "the error line scrolled into the log's view");
+      // Line links: clicking a number selects the line and puts it in the URL; the URL opens at it.
+      await log.evaluate((el) => { el.scrollTop = 0; });
+      await line(5).locator(tid("log-line-number")).click();
+      await until(async () => hashOf() === `#/tasks/${id}?line=5`, `the URL #/tasks/${id}?line=5 after clicking line 5`);
+      await waitFor(page.locator(`${tid("log-line")}.is-selected[data-line="5"]`), "line 5 selected");
+      await page.evaluate((h) => { location.hash = h; }, `#/workspaces/${workspaceId}/tasks`);
+      await waitFor(page.locator(tid("task-list")), "the workspace tasks page");
+      await page.evaluate((h) => { location.hash = h; }, `#/tasks/${id}?line=450`);
+      await waitFor(page.locator(`${tid("log-line")}.is-selected[data-line="450"]`), "line 450 selected when opened from a link");
+      await until(() => lineInView(450), "line 450 scrolled into view when opened from a link");
+      await screenshot(page, "task-log-viewer.png");
+    }],
+
+    ["a large log (seq 1 200000) stays responsive with few lines in the page", async () => {
+      await page.evaluate((h) => { location.hash = h; }, `#/workspaces/${workspaceId}/tasks`);
+      const id = await runFromForm(async () => {
+        await page.selectOption(tid("run-repo"), ".");
+        await page.fill(tid("run-command"), "seq 1 200000");
+      });
+      const log = page.locator(`${tid("task-page")} ${tid("task-log")}`);
+      await waitFor(page.locator(`${tid("log-status")}[data-state="ended"]`), "the log to end", "visible", LONG);
+      await until(async () => (await log.getAttribute("data-lines")) === "200000", "200000 lines in the log (data-lines)", LONG);
+      const rows = await log.locator(tid("log-line")).count();
+      if (rows > 300) fail(`${rows} line elements in the page for 200000 lines`);
+      await waitFor(log.locator(`${tid("log-line")}[data-line="200000"]`), "the last line in view");
+      // Scroll to the middle and time the frame that renders it.
+      const ms = await log.evaluate(async (el) => {
+        const t0 = performance.now();
+        el.scrollTop = el.scrollHeight / 2;
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return performance.now() - t0;
+      });
+      const mid = await log.locator(tid("log-line")).evaluateAll((rs) => rs.map((r) => Number(r.dataset.line)));
+      if (!mid.some((n) => n > 90000 && n < 110000)) fail(`the middle of the log shows lines ${mid[0]}…${mid[mid.length - 1]}`);
+      if (ms > 1000) fail(`scrolling to the middle took ${Math.round(ms)} ms`);
+      await page.fill(tid("log-search"), "123456");
+      await until(async () => (await page.locator(tid("log-search-count")).getAttribute("data-count")) === "1", 'one match for "123456"');
+      await until(() => lineInView(123456), "the match's line (123456) scrolled into view");
+      const text123 = await log.locator(`${tid("log-line")}[data-line="123456"] .log-text`).textContent();
+      if (text123 !== "123456") fail(`line 123456 says "${text123}"`);
+      await page.fill(tid("log-search"), "");
+      await page.evaluate((h) => { location.hash = h; }, `#/tasks/${id}?line=654`);
+      await waitFor(log.locator(`${tid("log-line")}.is-selected[data-line="654"]`), "line 654 selected from a link");
+      const after = await log.locator(tid("log-line")).count();
+      return `${rows} line elements for 200000 lines; middle rendered in ${Math.round(ms)} ms; ${after} after jumping`;
     }],
 
     ["create a project and attach the workspace", async () => {

@@ -164,6 +164,8 @@ pub struct RelayOptions {
     pub requests_per_minute: u32,
     /// Requests a minute per MCP token; 0 (the tests' default) is unlimited.
     pub mcp_requests_per_minute: u32,
+    /// Requests a minute per API token; 0 (the tests' default) is unlimited.
+    pub api_requests_per_minute: u32,
     /// Master keys for secrets at rest (`ID:BASE64` entries), if any.
     pub master_keys: Option<String>,
 }
@@ -180,6 +182,7 @@ impl Default for RelayOptions {
             task_log_limit_bytes: 64 * 1024 * 1024,
             requests_per_minute: 0,
             mcp_requests_per_minute: 0,
+            api_requests_per_minute: 0,
             master_keys: None,
         }
     }
@@ -197,6 +200,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
             signup_enabled: opts.signup,
             requests_per_minute: opts.requests_per_minute,
             mcp_requests_per_minute: opts.mcp_requests_per_minute,
+            api_requests_per_minute: opts.api_requests_per_minute,
             ..AuthConfig::default()
         },
         agents: AgentConfig {

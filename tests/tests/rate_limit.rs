@@ -126,3 +126,38 @@ async fn each_mcp_token_has_its_own_budget() {
     assert_eq!(a.get("/api/v1/me").await.unwrap().status, 200);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_token_has_its_own_budget() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(
+        &db,
+        &RelayOptions {
+            api_requests_per_minute: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let alice = make_user(&relay, "alice").await;
+    let owner = Api::new(&relay.url()).with_token(&alice.access);
+    let mut secrets = Vec::new();
+    for name in ["one", "two"] {
+        let r = owner
+            .post("/api/v1/tokens", json!({ "name": name, "kind": "api" }))
+            .await
+            .unwrap();
+        secrets.push(r.data()["token"].as_str().unwrap().to_owned());
+    }
+    let first = Api::new(&relay.url()).with_token(&secrets[0]);
+    for _ in 0..3 {
+        assert_eq!(first.get("/api/v1/workspaces").await.unwrap().status, 200);
+    }
+    let over = first.get("/api/v1/workspaces").await.unwrap();
+    assert_eq!(over.status, 429, "{:?}", over.body);
+    assert_eq!(over.error_code(), "rate_limited");
+    // Another token, and the user's own login, have budgets of their own.
+    let second = Api::new(&relay.url()).with_token(&secrets[1]);
+    assert_eq!(second.get("/api/v1/workspaces").await.unwrap().status, 200);
+    assert_eq!(owner.get("/api/v1/workspaces").await.unwrap().status, 200);
+    relay.shutdown().await.unwrap();
+}
