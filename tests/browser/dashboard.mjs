@@ -270,6 +270,10 @@ async function main() {
     ["create and revoke an agent token", async () => {
       await page.click(tid("nav-tokens"));
       await until(async () => page.url().endsWith("#/tokens"), "the URL to change to #/tokens");
+      // The create form is behind "New token", not always open.
+      await waitFor(page.locator(tid("new-token")), "the New token button (new-token)");
+      if (await page.locator(tid("token-name")).isVisible()) fail("the token form is open before pressing New token");
+      await page.click(tid("new-token"));
       await waitFor(page.locator(tid("token-name")), "the token name input (token-name)");
       if (await page.locator(tid("token-limit")).isEnabled()) fail("token-limit is enabled while the kind is agent");
       await page.fill(tid("token-name"), "browser-test");
@@ -412,6 +416,7 @@ async function main() {
       if (!workspaceId) fail("no workspace id from the earlier steps");
       // An MCP token that may run tasks, created in the dashboard; an MCP client starts a task with it.
       await page.click(tid("nav-tokens"));
+      await page.click(tid("new-token"));
       await waitFor(page.locator(tid("token-name")), "the token form");
       await page.fill(tid("token-name"), "browser-test-mcp-run");
       await page.selectOption(tid("token-kind"), "mcp");
@@ -566,16 +571,70 @@ async function main() {
       if (await page.locator(tid("stale-note")).count()) fail("a stale note is left after the feed came back");
     }],
 
+    ["the workspace page shows the agent's facts, its repositories and recent tasks", async () => {
+      if (!workspaceId) fail("no workspace id from the earlier steps");
+      await page.click(tid("nav-workspaces"));
+      const card = page.locator(`${tid("workspace")}[data-workspace-id="${workspaceId}"]`);
+      await card.locator(tid("workspace-link")).click();
+      await until(async () => page.url().endsWith(`#/workspaces/${workspaceId}`), `the URL to change to #/workspaces/${workspaceId}`);
+      const wp = page.locator(`${tid("workspace-page")}[data-workspace-id="${workspaceId}"]`);
+      await waitFor(wp, "the workspace page (workspace-page)");
+      await waitFor(wp.locator(tid("workspace-facts")), "the agent facts (workspace-facts)");
+      const transport = wp.locator(tid("workspace-transport"));
+      await until(async () => /^(WebSocket|QUIC)$/.test(((await transport.textContent()) || "").trim()),
+        "workspace-transport to say WebSocket or QUIC");
+      const policy = ((await wp.locator(tid("workspace-policy")).textContent()) || "").trim();
+      if (!policy || /not connected|not reported/.test(policy)) fail(`workspace-policy says "${policy}", want the agent's policy`);
+      const policyTags = await wp.locator(`${tid("workspace-policy")} .tag`).allTextContents();
+      if (policyTags.some((p) => !["read", "write", "run", "ingest", "admin"].includes(p.trim())))
+        fail(`workspace-policy shows unknown words: ${policyTags.join(", ")}`);
+      await waitFor(wp.locator(`${tid("workspace-repos")} ${tid("repo")}`), "a repository on the workspace page (workspace-repos)");
+      if (editFile) {
+        const name = path.basename(editFile);
+        await waitFor(wp.locator(tid("changed-path"), { hasText: name }), `the changed file ${name} on the workspace page`, "attached");
+      }
+      await waitFor(wp.locator(tid("task-row")), "the workspace's recent tasks on its page");
+      const version = ((await wp.locator(tid("workspace-facts")).textContent()) || "");
+      if (!/Agent version/.test(version)) fail("workspace-facts does not show the agent version");
+      await screenshot(page, "workspace.png");
+      await page.click(tid("workspace-page-tasks-link"));
+      await waitFor(page.locator(`${tid("workspace-tasks")}[data-workspace-id="${workspaceId}"]`), "the workspace's tasks page from its page");
+    }],
+
+    ["projects: the create form is behind New project, and each project shows its health", async () => {
+      await page.click(tid("nav-projects"));
+      await waitFor(page.locator(tid("new-project")), "the New project button (new-project)");
+      if (await page.locator(tid("project-create-panel")).isVisible()) fail("the project form is open before pressing New project");
+      await page.click(tid("new-project"));
+      await waitFor(page.locator(tid("project-name")), "the project name input after pressing New project");
+      const name = `browser-health-${crypto.randomBytes(3).toString("hex")}`;
+      await page.fill(tid("project-name"), name);
+      await page.click(tid("project-create"));
+      await until(async () => /#\/projects\/[^/]+$/.test(page.url()), "the new project's page");
+      const projectId = decodeURIComponent(page.url().split("#/projects/")[1]);
+      await page.click(tid("nav-projects"));
+      const row = page.locator(`${tid("project-row")}[data-project-id="${projectId}"]`);
+      await waitFor(row, "the new project's row");
+      const health = row.locator(tid("project-health"));
+      await waitFor(health, "the project's health in its row (project-health)");
+      const hv = await health.getAttribute("data-health");
+      if (!["running", "failing", "healthy", "offline", "idle"].includes(hv || "")) fail(`project-health has data-health="${hv}"`);
+      const word = ((await health.textContent()) || "").trim().toLowerCase();
+      if (word !== hv) fail(`project-health says "${word}", want "${hv}"`);
+      await page.click(tid("nav-workspaces"));
+    }],
+
     ["at 390 px the navigation fits and no page overflows", async () => {
       await page.setViewportSize({ width: 390, height: 844 });
       const pages = [
         ["workspaces", tid("workspace"), "workspaces"],
-        ["projects", tid("project-create-panel"), "projects"],
+        ["projects", tid("new-project"), "projects"],
         ["tokens", tid("token-row"), "tokens"],
         ["tasks", tid("task-row"), "tasks"],
         ["profile", `${tid("profile-name")}:enabled`, "profile"],
         ...(IS_ADMIN ? [["admin", tid("admin-user-row"), "users"]] : []),
         [`workspaces/${workspaceId}/tasks`, tid("task-row"), "workspace-tasks"],
+        [`workspaces/${workspaceId}`, `${tid("workspace-page")} ${tid("task-row")}`, "workspace"],
       ];
       const problems = [];
       try {
@@ -604,7 +663,7 @@ async function main() {
       const shots = [await screenshot(page, "workspaces.png")];
       for (const [nav, ready, name] of [
         ["nav-tokens", tid("token-row"), "tokens.png"],
-        ["nav-projects", tid("project-create-panel"), "projects.png"],
+        ["nav-projects", tid("project-row"), "projects.png"],
         ["nav-tasks", `${tid("tasks-page")} ${tid("task-row")}`, "tasks.png"],
         ["nav-profile", `${tid("profile-name")}:enabled`, "profile.png"],
         ...(IS_ADMIN ? [["nav-admin", tid("admin-user-row"), "users.png"]] : []),

@@ -17,7 +17,10 @@
 //   CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR,
 //   FULCRUM_BROWSER_TIMEOUT_MS       per-wait bound (default 15000).
 // Runs shell commands in the workspace: a 2000-line loop ending in `exit 3`, `sleep 30`
-// (canceled), and an echo started from a project the test creates (and archives at the end).
+// (canceled), a 608-line output with ANSI colours, a ::group:: and an error line (the log viewer:
+// colours, folding, search, jump to the first error, line links), `seq 1 200000` (virtual
+// scrolling keeps few line elements in the page), and an echo started from a project the test
+// creates (and archives at the end).
 // Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
 // Every wait is on a condition; there are no fixed sleeps.
 
@@ -385,6 +388,7 @@ async function main() {
       await page.click(tid("nav-projects"));
       await until(async () => hashOf() === "#/projects", "the URL #/projects");
       projectName = `browser-${crypto.randomBytes(4).toString("hex")}`;
+      await page.click(tid("new-project"));
       await waitFor(page.locator(tid("project-name")), "the project name input (project-name)");
       await page.fill(tid("project-name"), projectName);
       await page.fill(tid("project-description"), "Made by tests/browser/tasks.mjs");

@@ -281,3 +281,58 @@ async fn a_step_with_color_asks_its_tools_for_colour() {
     assert!(stdout.contains("\n1 1 always 0\n"), "{stdout}");
     assert!(stdout.contains("\n[]\n"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_found_from_a_nested_repo_with_a_relative_state_dir() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &RelayOptions::default()).await;
+    let user = make_user(&relay, "alice").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/fulcrum.toml",
+        "[[steps]]\nname = \"test\"\nreports = [\"$FULCRUM_REPORT_DIR/*.xml\"]\n\
+         command = \"printf '<testsuite tests=\\\"1\\\"><testcase classname=\\\"c\\\" name=\\\"a\\\"/></testsuite>' > $FULCRUM_REPORT_DIR/junit.xml\"\n",
+    );
+    // The agent as a user starts it: `--state-dir` relative to where it is started.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("token"), &user.agent_token).unwrap();
+    let mut agent = Command::new(workspace_binary("fulcrum"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FULCRUM_") {
+            agent.env_remove(name);
+        }
+    }
+    let _agent = agent
+        .args([
+            "agent",
+            "--relay",
+            &relay.url(),
+            "--token-file",
+            "token",
+            "--state-dir",
+            "state",
+        ])
+        .arg("--root")
+        .arg(repo.path())
+        .current_dir(home.path())
+        .env("FULCRUM_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut events = Events::connect(&relay.url(), &user.access).await.unwrap();
+    let w = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    let api = Api::new(&relay.url()).with_token(&user.access);
+    let task = post_task(
+        &api,
+        json!({ "workspace_id": id(&w), "repo": "app", "step": "test" }),
+    )
+    .await;
+    let done = events.task_finished(&id(&task)).await.unwrap();
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["test_summary"]["passed"], 1, "{done}");
+    relay.shutdown().await.unwrap();
+}
