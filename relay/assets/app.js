@@ -3,7 +3,7 @@
 // Everything is put into the page with DOM nodes and text nodes, never as HTML.
 //
 // Routes: #/workspaces and #/tokens (built once, shown and hidden), and pages built per visit:
-// #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
+// #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
 // #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
 // #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
@@ -35,6 +35,7 @@ import { buildProjectPage } from "./pages/project.js";
 import { buildProjectsPage } from "./pages/projects.js";
 import { buildTaskPage, buildWorkspaceTasksPage } from "./pages/tasks.js";
 import { buildTokensView, loadTokens, onTokensWorkspaces, syncTokensAdmin } from "./pages/tokens.js";
+import { buildWorkspacePage } from "./pages/workspace.js";
 import { buildWorkspacesView, onWorkspacesKey, renderWorkspaces } from "./pages/workspaces.js";
 
 /** @typedef {import("./lib/types.js").Page} Page */
@@ -247,6 +248,7 @@ function parseRoute(hash) {
     return { view: a };
   if (parts.length === 2 && a === "projects") return { view: "project", id: b };
   if (parts.length === 2 && a === "tasks") return { view: "task", id: b };
+  if (parts.length === 2 && a === "workspaces") return { view: "workspace", id: b };
   if (parts.length === 3 && a === "workspaces" && c === "tasks") return { view: "workspace-tasks", id: b };
   return null;
 }
@@ -262,6 +264,7 @@ function buildPage(r) {
   if (r.view === "admin") return buildAdminPage();
   if (!r.id) return null;
   if (r.view === "project") return buildProjectPage(r.id);
+  if (r.view === "workspace") return buildWorkspacePage(r.id);
   if (r.view === "workspace-tasks") return buildWorkspaceTasksPage(r.id);
   if (r.view === "task") return buildTaskPage(r.id);
   return null;

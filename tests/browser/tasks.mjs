@@ -476,6 +476,14 @@ async function main() {
       if (FAILING_NAME && !names.some((n) => n.includes(FAILING_NAME))) {
         fail(`no failing test named like "${FAILING_NAME}" (listed: ${names.join(", ")})`);
       }
+      // The top says which step failed; the QA step's "==> name: command" header folds in the log.
+      const reason = page.locator(tid("task-exit-reason"));
+      await waitFor(reason, "the exit reason at the top of the task page (task-exit-reason)");
+      const why = ((await reason.textContent()) || "").trim();
+      if (!/step \S+/.test(why)) fail(`the exit reason does not name the failing step: "${why}"`);
+      await page.locator(tid("task-log")).evaluate((el) => { el.scrollTop = 0; });
+      await waitFor(page.locator(`${tid("task-log")} ${tid("log-line")}[data-group="step"] ${tid("log-group-toggle")}`),
+        "the QA step's header as a foldable group in the log");
       // Collapsible: opening an item shows its message.
       const first = items.first().locator("details");
       if (!(await first.evaluate((d) => d.open))) await first.locator("summary").click();

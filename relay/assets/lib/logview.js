@@ -1,10 +1,15 @@
 // The log viewer: follows one task's log over the events socket (or over HTTP while the socket is
-// down) and renders it into a <pre>, keeping only the log's tail in the page.
+// down), keeps its lines in memory in chunks and renders only the lines in view into a <pre>
+// (virtual scrolling at a fixed line height): line numbers that link to their line, ANSI colours,
+// foldable groups (`::group::`/`::endgroup::` and the agent's `==> step: command` headers), search,
+// and the first error line.
 
 import { api, asApiError, base64ToBytes } from "../api.js";
+import { plainText, renderAnsi } from "./ansi.js";
 import { h } from "./dom.js";
 import { fmtBytes } from "./format.js";
 import { logFollowers, streamSend } from "./live.js";
+import { ENDGROUP_RE, LOG_KEEP, LogLines, LogSearch } from "./loglines.js";
 import { state } from "./state.js";
 import { isActive, STATE_LABELS } from "./tasks.js";
 
@@ -12,8 +17,14 @@ import { isActive, STATE_LABELS } from "./tasks.js";
 /** @typedef {import("./types.js").LiveState} LiveState */
 /** @typedef {import("./types.js").EventMessage} EventMessage */
 
-export const LOG_KEEP = 2 * 1024 * 1024; // characters of log text kept in the page
-const LOG_BLOCK = 16 * 1024; // characters per block in the <pre> (blocks start at line breaks)
+export { LOG_KEEP };
+
+const LINE_PX = 18; // height of one line (style.css: .log-line)
+const MAX_SCROLL_PX = 8_000_000; // above this the scroll range is scaled (browsers cap element heights)
+const OVERSCAN = 12; // lines rendered above and below the view
+const LINE_SHOW = 10_000; // characters of one line rendered at most
+
+/** @typedef {import("./loglines.js").LogGroup} LogGroup */
 
 // ANSI/VT escape sequences: CSI, OSC (to BEL or ST), DCS/SOS/PM/APC (to ST), and 2-byte escapes.
 // (A lone ESC followed by [ ] P X ^ _ opens a longer sequence, so those are not 2-byte escapes.)
@@ -31,27 +42,33 @@ function unfinishedTail(s) {
   return s.endsWith("\r") ? s.length - 1 : s.length;
 }
 
+const SGR_ONLY_RE = /^\x1b\[[0-9;:]*m$/;
+
+/** Strips escape sequences other than SGR (colours), and control characters. */
 /** @param {string} s */
 function cleanLogText(s) {
-  if (s.indexOf("\x1b") >= 0 || s.indexOf("\u009b") >= 0) s = s.replace(ESC_RE, "");
+  if (s.indexOf("\x1b") >= 0 || s.indexOf("\u009b") >= 0) s = s.replace(ESC_RE, (m) => (SGR_ONLY_RE.test(m) ? m : ""));
   if (s.indexOf("\r") >= 0) s = s.replace(/\r\n?/g, "\n");
-  return s.replace(CTRL_RE, "").replace(/\x1b/g, "");
+  return s.replace(CTRL_RE, "").replace(/\x1b(?!\[[0-9;:]*m)/g, "");
 }
 
 /**
  * Follows one task's log over the events socket and renders it into a <pre>:
  * bytes are decoded by one streaming TextDecoder, text accumulates between animation frames
- * and is appended once per frame, escape sequences are stripped, only the last LOG_KEEP
- * characters stay in the page, and the view sticks to the bottom only while the reader is there.
+ * and is split into lines once per frame (escape sequences other than colours stripped), the
+ * lines are kept in chunks (up to LOG_KEEP characters), only the lines in view are in the page,
+ * and the view sticks to the bottom only while the reader is there.
  * While the socket is down it reads GET /tasks/{id}/logs instead, and re-follows from the
  * offset reached when the socket is back.
  */
 export class LogView {
   /**
    * @param {string} taskId
-   * @param {{ pre: HTMLElement, status: HTMLElement, bytes: HTMLElement, trimmedNote: HTMLElement, jump: HTMLElement, onEnd?: () => void }} parts
+   * @param {{ pre: HTMLElement, status: HTMLElement, bytes: HTMLElement, trimmedNote: HTMLElement, jump: HTMLElement,
+   *   onEnd?: () => void, onInfo?: () => void, line?: number }} parts
+   *   `onInfo`: the first error line or the failing step became known; `line`: open at this line (1-based).
    */
-  constructor(taskId, { pre, status, bytes, trimmedNote, jump, onEnd }) {
+  constructor(taskId, { pre, status, bytes, trimmedNote, jump, onEnd, onInfo, line }) {
     this.taskId = taskId;
     this.pre = pre;
     this.statusEl = status;
@@ -60,37 +77,56 @@ export class LogView {
     this.trimmedNote = trimmedNote;
     this.jump = jump;
     this.onEnd = onEnd;
+    this.onInfo = onInfo;
     this.decoder = new TextDecoder("utf-8");
     this.offset = 0; // next byte offset expected
-    this.pending = ""; // decoded text not yet in the page
+    this.pending = ""; // decoded text not yet split into lines
     this.carry = ""; // an escape sequence cut by a chunk boundary
     this.raf = 0;
-    /** @type {{ el: HTMLElement, node: Text, len: number, open: boolean }[]} */
-    this.blocks = [];
-    this.domChars = 0;
+    this.renderRaf = 0;
+    this.lines = new LogLines();
+    this.selected = line && line > 0 ? Math.floor(line) : 0; // 1-based
+    this.wantLine = this.selected;
+    this.search = new LogSearch();
+    // ---- rendering
+    this.version = 0; // bumped when every rendered line must be rebuilt
+    this.renderedVersion = "";
+    /** @type {Map<number, HTMLElement>} */
+    this.rowEls = new Map();
+    this.window = h("span.log-window");
+    this.canvas = h("span.log-canvas", null, this.window);
+    pre.append(this.canvas);
+    pre.dataset.empty = "true";
     this.trimmed = false;
     this.dropPartialLine = false;
     this.ended = false;
     this.ending = false;
     this.stopped = false;
-    this.stick = true;
+    this.stick = !this.wantLine;
     this.polling = false;
     this.pollTimer = 0;
     /** @type {string} */
     this.mode = "";
     this.statusText = "Waiting…";
+    this.toolbar = this.buildToolbar();
     this._onScroll = () => {
       const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight <= 24;
       this.stick = atBottom;
       jump.hidden = atBottom;
+      this.scheduleRender();
     };
     this._onJump = () => {
       this.stick = true;
       jump.hidden = true;
       pre.scrollTop = pre.scrollHeight;
+      this.scheduleRender();
     };
+    this._onClick = (/** @type {MouseEvent} */ e) => this.onClick(e);
+    this._onResize = () => this.scheduleRender();
     pre.addEventListener("scroll", this._onScroll, { passive: true });
+    pre.addEventListener("click", this._onClick);
     jump.addEventListener("click", this._onJump);
+    window.addEventListener("resize", this._onResize);
   }
 
   /** Start at `offset` (> 0 skips the head of a big log: only the tail would be kept anyway). */
@@ -114,8 +150,12 @@ export class LogView {
     this.raf = 0;
     if (logFollowers.get(this.taskId) === this) logFollowers.delete(this.taskId);
     if (!this.ended) streamSend({ type: "unfollow", task: this.taskId });
+    cancelAnimationFrame(this.renderRaf);
+    this.renderRaf = 0;
     this.pre.removeEventListener("scroll", this._onScroll);
+    this.pre.removeEventListener("click", this._onClick);
     this.jump.removeEventListener("click", this._onJump);
+    window.removeEventListener("resize", this._onResize);
   }
 
   /** Socket state changed: (re-)follow from where we are, or read over HTTP while it is down. */
@@ -170,7 +210,7 @@ export class LogView {
       this.pending = this.pending.slice(this.pending.length - LOG_KEEP);
       this.trimmed = true;
       this.dropPartialLine = true;
-      this.clearBlocks();
+      this.lines.clear();
     }
     this.schedule();
   }
@@ -309,7 +349,7 @@ export class LogView {
     this.raf = requestAnimationFrame(() => this.flush());
   }
 
-  /** One DOM update per frame with everything that arrived since the last one. */
+  /** One update per frame with everything that arrived since the last one. */
   flush() {
     this.raf = 0;
     if (this.stopped) return;
@@ -331,70 +371,308 @@ export class LogView {
       if (nl >= 0 || text.length >= 4096 || this.ended) this.dropPartialLine = false;
       else text = "";
     }
+    const infoBefore = `${this.firstError}/${this.failedStep}`;
     if (text) {
       if (text.length > LOG_KEEP) {
         text = text.slice(text.length - LOG_KEEP);
-        this.clearBlocks();
+        this.lines.clear();
         this.trimmed = true;
       }
-      this.append(text);
-      this.trimFront();
-      if (this.trimmed) this.trimmedNote.hidden = false;
-      if (this.stick) this.pre.scrollTop = this.pre.scrollHeight;
+      this.lines.addText(text, this.ended);
+      if (this.trimmed || this.lines.trimmed) this.trimmedNote.hidden = false;
     }
+    if (this.ended) this.lines.closeGroups();
+    if (this.search.more(this.lines)) this.showSearch();
+    this.render();
+    if (this.stick) {
+      this.pre.scrollTop = this.pre.scrollHeight;
+      this.render();
+    }
+    if (this.wantLine && (this.wantLine <= this.lines.lineCount || this.ended)) {
+      const n = this.wantLine;
+      this.wantLine = 0;
+      this.goToLine(n, { select: true, reveal: true });
+    }
+    if (this.errorButton) this.errorButton.hidden = this.firstError < 0;
+    if (this.onInfo && `${this.firstError}/${this.failedStep}` !== infoBefore) this.onInfo();
     this.showBytes();
   }
 
-  /** @param {string} text */
-  append(text) {
-    const last = this.blocks[this.blocks.length - 1];
-    if (last?.open) {
-      if (last.len + text.length <= LOG_BLOCK || (last.len + text.length <= 4 * LOG_BLOCK && text.indexOf("\n") < 0)) {
-        last.node.appendData(text);
-        last.len += text.length;
-        this.domChars += text.length;
-        return;
-      }
-      // Close this block at the last line break; the rest starts a new one.
-      const nl = text.lastIndexOf("\n");
-      if (nl >= 0) {
-        const head = text.slice(0, nl + 1);
-        last.node.appendData(head);
-        last.len += head.length;
-        this.domChars += head.length;
-        text = text.slice(nl + 1);
-      }
-      last.open = false;
-    }
-    if (!text) return;
-    const node = document.createTextNode(text);
-    const el = h("span.log-block", null, node);
-    this.pre.appendChild(el);
-    this.blocks.push({ el, node, len: text.length, open: true });
-    this.domChars += text.length;
+  /** @param {LogGroup} g @param {boolean} collapsed */
+  setCollapsed(g, collapsed) {
+    if (g.collapsed === collapsed) return;
+    g.collapsed = collapsed;
+    this.lines.updateHidden();
+    this.version++;
+    this.render();
   }
 
-  trimFront() {
-    while (this.blocks.length > 1 && this.domChars - this.blocks[0].len >= LOG_KEEP) {
-      const b = /** @type {(typeof this.blocks)[number]} */ (this.blocks.shift());
-      b.el.remove();
-      this.domChars -= b.len;
-      this.trimmed = true;
+  // ---- rendering the lines in view
+
+  scheduleRender() {
+    if (this.renderRaf || this.stopped) return;
+    this.renderRaf = requestAnimationFrame(() => {
+      this.renderRaf = 0;
+      this.render();
+    });
+  }
+
+  /** Geometry: the total height, the first row in view and where its element goes. */
+  layout() {
+    const rows = this.lines.rowCount();
+    const full = rows * LINE_PX;
+    const height = Math.min(full, MAX_SCROLL_PX);
+    const view = this.pre.clientHeight || 600;
+    const top = this.pre.scrollTop;
+    const inView = Math.ceil(view / LINE_PX) + 1;
+    let first;
+    let firstTop;
+    if (full <= MAX_SCROLL_PX) {
+      first = Math.floor(top / LINE_PX);
+      firstTop = first * LINE_PX;
+    } else {
+      const ratio = height > view ? Math.min(1, top / (height - view)) : 0;
+      first = Math.floor(ratio * Math.max(0, rows - inView + 1));
+      firstTop = top;
     }
-    // One enormous block (output without line breaks): cut its front.
-    if (this.domChars > LOG_KEEP + LOG_BLOCK && this.blocks.length) {
-      const b = this.blocks[0];
-      const cut = Math.min(b.len, this.domChars - LOG_KEEP);
-      b.node.deleteData(0, cut);
-      b.len -= cut;
-      this.domChars -= cut;
-      this.trimmed = true;
+    return { rows, height, view, first, firstTop, inView };
+  }
+
+  render() {
+    if (this.stopped) return;
+    const { rows, height, first, firstTop, inView } = this.layout();
+    this.canvas.style.setProperty("height", `${height}px`);
+    if (rows) delete this.pre.dataset.empty;
+    else this.pre.dataset.empty = "true";
+    this.pre.dataset.lines = String(this.lines.endLine);
+    const from = Math.max(0, first - OVERSCAN);
+    const to = Math.min(rows, first + inView + OVERSCAN);
+    this.window.style.setProperty("transform", `translateY(${firstTop - (first - from) * LINE_PX}px)`);
+    const stamp = `${this.version}/${this.lines.epoch}`;
+    const reuse = this.renderedVersion === stamp;
+    /** @type {Map<number, HTMLElement>} */
+    const els = new Map();
+    const list = [];
+    const hidden = this.lines.hiddenRanges;
+    let n = from < to ? this.lines.rowToLine(from) : 0;
+    let hi = 0;
+    while (hi < hidden.length && hidden[hi][1] <= n) hi++;
+    for (let r = from; r < to; r++) {
+      while (hi < hidden.length && hidden[hi][0] <= n) {
+        n = Math.max(n, hidden[hi][1]);
+        hi++;
+      }
+      let el = reuse && n < this.lines.lineCount ? this.rowEls.get(n) : undefined;
+      if (!el) el = this.buildRow(n);
+      els.set(n, el);
+      list.push(el);
+      n++;
+    }
+    this.rowEls = els;
+    this.renderedVersion = stamp;
+    const kids = this.window.children;
+    let same = kids.length === list.length;
+    for (let i = 0; same && i < list.length; i++) same = kids[i] === list[i];
+    if (!same) this.window.replaceChildren(...list);
+  }
+
+  /** @param {number} n */
+  lineHref(n) {
+    return `#/tasks/${encodeURIComponent(this.taskId)}?line=${n}`;
+  }
+
+  /** @param {number} n 0-based */
+  buildRow(n) {
+    const raw = this.lines.lineAt(n) ?? "";
+    const num = n + 1;
+    const row = h("span.log-line", { "data-testid": "log-line", "data-line": num });
+    if (num === this.selected) row.classList.add("is-selected");
+    if (n === this.lines.firstError) row.classList.add("is-error");
+    const link = h("a.log-ln", {
+      href: this.lineHref(num),
+      "data-n": num,
+      "data-testid": "log-line-number",
+      tabindex: -1,
+    });
+    row.append(link);
+    const g = this.lines.groupAt.get(n);
+    const body = h("span.log-text");
+    if (g) {
+      row.classList.add(g.kind === "step" ? "log-step" : "log-group");
+      row.dataset.group = g.kind;
+      const btn = h("button.log-fold", {
+        type: "button",
+        "data-testid": "log-group-toggle",
+        "aria-expanded": g.collapsed ? "false" : "true",
+        "aria-label": `${g.collapsed ? "Expand" : "Collapse"} ${g.title || "group"}`,
+      });
+      if (g.collapsed) row.classList.add("is-collapsed");
+      row.append(btn);
+      if (g.kind === "group") {
+        body.append(h("span.log-group-title", { text: g.title || "Group" }));
+        if (g.collapsed && g.end !== null)
+          body.append(h("span.log-fold-count", { text: ` (${g.end - g.start - 1} lines)` }));
+        row.append(body, "\n");
+        return row;
+      }
+    } else if (ENDGROUP_RE.test(plainText(raw))) {
+      row.classList.add("log-endgroup");
+      row.append(body, "\n");
+      return row;
+    }
+    renderAnsi(body, raw, this.search.marksFor(n, raw), LINE_SHOW);
+    const shown = plainText(raw).length;
+    if (shown > LINE_SHOW) body.append(h("span.log-more", { text: ` … ${shown - LINE_SHOW} more characters` }));
+    row.append(body, "\n");
+    return row;
+  }
+
+  /** @param {MouseEvent} e */
+  onClick(e) {
+    const target = /** @type {Element | null} */ (e.target instanceof Element ? e.target : null);
+    const row = target?.closest(".log-line");
+    if (!row || !(row instanceof HTMLElement)) return;
+    const num = Number(row.dataset.line);
+    if (target?.closest(".log-fold")) {
+      const g = this.lines.groupAt.get(num - 1);
+      if (g) this.setCollapsed(g, !g.collapsed);
+      return;
+    }
+    if (target?.closest(".log-ln")) {
+      if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      this.select(num);
+      history.replaceState(history.state, "", this.lineHref(num));
     }
   }
 
-  clearBlocks() {
-    for (const b of this.blocks) b.el.remove();
-    this.blocks = [];
-    this.domChars = 0;
+  /** @param {number} num 1-based */
+  select(num) {
+    this.selected = num;
+    for (const el of this.window.querySelectorAll(".log-line.is-selected")) el.classList.remove("is-selected");
+    this.rowEls.get(num - 1)?.classList.add("is-selected");
+  }
+
+  /**
+   * Scrolls to line `num` (1-based), unfolding what hides it.
+   * @param {number} num
+   * @param {{ select?: boolean, reveal?: boolean }} [opts] select it; bring the log into the window's view
+   */
+  goToLine(num, opts = {}) {
+    const L = this.lines;
+    const n = Math.max(L.base, Math.min(num - 1, L.endLine - 1));
+    if (n < 0 || n >= L.endLine) return;
+    if (L.unfoldAround(n)) this.version++;
+    if (opts.select) this.select(n + 1);
+    this.stick = false;
+    const { rows, height, view, inView } = this.layout();
+    const row = L.lineToRow(n);
+    if (rows * LINE_PX <= MAX_SCROLL_PX) this.pre.scrollTop = Math.max(0, row * LINE_PX - view / 3);
+    else {
+      const span = Math.max(1, rows - inView + 1);
+      this.pre.scrollTop = Math.max(0, ((row - inView / 3) / span) * (height - view));
+    }
+    this.jump.hidden = this.pre.scrollHeight - this.pre.scrollTop - this.pre.clientHeight <= 24;
+    this.render();
+    const el = this.rowEls.get(n);
+    if (opts.reveal && el) el.scrollIntoView({ block: "nearest" });
+  }
+
+  goToFirstError() {
+    if (this.lines.firstError >= 0) this.goToLine(this.lines.firstError + 1, { select: true, reveal: true });
+  }
+
+  // ---- search
+
+  buildToolbar() {
+    const input = h("input.log-search-input", {
+      type: "search",
+      placeholder: "Search log",
+      "aria-label": "Search the log",
+      "data-testid": "log-search",
+    });
+    const count = h("span.log-search-count", { "data-testid": "log-search-count", "aria-live": "polite" });
+    const prev = h(
+      "button.btn.btn-small",
+      { type: "button", "data-testid": "log-search-prev", "aria-label": "Previous match", disabled: true },
+      "↑",
+    );
+    const next = h(
+      "button.btn.btn-small",
+      { type: "button", "data-testid": "log-search-next", "aria-label": "Next match", disabled: true },
+      "↓",
+    );
+    const errBtn = h(
+      "button.btn.btn-small",
+      { type: "button", "data-testid": "log-jump-error", hidden: true },
+      "Jump to first error",
+    );
+    this.searchCount = count;
+    this.searchPrev = prev;
+    this.searchNext = next;
+    this.errorButton = errBtn;
+    let timer = 0;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.setQuery(input.value), 150);
+    });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        clearTimeout(timer);
+        if (input.value !== this.search.query) this.setQuery(input.value);
+        else this.stepMatch(e.shiftKey ? -1 : 1);
+      } else if (e.key === "Escape") {
+        input.value = "";
+        this.setQuery("");
+      }
+    });
+    prev.addEventListener("click", () => this.stepMatch(-1));
+    next.addEventListener("click", () => this.stepMatch(1));
+    errBtn.addEventListener("click", () => this.goToFirstError());
+    return h("div.log-tools", { "data-testid": "log-tools" }, input, count, prev, next, h("span.grow"), errBtn);
+  }
+
+  /** @param {string} q */
+  setQuery(q) {
+    this.search.set(q, this.lines);
+    if (this.search.line.length) this.stepMatch(1);
+    this.version++;
+    this.render();
+    this.showSearch();
+  }
+
+  showSearch() {
+    const m = this.search;
+    const total = m.line.length;
+    if (!this.searchCount || !this.searchPrev || !this.searchNext) return;
+    this.searchCount.textContent = m.query
+      ? total
+        ? `${m.cur + 1} of ${total}${m.capped ? "+" : ""}`
+        : "No matches"
+      : "";
+    this.searchCount.dataset.count = String(total);
+    this.searchPrev.disabled = this.searchNext.disabled = total === 0;
+  }
+
+  /** @param {number} dir */
+  stepMatch(dir) {
+    const m = this.search;
+    const total = m.line.length;
+    if (!total) return;
+    m.cur = m.cur < 0 ? 0 : (m.cur + dir + total) % total;
+    this.version++;
+    this.goToLine(m.line[m.cur] + 1, { reveal: true });
+    this.showSearch();
+  }
+
+  /** The first error line (0-based; -1 if none yet). */
+  get firstError() {
+    return this.lines.firstError;
+  }
+
+  /** The QA step that failed, if the log says so. */
+  get failedStep() {
+    return this.lines.failedStep;
   }
 }

@@ -1,16 +1,25 @@
-// The Projects page (#/projects): invitations waiting for the signed-in user, a new project, and
-// the list; and the badges the project page shares.
+// The Projects page (#/projects): invitations waiting for the signed-in user, the list with each
+// project's health, and a new project behind a button; and the badges the project page shares.
 
 import { api, asApiError } from "../api.js";
 import { clear, enc, errorBanner, field, h, loadingEl, uid } from "../lib/dom.js";
 import { byName, expiryEl, timeEl } from "../lib/format.js";
 import { setInvitationCount, signedIn } from "../lib/shell.js";
 import { projectNames, withIds } from "../lib/state.js";
+import { stateLabel, taskTitle } from "../lib/tasks.js";
 
 /** @typedef {import("../lib/types.js").Project} Project */
 /** @typedef {import("../lib/types.js").ProjectBody} ProjectBody */
 /** @typedef {import("../lib/types.js").Invitation} Invitation */
 /** @typedef {import("../lib/types.js").Page} Page */
+/** @typedef {import("../lib/types.js").ProjectReport} ProjectReport */
+
+/** At most this many status requests per page load (the REST API allows a user 100 a minute). */
+const HEALTH_MAX = 20;
+/** How many status requests run at once. */
+const HEALTH_PARALLEL = 4;
+/** A project's task event asks for its status again after this long (events come in bursts). */
+const HEALTH_REFRESH_MS = 2_000;
 
 /** @returns {Page} */
 export function buildProjectsPage() {
@@ -27,7 +36,18 @@ export function buildProjectsPage() {
     inviteError: null,
     /** @type {{ id: string, name: string } | null} */
     joined: null,
+    /** @type {Map<string, ProjectReport | "loading" | "error">} project id -> its status */
+    health: new Map(),
+    healthAsked: 0,
+    /** @type {Set<string>} projects whose status is asked for again once their tasks settle */
+    healthStale: new Set(),
+    /** @type {Map<string, ProjectReport>} the last status that came, per project */
+    healthLast: new Map(),
+    healthTimer: 0,
+    alive: true,
   };
+  /** @type {Map<string, HTMLElement>} project id -> the health cell on screen */
+  const healthCells = new Map();
   const heading = h("h1", { id: uid("h"), tabindex: -1, text: "Projects" });
   const summary = h("span.summary");
 
@@ -59,6 +79,7 @@ export function buildProjectsPage() {
     "data-testid": "project-tech-stack",
   });
   const create = h("button.btn.btn-primary", { type: "submit", "data-testid": "project-create" }, "Create project");
+  const cancel = h("button.btn.btn-ghost", { type: "button", "data-testid": "project-create-cancel" }, "Cancel");
   const formError = h("div.form-error", { role: "alert", "data-testid": "project-error", hidden: true });
   const form = h(
     "form.project-form",
@@ -71,7 +92,7 @@ export function buildProjectsPage() {
       field("Description", description),
       field("Tech stack", techStack, "Comma-separated"),
     ),
-    h("div.form-actions", null, create),
+    h("div.form-actions", null, create, cancel),
     formError,
   );
   form.addEventListener("submit", async (ev) => {
@@ -108,14 +129,39 @@ export function buildProjectsPage() {
     }
   });
 
+  // The form is not the page's purpose: it opens with "New project".
+  const newProject = h(
+    "button.btn.btn-primary",
+    { type: "button", "data-testid": "new-project", "aria-expanded": "false" },
+    "New project",
+  );
+  const createPanel = h(
+    "div.panel",
+    { "data-testid": "project-create-panel", hidden: true },
+    h("h2", { text: "New project" }),
+    form,
+  );
+  /** @param {boolean} open */
+  const setFormOpen = (open) => {
+    createPanel.hidden = !open;
+    newProject.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) name.focus();
+    else {
+      formError.hidden = true;
+      newProject.focus();
+    }
+  };
+  newProject.addEventListener("click", () => setFormOpen(true));
+  cancel.addEventListener("click", () => setFormOpen(false));
+
   const listSlot = h("div");
   const invitesSlot = h("div");
   const root = h(
     "section.view.view-narrow",
     { "aria-labelledby": heading.id },
-    h("div.view-head", null, h("div.view-title", null, heading, summary)),
+    h("div.view-head", null, h("div.view-title", null, heading, summary), newProject),
     invitesSlot,
-    h("div.panel", { "data-testid": "project-create-panel" }, h("h2", { text: "New project" }), form),
+    createPanel,
     listSlot,
   );
 
@@ -263,6 +309,91 @@ export function buildProjectsPage() {
     );
   }
 
+  /** The health cell of a row, filled when its status arrives. @param {Project} x */
+  function healthCell(x) {
+    const td = h("td.project-health-cell");
+    healthCells.set(x.id, td);
+    fillHealth(x.id, td);
+    return td;
+  }
+
+  /** @param {string} id @param {HTMLElement} td */
+  function fillHealth(id, td) {
+    // A status asked for again keeps showing the last one until the new one comes.
+    const r = ps.health.get(id) === "loading" ? ps.healthLast.get(id) || "loading" : ps.health.get(id);
+    clear(td);
+    if (r && typeof r === "object") {
+      const last = Array.isArray(r.last_tasks) ? r.last_tasks[0] : null;
+      td.append(healthBadge(r.health));
+      if (last?.id)
+        td.append(
+          " ",
+          h("a.muted.small.project-last-task", {
+            href: `#/tasks/${enc(last.id)}`,
+            "data-testid": "project-last-task",
+            "data-state": last.state || "",
+            title: `Last task: ${taskTitle(last)} (${stateLabel(last.state)})`,
+            text: last.number ? `#${last.number}` : "last task",
+          }),
+        );
+    } else {
+      td.append(
+        h("span.muted", {
+          text: r === "loading" ? "…" : "—",
+          title: r === "error" ? "Couldn't load its health" : r === "loading" ? "Loading" : "Not loaded",
+        }),
+      );
+    }
+  }
+
+  /**
+   * The health of the active projects shown, in list order: at most HEALTH_MAX status requests
+   * per page load, HEALTH_PARALLEL at a time.
+   * @param {Project[]} sorted
+   */
+  function loadHealth(sorted) {
+    const want = sorted.filter((x) => x.status !== "archived" && !ps.health.has(x.id));
+    const queue = want.slice(0, Math.max(0, HEALTH_MAX - ps.healthAsked));
+    ps.healthAsked += queue.length;
+    for (const x of queue) ps.health.set(x.id, "loading");
+    const worker = async () => {
+      for (let x = queue.shift(); x && ps.alive; x = queue.shift()) {
+        const id = x.id;
+        try {
+          const report = await api.projectStatus(id);
+          ps.health.set(id, report);
+          ps.healthLast.set(id, report);
+        } catch {
+          ps.health.set(id, "error");
+        }
+        const td = healthCells.get(id);
+        if (td && ps.alive) fillHealth(id, td);
+      }
+    };
+    for (let i = 0; i < Math.min(HEALTH_PARALLEL, queue.length); i++) worker();
+  }
+
+  /**
+   * A task of a listed project changed: its health may have too. Asked for again after a pause,
+   * within the same budget of status requests per page load.
+   * @param {import("../lib/types.js").Task} t
+   */
+  function onProjectTask(t) {
+    const id = t.project_id;
+    const known = id ? ps.health.get(id) : undefined;
+    if (!id || !known || known === "loading") return;
+    ps.healthStale.add(id);
+    if (ps.healthTimer) return;
+    ps.healthTimer = window.setTimeout(() => {
+      ps.healthTimer = 0;
+      const room = Math.max(0, HEALTH_MAX - ps.healthAsked);
+      const again = [...ps.healthStale].filter((x) => ps.health.get(x) !== "loading").slice(0, room);
+      ps.healthStale.clear();
+      for (const x of again) ps.health.delete(x);
+      loadHealth((ps.list || []).filter((p) => again.includes(p.id)));
+    }, HEALTH_REFRESH_MS);
+  }
+
   function render() {
     clear(listSlot);
     const p = ps.list;
@@ -282,7 +413,7 @@ export function buildProjectsPage() {
           null,
           h("h2", { text: "No projects yet" }),
           h("p.muted", {
-            text: "A project groups workspaces that work on the same code, so you can run tasks and QA steps on whichever of them is online.",
+            text: "A project groups workspaces that work on the same code, so you can run tasks and QA steps on whichever of them is online. Create one with “New project”.",
           }),
         ),
       );
@@ -291,6 +422,8 @@ export function buildProjectsPage() {
     const sorted = [...p].sort(
       (a, b) => (a.status === "archived" ? 1 : 0) - (b.status === "archived" ? 1 : 0) || byName(a.name, b.name),
     );
+    healthCells.clear();
+    loadHealth(sorted);
     listSlot.append(
       h(
         "div.table-wrap",
@@ -305,6 +438,7 @@ export function buildProjectsPage() {
               "tr",
               null,
               h("th", { scope: "col", text: "Name" }),
+              h("th", { scope: "col", text: "Health" }),
               h("th", { scope: "col", text: "Status" }),
               h("th", { scope: "col", text: "Your role" }),
               h("th", { scope: "col", text: "Workspaces" }),
@@ -335,6 +469,7 @@ export function buildProjectsPage() {
                   }),
                   x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null,
                 ),
+                healthCell(x),
                 h("td", null, projectStatusBadge(x.status)),
                 h(
                   "td",
@@ -360,7 +495,10 @@ export function buildProjectsPage() {
     heading,
     nav: "projects",
     title: () => "Projects",
+    onTask: onProjectTask,
     destroy: () => {
+      clearTimeout(ps.healthTimer);
+      ps.alive = false;
       ps.seq++;
       ps.invitesSeq++;
     },

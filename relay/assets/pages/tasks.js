@@ -168,7 +168,7 @@ export function buildTaskPage(taskId) {
   const trimmedNote = h(
     "div.log-note",
     { "data-testid": "log-trimmed", hidden: true },
-    "Showing the last 2 MB — ",
+    `Showing the last ${fmtBytes(LOG_KEEP)} — `,
     trimmedMore,
     ".",
   );
@@ -180,17 +180,20 @@ export function buildTaskPage(taskId) {
   download.addEventListener("click", () => downloadLog(download));
   trimmedMore.addEventListener("click", () => downloadLog(trimmedMore));
 
+  const toolsSlot = h("div");
+  const reasonSlot = h("div");
   const logCard = h(
     "section.card.log-card",
     { "aria-label": "Log", hidden: true },
     h("div.card-head.log-head", null, h("h2", { text: "Log" }), logStatus, logBytes, h("span.grow"), jump, download),
+    toolsSlot,
     downloadError,
     trimmedNote,
     serverTruncated,
     pre,
   );
 
-  const body = h("div", { hidden: true }, headSlot, actionError, factsSlot, testsSlot, logCard);
+  const body = h("div", { hidden: true }, headSlot, reasonSlot, actionError, factsSlot, testsSlot, logCard);
   const root = h(
     "section.view",
     { "aria-labelledby": heading.id, "data-testid": "task-page", "data-task-id": taskId },
@@ -238,11 +241,67 @@ export function buildTaskPage(taskId) {
         onEnd: () => {
           load();
         },
+        onInfo: () => renderReason(),
+        line: lineFromHash(),
       });
+      toolsSlot.replaceWith(logView.toolbar);
       const size = typeof t.log_bytes === "number" ? t.log_bytes : 0;
       logView.start(Math.max(0, size - LOG_KEEP));
     }
     if (logView.ended) logView.describeEnd(task);
+  }
+
+  /** The line a `#/tasks/{id}?line=N` link asks for (1-based), or 0. */
+  function lineFromHash() {
+    const q = location.hash.split("?")[1] || "";
+    const n = Number(new URLSearchParams(q).get("line"));
+    return Number.isInteger(n) && n > 0 ? n : 0;
+  }
+
+  function onHashChange() {
+    const n = lineFromHash();
+    if (n && logView && location.hash.startsWith(`#/tasks/${enc(taskId)}`))
+      logView.goToLine(n, { select: true, reveal: true });
+  }
+  window.addEventListener("hashchange", onHashChange);
+
+  /** Why the task ended (state, exit code or signal, failing step) and a way to its first error. */
+  function renderReason() {
+    clear(reasonSlot);
+    const t = task;
+    if (!t) return;
+    const errLine = logView ? logView.firstError : -1;
+    const failed = !isActive(t) && t.state !== "succeeded";
+    if (!failed && errLine < 0) return;
+    const parts = [];
+    if (failed) {
+      const label = stateLabel(t.state);
+      parts.push(label.charAt(0).toUpperCase() + label.slice(1));
+      if (typeof t.exit_code === "number") parts.push(`exit code ${t.exit_code}`);
+      else if (typeof t.signal === "number") parts.push(`signal ${t.signal}`);
+      const step = logView?.failedStep || (t.step && failed ? t.step : null);
+      if (step) parts.push(`step ${step}`);
+      if (t.error) parts.push(t.error);
+    } else {
+      parts.push(isActive(t) ? "An error line in the output so far" : "Finished, with an error line in the output");
+    }
+    const jumpErr =
+      errLine >= 0
+        ? h(
+            "button.btn.btn-small",
+            { type: "button", "data-testid": "task-jump-error" },
+            `Jump to first error (line ${errLine + 1})`,
+          )
+        : null;
+    jumpErr?.addEventListener("click", () => logView?.goToFirstError());
+    reasonSlot.append(
+      h(
+        "div.exit-reason",
+        { "data-testid": "task-exit-reason", class: failed ? "is-failed" : "" },
+        h("span.exit-reason-text", { text: parts.join(" · ") }),
+        jumpErr,
+      ),
+    );
   }
 
   function renderStatus() {
@@ -418,6 +477,7 @@ export function buildTaskPage(taskId) {
     );
 
     renderTests(t.test_summary);
+    renderReason();
     serverTruncated.hidden = !t.log_truncated;
     updateTitle();
   }
@@ -551,6 +611,7 @@ export function buildTaskPage(taskId) {
     title: () => (task ? `${stateLabel(task.state)} · ${taskTitle(task)}` : "Task"),
     destroy() {
       loadSeq++;
+      window.removeEventListener("hashchange", onHashChange);
       if (logView) logView.stop();
     },
     onTask(t) {

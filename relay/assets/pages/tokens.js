@@ -254,18 +254,46 @@ function buildView() {
     }
   });
 
+  // The form is not the page's purpose: it opens with "New token" (and stays open for the next).
+  const newToken = h(
+    "button.btn.btn-primary",
+    { type: "button", "data-testid": "new-token", "aria-expanded": "false" },
+    "New token",
+  );
+  const cancel = h("button.btn.btn-ghost", { type: "button", "data-testid": "token-create-cancel" }, "Cancel");
+  const panel = h(
+    "div.panel",
+    { "data-testid": "token-create-panel", hidden: true },
+    form,
+    kindHint,
+    formError,
+    h("div.form-actions", null, cancel),
+  );
+  /** @param {boolean} open */
+  const setFormOpen = (open) => {
+    panel.hidden = !open;
+    newToken.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) name.focus();
+    else {
+      formError.hidden = true;
+      newToken.focus();
+    }
+  };
+  newToken.addEventListener("click", () => setFormOpen(true));
+  cancel.addEventListener("click", () => setFormOpen(false));
+
   const secretSlot = h("div");
   const listSlot = h("div");
   const root = h(
     "section.view.view-narrow",
     { hidden: true, "aria-labelledby": "tok-title" },
-    h("div.view-head", null, h("div.view-title", null, h("h1", { id: "tok-title", text: "Tokens" }))),
+    h("div.view-head", null, h("div.view-title", null, h("h1", { id: "tok-title", text: "Tokens" })), newToken),
     h(
       "p.lead.muted",
       null,
       "Tokens let software act for you. Each holds scopes that say what it may do, and all but agent tokens can be limited to one project or workspace. The full token is shown only once, when you create it; revoking a token cuts off everything using it.",
     ),
-    h("div.panel", null, form, kindHint, formError),
+    panel,
     secretSlot,
     listSlot,
   );
@@ -368,7 +396,7 @@ function renderTokens() {
         null,
         h("h2", { text: "No tokens yet" }),
         h("p.muted", {
-          text: "Create one above: an agent token to connect a workspace, an MCP token for an MCP client, an API token for a script.",
+          text: "Create one with “New token”: an agent token to connect a workspace, an MCP token for an MCP client, an API token for a script.",
         }),
       ),
     );

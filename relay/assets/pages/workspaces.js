@@ -263,7 +263,15 @@ function buildCard(w) {
         role: "img",
         "aria-label": online ? "Online" : "Offline",
       }),
-      h("h2.ws-name", { text: w.name || "(unnamed)", title: w.name || "" }),
+      h(
+        "h2.ws-name",
+        { title: w.name || "" },
+        h("a.ws-name-link", {
+          href: `#/workspaces/${enc(w.id)}`,
+          "data-testid": "workspace-link",
+          text: w.name || "(unnamed)",
+        }),
+      ),
       presence,
       h(
         "a.btn.btn-small.ws-tasks",
@@ -310,7 +318,7 @@ function buildCard(w) {
  * @param {Workspace} w
  * @param {RepoRecord} r
  */
-function buildRepo(w, r) {
+export function buildRepo(w, r) {
   const key = `${w.id}\n${r.path}`;
   /** @param {unknown} x */
   const n = (x) => (typeof x === "number" && Number.isFinite(x) ? x : 0);
