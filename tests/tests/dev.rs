@@ -48,7 +48,7 @@ struct Dev {
 async fn start_dev(root: &std::path::Path) -> Dev {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_owned();
-    start_dev_at(root, &dir, data).await
+    start_dev_at(root, &dir, data, &[]).await
 }
 
 /// Starts `fulcrum-relay dev` on `root` with its data in `data_dir`, kept as long as `data`.
@@ -56,6 +56,7 @@ async fn start_dev_at(
     root: &std::path::Path,
     data_dir: &std::path::Path,
     data: tempfile::TempDir,
+    extra: &[&str],
 ) -> Dev {
     let mut command = tokio::process::Command::new(workspace_binary("fulcrum-relay"));
     for (name, _) in std::env::vars_os() {
@@ -69,6 +70,7 @@ async fn start_dev_at(
         .arg(data_dir)
         .arg("--root")
         .arg(root)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -199,15 +201,17 @@ async fn the_terminal_commands_find_the_dev_agent_from_any_directory_below() {
     let repo = TestRepo::new();
     let nested = repo.path().join("app/src");
     std::fs::create_dir_all(&nested).unwrap();
+    // With writes on for the dev workspace (`--allow`, passed to its agent).
     let dev = start_dev_at(
         repo.path(),
         &repo.path().join(".fulcrum"),
         tempfile::tempdir().unwrap(),
+        &["--allow", "write,run"],
     )
     .await;
     let mut events = Events::connect(&dev.url, &dev.access).await.unwrap();
     let ws = events
-        .workspace_where(|w| w["online"] == true)
+        .workspace_where(|w| w["online"] == true && w["agent"]["policy"] == json!(["write", "run"]))
         .await
         .unwrap();
     // `fulcrum status`, from a nested directory, no flags.

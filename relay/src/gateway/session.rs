@@ -466,10 +466,19 @@ impl Session<'_> {
                                 return refuse(self.sink, RejectReason::ProtocolViolation, &problem.message).await;
                             }
                             // Only what a client lists counts: the tools, not a server's state.
-                            if let Some(agent) = lock(&self.view).agent.as_mut() {
-                                agent.policy = catalog.policy();
-                                agent.hosted_servers = catalog.servers.len();
-                                agent.hosted_running = catalog.servers.iter().filter(|s| s.running).count();
+                            let facts_changed = {
+                                let mut view = lock(&self.view);
+                                let before = view.agent.clone();
+                                if let Some(agent) = view.agent.as_mut() {
+                                    agent.policy = catalog.policy();
+                                    agent.hosted_servers = catalog.servers.len();
+                                    agent.hosted_running = catalog.servers.iter().filter(|s| s.running).count();
+                                }
+                                (before != view.agent).then(|| crate::bus::workspace_event(&view))
+                            };
+                            // Dashboards see what the workspace now allows.
+                            if let Some(event) = facts_changed {
+                                self.app.bus.publish(self.token.owner_id, event);
                             }
                             let changed = {
                                 let mut tools = self.tools.lock().unwrap_or_else(|e| e.into_inner());
