@@ -35,18 +35,26 @@ trap cleanup EXIT
 # 1. The OpenAPI document, from a relay on embedded SQLite in a scratch directory.
 relay="${FULCRUM_RELAY_BIN:-target/debug/fulcrum-relay}"
 if [ -x "$relay" ]; then
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # On a port the OS picks; the relay says where it listens (read from a pipe, no polling).
+  mkfifo "$work/relay.err"
   env -u FULCRUM_DATABASE_URL -u FULCRUM_CONFIG -u FULCRUM_PUBLIC_URL -u FULCRUM_LISTEN -u FULCRUM_DATA_DIR \
-    "$relay" serve --listen "127.0.0.1:$port" --data-dir "$work/relay" >"$work/relay.log" 2>&1 &
+    "$relay" serve --listen "127.0.0.1:0" --data-dir "$work/relay" >"$work/relay.log" 2>"$work/relay.err" &
   relay_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -sf "http://127.0.0.1:$port/api/v1/openapi.json" -o "$work/openapi.json"; then break; fi
-    if ! kill -0 "$relay_pid" 2>/dev/null; then break; fi
-    sleep 0.1
+  exec 3<"$work/relay.err"
+  url=""
+  while IFS= read -r -t 30 line <&3; do
+    echo "$line" >>"$work/relay.log"
+    case "$line" in
+      "fulcrum-relay listening on "*) url=${line#fulcrum-relay listening on }; break ;;
+    esac
   done
+  if [ -n "$url" ]; then
+    curl -sf "$url/api/v1/openapi.json" -o "$work/openapi.json" || true
+  fi
   kill "$relay_pid" 2>/dev/null || true
   wait "$relay_pid" 2>/dev/null || true
   relay_pid=""
+  exec 3<&-
   if [ ! -s "$work/openapi.json" ]; then
     cat "$work/relay.log" >&2
     echo "check-dashboard: $relay did not serve its OpenAPI document" >&2

@@ -63,7 +63,7 @@ pub struct Limits {
     mcp: Option<DefaultKeyedRateLimiter<Key>>,
     api: Option<DefaultKeyedRateLimiter<Key>>,
     ingest: Option<DefaultKeyedRateLimiter<Key>>,
-    addresses: DefaultKeyedRateLimiter<Key>,
+    addresses: Option<DefaultKeyedRateLimiter<Key>>,
     clock: DefaultClock,
     /// Limits on failed logins.
     pub logins: std::sync::Arc<LoginLimits>,
@@ -79,9 +79,8 @@ impl Limits {
             mcp: keyed(quotas.mcp),
             api: keyed(quotas.api),
             ingest: keyed(quotas.ingest),
-            addresses: RateLimiter::keyed(Quota::per_hour(
-                NonZeroU32::new(ADDRESS_PER_HOUR).expect("non-zero"),
-            )),
+            addresses: NonZeroU32::new(ADDRESS_PER_HOUR)
+                .map(|n| RateLimiter::keyed(Quota::per_hour(n))),
             clock: DefaultClock::default(),
             logins: std::sync::Arc::new(LoginLimits::new(logins)),
         }
@@ -90,20 +89,10 @@ impl Limits {
     /// Counts a request; `Err(seconds)` when it is over the limit and may be retried after that
     /// many seconds.
     pub fn check(&self, key: Key) -> Result<(), u64> {
-        let limiter = match key {
-            Key::Address(addr) => {
-                return self
-                    .addresses
-                    .check_key(&Key::Address(address_key(addr)))
-                    .map_err(|not_until| {
-                        let wait = not_until.wait_time_from(self.clock.now());
-                        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-                    });
-            }
-            Key::Token(TokenKind::Mcp, _) => &self.mcp,
-            Key::Token(TokenKind::Api, _) => &self.api,
-            Key::Token(TokenKind::Ingest, _) => &self.ingest,
-            Key::User(_) | Key::Token(TokenKind::Agent, _) => &self.limiter,
+        let (limiter, key) = match key {
+            // One host usually has a whole IPv6 /64.
+            Key::Address(addr) => (&self.addresses, Key::Address(address_key(addr))),
+            other => (self.limiter_for(other), other),
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -114,13 +103,28 @@ impl Limits {
         })
     }
 
+    /// The limiter that counts `key` (addresses aside).
+    fn limiter_for(&self, key: Key) -> &Option<DefaultKeyedRateLimiter<Key>> {
+        match key {
+            Key::Token(TokenKind::Mcp, _) => &self.mcp,
+            Key::Token(TokenKind::Api, _) => &self.api,
+            Key::Token(TokenKind::Ingest, _) => &self.ingest,
+            Key::User(_) | Key::Token(TokenKind::Agent, _) | Key::Address(_) => &self.limiter,
+        }
+    }
+
     /// Forgets keys whose limit is back to full.
     pub fn forget_idle(&self) {
         self.logins.forget_idle();
-        self.addresses.retain_recent();
-        for limiter in [&self.limiter, &self.mcp, &self.api, &self.ingest]
-            .into_iter()
-            .flatten()
+        for limiter in [
+            &self.limiter,
+            &self.mcp,
+            &self.api,
+            &self.ingest,
+            &self.addresses,
+        ]
+        .into_iter()
+        .flatten()
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();

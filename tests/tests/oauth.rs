@@ -284,7 +284,6 @@ async fn codes_and_refresh_tokens_work_once_and_only_as_issued() {
     let refresh_2 = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh_1, refresh_2);
     assert_eq!(mcp_initialize_status(&base, &access_2).await, 200);
-    tokio::time::sleep(Duration::from_millis(1)).await;
     // The old refresh token again: someone replayed it. The grant ends.
     let (_, body) = refresh_with(refresh_1).await;
     assert_eq!(body["error"], "invalid_grant");

@@ -302,14 +302,13 @@ async fn the_workspace_policy_speaks_the_same_words() {
     let api = Api::new(&base).with_token(&alice.access);
     let ws_id = agent.status().connection.workspace_id.unwrap();
     let ws = ws_id.to_string();
-    // The catalog comes after the welcome: wait until the relay knows the policy (polled:
-    // it lives in the session).
-    for _ in 0..500 {
-        if relay.state.sessions.policy(ws_id) == Some(Scopes::NONE) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    // The catalog comes after the welcome; the relay publishes the workspace when it learns
+    // the policy.
+    let mut events = Events::connect(&base, &alice.access).await.unwrap();
+    events
+        .workspace_where(|w| w["id"] == ws.as_str() && w["agent"]["policy"] == json!([]))
+        .await
+        .unwrap();
     assert_eq!(relay.state.sessions.policy(ws_id), Some(Scopes::NONE));
     // The workspace as the API shows it says how its agent is connected and what it allows.
     let w = api.get(&format!("/api/v1/workspaces/{ws}")).await.unwrap();

@@ -46,6 +46,28 @@ export function append(el, children) {
   }
 }
 
+/**
+ * A data table in its scrolling wrapper: one header cell per column (a string, or `null` to
+ * leave the column out; `{ aria }` for a header with only an accessible name), then `rows`.
+ * @param {string} cls extra classes of the table (`""` for none), e.g. `.tasks-table`
+ * @param {(string | { aria: string } | null)[]} columns
+ * @param {Child} rows
+ */
+export function dataTable(cls, columns, rows) {
+  const heads = columns.map((c) =>
+    c === null
+      ? null
+      : typeof c === "string"
+        ? h("th", { scope: "col", text: c })
+        : h("th", { scope: "col", "aria-label": c.aria }),
+  );
+  return h(
+    "div.table-wrap",
+    null,
+    h(`table.data${cls}`, null, h("thead", null, h("tr", null, heads)), h("tbody", null, rows)),
+  );
+}
+
 /** @param {Element} el */
 export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);

@@ -2,7 +2,7 @@
 // task list that task events keep current.
 
 import { api } from "../api.js";
-import { clear, enc, errorBanner, field, h, loadingEl } from "./dom.js";
+import { clear, dataTable, enc, errorBanner, field, h, loadingEl } from "./dom.js";
 import { fmtDuration, parseTime, plural, timeEl } from "./format.js";
 import { signedIn } from "./shell.js";
 import { projectNames, state, workspaceName } from "./state.js";
@@ -370,31 +370,20 @@ export function taskList(scope, { showWorkspace = false, perPage = 25, global = 
         return tr;
       });
       body.append(
-        h(
-          "div.table-wrap",
-          null,
-          h(
-            "table.data.tasks-table",
-            null,
-            h(
-              "thead",
-              null,
-              h(
-                "tr",
-                null,
-                h("th", { scope: "col", text: "State" }),
-                h("th", { scope: "col", text: "Task" }),
-                showWorkspace ? h("th", { scope: "col", text: "Workspace" }) : null,
-                h("th", { scope: "col", text: "Commit" }),
-                h("th", { scope: "col", text: "Duration" }),
-                h("th", { scope: "col", text: "Exit" }),
-                h("th", { scope: "col", text: "Tests" }),
-                h("th", { scope: "col", text: "Triggered by" }),
-                h("th", { scope: "col", text: "Created" }),
-              ),
-            ),
-            h("tbody", null, trs),
-          ),
+        dataTable(
+          ".tasks-table",
+          [
+            "State",
+            "Task",
+            showWorkspace ? "Workspace" : null,
+            "Commit",
+            "Duration",
+            "Exit",
+            "Tests",
+            "Triggered by",
+            "Created",
+          ],
+          trs,
         ),
       );
     }

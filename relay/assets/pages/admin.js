@@ -2,7 +2,7 @@
 // make a one-time password reset link.
 
 import { api, asApiError } from "../api.js";
-import { clear, copyButton, errorBanner, h, loadingEl, uid } from "../lib/dom.js";
+import { clear, copyButton, dataTable, errorBanner, h, loadingEl, uid } from "../lib/dom.js";
 import { fmtDateTime, plural, timeEl, timeUntil } from "../lib/format.js";
 import { signedIn, whenMe } from "../lib/shell.js";
 import { badResponse, state, withIds } from "../lib/state.js";
@@ -270,30 +270,7 @@ export function buildAdminPage() {
     }
     const off = list.filter((u) => u.active === false).length;
     summary.textContent = `${plural(list.length, "user")}${as.more ? "+" : ""}${off ? ` · ${off} deactivated` : ""}`;
-    listSlot.append(
-      h(
-        "div.table-wrap",
-        null,
-        h(
-          "table.data",
-          null,
-          h(
-            "thead",
-            null,
-            h(
-              "tr",
-              null,
-              h("th", { scope: "col", text: "User" }),
-              h("th", { scope: "col", text: "Role" }),
-              h("th", { scope: "col", text: "State" }),
-              h("th", { scope: "col", text: "Joined" }),
-              h("th", { scope: "col", "aria-label": "Actions" }),
-            ),
-          ),
-          h("tbody", null, list.map(userRow)),
-        ),
-      ),
-    );
+    listSlot.append(dataTable("", ["User", "Role", "State", "Joined", { aria: "Actions" }], list.map(userRow)));
     if (as.more) {
       const more = h(
         "button.btn.btn-small",

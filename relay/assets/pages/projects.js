@@ -2,7 +2,7 @@
 // project's health, and a new project behind a button; and the badges the project page shares.
 
 import { api, asApiError } from "../api.js";
-import { clear, enc, errorBanner, field, h, loadingEl, uid } from "../lib/dom.js";
+import { clear, dataTable, enc, errorBanner, field, h, loadingEl, uid } from "../lib/dom.js";
 import { byName, expiryEl, timeEl } from "../lib/format.js";
 import { setInvitationCount, signedIn } from "../lib/shell.js";
 import { projectNames, withIds } from "../lib/state.js";
@@ -425,64 +425,41 @@ export function buildProjectsPage() {
     healthCells.clear();
     loadHealth(sorted);
     listSlot.append(
-      h(
-        "div.table-wrap",
-        null,
-        h(
-          "table.data",
-          null,
-          h(
-            "thead",
-            null,
+      dataTable(
+        "",
+        ["Name", "Health", "Status", "Your role", "Workspaces", "Tech stack", "Updated"],
+        sorted.map((x) => {
+          const n = Array.isArray(x.workspace_ids) ? x.workspace_ids.length : 0;
+          return h(
+            "tr",
+            {
+              "data-testid": "project-row",
+              "data-project-id": x.id,
+              "data-status": x.status || "",
+              class: x.status === "archived" ? "is-archived" : "",
+            },
             h(
-              "tr",
+              "td.t-name",
               null,
-              h("th", { scope: "col", text: "Name" }),
-              h("th", { scope: "col", text: "Health" }),
-              h("th", { scope: "col", text: "Status" }),
-              h("th", { scope: "col", text: "Your role" }),
-              h("th", { scope: "col", text: "Workspaces" }),
-              h("th", { scope: "col", text: "Tech stack" }),
-              h("th", { scope: "col", text: "Updated" }),
+              h("a", {
+                href: `#/projects/${enc(x.id)}`,
+                "data-testid": "project-link",
+                text: x.name || "(unnamed)",
+              }),
+              x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null,
             ),
-          ),
-          h(
-            "tbody",
-            null,
-            sorted.map((x) => {
-              const n = Array.isArray(x.workspace_ids) ? x.workspace_ids.length : 0;
-              return h(
-                "tr",
-                {
-                  "data-testid": "project-row",
-                  "data-project-id": x.id,
-                  "data-status": x.status || "",
-                  class: x.status === "archived" ? "is-archived" : "",
-                },
-                h(
-                  "td.t-name",
-                  null,
-                  h("a", {
-                    href: `#/projects/${enc(x.id)}`,
-                    "data-testid": "project-link",
-                    text: x.name || "(unnamed)",
-                  }),
-                  x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null,
-                ),
-                healthCell(x),
-                h("td", null, projectStatusBadge(x.status)),
-                h(
-                  "td",
-                  { "data-testid": "project-role" },
-                  h("span.role", { class: `role-${x.role}`, text: x.role || "—" }),
-                ),
-                h("td.num", { "data-testid": "project-workspace-count", text: String(n) }),
-                h("td", null, stackTags(x.tech_stack)),
-                h("td.t-time", null, timeEl(x.updated_at || x.created_at)),
-              );
-            }),
-          ),
-        ),
+            healthCell(x),
+            h("td", null, projectStatusBadge(x.status)),
+            h(
+              "td",
+              { "data-testid": "project-role" },
+              h("span.role", { class: `role-${x.role}`, text: x.role || "—" }),
+            ),
+            h("td.num", { "data-testid": "project-workspace-count", text: String(n) }),
+            h("td", null, stackTags(x.tech_stack)),
+            h("td.t-time", null, timeEl(x.updated_at || x.created_at)),
+          );
+        }),
       ),
     );
   }

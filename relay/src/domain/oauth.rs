@@ -322,12 +322,6 @@ fn pkce_shaped(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// Compares digests: both sides are SHA-256 of a secret, so the time a comparison takes
-/// tells nothing about the secret.
-fn same_digest(a: &str, b: &str) -> bool {
-    a == b
-}
-
 impl OAuth {
     /// The OAuth server on `store`; `access` says who is deactivated; `on_revoke` ends what a
     /// grant held open when a replay revokes it; a refreshed grant's old access token is
@@ -601,9 +595,8 @@ impl OAuth {
         let client = self.store.oauth_client(&id).await?.ok_or_else(bad)?;
         match (&client.secret_hash, secret) {
             (None, _) => Ok(client),
-            (Some(hash), Some(secret)) if same_digest(hash, &auth::token_hash(&secret)) => {
-                Ok(client)
-            }
+            // Both are SHA-256 digests: comparing them in variable time tells nothing.
+            (Some(hash), Some(secret)) if *hash == auth::token_hash(&secret) => Ok(client),
             _ => Err(bad()),
         }
     }
@@ -675,7 +668,7 @@ impl OAuth {
                     ));
                 }
                 let verifier = form.code_verifier.as_deref().unwrap_or_default();
-                if !pkce_shaped(verifier) || !same_digest(&s256(verifier), &stored.code_challenge) {
+                if !pkce_shaped(verifier) || s256(verifier) != stored.code_challenge {
                     return Err(grant("the code_verifier does not match the code_challenge"));
                 }
                 if self.access.is_deactivated(stored.user_id) {

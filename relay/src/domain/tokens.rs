@@ -327,7 +327,6 @@ impl Tokens {
         if !self.store.revoke_token(caller.user, id, Utc::now()).await? {
             return Err(DomainError::NotFound("token"));
         }
-        self.forget(id);
         (self.on_revoke)(id);
         audit::record(Record {
             caller,
@@ -337,9 +336,10 @@ impl Tokens {
         Ok(())
     }
 
-    /// Forgets a revoked or expired token here, so it stops working at once.
-    pub fn forget(&self, id: Uuid) {
-        self.cache.forget(id);
+    /// A token was revoked or expired elsewhere (another node, the CLI): the same hook as a
+    /// revocation here forgets it and ends what it holds open.
+    pub fn ended(&self, id: Uuid) {
+        (self.on_revoke)(id);
     }
 
     /// Checks a token presented at a door that takes `kind`, counts it against its request
@@ -388,7 +388,9 @@ impl Tokens {
             Some(token) => token,
             None => {
                 let token = self.store.active_token(&hash).await?.ok_or_else(unknown)?;
-                self.cache.put(hash.clone(), token.clone());
+                if kind != TokenKind::Agent {
+                    self.cache.put(hash.clone(), token.clone());
+                }
                 token
             }
         };

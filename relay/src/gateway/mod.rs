@@ -95,8 +95,7 @@ pub async fn revocation_sweep(app: AppState) {
                 let expired_checked = match app.store.tokens_expired_between(since - chrono::Duration::seconds(1), now).await {
                     Ok(ids) => {
                         for id in ids {
-                            app.domain.tokens.forget(id);
-                            crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
+                            app.domain.tokens.ended(id);
                         }
                         true
                     }
@@ -108,8 +107,7 @@ pub async fn revocation_sweep(app: AppState) {
                 match app.store.tokens_revoked_since(since - chrono::Duration::seconds(1)).await {
                     Ok(ids) => {
                         for id in ids {
-                            app.domain.tokens.forget(id);
-                            crate::access::token_revoked(&app.sessions, &app.mcp, &app.metrics, id);
+                            app.domain.tokens.ended(id);
                         }
                         // Moved on only when both looks worked, so a failed one is retried.
                         if expired_checked {
