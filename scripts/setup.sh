@@ -84,6 +84,19 @@ if ! "$FULCRUM_MCP_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "mcp-se
 fi
 export FULCRUM_MCP_VENV
 
+# The LLM stand-in's contract test, pinned, in a venv of its own: the official OpenAI and
+# Anthropic SDKs talk to the stand-in, and jsonschema + PyYAML check the relay's requests against
+# the published OpenAI description (../shared/contracts/openai/openapi.yaml).
+LLM_PY_PACKAGES=("openai==3.63.0" "anthropic==2.17.0" "jsonschema==4.26.0" "pyyaml==6.0.4")
+FULCRUM_LLM_VENV="${FULCRUM_LLM_VENV:-$HOME/.cache/fulcrum/llm-venv}"
+if ! "$FULCRUM_LLM_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "anthropic==2.17.0"; then
+  echo "setup: installing the LLM SDKs"
+  python3 -m venv "$FULCRUM_LLM_VENV"
+  PIP_ROOT_USER_ACTION=ignore "$FULCRUM_LLM_VENV/bin/pip" install -q --no-input \
+    --disable-pip-version-check "${LLM_PY_PACKAGES[@]}"
+fi
+export FULCRUM_LLM_VENV
+
 # The MCP tests' npm side (the MCP Inspector and the reference filesystem server), from the lock
 # file.
 if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/inspector ] \

@@ -1,5 +1,5 @@
 //! What the Fulcrum binaries (`fulcrum` and `fulcrum-relay`) share and nothing else: how they
-//! log and when they stop. Kept apart so that the relay does not link the agent.
+//! log, when they stop, and how a TOML error names its line. Kept apart so that the relay does not link the agent.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -43,5 +43,31 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Errors in TOML files people write (`fulcrum.toml`, pipeline definitions) that name the line.
+pub mod toml_errors {
+    /// 1-based line number of byte `offset` in `text`.
+    pub fn line_of(text: &[u8], offset: usize) -> usize {
+        let end = offset.min(text.len());
+        text[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    /// The error's text, always naming a line when the parser knows where it is (toml's own
+    /// text says "TOML parse error at line N, column M" when it knows the span).
+    pub fn message(e: &toml::de::Error, text: &str) -> String {
+        let msg = e.to_string();
+        if msg.contains("line ") {
+            return msg.trim_end().to_string();
+        }
+        match e.span() {
+            Some(span) => format!(
+                "line {}: {}",
+                line_of(text.as_bytes(), span.start),
+                e.message()
+            ),
+            None => msg.trim_end().to_string(),
+        }
     }
 }

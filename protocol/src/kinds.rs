@@ -369,6 +369,91 @@ closed_set! {
     }
 }
 
+closed_set! {
+    /// The wire format an LLM provider speaks.
+    pub enum ProviderKind {
+        /// OpenAI Chat Completions, and the servers that copy it (Ollama, vLLM, llama.cpp,
+        /// LM Studio, OpenRouter).
+        Openai = "openai",
+        /// Anthropic Messages.
+        Anthropic = "anthropic",
+    }
+}
+
+closed_set! {
+    /// Where a pipeline run is.
+    pub enum RunState {
+        /// Waiting for the engine to pick it up.
+        Queued = "queued",
+        /// Being driven.
+        Running = "running",
+        /// Waiting for someone: a budget to be raised or a gate to be approved.
+        Paused = "paused",
+        /// Every stage succeeded.
+        Succeeded = "succeeded",
+        /// A stage failed for good; the run says why.
+        Failed = "failed",
+        /// Canceled by someone.
+        Canceled = "canceled",
+    }
+}
+
+closed_set! {
+    /// Where one stage of a pipeline run is.
+    pub enum StageState {
+        /// Its needs are not met yet.
+        Pending = "pending",
+        /// Being worked on.
+        Running = "running",
+        /// Waiting for someone: an approval, or a budget.
+        Waiting = "waiting",
+        /// Done; its outputs are kept.
+        Succeeded = "succeeded",
+        /// Failed for good.
+        Failed = "failed",
+        /// Not run, because the run ended first.
+        Skipped = "skipped",
+    }
+}
+
+closed_set! {
+    /// What a pipeline stage does.
+    pub enum StageKind {
+        /// One LLM call over a prompt template, its output checked and kept as artifacts.
+        Llm = "llm",
+        /// An LLM tool loop over the workspace's tools, ending with `finish`.
+        Agent = "agent",
+        /// A task in the workspace.
+        Run = "run",
+        /// Waits for someone with the right role to approve or reject.
+        Approval = "approval",
+        /// Calls one MCP tool.
+        Mcp = "mcp",
+    }
+}
+
+closed_set! {
+    /// What became of one LLM call.
+    pub enum LlmCallState {
+        /// Journaled and its cost reserved; the answer is not recorded yet.
+        Reserved = "reserved",
+        /// Answered; the answer is recorded and the cost settled.
+        Succeeded = "succeeded",
+        /// Failed after its retries; nothing was charged but what the provider reported.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// The period a budget counts over.
+    pub enum BudgetPeriod {
+        /// Every call ever made.
+        Total = "total",
+        /// Calls made this calendar month (UTC).
+        Month = "month",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +481,12 @@ mod tests {
         assert_eq!(TokenKind::parse("mcp"), Some(TokenKind::Mcp));
         same(Scope::ALL);
         same(UserRole::ALL);
+        same(ProviderKind::ALL);
+        same(RunState::ALL);
+        same(StageState::ALL);
+        same(StageKind::ALL);
+        same(LlmCallState::ALL);
+        same(BudgetPeriod::ALL);
     }
 
     #[test]

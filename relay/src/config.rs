@@ -87,9 +87,94 @@ pub struct Config {
     pub quic: QuicConfig,
     /// Hosts, origins and proxies.
     pub http: HttpConfig,
+    /// LLM calls: prices, limits.
+    pub llm: LlmConfig,
+    /// The pipeline engine.
+    pub pipelines: PipelinesConfig,
     /// The master keys that seal secrets at rest (`crate::secrets`): lines `ID:BASE64`, the
     /// current key first. Never stored in the database.
     pub master_keys: Option<Secret>,
+}
+
+/// `[llm]`: what LLM calls cost and how long they may take. Prices are US dollars per
+/// million tokens, per model (a key ending in `*` matches by prefix); see `crate::llm::prices`.
+///
+/// ```toml
+/// [llm]
+/// prices_file = "/etc/fulcrum/prices.toml"   # read again whenever it changes
+/// [llm.prices."gpt-4.1"]
+/// input = 2.0
+/// output = 8.0
+/// cached_input = 0.5
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Prices per model.
+    pub prices: crate::llm::PriceTable,
+    /// A TOML file of more prices (the same shape as `[llm.prices]`), read again when it
+    /// changes, so prices can change without a restart.
+    pub prices_file: Option<PathBuf>,
+    /// Longest wait for a provider's answer to begin, seconds.
+    pub connect_timeout_secs: u64,
+    /// Longest silence inside a streamed answer, seconds.
+    pub idle_timeout_secs: u64,
+    /// Most bytes of one answer.
+    pub max_response_bytes: usize,
+    /// Attempts per call on 429, 5xx and broken streams (the first included).
+    pub max_attempts: u32,
+    /// First wait between attempts, milliseconds (doubling, with jitter; a `Retry-After`
+    /// wins).
+    pub backoff_ms: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        let l = crate::llm::Limits::default();
+        Self {
+            prices: Default::default(),
+            prices_file: None,
+            connect_timeout_secs: l.connect_timeout.as_secs(),
+            idle_timeout_secs: l.idle_timeout.as_secs(),
+            max_response_bytes: l.max_response_bytes,
+            max_attempts: l.max_attempts,
+            backoff_ms: l.backoff.as_millis() as u64,
+        }
+    }
+}
+
+impl LlmConfig {
+    /// The client's limits.
+    pub fn limits(&self) -> crate::llm::Limits {
+        crate::llm::Limits {
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_response_bytes: self.max_response_bytes.clamp(1 << 10, 64 << 20),
+            max_attempts: self.max_attempts.clamp(1, 10),
+            backoff: Duration::from_millis(self.backoff_ms),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[pipelines]`: the engine that drives pipeline runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelinesConfig {
+    /// How long a node's claim on a run lasts unless renewed, seconds; a run whose node died
+    /// is taken over after this.
+    pub lease_secs: u64,
+    /// Most runs one node drives at once.
+    pub max_runs: usize,
+}
+
+impl Default for PipelinesConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 30,
+            max_runs: 100,
+        }
+    }
 }
 
 /// `[secrets]`: where the master keys are.
@@ -401,6 +486,10 @@ pub struct FileConfig {
     pub quic: QuicConfig,
     /// See [`HttpConfig`].
     pub http: HttpConfig,
+    /// See [`LlmConfig`].
+    pub llm: LlmConfig,
+    /// See [`PipelinesConfig`].
+    pub pipelines: PipelinesConfig,
     /// See [`SecretsConfig`].
     pub secrets: SecretsConfig,
 }
@@ -529,6 +618,8 @@ impl ServeArgs {
                 ..file.quic
             },
             http: file.http,
+            llm: file.llm,
+            pipelines: file.pipelines,
             master_keys: match (
                 &self.master_keys,
                 self.master_keys_file

@@ -68,6 +68,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         tls: None,
         quic: Default::default(),
         http: Default::default(),
+        llm: Default::default(),
+        pipelines: Default::default(),
         master_keys: Some(Secret::new(ensure_master_keys(data_dir)?)),
     };
     let store = open_store(&config).await?;

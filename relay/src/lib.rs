@@ -32,6 +32,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod install;
+pub mod llm;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;

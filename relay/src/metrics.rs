@@ -11,7 +11,9 @@
 //! access, told to open streams); `streams_cut_total` by `stream` (`follow`, `events`, `mcp`:
 //! open streams stopped because their access went away); `secrets_sealed_total`;
 //! `secrets_opened_total` by `outcome` (`ok`/`failed`: a failure is a wrong key or a changed
-//! ciphertext).
+//! ciphertext); `llm_calls_total` by `provider` and `outcome`, `llm_tokens_total` by
+//! `direction`, `llm_cost_micros_total`, `llm_call_duration_seconds`; `pipeline_runs_total`
+//! and `pipeline_stages_total` by `state`, `pipeline_runs_driven`, `pipeline_step_seconds`.
 //!
 //! Every request gets an id: the client's `X-Request-Id` if it sent a sane one, else a new
 //! UUID. It is returned in `X-Request-Id` and carried by the request's tracing span, so every
@@ -85,6 +87,25 @@ struct OAuthLabels {
     event: &'static str,
 }
 
+/// An LLM call's provider format and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LlmCallLabels {
+    provider: &'static str,
+    outcome: &'static str,
+}
+
+/// Token direction of LLM calls.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    direction: &'static str,
+}
+
+/// A state pipeline runs or stages reach.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
 /// A state of database connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -110,6 +131,14 @@ pub struct Metrics {
     secrets_opened: Family<OutcomeLabels, Counter>,
     token_checks: Family<TokenCheckLabels, Counter>,
     oauth: Family<OAuthLabels, Counter>,
+    llm_calls: Family<LlmCallLabels, Counter>,
+    llm_tokens: Family<TokenLabels, Counter>,
+    llm_cost: Counter,
+    llm_seconds: Histogram,
+    runs: Family<StateLabels, Counter>,
+    stages: Family<StateLabels, Counter>,
+    runs_driven: Gauge,
+    transition_seconds: Histogram,
 }
 
 /// Whether an operation worked.
@@ -213,7 +242,64 @@ impl Default for Metrics {
              replayed)",
             oauth.clone(),
         );
+        let llm_calls = Family::<LlmCallLabels, Counter>::default();
+        registry.register(
+            "llm_calls",
+            "LLM calls made, by provider format and outcome (ok, budget_exceeded, or the \
+             failure's code)",
+            llm_calls.clone(),
+        );
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "llm_tokens",
+            "Tokens of LLM calls, by direction (input, output, cached)",
+            llm_tokens.clone(),
+        );
+        let llm_cost = Counter::default();
+        registry.register(
+            "llm_cost_micros",
+            "What LLM calls cost, in micro-dollars, from the price table",
+            llm_cost.clone(),
+        );
+        let llm_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register(
+            "llm_call_duration_seconds",
+            "LLM calls from request to the end of the answer",
+            llm_seconds.clone(),
+        );
+        let runs = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "pipeline_runs",
+            "Pipeline runs that reached a state (succeeded, failed, canceled, paused)",
+            runs.clone(),
+        );
+        let stages = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "pipeline_stages",
+            "Pipeline stage attempts that reached a state",
+            stages.clone(),
+        );
+        let runs_driven = Gauge::default();
+        registry.register(
+            "pipeline_runs_driven",
+            "Pipeline runs this node holds the lease of and drives now",
+            runs_driven.clone(),
+        );
+        let transition_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "pipeline_step_seconds",
+            "Time the engine takes to record a stage's change and advance its run",
+            transition_seconds.clone(),
+        );
         Self {
+            llm_calls,
+            llm_tokens,
+            llm_cost,
+            llm_seconds,
+            runs,
+            stages,
+            runs_driven,
+            transition_seconds,
             token_checks,
             oauth,
             secrets_sealed,
@@ -302,6 +388,47 @@ impl Metrics {
     /// Counts an OAuth server event.
     pub fn oauth(&self, event: &'static str) {
         self.oauth.get_or_create(&OAuthLabels { event }).inc();
+    }
+
+    /// Counts an LLM call and what it used.
+    pub fn llm_call(
+        &self,
+        provider: &'static str,
+        outcome: &'static str,
+        usage: Option<(u64, u64, u64, i64, f64)>,
+    ) {
+        self.llm_calls
+            .get_or_create(&LlmCallLabels { provider, outcome })
+            .inc();
+        if let Some((input, output, cached, cost, seconds)) = usage {
+            for (direction, n) in [("input", input), ("output", output), ("cached", cached)] {
+                self.llm_tokens
+                    .get_or_create(&TokenLabels { direction })
+                    .inc_by(n);
+            }
+            self.llm_cost.inc_by(cost.max(0) as u64);
+            self.llm_seconds.observe(seconds);
+        }
+    }
+
+    /// Counts a pipeline run reaching `state`.
+    pub fn pipeline_run(&self, state: &'static str) {
+        self.runs.get_or_create(&StateLabels { state }).inc();
+    }
+
+    /// Counts a stage attempt reaching `state`.
+    pub fn pipeline_stage(&self, state: &'static str) {
+        self.stages.get_or_create(&StateLabels { state }).inc();
+    }
+
+    /// Times one recorded engine step.
+    pub fn pipeline_step(&self, seconds: f64) {
+        self.transition_seconds.observe(seconds);
+    }
+
+    /// Moves the count of runs this node drives by `delta`.
+    pub fn runs_driven(&self, delta: i64) {
+        self.runs_driven.inc_by(delta);
     }
 
     /// Counts an open stream stopped because its access went away.

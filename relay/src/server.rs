@@ -37,6 +37,7 @@ pub struct Relay {
     task: JoinHandle<std::io::Result<()>>,
     quic: Option<crate::gateway::quic::QuicDoor>,
     secure: bool,
+    engine: JoinHandle<()>,
 }
 
 /// The address a TLS connection came from, given to handlers as `ConnectInfo<Peer>` (plain
@@ -148,6 +149,7 @@ impl Relay {
         tokio::spawn(account_sweep(state.clone()));
         tokio::spawn(oauth_sweep(state.clone()));
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
+        let engine = tokio::spawn(state.engine.clone().run(stopping.clone()));
         tokio::spawn(crate::tasks::lease_sweep(
             state.store.clone(),
             state.feed.clone(),
@@ -200,6 +202,7 @@ impl Relay {
             task,
             quic,
             secure,
+            engine,
         })
     }
 
@@ -235,6 +238,13 @@ impl Relay {
         }
         if let Some(quic) = self.quic {
             quic.stopped(deadline).await;
+        }
+        // The engine gives up the leases of the runs it drives, so another node takes them.
+        if tokio::time::timeout_at(deadline, self.engine)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the pipeline engine did not stop before the deadline");
         }
         tracing::info!("relay stopped");
         Ok(())
@@ -281,6 +291,64 @@ fn compose(
             crate::access::token_revoked(&sessions, &mcp, &metrics, token);
         })
     };
+    let projects = Arc::new(Projects::new(
+        store.clone(),
+        access.clone(),
+        feed.clone(),
+        workspaces.clone(),
+    ));
+    let secrets = Arc::new(crate::domain::secrets::Secrets::new(
+        store.clone(),
+        keys,
+        metrics.clone(),
+    ));
+    let providers = Arc::new(crate::domain::providers::Providers::new(
+        store.clone(),
+        secrets.clone(),
+        projects.clone(),
+    ));
+    let prices = Arc::new(
+        crate::llm::prices::Prices::new(config.llm.prices.clone(), config.llm.prices_file.clone())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the LLM prices cannot be read; calls are priced at 0");
+                crate::llm::prices::Prices::new(Default::default(), None).expect("empty prices")
+            }),
+    );
+    let budgets = Arc::new(crate::domain::budgets::Budgets::new(
+        store.clone(),
+        prices,
+        crate::llm::Client::new(config.llm.limits()),
+        metrics.clone(),
+        projects.clone(),
+    ));
+    let run_feed = Arc::new(crate::domain::pipelines::RunFeed::new(
+        store.clone(),
+        bus.clone(),
+    ));
+    let engine_wake = Arc::new(tokio::sync::Notify::new());
+    let local_runs: Arc<crate::domain::pipelines::engine::LocalRuns> = Default::default();
+    let pipelines = crate::domain::pipelines::Pipelines::new(
+        store.clone(),
+        projects.clone(),
+        providers.clone(),
+        run_feed.clone(),
+        engine_wake.clone(),
+        local_runs.clone(),
+    );
+    let engine = Arc::new(crate::domain::pipelines::engine::Engine::new(
+        store.clone(),
+        budgets.clone(),
+        providers.clone(),
+        run_feed,
+        metrics.clone(),
+        crate::domain::pipelines::engine::EngineConfig {
+            lease: Duration::from_secs(config.pipelines.lease_secs.max(3)),
+            max_runs: config.pipelines.max_runs.max(1),
+            ..Default::default()
+        },
+        engine_wake,
+        local_runs,
+    ));
     let domain = Domain {
         accounts: Accounts::new(
             store.clone(),
@@ -306,12 +374,7 @@ fn compose(
                 log_limit: config.agents.task_log_limit_bytes,
             },
         ),
-        projects: Projects::new(
-            store.clone(),
-            access.clone(),
-            feed.clone(),
-            workspaces.clone(),
-        ),
+        projects: projects.clone(),
         tokens: Tokens::new(
             store.clone(),
             on_revoke.clone(),
@@ -328,7 +391,10 @@ fn compose(
             metrics.clone(),
         ),
         workspaces,
-        secrets: crate::domain::secrets::Secrets::new(store.clone(), keys, metrics.clone()),
+        secrets,
+        providers,
+        budgets,
+        pipelines,
     };
     AppState {
         store,
@@ -345,6 +411,7 @@ fn compose(
         mcp,
         access,
         used_tickets: Default::default(),
+        engine,
     }
 }
 

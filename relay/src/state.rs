@@ -41,6 +41,8 @@ pub struct AppState {
     pub access: Arc<crate::access::AccessChanges>,
     /// Event tickets already used.
     pub used_tickets: Arc<crate::auth::UsedTickets>,
+    /// This node's pipeline engine.
+    pub engine: Arc<crate::domain::pipelines::engine::Engine>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

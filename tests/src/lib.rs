@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+pub mod llm_standin;
 pub mod processes;
 pub mod transport;
 
@@ -168,6 +169,10 @@ pub struct RelayOptions {
     pub api_requests_per_minute: u32,
     /// Master keys for secrets at rest (`ID:BASE64` entries), if any.
     pub master_keys: Option<String>,
+    /// LLM prices and limits.
+    pub llm: fulcrum_relay::config::LlmConfig,
+    /// The pipeline engine.
+    pub pipelines: fulcrum_relay::config::PipelinesConfig,
 }
 
 impl Default for RelayOptions {
@@ -184,6 +189,12 @@ impl Default for RelayOptions {
             mcp_requests_per_minute: 0,
             api_requests_per_minute: 0,
             master_keys: None,
+            llm: fulcrum_relay::config::LlmConfig {
+                // Retries in tests wait milliseconds, not seconds.
+                backoff_ms: 5,
+                ..Default::default()
+            },
+            pipelines: Default::default(),
         }
     }
 }
@@ -213,6 +224,8 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         tls: opts.tls.clone(),
         quic: quic_config(opts),
         http: Default::default(),
+        llm: opts.llm.clone(),
+        pipelines: opts.pipelines.clone(),
         master_keys: opts.master_keys.clone().map(Secret::new),
     }
 }
@@ -361,6 +374,11 @@ impl Api {
             token: None,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The bearer token it sends, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// The same client sending `Authorization: Bearer token`.
@@ -519,6 +537,28 @@ impl Events {
 }
 
 impl Events {
+    /// Waits for a `pipeline_run` event about run `id` that satisfies `pred`; returns the run.
+    pub async fn run_where(
+        &mut self,
+        id: &str,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = Value::Null;
+        loop {
+            let v = match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(v) => v?,
+                Err(_) => bail!("no matching run event in time; the last run seen: {last:#}"),
+            };
+            if v["type"] == "pipeline_run" && v["run"]["id"] == id {
+                last = v["run"].clone();
+                if pred(&last) {
+                    return Ok(last);
+                }
+            }
+        }
+    }
+
     /// Sends a JSON request on the socket.
     pub async fn request(&mut self, v: Value) -> Result<()> {
         use futures_util::SinkExt;

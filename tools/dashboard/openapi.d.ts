@@ -531,6 +531,248 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/llm-providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/llm-providers`. */
+        get: operations["list_llm_providers"];
+        put?: never;
+        /** `POST /api/v1/llm-providers`. */
+        post: operations["create_llm_provider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm-providers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** `DELETE /api/v1/llm-providers/{id}`. */
+        delete: operations["delete_llm_provider"];
+        options?: never;
+        head?: never;
+        /** `PATCH /api/v1/llm-providers/{id}`. */
+        patch: operations["update_llm_provider"];
+        trace?: never;
+    };
+    "/api/v1/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/budgets`. */
+        get: operations["list_budgets"];
+        /** `PUT /api/v1/budgets`. */
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/budgets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** `DELETE /api/v1/budgets/{id}`. */
+        delete: operations["delete_budget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/pipeline-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/pipeline-runs`. */
+        get: operations["list_pipeline_runs"];
+        put?: never;
+        /** `POST /api/v1/projects/{id}/pipeline-runs`. */
+        post: operations["start_pipeline_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/pipeline-runs/{id}`. */
+        get: operations["get_pipeline_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/pipeline-runs/{id}/cancel`. */
+        post: operations["cancel_pipeline_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/pipeline-runs/{id}/resume`. */
+        post: operations["resume_pipeline_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/stages/{stage}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/pipeline-runs/{id}/stages/{stage}/approve`. */
+        post: operations["approve_pipeline_stage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/stages/{stage}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/pipeline-runs/{id}/stages/{stage}/reject`. */
+        post: operations["reject_pipeline_stage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/pipeline-runs/{id}/calls`. */
+        get: operations["list_pipeline_run_calls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/pipeline-runs/{id}/artifacts`. */
+        get: operations["list_pipeline_artifacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/artifacts/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/pipeline-runs/{id}/artifacts/{path}`: the content itself. */
+        get: operations["get_pipeline_artifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline-runs/{id}/artifacts.zip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/pipeline-runs/{id}/artifacts.zip`: every artifact, as a zip. */
+        get: operations["download_pipeline_artifacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users": {
         parameters: {
             query?: never;
@@ -693,6 +935,163 @@ export interface components {
             /** @description How many of those run now. */
             hosted_running: number;
         };
+        /** @description An artifact's metadata. */
+        ArtifactMeta: {
+            /** @description Its path in the run, such as `requirements.json` or `api/openapi.yaml`. */
+            path: string;
+            /** @description The stage that wrote it. */
+            stage: string;
+            /**
+             * Format: int32
+             * @description The stage's attempt that wrote it.
+             */
+            attempt: number;
+            /** @description Its media type. */
+            media_type: string;
+            /**
+             * Format: int64
+             * @description Its size in bytes.
+             */
+            size: number;
+            /** @description SHA-256 of its content, hex. */
+            sha256: string;
+            /**
+             * Format: date-time
+             * @description When it was written.
+             */
+            created_at: string;
+        };
+        /** @description A spending limit. */
+        Budget: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The project whose calls it counts; `None`: its owner's calls everywhere.
+             */
+            project_id?: string | null;
+            /** @description Over what period. */
+            period: components["schemas"]["BudgetPeriod"];
+            /**
+             * Format: int64
+             * @description The limit, in micro-dollars.
+             */
+            limit_micros: number;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
+        /** @description A budget to set. */
+        BudgetInput: {
+            /**
+             * Format: uuid
+             * @description The project whose calls it limits [default: the caller's calls everywhere].
+             */
+            project_id?: string | null;
+            /** @description Over what period. */
+            period: components["schemas"]["BudgetPeriod"];
+            /**
+             * Format: double
+             * @description The limit, US dollars.
+             */
+            limit_usd: number;
+        };
+        /**
+         * @description The period a budget counts over.
+         * @enum {string}
+         */
+        BudgetPeriod: "total" | "month";
+        /** @description A budget with what it counts so far. */
+        BudgetView: components["schemas"]["Budget"] & {
+            /**
+             * Format: double
+             * @description The limit, US dollars.
+             */
+            limit_usd: number;
+            /**
+             * Format: double
+             * @description Spent (and reserved by calls in flight) in its period, US dollars.
+             */
+            spent_usd: number;
+        };
+        /** @description One LLM call of a run, with its OpenTelemetry GenAI facts. */
+        CallView: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description The stage. */
+            stage?: string | null;
+            /**
+             * Format: int32
+             * @description The stage's attempt.
+             */
+            attempt?: number | null;
+            /**
+             * Format: int32
+             * @description Its number in the attempt.
+             */
+            seq?: number | null;
+            /** @description `gen_ai.operation.name`. */
+            operation: string;
+            /** @description `gen_ai.provider.name`. */
+            provider: components["schemas"]["ProviderKind"];
+            /** @description `gen_ai.request.model`. */
+            request_model: string;
+            /** @description `gen_ai.response.model`. */
+            response_model?: string | null;
+            /** @description `gen_ai.response.id`. */
+            response_id?: string | null;
+            /** @description `gen_ai.response.finish_reasons`. */
+            finish_reasons: string[];
+            /**
+             * Format: int64
+             * @description `gen_ai.usage.input_tokens`.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description `gen_ai.usage.output_tokens`.
+             */
+            output_tokens: number;
+            /**
+             * Format: int64
+             * @description Cached input tokens.
+             */
+            cached_tokens: number;
+            /** @description Whether the provider reported no usage and the counts are estimates. */
+            usage_estimated: boolean;
+            /**
+             * Format: double
+             * @description Cost, US dollars.
+             */
+            cost_usd: number;
+            /**
+             * Format: int64
+             * @description Milliseconds to the end of the answer.
+             */
+            latency_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Milliseconds to the first token.
+             */
+            ttft_ms?: number | null;
+            /** @description What became of it. */
+            state: components["schemas"]["LlmCallState"];
+            /** @description Its failure's code. */
+            error_code?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            created_at: string;
+        };
         /** @description One changed path, with its two-letter code as in `git status --porcelain` (`XY`). */
         ChangedPath: {
             /** @description Path relative to the repository's work tree. */
@@ -761,6 +1160,45 @@ export interface components {
         Credentials: {
             email: string;
             password: string;
+        };
+        /** @description A decision on an approval gate. */
+        Decision: {
+            /** @description For a rejection: what to change; fed to the stages that run again. */
+            comment?: string | null;
+        };
+        /** @description A successful answer. */
+        Envelope_Budget: {
+            /** @description A spending limit. */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The project whose calls it counts; `None`: its owner's calls everywhere.
+                 */
+                project_id?: string | null;
+                /** @description Over what period. */
+                period: components["schemas"]["BudgetPeriod"];
+                /**
+                 * Format: int64
+                 * @description The limit, in micro-dollars.
+                 */
+                limit_micros: number;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
         Envelope_ConsentAnswer: {
@@ -846,6 +1284,48 @@ export interface components {
                  * @description Until when it can be accepted.
                  */
                 expires_at: string;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_LlmProvider: {
+            /** @description An LLM provider a user set up. */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The one project it is for; `None`: all of its owner's.
+                 */
+                project_id?: string | null;
+                /** @description A name chosen by its owner, unique among theirs. */
+                name: string;
+                /** @description The wire format it speaks. */
+                kind: components["schemas"]["ProviderKind"];
+                /** @description The base URL calls go to. */
+                base_url: string;
+                /** @description The model used when a stage names none. */
+                default_model: string;
+                /** @description The key's last characters (the key itself is sealed and never shown). */
+                key_hint?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was set up.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1039,6 +1519,79 @@ export interface components {
                 id: string;
                 /** @description Always true. */
                 revoked: boolean;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_RunView: {
+            /** @description A pipeline run as people see it. */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /** @description A short name (in branch names: `fulcrum/run-<handle>`). */
+                handle: string;
+                /**
+                 * Format: uuid
+                 * @description Its project.
+                 */
+                project_id: string;
+                /**
+                 * Format: uuid
+                 * @description The workspace it works in, once chosen.
+                 */
+                workspace_id?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Who started it.
+                 */
+                started_by: string;
+                /**
+                 * Format: uuid
+                 * @description The provider it calls.
+                 */
+                provider_id?: string | null;
+                /** @description The pipeline's name. */
+                pipeline: string;
+                /** @description SHA-256 of the definition and prompts it runs. */
+                definition_hash: string;
+                /** @description Where it is. */
+                state: components["schemas"]["RunState"];
+                /** @description A stable code for why it paused or failed. */
+                reason?: string | null;
+                /** @description What went wrong. */
+                error?: string | null;
+                /**
+                 * Format: double
+                 * @description Its own budget, US dollars.
+                 */
+                budget_usd?: number | null;
+                /** @description Tokens and cost so far. */
+                usage: components["schemas"]["RunUsage"];
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When the engine first picked it up.
+                 */
+                started_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it ended.
+                 */
+                finished_at?: string | null;
+                /** @description Its stages, in definition order. */
+                stages: components["schemas"]["StageView"][];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1253,6 +1806,142 @@ export interface components {
             errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
+        Envelope_Vec_ArtifactMeta: {
+            data: {
+                /** @description Its path in the run, such as `requirements.json` or `api/openapi.yaml`. */
+                path: string;
+                /** @description The stage that wrote it. */
+                stage: string;
+                /**
+                 * Format: int32
+                 * @description The stage's attempt that wrote it.
+                 */
+                attempt: number;
+                /** @description Its media type. */
+                media_type: string;
+                /**
+                 * Format: int64
+                 * @description Its size in bytes.
+                 */
+                size: number;
+                /** @description SHA-256 of its content, hex. */
+                sha256: string;
+                /**
+                 * Format: date-time
+                 * @description When it was written.
+                 */
+                created_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_BudgetView: {
+            data: (components["schemas"]["Budget"] & {
+                /**
+                 * Format: double
+                 * @description The limit, US dollars.
+                 */
+                limit_usd: number;
+                /**
+                 * Format: double
+                 * @description Spent (and reserved by calls in flight) in its period, US dollars.
+                 */
+                spent_usd: number;
+            })[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_CallView: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /** @description The stage. */
+                stage?: string | null;
+                /**
+                 * Format: int32
+                 * @description The stage's attempt.
+                 */
+                attempt?: number | null;
+                /**
+                 * Format: int32
+                 * @description Its number in the attempt.
+                 */
+                seq?: number | null;
+                /** @description `gen_ai.operation.name`. */
+                operation: string;
+                /** @description `gen_ai.provider.name`. */
+                provider: components["schemas"]["ProviderKind"];
+                /** @description `gen_ai.request.model`. */
+                request_model: string;
+                /** @description `gen_ai.response.model`. */
+                response_model?: string | null;
+                /** @description `gen_ai.response.id`. */
+                response_id?: string | null;
+                /** @description `gen_ai.response.finish_reasons`. */
+                finish_reasons: string[];
+                /**
+                 * Format: int64
+                 * @description `gen_ai.usage.input_tokens`.
+                 */
+                input_tokens: number;
+                /**
+                 * Format: int64
+                 * @description `gen_ai.usage.output_tokens`.
+                 */
+                output_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Cached input tokens.
+                 */
+                cached_tokens: number;
+                /** @description Whether the provider reported no usage and the counts are estimates. */
+                usage_estimated: boolean;
+                /**
+                 * Format: double
+                 * @description Cost, US dollars.
+                 */
+                cost_usd: number;
+                /**
+                 * Format: int64
+                 * @description Milliseconds to the end of the answer.
+                 */
+                latency_ms?: number | null;
+                /**
+                 * Format: int64
+                 * @description Milliseconds to the first token.
+                 */
+                ttft_ms?: number | null;
+                /** @description What became of it. */
+                state: components["schemas"]["LlmCallState"];
+                /** @description Its failure's code. */
+                error_code?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was made.
+                 */
+                created_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
         Envelope_Vec_Invitation: {
             data: {
                 /**
@@ -1283,6 +1972,47 @@ export interface components {
                  * @description Until when it can be accepted.
                  */
                 expires_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_LlmProvider: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The one project it is for; `None`: all of its owner's.
+                 */
+                project_id?: string | null;
+                /** @description A name chosen by its owner, unique among theirs. */
+                name: string;
+                /** @description The wire format it speaks. */
+                kind: components["schemas"]["ProviderKind"];
+                /** @description The base URL calls go to. */
+                base_url: string;
+                /** @description The model used when a stage names none. */
+                default_model: string;
+                /** @description The key's last characters (the key itself is sealed and never shown). */
+                key_hint?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was set up.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
             }[];
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1348,6 +2078,78 @@ export interface components {
                  * @description When it last changed.
                  */
                 updated_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_RunView: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /** @description A short name (in branch names: `fulcrum/run-<handle>`). */
+                handle: string;
+                /**
+                 * Format: uuid
+                 * @description Its project.
+                 */
+                project_id: string;
+                /**
+                 * Format: uuid
+                 * @description The workspace it works in, once chosen.
+                 */
+                workspace_id?: string | null;
+                /**
+                 * Format: uuid
+                 * @description Who started it.
+                 */
+                started_by: string;
+                /**
+                 * Format: uuid
+                 * @description The provider it calls.
+                 */
+                provider_id?: string | null;
+                /** @description The pipeline's name. */
+                pipeline: string;
+                /** @description SHA-256 of the definition and prompts it runs. */
+                definition_hash: string;
+                /** @description Where it is. */
+                state: components["schemas"]["RunState"];
+                /** @description A stable code for why it paused or failed. */
+                reason?: string | null;
+                /** @description What went wrong. */
+                error?: string | null;
+                /**
+                 * Format: double
+                 * @description Its own budget, US dollars.
+                 */
+                budget_usd?: number | null;
+                /** @description Tokens and cost so far. */
+                usage: components["schemas"]["RunUsage"];
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When the engine first picked it up.
+                 */
+                started_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it ended.
+                 */
+                finished_at?: string | null;
+                /** @description Its stages, in definition order. */
+                stages: components["schemas"]["StageView"][];
             }[];
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1687,6 +2489,44 @@ export interface components {
              */
             expires_at: string;
         };
+        /**
+         * @description What became of one LLM call.
+         * @enum {string}
+         */
+        LlmCallState: "reserved" | "succeeded" | "failed";
+        /** @description An LLM provider a user set up. */
+        LlmProvider: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The one project it is for; `None`: all of its owner's.
+             */
+            project_id?: string | null;
+            /** @description A name chosen by its owner, unique among theirs. */
+            name: string;
+            /** @description The wire format it speaks. */
+            kind: components["schemas"]["ProviderKind"];
+            /** @description The base URL calls go to. */
+            base_url: string;
+            /** @description The model used when a stage names none. */
+            default_model: string;
+            /** @description The key's last characters (the key itself is sealed and never shown). */
+            key_hint?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was set up.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
         /** @description A page of a task's log. */
         LogPage: {
             /**
@@ -1892,6 +2732,41 @@ export interface components {
          * @enum {string}
          */
         ProjectStatus: "active" | "archived";
+        /** @description A provider to set up. */
+        ProviderInput: {
+            /** @description A name, unique among the user's providers. */
+            name: string;
+            /** @description The wire format. */
+            kind: components["schemas"]["ProviderKind"];
+            /**
+             * @description The base URL, such as `https://api.openai.com/v1`, `https://api.anthropic.com/v1` or
+             *     `http://127.0.0.1:11434/v1` (Ollama).
+             */
+            base_url: string;
+            /** @description The model used when a stage names none. */
+            default_model: string;
+            /** @description The key; kept sealed, never shown again. */
+            api_key?: string | null;
+            /**
+             * Format: uuid
+             * @description The one project it is for [default: all of the user's].
+             */
+            project_id?: string | null;
+        };
+        /**
+         * @description The wire format an LLM provider speaks.
+         * @enum {string}
+         */
+        ProviderKind: "openai" | "anthropic";
+        /** @description Changes to a provider. */
+        ProviderPatch: {
+            /** @description A new base URL. */
+            base_url?: string | null;
+            /** @description A new default model. */
+            default_model?: string | null;
+            /** @description A new key (rotation): replaces the sealed one. */
+            api_key?: string | null;
+        };
         /** @description Body of refresh and logout; the token may come from the cookie instead. */
         RefreshBody: {
             refresh_token?: string | null;
@@ -1969,6 +2844,14 @@ export interface components {
              */
             valid_for_mins?: number | null;
         };
+        /** @description Where to start again. */
+        ResumeRun: {
+            /**
+             * @description Run this stage and every stage after it again, with the earlier stages' outputs
+             *     [default: only the stages that failed or wait].
+             */
+            from_stage?: string | null;
+        };
         /** @description The answer to a revocation. */
         Revoked: {
             /**
@@ -2003,12 +2886,172 @@ export interface components {
             timeout_s?: number | null;
         };
         /**
+         * @description Where a pipeline run is.
+         * @enum {string}
+         */
+        RunState: "queued" | "running" | "paused" | "succeeded" | "failed" | "canceled";
+        /** @description Tokens and cost. */
+        RunUsage: {
+            /**
+             * Format: int64
+             * @description LLM calls made.
+             */
+            calls: number;
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens: number;
+            /**
+             * Format: int64
+             * @description Cached input tokens.
+             */
+            cached_tokens: number;
+            /**
+             * Format: double
+             * @description Cost, US dollars.
+             */
+            cost_usd: number;
+        };
+        /** @description A pipeline run as people see it. */
+        RunView: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description A short name (in branch names: `fulcrum/run-<handle>`). */
+            handle: string;
+            /**
+             * Format: uuid
+             * @description Its project.
+             */
+            project_id: string;
+            /**
+             * Format: uuid
+             * @description The workspace it works in, once chosen.
+             */
+            workspace_id?: string | null;
+            /**
+             * Format: uuid
+             * @description Who started it.
+             */
+            started_by: string;
+            /**
+             * Format: uuid
+             * @description The provider it calls.
+             */
+            provider_id?: string | null;
+            /** @description The pipeline's name. */
+            pipeline: string;
+            /** @description SHA-256 of the definition and prompts it runs. */
+            definition_hash: string;
+            /** @description Where it is. */
+            state: components["schemas"]["RunState"];
+            /** @description A stable code for why it paused or failed. */
+            reason?: string | null;
+            /** @description What went wrong. */
+            error?: string | null;
+            /**
+             * Format: double
+             * @description Its own budget, US dollars.
+             */
+            budget_usd?: number | null;
+            /** @description Tokens and cost so far. */
+            usage: components["schemas"]["RunUsage"];
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the engine first picked it up.
+             */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            /** @description Its stages, in definition order. */
+            stages: components["schemas"]["StageView"][];
+        };
+        /**
          * @description What a credential may do. A login may do everything its user may; a token only what its
          *     scopes say (and never more than its user). The agent's workspace policy speaks the same
          *     words (`write`, `run`): a call into a workspace needs both.
          * @enum {string}
          */
         Scope: "read" | "write" | "run" | "ingest" | "admin";
+        /**
+         * @description What a pipeline stage does.
+         * @enum {string}
+         */
+        StageKind: "llm" | "agent" | "run" | "approval" | "mcp";
+        /**
+         * @description Where one stage of a pipeline run is.
+         * @enum {string}
+         */
+        StageState: "pending" | "running" | "waiting" | "succeeded" | "failed" | "skipped";
+        /** @description A stage as people see it. */
+        StageView: {
+            /** @description Its name. */
+            name: string;
+            /** @description What it does. */
+            kind: components["schemas"]["StageKind"];
+            /** @description Where it is. */
+            state: components["schemas"]["StageState"];
+            /** @description The stages it needs. */
+            needs: string[];
+            /**
+             * Format: int32
+             * @description Attempts begun.
+             */
+            attempt: number;
+            /** @description A stable code for why it waits or failed. */
+            reason?: string | null;
+            /** @description What went wrong. */
+            error?: string | null;
+            /** @description A reviewer's comment for its next attempt. */
+            feedback?: string | null;
+            /**
+             * Format: date-time
+             * @description When its current attempt began.
+             */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            /** @description Its LLM calls' tokens and cost. */
+            usage: components["schemas"]["RunUsage"];
+        };
+        /** @description What to start. */
+        StartRun: {
+            /** @description A built-in pipeline by name (`systemcrafter`, `feature`) [default: systemcrafter]. */
+            pipeline?: string | null;
+            /** @description A pipeline definition (TOML) to run instead of a built-in one. */
+            definition?: string | null;
+            /** @description Inputs the prompts read as `inputs.*` [default: the project's name and description]. */
+            inputs?: Record<string, never> | null;
+            /**
+             * Format: uuid
+             * @description The provider to call [default: the caller's for this project, then theirs for all].
+             */
+            provider_id?: string | null;
+            /**
+             * Format: double
+             * @description The run's own budget, US dollars [default: the definition's].
+             */
+            budget_usd?: number | null;
+        };
         /**
          * @description A task, as the API shows it. Its `Debug` output hides the environment's values, and its
          *     JSON only the variables' names.
@@ -4621,6 +5664,1154 @@ export interface operations {
             };
             /** @description No or bad credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_llm_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's LLM providers (keys shown only by their last characters) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_LlmProvider"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_llm_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderInput"];
+            };
+        };
+        responses: {
+            /** @description The provider; its key is sealed and never shown again */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_LlmProvider"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A provider of this name exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_llm_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed, with its key */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such provider of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_llm_provider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderPatch"];
+            };
+        };
+        responses: {
+            /** @description The changed provider (a new key replaces the sealed one) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_LlmProvider"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such provider of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_budgets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's budgets and their projects', with what each counts so far */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_BudgetView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetInput"];
+            };
+        };
+        responses: {
+            /** @description The budget (one per scope and period; setting it again replaces the limit) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Budget"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only a project's owner sets its budget */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The budget's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such budget set by the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_pipeline_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's pipeline runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_RunView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_pipeline_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartRun"];
+            };
+        };
+        responses: {
+            /** @description The run, queued */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A viewer cannot start pipelines */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No LLM provider is set up */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_pipeline_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run with its stages, tokens and cost */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's projects */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_pipeline_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run: canceled, or canceling at its next step */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's projects */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The run has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resume_pipeline_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResumeRun"];
+            };
+        };
+        responses: {
+            /** @description The run, back in line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run or stage */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The run is queued or running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve_pipeline_stage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+                /** @description The approval gate */
+                stage: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run, going on */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role cannot decide this gate */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run or gate */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The gate is not waiting */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reject_pipeline_stage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+                /** @description The approval gate */
+                stage: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Decision"];
+            };
+        };
+        responses: {
+            /** @description The run: the gated stages run again with the comment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_RunView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role cannot decide this gate */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run or gate */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The gate is not waiting */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_pipeline_run_calls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run's LLM calls with their OpenTelemetry GenAI facts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_CallView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's projects */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_pipeline_artifacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run's artifacts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_ArtifactMeta"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's projects */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_pipeline_artifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+                /** @description The artifact's path, such as `api/openapi.yaml` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The artifact's content, with its media type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run or artifact */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_pipeline_artifacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A zip of the run's artifacts, under a folder named after the run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": number[];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's projects */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -440,28 +440,8 @@ fn valid_env_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// 1-based line number of byte `offset` in `text`.
-pub(crate) fn line_of(text: &[u8], offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text[..end].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
-/// toml's error text already says "TOML parse error at line N, column M"
-/// when it knows the span; make sure a line is always named.
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.to_string();
-    if msg.contains("line ") {
-        return msg.trim_end().to_string();
-    }
-    match e.span() {
-        Some(span) => format!(
-            "line {}: {}",
-            line_of(text.as_bytes(), span.start),
-            e.message()
-        ),
-        None => msg.trim_end().to_string(),
-    }
-}
+pub(crate) use fulcrum_common::toml_errors::line_of;
+use fulcrum_common::toml_errors::message as toml_message;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ pub(crate) use crate::http::{envelope, error};
 mod invitations;
 mod oauth;
 pub mod openapi;
+mod pipelines;
 mod projects;
 pub mod tasks;
 mod tickets;
@@ -18,7 +19,7 @@ use axum::{
     extract::State,
     http::{StatusCode, Uri},
     response::{IntoResponse, Response},
-    routing::{delete, get, post, put},
+    routing::{delete, get, patch, post, put},
 };
 
 use crate::{http::policy, state::AppState};
@@ -80,6 +81,44 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .route("/tasks/{id}/rerun", post(tasks::rerun))
         .route("/tasks/{id}/logs", get(tasks::logs))
+        .route(
+            "/llm-providers",
+            get(pipelines::list_providers).post(pipelines::create_provider),
+        )
+        .route(
+            "/llm-providers/{id}",
+            patch(pipelines::update_provider).delete(pipelines::delete_provider),
+        )
+        .route(
+            "/budgets",
+            get(pipelines::list_budgets).put(pipelines::set_budget),
+        )
+        .route("/budgets/{id}", delete(pipelines::delete_budget))
+        .route(
+            "/projects/{id}/pipeline-runs",
+            get(pipelines::list_runs).post(pipelines::start_run),
+        )
+        .route("/pipeline-runs/{id}", get(pipelines::get_run))
+        .route("/pipeline-runs/{id}/cancel", post(pipelines::cancel_run))
+        .route("/pipeline-runs/{id}/resume", post(pipelines::resume_run))
+        .route(
+            "/pipeline-runs/{id}/stages/{stage}/approve",
+            post(pipelines::approve),
+        )
+        .route(
+            "/pipeline-runs/{id}/stages/{stage}/reject",
+            post(pipelines::reject),
+        )
+        .route("/pipeline-runs/{id}/calls", get(pipelines::calls))
+        .route("/pipeline-runs/{id}/artifacts", get(pipelines::artifacts))
+        .route(
+            "/pipeline-runs/{id}/artifacts.zip",
+            get(pipelines::artifacts_zip),
+        )
+        .route(
+            "/pipeline-runs/{id}/artifacts/{*path}",
+            get(pipelines::artifact),
+        )
         .route("/events/ticket", post(tickets::ticket))
         .route("/openapi.json", get(openapi::document))
         .merge(sockets);

@@ -7,7 +7,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{admin, auth, invitations, oauth, projects, tasks, tickets, tokens, workspaces};
+use super::{
+    admin, auth, invitations, oauth, pipelines, projects, tasks, tickets, tokens, workspaces,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -34,6 +36,11 @@ use super::{admin, auth, invitations, oauth, projects, tasks, tickets, tokens, w
         invitations::accept, invitations::decline,
         tasks::list, tasks::create, tasks::get, tasks::by_number, tasks::cancel, tasks::rerun, tasks::logs,
         tickets::ticket,
+        pipelines::list_providers, pipelines::create_provider, pipelines::update_provider,
+        pipelines::delete_provider, pipelines::list_budgets, pipelines::set_budget,
+        pipelines::delete_budget, pipelines::list_runs, pipelines::start_run, pipelines::get_run,
+        pipelines::cancel_run, pipelines::resume_run, pipelines::approve, pipelines::reject,
+        pipelines::calls, pipelines::artifacts, pipelines::artifact, pipelines::artifacts_zip,
         admin::users, admin::deactivate, admin::activate, admin::reset_link,
         oauth::request, oauth::consent,
         super::live, super::ready,
@@ -48,6 +55,7 @@ use super::{admin, auth, invitations, oauth, projects, tasks, tickets, tokens, w
         (name = "workspaces", description = "Workspaces and their repositories, live"),
         (name = "projects", description = "Projects, members and their workspaces"),
         (name = "tasks", description = "Build and QA tasks and their logs"),
+        (name = "pipelines", description = "AI generation pipelines, their LLM providers and budgets"),
         (name = "events", description = "The live event socket"),
         (name = "health", description = "Liveness and readiness"),
     )

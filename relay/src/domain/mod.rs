@@ -16,11 +16,17 @@
 //! - [`oauth`]: the OAuth 2.1 server that grants MCP clients access.
 //! - [`secrets`]: a user's secrets, sealed at rest; the start-up key check and rotation.
 //! - [`audit`]: the one place that records who did what, from where.
+//! - [`pipelines`]: AI generation pipelines and the engine that drives them;
+//!   [`providers`]: the LLM providers and keys users set up; [`budgets`]: spending limits and
+//!   every LLM call, journaled and reserved against them before it is made.
 
 pub mod accounts;
 pub mod audit;
+pub mod budgets;
 pub mod oauth;
+pub mod pipelines;
 pub mod projects;
+pub mod providers;
 pub mod secrets;
 pub mod tasks;
 pub mod tokens;
@@ -37,13 +43,19 @@ pub struct Domain {
     /// Tasks.
     pub tasks: tasks::Tasks,
     /// Projects, members and invitations.
-    pub projects: projects::Projects,
+    pub projects: std::sync::Arc<projects::Projects>,
     /// Agent and MCP tokens.
     pub tokens: tokens::Tokens,
     /// Workspaces as they are now.
     pub workspaces: workspaces::Workspaces,
     /// Secrets kept sealed.
-    pub secrets: secrets::Secrets,
+    pub secrets: std::sync::Arc<secrets::Secrets>,
+    /// LLM providers.
+    pub providers: std::sync::Arc<providers::Providers>,
+    /// Budgets and LLM calls.
+    pub budgets: std::sync::Arc<budgets::Budgets>,
+    /// Pipeline runs.
+    pub pipelines: pipelines::Pipelines,
     /// The OAuth server for MCP clients.
     pub oauth: oauth::OAuth,
 }

@@ -165,7 +165,7 @@ impl Projects {
     }
 
     /// The project if the caller may `what` in it (one of `allowed` roles).
-    async fn managed(
+    pub async fn managed(
         &self,
         caller: Caller,
         id: Uuid,

@@ -107,14 +107,20 @@ impl Secrets {
 
     /// The caller's secret `name`, opened.
     pub async fn get(&self, caller: Caller, name: &str) -> DomainResult<Plain> {
+        self.open(caller.user, name).await
+    }
+
+    /// `owner`'s secret `name`, opened, for the relay's own use on their behalf (a pipeline
+    /// run calling its provider); never for a door.
+    pub(crate) async fn open(&self, owner: Uuid, name: &str) -> DomainResult<Plain> {
         check_name(name)?;
         let keys = self.keys()?;
         let sealed = self
             .store
-            .sealed(caller.user, name)
+            .sealed(owner, name)
             .await?
             .ok_or(DomainError::NotFound("secret"))?;
-        match keys.open(&context(caller.user, name), &sealed) {
+        match keys.open(&context(owner, name), &sealed) {
             Ok(plain) => {
                 self.metrics.secret_opened(true);
                 Ok(plain)

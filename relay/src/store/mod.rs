@@ -13,9 +13,11 @@
 //! conformance suite (`tests/tests/store_conformance.rs`).
 
 pub mod oauth;
+pub mod pipelines;
 mod queries;
 mod sql;
 mod sql_oauth;
+mod sql_pipelines;
 mod sql_work;
 pub mod work;
 
@@ -330,7 +332,9 @@ pub enum Applied {
 
 /// The relay's durable state. See the module docs for the scoping rule.
 #[async_trait]
-pub trait Store: WorkStore + oauth::OAuthStore + Send + Sync + 'static {
+pub trait Store:
+    WorkStore + oauth::OAuthStore + pipelines::PipelineStore + Send + Sync + 'static
+{
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Connections in the pool: `(open, idle)`.

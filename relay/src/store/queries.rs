@@ -471,3 +471,245 @@ pub(super) const TASK_FINISHED: &str = concat!(
      WHERE id = $1 AND workspace_id = $2 AND state NOT IN ",
     final_states!()
 );
+
+// ---- The AI half: providers, budgets, LLM calls, pipeline runs --------------------------------
+
+/// An [`super::pipelines::LlmProvider`].
+macro_rules! provider_columns {
+    () => {
+        "id, owner_id, project_id, name, kind, base_url, default_model, key_hint, created_at, \
+         updated_at"
+    };
+}
+
+/// A [`super::pipelines::PipelineRun`].
+macro_rules! run_columns {
+    () => {
+        "id, handle, project_id, workspace_id, started_by, provider_id, pipeline, definition, \
+         definition_hash, inputs, state, reason, error, budget_micros, cancel_requested, \
+         created_at, started_at, finished_at, updated_at"
+    };
+}
+
+/// A [`super::pipelines::StageRow`].
+macro_rules! stage_columns {
+    () => {
+        "run_id, name, position, kind, state, attempt, reason, error, output, feedback, \
+         decided_by, task_id, started_at, finished_at"
+    };
+}
+
+/// An [`super::pipelines::ArtifactMeta`].
+macro_rules! artifact_columns {
+    () => {
+        "path, stage, attempt, media_type, size, sha256, created_at"
+    };
+}
+
+/// An [`super::pipelines::LlmCall`].
+macro_rules! call_columns {
+    () => {
+        "id, owner_id, project_id, run_id, stage, attempt, seq, provider_id, provider, \
+         operation, request_model, response_model, response_id, finish_reason, input_tokens, \
+         output_tokens, cached_tokens, usage_estimated, reserved_micros, cost_micros, \
+         latency_ms, ttft_ms, attempts, state, error_code, error, request, response, \
+         raw_response, created_at, finished_at"
+    };
+}
+
+/// What a call counts against a budget: its reservation while it runs, then its cost.
+macro_rules! spent_expr {
+    () => {
+        "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'reserved' THEN reserved_micros \
+         ELSE cost_micros END), 0) AS BIGINT) FROM llm_calls "
+    };
+}
+
+pub(super) const INSERT_PROVIDER: &str = concat!(
+    "INSERT INTO llm_providers (",
+    provider_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
+pub(super) const PROVIDERS_OF: &str = concat!(
+    "SELECT ",
+    provider_columns!(),
+    " FROM llm_providers WHERE owner_id = $1 ORDER BY name"
+);
+pub(super) const PROVIDER: &str = concat!(
+    "SELECT ",
+    provider_columns!(),
+    " FROM llm_providers WHERE owner_id = $1 AND id = $2"
+);
+pub(super) const UPDATE_PROVIDER: &str = "UPDATE llm_providers SET base_url = $3, \
+    default_model = $4, key_hint = $5, updated_at = $6 WHERE owner_id = $1 AND id = $2";
+pub(super) const DELETE_PROVIDER: &str =
+    "DELETE FROM llm_providers WHERE owner_id = $1 AND id = $2";
+
+pub(super) const UPSERT_USER_BUDGET: &str = "INSERT INTO budgets \
+    (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, NULL, $3, $4, $5) \
+    ON CONFLICT (owner_id, period) WHERE project_id IS NULL \
+    DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at \
+    RETURNING id, owner_id, project_id, period, limit_micros, updated_at";
+pub(super) const UPSERT_PROJECT_BUDGET: &str = "INSERT INTO budgets \
+    (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (project_id, period) WHERE project_id IS NOT NULL \
+    DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at, \
+    owner_id = excluded.owner_id \
+    RETURNING id, owner_id, project_id, period, limit_micros, updated_at";
+pub(super) const USER_BUDGETS: &str = "SELECT id, owner_id, project_id, period, limit_micros, \
+    updated_at FROM budgets WHERE owner_id = $1 AND project_id IS NULL";
+pub(super) const PROJECT_BUDGETS: &str = "SELECT id, owner_id, project_id, period, \
+    limit_micros, updated_at FROM budgets WHERE project_id = $1";
+pub(super) const DELETE_BUDGET: &str = "DELETE FROM budgets WHERE owner_id = $1 AND id = $2";
+pub(super) const SPENT_BY_RUN: &str = concat!(
+    spent_expr!(),
+    "WHERE run_id = $1 AND ($2 IS NULL OR created_at >= $2)"
+);
+pub(super) const SPENT_BY_PROJECT: &str = concat!(
+    spent_expr!(),
+    "WHERE project_id = $1 AND ($2 IS NULL OR created_at >= $2)"
+);
+pub(super) const SPENT_BY_USER: &str = concat!(
+    spent_expr!(),
+    "WHERE owner_id = $1 AND ($2 IS NULL OR created_at >= $2)"
+);
+/// Serializes reservations per user and per project: a no-op write that takes the row's lock
+/// (PostgreSQL) or the database's write lock (SQLite) until the transaction ends.
+pub(super) const LOCK_USER: &str = "UPDATE users SET id = id WHERE id = $1";
+pub(super) const LOCK_PROJECT: &str = "UPDATE projects SET id = id WHERE id = $1";
+pub(super) const INSERT_CALL: &str = "INSERT INTO llm_calls (id, owner_id, project_id, run_id, \
+    stage, attempt, seq, provider_id, provider, operation, request_model, reserved_micros, \
+    state, request, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', $13, $14)";
+pub(super) const SETTLE_CALL: &str = "UPDATE llm_calls SET state = $2, response_model = $3, \
+    response_id = $4, finish_reason = $5, input_tokens = $6, output_tokens = $7, \
+    cached_tokens = $8, usage_estimated = $9, cost_micros = $10, latency_ms = $11, \
+    ttft_ms = $12, attempts = $13, error_code = $14, error = $15, response = $16, \
+    raw_response = $17, finished_at = $18 WHERE id = $1";
+pub(super) const RUN_CALL: &str = concat!(
+    "SELECT ",
+    call_columns!(),
+    " FROM llm_calls WHERE run_id = $1 AND stage = $2 AND attempt = $3 AND seq = $4"
+);
+pub(super) const RUN_CALLS: &str = concat!(
+    "SELECT ",
+    call_columns!(),
+    " FROM llm_calls WHERE run_id = $1 ORDER BY created_at, seq"
+);
+pub(super) const RUN_TOTALS: &str = "SELECT COALESCE(stage, '') AS stage, \
+    CAST(COUNT(*) AS BIGINT) AS calls, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
+    CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros \
+    FROM llm_calls WHERE run_id = $1 GROUP BY stage ORDER BY stage";
+
+pub(super) const INSERT_RUN: &str = concat!(
+    "INSERT INTO pipeline_runs (",
+    run_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19)"
+);
+pub(super) const INSERT_STAGE: &str = "INSERT INTO pipeline_stages \
+    (run_id, name, position, kind, state, attempt) VALUES ($1, $2, $3, $4, 'pending', 0)";
+pub(super) const RUN_IN_PROJECT: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM pipeline_runs WHERE id = $1 AND project_id = $2"
+);
+pub(super) const RUN_UNSCOPED: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM pipeline_runs WHERE id = $1"
+);
+pub(super) const RUNS_OF_PROJECT: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM pipeline_runs WHERE project_id = $1 ORDER BY created_at DESC LIMIT $2"
+);
+pub(super) const STAGES_OF_RUN: &str = concat!(
+    "SELECT ",
+    stage_columns!(),
+    " FROM pipeline_stages WHERE run_id = $1 ORDER BY position"
+);
+pub(super) const ARTIFACTS_OF_RUN: &str = concat!(
+    "SELECT ",
+    artifact_columns!(),
+    " FROM pipeline_artifacts WHERE run_id = $1 ORDER BY path"
+);
+pub(super) const ARTIFACT: &str = concat!(
+    "SELECT ",
+    artifact_columns!(),
+    ", content FROM pipeline_artifacts WHERE run_id = $1 AND path = $2"
+);
+pub(super) const ARTIFACTS_WITH_CONTENT: &str = concat!(
+    "SELECT ",
+    artifact_columns!(),
+    ", content FROM pipeline_artifacts WHERE run_id = $1 ORDER BY path"
+);
+/// The runs to claim: queued ones, and running ones whose lease ran out.
+macro_rules! claimable_runs {
+    () => {
+        "SELECT id FROM pipeline_runs WHERE state = 'queued' OR (state = 'running' AND \
+         (lease_expires_at IS NULL OR lease_expires_at < $2)) ORDER BY created_at LIMIT $4"
+    };
+}
+/// Claims runs (SQLite: one writer at a time, so the one statement is the claim).
+pub(super) const CLAIM_RUNS_SQLITE: &str = concat!(
+    "UPDATE pipeline_runs SET lease_owner = $1, lease_expires_at = $3, state = 'running', \
+     started_at = COALESCE(started_at, $2), updated_at = $2 WHERE id IN (",
+    claimable_runs!(),
+    ") RETURNING ",
+    run_columns!()
+);
+/// Claims runs (PostgreSQL: rows another node is claiming are skipped, not waited for).
+pub(super) const CLAIM_RUNS_POSTGRES: &str = concat!(
+    "UPDATE pipeline_runs SET lease_owner = $1, lease_expires_at = $3, state = 'running', \
+     started_at = COALESCE(started_at, $2), updated_at = $2 WHERE id IN (",
+    claimable_runs!(),
+    " FOR UPDATE SKIP LOCKED) RETURNING ",
+    run_columns!()
+);
+pub(super) const RENEW_RUN_LEASE: &str = "UPDATE pipeline_runs SET lease_expires_at = $3 \
+    WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested";
+pub(super) const RELEASE_RUN: &str = "UPDATE pipeline_runs SET lease_expires_at = NULL \
+    WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+pub(super) const FENCE_RUN: &str = "UPDATE pipeline_runs SET updated_at = $3 \
+    WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+pub(super) const UPDATE_STAGE: &str = "UPDATE pipeline_stages SET state = $3, attempt = $4, \
+    reason = $5, error = $6, output = $7, task_id = COALESCE($8, task_id), started_at = $9, \
+    finished_at = $10 WHERE run_id = $1 AND name = $2";
+pub(super) const UPSERT_ARTIFACT: &str = "INSERT INTO pipeline_artifacts (run_id, path, stage, \
+    attempt, media_type, content, size, sha256, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id, path) DO UPDATE SET \
+    stage = excluded.stage, attempt = excluded.attempt, media_type = excluded.media_type, \
+    content = excluded.content, size = excluded.size, sha256 = excluded.sha256, \
+    created_at = excluded.created_at";
+/// Moves a run the engine holds to a new state; a run that leaves `running` drops its lease.
+pub(super) const UPDATE_RUN: &str = "UPDATE pipeline_runs SET state = $2, reason = $3, \
+    error = $4, workspace_id = COALESCE($5, workspace_id), finished_at = $6, updated_at = $7, \
+    lease_owner = CASE WHEN $8 THEN lease_owner ELSE NULL END, \
+    lease_expires_at = CASE WHEN $8 THEN lease_expires_at ELSE NULL END WHERE id = $1";
+pub(super) const REQUEST_RUN_CANCEL: &str = "UPDATE pipeline_runs SET cancel_requested = TRUE, \
+    updated_at = $2 WHERE id = $1 AND state = 'running'";
+pub(super) const CANCEL_IDLE_RUN: &str = "UPDATE pipeline_runs SET state = 'canceled', \
+    cancel_requested = TRUE, reason = 'canceled', error = NULL, finished_at = $2, \
+    updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
+    WHERE id = $1 AND state IN ('queued', 'paused')";
+pub(super) const SKIP_OPEN_STAGES: &str = "UPDATE pipeline_stages SET state = 'skipped' \
+    WHERE run_id = $1 AND state IN ('pending', 'waiting', 'running')";
+pub(super) const DECIDE_GATE: &str = "UPDATE pipeline_stages SET state = $3, decided_by = $4, \
+    feedback = $5, finished_at = $6, reason = NULL WHERE run_id = $1 AND name = $2 \
+    AND state = 'waiting' AND kind = 'approval'";
+pub(super) const RESET_STAGE: &str = "UPDATE pipeline_stages SET state = 'pending', \
+    reason = NULL, error = NULL, output = NULL, finished_at = NULL, \
+    feedback = COALESCE($3, feedback) WHERE run_id = $1 AND name = $2";
+pub(super) const RESET_STUCK_STAGES: &str = "UPDATE pipeline_stages SET state = 'pending', \
+    reason = NULL, error = NULL, finished_at = NULL \
+    WHERE run_id = $1 AND state IN ('failed', 'skipped', 'running') \
+    OR (run_id = $1 AND state = 'waiting' AND kind <> 'approval')";
+/// Puts a paused, failed, canceled or finished run back in line.
+pub(super) const REQUEUE_RUN: &str = "UPDATE pipeline_runs SET state = 'queued', reason = NULL, \
+    error = NULL, finished_at = NULL, cancel_requested = FALSE, updated_at = $2, \
+    lease_owner = NULL, lease_expires_at = NULL \
+    WHERE id = $1 AND state IN ('paused', 'failed', 'canceled', 'succeeded')";

@@ -118,6 +118,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "task numbers",
         include_str!("../../../migrations/sqlite/0013_task_numbers.sql"),
     ),
+    (
+        14,
+        "pipelines",
+        include_str!("../../../migrations/sqlite/0014_pipelines.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -195,9 +200,14 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "task numbers",
         include_str!("../../../migrations/postgres/0013_task_numbers.sql"),
     ),
+    (
+        14,
+        "pipelines",
+        include_str!("../../../migrations/postgres/0014_pipelines.sql"),
+    ),
 ];
 
-fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
+pub(super) fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => StoreError::Database(e),

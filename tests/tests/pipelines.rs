@@ -1,0 +1,694 @@
+//! AI generation pipelines, end to end against a real relay and a stand-in LLM provider that
+//! speaks the published OpenAI and Anthropic formats (`fulcrum_tests::llm_standin`): the LLM
+//! client's handling of provider faults, providers and their keys, budgets enforced before a
+//! call, the engine's DAG (parallel stages, approval gates, validation retries), artifacts,
+//! call records and totals, and who may see and touch a run.
+//!
+//! The pipelines' behaviour comes from their definitions and the stand-in's answers only.
+
+use std::time::Instant;
+
+use fulcrum_protocol::kinds::ProviderKind;
+use fulcrum_relay::llm::{self, ChatRequest, Endpoint, LlmError, Message};
+use fulcrum_tests::{
+    Api, Backend, Events, RelayOptions, TestDb, both_backends, id,
+    llm_standin::{Answer, LlmStandIn},
+    make_user, start_relay,
+};
+use serde_json::json;
+
+const KEY: &str = "sk-standin-0123456789abcdef";
+
+fn client() -> llm::Client {
+    llm::Client::new(llm::Limits {
+        backoff: std::time::Duration::from_millis(5),
+        max_response_bytes: 64 << 10,
+        ..Default::default()
+    })
+}
+
+fn endpoint(s: &LlmStandIn, kind: ProviderKind) -> Endpoint {
+    Endpoint {
+        kind,
+        base_url: s.url.clone(),
+        key: Some(llm::ApiKey::new(KEY)),
+    }
+}
+
+fn ask(text: &str) -> ChatRequest {
+    ChatRequest {
+        model: "stand-in-1".into(),
+        system: Some("Be brief.".into()),
+        messages: vec![Message::user(text)],
+        max_tokens: 256,
+        temperature: None,
+        tools: Vec::new(),
+        json_schema: None,
+    }
+}
+
+#[tokio::test]
+async fn the_client_streams_both_formats_and_reads_usage() {
+    let s = LlmStandIn::start(KEY).await;
+    s.on(
+        "hello",
+        vec![Answer::Text {
+            text: "Hello there, this is a longer answer in pieces.".into(),
+            input: 42,
+            output: 12,
+            cached: 2,
+        }],
+    );
+    for kind in [ProviderKind::Openai, ProviderKind::Anthropic] {
+        let mut streamed = String::new();
+        let mut pieces = 0;
+        let r = client()
+            .chat(&endpoint(&s, kind), &ask("hello"), &mut |t: &str| {
+                streamed.push_str(t);
+                pieces += 1;
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.text, "Hello there, this is a longer answer in pieces.");
+        assert_eq!(streamed, r.text, "{kind}: the text streamed is the answer");
+        assert!(pieces > 1, "{kind}: the answer came in pieces");
+        assert_eq!(
+            (
+                r.usage.input_tokens,
+                r.usage.output_tokens,
+                r.usage.cached_tokens
+            ),
+            (42, 12, 2),
+            "{kind}"
+        );
+        assert!(!r.usage.estimated);
+        assert!(r.finish_reason.is_some() && r.model.is_some() && r.id.is_some());
+        assert!(
+            r.ttft_ms.is_some() && r.raw.contains("Hello"),
+            "{kind}: the raw answer is kept"
+        );
+    }
+    let seen = s.seen();
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(seen[0].key.as_deref(), Some(KEY));
+    assert_eq!(seen[0].body["messages"][0]["role"], "system");
+    assert_eq!(seen[1].path, "/v1/messages");
+    assert_eq!(seen[1].body["system"], "Be brief.");
+}
+
+#[tokio::test]
+async fn provider_faults_end_in_a_retry_or_a_clear_failure() {
+    let s = LlmStandIn::start(KEY).await;
+    let e = endpoint(&s, ProviderKind::Openai);
+    let c = client();
+    // 429 with Retry-After, then an answer: waited about as long as asked, then succeeded.
+    s.on(
+        "rate",
+        vec![Answer::Status(429, Some(1)), Answer::text("after the wait")],
+    );
+    let started = Instant::now();
+    let r = c.chat(&e, &ask("rate"), &mut |_| {}).await.unwrap();
+    assert_eq!(r.text, "after the wait");
+    assert_eq!(r.attempts, 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+    // Two 500s, then an answer.
+    s.on(
+        "flaky",
+        vec![
+            Answer::Status(500, None),
+            Answer::Status(503, None),
+            Answer::text("ok"),
+        ],
+    );
+    let r = c.chat(&e, &ask("flaky"), &mut |_| {}).await.unwrap();
+    assert_eq!((r.text.as_str(), r.attempts), ("ok", 3));
+    // 401: at once, one request.
+    s.on("denied", vec![Answer::Status(401, None)]);
+    let err = c.chat(&e, &ask("denied"), &mut |_| {}).await.unwrap_err();
+    assert!(
+        matches!(err, LlmError::Unauthorized { status: 401, .. }),
+        "{err:?}"
+    );
+    assert_eq!(s.count("denied"), 1, "a refused key is not retried");
+    // A wrong key is refused by the provider the same way.
+    let wrong = Endpoint {
+        key: Some(llm::ApiKey::new("sk-wrong-key-000000000")),
+        ..e.clone()
+    };
+    let err = c
+        .chat(&wrong, &ask("anything"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "provider_unauthorized");
+    // A stream cut in the middle, every time: retried up to the cap, then a clear failure.
+    s.on(
+        "cut",
+        vec![Answer::Cut("this answer will not finish".into())],
+    );
+    let err = c.chat(&e, &ask("cut"), &mut |_| {}).await.unwrap_err();
+    assert_eq!(err.code(), "provider_unreachable", "{err}");
+    assert_eq!(s.count("cut"), 4, "the default four attempts");
+    // Garbage in the stream.
+    s.on("garbage", vec![Answer::Garbage, Answer::text("clean")]);
+    let r = c.chat(&e, &ask("garbage"), &mut |_| {}).await.unwrap();
+    assert_eq!(r.text, "clean");
+    // An answer over the size cap: a clear failure, not retried.
+    s.on("huge", vec![Answer::Huge(200_000)]);
+    let err = c.chat(&e, &ask("huge"), &mut |_| {}).await.unwrap_err();
+    assert!(matches!(err, LlmError::TooLarge(_)), "{err:?}");
+    assert_eq!(s.count("huge"), 1);
+    // A near-compatible server: no usage, no [DONE]; the usage is estimated and says so.
+    s.on("sloppy", vec![Answer::Sloppy("twelve chars".into())]);
+    let r = c.chat(&e, &ask("sloppy"), &mut |_| {}).await.unwrap();
+    assert_eq!(r.text, "twelve chars");
+    assert!(r.usage.estimated && r.usage.output_tokens == 3 && r.usage.input_tokens > 0);
+}
+
+/// A user with a project and a provider pointing at the stand-in.
+struct Setup {
+    api: Api,
+    project: String,
+    provider: String,
+    events: Events,
+}
+
+async fn setup(relay: &fulcrum_relay::server::Relay, s: &LlmStandIn, name: &str) -> Setup {
+    let user = make_user(relay, name).await;
+    let api = Api::new(&relay.url()).with_token(&user.access);
+    let events = Events::connect(&relay.url(), &user.access).await.unwrap();
+    let p = api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "Todo", "description": "A to-do list service"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status, 201, "{:?}", p.body);
+    let provider = api
+        .post(
+            "/api/v1/llm-providers",
+            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
+                   "default_model": "stand-in-1", "api_key": KEY}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(provider.status, 201, "{:?}", provider.body);
+    Setup {
+        project: id(p.data()),
+        provider: id(provider.data()),
+        api,
+        events,
+    }
+}
+
+fn opts() -> RelayOptions {
+    let mut o = RelayOptions {
+        master_keys: Some(fulcrum_relay::secrets::KeyRing::generate_entry("k1")),
+        ..Default::default()
+    };
+    o.llm.prices =
+        toml::from_str(r#""stand-in-*" = { input = 2.0, output = 8.0, cached_input = 0.5 }"#)
+            .unwrap();
+    o
+}
+
+/// Three LLM stages, two of them in parallel, behind an approval gate; JSON with a schema.
+const DOCS: &str = r#"
+name = "docs"
+
+[[stages]]
+name = "outline"
+kind = "llm"
+system = "Answer with JSON only."
+prompt = "OUTLINE for {{ inputs.name }}: {{ inputs.description }}"
+output = "json"
+schema = { type = "object", required = ["sections"], properties = { sections = { type = "array", items = { type = "string" } } } }
+artifacts = [{ path = "outline.json" }, { path = "outline.md", template = "{% for s in output.sections %}- {{ s }}\n{% endfor %}" }]
+
+[[stages]]
+name = "review"
+kind = "approval"
+needs = ["outline"]
+
+[[stages]]
+name = "intro"
+kind = "llm"
+needs = ["review"]
+prompt = "INTRO from {{ stages.outline.output | tojson }}{% if feedback %} FEEDBACK {{ feedback }}{% endif %}"
+artifacts = [{ path = "docs/intro.md" }]
+
+[[stages]]
+name = "usage"
+kind = "llm"
+needs = ["review"]
+prompt = "USAGE of {{ artifacts['outline.md'] }}"
+artifacts = [{ path = "docs/usage.md" }]
+"#;
+
+both_backends!(a_pipeline_runs_its_dag_waits_at_its_gate_and_keeps_artifacts);
+
+async fn a_pipeline_runs_its_dag_waits_at_its_gate_and_keeps_artifacts(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &opts()).await;
+    let s = LlmStandIn::start(KEY).await;
+    // The first outline is invalid (no sections): the validator's error goes back, capped.
+    s.on(
+        "OUTLINE",
+        vec![
+            Answer::text("{\"title\": \"no sections\"}"),
+            Answer::text("```json\n{\"sections\": [\"Install\", \"Use\"]}\n```"),
+        ],
+    );
+    // The two parallel stages hold until both have started: they overlap in time.
+    let (release, gate) = tokio::sync::watch::channel(false);
+    s.on(
+        "INTRO",
+        vec![Answer::Hold(
+            "Fulcrum keeps lists of things to do.".into(),
+            gate.clone(),
+        )],
+    );
+    s.on(
+        "USAGE",
+        vec![Answer::Hold("Run it, then add items.".into(), gate)],
+    );
+    let mut u = setup(&relay, &s, "alice").await;
+    let r = u
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/pipeline-runs", u.project),
+            json!({"definition": DOCS}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let run = id(r.data());
+    assert_eq!(r.data()["state"], "queued");
+    assert_eq!(r.data()["provider_id"], u.provider.as_str());
+    assert_eq!(r.data()["stages"].as_array().unwrap().len(), 4);
+    assert_eq!(r.data()["definition_hash"].as_str().unwrap().len(), 64);
+
+    let paused = u
+        .events
+        .run_where(&run, |r| r["state"] == "paused")
+        .await
+        .unwrap();
+    assert_eq!(paused["reason"], "approval_required");
+    assert_eq!(paused["stages"][0]["state"], "succeeded");
+    assert_eq!(paused["stages"][1]["state"], "waiting");
+    assert_eq!(paused["stages"][2]["state"], "pending");
+    assert_eq!(s.count("OUTLINE"), 2, "one answer refused, one accepted");
+    let second = &s.seen()[1].body;
+    assert!(
+        second.to_string().contains("does not follow the schema"),
+        "the validator's error went back: {second}"
+    );
+    assert_eq!(
+        second["response_format"]["type"], "json_schema",
+        "structured output was asked for"
+    );
+
+    let approved = u
+        .api
+        .post(
+            &format!("/api/v1/pipeline-runs/{run}/stages/review/approve"),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    // Both parallel stages are asked before either answers.
+    s.wait_requests(4).await;
+    release.send(true).unwrap();
+    let done = u
+        .events
+        .run_where(&run, |r| {
+            r["state"] == "succeeded" || r["state"] == "failed"
+        })
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(s.count("INTRO"), 1);
+    assert_eq!(s.count("USAGE"), 1);
+    let intro = s
+        .seen()
+        .into_iter()
+        .find(|r| r.body.to_string().contains("INTRO"))
+        .unwrap();
+    assert!(
+        intro.body.to_string().contains("Install"),
+        "a later prompt reads an earlier output"
+    );
+
+    // Tokens and cost equal the stand-in's usage at the configured prices.
+    let (input, output, cached) = s.usage();
+    assert_eq!(done["usage"]["calls"], 4);
+    assert_eq!(done["usage"]["input_tokens"], input);
+    assert_eq!(done["usage"]["output_tokens"], output);
+    let cost = (input - cached) as f64 * 2.0 + cached as f64 * 0.5 + output as f64 * 8.0;
+    let got = done["usage"]["cost_usd"].as_f64().unwrap() * 1e6;
+    assert!((got - cost).abs() < 1.0, "cost {got} µ$ = {cost} µ$");
+
+    let calls = u
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}/calls"))
+        .await
+        .unwrap();
+    let calls = calls.data().as_array().unwrap().clone();
+    assert_eq!(calls.len(), 4);
+    assert!(calls.iter().all(|c| c["state"] == "succeeded"
+        && c["provider"] == "openai"
+        && c["request_model"] == "stand-in-1"
+        && c["response_model"] == "stand-in-1"
+        && c["response_id"] == "chatcmpl-standin"
+        && c["finish_reasons"] == json!(["stop"])));
+
+    let list = u
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}/artifacts"))
+        .await
+        .unwrap();
+    let paths: Vec<&str> = list
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "docs/intro.md",
+            "docs/usage.md",
+            "outline.json",
+            "outline.md"
+        ]
+    );
+    let md = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/pipeline-runs/{run}/artifacts/outline.md",
+            relay.url()
+        ))
+        .bearer_auth(user_token(&u))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(md.status(), 200);
+    assert!(
+        md.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    assert_eq!(md.text().await.unwrap(), "- Install\n- Use\n");
+    let zip = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/pipeline-runs/{run}/artifacts.zip",
+            relay.url()
+        ))
+        .bearer_auth(user_token(&u))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    let name = format!("run-{}/docs/intro.md", done["handle"].as_str().unwrap());
+    assert!(
+        bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+        "the zip holds the artifacts under the run's folder"
+    );
+}
+
+fn user_token(s: &Setup) -> String {
+    s.api.token().unwrap().to_owned()
+}
+
+both_backends!(a_budget_stops_a_run_before_the_call_and_raising_it_resumes);
+
+async fn a_budget_stops_a_run_before_the_call_and_raising_it_resumes(b: Backend) {
+    let db = TestDb::new(b).await;
+    let relay = start_relay(&db, &opts()).await;
+    let s = LlmStandIn::start(KEY).await;
+    s.on("OUTLINE", vec![Answer::text("{\"sections\": [\"A\"]}")]);
+    let mut u = setup(&relay, &s, "bob").await;
+    // The project may spend $0.001 a month; a call may cost up to 8192 × $8/M ≈ $0.066.
+    let budget = u
+        .api
+        .put(
+            "/api/v1/budgets",
+            json!({"project_id": u.project, "period": "month", "limit_usd": 0.001}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(budget.status, 200, "{:?}", budget.body);
+    let r = u
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/pipeline-runs", u.project),
+            json!({"definition": DOCS.split("[[stages]]\nname = \"review\"").next().unwrap()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let run = id(r.data());
+    let paused = u
+        .events
+        .run_where(&run, |r| r["state"] == "paused")
+        .await
+        .unwrap();
+    assert_eq!(paused["reason"], "budget_exceeded", "{paused:#}");
+    assert!(
+        paused["error"]
+            .as_str()
+            .unwrap()
+            .contains("project's budget")
+    );
+    assert_eq!(paused["stages"][0]["state"], "waiting");
+    assert_eq!(s.seen().len(), 0, "nothing was sent to the provider");
+
+    // Resuming without raising it pauses again; raising it lets the run finish.
+    let again = u
+        .api
+        .post(&format!("/api/v1/pipeline-runs/{run}/resume"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    u.events
+        .run_where(&run, |r| {
+            r["state"] == "paused" && r["reason"] == "budget_exceeded"
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.seen().len(), 0);
+    u.api
+        .put(
+            "/api/v1/budgets",
+            json!({"project_id": u.project, "period": "month", "limit_usd": 5.0}),
+        )
+        .await
+        .unwrap();
+    u.api
+        .post(&format!("/api/v1/pipeline-runs/{run}/resume"), json!({}))
+        .await
+        .unwrap();
+    let done = u
+        .events
+        .run_where(&run, |r| r["state"] == "succeeded")
+        .await
+        .unwrap();
+    assert_eq!(done["usage"]["calls"], 1);
+    let budgets = u.api.get("/api/v1/budgets").await.unwrap();
+    let spent = budgets.data()[0]["spent_usd"].as_f64().unwrap();
+    assert!(
+        spent > 0.0 && spent < 0.01,
+        "the settled cost counts, not the reservation: {spent}"
+    );
+}
+
+#[tokio::test]
+async fn definitions_are_checked_and_errors_name_the_line() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &opts()).await;
+    let s = LlmStandIn::start(KEY).await;
+    let u = setup(&relay, &s, "carol").await;
+    let start = |definition: &str| {
+        let api = u.api.clone();
+        let path = format!("/api/v1/projects/{}/pipeline-runs", u.project);
+        let body = json!({ "definition": definition });
+        async move { api.post(&path, body).await.unwrap() }
+    };
+    let r = start("name = \"x\"\n[[stages]]\nname = \"a\"\nkind = \"llm\"\nprompt = \"p\"\nneeds = [\"b\"]\n[[stages]]\nname = \"b\"\nkind = \"llm\"\nprompt = \"p\"\nneeds = [\"a\"]\n").await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.to_string().contains("cycle"), "{:?}", r.body);
+    let r = start("name = \"x\"\n[[stages]]\nname = \"a\"\nkind = \"shell\"\n").await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.to_string().contains("line 4"), "{:?}", r.body);
+    let r = start("name = \"x\"\n[[stages]]\nname = \"a\"\nkind = \"llm\"\nprompt = \"p\"\nneeds = [\"nope\"]\n").await;
+    assert!(r.body.to_string().contains("line 6") && r.body.to_string().contains("nope"));
+    let r = start("name = \"x\"\n[[stages]\n").await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.to_string().contains("line 2"), "{:?}", r.body);
+    let r = u
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/pipeline-runs", u.project),
+            json!({"pipeline": "nonesuch"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+    let runs = u
+        .api
+        .get(&format!("/api/v1/projects/{}/pipeline-runs", u.project))
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.data().as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn another_user_can_see_or_touch_nothing_of_a_run_or_a_key() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &opts()).await;
+    let s = LlmStandIn::start(KEY).await;
+    s.on("OUTLINE", vec![Answer::text("{\"sections\": [\"A\"]}")]);
+    let mut a = setup(&relay, &s, "dave").await;
+    let r = a
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/pipeline-runs", a.project),
+            json!({"definition": DOCS}),
+        )
+        .await
+        .unwrap();
+    let run = id(r.data());
+    a.events
+        .run_where(&run, |r| r["state"] == "paused")
+        .await
+        .unwrap();
+    let eve = make_user(&relay, "eve").await;
+    let e = Api::new(&relay.url()).with_token(&eve.access);
+    for path in [
+        format!("/api/v1/pipeline-runs/{run}"),
+        format!("/api/v1/pipeline-runs/{run}/calls"),
+        format!("/api/v1/pipeline-runs/{run}/artifacts"),
+        format!("/api/v1/pipeline-runs/{run}/artifacts/outline.json"),
+        format!("/api/v1/pipeline-runs/{run}/artifacts.zip"),
+        format!("/api/v1/projects/{}/pipeline-runs", a.project),
+    ] {
+        let r = e.get(&path).await;
+        let status = r.map(|r| r.status).unwrap_or(404);
+        assert_eq!(status, 404, "{path}");
+    }
+    for path in [
+        format!("/api/v1/pipeline-runs/{run}/stages/review/approve"),
+        format!("/api/v1/pipeline-runs/{run}/cancel"),
+        format!("/api/v1/pipeline-runs/{run}/resume"),
+        format!("/api/v1/projects/{}/pipeline-runs", a.project),
+    ] {
+        assert_eq!(
+            e.post(&path, json!({})).await.unwrap().status,
+            404,
+            "{path}"
+        );
+    }
+    let r = e
+        .post(
+            &format!("/api/v1/pipeline-runs/{run}/stages/review/reject"),
+            json!({"comment": "no"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        e.get("/api/v1/llm-providers").await.unwrap().data(),
+        &json!([])
+    );
+    let p = e
+        .patch(
+            &format!("/api/v1/llm-providers/{}", a.provider),
+            json!({"default_model": "x"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status, 404);
+    assert_eq!(
+        e.delete(&format!("/api/v1/llm-providers/{}", a.provider))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    // The owner's view of the provider shows only the key's end.
+    let mine = a.api.get("/api/v1/llm-providers").await.unwrap();
+    assert!(!mine.body.to_string().contains(KEY));
+    assert_eq!(mine.data()[0]["key_hint"], "…cdef");
+    // Still waiting: nothing the other user did changed it.
+    let now = a
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}"))
+        .await
+        .unwrap();
+    assert_eq!(now.data()["state"], "paused");
+    // Rejecting needs a comment; with one, the gated stage runs again with it.
+    let r = a
+        .api
+        .post(
+            &format!("/api/v1/pipeline-runs/{run}/stages/review/reject"),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+    s.on("INTRO", vec![Answer::text("intro")]);
+    s.on("USAGE", vec![Answer::text("usage")]);
+    let r = a
+        .api
+        .post(
+            &format!("/api/v1/pipeline-runs/{run}/stages/review/reject"),
+            json!({"comment": "add a Configure section"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    a.events
+        .run_where(&run, |r| {
+            r["state"] == "paused" && r["stages"][0]["attempt"] == 2
+        })
+        .await
+        .unwrap();
+    let redo = s.seen().last().unwrap().body.to_string();
+    assert!(
+        redo.contains("OUTLINE") && s.count("OUTLINE") == 2,
+        "the gated stage ran again"
+    );
+    assert!(
+        a.api
+            .get(&format!("/api/v1/pipeline-runs/{run}"))
+            .await
+            .unwrap()
+            .data()["stages"][0]["feedback"]
+            == "add a Configure section"
+    );
+    // Cancel ends it.
+    let c = a
+        .api
+        .post(&format!("/api/v1/pipeline-runs/{run}/cancel"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c.status, 200);
+    assert_eq!(c.data()["state"], "canceled");
+    let c = a
+        .api
+        .post(&format!("/api/v1/pipeline-runs/{run}/cancel"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c.status, 409);
+}
