@@ -1,5 +1,9 @@
 //! The web dashboard: static files embedded in the binary, so the relay needs no front-end build
 //! and no files beside it. The dashboard talks to the REST API and the events socket.
+//!
+//! For work on the dashboard itself, `FULCRUM_DASHBOARD_DIR=relay/assets` makes the relay read
+//! the files from that folder at each request instead, so a change shows on reload without a
+//! rebuild.
 
 use axum::{
     Router,
@@ -13,6 +17,18 @@ use crate::state::AppState;
 
 /// Every file under `relay/assets/`, embedded at build time (subfolders included).
 static ASSETS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/assets");
+
+/// The folder to read the files from instead of the embedded ones, if set.
+static FROM_DISK: std::sync::LazyLock<Option<std::path::PathBuf>> =
+    std::sync::LazyLock::new(|| std::env::var_os("FULCRUM_DASHBOARD_DIR").map(Into::into));
+
+/// The file's bytes: from disk when `FULCRUM_DASHBOARD_DIR` is set, else embedded.
+fn contents(name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
+    match FROM_DISK.as_ref() {
+        Some(dir) => std::fs::read(dir.join(name)).ok().map(Into::into),
+        None => ASSETS.get_file(name).map(|f| f.contents().into()),
+    }
+}
 
 /// The content type of a file, by its extension; `None` for a kind the dashboard does not serve.
 fn content_type(name: &str) -> Option<&'static str> {
@@ -47,11 +63,11 @@ fn serve(name: &str) -> Response {
             .split('/')
             .all(|part| !part.is_empty() && !part.starts_with('.'));
     let found = plain
-        .then(|| content_type(name).zip(ASSETS.get_file(name)))
+        .then(|| content_type(name).zip(contents(name)))
         .flatten();
     match found {
-        Some((content_type, file)) => {
-            let mut response = (StatusCode::OK, file.contents()).into_response();
+        Some((content_type, bytes)) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -97,3 +97,103 @@ async fn tasks_in_a_real_browser() {
     r.agent.agent.stop().await;
     r.relay.shutdown().await.unwrap();
 }
+
+/// A pipeline with a gate, for the pipeline pages: an outline, a review, two parallel stages.
+const BROWSER_PIPELINE: &str = r##"name = "docs"
+
+[[stages]]
+name = "outline"
+kind = "llm"
+prompt = "OUTLINE for {{ inputs.name }}: {{ inputs.description }}"
+output = "json"
+schema = { type = "object", required = ["sections"] }
+artifacts = [{ path = "outline.json" }, { path = "outline.md", template = "# Outline\n{% for s in output.sections %}- {{ s }}\n{% endfor %}" }]
+
+[[stages]]
+name = "review"
+kind = "approval"
+needs = ["outline"]
+
+[[stages]]
+name = "intro"
+kind = "llm"
+needs = ["review"]
+prompt = "INTRO from {{ artifacts['outline.md'] }}"
+artifacts = [{ path = "docs/intro.md" }]
+
+[[stages]]
+name = "usage"
+kind = "llm"
+needs = ["review"]
+prompt = "USAGE from {{ artifacts['outline.md'] }}"
+artifacts = [{ path = "docs/usage.md" }]
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_in_a_real_browser() {
+    use fulcrum_tests::llm_standin::{Answer, LlmStandIn};
+    let key = "sk-browser-standin-0000000001";
+    let standin = LlmStandIn::start(key).await;
+    standin.on(
+        "OUTLINE",
+        vec![Answer::text(
+            "{\"sections\": [\"Install\", \"Use\", \"Configure\"]}",
+        )],
+    );
+    standin.on(
+        "INTRO",
+        vec![Answer::text(
+            "Fulcrum keeps your to-do list in one place. It streams this text in pieces.",
+        )],
+    );
+    standin.on(
+        "USAGE",
+        vec![Answer::text("Add an item, then tick it off.")],
+    );
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut opts = RelayOptions {
+        master_keys: Some(fulcrum_relay::secrets::KeyRing::generate_entry("k1")),
+        ..Default::default()
+    };
+    opts.llm.prices = toml::from_str(r#""stand-in-*" = { input = 2.0, output = 8.0 }"#).unwrap();
+    let relay = start_relay(&db, &opts).await;
+    let alice = make_user(&relay, "alice").await;
+    let api = Api::new(&relay.url()).with_token(&alice.access);
+    let project = api
+        .post(
+            "/api/v1/projects",
+            serde_json::json!({"name": "Todo", "description": "A to-do list service"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(project.status, 201);
+    run_browser_script(
+        "pipelines.mjs",
+        &[
+            ("FULCRUM_URL", relay.url()),
+            ("FULCRUM_EMAIL", alice.email.clone()),
+            ("FULCRUM_PASSWORD", alice.password.clone()),
+            ("FULCRUM_PROJECT_ID", id(project.data())),
+            ("FULCRUM_LLM_URL", standin.url.clone()),
+            ("FULCRUM_LLM_KEY", key.to_owned()),
+            ("FULCRUM_PIPELINE", BROWSER_PIPELINE.to_owned()),
+        ],
+        200,
+    )
+    .await;
+    // What the browser did reached the relay: the run finished with its artifacts.
+    let runs = api
+        .get(&format!(
+            "/api/v1/projects/{}/pipeline-runs",
+            id(project.data())
+        ))
+        .await
+        .unwrap();
+    let run = &runs.data()[0];
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(standin.count("OUTLINE"), 1);
+    // The key typed into the settings page is kept sealed: not in any answer.
+    let providers = api.get("/api/v1/llm-providers").await.unwrap();
+    assert!(!providers.body.to_string().contains(key));
+    relay.shutdown().await.unwrap();
+}

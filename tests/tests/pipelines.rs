@@ -692,3 +692,76 @@ async fn another_user_can_see_or_touch_nothing_of_a_run_or_a_key() {
         .unwrap();
     assert_eq!(c.status, 409);
 }
+
+/// The stand-in follows the published contracts (the official SDKs read it), and the relay's
+/// requests follow OpenAI's OpenAPI description: `tests/llm/sdk_contract.py`.
+#[tokio::test]
+async fn the_standin_speaks_the_sdks_and_the_relay_speaks_the_openapi_description() {
+    let venv = std::env::var("FULCRUM_LLM_VENV")
+        .expect("FULCRUM_LLM_VENV is set by scripts/setup.sh (the openai and anthropic SDKs)");
+    let s = LlmStandIn::start(KEY).await;
+    s.on(
+        "SDK-HELLO",
+        vec![Answer::Text {
+            text: "Hello from the stand-in, in several pieces.".into(),
+            input: 40,
+            output: 11,
+            cached: 0,
+        }],
+    );
+    s.on("RELAY", vec![Answer::text("{\"ok\": true}")]);
+    // What the relay sends: a plain call, one with a JSON schema, one with tools and a tool
+    // result in the conversation.
+    let c = client();
+    let e = endpoint(&s, ProviderKind::Openai);
+    c.chat(&e, &ask("RELAY plain"), &mut |_| {}).await.unwrap();
+    let mut structured = ask("RELAY structured");
+    structured.json_schema = Some(json!({"type": "object", "required": ["ok"]}));
+    structured.temperature = Some(0.2);
+    c.chat(&e, &structured, &mut |_| {}).await.unwrap();
+    let mut tools = ask("RELAY tools");
+    tools.tools = vec![llm::ToolSpec {
+        name: "read_file".into(),
+        description: "Read a file of the workspace".into(),
+        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+    }];
+    tools.messages.push(llm::Message {
+        role: llm::MessageRole::Assistant,
+        content: String::new(),
+        tool_calls: vec![llm::ToolCall {
+            id: "call_1".into(),
+            name: "read_file".into(),
+            arguments: "{\"path\": \"README.md\"}".into(),
+        }],
+        tool_call_id: None,
+    });
+    tools.messages.push(llm::Message {
+        role: llm::MessageRole::Tool,
+        content: "# Readme".into(),
+        tool_calls: Vec::new(),
+        tool_call_id: Some("call_1".into()),
+    });
+    c.chat(&e, &tools, &mut |_| {}).await.unwrap();
+    let bodies: Vec<serde_json::Value> = s.seen().into_iter().map(|r| r.body).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.json");
+    std::fs::write(&requests, serde_json::to_vec(&bodies).unwrap()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(format!("{venv}/bin/python"))
+        .arg(root.join("llm/sdk_contract.py"))
+        .arg(&s.url)
+        .arg(KEY)
+        .arg(&requests)
+        .arg(root.join("../../shared/contracts/openai/openapi.yaml"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sdk contract: "), "{stdout}");
+    assert!(stdout.contains("ok relay request 2 is a valid"), "{stdout}");
+}

@@ -16,7 +16,8 @@ both_backends!(
     workspaces_and_exactly_once,
     secrets,
     sealed_secrets,
-    invitations
+    invitations,
+    pipelines
 );
 
 async fn open(b: Backend) -> (TestDb, DynStore) {
@@ -646,4 +647,351 @@ async fn invitations(b: Backend) {
             .unwrap()
     );
     assert!(!s.withdraw_invitation(p.id, c.id).await.unwrap());
+}
+
+async fn pipelines(b: Backend) {
+    use fulcrum_protocol::kinds::{
+        BudgetPeriod, LlmCallState, ProviderKind, RunState, StageKind, StageState,
+    };
+    use fulcrum_relay::store::{
+        NewProject,
+        pipelines::{
+            Budget, BudgetCheck, BudgetScope, CallOutcome, LlmProvider, NewArtifact, NewLlmCall,
+            NewRun, PipelineRun, Reservation, RunAction, RunChange, StageChange, Step,
+        },
+    };
+    let (_db, s) = open(b).await;
+    let alice = s.create_user("alice@example.com", "h").await.unwrap();
+    let now = Utc::now();
+    let p = s
+        .create_project(
+            alice.id,
+            &NewProject {
+                name: "Gen".into(),
+                description: String::new(),
+                repository_url: None,
+                tech_stack: vec![],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    // Providers: unique by name per owner, scoped to their owner.
+    let provider = LlmProvider {
+        id: Uuid::now_v7(),
+        owner_id: alice.id,
+        project_id: None,
+        name: "main".into(),
+        kind: ProviderKind::Anthropic,
+        base_url: "https://api.example.com/v1".into(),
+        default_model: "m".into(),
+        key_hint: Some("…abcd".into()),
+        created_at: now,
+        updated_at: now,
+    };
+    s.create_provider(&provider).await.unwrap();
+    let twin = LlmProvider {
+        id: Uuid::now_v7(),
+        ..provider.clone()
+    };
+    assert!(matches!(
+        s.create_provider(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let bob = s.create_user("bob@example.com", "h").await.unwrap();
+    assert!(s.provider(bob.id, provider.id).await.unwrap().is_none());
+    assert_eq!(
+        s.list_providers(alice.id).await.unwrap()[0].kind,
+        ProviderKind::Anthropic
+    );
+    // Budgets: one per scope and period; setting again replaces the limit.
+    let budget = |project, limit| Budget {
+        id: Uuid::now_v7(),
+        owner_id: alice.id,
+        project_id: project,
+        period: BudgetPeriod::Month,
+        limit_micros: limit,
+        updated_at: now,
+    };
+    let first = s.put_budget(&budget(Some(p.id), 1_000)).await.unwrap();
+    let again = s.put_budget(&budget(Some(p.id), 5_000)).await.unwrap();
+    assert_eq!((again.id, again.limit_micros), (first.id, 5_000));
+    s.put_budget(&budget(None, 9_000)).await.unwrap();
+    assert_eq!(s.budgets(alice.id, &[p.id]).await.unwrap().len(), 2);
+    assert_eq!(s.budgets(bob.id, &[]).await.unwrap().len(), 0);
+
+    // A run and its stages.
+    let run = PipelineRun {
+        id: Uuid::now_v7(),
+        handle: "abcd2345".into(),
+        project_id: p.id,
+        workspace_id: None,
+        started_by: alice.id,
+        provider_id: Some(provider.id),
+        pipeline: "docs".into(),
+        definition: "name = \"docs\"".into(),
+        definition_hash: "0".repeat(64),
+        inputs: "{}".into(),
+        state: RunState::Queued,
+        reason: None,
+        error: None,
+        budget_micros: Some(3_000),
+        cancel_requested: false,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        updated_at: now,
+    };
+    s.create_run(&NewRun {
+        run: run.clone(),
+        stages: vec![
+            ("a".into(), StageKind::Llm),
+            ("gate".into(), StageKind::Approval),
+        ],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_run(&p, run.id).await.unwrap().unwrap().handle,
+        "abcd2345"
+    );
+    assert_eq!(s.list_runs(&p, 10).await.unwrap().len(), 1);
+
+    // Claims: one node at a time; another takes over when the lease runs out.
+    let lease = now + Duration::seconds(30);
+    let claimed = s.claim_runs("n1", now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].state, RunState::Running);
+    assert!(s.claim_runs("n2", now, lease, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.renew_run_lease(run.id, "n1", lease).await.unwrap(),
+        Some(false)
+    );
+    let later = lease + Duration::seconds(1);
+    let taken = s
+        .claim_runs("n2", later, later + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "an expired lease is taken over");
+    assert_eq!(s.renew_run_lease(run.id, "n1", later).await.unwrap(), None);
+    // The old holder's step is fenced off; the new holder's lands with its artifacts.
+    let step = |owner: &str, content: &str| Step {
+        run_id: run.id,
+        lease_owner: owner.into(),
+        stages: vec![StageChange {
+            name: "a".into(),
+            state: StageState::Succeeded,
+            attempt: 1,
+            reason: None,
+            error: None,
+            output: Some("{}".into()),
+            task_id: None,
+            started_at: Some(now),
+            finished_at: Some(now),
+        }],
+        artifacts: vec![NewArtifact {
+            path: "out/a.md".into(),
+            stage: "a".into(),
+            attempt: 1,
+            media_type: "text/markdown".into(),
+            content: content.into(),
+            sha256: "0".repeat(64),
+        }],
+        run: None,
+        now,
+    };
+    assert!(!s.apply_step(&step("n1", "stale")).await.unwrap());
+    assert!(
+        s.artifacts(run.id).await.unwrap().is_empty(),
+        "nothing of a fenced step"
+    );
+    assert!(s.apply_step(&step("n2", "first")).await.unwrap());
+    assert!(s.apply_step(&step("n2", "second")).await.unwrap());
+    let arts = s.artifacts(run.id).await.unwrap();
+    assert_eq!(
+        arts.len(),
+        1,
+        "a path is written once, the last content kept"
+    );
+    assert_eq!(
+        s.artifact(run.id, "out/a.md")
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        "second"
+    );
+
+    // Calls: journaled with a reservation that counts against budgets until settled.
+    let call = |seq, reserve| NewLlmCall {
+        id: Uuid::now_v7(),
+        owner_id: alice.id,
+        project_id: Some(p.id),
+        run: Some((run.id, "a".into(), 1, seq)),
+        provider_id: Some(provider.id),
+        provider: ProviderKind::Anthropic,
+        operation: "chat",
+        request_model: "m".into(),
+        reserved_micros: reserve,
+        request: "{}".into(),
+        now,
+    };
+    let checks = [
+        BudgetCheck {
+            scope: BudgetScope::Run(run.id),
+            since: None,
+            limit_micros: 3_000,
+        },
+        BudgetCheck {
+            scope: BudgetScope::Project(p.id),
+            since: Some(now - Duration::days(1)),
+            limit_micros: 5_000,
+        },
+    ];
+    let c0 = call(0, 2_000);
+    assert_eq!(
+        s.reserve_call(&c0, &checks).await.unwrap(),
+        Reservation::Made
+    );
+    assert_eq!(
+        s.reserve_call(&call(1, 2_000), &checks).await.unwrap(),
+        Reservation::Refused {
+            check: 0,
+            spent_micros: 2_000
+        }
+    );
+    assert!(
+        s.run_call(run.id, "a", 1, 1).await.unwrap().is_none(),
+        "a refused call is not kept"
+    );
+    let settled = CallOutcome {
+        state: LlmCallState::Succeeded,
+        response_model: Some("m-1".into()),
+        response_id: Some("r1".into()),
+        finish_reason: Some("end_turn".into()),
+        input_tokens: 100,
+        output_tokens: 50,
+        cached_tokens: 10,
+        usage_estimated: false,
+        cost_micros: 700,
+        latency_ms: Some(12),
+        ttft_ms: Some(3),
+        attempts: 1,
+        error_code: None,
+        error: None,
+        response: Some("{}".into()),
+        raw_response: Some("data: {}".into()),
+        now,
+    };
+    s.settle_call(c0.id, &settled).await.unwrap();
+    assert_eq!(s.spent(BudgetScope::Run(run.id), None).await.unwrap(), 700);
+    assert_eq!(s.spent(BudgetScope::User(bob.id), None).await.unwrap(), 0);
+    let journaled = s.run_call(run.id, "a", 1, 0).await.unwrap().unwrap();
+    assert_eq!(
+        (journaled.state, journaled.output_tokens),
+        (LlmCallState::Succeeded, 50)
+    );
+    let dup = NewLlmCall {
+        id: Uuid::now_v7(),
+        ..call(0, 1)
+    };
+    assert!(
+        s.reserve_call(&dup, &[]).await.is_err(),
+        "one call per place"
+    );
+    let totals = s.run_totals(run.id).await.unwrap();
+    assert_eq!(
+        (
+            totals[0].calls,
+            totals[0].cost_micros,
+            totals[0].cached_tokens
+        ),
+        (1, 700, 10)
+    );
+
+    // The gate waits with the run paused (the lease dropped); approving puts it back in line.
+    let mut pause = step("n2", "second");
+    pause.stages = vec![StageChange {
+        name: "gate".into(),
+        state: StageState::Waiting,
+        attempt: 0,
+        reason: Some("approval_required".into()),
+        error: None,
+        output: None,
+        task_id: None,
+        started_at: None,
+        finished_at: None,
+    }];
+    pause.artifacts.clear();
+    pause.run = Some(RunChange {
+        state: RunState::Paused,
+        reason: Some("approval_required".into()),
+        error: None,
+        workspace_id: None,
+    });
+    assert!(s.apply_step(&pause).await.unwrap());
+    assert!(
+        !s.act_on_run(
+            run.id,
+            &RunAction::Approve {
+                stage: "a".into(),
+                by: alice.id
+            },
+            now
+        )
+        .await
+        .unwrap(),
+        "not a gate"
+    );
+    assert!(
+        s.act_on_run(
+            run.id,
+            &RunAction::Approve {
+                stage: "gate".into(),
+                by: alice.id
+            },
+            now
+        )
+        .await
+        .unwrap()
+    );
+    let stages = s.stages(run.id).await.unwrap();
+    assert_eq!(stages[1].state, StageState::Succeeded);
+    assert_eq!(stages[1].decided_by, Some(alice.id));
+    assert_eq!(
+        s.run_unscoped(run.id).await.unwrap().unwrap().state,
+        RunState::Queued
+    );
+    assert!(
+        !s.act_on_run(run.id, &RunAction::Resume { reset: vec![] }, now)
+            .await
+            .unwrap(),
+        "already in line"
+    );
+    // Cancel a queued run: at once, its open stages skipped.
+    assert!(s.act_on_run(run.id, &RunAction::Cancel, now).await.unwrap());
+    let ended = s.run_unscoped(run.id).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.finished_at.is_some()),
+        (RunState::Canceled, true)
+    );
+    assert!(!s.act_on_run(run.id, &RunAction::Cancel, now).await.unwrap());
+    // Resume from a stage: it runs again, with the earlier outputs kept.
+    assert!(
+        s.act_on_run(
+            run.id,
+            &RunAction::Resume {
+                reset: vec!["gate".into()]
+            },
+            now
+        )
+        .await
+        .unwrap()
+    );
+    let stages = s.stages(run.id).await.unwrap();
+    assert_eq!(
+        (stages[0].state, stages[1].state),
+        (StageState::Succeeded, StageState::Pending)
+    );
+    assert_eq!(s.project_audience(p.id).await.unwrap(), vec![alice.id]);
 }
