@@ -166,6 +166,11 @@ pub struct PipelinesConfig {
     pub lease_secs: u64,
     /// Most runs one node drives at once.
     pub max_runs: usize,
+    /// This node's name in run leases [default: one made at first start and kept in
+    /// `node-id` in the data dir]. A node that starts again under the same name takes its
+    /// runs back at once instead of waiting for their leases to run out; every node of a
+    /// cluster needs its own.
+    pub node_id: Option<String>,
 }
 
 impl Default for PipelinesConfig {
@@ -173,7 +178,29 @@ impl Default for PipelinesConfig {
         Self {
             lease_secs: 30,
             max_runs: 100,
+            node_id: None,
         }
+    }
+}
+
+impl PipelinesConfig {
+    /// This node's name: the configured one, else the one kept in `data_dir` (made now if
+    /// there is none, or a fresh one if the data dir cannot keep it).
+    pub fn node_id(&self, data_dir: &std::path::Path) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let file = data_dir.join("node-id");
+        if let Ok(id) = std::fs::read_to_string(&file)
+            && !id.trim().is_empty()
+        {
+            return id.trim().to_owned();
+        }
+        let id = format!("relay-{}", uuid::Uuid::new_v4().simple());
+        if let Err(e) = std::fs::write(&file, &id) {
+            tracing::warn!(error = %e, "cannot keep the node id; runs of this node wait for their leases after a restart");
+        }
+        id
     }
 }
 

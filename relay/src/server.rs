@@ -342,6 +342,7 @@ fn compose(
         run_feed,
         metrics.clone(),
         crate::domain::pipelines::engine::EngineConfig {
+            node: config.pipelines.node_id(&config.data_dir),
             lease: Duration::from_secs(config.pipelines.lease_secs.max(3)),
             max_runs: config.pipelines.max_runs.max(1),
             ..Default::default()

@@ -28,11 +28,24 @@ pub struct RelayProcess {
     pub url: String,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Everything it logged after it began listening (the last 8 MiB).
+    pub logs: Arc<std::sync::Mutex<String>>,
 }
 
 /// Starts `fulcrum-relay serve` on `db` at `listen` (port 0 for any), with extra TOML config,
 /// and waits until it listens.
 pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -> RelayProcess {
+    spawn_relay_logging(db, data, listen, config, "warn").await
+}
+
+/// [`spawn_relay`], logging at `level` (`FULCRUM_LOG`), the logs kept in [`RelayProcess::logs`].
+pub async fn spawn_relay_logging(
+    db: &TestDb,
+    data: &Path,
+    listen: &str,
+    config: &str,
+    level: &str,
+) -> RelayProcess {
     let config_file = data.join("relay.toml");
     let mut config = config.to_owned();
     if crate::transport::mode() != fulcrum_agent::transport::TransportMode::Ws {
@@ -53,14 +66,16 @@ pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -
         .arg(&config_file)
         .env("FULCRUM_DATABASE_URL", &db.url)
         .env("FULCRUM_DATA_DIR", data)
-        .env("FULCRUM_LOG", "warn")
+        .env("FULCRUM_LOG", level)
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("relay binary starts");
     // It says where it listens on stderr, among its logs.
     let stdout = child.stderr.take().unwrap();
-    let (url, quic) = tokio::time::timeout(WAIT, async {
+    let logs: Arc<std::sync::Mutex<String>> = Default::default();
+    let kept = logs.clone();
+    let (url, quic) = tokio::time::timeout(WAIT, async move {
         let mut lines = BufReader::new(stdout).lines();
         let mut quic = None;
         while let Ok(Some(line)) = lines.next_line().await {
@@ -69,7 +84,15 @@ pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -
             }
             if let Some(url) = line.strip_prefix("fulcrum-relay listening on ") {
                 // Keep draining its logs, so it never blocks on a full pipe.
-                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let mut kept = kept.lock().unwrap();
+                        if kept.len() < 8 << 20 {
+                            kept.push_str(&line);
+                            kept.push('\n');
+                        }
+                    }
+                });
                 return (url.trim().to_owned(), quic);
             }
         }
@@ -82,7 +105,12 @@ pub async fn spawn_relay(db: &TestDb, data: &Path, listen: &str, config: &str) -
         .parse()
         .expect("the relay prints host:port");
     crate::transport::remember_quic(addr, quic);
-    RelayProcess { child, url, addr }
+    RelayProcess {
+        child,
+        url,
+        addr,
+        logs,
+    }
 }
 
 /// Sends `signal` to a child process.

@@ -765,3 +765,159 @@ async fn the_standin_speaks_the_sdks_and_the_relay_speaks_the_openapi_descriptio
     assert!(stdout.contains("sdk contract: "), "{stdout}");
     assert!(stdout.contains("ok relay request 2 is a valid"), "{stdout}");
 }
+
+/// Two stages in a row: the first is answered, the second's answer is held mid-stream.
+const TWO: &str = r#"
+name = "two"
+
+[[stages]]
+name = "first"
+kind = "llm"
+prompt = "FIRST for {{ inputs.name }}"
+artifacts = [{ path = "first.md" }]
+
+[[stages]]
+name = "second"
+kind = "llm"
+needs = ["first"]
+prompt = "SECOND after {{ stages.first.output }}"
+artifacts = [{ path = "second.md" }]
+"#;
+
+both_backends!(a_run_resumes_after_the_relay_is_killed_mid_stream);
+
+/// SIGKILL the relay while an answer streams in: the relay that starts again (same data dir,
+/// so the same node) takes the run back at once, never asks again for an answer it recorded,
+/// asks again for the one it lost, and ends with each artifact written once. The provider's
+/// key never appears in its logs, even at debug level.
+async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
+    use fulcrum_tests::processes::spawn_relay_logging;
+    let db = TestDb::new(b).await;
+    let user = fulcrum_tests::make_user_offline(&db, "frank").await;
+    let s = LlmStandIn::start(KEY).await;
+    s.on("FIRST", vec![Answer::text("the first answer")]);
+    let (_release, gate) = tokio::sync::watch::channel(false);
+    s.on(
+        "SECOND",
+        vec![
+            Answer::Hold("the second answer, cut short".into(), gate),
+            Answer::text("the second answer, in full"),
+        ],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let keys = data.path().join("master-keys");
+    std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = format!(
+        "[secrets]\nmaster_keys_file = {:?}\n[llm]\nbackoff_ms = 5\n[llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n",
+        keys
+    );
+    let relay = spawn_relay_logging(&db, data.path(), "127.0.0.1:0", &config, "debug").await;
+    let addr = relay.addr;
+    let api = Api::new(&relay.url).with_token(&user.access);
+    let project = api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "Resume", "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    let p = api
+        .post(
+            "/api/v1/llm-providers",
+            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
+                   "default_model": "stand-in-1", "api_key": KEY}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status, 201, "{:?}", p.body);
+    let r = api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"definition": TWO}),
+        )
+        .await
+        .unwrap();
+    let run = id(r.data());
+    // The first answer is recorded and the second is streaming when the relay dies.
+    s.wait_requests(2).await;
+    let logs_before = relay.logs.lock().unwrap().clone();
+    relay.kill9().await;
+
+    let relay = spawn_relay_logging(&db, data.path(), &addr.to_string(), &config, "debug").await;
+    let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
+    let started = Instant::now();
+    let done = loop {
+        let now = api
+            .get(&format!("/api/v1/pipeline-runs/{run}"))
+            .await
+            .unwrap();
+        if now.data()["state"] == "succeeded" || now.data()["state"] == "failed" {
+            break now.data().clone();
+        }
+        events
+            .run_where(&run, |r| {
+                r["state"] == "succeeded" || r["state"] == "failed"
+            })
+            .await
+            .unwrap();
+    };
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "taken back without waiting for the 30 s lease"
+    );
+    assert_eq!(
+        s.count("FIRST"),
+        1,
+        "a recorded answer is never asked for again"
+    );
+    assert_eq!(
+        s.count("SECOND"),
+        2,
+        "the answer lost with the relay is asked for again"
+    );
+    let calls = api
+        .get(&format!("/api/v1/pipeline-runs/{run}/calls"))
+        .await
+        .unwrap();
+    let states: Vec<(String, String)> = calls
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["stage"].as_str().unwrap().into(),
+                c["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("first".into(), "succeeded".into()),
+            ("second".into(), "failed".into()),
+            ("second".into(), "succeeded".into())
+        ],
+        "the interrupted call is settled as failed, holding no budget"
+    );
+    let arts = api
+        .get(&format!("/api/v1/pipeline-runs/{run}/artifacts"))
+        .await
+        .unwrap();
+    assert_eq!(arts.data().as_array().unwrap().len(), 2);
+    let second = api
+        .get(&format!("/api/v1/pipeline-runs/{run}/artifacts"))
+        .await
+        .unwrap();
+    assert!(second.data()[1]["size"].as_i64().unwrap() > 0);
+    let logs = format!("{logs_before}{}", relay.logs.lock().unwrap());
+    assert!(logs.contains("pipeline"), "the debug logs were kept");
+    assert!(
+        !logs.contains(KEY),
+        "the provider key never reaches the logs"
+    );
+    relay.kill9().await;
+}

@@ -551,6 +551,9 @@ pub trait PipelineStore: Send + Sync {
     ) -> StoreResult<Option<bool>>;
     /// Who may see a project's runs: its members.
     async fn project_audience(&self, project: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Gives up every lease `owner` holds: a node starting again under its old name takes
+    /// back the runs it drove before it stopped.
+    async fn release_all_runs(&self, owner: &str) -> StoreResult<u64>;
     /// Gives a lease up (on a clean stop), so another node may take the run at once.
     async fn release_run(&self, run: Uuid, owner: &str) -> StoreResult<()>;
     /// Writes one step of the engine; `false` (and nothing written) when `lease_owner` no

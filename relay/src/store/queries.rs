@@ -674,6 +674,8 @@ pub(super) const RENEW_RUN_LEASE: &str = "UPDATE pipeline_runs SET lease_expires
     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested";
 pub(super) const RELEASE_RUN: &str = "UPDATE pipeline_runs SET lease_expires_at = NULL \
     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+pub(super) const RELEASE_ALL_RUNS: &str = "UPDATE pipeline_runs SET lease_expires_at = NULL \
+    WHERE lease_owner = $1 AND state = 'running'";
 pub(super) const FENCE_RUN: &str = "UPDATE pipeline_runs SET updated_at = $3 \
     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 pub(super) const UPDATE_STAGE: &str = "UPDATE pipeline_stages SET state = $3, attempt = $4, \

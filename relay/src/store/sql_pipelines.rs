@@ -399,6 +399,14 @@ macro_rules! sql_pipeline_store {
                     .await?)
             }
 
+            async fn release_all_runs(&self, owner: &str) -> StoreResult<u64> {
+                Ok(sqlx::query(q::RELEASE_ALL_RUNS)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn release_run(&self, run: Uuid, owner: &str) -> StoreResult<()> {
                 sqlx::query(q::RELEASE_RUN)
                     .bind(run)

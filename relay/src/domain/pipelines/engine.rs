@@ -187,6 +187,14 @@ impl Engine {
 
     /// Claims and drives runs until `shutdown` says stop; then gives up the leases it holds.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        // Runs this node drove before it stopped (a crash) are its own again, at once.
+        match self.store.release_all_runs(&self.config.node).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(runs = n, node = %self.config.node, "taking back the runs this node drove")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot take back this node's runs"),
+        }
         let mut drives = JoinSet::new();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         loop {
