@@ -340,6 +340,17 @@ const NOT_SESSION_401 = new Set(["wrong_password"]);
  * @returns {Promise<Envelope>}
  */
 export async function requestEnvelope(method, path, body) {
+  return withSession((token) => send(method, path, body, token));
+}
+
+/**
+ * Runs `call` with the access token: refreshes first when the token is (nearly) expired, and once
+ * more after a 401 about the session.
+ * @template R
+ * @param {(token: string | null) => Promise<R>} call
+ * @returns {Promise<R>}
+ */
+async function withSession(call) {
   if (!accessToken || Date.now() > expiresAt - 5_000) {
     if (!accessToken && !refreshInFlight) {
       throw new ApiError(401, "unauthorized", "Please sign in.");
@@ -348,7 +359,7 @@ export async function requestEnvelope(method, path, body) {
   }
   const used = accessToken;
   try {
-    return await send(method, path, body, used);
+    return await call(used);
   } catch (caught) {
     const err = asApiError(caught);
     // A 401 about the request itself (a wrong current password) is not about the session:
@@ -356,8 +367,41 @@ export async function requestEnvelope(method, path, body) {
     if (err.status !== 401 || NOT_SESSION_401.has(err.code)) throw err;
     // Another caller may have refreshed meanwhile; only refresh if our token is still current.
     if (accessToken === used || !accessToken) await refresh(); // throws (ending the session) if the cookie is gone
-    return await send(method, path, body, accessToken);
+    return await call(accessToken);
   }
+}
+
+/**
+ * GET what is not a JSON envelope (an artifact, a zip) with the bearer token, as a Blob. Failures
+ * still come as envelopes and become ApiErrors.
+ * @param {string} path
+ * @returns {Promise<Blob>}
+ */
+export function requestBlob(path) {
+  return withSession(async (token) => {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await fetch(API + path, { headers, credentials: "same-origin", cache: "no-store" });
+    } catch {
+      throw new ApiError(0, "network", "Cannot reach the relay. Check your connection.");
+    }
+    if (res.ok) return res.blob();
+    let first = null;
+    try {
+      const env = await res.json();
+      first = env && Array.isArray(env.errors) ? env.errors[0] : null;
+    } catch {
+      first = null;
+    }
+    throw new ApiError(
+      res.status,
+      first?.code || (res.status === 401 ? "unauthorized" : `http_${res.status}`),
+      first?.message || defaultMessage(res.status),
+    );
+  });
 }
 
 /** "?a=1&b=2" from an object, skipping empty values. */
@@ -474,6 +518,46 @@ export const api = {
   rerunTask: (id) => request("POST", `/tasks/${enc(id)}/rerun`, {}),
   /** @param {string} id @param {number} offset @param {number} limit @returns {P<T.LogPage>} */
   taskLogs: (id, offset, limit) => request("GET", `/tasks/${enc(id)}/logs${query({ offset, limit })}`),
+
+  /** The caller's LLM providers (keys only as `key_hint`). @returns {P<T.LlmProvider[]>} */
+  llmProviders: () => request("GET", "/llm-providers"),
+  /** 409 when the name is taken. @param {T.ProviderInput} body @returns {P<T.LlmProvider>} */
+  createLlmProvider: (body) => request("POST", "/llm-providers", body),
+  /** A new `api_key` replaces the sealed one. @param {string} id @param {T.ProviderPatch} body @returns {P<T.LlmProvider>} */
+  updateLlmProvider: (id, body) => request("PATCH", `/llm-providers/${enc(id)}`, body),
+  /** @param {string} id @returns {P<null>} */
+  deleteLlmProvider: (id) => request("DELETE", `/llm-providers/${enc(id)}`),
+  /** The caller's budgets and their projects', with what each has counted. @returns {P<T.BudgetView[]>} */
+  budgets: () => request("GET", "/budgets"),
+  /** One per scope and period: setting it again replaces the limit. @param {T.BudgetInput} body @returns {P<T.Budget>} */
+  setBudget: (body) => request("PUT", "/budgets", body),
+  /** @param {string} id @returns {P<null>} */
+  deleteBudget: (id) => request("DELETE", `/budgets/${enc(id)}`),
+
+  /** A project's pipeline runs, newest first. @param {string} projectId @returns {P<T.RunView[]>} */
+  pipelineRuns: (projectId) => request("GET", `/projects/${enc(projectId)}/pipeline-runs`),
+  /** 409 no_provider, 422 for a bad definition (naming its line). @param {string} projectId @param {T.StartRun} body @returns {P<T.RunView>} */
+  startPipelineRun: (projectId, body) => request("POST", `/projects/${enc(projectId)}/pipeline-runs`, body),
+  /** @param {string} id @returns {P<T.RunView>} */
+  pipelineRun: (id) => request("GET", `/pipeline-runs/${enc(id)}`),
+  /** @param {string} id @returns {P<T.RunView>} */
+  cancelPipelineRun: (id) => request("POST", `/pipeline-runs/${enc(id)}/cancel`, {}),
+  /** @param {string} id @param {T.ResumeRun} body @returns {P<T.RunView>} */
+  resumePipelineRun: (id, body) => request("POST", `/pipeline-runs/${enc(id)}/resume`, body),
+  /** @param {string} id @param {string} stage @returns {P<T.RunView>} */
+  approveStage: (id, stage) => request("POST", `/pipeline-runs/${enc(id)}/stages/${enc(stage)}/approve`, {}),
+  /** The stages before the gate run again with the comment. @param {string} id @param {string} stage @param {string} comment @returns {P<T.RunView>} */
+  rejectStage: (id, stage, comment) =>
+    request("POST", `/pipeline-runs/${enc(id)}/stages/${enc(stage)}/reject`, { comment }),
+  /** @param {string} id @returns {P<T.CallView[]>} */
+  pipelineCalls: (id) => request("GET", `/pipeline-runs/${enc(id)}/calls`),
+  /** @param {string} id @returns {P<T.ArtifactMeta[]>} */
+  pipelineArtifacts: (id) => request("GET", `/pipeline-runs/${enc(id)}/artifacts`),
+  /** An artifact's content (its path keeps its slashes). @param {string} id @param {string} path */
+  pipelineArtifact: (id, path) =>
+    requestBlob(`/pipeline-runs/${enc(id)}/artifacts/${path.split("/").map(enc).join("/")}`),
+  /** Every artifact of the run, as a zip. @param {string} id */
+  pipelineArtifactsZip: (id) => requestBlob(`/pipeline-runs/${enc(id)}/artifacts.zip`),
 };
 
 // ------------------------------------------------------------------ bytes

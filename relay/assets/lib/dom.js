@@ -169,6 +169,22 @@ export function codeBox(text, attrs = {}) {
   );
 }
 
+// ------------------------------------------------------------------ downloads
+
+/**
+ * Saves `blob` as a file the browser downloads (through an object URL and a temporary link).
+ * @param {Blob} blob
+ * @param {string} filename
+ */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 // ------------------------------------------------------------------ page pieces
 
 /**

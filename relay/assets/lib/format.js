@@ -189,3 +189,24 @@ export function safeHttpUrl(s) {
 export function byName(a, b) {
   return String(a || "").localeCompare(String(b || ""), undefined, { sensitivity: "base", numeric: true });
 }
+
+const usdFmt = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" });
+const usdSmallFmt = new Intl.NumberFormat(undefined, {
+  style: "currency",
+  currency: "USD",
+  maximumSignificantDigits: 2,
+});
+const countFmt = new Intl.NumberFormat(undefined);
+const compactFmt = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+
+/** "$0.00", "$0.00026" (two significant digits under a cent), "$1.23". @param {number | null | undefined} usd */
+export function fmtUsd(usd) {
+  if (typeof usd !== "number" || !Number.isFinite(usd)) return "—";
+  return usd !== 0 && Math.abs(usd) < 0.01 ? usdSmallFmt.format(usd) : usdFmt.format(usd);
+}
+
+/** "12,345" — or "12.3K" when `compact`. @param {number | null | undefined} n @param {boolean} [compact] */
+export function fmtCount(n, compact = false) {
+  if (typeof n !== "number" || !Number.isFinite(n)) return "—";
+  return compact && Math.abs(n) >= 10_000 ? compactFmt.format(n) : countFmt.format(n);
+}

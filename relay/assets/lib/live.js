@@ -8,6 +8,8 @@ import { fmtClock } from "./format.js";
 import { state, validWorkspace } from "./state.js";
 
 /** @typedef {import("./types.js").Task} Task */
+/** @typedef {import("./types.js").RunView} RunView */
+/** @typedef {import("./types.js").PipelineText} PipelineText */
 /** @typedef {import("./types.js").LiveState} LiveState */
 /** @typedef {import("./types.js").EventMessage} EventMessage */
 
@@ -16,6 +18,8 @@ import { state, validWorkspace } from "./state.js";
  * @typedef {object} LiveHandlers
  * @property {() => void} workspaces the workspaces changed (state.workspaces)
  * @property {(t: Task) => void} task a task was created or changed
+ * @property {(r: RunView) => void} pipelineRun a pipeline run was created or changed
+ * @property {(m: PipelineText) => void} pipelineText the next piece of a stage's LLM answer
  * @property {(s: LiveState) => void} state the socket's state changed (state.live)
  */
 
@@ -104,6 +108,15 @@ function onEvent(msg) {
     if (handlers) handlers.workspaces();
   } else if (msg.type === "task" && msg.task && typeof msg.task === "object" && typeof msg.task.id === "string") {
     if (handlers) handlers.task(msg.task);
+  } else if (msg.type === "pipeline_run" && msg.run && typeof msg.run === "object" && typeof msg.run.id === "string") {
+    if (handlers) handlers.pipelineRun(msg.run);
+  } else if (
+    msg.type === "pipeline_text" &&
+    typeof msg.run === "string" &&
+    typeof msg.stage === "string" &&
+    typeof msg.text === "string"
+  ) {
+    if (handlers) handlers.pipelineText(msg);
   } else if ((msg.type === "log" || msg.type === "log_end" || msg.type === "error") && typeof msg.task === "string") {
     const follower = logFollowers.get(msg.task);
     if (follower) follower.onMessage(msg);

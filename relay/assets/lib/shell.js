@@ -52,7 +52,7 @@ export function destroyPage() {
 
 /**
  * Tell the current page about a change.
- * @template {"onTask" | "onWorkspaces" | "onLive"} M
+ * @template {"onTask" | "onWorkspaces" | "onLive" | "onPipelineRun" | "onPipelineText"} M
  * @param {M} method
  * @param {Parameters<NonNullable<Page[M]>>} args
  */

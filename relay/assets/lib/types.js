@@ -45,6 +45,25 @@
 /** @typedef {Schemas["ConsentRequest"]} ConsentRequest */
 /** @typedef {Schemas["ConsentBody"]} ConsentBody */
 /** @typedef {Schemas["ConsentAnswer"]} ConsentAnswer */
+/** @typedef {Schemas["LlmProvider"]} LlmProvider */
+/** @typedef {Schemas["ProviderInput"]} ProviderInput */
+/** @typedef {Schemas["ProviderPatch"]} ProviderPatch */
+/** @typedef {Schemas["ProviderKind"]} ProviderKind */
+/** @typedef {Schemas["Budget"]} Budget */
+/** @typedef {Schemas["BudgetView"]} BudgetView */
+/** @typedef {Schemas["BudgetInput"]} BudgetInput */
+/** @typedef {Schemas["BudgetPeriod"]} BudgetPeriod */
+/** @typedef {Schemas["RunView"]} RunView */
+/** @typedef {Schemas["RunState"]} RunState */
+/** @typedef {Schemas["StageView"]} StageView */
+/** @typedef {Schemas["StageState"]} StageState */
+/** @typedef {Schemas["StageKind"]} StageKind */
+/** @typedef {Schemas["RunUsage"]} RunUsage */
+/** @typedef {Schemas["StartRun"]} StartRun */
+/** @typedef {Schemas["Decision"]} Decision */
+/** @typedef {Schemas["ResumeRun"]} ResumeRun */
+/** @typedef {Schemas["CallView"]} CallView */
+/** @typedef {Schemas["ArtifactMeta"]} ArtifactMeta */
 
 /**
  * A project's health in one word. The OpenAPI document names this `Health` too, and that name
@@ -67,9 +86,16 @@
 // Not in the OpenAPI document: relay/src/events.rs describes these messages.
 
 /**
+ * A piece of a stage's LLM answer, as it is written.
+ * @typedef {{ type: "pipeline_text", run: string, stage: string, attempt: number, text: string }} PipelineText
+ */
+
+/**
  * @typedef {{ type: "snapshot", workspaces: Workspace[] }
  *   | { type: "workspace", workspace: Workspace }
  *   | { type: "task", task: Task }
+ *   | { type: "pipeline_run", run: RunView }
+ *   | PipelineText
  *   | { type: "log", task: string, offset: number, data: string }
  *   | { type: "log_end", task: string, offset: number }
  *   | { type: "error", task?: string, message?: string }
@@ -81,8 +107,8 @@
 // ---------------------------------------------------------------- the dashboard's own
 
 /**
- * A page built when its route is entered and destroyed when it is left. It hears about task and
- * workspace changes and about the socket's state.
+ * A page built when its route is entered and destroyed when it is left. It hears about task,
+ * workspace and pipeline run changes and about the socket's state.
  * @typedef {object} Page
  * @property {string} [key] the route it was built for
  * @property {HTMLElement} root
@@ -93,6 +119,8 @@
  * @property {(t: Task) => void} [onTask]
  * @property {() => void} [onWorkspaces]
  * @property {(s: LiveState) => void} [onLive]
+ * @property {(r: RunView) => void} [onPipelineRun] a pipeline run (of a project the user sees) changed
+ * @property {(m: PipelineText) => void} [onPipelineText] the next piece of a stage's answer
  */
 
 /** A parsed route. @typedef {{ view: string, id?: string }} Route */

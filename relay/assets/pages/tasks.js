@@ -1,7 +1,7 @@
 // A workspace's tasks page (#/workspaces/{id}/tasks) and a task's page (#/tasks/{id}) with its live log.
 
 import { api, asApiError, fetchWholeLog } from "../api.js";
-import { append, clear, crumbs, enc, errorBanner, h, loadingEl, uid } from "../lib/dom.js";
+import { append, clear, crumbs, enc, errorBanner, h, loadingEl, saveBlob, uid } from "../lib/dom.js";
 import { fmtBytes, fmtSeconds, timeEl } from "../lib/format.js";
 import { LOG_KEEP, LogView } from "../lib/logview.js";
 import { runForm } from "../lib/runform.js";
@@ -584,12 +584,7 @@ export function buildTaskPage(taskId) {
           download.textContent = `Downloading… ${fmtBytes(n)}`;
         },
       });
-      const url = URL.createObjectURL(blob);
-      const a = h("a", { href: url, download: `fulcrum-task-${taskId}.log`, hidden: true });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      saveBlob(blob, `fulcrum-task-${taskId}.log`);
     } catch (err) {
       downloadError.textContent = `Couldn't download the log: ${asApiError(err).message}`;
       downloadError.hidden = false;

@@ -191,7 +191,7 @@ impl Engine {
         match self.store.release_all_runs(&self.config.node).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(runs = n, node = %self.config.node, "taking back the runs this node drove")
+                tracing::info!(runs = n, node = %self.config.node, "taking back the runs this node drove");
             }
             Err(e) => tracing::warn!(error = %e, "cannot take back this node's runs"),
         }
