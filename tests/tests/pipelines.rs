@@ -809,8 +809,8 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
     std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
     std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let config = format!(
-        "[secrets]\nmaster_keys_file = {:?}\n[llm]\nbackoff_ms = 5\n[llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n",
-        keys
+        "[secrets]\nmaster_keys_file = {keys:?}\n[llm]\nbackoff_ms = 5\n\
+         [llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
     );
     let relay = spawn_relay_logging(&db, data.path(), "127.0.0.1:0", &config, "debug").await;
     let addr = relay.addr;
