@@ -186,3 +186,56 @@ args! {
         pub limit: Option<u32>,
     }
 }
+
+args! {
+    /// `get_pipeline_run` and `cancel_pipeline_run` (answered by the relay).
+    pub struct PipelineRunArgs {
+        /// The run's id
+        pub run_id: String,
+    }
+
+    /// `list_pipeline_runs` (answered by the relay).
+    pub struct ListPipelineRunsArgs {
+        /// The project: its id or its name
+        pub project: String,
+    }
+
+    /// `decide_pipeline_gate` (answered by the relay).
+    pub struct DecideGateArgs {
+        /// The run's id
+        pub run_id: String,
+        /// The approval stage that waits
+        pub stage: String,
+        /// true to approve; false to reject (then give a comment)
+        pub approve: bool,
+        /// For a rejection: what to change; the gated stages run again with it
+        pub comment: Option<String>,
+    }
+
+    /// `get_pipeline_artifact` (answered by the relay).
+    pub struct PipelineArtifactArgs {
+        /// The run's id
+        pub run_id: String,
+        /// The artifact's path, such as `api/openapi.yaml`
+        pub path: String,
+    }
+}
+
+/// `start_pipeline` (answered by the relay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartPipelineArgs {
+    /// The project: its id or its name
+    pub project: String,
+    /// A built-in pipeline: `systemcrafter` (the default: a whole service from the project's
+    /// description) or `feature` (a change to an existing repository)
+    pub pipeline: Option<String>,
+    /// A pipeline definition (TOML) to run instead of a built-in one
+    pub definition: Option<String>,
+    /// For the feature pipeline: the feature request
+    pub request: Option<String>,
+    /// The run's own budget, in US dollars
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
+    pub budget_usd: Option<f64>,
+}

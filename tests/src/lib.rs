@@ -11,6 +11,7 @@ use std::{
 };
 
 pub mod llm_standin;
+pub mod mcp_client;
 pub mod processes;
 pub mod transport;
 

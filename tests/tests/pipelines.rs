@@ -921,3 +921,136 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
     );
     relay.kill9().await;
 }
+
+async fn mcp_token(api: &Api, scopes: &[&str]) -> String {
+    let r = api
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "mcp", "kind": "mcp", "scopes": scopes}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.data()["token"].as_str().unwrap().to_owned()
+}
+
+/// Through `/mcp` with the official Python SDK: start a run on a project named by its name,
+/// follow it, approve its gate, read an artifact; another user's token reaches none of it and
+/// a read-only token cannot start one.
+#[tokio::test]
+async fn pipelines_through_mcp_with_the_official_sdk() {
+    use fulcrum_tests::mcp_client::{calls, job, python_client};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let relay = start_relay(&db, &opts()).await;
+    let s = LlmStandIn::start(KEY).await;
+    s.on(
+        "OUTLINE",
+        vec![Answer::text("{\"sections\": [\"Install\"]}")],
+    );
+    s.on("INTRO", vec![Answer::text("intro")]);
+    s.on("USAGE", vec![Answer::text("usage")]);
+    let mut u = setup(&relay, &s, "grace").await;
+    let token = mcp_token(&u.api, &["read", "write", "run"]).await;
+    let out = python_client(job(
+        &relay.url(),
+        &token,
+        vec![(
+            "start_pipeline",
+            json!({"project": "todo", "definition": DOCS}),
+        )],
+    ))
+    .await;
+    let started = &calls(&out)[0];
+    assert_eq!(started["is_error"], false, "{started}");
+    let run = started["structured"]["id"].as_str().unwrap().to_owned();
+    assert!(out["tools"]["start_pipeline"]["output_schema"].is_object());
+    assert_eq!(out["tools"]["get_pipeline_run"]["read_only"], true);
+    u.events
+        .run_where(&run, |r| r["state"] == "paused")
+        .await
+        .unwrap();
+
+    // Another user's token: nothing of the run, and not the project by id.
+    let other = make_user(&relay, "heidi").await;
+    let other_api = Api::new(&relay.url()).with_token(&other.access);
+    let other_token = mcp_token(&other_api, &["read", "write", "run"]).await;
+    let out = python_client(job(
+        &relay.url(),
+        &other_token,
+        vec![
+            ("get_pipeline_run", json!({"run_id": run})),
+            (
+                "decide_pipeline_gate",
+                json!({"run_id": run, "stage": "review", "approve": true}),
+            ),
+            ("cancel_pipeline_run", json!({"run_id": run})),
+            (
+                "get_pipeline_artifact",
+                json!({"run_id": run, "path": "outline.json"}),
+            ),
+            ("list_pipeline_runs", json!({"project": u.project})),
+            (
+                "start_pipeline",
+                json!({"project": u.project, "definition": DOCS}),
+            ),
+        ],
+    ))
+    .await;
+    for c in calls(&out) {
+        assert_eq!(c["is_error"], true, "{c}");
+        assert!(c["text"].as_str().unwrap().contains("not found"), "{c}");
+    }
+    // A read-only token reads but cannot start.
+    let ro = mcp_token(&u.api, &["read"]).await;
+    let out = python_client(job(
+        &relay.url(),
+        &ro,
+        vec![
+            ("get_pipeline_run", json!({"run_id": run})),
+            (
+                "start_pipeline",
+                json!({"project": "Todo", "definition": DOCS}),
+            ),
+        ],
+    ))
+    .await;
+    let c = calls(&out);
+    assert_eq!(c[0]["is_error"], false, "{}", c[0]);
+    assert_eq!(c[0]["structured"]["state"], "paused");
+    assert_eq!(c[1]["is_error"], true, "{}", c[1]);
+
+    let out = python_client(job(
+        &relay.url(),
+        &token,
+        vec![(
+            "decide_pipeline_gate",
+            json!({"run_id": run, "stage": "review", "approve": true}),
+        )],
+    ))
+    .await;
+    assert_eq!(calls(&out)[0]["is_error"], false, "{}", calls(&out)[0]);
+    u.events
+        .run_where(&run, |r| r["state"] == "succeeded")
+        .await
+        .unwrap();
+    let out = python_client(job(
+        &relay.url(),
+        &token,
+        vec![
+            (
+                "get_pipeline_artifact",
+                json!({"run_id": run, "path": "outline.md"}),
+            ),
+            ("list_pipeline_runs", json!({"project": "Todo"})),
+        ],
+    ))
+    .await;
+    let c = calls(&out);
+    assert_eq!(c[0]["structured"]["content"], "- Install\n", "{}", c[0]);
+    assert_eq!(
+        c[1]["structured"]["runs"][0]["state"], "succeeded",
+        "{}",
+        c[1]
+    );
+    assert_eq!(s.count("OUTLINE"), 1);
+}

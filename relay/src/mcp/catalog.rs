@@ -12,15 +12,19 @@ use std::collections::BTreeMap;
 
 use fulcrum_protocol::{
     tool_args::{
-        DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
-        GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs, ReadFileArgs, RunTaskArgs,
-        SearchFilesArgs, WriteFileArgs,
+        DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs,
+        GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
+        PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs, RunTaskArgs, SearchFilesArgs,
+        StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
 use serde_json::{Value, json};
 
-use crate::store::Scope;
+use crate::{
+    domain::pipelines::{ArtifactContent, RunList, RunView},
+    store::Scope,
+};
 
 /// Where a built-in tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,10 +262,73 @@ pub const BUILTINS: &[Builtin] = &[
         accepts: accepts_as::<ListTasksArgs>,
         output: output::<TaskList>(),
     },
+    Builtin {
+        name: "start_pipeline",
+        description: "Start an AI generation pipeline on a project: `systemcrafter` (the default) generates a whole service from the project's description, stage by stage (requirements, architecture, API, database, backend, frontend, infrastructure, build, QA, deploy); `feature` makes a change to an existing repository from a feature request; or give your own TOML definition. Returns the run; follow it with get_pipeline_run.",
+        runs: Runs::Relay,
+        read_only: false,
+        arguments: schema_of::<StartPipelineArgs>,
+        accepts: accepts_as::<StartPipelineArgs>,
+        output: output::<RunView>(),
+    },
+    Builtin {
+        name: "list_pipeline_runs",
+        description: "A project's pipeline runs, newest first: state, stages, tokens and cost.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<ListPipelineRunsArgs>,
+        accepts: accepts_as::<ListPipelineRunsArgs>,
+        output: output::<RunList>(),
+    },
+    Builtin {
+        name: "get_pipeline_run",
+        description: "A pipeline run now: its state (and why it paused or failed), each stage's state, attempt, tokens and cost, and the run's total cost against its budget.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<PipelineRunArgs>,
+        accepts: accepts_as::<PipelineRunArgs>,
+        output: output::<RunView>(),
+    },
+    Builtin {
+        name: "decide_pipeline_gate",
+        description: "Approve an approval stage a pipeline run waits at, or reject it with a comment: the stages it gates run again with the comment as feedback.",
+        runs: Runs::Relay,
+        read_only: false,
+        arguments: schema_of::<DecideGateArgs>,
+        accepts: accepts_as::<DecideGateArgs>,
+        output: output::<RunView>(),
+    },
+    Builtin {
+        name: "cancel_pipeline_run",
+        description: "Cancel a pipeline run: one that waits ends at once, one at work at its next step.",
+        runs: Runs::Relay,
+        read_only: false,
+        arguments: schema_of::<PipelineRunArgs>,
+        accepts: accepts_as::<PipelineRunArgs>,
+        output: output::<RunView>(),
+    },
+    Builtin {
+        name: "get_pipeline_artifact",
+        description: "The content of one artifact of a pipeline run (requirements, architecture, openapi.yaml, schema, generated files).",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<PipelineArtifactArgs>,
+        accepts: accepts_as::<PipelineArtifactArgs>,
+        output: output::<ArtifactContent>(),
+    },
 ];
 
 /// Built-in tools that take no `workspace` argument.
-const NO_WORKSPACE_ARG: &[&str] = &["list_workspaces", "list_projects"];
+const NO_WORKSPACE_ARG: &[&str] = &[
+    "list_workspaces",
+    "list_projects",
+    "start_pipeline",
+    "list_pipeline_runs",
+    "get_pipeline_run",
+    "decide_pipeline_gate",
+    "cancel_pipeline_run",
+    "get_pipeline_artifact",
+];
 /// Built-in tools whose `workspace` argument is optional.
 const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks", "get_task"];
 
@@ -435,6 +502,7 @@ mod tests {
             Some("string") => json!("x"),
             Some("boolean") => json!(true),
             Some("integer") => json!(prop["minimum"].as_u64().unwrap_or(0).max(1)),
+            Some("number") => json!(prop["minimum"].as_f64().unwrap_or(0.0).max(1.5)),
             Some("array") => json!([sample(&prop["items"])]),
             Some("object") => {
                 let mut m = serde_json::Map::new();

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use fulcrum_protocol::{
-    tool_args::{GetTaskArgs, ListTasksArgs, NoArgs, RunTaskArgs},
+    tool_args::{
+        DecideGateArgs, GetTaskArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
+        PipelineArtifactArgs, PipelineRunArgs, RunTaskArgs, StartPipelineArgs,
+    },
     tool_results::{
         HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
         WorkspaceInfo, WorkspaceList, WorkspaceStatus,
@@ -243,11 +246,102 @@ pub async fn call(
                 tasks: tasks.iter().map(summary).collect(),
             })
         }
+        "start_pipeline" => {
+            let a: StartPipelineArgs = parse(name, args)?;
+            let project = project_named(app, by, &a.project).await?;
+            let inputs = a.request.map(|r| {
+                let mut m = serde_json::Map::new();
+                m.insert("request".into(), Value::String(r));
+                m
+            });
+            let input = domain::pipelines::StartRun {
+                pipeline: a.pipeline,
+                definition: a.definition,
+                inputs,
+                provider_id: None,
+                budget_usd: a.budget_usd,
+            };
+            let run = app
+                .domain
+                .pipelines
+                .start(by, project, input)
+                .await
+                .map_err(tool_error)?;
+            structured(&run)
+        }
+        "list_pipeline_runs" => {
+            let a: ListPipelineRunsArgs = parse(name, args)?;
+            let project = project_named(app, by, &a.project).await?;
+            let runs = app
+                .domain
+                .pipelines
+                .list(by, project)
+                .await
+                .map_err(tool_error)?;
+            structured(&domain::pipelines::RunList { runs })
+        }
+        "get_pipeline_run" | "cancel_pipeline_run" => {
+            let a: PipelineRunArgs = parse(name, args)?;
+            let id = run_id(&a.run_id)?;
+            let run = if name == "get_pipeline_run" {
+                app.domain.pipelines.get(by, id).await
+            } else {
+                app.domain.pipelines.cancel(by, id).await
+            };
+            structured(&run.map_err(tool_error)?)
+        }
+        "decide_pipeline_gate" => {
+            let a: DecideGateArgs = parse(name, args)?;
+            let id = run_id(&a.run_id)?;
+            let run = if a.approve {
+                app.domain.pipelines.approve(by, id, &a.stage).await
+            } else {
+                let decision = domain::pipelines::Decision { comment: a.comment };
+                app.domain
+                    .pipelines
+                    .reject(by, id, &a.stage, decision)
+                    .await
+            };
+            structured(&run.map_err(tool_error)?)
+        }
+        "get_pipeline_artifact" => {
+            let a: PipelineArtifactArgs = parse(name, args)?;
+            let id = run_id(&a.run_id)?;
+            let artifact = app
+                .domain
+                .pipelines
+                .artifact(by, id, &a.path)
+                .await
+                .map_err(tool_error)?;
+            structured(&domain::pipelines::ArtifactContent::from(artifact))
+        }
         other => Err(format!("no relay tool {other:?}")),
     }
 }
 
 /// The task as the caller may see it now.
+fn run_id(id: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(id.trim()).map_err(|_| tool_error(DomainError::NotFound("pipeline run")))
+}
+
+/// The project the caller may see with this id, or else this name (case-insensitive).
+async fn project_named(app: &AppState, by: Caller, project: &str) -> Result<Uuid, String> {
+    if let Ok(id) = Uuid::parse_str(project.trim()) {
+        return Ok(id);
+    }
+    let all = app.domain.projects.list(by).await.map_err(tool_error)?;
+    let mut named = all
+        .iter()
+        .filter(|p| p.name.eq_ignore_ascii_case(project.trim()));
+    match (named.next(), named.next()) {
+        (Some(p), None) => Ok(p.id),
+        (Some(_), Some(_)) => Err(format!(
+            "more than one of your projects is named {project:?}; give its id"
+        )),
+        (None, _) => Err(tool_error(DomainError::NotFound("project"))),
+    }
+}
+
 async fn task_now(app: &AppState, by: Caller, id: Uuid) -> Option<Task> {
     app.domain.tasks.visible(by, id).await.ok()
 }

@@ -85,7 +85,7 @@ pub struct ResumeRun {
 }
 
 /// Tokens and cost.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct RunUsage {
     /// LLM calls made.
     pub calls: i64,
@@ -112,7 +112,7 @@ impl From<&CallTotals> for RunUsage {
 }
 
 /// A stage as people see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct StageView {
     /// Its name.
     pub name: String,
@@ -138,8 +138,8 @@ pub struct StageView {
     pub usage: RunUsage,
 }
 
-/// A pipeline run as people see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A pipeline run as people see it (the REST answer and the MCP tools' result).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct RunView {
     /// Its id.
     pub id: Uuid,
@@ -175,6 +175,37 @@ pub struct RunView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its stages, in definition order.
     pub stages: Vec<StageView>,
+}
+
+/// A project's runs (the result of the MCP tool `list_pipeline_runs`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunView>,
+}
+
+/// One artifact with its content (the result of the MCP tool `get_pipeline_artifact`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ArtifactContent {
+    /// Its path in the run.
+    pub path: String,
+    /// The stage that wrote it.
+    pub stage: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its content.
+    pub content: String,
+}
+
+impl From<Artifact> for ArtifactContent {
+    fn from(a: Artifact) -> Self {
+        Self {
+            path: a.meta.path,
+            stage: a.meta.stage,
+            media_type: a.meta.media_type,
+            content: a.content,
+        }
+    }
 }
 
 /// Builds the view of `run` from its rows.
