@@ -1529,7 +1529,7 @@ export interface components {
         };
         /** @description A successful answer. */
         Envelope_RunView: {
-            /** @description A pipeline run as people see it. */
+            /** @description A pipeline run as people see it (the REST answer and the MCP tools' result). */
             data: {
                 /**
                  * Format: uuid
@@ -2918,7 +2918,7 @@ export interface components {
              */
             cost_usd: number;
         };
-        /** @description A pipeline run as people see it. */
+        /** @description A pipeline run as people see it (the REST answer and the MCP tools' result). */
         RunView: {
             /**
              * Format: uuid
