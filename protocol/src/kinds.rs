@@ -326,6 +326,8 @@ closed_set! {
         Terminal = "terminal",
         /// An MCP client's `run_task`.
         Mcp = "mcp",
+        /// A pipeline run's `run` stage (build, QA, deploy).
+        Pipeline = "pipeline",
     }
 }
 

@@ -3,7 +3,8 @@
 // Everything is put into the page with DOM nodes and text nodes, never as HTML.
 //
 // Routes: #/workspaces and #/tokens (built once, shown and hidden), and pages built per visit:
-// #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}, #/workspaces/{id}/tasks, #/tasks/{id}, #/profile, #/admin.
+// #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}, #/workspaces/{id}/tasks, #/tasks/{id},
+// #/pipeline-runs/{id}, #/settings/ai, #/profile, #/admin.
 // #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
 // #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
@@ -30,9 +31,11 @@ import { buildAdminPage } from "./pages/admin.js";
 import { buildTasksPage } from "./pages/all-tasks.js";
 import { authorizeQueryFromHash, CONSENT_LOGIN_NOTICE, renderConsent } from "./pages/authorize.js";
 import { renderBoot, renderLogin, renderPasswordReset, resetTokenFromHash } from "./pages/login.js";
+import { buildPipelineRunPage } from "./pages/pipeline-run.js";
 import { buildProfilePage } from "./pages/profile.js";
 import { buildProjectPage } from "./pages/project.js";
 import { buildProjectsPage } from "./pages/projects.js";
+import { buildAiSettingsPage } from "./pages/settings-ai.js";
 import { buildTaskPage, buildWorkspaceTasksPage } from "./pages/tasks.js";
 import { buildTokensView, loadTokens, onTokensWorkspaces, syncTokensAdmin } from "./pages/tokens.js";
 import { buildWorkspacePage } from "./pages/workspace.js";
@@ -186,6 +189,8 @@ function enterApp() {
       activityTask(t);
       notifyPage("onTask", t);
     },
+    pipelineRun: (r) => notifyPage("onPipelineRun", r),
+    pipelineText: (m) => notifyPage("onPipelineText", m),
     state: onLiveState,
   });
   loadWorkspaces();
@@ -246,7 +251,9 @@ function parseRoute(hash) {
   if (parts.length === 0) return { view: "workspaces" };
   if (parts.length === 1 && ["workspaces", "tokens", "projects", "tasks", "profile", "admin"].includes(a))
     return { view: a };
+  if (parts.length === 2 && a === "settings" && b === "ai") return { view: "settings-ai" };
   if (parts.length === 2 && a === "projects") return { view: "project", id: b };
+  if (parts.length === 2 && a === "pipeline-runs") return { view: "pipeline-run", id: b };
   if (parts.length === 2 && a === "tasks") return { view: "task", id: b };
   if (parts.length === 2 && a === "workspaces") return { view: "workspace", id: b };
   if (parts.length === 3 && a === "workspaces" && c === "tasks") return { view: "workspace-tasks", id: b };
@@ -262,11 +269,13 @@ function buildPage(r) {
   if (r.view === "tasks") return buildTasksPage();
   if (r.view === "profile") return buildProfilePage();
   if (r.view === "admin") return buildAdminPage();
+  if (r.view === "settings-ai") return buildAiSettingsPage();
   if (!r.id) return null;
   if (r.view === "project") return buildProjectPage(r.id);
   if (r.view === "workspace") return buildWorkspacePage(r.id);
   if (r.view === "workspace-tasks") return buildWorkspaceTasksPage(r.id);
   if (r.view === "task") return buildTaskPage(r.id);
+  if (r.view === "pipeline-run") return buildPipelineRunPage(r.id);
   return null;
 }
 

@@ -291,6 +291,16 @@ fn compose(
             crate::access::token_revoked(&sessions, &mcp, &metrics, token);
         })
     };
+    let tasks = Arc::new(Tasks::new(
+        store.clone(),
+        sessions.clone(),
+        feed.clone(),
+        TaskLimits {
+            default_timeout_s: config.agents.task_timeout_secs,
+            grace_s: config.agents.task_grace_secs,
+            log_limit: config.agents.task_log_limit_bytes,
+        },
+    ));
     let projects = Arc::new(Projects::new(
         store.clone(),
         access.clone(),
@@ -337,6 +347,7 @@ fn compose(
     );
     let engine = Arc::new(crate::domain::pipelines::engine::Engine::new(
         store.clone(),
+        (tasks.clone(), bus.clone()),
         budgets.clone(),
         providers.clone(),
         run_feed,
@@ -365,16 +376,7 @@ fn compose(
             },
             on_revoke.clone(),
         ),
-        tasks: Tasks::new(
-            store.clone(),
-            sessions.clone(),
-            feed.clone(),
-            TaskLimits {
-                default_timeout_s: config.agents.task_timeout_secs,
-                grace_s: config.agents.task_grace_secs,
-                log_limit: config.agents.task_log_limit_bytes,
-            },
-        ),
+        tasks: tasks.clone(),
         projects: projects.clone(),
         tokens: Tokens::new(
             store.clone(),

@@ -1054,3 +1054,116 @@ async fn pipelines_through_mcp_with_the_official_sdk() {
     );
     assert_eq!(s.count("OUTLINE"), 1);
 }
+
+/// An LLM stage, then two `run` stages in the workspace: one passes, one fails.
+const BUILD: &str = r#"
+name = "build"
+
+[[stages]]
+name = "plan"
+kind = "llm"
+prompt = "PLAN the build"
+
+[[stages]]
+name = "check"
+kind = "run"
+needs = ["plan"]
+command = "echo checked $FULCRUM_PIPELINE_STAGE of $FULCRUM_PIPELINE_RUN"
+
+[[stages]]
+name = "broken"
+kind = "run"
+needs = ["plan"]
+command = "echo about to fail; exit 3"
+retries = 0
+"#;
+
+both_backends!(run_stages_are_tasks_in_the_projects_workspace);
+
+async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
+    let s = LlmStandIn::start(KEY).await;
+    s.on("PLAN", vec![Answer::text("a plan")]);
+    let mut r = fulcrum_tests::rig(b, opts()).await;
+    let project = r
+        .api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "Built", "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    let attach = r
+        .api
+        .put(
+            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert!(attach.status < 300, "{:?}", attach.body);
+    r.api
+        .post(
+            "/api/v1/llm-providers",
+            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
+                   "default_model": "stand-in-1", "api_key": KEY}),
+        )
+        .await
+        .unwrap();
+    let started = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"definition": BUILD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let run = id(started.data());
+    let done = r
+        .events
+        .run_where(&run, |r| r["state"] == "failed")
+        .await
+        .unwrap();
+    assert_eq!(done["reason"], "task_failed", "{done:#}");
+    assert_eq!(done["workspace_id"], r.workspace.as_str());
+    let stage = |name: &str| {
+        done["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(stage("check")["state"], "succeeded");
+    assert_eq!(stage("broken")["state"], "failed");
+    assert!(
+        stage("broken")["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited 3"),
+        "{done:#}"
+    );
+    // They are ordinary tasks of the workspace, marked as the pipeline's, with their logs.
+    let tasks = r
+        .api
+        .get(&format!("/api/v1/tasks?workspace_id={}", r.workspace))
+        .await
+        .unwrap();
+    let tasks = tasks.data().as_array().unwrap().clone();
+    assert_eq!(tasks.len(), 2, "{tasks:#?}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["source"] == "pipeline" && t["project_id"] == project.as_str())
+    );
+    let check = tasks.iter().find(|t| t["exit_code"] == 0).unwrap();
+    let log = fulcrum_tests::task_log(&r.api, &id(check)).await.unwrap();
+    let handle = done["handle"].as_str().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&log).trim(),
+        format!("checked check of {handle}")
+    );
+    r.agent.agent.stop().await;
+}

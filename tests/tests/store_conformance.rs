@@ -963,10 +963,22 @@ async fn pipelines(b: Backend) {
         RunState::Queued
     );
     assert!(
-        !s.act_on_run(run.id, &RunAction::Resume { reset: vec![] }, now)
-            .await
-            .unwrap(),
+        !s.act_on_run(
+            run.id,
+            &RunAction::Resume {
+                reset: vec![],
+                budget_micros: Some(1)
+            },
+            now
+        )
+        .await
+        .unwrap(),
         "already in line"
+    );
+    assert_eq!(
+        s.run_unscoped(run.id).await.unwrap().unwrap().budget_micros,
+        Some(3_000),
+        "a refused action changes nothing"
     );
     // Cancel a queued run: at once, its open stages skipped.
     assert!(s.act_on_run(run.id, &RunAction::Cancel, now).await.unwrap());
@@ -981,12 +993,17 @@ async fn pipelines(b: Backend) {
         s.act_on_run(
             run.id,
             &RunAction::Resume {
-                reset: vec!["gate".into()]
+                reset: vec!["gate".into()],
+                budget_micros: Some(9_000)
             },
             now
         )
         .await
         .unwrap()
+    );
+    assert_eq!(
+        s.run_unscoped(run.id).await.unwrap().unwrap().budget_micros,
+        Some(9_000)
     );
     let stages = s.stages(run.id).await.unwrap();
     assert_eq!(

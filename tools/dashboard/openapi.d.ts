@@ -1590,6 +1590,11 @@ export interface components {
                  * @description When it ended.
                  */
                 finished_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it last changed (orders an answer against the events about it).
+                 */
+                updated_at: string;
                 /** @description Its stages, in definition order. */
                 stages: components["schemas"]["StageView"][];
             };
@@ -2148,6 +2153,11 @@ export interface components {
                  * @description When it ended.
                  */
                 finished_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it last changed (orders an answer against the events about it).
+                 */
+                updated_at: string;
                 /** @description Its stages, in definition order. */
                 stages: components["schemas"]["StageView"][];
             }[];
@@ -2851,6 +2861,11 @@ export interface components {
              *     [default: only the stages that failed or wait].
              */
             from_stage?: string | null;
+            /**
+             * Format: double
+             * @description A new budget for the run itself, US dollars (to go on after its budget stopped it).
+             */
+            budget_usd?: number | null;
         };
         /** @description The answer to a revocation. */
         Revoked: {
@@ -2979,6 +2994,11 @@ export interface components {
              * @description When it ended.
              */
             finished_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last changed (orders an answer against the events about it).
+             */
+            updated_at: string;
             /** @description Its stages, in definition order. */
             stages: components["schemas"]["StageView"][];
         };
@@ -3021,6 +3041,11 @@ export interface components {
             /** @description A reviewer's comment for its next attempt. */
             feedback?: string | null;
             /**
+             * Format: uuid
+             * @description Who approved or rejected it, for an approval gate.
+             */
+            decided_by?: string | null;
+            /**
              * Format: date-time
              * @description When its current attempt began.
              */
@@ -3040,7 +3065,9 @@ export interface components {
             /** @description A pipeline definition (TOML) to run instead of a built-in one. */
             definition?: string | null;
             /** @description Inputs the prompts read as `inputs.*` [default: the project's name and description]. */
-            inputs?: Record<string, never> | null;
+            inputs?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Format: uuid
              * @description The provider to call [default: the caller's for this project, then theirs for all].
@@ -3160,7 +3187,7 @@ export interface components {
          * @description Which door a task was started through.
          * @enum {string}
          */
-        TaskSource: "api" | "terminal" | "mcp";
+        TaskSource: "api" | "terminal" | "mcp" | "pipeline";
         /**
          * @description Where a task is in its life: `queued → dispatched → running → succeeded | failed | canceled
          *     | timed_out | lost`. The one list of states, for the relay's records, its API and the

@@ -86,6 +86,12 @@ export function buildHeader() {
   const navTokens = navLink("tokens", "Tokens");
   const navAdmin = navLink("admin", "Users");
   navAdmin.hidden = true;
+  // The AI settings (providers and budgets): "AI providers" where there is room, else "AI".
+  const navAi = h(
+    "a.nav-link",
+    { href: "#/settings/ai", "data-testid": "nav-ai", title: "AI providers and budgets" },
+    h("span.nav-label", null, "AI", h("span.nav-more", { text: " providers" })),
+  );
   const navProfile = navLink("profile", "Profile");
   const liveLabel = h("span.live-label", { text: "Connecting…" });
   const live = h(
@@ -109,7 +115,17 @@ export function buildHeader() {
         h("img.logo", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }),
         h("span.brand-name", { text: "Fulcrum" }),
       ),
-      h("nav.nav", { "aria-label": "Main" }, navWorkspaces, navProjects, navTasks, navTokens, navAdmin, navProfile),
+      h(
+        "nav.nav",
+        { "aria-label": "Main" },
+        navWorkspaces,
+        navProjects,
+        navTasks,
+        navTokens,
+        navAi,
+        navAdmin,
+        navProfile,
+      ),
       live,
       h("div.user", null, email, logout),
     ),
@@ -121,6 +137,7 @@ export function buildHeader() {
     [navProjects, "projects"],
     [navTasks, "tasks"],
     [navTokens, "tokens"],
+    [navAi, "settings-ai"],
     [navAdmin, "admin"],
     [navProfile, "profile"],
   ];

@@ -32,6 +32,7 @@ export const TASK_SOURCES = {
   api: { label: "api", hint: "Started from the dashboard or the REST API" },
   terminal: { label: "terminal", hint: "Started from a terminal session (fulcrum run)" },
   mcp: { label: "mcp", hint: "Started by an MCP client (an AI assistant)" },
+  pipeline: { label: "pipeline", hint: "Started by a pipeline run's build, QA or deploy stage" },
 };
 
 /** The command, or the step. @param {Task} t */

@@ -1,5 +1,5 @@
-// A project's page (#/projects/{id}): health and last tasks, its workspaces, a run form, its tasks,
-// and its members and invitations.
+// A project's page (#/projects/{id}): health and last tasks, its workspaces, a run form, its AI
+// pipeline runs, its tasks, and its members and invitations.
 
 import { api, asApiError } from "../api.js";
 import { append, clear, crumbs, enc, errorBanner, field, h, loadingEl, svgIcon, uid } from "../lib/dom.js";
@@ -9,6 +9,7 @@ import { signedIn, updateTitle } from "../lib/shell.js";
 import { badResponse, projectNames, state } from "../lib/state.js";
 import { stateBadge, stateLabel, taskList, taskTitle } from "../lib/tasks.js";
 import { membersCard } from "./project-members.js";
+import { pipelinesCard } from "./project-pipelines.js";
 import { healthBadge, projectStatusBadge, splitList, stackTags } from "./projects.js";
 import { sortWorkspaces } from "./workspaces.js";
 
@@ -57,6 +58,12 @@ export function buildProjectPage(projectId) {
     ),
     h("div.card-body", null, run.root),
   );
+  const pipelines = pipelinesCard(projectId, {
+    canStart: () => {
+      const p = ps.status?.project;
+      return !!p && p.status !== "archived" && (p.role || "viewer") !== "viewer";
+    },
+  });
   const tasks = taskList({ project: projectId }, { showWorkspace: true });
   const body = h(
     "div",
@@ -76,6 +83,7 @@ export function buildProjectPage(projectId) {
       ),
     ),
     runCard,
+    pipelines.root,
     h("section.section", { "aria-label": "Tasks" }, h("h2.section-title", { text: "Tasks" }), tasks.root),
     h(
       "section.card",
@@ -160,6 +168,7 @@ export function buildProjectPage(projectId) {
     renderWorkspaceList();
     members.syncOwner();
     runCard.hidden = !(p.status !== "archived" && role() !== "viewer");
+    pipelines.sync();
     tasks.refreshNames();
   }
 
@@ -501,6 +510,7 @@ export function buildProjectPage(projectId) {
   load();
   tasks.load();
   members.load();
+  pipelines.load();
 
   return {
     root,
@@ -510,6 +520,7 @@ export function buildProjectPage(projectId) {
     destroy() {
       ps.seq++;
       members.destroy();
+      pipelines.destroy();
       clearTimeout(ps.reloadTimer);
       tasks.destroy();
     },
@@ -517,6 +528,9 @@ export function buildProjectPage(projectId) {
       if (t.project_id !== projectId) return;
       tasks.onTask(t);
       reloadSoon(); // health and last tasks
+    },
+    onPipelineRun(r) {
+      pipelines.onRun(r);
     },
     onWorkspaces() {
       if (!ps.status || workspacesSig() === ps.wsSig) return;

@@ -518,6 +518,7 @@ pub async fn artifacts_zip(
         .pipelines
         .all_artifacts(user.caller(), id)
         .await?;
+    let handle_name = handle.clone();
     let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
@@ -537,7 +538,7 @@ pub async fn artifacts_zip(
             (header::CONTENT_TYPE, "application/zip".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"fulcrum-run-{id}.zip\""),
+                format!("attachment; filename=\"fulcrum-run-{handle_name}.zip\""),
             ),
         ],
         bytes,

@@ -41,7 +41,7 @@ pub struct Domain {
     /// Accounts and logins.
     pub accounts: accounts::Accounts,
     /// Tasks.
-    pub tasks: tasks::Tasks,
+    pub tasks: std::sync::Arc<tasks::Tasks>,
     /// Projects, members and invitations.
     pub projects: std::sync::Arc<projects::Projects>,
     /// Agent and MCP tokens.
@@ -69,6 +69,8 @@ pub enum Door {
     Mcp,
     /// A workspace terminal, through its agent's connection.
     Terminal,
+    /// A pipeline run, acting for the user who started it.
+    Pipeline,
 }
 
 impl Door {
@@ -78,6 +80,7 @@ impl Door {
             Self::Api => TaskSource::Api,
             Self::Mcp => TaskSource::Mcp,
             Self::Terminal => TaskSource::Terminal,
+            Self::Pipeline => TaskSource::Pipeline,
         }
     }
 

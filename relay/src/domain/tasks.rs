@@ -301,12 +301,12 @@ impl Tasks {
         &self,
         caller: Caller,
         target: Target,
-        (repo, run, env, timeout_s): (String, TaskRun, BTreeMap<String, String>, u64),
+        (id, repo, run, env, timeout_s): (Uuid, String, TaskRun, BTreeMap<String, String>, u64),
         action: &str,
     ) -> DomainResult<Task> {
         let task = self
             .dispatch(NewTask {
-                id: Uuid::now_v7(),
+                id,
                 owner_id: target.owner,
                 project_id: target.project,
                 workspace_id: target.workspace,
@@ -331,6 +331,12 @@ impl Tasks {
     /// Starts a run: checks it and the caller's right to it, records it and dispatches it. The one
     /// path for the REST API, MCP and workspace terminals (the task's `source` says which).
     pub async fn start(&self, caller: Caller, input: RunInput) -> DomainResult<Task> {
+        self.start_as(caller, input, Uuid::now_v7()).await
+    }
+
+    /// [`Tasks::start`], the task getting the id `id`: a pipeline stage's attempt names its
+    /// task by the run, stage and attempt, so a run that resumes finds the task it started.
+    pub async fn start_as(&self, caller: Caller, input: RunInput, id: Uuid) -> DomainResult<Task> {
         caller.need(Scope::Run)?;
         let run = input.run;
         run.check()?;
@@ -342,7 +348,7 @@ impl Tasks {
         self.launch(
             caller,
             target,
-            (repo, run, input.env, timeout_s),
+            (id, repo, run, input.env, timeout_s),
             "task.start",
         )
         .await
@@ -445,6 +451,7 @@ impl Tasks {
             caller,
             target,
             (
+                Uuid::now_v7(),
                 old.repo.clone(),
                 old.run(),
                 old.env.clone(),

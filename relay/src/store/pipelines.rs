@@ -468,6 +468,8 @@ pub enum RunAction {
     Resume {
         /// Stages to run again although they succeeded (a chosen stage and what follows it).
         reset: Vec<String>,
+        /// A new budget for the run itself, micro-dollars.
+        budget_micros: Option<i64>,
     },
 }
 

@@ -123,6 +123,15 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pipelines",
         include_str!("../../../migrations/sqlite/0014_pipelines.sql"),
     ),
+    (
+        15,
+        "pipeline tasks",
+        concat!(
+            "/* The table rebuild ran just before this was recorded:\n",
+            include_str!("../../../migrations/sqlite/0015_pipeline_tasks.sql"),
+            "*/ SELECT 1;"
+        ),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -130,10 +139,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// every migration in, so they run on a connection of their own just before sqlx records their
 /// version (with a marker above). A rebuild interrupted before that record runs again: it only
 /// copies rows.
-const SQLITE_REBUILDS: &[(i64, &str)] = &[(
-    5,
-    include_str!("../../../migrations/sqlite/0005_closed_sets.sql"),
-)];
+const SQLITE_REBUILDS: &[(i64, &str)] = &[
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_closed_sets.sql"),
+    ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_pipeline_tasks.sql"),
+    ),
+];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -204,6 +219,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "pipelines",
         include_str!("../../../migrations/postgres/0014_pipelines.sql"),
+    ),
+    (
+        15,
+        "pipeline tasks",
+        include_str!("../../../migrations/postgres/0015_pipeline_tasks.sql"),
     ),
 ];
 

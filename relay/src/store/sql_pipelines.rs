@@ -559,7 +559,17 @@ macro_rules! sql_pipeline_store {
                         }
                         decided && requeue!(tx, run, now)
                     }
-                    RunAction::Resume { reset } => {
+                    RunAction::Resume {
+                        reset,
+                        budget_micros,
+                    } => {
+                        if let Some(b) = budget_micros {
+                            sqlx::query(q::SET_RUN_BUDGET)
+                                .bind(run)
+                                .bind(b)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                         sqlx::query(q::RESET_STUCK_STAGES)
                             .bind(run)
                             .execute(&mut *tx)

@@ -24,9 +24,10 @@ use serde_json::Value;
 use tokio::{sync::Notify, task::JoinSet};
 use uuid::Uuid;
 
-use super::{Definition, RunFeed, llm_stage, view};
+use super::{Definition, RunFeed, llm_stage, run_stage, view};
 use crate::{
-    domain::{budgets::Budgets, providers::Providers},
+    bus::DynBus,
+    domain::{budgets::Budgets, providers::Providers, tasks::Tasks},
     llm::Endpoint,
     metrics::Metrics,
     store::{
@@ -106,6 +107,8 @@ pub(super) struct StageCtx {
     pub budgets: Arc<Budgets>,
     pub feed: Arc<RunFeed>,
     pub audience: Vec<Uuid>,
+    pub tasks: Arc<Tasks>,
+    pub bus: DynBus,
 }
 
 /// The runs this node drives, each with a bell that cancels it at once (a cancel made on
@@ -142,6 +145,8 @@ impl LocalRuns {
 /// The engine of one node.
 pub struct Engine {
     store: DynStore,
+    tasks: Arc<Tasks>,
+    bus: DynBus,
     budgets: Arc<Budgets>,
     providers: Arc<Providers>,
     feed: Arc<RunFeed>,
@@ -165,6 +170,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: DynStore,
+        (tasks, bus): (Arc<Tasks>, DynBus),
         budgets: Arc<Budgets>,
         providers: Arc<Providers>,
         feed: Arc<RunFeed>,
@@ -175,6 +181,8 @@ impl Engine {
     ) -> Self {
         Self {
             store,
+            tasks,
+            bus,
             budgets,
             providers,
             feed,
@@ -353,7 +361,9 @@ impl Engine {
             }
         };
         let audience = self.feed.audience(run.project_id).await;
-        let mut inflight: JoinSet<(String, i32, StageResult)> = JoinSet::new();
+        // The workspace the run works in: the first task's, then always that one.
+        let mut workspace = run.workspace_id;
+        let mut inflight: JoinSet<(String, i32, StageResult, Option<Uuid>)> = JoinSet::new();
         let mut running: HashSet<String> = HashSet::new();
         loop {
             if *lost.borrow() {
@@ -394,7 +404,7 @@ impl Engine {
                             None,
                         ));
                     }
-                    (StageState::Pending, StageKind::Llm) if needs_met => {
+                    (StageState::Pending, StageKind::Llm | StageKind::Run) if needs_met => {
                         to_start.push((def.name.clone(), row.attempt + 1));
                     }
                     (StageState::Pending, kind) if needs_met => {
@@ -417,6 +427,9 @@ impl Engine {
             for (name, attempt) in &to_start {
                 let row = by_name[name.as_str()];
                 let mut c = change(row, StageState::Running, *attempt, None, None);
+                if row.kind == StageKind::Run {
+                    c.task_id = Some(run_stage::task_id(id, name, *attempt));
+                }
                 c.started_at = if row.state == StageState::Running {
                     row.started_at
                 } else {
@@ -429,7 +442,10 @@ impl Engine {
                 if !to_start.is_empty() {
                     let stages = self.store.stages(id).await.map_err(|_| Stop::Shutdown)?;
                     let ctx = Arc::new(StageCtx {
-                        run: run.clone(),
+                        run: PipelineRun {
+                            workspace_id: workspace,
+                            ..run.clone()
+                        },
                         project: project.clone(),
                         provider: provider.clone(),
                         endpoint: endpoint.clone(),
@@ -449,6 +465,8 @@ impl Engine {
                         budgets: self.budgets.clone(),
                         feed: self.feed.clone(),
                         audience: audience.clone(),
+                        tasks: self.tasks.clone(),
+                        bus: self.bus.clone(),
                     });
                     for (name, attempt) in to_start {
                         let def = definition
@@ -458,26 +476,35 @@ impl Engine {
                         let ctx = ctx.clone();
                         running.insert(name.clone());
                         inflight.spawn(async move {
-                            let timeout = Duration::from_secs(def.timeout_secs);
+                            // A task has its own time limit; the stage's is a little longer.
+                            let slack = if def.kind == StageKind::Run { 60 } else { 0 };
+                            let timeout = Duration::from_secs(def.timeout_secs + slack);
                             if attempt > 1 {
                                 // Back off before a retry: 1 s, 2 s, 4 s … up to 30 s.
                                 let wait = Duration::from_secs(1 << (attempt - 2).min(5) as u32);
                                 tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
                             }
-                            let result = match tokio::time::timeout(
-                                timeout,
-                                llm_stage::run(&ctx, &def, attempt),
-                            )
-                            .await
-                            {
+                            let work = async {
+                                match def.kind {
+                                    StageKind::Run => run_stage::run(&ctx, &def, attempt).await,
+                                    _ => (llm_stage::run(&ctx, &def, attempt).await, None),
+                                }
+                            };
+                            let (result, ws) = match tokio::time::timeout(timeout, work).await {
                                 Ok(r) => r,
-                                Err(_) => StageResult::failed(
-                                    "timeout",
-                                    format!("the stage took longer than {} s", def.timeout_secs),
-                                    true,
+                                Err(_) => (
+                                    StageResult::failed(
+                                        "timeout",
+                                        format!(
+                                            "the stage took longer than {} s",
+                                            def.timeout_secs
+                                        ),
+                                        true,
+                                    ),
+                                    None,
                                 ),
                             };
-                            (name, attempt, result)
+                            (name, attempt, result, ws)
                         });
                     }
                 }
@@ -489,7 +516,7 @@ impl Engine {
             tokio::select! {
                 done = inflight.join_next() => {
                     let Some(done) = done else { continue };
-                    let (name, attempt, result) = match done {
+                    let (name, attempt, result, ws) = match done {
                         Ok(r) => r,
                         Err(e) => {
                             tracing::error!(error = %e, run = %id, "a stage task failed");
@@ -503,6 +530,15 @@ impl Engine {
                     let now = Utc::now();
                     let mut c = change(row, StageState::Running, attempt, None, None);
                     c.started_at = row.started_at;
+                    if workspace.is_none() && ws.is_some() {
+                        workspace = ws;
+                        step.run = Some(RunChange {
+                            state: RunState::Running,
+                            reason: None,
+                            error: None,
+                            workspace_id: ws,
+                        });
+                    }
                     match result {
                         StageResult::Succeeded { output, artifacts } => {
                             c.state = StageState::Succeeded;

@@ -13,6 +13,7 @@ pub mod definition;
 pub mod engine;
 mod feed;
 mod llm_stage;
+mod run_stage;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -55,7 +56,7 @@ pub struct StartRun {
     pub definition: Option<String>,
     /// Inputs the prompts read as `inputs.*` [default: the project's name and description].
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub inputs: Option<serde_json::Map<String, serde_json::Value>>,
     /// The provider to call [default: the caller's for this project, then theirs for all].
     #[serde(default)]
@@ -82,6 +83,9 @@ pub struct ResumeRun {
     /// [default: only the stages that failed or wait].
     #[serde(default)]
     pub from_stage: Option<String>,
+    /// A new budget for the run itself, US dollars (to go on after its budget stopped it).
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
 }
 
 /// Tokens and cost.
@@ -130,6 +134,8 @@ pub struct StageView {
     pub error: Option<String>,
     /// A reviewer's comment for its next attempt.
     pub feedback: Option<String>,
+    /// Who approved or rejected it, for an approval gate.
+    pub decided_by: Option<Uuid>,
     /// When its current attempt began.
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
@@ -173,6 +179,8 @@ pub struct RunView {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// When it last changed (orders an answer against the events about it).
+    pub updated_at: DateTime<Utc>,
     /// Its stages, in definition order.
     pub stages: Vec<StageView>,
 }
@@ -238,6 +246,7 @@ pub(crate) fn view(run: &PipelineRun, stages: &[StageRow], totals: &[CallTotals]
         created_at: run.created_at,
         started_at: run.started_at,
         finished_at: run.finished_at,
+        updated_at: run.updated_at,
         stages: stages
             .iter()
             .map(|s| StageView {
@@ -249,6 +258,7 @@ pub(crate) fn view(run: &PipelineRun, stages: &[StageRow], totals: &[CallTotals]
                 reason: s.reason.clone(),
                 error: s.error.clone(),
                 feedback: s.feedback.clone(),
+                decided_by: s.decided_by,
                 started_at: s.started_at,
                 finished_at: s.finished_at,
                 usage: totals
@@ -509,10 +519,18 @@ impl Pipelines {
                 definition.downstream(from)
             }
         };
+        let budget_micros = match input.budget_usd {
+            Some(b) if b.is_finite() && b >= 0.0 => Some(usd_to_micros(b)),
+            Some(_) => return Err(DomainError::Invalid("budget_usd must be ≥ 0".into())),
+            None => None,
+        };
         self.act(
             caller,
             &run,
-            RunAction::Resume { reset },
+            RunAction::Resume {
+                reset,
+                budget_micros,
+            },
             "pipeline_run.resume",
             "a run that is queued or running cannot be resumed",
         )
