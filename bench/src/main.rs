@@ -15,6 +15,8 @@
 //! - `reconnect`: a crashed relay comes back; how long until all of 1,000 agents are online.
 //! - `mcp`: MCP tool calls through relay and agent, next to the same calls made directly to
 //!   the reference servers over stdio.
+//! - `pipelines`: the pipeline engine's overhead per stage transition, 100 runs at once,
+//!   resume after a SIGKILL, and streamed LLM text to a dashboard socket.
 #![forbid(unsafe_code)]
 
 mod agent_bench;
@@ -22,6 +24,7 @@ mod fanout;
 mod idle;
 mod jobs_bench;
 mod mcp_bench;
+mod pipelines_bench;
 mod procs;
 mod reconnect;
 mod stats;
@@ -56,6 +59,8 @@ enum Bench {
     Reconnect(reconnect::Args),
     /// MCP tool calls through relay and agent, next to the same calls over stdio.
     Mcp(mcp_bench::Args),
+    /// The pipeline engine: transition overhead, runs at once, resume, streamed text.
+    Pipelines(pipelines_bench::Args),
 }
 
 #[tokio::main]
@@ -69,5 +74,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Transport(a) => transport_bench::run(a).await,
         Bench::Reconnect(a) => reconnect::run(a).await,
         Bench::Mcp(a) => mcp_bench::run(a).await,
+        Bench::Pipelines(a) => pipelines_bench::run(a).await,
     }
 }

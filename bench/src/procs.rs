@@ -217,6 +217,11 @@ impl RelayProcess {
         })
     }
 
+    /// The PostgreSQL URL it runs on, if not SQLite in its data directory.
+    pub fn database(&self) -> Option<String> {
+        self.database.clone()
+    }
+
     /// SIGKILLs the relay and hands back its data directory, to start again on.
     pub async fn kill(mut self) -> Result<tempfile::TempDir> {
         self._child.kill().await?;

@@ -239,3 +239,17 @@ pub struct StartPipelineArgs {
     #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
     pub budget_usd: Option<f64>,
 }
+
+/// `resume_pipeline_run` (answered by the relay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResumePipelineArgs {
+    /// The run's id
+    pub run_id: String,
+    /// Run this stage and every stage after it again, with the earlier outputs
+    pub from_stage: Option<String>,
+    /// A new budget for the run itself, in US dollars
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0)))]
+    pub budget_usd: Option<f64>,
+}

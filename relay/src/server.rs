@@ -131,12 +131,21 @@ impl Relay {
             sealed = sealed.iter().map(|(_, n)| n).sum::<u64>(),
             "secrets at rest"
         );
+        // Prices that cannot be read stop the relay here: budgets would count nothing.
+        let prices = Arc::new(
+            crate::llm::prices::Prices::new(
+                config.llm.prices.clone(),
+                config.llm.prices_file.clone(),
+            )
+            .map_err(anyhow::Error::msg)
+            .context("the LLM prices cannot be read")?,
+        );
         let (stop, stopping) = watch::channel(false);
         let state = compose(
             store,
             auth::Signer::new(&key),
             config,
-            keys,
+            (keys, prices),
             stopping.clone(),
         );
         let deactivated = state
@@ -256,7 +265,10 @@ fn compose(
     store: DynStore,
     signer: auth::Signer,
     config: Config,
-    keys: Option<Arc<crate::secrets::KeyRing>>,
+    (keys, prices): (
+        Option<Arc<crate::secrets::KeyRing>>,
+        Arc<crate::llm::prices::Prices>,
+    ),
     shutdown: watch::Receiver<bool>,
 ) -> AppState {
     use crate::domain::{
@@ -317,13 +329,6 @@ fn compose(
         secrets.clone(),
         projects.clone(),
     ));
-    let prices = Arc::new(
-        crate::llm::prices::Prices::new(config.llm.prices.clone(), config.llm.prices_file.clone())
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the LLM prices cannot be read; calls are priced at 0");
-                crate::llm::prices::Prices::new(Default::default(), None).expect("empty prices")
-            }),
-    );
     let budgets = Arc::new(crate::domain::budgets::Budgets::new(
         store.clone(),
         prices,

@@ -56,6 +56,9 @@ pub enum Answer {
     Huge(usize),
     /// The answer ends with `finish_reason = "length"` (cut at max_tokens).
     Truncated(String),
+    /// `n` pieces, 2 ms apart, each `T<nanoseconds since the epoch>;` when it is sent: for
+    /// measuring how late streamed text reaches a watcher.
+    Stamped(usize),
 }
 
 impl Answer {
@@ -70,6 +73,7 @@ impl Answer {
             } => Some((*input, *output, *cached)),
             Self::Hold(text, _) => Some((100, (text.len() as u64).div_ceil(4), 0)),
             Self::Truncated(_) => Some((100, 10, 0)),
+            Self::Stamped(n) => Some((100, 6 * *n as u64, 0)),
             _ => None,
         }
     }
@@ -146,6 +150,11 @@ impl LlmStandIn {
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
+        // Each piece of a stream goes out at once, as a provider's server sends it (without
+        // this, Nagle and delayed ACKs hold small writes back up to 40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -182,6 +191,17 @@ impl LlmStandIn {
     /// Input, output and cached tokens reported so far.
     pub fn usage(&self) -> (u64, u64, u64) {
         self.shared.inner.lock().unwrap().usage
+    }
+
+    /// Waits until at least `n` requests whose body contains `text` arrived.
+    pub async fn wait_count(&self, text: &str, n: usize) {
+        loop {
+            let notified = self.shared.request.notified();
+            if self.count(text) >= n {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until at least `n` requests arrived.
@@ -435,6 +455,28 @@ async fn openai_fault(tx: Events, model: String, answer: Answer) {
                     json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk",
                            "created": 1_700_000_000, "model": model, "choices": [],
                            "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}})
+                )))
+                .await;
+            let _ = tx.send(Ok("data: [DONE]\n\n".into())).await;
+        }
+        Answer::Stamped(n) => {
+            for _ in 0..n {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let _ = tx
+                    .send(chunk(json!({"content": format!("T{nanos};")}), Value::Null))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let _ = tx.send(chunk(json!({}), json!("stop"))).await;
+            let _ = tx
+                .send(Ok(format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk",
+                           "created": 1_700_000_000, "model": model, "choices": [],
+                           "usage": {"prompt_tokens": 100, "completion_tokens": 6 * n, "total_tokens": 100 + 6 * n}})
                 )))
                 .await;
             let _ = tx.send(Ok("data: [DONE]\n\n".into())).await;

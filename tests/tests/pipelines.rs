@@ -1053,6 +1053,27 @@ async fn pipelines_through_mcp_with_the_official_sdk() {
         c[1]
     );
     assert_eq!(s.count("OUTLINE"), 1);
+    // Start again from one stage: it runs again, the earlier ones do not.
+    let out = python_client(job(
+        &relay.url(),
+        &token,
+        vec![(
+            "resume_pipeline_run",
+            json!({"run_id": run, "from_stage": "intro"}),
+        )],
+    ))
+    .await;
+    assert_eq!(calls(&out)[0]["is_error"], false, "{}", calls(&out)[0]);
+    u.events
+        .run_where(&run, |r| {
+            r["state"] == "succeeded" && r["usage"]["calls"] == 4
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.count("OUTLINE"), s.count("INTRO"), s.count("USAGE")),
+        (1, 2, 1)
+    );
 }
 
 /// An LLM stage, then two `run` stages in the workspace: one passes, one fails.

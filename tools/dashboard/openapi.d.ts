@@ -1415,6 +1415,11 @@ export interface components {
                  *     relay does not start when its keys do not open what is stored).
                  */
                 secrets?: string | null;
+                /**
+                 * @description The pipeline engine of this node: its name in run leases and the runs it drives, or
+                 *     `stopped` (readiness only).
+                 */
+                pipelines?: string | null;
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2677,6 +2682,11 @@ export interface components {
              *     relay does not start when its keys do not open what is stored).
              */
             secrets?: string | null;
+            /**
+             * @description The pipeline engine of this node: its name in run leases and the runs it drives, or
+             *     `stopped` (readiness only).
+             */
+            pipelines?: string | null;
         };
         /** @description A project, as one of its members sees it. */
         Project: {

@@ -154,6 +154,10 @@ pub struct Probe {
     /// relay does not start when its keys do not open what is stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<String>,
+    /// The pipeline engine of this node: its name in run leases and the runs it drives, or
+    /// `stopped` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipelines: Option<String>,
 }
 
 /// `GET /health/live` (also `/health`): the process is up.
@@ -166,6 +170,7 @@ async fn live() -> Response {
         status: "ok",
         database: None,
         secrets: None,
+        pipelines: None,
     })
 }
 
@@ -188,6 +193,7 @@ async fn ready(State(app): State<AppState>) -> Response {
                     .current_key()
                     .map_or_else(|| "not_configured".to_owned(), |id| format!("key {id}")),
             ),
+            pipelines: Some(app.engine.status()),
         }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

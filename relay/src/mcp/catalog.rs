@@ -14,8 +14,8 @@ use fulcrum_protocol::{
     tool_args::{
         DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs,
         GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs, RunTaskArgs, SearchFilesArgs,
-        StartPipelineArgs, WriteFileArgs,
+        PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs, ResumePipelineArgs, RunTaskArgs,
+        SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
@@ -308,6 +308,15 @@ pub const BUILTINS: &[Builtin] = &[
         output: output::<RunView>(),
     },
     Builtin {
+        name: "resume_pipeline_run",
+        description: "Put a paused, failed or ended pipeline run back to work: its failed and waiting stages run again; with from_stage, that stage and every one after it too (earlier outputs kept); with budget_usd, a new budget for the run.",
+        runs: Runs::Relay,
+        read_only: false,
+        arguments: schema_of::<ResumePipelineArgs>,
+        accepts: accepts_as::<ResumePipelineArgs>,
+        output: output::<RunView>(),
+    },
+    Builtin {
         name: "get_pipeline_artifact",
         description: "The content of one artifact of a pipeline run (requirements, architecture, openapi.yaml, schema, generated files).",
         runs: Runs::Relay,
@@ -327,6 +336,7 @@ const NO_WORKSPACE_ARG: &[&str] = &[
     "get_pipeline_run",
     "decide_pipeline_gate",
     "cancel_pipeline_run",
+    "resume_pipeline_run",
     "get_pipeline_artifact",
 ];
 /// Built-in tools whose `workspace` argument is optional.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fulcrum_protocol::{
     tool_args::{
         DecideGateArgs, GetTaskArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, RunTaskArgs, StartPipelineArgs,
+        PipelineArtifactArgs, PipelineRunArgs, ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
     },
     tool_results::{
         HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
@@ -288,6 +288,16 @@ pub async fn call(
             } else {
                 app.domain.pipelines.cancel(by, id).await
             };
+            structured(&run.map_err(tool_error)?)
+        }
+        "resume_pipeline_run" => {
+            let a: ResumePipelineArgs = parse(name, args)?;
+            let id = run_id(&a.run_id)?;
+            let input = domain::pipelines::ResumeRun {
+                from_stage: a.from_stage,
+                budget_usd: a.budget_usd,
+            };
+            let run = app.domain.pipelines.resume(by, id, input).await;
             structured(&run.map_err(tool_error)?)
         }
         "decide_pipeline_gate" => {

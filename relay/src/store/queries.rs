@@ -710,6 +710,7 @@ pub(super) const RESET_STUCK_STAGES: &str = "UPDATE pipeline_stages SET state = 
     reason = NULL, error = NULL, finished_at = NULL \
     WHERE run_id = $1 AND state IN ('failed', 'skipped', 'running') \
     OR (run_id = $1 AND state = 'waiting' AND kind <> 'approval')";
+pub(super) const RUN_STATE: &str = "SELECT state FROM pipeline_runs WHERE id = $1";
 pub(super) const SET_RUN_BUDGET: &str = "UPDATE pipeline_runs SET budget_micros = $2 WHERE id = $1";
 /// Puts a paused, failed, canceled or finished run back in line.
 pub(super) const REQUEUE_RUN: &str = "UPDATE pipeline_runs SET state = 'queued', reason = NULL, \

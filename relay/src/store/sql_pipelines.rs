@@ -528,7 +528,7 @@ macro_rules! sql_pipeline_store {
                             .await?
                             .rows_affected()
                             == 1;
-                        decided && requeue!(tx, run, now)
+                        decided && requeue_or_running!(tx, run, now)
                     }
                     RunAction::Reject {
                         stage,
@@ -557,7 +557,7 @@ macro_rules! sql_pipeline_store {
                                     .await?;
                             }
                         }
-                        decided && requeue!(tx, run, now)
+                        decided && requeue_or_running!(tx, run, now)
                     }
                     RunAction::Resume {
                         reset,
@@ -593,6 +593,20 @@ macro_rules! sql_pipeline_store {
                 Ok(done)
             }
         }
+    };
+}
+
+/// Puts a run back in line, inside the caller's transaction; whether it was, or is being
+/// driven already (a gate decided while other stages run: the engine sees it at its next step).
+macro_rules! requeue_or_running {
+    ($tx:expr, $run:expr, $now:expr) => {
+        requeue!($tx, $run, $now)
+            || sqlx::query_scalar::<_, String>(q::RUN_STATE)
+                .bind($run)
+                .fetch_optional(&mut *$tx)
+                .await?
+                .as_deref()
+                == Some("running")
     };
 }
 

@@ -154,6 +154,7 @@ pub struct Engine {
     config: EngineConfig,
     wake: Arc<Notify>,
     driving: Arc<LocalRuns>,
+    running: std::sync::atomic::AtomicBool,
 }
 
 /// Why driving a run stopped early.
@@ -190,6 +191,20 @@ impl Engine {
             config,
             wake,
             driving,
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// For the readiness probe: this node's name and the runs it drives, or `stopped`.
+    pub fn status(&self) -> String {
+        if self.running.load(std::sync::atomic::Ordering::Relaxed) {
+            format!(
+                "node {}, driving {} runs",
+                self.config.node,
+                self.driving.len()
+            )
+        } else {
+            "stopped".into()
         }
     }
 
@@ -205,6 +220,8 @@ impl Engine {
         }
         let mut drives = JoinSet::new();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        self.running
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         loop {
             let free = self.config.max_runs.saturating_sub(self.driving.len());
             if free > 0 {
@@ -239,6 +256,8 @@ impl Engine {
                 _ = stopping(&mut shutdown) => break,
             }
         }
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = stop_tx.send(true);
         while drives.join_next().await.is_some() {}
     }
