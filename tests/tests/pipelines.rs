@@ -507,6 +507,32 @@ async fn a_budget_stops_a_run_before_the_call_and_raising_it_resumes(b: Backend)
         spent > 0.0 && spent < 0.01,
         "the settled cost counts, not the reservation: {spent}"
     );
+    // A model with no price cannot be held against a budget: refused, nothing sent.
+    let unpriced = DOCS
+        .split("[[stages]]\nname = \"review\"")
+        .next()
+        .unwrap()
+        .replace("kind = \"llm\"", "kind = \"llm\"\nmodel = \"unpriced-1\"");
+    let r = u
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/pipeline-runs", u.project),
+            json!({ "definition": unpriced }),
+        )
+        .await
+        .unwrap();
+    let run = id(r.data());
+    let paused = u
+        .events
+        .run_where(&run, |r| r["state"] == "paused")
+        .await
+        .unwrap();
+    assert_eq!(paused["reason"], "budget_exceeded");
+    assert!(
+        paused["error"].as_str().unwrap().contains("no price"),
+        "{paused:#}"
+    );
+    assert_eq!(s.seen().len(), 1, "nothing more was sent");
 }
 
 #[tokio::test]

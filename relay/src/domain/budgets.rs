@@ -31,6 +31,34 @@ use crate::{
     },
 };
 
+/// The code of a call that was in flight when its relay stopped.
+const INTERRUPTED: &str = "interrupted";
+
+/// Settles a reserved call as aborted if the future making it is dropped before it settles
+/// (a stage timeout, a cancel, a lost lease), so its reservation holds no budget.
+struct Unsettled {
+    store: DynStore,
+    id: Uuid,
+    armed: bool,
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, id) = (self.store.clone(), self.id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let outcome = failed_outcome("aborted", "the call was abandoned".into());
+                if let Err(e) = store.settle_call(id, &outcome).await {
+                    tracing::warn!(error = %e, call = %id, "cannot settle an abandoned call");
+                }
+            });
+        }
+    }
+}
+
 /// Micro-dollars in a dollar.
 pub const MICROS: f64 = 1_000_000.0;
 /// Largest budget, in dollars.
@@ -282,6 +310,10 @@ impl Budgets {
                 self.abandon(&done).await?;
                 return Err(CallError::Interrupted);
             }
+            // One an earlier resume settled as interrupted: the place stays used up.
+            if done.error_code.as_deref() == Some(INTERRUPTED) {
+                return Err(CallError::Interrupted);
+            }
             return recorded(done);
         }
         let now = Utc::now();
@@ -296,6 +328,16 @@ impl Budgets {
             },
         );
         let checks = self.checks(who, now).await?;
+        // Without a price nothing can be held against a budget: with one, refuse.
+        if !checks.is_empty() && prices.price(&request.model).is_none() {
+            self.metrics
+                .llm_call(provider.kind.as_str(), "budget_exceeded", None);
+            return Err(CallError::Budget(format!(
+                "the model {} has no price in the relay's price table, and a budget applies: \
+                 ask the operator to price it (a local model can be priced at 0)",
+                request.model
+            )));
+        }
         let id = Uuid::now_v7();
         let request_json =
             serde_json::to_string(request).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -343,6 +385,11 @@ impl Budgets {
                 micros_to_usd(worst),
             )));
         }
+        let mut guard = Unsettled {
+            store: self.store.clone(),
+            id,
+            armed: true,
+        };
         let result = self.client.chat(endpoint, request, on_text).await;
         let outcome = match &result {
             Ok(r) => {
@@ -390,6 +437,7 @@ impl Budgets {
             .settle_call(id, &outcome)
             .await
             .map_err(DomainError::from)?;
+        guard.armed = false;
         Ok(result?)
     }
 

@@ -359,6 +359,9 @@ impl Client {
     pub fn new(limits: Limits) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A redirect could carry the key (Anthropic's is not an Authorization header) to
+            // another host: providers answer where they are asked.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fulcrum-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds with static settings");
@@ -423,7 +426,11 @@ impl Client {
         }
         let mut collected = Collected::default();
         let mut raw = String::new();
-        let mut events = sse::Events::new(response, self.limits.idle_timeout);
+        let mut events = sse::Events::new(
+            response,
+            self.limits.idle_timeout,
+            self.limits.max_response_bytes + (64 << 10),
+        );
         while let Some(event) = events.next().await? {
             if raw.len() + event.len() > self.limits.max_response_bytes {
                 return Err(LlmError::TooLarge(self.limits.max_response_bytes));

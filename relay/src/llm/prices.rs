@@ -123,9 +123,9 @@ impl Prices {
             file,
         };
         if let Some(path) = &prices.file {
-            let table = read_file(path)?;
+            let file = read_file(path)?;
             let mut c = prices.cached.lock().expect("prices lock");
-            c.table = table;
+            c.table.0.extend(file.0);
             c.modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         }
         Ok(prices)

@@ -10,23 +10,39 @@ use super::LlmError;
 
 type Inner = Pin<
     Box<
-        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
+        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<std::io::Error>>>
             + Send,
     >,
 >;
+
+/// The text of the error a body over its cap ends with.
+const OVER_CAP: &str = "the answer is over its size cap";
 
 /// The `data` of each event of a response, in order.
 pub(super) struct Events {
     inner: Inner,
     idle: Duration,
+    cap: usize,
 }
 
 impl Events {
-    /// The events of `response`; a silence longer than `idle` fails the stream.
-    pub(super) fn new(response: reqwest::Response, idle: Duration) -> Self {
+    /// The events of `response`; a silence longer than `idle` fails the stream, and so does a
+    /// body of more than `cap` bytes (counted as it arrives, before it is parsed, so a server
+    /// that never ends an event cannot make the parser buffer without end).
+    pub(super) fn new(response: reqwest::Response, idle: Duration, cap: usize) -> Self {
+        let mut seen = 0usize;
+        let bytes = response.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.without_url()))?;
+            seen += chunk.len();
+            if seen > cap {
+                return Err(std::io::Error::other(OVER_CAP));
+            }
+            Ok(chunk)
+        });
         Self {
-            inner: Box::pin(response.bytes_stream().eventsource()),
+            inner: Box::pin(bytes.eventsource()),
             idle,
+            cap,
         }
     }
 
@@ -40,8 +56,11 @@ impl Events {
                 None => return Ok(None),
                 Some(Ok(event)) if event.data.is_empty() => continue,
                 Some(Ok(event)) => return Ok(Some(event.data)),
+                Some(Err(EventStreamError::Transport(e))) if e.to_string() == OVER_CAP => {
+                    return Err(LlmError::TooLarge(self.cap));
+                }
                 Some(Err(EventStreamError::Transport(e))) => {
-                    return Err(LlmError::Transport(e.without_url().to_string()));
+                    return Err(LlmError::Transport(e.to_string()));
                 }
                 Some(Err(e)) => return Err(LlmError::Malformed(e.to_string())),
             }

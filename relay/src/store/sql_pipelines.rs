@@ -596,8 +596,9 @@ macro_rules! sql_pipeline_store {
     };
 }
 
-/// Puts a run back in line, inside the caller's transaction; whether it was, or is being
-/// driven already (a gate decided while other stages run: the engine sees it at its next step).
+/// Puts a run back in line, inside the caller's transaction; whether it was, or is in line or
+/// being driven already (a gate decided while other stages run: the engine sees it at its next
+/// step).
 macro_rules! requeue_or_running {
     ($tx:expr, $run:expr, $now:expr) => {
         requeue!($tx, $run, $now)
@@ -606,7 +607,7 @@ macro_rules! requeue_or_running {
                 .fetch_optional(&mut *$tx)
                 .await?
                 .as_deref()
-                == Some("running")
+                .is_some_and(|state| state == "running" || state == "queued")
     };
 }
 

@@ -320,6 +320,22 @@ impl Definition {
                         ),
                     ));
                 }
+                if s.needs
+                    .iter()
+                    .filter(|n| n.get_ref() == need.get_ref())
+                    .count()
+                    > 1
+                {
+                    return Err(at(
+                        text,
+                        need.span().start,
+                        format!(
+                            "stage `{}` needs `{}` twice",
+                            s.name.get_ref(),
+                            need.get_ref()
+                        ),
+                    ));
+                }
                 if need.get_ref() == s.name.get_ref() {
                     return Err(at(
                         text,
@@ -701,6 +717,15 @@ needs = ["a", "b"]
             [[stages]]\nname = \"b\"\nkind = \"llm\"\nprompt = \"p\"\nneeds = [\"a\"]\n";
         let m = err(text);
         assert!(m.contains("cycle") && m.contains("line "), "{m}");
+    }
+
+    #[test]
+    fn a_need_named_twice_is_refused_with_its_line() {
+        let m = err(
+            "name = \"x\"\n[[stages]]\nname = \"a\"\nkind = \"llm\"\nprompt = \"p\"\n\
+                     [[stages]]\nname = \"b\"\nkind = \"llm\"\nprompt = \"p\"\nneeds = [\"a\", \"a\"]\n",
+        );
+        assert!(m.contains("twice") && m.contains("line 10"), "{m}");
     }
 
     #[test]

@@ -239,10 +239,16 @@ impl Engine {
                             let me = self.clone();
                             let stop = stop_rx.clone();
                             drives.spawn(async move {
-                                let id = run.id;
+                                // Forgotten however the drive ends (a panic included).
+                                struct Forget(Arc<Engine>, Uuid);
+                                impl Drop for Forget {
+                                    fn drop(&mut self) {
+                                        self.0.driving.remove(self.1);
+                                        self.0.metrics.runs_driven(-1);
+                                    }
+                                }
+                                let _forget = Forget(me.clone(), run.id);
                                 me.drive(run, stop, bell).await;
-                                me.driving.remove(id);
-                                me.metrics.runs_driven(-1);
                             });
                         }
                     }
@@ -297,8 +303,15 @@ impl Engine {
                 }
             })
         };
+        // The renewals end with this drive, however it ends (a panic included).
+        struct AbortOnDrop(tokio::task::JoinHandle<()>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _renew = AbortOnDrop(renew);
         let outcome = self.drive_steps(run, &mut stop, &mut lost, &cancel).await;
-        renew.abort();
         match outcome {
             Ok(()) | Err(Stop::LostLease) => {}
             Err(Stop::Shutdown) => {

@@ -48,18 +48,50 @@ pub(super) fn context(ctx: &StageCtx, feedback: Option<&str>) -> Value {
     })
 }
 
-/// Renders `template` over `context`.
+/// Most bytes one template may render (a prompt, a system prompt, an artifact).
+const MAX_RENDERED: usize = 4 << 20;
+/// Template instructions one render may run: bounds loops in a definition anyone can write.
+const TEMPLATE_FUEL: u64 = 2_000_000;
+
+/// A writer that refuses to grow past [`MAX_RENDERED`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED {
+            return Err(std::io::Error::other("too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders `template` over `context`, within a fuel budget and an output cap.
 pub(super) fn render(template: &str, context: &Value) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-    env.render_str(template, context).map_err(|e| {
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    let describe = |e: minijinja::Error| {
         let mut m = e.to_string();
         if let Some(detail) = e.detail() {
             m.push_str(": ");
             m.push_str(detail);
         }
         m
-    })
+    };
+    let t = env.template_from_str(template).map_err(describe)?;
+    let mut out = Capped(Vec::new());
+    match t.render_captured_to(context, &mut out) {
+        Ok(_) => String::from_utf8(out.0).map_err(|_| "the template rendered invalid UTF-8".into()),
+        Err(e) if e.kind() == minijinja::ErrorKind::WriteFailure => Err(format!(
+            "the template renders more than {MAX_RENDERED} bytes"
+        )),
+        Err(e) => Err(describe(e)),
+    }
 }
 
 /// Runs one attempt of an `llm` stage.
@@ -172,7 +204,12 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageRes
                 last_error = e.clone();
                 messages.push(Message {
                     role: MessageRole::Assistant,
-                    content: answer.text,
+                    // Anthropic refuses an empty turn.
+                    content: if answer.text.trim().is_empty() {
+                        "(no answer)".into()
+                    } else {
+                        answer.text
+                    },
                     tool_calls: Vec::new(),
                     tool_call_id: None,
                 });
@@ -353,4 +390,27 @@ pub(super) fn outputs(stages: &[crate::store::pipelines::StageRow]) -> BTreeMap<
             (s.name.clone(), v)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_within_fuel_and_size() {
+        let ctx = json!({"inputs": {"name": "Shop"}});
+        assert_eq!(render("Hi {{ inputs.name }}", &ctx).unwrap(), "Hi Shop");
+        let huge = render(
+            "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}",
+            &ctx,
+        )
+        .unwrap_err();
+        assert!(huge.contains("more than"), "{huge}");
+        let endless = render(
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            &ctx,
+        )
+        .unwrap_err();
+        assert!(endless.contains("fuel"), "{endless}");
+    }
 }

@@ -320,6 +320,15 @@ impl Pipelines {
         input: StartRun,
     ) -> DomainResult<RunView> {
         caller.need(Scope::Run)?;
+        // A run acts in the project's workspaces: a token limited to one workspace may not.
+        if let super::Limit::Workspace(_) = caller.grant.limit {
+            return Err(DomainError::Denied {
+                code: "token_limited",
+                message: "this token is limited to one workspace, so it cannot start a pipeline \
+                          (a run works in its project's workspaces)"
+                    .into(),
+            });
+        }
         let project = self.projects.visible(caller, project_id).await?;
         require_role(&project, Role::Maintainer, "start pipelines")?;
         let (text, prompts) = match (&input.definition, &input.pipeline) {
