@@ -1214,3 +1214,75 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
     );
     r.agent.agent.stop().await;
 }
+
+/// Canceling a run stops the task its `run` stage started in the workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_run_cancels_its_running_task() {
+    let s = LlmStandIn::start(KEY).await;
+    let mut r = fulcrum_tests::rig(Backend::Sqlite, opts()).await;
+    let project = r
+        .api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "Slow", "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    r.api
+        .put(
+            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    r.api
+        .post(
+            "/api/v1/llm-providers",
+            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
+                   "default_model": "stand-in-1", "api_key": KEY}),
+        )
+        .await
+        .unwrap();
+    let slow =
+        "name = \"slow\"\n[[stages]]\nname = \"deploy\"\nkind = \"run\"\ncommand = \"sleep 60\"\n";
+    let started = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({ "definition": slow }),
+        )
+        .await
+        .unwrap();
+    let run = id(started.data());
+    let at_work = r
+        .events
+        .run_where(&run, |r| r["stages"][0]["task_id"].is_string())
+        .await
+        .unwrap();
+    let task = at_work["stages"][0]["task_id"].as_str().unwrap().to_owned();
+    r.events
+        .task_where(&task, |t| t["state"] == "running")
+        .await
+        .unwrap();
+    let c = r
+        .api
+        .post(&format!("/api/v1/pipeline-runs/{run}/cancel"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let ended = r
+        .events
+        .task_where(&task, |t| t["finished_at"].is_string())
+        .await
+        .unwrap();
+    assert_eq!(ended["state"], "canceled", "{ended:#}");
+    let now = r
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}"))
+        .await
+        .unwrap();
+    assert_eq!(now.data()["state"], "canceled");
+    assert_eq!(now.data()["stages"][0]["state"], "skipped");
+    r.agent.agent.stop().await;
+}

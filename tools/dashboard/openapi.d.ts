@@ -3056,6 +3056,11 @@ export interface components {
              */
             decided_by?: string | null;
             /**
+             * Format: uuid
+             * @description The task it started, for a `run` stage (its log is the task's).
+             */
+            task_id?: string | null;
+            /**
              * Format: date-time
              * @description When its current attempt began.
              */

@@ -175,6 +175,9 @@ export function stagePanel(runId, hooks) {
       fact("Calls", fmtCount(u?.calls ?? 0)),
       fact("Tokens", u?.calls ? tokensText(u) : h("span.muted", { text: "—" })),
       fact("Cost", u?.calls ? fmtUsd(u.cost_usd) : h("span.muted", { text: "—" })),
+      ...(s.task_id
+        ? [fact("Task", h("a", { href: `#/tasks/${encodeURIComponent(s.task_id)}`, text: "its task and log" }))]
+        : []),
     );
   }
 

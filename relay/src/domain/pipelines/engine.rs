@@ -13,7 +13,7 @@
 //! (`validation_retries`), calls an interrupted relay left behind, and the stage's timeout.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -396,7 +396,8 @@ impl Engine {
         // The workspace the run works in: the first task's, then always that one.
         let mut workspace = run.workspace_id;
         let mut inflight: JoinSet<(String, i32, StageResult, Option<Uuid>)> = JoinSet::new();
-        let mut running: HashSet<String> = HashSet::new();
+        // Stages in flight, with their attempt.
+        let mut running: HashMap<String, i32> = HashMap::new();
         loop {
             if *lost.borrow() {
                 inflight.abort_all();
@@ -414,7 +415,7 @@ impl Engine {
                 let Some(row) = by_name.get(def.name.as_str()) else {
                     continue;
                 };
-                if running.contains(&def.name) {
+                if running.contains_key(&def.name) {
                     continue;
                 }
                 let needs_met = def.needs.iter().all(|n| {
@@ -506,7 +507,7 @@ impl Engine {
                             .expect("stage of the definition")
                             .clone();
                         let ctx = ctx.clone();
-                        running.insert(name.clone());
+                        running.insert(name.clone(), attempt);
                         inflight.spawn(async move {
                             // A task has its own time limit; the stage's is a little longer.
                             let slack = if def.kind == StageKind::Run { 60 } else { 0 };
@@ -599,12 +600,39 @@ impl Engine {
                 }
                 _ = cancel.notified() => {
                     inflight.abort_all();
+                    self.cancel_tasks(&run, &definition, &running).await;
                     return self.end(&run, RunState::Canceled, "canceled", "canceled by a user".into()).await;
                 }
                 _ = lost.changed() => {}
                 _ = stop.changed() => {
                     inflight.abort_all();
                     return Err(Stop::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Cancels the tasks of the `run` stages in flight (a canceled run stops its build or
+    /// deploy too).
+    async fn cancel_tasks(
+        &self,
+        run: &PipelineRun,
+        definition: &Definition,
+        running: &HashMap<String, i32>,
+    ) {
+        let caller = crate::domain::Caller::new(run.started_by, crate::domain::Door::Pipeline);
+        for (name, attempt) in running {
+            if definition
+                .stage(name)
+                .is_some_and(|s| s.kind == StageKind::Run)
+            {
+                let task = run_stage::task_id(run.id, name, *attempt);
+                match self.tasks.cancel(caller, task).await {
+                    Ok(_) | Err(crate::domain::DomainError::NotFound(_)) => {}
+                    Err(crate::domain::DomainError::Conflict { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, run = %run.id, %task, "cannot cancel a stage's task");
+                    }
                 }
             }
         }

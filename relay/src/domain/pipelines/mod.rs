@@ -136,6 +136,8 @@ pub struct StageView {
     pub feedback: Option<String>,
     /// Who approved or rejected it, for an approval gate.
     pub decided_by: Option<Uuid>,
+    /// The task it started, for a `run` stage (its log is the task's).
+    pub task_id: Option<Uuid>,
     /// When its current attempt began.
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
@@ -259,6 +261,7 @@ pub(crate) fn view(run: &PipelineRun, stages: &[StageRow], totals: &[CallTotals]
                 error: s.error.clone(),
                 feedback: s.feedback.clone(),
                 decided_by: s.decided_by,
+                task_id: s.task_id,
                 started_at: s.started_at,
                 finished_at: s.finished_at,
                 usage: totals
