@@ -123,11 +123,7 @@ pub async fn checksum(
                 let mut hasher = Sha256::new();
                 let mut f = std::fs::File::open(&file)?;
                 std::io::copy(&mut f, &mut hasher)?;
-                Ok(hasher
-                    .finalize()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect())
+                Ok(crate::auth::hex(&hasher.finalize()))
             })
             .await
             .map_err(ApiError::internal)?

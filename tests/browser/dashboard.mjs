@@ -13,65 +13,18 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { chromium } from "playwright-core";
+import { CHROMIUM, SHOTS, StepError, WAIT, fail, requireSetup, screenshot, tid, until, waitFor } from "./harness.mjs";
 
 const env = process.env;
 const BASE = (env.FULCRUM_URL || "").replace(/\/+$/, "");
 const EMAIL = env.FULCRUM_EMAIL;
 const PASSWORD = env.FULCRUM_PASSWORD;
 const REPO_DIR = env.FULCRUM_REPO_DIR;
-const CHROMIUM = env.CHROMIUM_PATH || "/usr/bin/chromium";
-const SHOTS = env.SCREENSHOT_DIR || "";
-const WAIT = Number(env.FULCRUM_BROWSER_TIMEOUT_MS || 15_000);
 const IS_ADMIN = env.FULCRUM_USER_IS_ADMIN === "1";
 const OVERALL_MS = Math.max(120_000, WAIT * 12);
 
 const missing = ["FULCRUM_URL", "FULCRUM_EMAIL", "FULCRUM_PASSWORD", "FULCRUM_REPO_DIR"].filter((k) => !env[k]);
-if (missing.length) {
-  console.error(`browser: missing environment: ${missing.join(", ")}`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`browser: no Chromium at ${CHROMIUM} (set CHROMIUM_PATH, or apt-get install chromium)`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-
-const tid = (id) => `[data-testid="${id}"]`;
-
-class StepError extends Error {}
-function fail(msg) { throw new StepError(msg); }
-
-/** Wait for a locator to reach a state, failing with a readable message. */
-async function waitFor(locator, what, state = "visible", timeout = WAIT) {
-  try {
-    await locator.first().waitFor({ state, timeout });
-  } catch {
-    fail(`timed out after ${timeout} ms waiting for ${what}`);
-  }
-}
-
-/** Poll an async predicate until truthy. */
-async function until(pred, what, timeout = WAIT) {
-  const end = Date.now() + timeout;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await pred();
-      if (last) return last;
-    } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  fail(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message.split("\n")[0]})` : ""}`);
-}
-
-async function screenshot(page, name) {
-  if (!SHOTS) return null;
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
+requireSetup(missing);
 
 /** Every console error since `from` (an index into consoleAll), 401s included. */
 const consoleSince = (from) => consoleAll.slice(from).map((m) => m.text);

@@ -24,10 +24,9 @@
 // Exit code 0 when every step passed, 1 otherwise. Last line: "browser: N passed, M failed".
 // Every wait is on a condition; there are no fixed sleeps.
 
-import fs from "node:fs";
-import path from "node:path";
 import crypto from "node:crypto";
 import { chromium } from "playwright-core";
+import { CHROMIUM, StepError, WAIT, fail, requireSetup, screenshot, tid, until, waitFor } from "./harness.mjs";
 
 const env = process.env;
 const BASE = (env.FULCRUM_URL || "").replace(/\/+$/, "");
@@ -37,9 +36,6 @@ const FAILING_TASK = env.FULCRUM_TEST_TASK_WITH_FAILURES || "";
 const QA_STEP = env.FULCRUM_TEST_QA_STEP || "";
 const FAILING_NAME = env.FULCRUM_TEST_FAILING_TEST || "";
 const WORKSPACE_ID = env.FULCRUM_WORKSPACE_ID || "";
-const CHROMIUM = env.CHROMIUM_PATH || "/usr/bin/chromium";
-const SHOTS = env.SCREENSHOT_DIR || "";
-const WAIT = Number(env.FULCRUM_BROWSER_TIMEOUT_MS || 15_000);
 const LONG = Math.max(WAIT, 45_000);                       // a task's whole run
 const QA_WAIT = Number(env.FULCRUM_QA_TIMEOUT_MS || 180_000);
 const OVERALL_MS = Math.max(240_000, WAIT * 16) + QA_WAIT;
@@ -48,52 +44,7 @@ const LOOP = "for i in $(seq 1 2000); do echo line $i; done; exit 3";
 
 const missing = ["FULCRUM_URL", "FULCRUM_EMAIL", "FULCRUM_PASSWORD"].filter((k) => !env[k]);
 if (!FAILING_TASK && !QA_STEP) missing.push("FULCRUM_TEST_TASK_WITH_FAILURES or FULCRUM_TEST_QA_STEP");
-if (missing.length) {
-  console.error(`browser: missing environment: ${missing.join(", ")}`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`browser: no Chromium at ${CHROMIUM} (set CHROMIUM_PATH, or apt-get install chromium)`);
-  console.log("browser: 0 passed, 1 failed");
-  process.exit(1);
-}
-
-const tid = (id) => `[data-testid="${id}"]`;
-
-class StepError extends Error {}
-function fail(msg) { throw new StepError(msg); }
-
-/** Wait for a locator to reach a state, failing with a readable message. */
-async function waitFor(locator, what, state = "visible", timeout = WAIT) {
-  try {
-    await locator.first().waitFor({ state, timeout });
-  } catch {
-    fail(`timed out after ${timeout} ms waiting for ${what}`);
-  }
-}
-
-/** Poll an async predicate until truthy. */
-async function until(pred, what, timeout = WAIT) {
-  const end = Date.now() + timeout;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await pred();
-      if (last) return last;
-    } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  fail(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message.split("\n")[0]})` : ""}`);
-}
-
-async function screenshot(page, name) {
-  if (!SHOTS) return null;
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
+requireSetup(missing);
 
 const results = [];
 const pageErrors = [];

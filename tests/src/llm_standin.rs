@@ -497,8 +497,6 @@ async fn openai_fault(tx: Events, model: String, answer: Answer) {
         }
         _ => {}
     }
-    // Keep the connection a moment so the client sees the end it was given.
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
 async fn anthropic(

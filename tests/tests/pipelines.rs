@@ -187,7 +187,18 @@ async fn setup(relay: &fulcrum_relay::server::Relay, s: &LlmStandIn, name: &str)
         .await
         .unwrap();
     assert_eq!(p.status, 201, "{:?}", p.body);
-    let provider = api
+    let provider = add_provider(&api, s).await;
+    Setup {
+        project: id(p.data()),
+        provider,
+        api,
+        events,
+    }
+}
+
+/// Sets up the stand-in as the caller's provider; its id.
+async fn add_provider(api: &Api, s: &LlmStandIn) -> String {
+    let r = api
         .post(
             "/api/v1/llm-providers",
             json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
@@ -195,13 +206,33 @@ async fn setup(relay: &fulcrum_relay::server::Relay, s: &LlmStandIn, name: &str)
         )
         .await
         .unwrap();
-    assert_eq!(provider.status, 201, "{:?}", provider.body);
-    Setup {
-        project: id(p.data()),
-        provider: id(provider.data()),
-        api,
-        events,
-    }
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    id(r.data())
+}
+
+/// A project of the rig's user with the rig's workspace in it, and the stand-in as the user's
+/// provider; the project's id.
+async fn rig_project(r: &fulcrum_tests::Rig, s: &LlmStandIn, name: &str) -> String {
+    let project = r
+        .api
+        .post(
+            "/api/v1/projects",
+            json!({"name": name, "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    let attach = r
+        .api
+        .put(
+            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert!(attach.status < 300, "{:?}", attach.body);
+    add_provider(&r.api, s).await;
+    project
 }
 
 fn opts() -> RelayOptions {
@@ -849,15 +880,7 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
         .await
         .unwrap();
     let project = id(project.data());
-    let p = api
-        .post(
-            "/api/v1/llm-providers",
-            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
-                   "default_model": "stand-in-1", "api_key": KEY}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(p.status, 201, "{:?}", p.body);
+    add_provider(&api, &s).await;
     let r = api
         .post(
             &format!("/api/v1/projects/{project}/pipeline-runs"),
@@ -1131,32 +1154,7 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
     let s = LlmStandIn::start(KEY).await;
     s.on("PLAN", vec![Answer::text("a plan")]);
     let mut r = fulcrum_tests::rig(b, opts()).await;
-    let project = r
-        .api
-        .post(
-            "/api/v1/projects",
-            json!({"name": "Built", "description": "d"}),
-        )
-        .await
-        .unwrap();
-    let project = id(project.data());
-    let attach = r
-        .api
-        .put(
-            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
-            json!({}),
-        )
-        .await
-        .unwrap();
-    assert!(attach.status < 300, "{:?}", attach.body);
-    r.api
-        .post(
-            "/api/v1/llm-providers",
-            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
-                   "default_model": "stand-in-1", "api_key": KEY}),
-        )
-        .await
-        .unwrap();
+    let project = rig_project(&r, &s, "Built").await;
     let started = r
         .api
         .post(
@@ -1220,30 +1218,7 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
 async fn canceling_a_run_cancels_its_running_task() {
     let s = LlmStandIn::start(KEY).await;
     let mut r = fulcrum_tests::rig(Backend::Sqlite, opts()).await;
-    let project = r
-        .api
-        .post(
-            "/api/v1/projects",
-            json!({"name": "Slow", "description": "d"}),
-        )
-        .await
-        .unwrap();
-    let project = id(project.data());
-    r.api
-        .put(
-            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
-            json!({}),
-        )
-        .await
-        .unwrap();
-    r.api
-        .post(
-            "/api/v1/llm-providers",
-            json!({"name": "stand-in", "kind": "openai", "base_url": s.url,
-                   "default_model": "stand-in-1", "api_key": KEY}),
-        )
-        .await
-        .unwrap();
+    let project = rig_project(&r, &s, "Slow").await;
     let slow =
         "name = \"slow\"\n[[stages]]\nname = \"deploy\"\nkind = \"run\"\ncommand = \"sleep 60\"\n";
     let started = r

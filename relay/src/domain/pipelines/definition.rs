@@ -394,12 +394,25 @@ pub fn definition_hash(text: &str, prompts: &BTreeMap<String, String>) -> String
         h.update([0]);
         h.update(prompt.as_bytes());
     }
-    hex(&h.finalize())
+    crate::auth::hex(&h.finalize())
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Each stage's needs, by stage name, read from a definition that was checked before (a run's),
+/// without checking it again; empty if it does not read.
+pub fn needs_of(text: &str) -> BTreeMap<String, Vec<String>> {
+    #[derive(Deserialize)]
+    struct Shape {
+        stages: Vec<StageShape>,
+    }
+    #[derive(Deserialize)]
+    struct StageShape {
+        name: String,
+        #[serde(default)]
+        needs: Vec<String>,
+    }
+    toml::from_str::<Shape>(text)
+        .map(|d| d.stages.into_iter().map(|s| (s.name, s.needs)).collect())
+        .unwrap_or_default()
 }
 
 fn check_name(text: &str, name: &Spanned<String>, what: &str) -> Result<(), DefinitionError> {
@@ -684,6 +697,9 @@ needs = ["a", "b"]
         assert_eq!(d.stages[3].approver, Role::Maintainer);
         assert_eq!(d.downstream("a"), ["a", "gate"]);
         assert_eq!(d.downstream("outline"), ["outline", "a", "b", "gate"]);
+        let needs = needs_of(OK);
+        assert_eq!(needs["gate"], ["a", "b"]);
+        assert!(needs["outline"].is_empty());
     }
 
     fn err(text: &str) -> String {

@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{
-    definition::{OutputKind, Stage, check_artifact_path, hex},
+    definition::{OutputKind, Stage, check_artifact_path},
     engine::{StageCtx, StageResult},
 };
 use crate::{
@@ -324,7 +323,7 @@ fn media_type(path: &str) -> &'static str {
 
 fn artifact(stage: &Stage, attempt: i32, path: String, content: String) -> NewArtifact {
     NewArtifact {
-        sha256: hex(&Sha256::digest(content.as_bytes())),
+        sha256: crate::auth::sha256_hex(content.as_bytes()),
         media_type: media_type(&path).to_owned(),
         path,
         stage: stage.name.clone(),

@@ -220,9 +220,9 @@ impl From<Artifact> for ArtifactContent {
 
 /// Builds the view of `run` from its rows.
 pub(crate) fn view(run: &PipelineRun, stages: &[StageRow], totals: &[CallTotals]) -> RunView {
-    let needs: BTreeMap<String, Vec<String>> = Definition::parse(&run.definition)
-        .map(|d| d.stages.into_iter().map(|s| (s.name, s.needs)).collect())
-        .unwrap_or_default();
+    // Only the stages' needs, read without the checks (a run's definition passed them when
+    // it started): this runs at every event.
+    let needs = definition::needs_of(&run.definition);
     let mut all = RunUsage::default();
     for t in totals {
         all.calls += t.calls;
