@@ -225,7 +225,8 @@ fn tree_level(
     out
 }
 
-/// Writes `content` as the whole file (created or replaced) atomically: to a temporary file in
+/// Writes `content` as the whole file (created or replaced, with the directories above it)
+/// atomically: to a temporary file in
 /// the same directory, then renamed over the target, so a reader never sees half a file and a
 /// failure leaves the old one. `still_wanted` is asked just before the rename: a call whose
 /// caller gave up (it timed out) changes nothing. Returns what it did, for the tool answer.
@@ -241,7 +242,13 @@ pub fn write_file(
             content.len()
         )));
     }
-    let path = resolve(root, requested, Intent::Write)?;
+    let path = match resolve(root, requested, Intent::Write) {
+        Err(PathError::NotFound(_)) => {
+            crate::paths::create_dirs(root, requested, false)?;
+            resolve(root, requested, Intent::Write)?
+        }
+        found => found?,
+    };
     if path.is_dir() {
         return Err(FileError::Kind(format!("{requested} is a directory")));
     }
@@ -526,6 +533,19 @@ mod tests {
             write_file(&root, "/tmp/out.txt", "x", &|| true),
             Err(FileError::Path(PathError::Outside(_)))
         ));
+        // Missing directories are made, inside the root only.
+        write_file(&root, "new/deep/er/f.txt", "x", &|| true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("new/deep/er/f.txt")).unwrap(),
+            "x"
+        );
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+        assert!(matches!(
+            write_file(&root, "out/sub/f.txt", "x", &|| true),
+            Err(FileError::Path(PathError::Outside(_)))
+        ));
+        assert!(!outside.path().join("sub").exists());
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub enum PathError {
         "the path may not contain encoded or look-alike dots and separators (%2e, %2f, %5c, %00, \\, full-width dots)"
     )]
     Encoded,
+    /// The path starts with `~`, which names a home directory to a shell but is not expanded.
+    #[error(
+        "the path starts with `~`, which is not expanded: give a path inside the workspace root"
+    )]
+    Home,
     /// The path, or where a symlink in it leads, is outside the workspace root.
     #[error("{0} is outside the workspace root")]
     Outside(String),
@@ -77,6 +82,9 @@ pub fn resolve(root: &Path, requested: &str, intent: Intent) -> Result<PathBuf, 
     }
     if looks_encoded(requested) {
         return Err(PathError::Encoded);
+    }
+    if requested.starts_with('~') {
+        return Err(PathError::Home);
     }
     let given = Path::new(requested);
     if given.components().any(|c| c == Component::ParentDir) {
@@ -137,6 +145,39 @@ pub fn resolve(root: &Path, requested: &str, intent: Intent) -> Result<PathBuf, 
             }
         }
     }
+}
+
+/// Creates the directories missing above `requested` (a path about to be written, or a
+/// directory with `including_self`), after checking the path as [`resolve`] does and that the
+/// nearest directory that exists is inside the root, so nothing is created outside it.
+pub fn create_dirs(root: &Path, requested: &str, including_self: bool) -> Result<(), PathError> {
+    // The same checks as a read of the root, on the text of the path.
+    match resolve(root, requested, Intent::Read) {
+        Ok(_) | Err(PathError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let given = Path::new(requested);
+    let joined = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        root.join(given)
+    };
+    let target = if including_self {
+        joined.as_path()
+    } else {
+        joined.parent().unwrap_or(root)
+    };
+    let mut existing = target;
+    while !existing.exists() {
+        existing = existing.parent().unwrap_or(root);
+    }
+    let io = |e: std::io::Error| PathError::Io {
+        path: requested.to_owned(),
+        message: e.to_string(),
+    };
+    let real = std::fs::canonicalize(existing).map_err(io)?;
+    inside(root, real, requested)?;
+    std::fs::create_dir_all(target).map_err(io)
 }
 
 /// Whether `path` holds an escape or character that some layer could turn into `.`, `/`, `\`

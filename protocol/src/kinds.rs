@@ -456,6 +456,28 @@ closed_set! {
     }
 }
 
+closed_set! {
+    /// Whether a deployment came up.
+    pub enum DeploymentState {
+        /// It answered its health check.
+        Succeeded = "succeeded",
+        /// It did not.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// Who made a deployment.
+    pub enum DeploymentSource {
+        /// A pipeline run's deploy stage.
+        Pipeline = "pipeline",
+        /// A GitHub deployment.
+        Github = "github",
+        /// A Coder workspace build.
+        Coder = "coder",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +511,8 @@ mod tests {
         same(StageKind::ALL);
         same(LlmCallState::ALL);
         same(BudgetPeriod::ALL);
+        same(DeploymentState::ALL);
+        same(DeploymentSource::ALL);
     }
 
     #[test]

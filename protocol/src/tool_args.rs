@@ -130,6 +130,31 @@ args! {
         pub content: String,
     }
 
+    /// `git_commit`.
+    pub struct GitCommitArgs {
+        /// The repository, relative to the workspace root; default `.`
+        #[serde(default = "dot")]
+        pub repo_path: String,
+        /// Create the repository (and its directory) if there is none there (default false)
+        #[serde(default)]
+        pub init: bool,
+        /// Commit on this branch: created at HEAD and switched to if the repository is not on it
+        /// (it must be HEAD's commit or unborn); default the current branch
+        pub branch: Option<String>,
+        /// The commit message
+        pub message: String,
+        /// Commit only changes under these paths, relative to the repository; default all
+        /// changes (ignored files stay out)
+        pub paths: Option<Vec<String>>,
+        /// An idempotency key: when one of the branch's newest commits carries it (a
+        /// `Fulcrum-Key` trailer), nothing is committed and that commit is returned
+        pub key: Option<String>,
+        /// The author's name [default: the repository's user.name, else `Fulcrum`]
+        pub author_name: Option<String>,
+        /// The author's email [default: the repository's user.email]
+        pub author_email: Option<String>,
+    }
+
     /// One replacement of `edit_file`: `oldText` must occur exactly once.
     pub struct FileEdit {
         /// The text to replace.

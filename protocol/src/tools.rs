@@ -47,6 +47,7 @@ pub const AGENT_BUILTINS: &[(&str, bool)] = &[
     ("git_show", false),
     ("write_file", true),
     ("edit_file", true),
+    ("git_commit", true),
 ];
 
 /// Whether the agent's built-in tool `name` writes; `None` if there is no such tool.

@@ -352,7 +352,7 @@ fn compose(
     );
     let engine = Arc::new(crate::domain::pipelines::engine::Engine::new(
         store.clone(),
-        (tasks.clone(), bus.clone()),
+        (tasks.clone(), workspaces.clone(), bus.clone()),
         budgets.clone(),
         providers.clone(),
         run_feed,
@@ -361,6 +361,9 @@ fn compose(
             node: config.pipelines.node_id(&config.data_dir),
             lease: Duration::from_secs(config.pipelines.lease_secs.max(3)),
             max_runs: config.pipelines.max_runs.max(1),
+            agent_tools: crate::mcp::catalog::model_tools(
+                crate::domain::pipelines::agent_stage::WORKSPACE_TOOLS,
+            ),
             ..Default::default()
         },
         engine_wake,

@@ -683,13 +683,37 @@ pub struct Rig {
 
 /// Starts a [`Rig`] and waits until the agent is online.
 pub async fn rig(b: Backend, opts: RelayOptions) -> Rig {
+    rig_allowing(b, opts, None).await
+}
+
+/// A [`Rig`] whose agent allows `policy` (`write`, `run`) instead of the default (`run`).
+pub async fn rig_allowing(
+    b: Backend,
+    opts: RelayOptions,
+    policy: Option<fulcrum_protocol::kinds::Scopes>,
+) -> Rig {
     let db = TestDb::new(b).await;
     let relay = start_relay(&db, &opts).await;
     let user = make_user(&relay, "alice").await;
     let api = Api::new(&relay.url()).with_token(&user.access);
     let mut events = Events::connect(&relay.url(), &user.access).await.unwrap();
     let repo = TestRepo::new();
-    let agent = start_agent(&relay.url(), &user.agent_token, repo.path()).await;
+    let agent = match policy {
+        None => start_agent(&relay.url(), &user.agent_token, repo.path()).await,
+        Some(policy) => {
+            let state = tempfile::tempdir().expect("tempdir");
+            let mut o = AgentOptions::new(
+                transport::target(&relay.url(), &user.agent_token, None),
+                repo.path().to_path_buf(),
+                state.path().to_path_buf(),
+            );
+            o.policy = policy;
+            TestAgent {
+                agent: RunningAgent::start(o).await.expect("agent starts"),
+                state,
+            }
+        }
+    };
     let w = events
         .workspace_where(|w| w["online"] == true)
         .await

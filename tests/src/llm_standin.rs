@@ -59,6 +59,9 @@ pub enum Answer {
     /// `n` pieces, 2 ms apart, each `T<nanoseconds since the epoch>;` when it is sent: for
     /// measuring how late streamed text reaches a watcher.
     Stamped(usize),
+    /// Tool calls (name, JSON arguments), streamed as OpenAI streams them: the arguments in
+    /// pieces, `finish_reason = "tool_calls"`; usage 100 in, 20 out.
+    Tools(Vec<(String, Value)>),
 }
 
 impl Answer {
@@ -74,6 +77,7 @@ impl Answer {
             Self::Hold(text, _) => Some((100, (text.len() as u64).div_ceil(4), 0)),
             Self::Truncated(_) => Some((100, 10, 0)),
             Self::Stamped(n) => Some((100, 6 * *n as u64, 0)),
+            Self::Tools(_) => Some((100, 20, 0)),
             _ => None,
         }
     }
@@ -477,6 +481,41 @@ async fn openai_fault(tx: Events, model: String, answer: Answer) {
                     json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk",
                            "created": 1_700_000_000, "model": model, "choices": [],
                            "usage": {"prompt_tokens": 100, "completion_tokens": 6 * n, "total_tokens": 100 + 6 * n}})
+                )))
+                .await;
+            let _ = tx.send(Ok("data: [DONE]\n\n".into())).await;
+        }
+        Answer::Tools(calls) => {
+            let _ = tx
+                .send(chunk(
+                    json!({"role": "assistant", "content": null}),
+                    Value::Null,
+                ))
+                .await;
+            for (i, (name, args)) in calls.iter().enumerate() {
+                let _ = tx
+                    .send(chunk(
+                        json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+                                               "function": {"name": name, "arguments": ""}}]}),
+                        Value::Null,
+                    ))
+                    .await;
+                for p in pieces(&args.to_string()) {
+                    let _ = tx
+                        .send(chunk(
+                            json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
+                            Value::Null,
+                        ))
+                        .await;
+                }
+            }
+            let _ = tx.send(chunk(json!({}), json!("tool_calls"))).await;
+            let _ = tx
+                .send(Ok(format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk",
+                           "created": 1_700_000_000, "model": model, "choices": [],
+                           "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})
                 )))
                 .await;
             let _ = tx.send(Ok("data: [DONE]\n\n".into())).await;

@@ -15,7 +15,7 @@ use fulcrum_tests::{
     llm_standin::{Answer, LlmStandIn},
     make_user, start_relay,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 const KEY: &str = "sk-standin-0123456789abcdef";
 
@@ -1259,5 +1259,434 @@ async fn canceling_a_run_cancels_its_running_task() {
         .unwrap();
     assert_eq!(now.data()["state"], "canceled");
     assert_eq!(now.data()["stages"][0]["state"], "skipped");
+    r.agent.agent.stop().await;
+}
+
+/// The backend the stand-in "writes": a standard-library HTTP service with unittest tests.
+/// `BUG` makes `/health` answer the wrong thing, so its test fails until recovery fixes it.
+fn backend_files(health: &str) -> Value {
+    let app = r#"import json
+import os
+import sqlite3
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL);"
+
+
+def make_server(host, port, db_path):
+    db = sqlite3.connect(db_path, check_same_thread=False)
+    db.executescript(SCHEMA)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def send_json(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/health":
+                self.send_json(200, {"status": "HEALTH"})
+            elif self.path == "/api/notes":
+                with lock:
+                    rows = db.execute("SELECT id, text FROM notes ORDER BY id").fetchall()
+                self.send_json(200, [{"id": i, "text": t} for i, t in rows])
+            else:
+                self.send_json(404, {"error": "not found"})
+
+        def do_POST(self):
+            if self.path != "/api/notes":
+                return self.send_json(404, {"error": "not found"})
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                text = body["text"]
+            except (ValueError, KeyError):
+                return self.send_json(400, {"error": "text is required"})
+            with lock:
+                cur = db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
+                db.commit()
+            self.send_json(201, {"id": cur.lastrowid, "text": text})
+
+        def log_message(self, *args):
+            pass
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    port = int(os.environ.get("PORT", "8000"))
+    db_path = os.environ.get("DATABASE_PATH", os.path.join(here, "data.db"))
+    make_server("127.0.0.1", port, db_path).serve_forever()
+"#
+    .replace("HEALTH", health);
+    let tests = r#"import json
+import os
+import tempfile
+import threading
+import unittest
+import urllib.request
+
+import app
+
+
+class ApiTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.server = app.make_server("127.0.0.1", 0, os.path.join(self.dir.name, "t.db"))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def tearDown(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.dir.cleanup()
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+
+    def test_health(self):
+        self.assertEqual(self.call("GET", "/health"), (200, {"status": "ok"}))
+
+    def test_notes(self):
+        self.assertEqual(self.call("POST", "/api/notes", {"text": "hi"})[0], 201)
+        self.assertEqual(self.call("GET", "/api/notes")[1], [{"id": 1, "text": "hi"}])
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#;
+    json!({"files": [
+        {"path": "app.py", "content": app},
+        {"path": "test_app.py", "content": tests},
+        {"path": "README.md", "content": "# Notes backend\n\n`python3 backend/app.py`\n"}
+    ]})
+}
+
+const OPENAPI: &str = "openapi: 3.0.3\ninfo: {title: Notes, version: 1.0.0}\nservers: [{url: 'http://localhost:8000'}]\npaths:\n  /health:\n    get:\n      operationId: health\n      responses:\n        '200': {description: ok}\n  /api/notes:\n    get:\n      operationId: listNotes\n      responses:\n        '200':\n          description: the notes\n          content:\n            application/json:\n              schema: {type: array, items: {$ref: '#/components/schemas/Note'}}\n    post:\n      operationId: createNote\n      requestBody:\n        content:\n          application/json:\n            schema: {$ref: '#/components/schemas/Note'}\n      responses:\n        '201': {description: created}\n        '400': {description: invalid}\ncomponents:\n  schemas:\n    Note:\n      type: object\n      required: [text]\n      properties: {id: {type: integer}, text: {type: string}}\n";
+
+/// Canned answers for every SystemCrafter stage: a tiny notes service. The first backend has
+/// a bug its own test catches; recovery fixes it. The API answer is first invalid (its
+/// validator refuses it), then valid.
+fn systemcrafter_answers(s: &LlmStandIn) {
+    let j = |v: Value| Answer::text(v.to_string());
+    s.on(
+        "recovery round",
+        vec![
+            Answer::Tools(vec![(
+                "read_file".into(),
+                json!({"path": "backend/app.py"}),
+            )]),
+            Answer::Tools(vec![(
+                "write_file".into(),
+                json!({"path": "backend/app.py",
+                       "content": backend_files("ok")["files"][0]["content"]}),
+            )]),
+            Answer::Tools(vec![(
+                "run_command".into(),
+                json!({"command": "python3 -m unittest discover -s backend -t backend"}),
+            )]),
+            Answer::Tools(vec![(
+                "finish".into(),
+                json!({"summary": "Fix /health: it answered the wrong status text"}),
+            )]),
+        ],
+    );
+    s.on(
+        "Write the requirements of a first version",
+        vec![j(json!({
+            "summary": "Notes: keep short notes.",
+            "features": [{"name": "Notes", "description": "Add and list notes", "priority": "must"}],
+            "user_stories": [{"id": "US-1", "as_a": "user", "i_want": "to add a note",
+                              "so_that": "I remember", "acceptance_criteria": ["Given text, when I post it, then it is listed"]}],
+            "non_functional": [{"category": "operability", "requirement": "GET /health answers 200"}]
+        }))],
+    );
+    s.on(
+        "Design the architecture of",
+        vec![j(json!({
+            "overview_markdown": "One Python process serving JSON and the web client.",
+            "mermaid": "flowchart LR\n  browser --> backend --> sqlite",
+            "stack": {"language": "Python 3", "framework": "http.server", "database": "SQLite"},
+            "decisions": [{"title": "Standard library only", "context": "No packages can be installed",
+                           "decision": "Use http.server and sqlite3", "consequences": "Little code, no dependencies"}]
+        }))],
+    );
+    s.on(
+        "Write the OpenAPI 3.0.3 document",
+        vec![
+            Answer::text("openapi: 3.0.3\ninfo: {title: Notes, version: 1.0.0}\npaths: {}\n"),
+            Answer::text(OPENAPI),
+        ],
+    );
+    s.on(
+        "Design the database of",
+        vec![j(json!({
+            "schema_sql": "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL);",
+            "migrations": [{"name": "0001_initial", "sql": "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL);"}],
+            "er_mermaid": "erDiagram\n  NOTE { int id string text }"
+        }))],
+    );
+    s.on("Implement the backend of", vec![j(backend_files("broken"))]);
+    s.on(
+        "Write the web client of",
+        vec![j(json!({"files": [
+            {"path": "index.html", "content": "<!doctype html><title>Notes</title><ul id=notes></ul><script src=app.js></script>\n"},
+            {"path": "app.js", "content": "fetch('/api/notes').then(r => r.json()).then(ns => ns.forEach(n => { const li = document.createElement('li'); li.textContent = n.text; document.getElementById('notes').append(li); }));\n"}
+        ]}))],
+    );
+    s.on(
+        "Write the deployment files of",
+        vec![j(json!({"files": [
+            {"path": "Dockerfile", "content": "FROM python:3.12-slim\nWORKDIR /app\nCOPY backend backend\nCOPY frontend frontend\nUSER 1000\nENV PORT=8000\nEXPOSE 8000\nCMD [\"python3\", \"backend/app.py\"]\n"},
+            {"path": "compose.yaml", "content": "services:\n  notes:\n    build: {context: .., dockerfile: infrastructure/Dockerfile}\n    ports: ['8000:8000']\n"},
+            {"path": "deploy.json", "content": "{\"command\": \"python3 backend/app.py\", \"health_path\": \"/health\"}\n"}
+        ]}))],
+    );
+}
+
+both_backends!(systemcrafter_generates_builds_tests_recovers_and_deploys_a_project);
+
+/// The built-in SystemCrafter pipeline, end to end, in a real workspace: every stage, a
+/// validator refusal fixed on the next answer, one commit per writing stage on
+/// `fulcrum/run-<handle>`, build and QA as tasks, QA failing on a bug, recovery (an agent
+/// stage with tool calls) committing a fix, QA passing, the service deployed on a loopback
+/// port and answering, the deployment recorded, and the run's tokens equal to the stand-in's.
+async fn systemcrafter_generates_builds_tests_recovers_and_deploys_a_project(b: Backend) {
+    use fulcrum_protocol::kinds::{Scope, Scopes};
+    let s = LlmStandIn::start(KEY).await;
+    systemcrafter_answers(&s);
+    let mut r =
+        fulcrum_tests::rig_allowing(b, opts(), Some(Scopes::of(&[Scope::Write, Scope::Run]))).await;
+    let project = rig_project(&r, &s, "Notes App").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"inputs": {"port": port}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let run = id(started.data());
+    let done = r
+        .events
+        .run_where(&run, |r| {
+            r["state"] == "succeeded" || r["state"] == "failed"
+        })
+        .await
+        .unwrap();
+    let repo_dir = r.repo.path().join("notes-app");
+    // The service deploy started keeps running: stop it however the test ends.
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(self.0.join("deploy.pid")) {
+                let _ = std::process::Command::new("kill")
+                    .args(["--", &format!("-{}", pid.trim())])
+                    .status();
+            }
+        }
+    }
+    let _stop = Stop(repo_dir.clone());
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let stage = |name: &str| {
+        done["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        stage("qa")["attempt"],
+        2,
+        "QA ran again after recovery: {done:#}"
+    );
+    assert_eq!(stage("recovery")["state"], "succeeded");
+    assert_eq!(
+        s.count("Write the OpenAPI 3.0.3 document"),
+        2,
+        "the refused API was asked again"
+    );
+    assert!(s.count("does not pass the OpenAPI 3 check") >= 1);
+    // The branch holds one commit per writing stage, and the fix, in order.
+    let handle = done["handle"].as_str().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo_dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        git(&["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        format!("fulcrum/run-{handle}")
+    );
+    let stages: Vec<String> = git(&[
+        "log",
+        "--reverse",
+        "--format=%(trailers:key=Fulcrum-Stage,valueonly)",
+    ])
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect();
+    // Frontend and infrastructure run side by side, so either may commit first.
+    let mut middle = stages.get(5..7).map(<[String]>::to_vec).unwrap_or_default();
+    middle.sort();
+    assert_eq!(
+        (
+            &stages[..5.min(stages.len())],
+            middle,
+            stages.get(7),
+            stages.len()
+        ),
+        (
+            &["requirements", "architecture", "api", "database", "backend"].map(String::from)[..],
+            vec!["frontend".to_owned(), "infrastructure".to_owned()],
+            Some(&"recovery".to_owned()),
+            8
+        ),
+        "{stages:?}"
+    );
+    assert!(git(&["log", "-1", "--format=%an"]).contains(&format!("Fulcrum run {handle}")));
+    // Every file a stage wrote is committed (caches and the deploy's pid file stay out).
+    let changed = git(&["status", "--porcelain", "--untracked-files=no"]);
+    assert!(changed.trim().is_empty(), "{changed}");
+    // Deployed: it answers on the port, and the deployment is recorded with the commit.
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let deployments = r
+        .api
+        .get(&format!("/api/v1/projects/{project}/deployments"))
+        .await
+        .unwrap();
+    let d = deployments.data().as_array().unwrap()[0].clone();
+    assert_eq!(d["state"], "succeeded", "{d:#}");
+    assert_eq!(d["url"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(d["run_id"], run.as_str());
+    assert_eq!(
+        d["commit_sha"].as_str().unwrap(),
+        git(&["rev-parse", "HEAD"]).trim()
+    );
+    // Artifacts download; the run's tokens are the stand-in's.
+    let zip = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/pipeline-runs/{run}/artifacts.zip",
+            r.relay.url()
+        ))
+        .bearer_auth(&r.user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    let bytes = zip.bytes().await.unwrap();
+    let name = format!("run-{handle}/api/openapi.yaml");
+    assert!(bytes.windows(name.len()).any(|w| w == name.as_bytes()));
+    let (input, output, _) = s.usage();
+    assert_eq!(done["usage"]["input_tokens"], input, "{done:#}");
+    assert_eq!(done["usage"]["output_tokens"], output, "{done:#}");
+    r.agent.agent.stop().await;
+}
+
+/// A check that always fails: the same way (`same`), or differently each time.
+fn recovering(command: &str, rounds: u32) -> String {
+    format!(
+        r#"
+name = "recovering"
+
+[[stages]]
+name = "check"
+kind = "run"
+command = "{command}"
+retries = 0
+
+[[stages]]
+name = "fix"
+kind = "agent"
+on_failure = ["check"]
+max_rounds = {rounds}
+max_turns = 3
+prompt = "FIX round {{{{ failure.round }}}}: {{{{ failure.error }}}}"
+"#
+    )
+}
+
+/// Recovery stops early when a round fails the same way as an earlier one, and at its cap
+/// when each round fails differently; either way the run fails and says why.
+#[tokio::test]
+async fn recovery_stops_at_a_repeated_failure_and_at_its_cap() {
+    use fulcrum_protocol::kinds::{Scope, Scopes};
+    let s = LlmStandIn::start(KEY).await;
+    s.on(
+        "FIX round",
+        vec![Answer::Tools(vec![(
+            "finish".into(),
+            json!({"summary": "tried something"}),
+        )])],
+    );
+    let mut r = fulcrum_tests::rig_allowing(
+        Backend::Sqlite,
+        opts(),
+        Some(Scopes::of(&[Scope::Write, Scope::Run])),
+    )
+    .await;
+    let project = rig_project(&r, &s, "Flaky").await;
+    for (command, rounds, reason, fix_calls) in [
+        ("echo same failure; exit 1", 3, "recovery_repeated", 1),
+        (
+            "head -c 9 /dev/urandom | base64 | tr -d 0-9; exit 1",
+            2,
+            "recovery_exhausted",
+            2,
+        ),
+    ] {
+        let before = s.count("FIX round");
+        let started = r
+            .api
+            .post(
+                &format!("/api/v1/projects/{project}/pipeline-runs"),
+                json!({"definition": recovering(command, rounds)}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        let run = id(started.data());
+        let done = r
+            .events
+            .run_where(&run, |r| r["state"] == "failed")
+            .await
+            .unwrap();
+        assert_eq!(done["reason"], reason, "{done:#}");
+        assert_eq!(s.count("FIX round") - before, fix_calls, "{done:#}");
+        let fix = done["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "fix")
+            .unwrap()
+            .clone();
+        assert_eq!(fix["attempt"], fix_calls, "{done:#}");
+    }
     r.agent.agent.stop().await;
 }

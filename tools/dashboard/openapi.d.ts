@@ -620,6 +620,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/deployments`. */
+        get: operations["list_deployments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipeline-runs/{id}": {
         parameters: {
             query?: never;
@@ -1166,6 +1183,54 @@ export interface components {
             /** @description For a rejection: what to change; fed to the stages that run again. */
             comment?: string | null;
         };
+        /** @description A deployment: what was put where, from which commit, and whether it came up. */
+        Deployment: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The project.
+             */
+            project_id: string;
+            /**
+             * Format: uuid
+             * @description The pipeline run that made it.
+             */
+            run_id?: string | null;
+            /**
+             * Format: uuid
+             * @description The task that made it.
+             */
+            task_id?: string | null;
+            /** @description Who made it. */
+            source: components["schemas"]["DeploymentSource"];
+            /** @description Where: the deploying stage, or the provider's environment. */
+            environment: string;
+            /** @description Where it answers. */
+            url?: string | null;
+            /** @description The commit deployed. */
+            commit_sha?: string | null;
+            /** @description Whether it came up. */
+            state: components["schemas"]["DeploymentState"];
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+        };
+        /**
+         * @description Who made a deployment.
+         * @enum {string}
+         */
+        DeploymentSource: "pipeline" | "github" | "coder";
+        /**
+         * @description Whether a deployment came up.
+         * @enum {string}
+         */
+        DeploymentState: "succeeded" | "failed";
         /** @description A successful answer. */
         Envelope_Budget: {
             /** @description A spending limit. */
@@ -1941,6 +2006,52 @@ export interface components {
                 /**
                  * Format: date-time
                  * @description When it was made.
+                 */
+                created_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_Deployment: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The project.
+                 */
+                project_id: string;
+                /**
+                 * Format: uuid
+                 * @description The pipeline run that made it.
+                 */
+                run_id?: string | null;
+                /**
+                 * Format: uuid
+                 * @description The task that made it.
+                 */
+                task_id?: string | null;
+                /** @description Who made it. */
+                source: components["schemas"]["DeploymentSource"];
+                /** @description Where: the deploying stage, or the provider's environment. */
+                environment: string;
+                /** @description Where it answers. */
+                url?: string | null;
+                /** @description The commit deployed. */
+                commit_sha?: string | null;
+                /** @description Whether it came up. */
+                state: components["schemas"]["DeploymentState"];
+                /**
+                 * Format: date-time
+                 * @description When.
                  */
                 created_at: string;
             }[];
@@ -6282,6 +6393,56 @@ export interface operations {
             };
             /** @description Invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deployments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's deployments, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_Deployment"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

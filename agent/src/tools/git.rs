@@ -1,5 +1,6 @@
 //! The git tools: `git_status`, `git_diff`, `git_log`, `git_show`, read with `git2` in process
-//! (no `git` child process per call).
+//! (no `git` child process per call), and `git_commit`, the one that writes: the pipelines'
+//! commits, made idempotent by a key kept as a trailer.
 //!
 //! A repository is named by its path relative to the workspace root (`.` by default), resolved
 //! like every other path, and opened without searching upwards, so a call can never reach a
@@ -86,6 +87,220 @@ fn cut_note(out: &mut String, full: bool) {
             "\n[… cut: the answer is capped at {MAX_OUTPUT_BYTES} bytes; narrow it down]\n"
         ));
     }
+}
+
+/// What [`git_commit`] is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// The repository, relative to the root.
+    pub repo_path: String,
+    /// Create the repository if there is none.
+    pub init: bool,
+    /// The branch to commit on.
+    pub branch: Option<String>,
+    /// The message.
+    pub message: String,
+    /// Only changes under these paths (relative to the repository).
+    pub paths: Option<Vec<String>>,
+    /// The idempotency key.
+    pub key: Option<String>,
+    /// The author's name and email.
+    pub author: (Option<String>, Option<String>),
+}
+
+/// The trailer that carries a commit's idempotency key.
+pub const KEY_TRAILER: &str = "Fulcrum-Key";
+/// How many of the branch's newest commits are searched for a key.
+const KEY_DEPTH: usize = 200;
+/// The longest commit message accepted.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Most paths one commit names.
+const MAX_COMMIT_PATHS: usize = 1000;
+
+/// Commits in one process at a time: stages that run side by side commit one after the other.
+static COMMITTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Commits the changes of a repository in the root (all, or those under `paths`) on a branch,
+/// creating the repository or the branch if asked; with a key, a commit already made with the
+/// same key is returned instead of making another. The answer's first line is
+/// `commit <sha> on <branch>` (or `nothing to commit on <branch> at <sha>`).
+pub fn git_commit(
+    root: &Path,
+    req: &CommitRequest,
+    still_wanted: &dyn Fn() -> bool,
+) -> Result<String, FileError> {
+    let bad = |m: String| Err(FileError::BadRequest(m));
+    if req.message.trim().is_empty() || req.message.len() > MAX_MESSAGE_BYTES {
+        return bad(format!(
+            "a commit message is 1 to {MAX_MESSAGE_BYTES} bytes"
+        ));
+    }
+    if let Some(key) = &req.key
+        && (key.is_empty() || key.len() > 200 || key.contains(['\n', '\r', '\0']))
+    {
+        return bad("a key is 1 to 200 bytes on one line".into());
+    }
+    if let Some(paths) = &req.paths {
+        if paths.len() > MAX_COMMIT_PATHS {
+            return bad(format!("a commit names at most {MAX_COMMIT_PATHS} paths"));
+        }
+        if let Some(p) = paths.iter().find(|p| {
+            p.is_empty()
+                || p.starts_with('/')
+                || p.split('/').any(|c| c == "..")
+                || p.contains('\0')
+        }) {
+            return bad(format!("{p:?} is not a path inside the repository"));
+        }
+    }
+    if let Some(branch) = &req.branch
+        && !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+    {
+        return bad(format!("{branch:?} is not a valid branch name"));
+    }
+    let _one_at_a_time = COMMITTING.lock().unwrap_or_else(|e| e.into_inner());
+    if req.init {
+        crate::paths::create_dirs(root, &req.repo_path, true)?;
+        let dir = resolve(root, &req.repo_path, Intent::Read)?;
+        if Repository::open_ext(&dir, RepositoryOpenFlags::NO_SEARCH, &[] as &[&str]).is_err() {
+            let mut opts = git2::RepositoryInitOptions::new();
+            opts.no_reinit(true);
+            if let Some(branch) = &req.branch {
+                opts.initial_head(branch);
+            }
+            Repository::init_opts(&dir, &opts).map_err(git_error)?;
+        }
+    }
+    let repo = open(root, &req.repo_path)?;
+    let head = match repo.head() {
+        Ok(head) => Some(head),
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => None,
+        Err(e) => return Err(git_error(e)),
+    };
+    let current = match &head {
+        Some(h) if h.is_branch() => h.shorthand().map(str::to_owned),
+        Some(_) => None,
+        None => repo
+            .find_reference("HEAD")
+            .ok()
+            .and_then(|r| r.symbolic_target().map(str::to_owned))
+            .and_then(|t| t.strip_prefix("refs/heads/").map(str::to_owned)),
+    };
+    let parent = head
+        .as_ref()
+        .map(|h| h.peel_to_commit())
+        .transpose()
+        .map_err(git_error)?;
+    let branch = match (&req.branch, &current) {
+        (Some(wanted), Some(on)) if wanted == on => wanted.clone(),
+        (Some(wanted), _) => {
+            let existing = repo.find_branch(wanted, git2::BranchType::Local).ok();
+            let at = existing.as_ref().and_then(|b| b.get().target());
+            match (existing.is_some(), &parent) {
+                // Not there yet: made at HEAD's commit, so the files stay as they are.
+                (false, Some(p)) => {
+                    repo.branch(wanted, p, false).map_err(git_error)?;
+                }
+                (false, None) => {}
+                // There, at the same commit as HEAD: switching changes no file either.
+                (true, Some(p)) if at == Some(p.id()) => {}
+                (true, _) => {
+                    return Err(FileError::Kind(format!(
+                        "the repository is on {}, not on {wanted}; switch to {wanted} first",
+                        current.as_deref().unwrap_or("a detached HEAD")
+                    )));
+                }
+            }
+            repo.set_head(&format!("refs/heads/{wanted}"))
+                .map_err(git_error)?;
+            wanted.clone()
+        }
+        (None, Some(on)) => on.clone(),
+        (None, None) => {
+            return Err(FileError::Kind(
+                "HEAD is detached: name a branch to commit on".into(),
+            ));
+        }
+    };
+    if let (Some(key), Some(tip)) = (&req.key, &parent)
+        && let Some(made) = keyed(&repo, tip.id(), key)?
+    {
+        return Ok(format!(
+            "commit {made} on {branch}\nalready made with key {key}\n"
+        ));
+    }
+    let mut index = repo.index().map_err(git_error)?;
+    let specs: Vec<String> = req.paths.clone().unwrap_or_else(|| vec!["*".into()]);
+    index
+        .add_all(specs.iter(), git2::IndexAddOption::DEFAULT, None)
+        .map_err(git_error)?;
+    index.update_all(specs.iter(), None).map_err(git_error)?;
+    let tree_id = index.write_tree().map_err(git_error)?;
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        index.write().map_err(git_error)?;
+        let at = parent
+            .as_ref()
+            .map(|p| p.id().to_string())
+            .unwrap_or_default();
+        return Ok(format!("nothing to commit on {branch} at {at}\n"));
+    }
+    let tree = repo.find_tree(tree_id).map_err(git_error)?;
+    let fallback = repo.signature().ok();
+    let name = req
+        .author
+        .0
+        .clone()
+        .or_else(|| fallback.as_ref().and_then(|s| s.name().map(str::to_owned)))
+        .unwrap_or_else(|| "Fulcrum".into());
+    let email = req
+        .author
+        .1
+        .clone()
+        .or_else(|| fallback.as_ref().and_then(|s| s.email().map(str::to_owned)))
+        .unwrap_or_else(|| "fulcrum@localhost".into());
+    let who = git2::Signature::now(&name, &email).map_err(git_error)?;
+    let mut message = req.message.trim_end().to_owned();
+    if let Some(key) = &req.key {
+        // A trailer block: the key joins the message's trailers, or starts one.
+        let last = message.rsplit("\n\n").next().unwrap_or("");
+        let trailers = message.contains("\n\n")
+            && last
+                .lines()
+                .all(|l| l.split_once(": ").is_some_and(|(k, _)| !k.contains(' ')));
+        message.push_str(if trailers { "\n" } else { "\n\n" });
+        message.push_str(&format!("{KEY_TRAILER}: {key}"));
+    }
+    message.push('\n');
+    if !still_wanted() {
+        return Err(FileError::BadRequest(
+            "the call was given up; nothing was committed".into(),
+        ));
+    }
+    index.write().map_err(git_error)?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let id = repo
+        .commit(Some("HEAD"), &who, &who, &message, &tree, &parents)
+        .map_err(git_error)?;
+    let summary = message.lines().next().unwrap_or("");
+    Ok(format!("commit {id} on {branch}\n{summary}\n"))
+}
+
+/// The commit among the newest [`KEY_DEPTH`] from `tip` whose message carries `key`.
+fn keyed(repo: &Repository, tip: git2::Oid, key: &str) -> Result<Option<git2::Oid>, FileError> {
+    let line = format!("{KEY_TRAILER}: {key}");
+    let mut walk = repo.revwalk().map_err(git_error)?;
+    walk.push(tip).map_err(git_error)?;
+    for id in walk.take(KEY_DEPTH) {
+        let id = id.map_err(git_error)?;
+        let commit = repo.find_commit(id).map_err(git_error)?;
+        if commit
+            .message()
+            .is_some_and(|m| m.lines().any(|l| l.trim_end() == line))
+        {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 /// The branch, its upstream distance, and the changed files, in sections like `git status`.
@@ -420,5 +635,159 @@ mod tests {
         assert!(matches!(git_status(&root, "."), Err(FileError::Kind(_))));
         assert!(git_status(&root, "../").is_err());
         assert!(git_status(&root, "/").is_err());
+    }
+
+    fn commit(repo_path: &str, req: CommitRequest) -> CommitRequest {
+        CommitRequest {
+            repo_path: repo_path.into(),
+            ..req
+        }
+    }
+
+    fn sha(answer: &str) -> String {
+        answer.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    #[test]
+    fn commits_make_a_repository_and_a_branch_once_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        crate::files::write_file(&root, "gen/backend/app.py", "print(1)\n", &|| true).unwrap();
+        crate::files::write_file(&root, "gen/frontend/index.html", "<p>\n", &|| true).unwrap();
+        let req = CommitRequest {
+            init: true,
+            branch: Some("fulcrum/run-ab12".into()),
+            message: "backend: first version\n\nFulcrum-Run: ab12\nFulcrum-Stage: backend".into(),
+            paths: Some(vec!["backend".into()]),
+            key: Some("run/backend/1".into()),
+            author: (
+                Some("Fulcrum run ab12".into()),
+                Some("run-ab12@fulcrum".into()),
+            ),
+            ..Default::default()
+        };
+        let first = git_commit(&root, &commit("gen", req.clone()), &|| true).unwrap();
+        assert!(
+            first.starts_with("commit ") && first.contains("on fulcrum/run-ab12"),
+            "{first}"
+        );
+        // The same key again: the same commit, nothing new.
+        let again = git_commit(&root, &commit("gen", req.clone()), &|| true).unwrap();
+        assert_eq!(sha(&again), sha(&first), "{again}");
+        let repo = Repository::open(root.join("gen")).unwrap();
+        let tip = repo.head().unwrap().peel_to_commit().unwrap();
+        assert_eq!(tip.id().to_string(), sha(&first));
+        assert_eq!(tip.parent_count(), 0);
+        assert_eq!(tip.author().name(), Some("Fulcrum run ab12"));
+        // Only the named paths went in; the key joined the trailers.
+        let tree = tip.tree().unwrap();
+        assert!(tree.get_path(Path::new("backend/app.py")).is_ok());
+        assert!(tree.get_path(Path::new("frontend/index.html")).is_err());
+        assert!(
+            tip.message()
+                .unwrap()
+                .ends_with("Fulcrum-Stage: backend\nFulcrum-Key: run/backend/1\n"),
+            "{:?}",
+            tip.message()
+        );
+        // All changes, with another key: a second commit on top.
+        let all = CommitRequest {
+            paths: None,
+            key: Some("run/frontend/1".into()),
+            message: "frontend".into(),
+            ..req.clone()
+        };
+        let second = git_commit(&root, &commit("gen", all.clone()), &|| true).unwrap();
+        assert_ne!(sha(&second), sha(&first));
+        let tip = repo.head().unwrap().peel_to_commit().unwrap();
+        assert_eq!(tip.parent_id(0).unwrap().to_string(), sha(&first));
+        assert!(
+            tip.tree()
+                .unwrap()
+                .get_path(Path::new("frontend/index.html"))
+                .is_ok()
+        );
+        // The first key is still found below the tip; with nothing changed, nothing is made.
+        assert_eq!(
+            sha(&git_commit(&root, &commit("gen", req.clone()), &|| true).unwrap()),
+            sha(&first)
+        );
+        let none = CommitRequest {
+            key: Some("run/qa/1".into()),
+            ..all
+        };
+        let nothing = git_commit(&root, &commit("gen", none), &|| true).unwrap();
+        assert!(
+            nothing.starts_with("nothing to commit on fulcrum/run-ab12"),
+            "{nothing}"
+        );
+    }
+
+    #[test]
+    fn commits_switch_only_to_a_branch_at_head_and_refuse_bad_input() {
+        let (_d, root) = repo();
+        std::fs::write(root.join("app/a.txt"), "changed\n").unwrap();
+        let req = CommitRequest {
+            repo_path: "app".into(),
+            branch: Some("fulcrum/run-x".into()),
+            message: "change a".into(),
+            ..Default::default()
+        };
+        let made = git_commit(&root, &req, &|| true).unwrap();
+        assert!(made.contains("on fulcrum/run-x"), "{made}");
+        let repo = Repository::open(root.join("app")).unwrap();
+        assert_eq!(repo.head().unwrap().shorthand(), Some("fulcrum/run-x"));
+        // Back on the first branch, the run's branch is ahead: it is not switched to.
+        git(&root.join("app"), &["checkout", "-q", "-"]);
+        let refused = git_commit(&root, &req, &|| true).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("switch to fulcrum/run-x first"),
+            "{refused}"
+        );
+        for bad in [
+            CommitRequest {
+                branch: Some("a..b".into()),
+                ..req.clone()
+            },
+            CommitRequest {
+                message: " ".into(),
+                ..req.clone()
+            },
+            CommitRequest {
+                paths: Some(vec!["../x".into()]),
+                ..req.clone()
+            },
+            CommitRequest {
+                key: Some("a\nb".into()),
+                ..req.clone()
+            },
+        ] {
+            assert!(
+                matches!(
+                    git_commit(&root, &bad, &|| true),
+                    Err(FileError::BadRequest(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // No repository and no init: refused, and none is made.
+        std::fs::create_dir(root.join("plain")).unwrap();
+        let plain = CommitRequest {
+            repo_path: "plain".into(),
+            ..req.clone()
+        };
+        assert!(git_commit(&root, &plain, &|| true).is_err());
+        assert!(!root.join("plain/.git").exists());
+        // A call given up commits nothing.
+        std::fs::write(root.join("app/b.txt"), "late\n").unwrap();
+        let head = repo.head().unwrap().target();
+        let to_x = CommitRequest {
+            branch: None,
+            ..req
+        };
+        assert!(git_commit(&root, &to_x, &|| false).is_err());
+        assert_eq!(repo.head().unwrap().target(), head);
     }
 }

@@ -25,8 +25,8 @@ use std::{
 use fulcrum_protocol::{
     kinds::{Scope, Scopes},
     tool_args::{
-        DirectoryTreeArgs, EditFileArgs, GitDiffArgs, GitLogArgs, GitShowArgs, GitStatusArgs,
-        ListDirectoryArgs, ReadFileArgs, SearchFilesArgs, WriteFileArgs,
+        DirectoryTreeArgs, EditFileArgs, GitCommitArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
+        GitStatusArgs, ListDirectoryArgs, ReadFileArgs, SearchFilesArgs, WriteFileArgs,
     },
     tools::{self, ToolCall, ToolCatalog, ToolOutput, ToolTarget},
 };
@@ -240,6 +240,19 @@ fn builtin(
         "git_show" => {
             let a: GitShowArgs = parse(name, args)?;
             done(git::git_show(root, &a.repo_path, &a.revision))
+        }
+        "git_commit" => {
+            let a: GitCommitArgs = parse(name, args)?;
+            let req = git::CommitRequest {
+                repo_path: a.repo_path,
+                init: a.init,
+                branch: a.branch,
+                message: a.message,
+                paths: a.paths,
+                key: a.key,
+                author: (a.author_name, a.author_email),
+            };
+            done(git::git_commit(root, &req, still_wanted))
         }
         "write_file" => {
             let a: WriteFileArgs = parse(name, args)?;

@@ -98,6 +98,10 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
             "/projects/{id}/pipeline-runs",
             get(pipelines::list_runs).post(pipelines::start_run),
         )
+        .route(
+            "/projects/{id}/deployments",
+            get(pipelines::list_deployments),
+        )
         .route("/pipeline-runs/{id}", get(pipelines::get_run))
         .route("/pipeline-runs/{id}/cancel", post(pipelines::cancel_run))
         .route("/pipeline-runs/{id}/resume", post(pipelines::resume_run))

@@ -38,7 +38,7 @@ use super::{
         tickets::ticket,
         pipelines::list_providers, pipelines::create_provider, pipelines::update_provider,
         pipelines::delete_provider, pipelines::list_budgets, pipelines::set_budget,
-        pipelines::delete_budget, pipelines::list_runs, pipelines::start_run, pipelines::get_run,
+        pipelines::delete_budget, pipelines::list_runs, pipelines::list_deployments, pipelines::start_run, pipelines::get_run,
         pipelines::cancel_run, pipelines::resume_run, pipelines::approve, pipelines::reject,
         pipelines::calls, pipelines::artifacts, pipelines::artifact, pipelines::artifacts_zip,
         admin::users, admin::deactivate, admin::activate, admin::reset_link,

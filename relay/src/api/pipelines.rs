@@ -24,7 +24,7 @@ use crate::{
         providers::{ProviderInput, ProviderPatch},
     },
     state::AppState,
-    store::pipelines::{ArtifactMeta, Budget, LlmProvider},
+    store::pipelines::{ArtifactMeta, Budget, Deployment, LlmProvider},
 };
 
 fn parse(id: &str, what: &str) -> ApiResult<Uuid> {
@@ -212,6 +212,33 @@ pub async fn list_runs(
 ) -> ApiResult<Response> {
     let id = parse(&id, "project")?;
     Ok(ok(app.domain.pipelines.list(user.caller(), id).await?))
+}
+
+/// `GET /api/v1/projects/{id}/deployments`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/deployments",
+    operation_id = "list_deployments",
+    tag = "pipelines",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The project's deployments, newest first", body = Envelope<Vec<Deployment>>),
+        (status = 404, description = "No such project of the caller's", body = ErrorBody),
+        AuthErrors
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub async fn list_deployments(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse(&id, "project")?;
+    Ok(ok(app
+        .domain
+        .pipelines
+        .deployments(user.caller(), id)
+        .await?))
 }
 
 /// `POST /api/v1/projects/{id}/pipeline-runs`.

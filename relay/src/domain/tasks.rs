@@ -145,6 +145,12 @@ impl Tasks {
         Ok(target)
     }
 
+    /// The workspace a pipeline run of `project` works in: one of its online workspaces that
+    /// the caller may run in, as a task would pick it.
+    pub async fn workspace_for(&self, caller: Caller, project: Uuid) -> DomainResult<Uuid> {
+        Ok(self.pick(caller, None, Some(project)).await?.workspace)
+    }
+
     /// Refuses a workspace whose policy does not allow runs (as its agent last said).
     fn allows_runs(&self, workspace: Uuid) -> DomainResult<()> {
         match self.sessions.policy(workspace) {

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use fulcrum_protocol::{
     tool_args::{
-        DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitDiffArgs, GitLogArgs,
-        GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs, ResumePipelineArgs, RunTaskArgs,
-        SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
+        DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitCommitArgs, GitDiffArgs,
+        GitLogArgs, GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListPipelineRunsArgs,
+        ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs,
+        ResumePipelineArgs, RunTaskArgs, SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
@@ -92,6 +92,27 @@ const fn output<T: schemars::JsonSchema + serde::de::DeserializeOwned + serde::S
         schema: schema_of::<T>,
         round_trip: round_trip::<T>,
     })
+}
+
+/// The agent's built-in tools named in `names`, as a pipeline's model is given them: their
+/// descriptions (without the token words, which do not apply to a run) and their arguments
+/// without `workspace`, paths being relative to the run's repository.
+pub fn model_tools(names: &[&str]) -> Vec<crate::llm::ToolSpec> {
+    names
+        .iter()
+        .filter_map(|n| Builtin::find(n))
+        .map(|b| crate::llm::ToolSpec {
+            name: b.name.to_owned(),
+            description: format!(
+                "{} Paths are relative to the repository.",
+                b.description
+                    .split(" Needs a token")
+                    .next()
+                    .unwrap_or(b.description)
+            ),
+            parameters: b.arguments_schema(),
+        })
+        .collect()
 }
 
 /// The JSON Schema of `T` as an MCP tool's input schema: subschemas inlined, no `$schema`.
@@ -236,6 +257,15 @@ pub const BUILTINS: &[Builtin] = &[
         output: None,
     },
     Builtin {
+        name: "git_commit",
+        description: "Commit a repository's changes (all, or those under `paths`) on a branch, made at HEAD if needed; `init` creates the repository. With a `key`, a commit already made with it is returned instead of a new one. Needs a token that may write and a workspace whose agent allows writes.",
+        runs: Runs::Agent,
+        read_only: false,
+        arguments: schema_of::<GitCommitArgs>,
+        accepts: accepts_as::<GitCommitArgs>,
+        output: None,
+    },
+    Builtin {
         name: "run_task",
         description: "Run a shell command or a QA step (`qa` for all steps) in a workspace, recorded as a task. Returns the task; with wait_s, waits up to that many seconds for it to finish and includes its test summary and log tail.",
         runs: Runs::Relay,
@@ -356,6 +386,18 @@ impl Builtin {
     /// The JSON Schema of its structured result, for the tools that give one.
     pub fn output_schema(&self) -> Option<Value> {
         self.output.map(|o| (o.schema)())
+    }
+
+    /// The schema of its arguments without `workspace`: what a pipeline's model is given,
+    /// the run choosing the workspace.
+    pub fn arguments_schema(&self) -> Value {
+        let mut schema = match (self.arguments)() {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        schema.insert("type".into(), json!("object"));
+        schema.insert("additionalProperties".into(), json!(false));
+        Value::Object(schema)
     }
 
     /// Its full input schema.

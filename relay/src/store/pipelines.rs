@@ -9,7 +9,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulcrum_protocol::kinds::{
-    BudgetPeriod, LlmCallState, ProviderKind, RunState, StageKind, StageState,
+    BudgetPeriod, DeploymentSource, DeploymentState, LlmCallState, ProviderKind, RunState,
+    StageKind, StageState,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -104,6 +105,36 @@ pub struct PipelineRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A deployment: what was put where, from which commit, and whether it came up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Deployment {
+    /// Its id.
+    pub id: Uuid,
+    /// The project.
+    pub project_id: Uuid,
+    /// The pipeline run that made it.
+    pub run_id: Option<Uuid>,
+    /// The task that made it.
+    pub task_id: Option<Uuid>,
+    /// Who made it.
+    #[sqlx(try_from = "String")]
+    pub source: DeploymentSource,
+    /// Where: the deploying stage, or the provider's environment.
+    pub environment: String,
+    /// Where it answers.
+    pub url: Option<String>,
+    /// The commit deployed.
+    pub commit_sha: Option<String>,
+    /// Whether it came up.
+    #[sqlx(try_from = "String")]
+    pub state: DeploymentState,
+    /// The user it was made for.
+    #[serde(skip)]
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A stage of a run, as stored.
@@ -561,6 +592,10 @@ pub trait PipelineStore: Send + Sync {
     /// Writes one step of the engine; `false` (and nothing written) when `lease_owner` no
     /// longer holds the run.
     async fn apply_step(&self, step: &Step) -> StoreResult<bool>;
+    /// Records a deployment (again: the same id changes nothing).
+    async fn record_deployment(&self, d: &Deployment) -> StoreResult<()>;
+    /// A project's newest deployments.
+    async fn list_deployments(&self, project: Uuid, limit: u32) -> StoreResult<Vec<Deployment>>;
     /// Applies a person's action; `false` when the run's state does not allow it.
     async fn act_on_run(
         &self,

@@ -717,3 +717,9 @@ pub(super) const REQUEUE_RUN: &str = "UPDATE pipeline_runs SET state = 'queued',
     error = NULL, finished_at = NULL, cancel_requested = FALSE, updated_at = $2, \
     lease_owner = NULL, lease_expires_at = NULL \
     WHERE id = $1 AND state IN ('paused', 'failed', 'canceled', 'succeeded')";
+pub(super) const INSERT_DEPLOYMENT: &str = "INSERT INTO deployments (id, project_id, run_id, \
+    task_id, source, environment, url, commit_sha, state, created_by, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+pub(super) const LIST_DEPLOYMENTS: &str = "SELECT id, project_id, run_id, task_id, source, \
+    environment, url, commit_sha, state, created_by, created_at FROM deployments \
+    WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";

@@ -132,6 +132,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
             "*/ SELECT 1;"
         ),
     ),
+    (
+        16,
+        "deployments",
+        include_str!("../../../migrations/sqlite/0016_deployments.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -224,6 +229,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "pipeline tasks",
         include_str!("../../../migrations/postgres/0015_pipeline_tasks.sql"),
+    ),
+    (
+        16,
+        "deployments",
+        include_str!("../../../migrations/postgres/0016_deployments.sql"),
     ),
 ];
 

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::{
     PostgresStore, SqliteStore, StoreResult,
     pipelines::{
-        Artifact, ArtifactMeta, Budget, BudgetCheck, BudgetScope, CallOutcome, CallTotals, LlmCall,
-        LlmProvider, NewLlmCall, NewRun, PipelineRun, PipelineStore, Reservation, RunAction,
-        StageRow, Step,
+        Artifact, ArtifactMeta, Budget, BudgetCheck, BudgetScope, CallOutcome, CallTotals,
+        Deployment, LlmCall, LlmProvider, NewLlmCall, NewRun, PipelineRun, PipelineStore,
+        Reservation, RunAction, StageRow, Step,
     },
     queries as q,
     sql::unique_violation,
@@ -252,6 +252,36 @@ macro_rules! sql_pipeline_store {
             async fn run_calls(&self, run: Uuid) -> StoreResult<Vec<LlmCall>> {
                 Ok(sqlx::query_as(q::RUN_CALLS)
                     .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn record_deployment(&self, d: &Deployment) -> StoreResult<()> {
+                sqlx::query(q::INSERT_DEPLOYMENT)
+                    .bind(d.id)
+                    .bind(d.project_id)
+                    .bind(d.run_id)
+                    .bind(d.task_id)
+                    .bind(d.source.as_str())
+                    .bind(&d.environment)
+                    .bind(&d.url)
+                    .bind(&d.commit_sha)
+                    .bind(d.state.as_str())
+                    .bind(d.created_by)
+                    .bind(d.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_deployments(
+                &self,
+                project: Uuid,
+                limit: u32,
+            ) -> StoreResult<Vec<Deployment>> {
+                Ok(sqlx::query_as(q::LIST_DEPLOYMENTS)
+                    .bind(project)
+                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?)
             }

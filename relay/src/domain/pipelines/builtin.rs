@@ -46,8 +46,13 @@ mod tests {
                 "infrastructure",
                 "build",
                 "qa",
-                "deploy"
+                "deploy",
+                "recovery"
             ]
+        );
+        assert_eq!(
+            d.recovery_for("qa").map(|s| s.name.as_str()),
+            Some("recovery")
         );
     }
 }

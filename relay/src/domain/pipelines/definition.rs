@@ -94,6 +94,29 @@ pub struct ArtifactSpec {
     /// A template over `output` that makes its content [default: the output itself].
     #[serde(default)]
     pub template: Option<String>,
+    /// A parser the content must pass; a refusal is sent back to the model to fix.
+    #[serde(default)]
+    pub check: Option<Check>,
+}
+
+/// A real parser an artifact must pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// An OpenAPI 3 document (YAML or JSON).
+    Openapi,
+    /// SQL that applies to an empty SQLite database.
+    Sqlite,
+    /// JSON.
+    Json,
+}
+
+/// What a `run` stage that deploys records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySpec {
+    /// Where the deployment answers (a template over the run, like a prompt's, plus `env`).
+    pub url: String,
 }
 
 /// Settings every stage has unless it says otherwise.
@@ -188,6 +211,16 @@ struct RawStage {
     arguments: Option<serde_json::Value>,
     #[serde(default)]
     max_turns: Option<u32>,
+    #[serde(default)]
+    commit: Option<bool>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    deploy: Option<DeploySpec>,
+    #[serde(default)]
+    on_failure: Vec<Spanned<String>>,
+    #[serde(default)]
+    max_rounds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +229,10 @@ struct RawDefinition {
     name: Spanned<String>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    repo: Option<String>,
+    #[serde(default)]
+    sets_project_status: bool,
     #[serde(default)]
     defaults: Defaults,
     stages: Vec<Spanned<RawStage>>,
@@ -244,7 +281,22 @@ pub struct Stage {
     pub arguments: Option<serde_json::Value>,
     /// `agent`: most turns.
     pub max_turns: u32,
+    /// `llm`, `agent`: commit what it wrote on the run's branch [default: yes for `agent` and
+    /// for `llm` stages with a `dir`].
+    pub commit: bool,
+    /// `run`: environment for the task (templates).
+    pub env: BTreeMap<String, String>,
+    /// `run`: the task deploys; record a deployment.
+    pub deploy: Option<DeploySpec>,
+    /// `agent`: a recovery stage: it runs when one of these stages fails, then that stage runs
+    /// again; not part of the normal flow.
+    pub on_failure: Vec<String>,
+    /// A recovery stage's most rounds per run.
+    pub max_rounds: u32,
 }
+
+/// Most recovery rounds one run may have.
+pub const MAX_RECOVERY_ROUNDS: u32 = 10;
 
 /// A pipeline, checked: its stages in the order written, with needs that form a DAG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,6 +307,12 @@ pub struct Definition {
     pub description: String,
     /// What stages have unless they say otherwise.
     pub defaults: Defaults,
+    /// The run's repository directory in the workspace, a template over `project`
+    /// [default: the workspace root].
+    pub repo: Option<String>,
+    /// The project's status follows the runs of this pipeline (draft → generating → ready
+    /// or failed).
+    pub sets_project_status: bool,
     /// The stages, in the order written.
     pub stages: Vec<Stage>,
 }
@@ -347,10 +405,44 @@ impl Definition {
             stages.push(stage(text, start, s, d)?);
         }
         check_acyclic(text, &raw.stages)?;
+        for spanned in &raw.stages {
+            for failing in &spanned.get_ref().on_failure {
+                let target = stages
+                    .iter()
+                    .find(|s: &&Stage| &s.name == failing.get_ref());
+                match target {
+                    None => {
+                        return Err(at(
+                            text,
+                            failing.span().start,
+                            format!(
+                                "`on_failure` names `{}`, which is not a stage",
+                                failing.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(t) if !t.on_failure.is_empty() => {
+                        return Err(at(
+                            text,
+                            failing.span().start,
+                            "a recovery stage cannot recover another",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(t) = &raw.repo
+            && let Err(e) = minijinja::Environment::new().template_from_str(t)
+        {
+            return Err(at(text, 0, format!("`repo`: {e}")));
+        }
         Ok(Self {
             name: raw.name.into_inner(),
             description: raw.description,
             defaults: raw.defaults,
+            repo: raw.repo,
+            sets_project_status: raw.sets_project_status,
             stages,
         })
     }
@@ -358,6 +450,13 @@ impl Definition {
     /// The stage named `name`.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The recovery stage for `name`, if one lists it in `on_failure`.
+    pub fn recovery_for(&self, name: &str) -> Option<&Stage> {
+        self.stages
+            .iter()
+            .find(|s| s.on_failure.iter().any(|n| n == name))
     }
 
     /// `name` and every stage that needs it, directly or not, in definition order.
@@ -476,7 +575,20 @@ fn stage(text: &str, start: usize, s: &RawStage, d: &Defaults) -> Result<Stage, 
     let name = s.name.get_ref();
     let fail = |m: String| Err(at(text, start, format!("stage `{name}`: {m}")));
     let llm_like = matches!(s.kind, StageKind::Llm | StageKind::Agent);
-    let fields: [(&str, bool, bool); 8] = [
+    let fields: [(&str, bool, bool); 13] = [
+        ("commit", s.commit.is_some(), llm_like),
+        ("env", !s.env.is_empty(), s.kind == StageKind::Run),
+        ("deploy", s.deploy.is_some(), s.kind == StageKind::Run),
+        (
+            "on_failure",
+            !s.on_failure.is_empty(),
+            s.kind == StageKind::Agent,
+        ),
+        (
+            "max_rounds",
+            s.max_rounds.is_some(),
+            !s.on_failure.is_empty(),
+        ),
         ("prompt", s.prompt.is_some(), llm_like),
         ("system", s.system.is_some(), llm_like),
         ("schema", s.schema.is_some(), s.kind == StageKind::Llm),
@@ -516,6 +628,23 @@ fn stage(text: &str, start: usize, s: &RawStage, d: &Defaults) -> Result<Stage, 
         }
         _ => {}
     }
+    if !s.on_failure.is_empty() && !s.needs.is_empty() {
+        return fail(
+            "a recovery stage (`on_failure`) runs when a stage fails: it has no `needs`".into(),
+        );
+    }
+    if s.max_rounds
+        .is_some_and(|r| r == 0 || r > MAX_RECOVERY_ROUNDS)
+    {
+        return fail(format!("max_rounds is 1 to {MAX_RECOVERY_ROUNDS}"));
+    }
+    if s.env.len() > 64
+        || s.env
+            .keys()
+            .any(|k| k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return fail("`env` has at most 64 names of A-Z, a-z, 0-9 and '_'".into());
+    }
     if s.schema.is_some() && s.output != OutputKind::Json {
         return fail("`schema` needs `output = \"json\"`".into());
     }
@@ -535,7 +664,9 @@ fn stage(text: &str, start: usize, s: &RawStage, d: &Defaults) -> Result<Stage, 
             s.artifacts
                 .iter()
                 .filter_map(|a| a.template.as_deref().map(|t| (start, t))),
-        );
+        )
+        .chain(s.env.values().map(|t| (start, t.as_str())))
+        .chain(s.deploy.iter().map(|d| (start, d.url.as_str())));
     for (offset, t) in templates {
         if let Err(e) = env.template_from_str(t) {
             return Err(at(text, offset, format!("stage `{name}`: template: {e}")));
@@ -589,6 +720,13 @@ fn stage(text: &str, start: usize, s: &RawStage, d: &Defaults) -> Result<Stage, 
         tool: s.tool.clone(),
         arguments: s.arguments.clone(),
         max_turns: s.max_turns.unwrap_or(30).min(200),
+        commit: s
+            .commit
+            .unwrap_or(s.kind == StageKind::Agent || s.dir.is_some()),
+        env: s.env.clone(),
+        deploy: s.deploy.clone(),
+        on_failure: s.on_failure.iter().map(|n| n.get_ref().clone()).collect(),
+        max_rounds: s.max_rounds.unwrap_or(3),
     })
 }
 

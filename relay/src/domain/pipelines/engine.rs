@@ -24,10 +24,10 @@ use serde_json::Value;
 use tokio::{sync::Notify, task::JoinSet};
 use uuid::Uuid;
 
-use super::{Definition, RunFeed, llm_stage, run_stage, view};
+use super::{Definition, RunFeed, agent_stage, llm_stage, recovery, run_stage, view, workspace};
 use crate::{
     bus::DynBus,
-    domain::{budgets::Budgets, providers::Providers, tasks::Tasks},
+    domain::{budgets::Budgets, providers::Providers, tasks::Tasks, workspaces::Workspaces},
     llm::Endpoint,
     metrics::Metrics,
     store::{
@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub max_runs: usize,
     /// How often the engine looks for runs besides being woken (runs whose node died).
     pub poll: Duration,
+    /// The workspace tools an `agent` stage's model may call, as the MCP door describes them
+    /// (read, list, search, git, write, edit); `run_command` and `finish` come with the stage.
+    pub agent_tools: Vec<crate::llm::ToolSpec>,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +61,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             max_runs: 100,
             poll: Duration::from_secs(2),
+            agent_tools: Vec::new(),
         }
     }
 }
@@ -104,10 +108,14 @@ pub(super) struct StageCtx {
     pub outputs: BTreeMap<String, Value>,
     pub artifacts: BTreeMap<String, String>,
     pub feedback: HashMap<String, String>,
+    pub stages: Vec<StageRow>,
+    pub store: DynStore,
     pub budgets: Arc<Budgets>,
     pub feed: Arc<RunFeed>,
     pub audience: Vec<Uuid>,
     pub tasks: Arc<Tasks>,
+    pub workspaces: Workspaces,
+    pub agent_tools: Arc<Vec<crate::llm::ToolSpec>>,
     pub bus: DynBus,
 }
 
@@ -146,12 +154,14 @@ impl LocalRuns {
 pub struct Engine {
     store: DynStore,
     tasks: Arc<Tasks>,
+    workspaces: Workspaces,
     bus: DynBus,
     budgets: Arc<Budgets>,
     providers: Arc<Providers>,
     feed: Arc<RunFeed>,
     metrics: Arc<Metrics>,
     config: EngineConfig,
+    agent_tools: Arc<Vec<crate::llm::ToolSpec>>,
     wake: Arc<Notify>,
     driving: Arc<LocalRuns>,
     running: std::sync::atomic::AtomicBool,
@@ -171,7 +181,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: DynStore,
-        (tasks, bus): (Arc<Tasks>, DynBus),
+        (tasks, workspaces, bus): (Arc<Tasks>, Workspaces, DynBus),
         budgets: Arc<Budgets>,
         providers: Arc<Providers>,
         feed: Arc<RunFeed>,
@@ -183,11 +193,13 @@ impl Engine {
         Self {
             store,
             tasks,
+            workspaces,
             bus,
             budgets,
             providers,
             feed,
             metrics,
+            agent_tools: Arc::new(config.agent_tools.clone()),
             config,
             wake,
             driving,
@@ -418,6 +430,27 @@ impl Engine {
                 if running.contains_key(&def.name) {
                     continue;
                 }
+                if !def.on_failure.is_empty() {
+                    // A recovery stage runs only when a stage it recovers waits for it.
+                    let asked = def.on_failure.iter().any(|n| {
+                        by_name.get(n.as_str()).is_some_and(|s| {
+                            s.state == StageState::Waiting
+                                && s.reason.as_deref() == Some(recovery::WAITING)
+                        })
+                    });
+                    match row.state {
+                        StageState::Running => {
+                            to_start.push((def.name.clone(), row.attempt.max(1)));
+                        }
+                        StageState::Pending | StageState::Succeeded | StageState::Failed
+                            if asked =>
+                        {
+                            to_start.push((def.name.clone(), row.attempt + 1));
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
                 let needs_met = def.needs.iter().all(|n| {
                     by_name
                         .get(n.as_str())
@@ -437,7 +470,9 @@ impl Engine {
                             None,
                         ));
                     }
-                    (StageState::Pending, StageKind::Llm | StageKind::Run) if needs_met => {
+                    (StageState::Pending, StageKind::Llm | StageKind::Run | StageKind::Agent)
+                        if needs_met =>
+                    {
                         to_start.push((def.name.clone(), row.attempt + 1));
                     }
                     (StageState::Pending, kind) if needs_met => {
@@ -468,6 +503,12 @@ impl Engine {
                 } else {
                     Some(Utc::now())
                 };
+                // A recovery stage keeps its rounds.
+                c.output = row.output.clone().filter(|_| {
+                    definition
+                        .stage(name)
+                        .is_some_and(|d| !d.on_failure.is_empty())
+                });
                 step.stages.push(c);
             }
             if !step.stages.is_empty() {
@@ -495,10 +536,14 @@ impl Engine {
                             .iter()
                             .filter_map(|s| s.feedback.clone().map(|f| (s.name.clone(), f)))
                             .collect(),
+                        stages: stages.clone(),
+                        store: self.store.clone(),
                         budgets: self.budgets.clone(),
                         feed: self.feed.clone(),
                         audience: audience.clone(),
                         tasks: self.tasks.clone(),
+                        workspaces: self.workspaces.clone(),
+                        agent_tools: self.agent_tools.clone(),
                         bus: self.bus.clone(),
                     });
                     for (name, attempt) in to_start {
@@ -520,7 +565,21 @@ impl Engine {
                             let work = async {
                                 match def.kind {
                                     StageKind::Run => run_stage::run(&ctx, &def, attempt).await,
-                                    _ => (llm_stage::run(&ctx, &def, attempt).await, None),
+                                    StageKind::Agent => {
+                                        let failure = match def.on_failure.is_empty() {
+                                            true => None,
+                                            false => recovery::failure(&ctx, &def).await,
+                                        };
+                                        agent_stage::run(&ctx, &def, attempt, failure).await
+                                    }
+                                    _ => {
+                                        let r = llm_stage::run(&ctx, &def, attempt).await;
+                                        if def.commit {
+                                            workspace::land(&ctx, &def, attempt, r).await
+                                        } else {
+                                            (r, None)
+                                        }
+                                    }
                                 }
                             };
                             let (result, ws) = match tokio::time::timeout(timeout, work).await {
@@ -544,7 +603,7 @@ impl Engine {
                 continue;
             }
             if inflight.is_empty() {
-                return self.settle(&run, &stages).await;
+                return self.settle(&run, &definition, &stages).await;
             }
             tokio::select! {
                 done = inflight.join_next() => {
@@ -572,9 +631,17 @@ impl Engine {
                             workspace_id: ws,
                         });
                     }
+                    let recovering = !def.on_failure.is_empty();
                     match result {
-                        StageResult::Succeeded { output, artifacts } => {
+                        StageResult::Succeeded { mut output, artifacts } => {
                             c.state = StageState::Succeeded;
+                            if recovering {
+                                recovery::keep_rounds(&mut output, row);
+                                // The stages it recovered run again.
+                                for s in recovery::waiting(def, &by_name) {
+                                    step.stages.push(change(s, StageState::Pending, s.attempt, None, None));
+                                }
+                            }
                             c.output = Some(output.to_string());
                             c.finished_at = Some(now);
                             step.artifacts = artifacts;
@@ -582,9 +649,59 @@ impl Engine {
                         StageResult::Failed { reason, error, retry } => {
                             let again = retry && (attempt as u32) <= def.retries;
                             c.state = if again { StageState::Pending } else { StageState::Failed };
+                            c.finished_at = (!again).then_some(now);
+                            if recovering {
+                                c.output = row.output.clone();
+                                if !again {
+                                    for s in recovery::waiting(def, &by_name) {
+                                        let mut f = change(
+                                            s,
+                                            StageState::Failed,
+                                            s.attempt,
+                                            s.error.as_ref().map(|_| "recovery_failed"),
+                                            Some(format!(
+                                                "{}; recovery `{}` failed: {error}",
+                                                s.error.as_deref().unwrap_or("it failed"),
+                                                def.name
+                                            )),
+                                        );
+                                        f.finished_at = Some(now);
+                                        step.stages.push(f);
+                                    }
+                                }
+                            } else if !again
+                                && let Some(rdef) = definition.recovery_for(&name)
+                                && let Some(rrow) = by_name.get(rdef.name.as_str())
+                            {
+                                match recovery::next_round(rdef, rrow, &name, attempt, &reason, &error) {
+                                    Ok(rounds) => {
+                                        // It waits for the recovery, which starts next.
+                                        c.state = StageState::Waiting;
+                                        c.finished_at = None;
+                                        let mut r = change(rrow, rrow.state, rrow.attempt, None, None);
+                                        r.output = Some(rounds.to_string());
+                                        r.started_at = rrow.started_at;
+                                        r.finished_at = rrow.finished_at;
+                                        step.stages.push(r);
+                                        c.reason = Some(recovery::WAITING.into());
+                                        c.error = Some(error);
+                                        self.metrics.pipeline_stage(c.state.as_str());
+                                        step.stages.push(c);
+                                        self.write(step, &run).await?;
+                                        continue;
+                                    }
+                                    Err((why, message)) => {
+                                        c.reason = Some(why.into());
+                                        c.error = Some(format!("{error}; {message}"));
+                                        self.metrics.pipeline_stage(c.state.as_str());
+                                        step.stages.push(c);
+                                        self.write(step, &run).await?;
+                                        continue;
+                                    }
+                                }
+                            }
                             c.reason = Some(reason);
                             c.error = Some(error);
-                            c.finished_at = (!again).then_some(now);
                         }
                         StageResult::Budget(message) => {
                             // The same attempt runs again once the budget is raised.
@@ -639,11 +756,31 @@ impl Engine {
     }
 
     /// With nothing in flight and nothing to start: the run ends or pauses.
-    async fn settle(&self, run: &PipelineRun, stages: &[StageRow]) -> Result<(), Stop> {
-        if stages.iter().all(|s| s.state == StageState::Succeeded) {
+    async fn settle(
+        &self,
+        run: &PipelineRun,
+        definition: &Definition,
+        stages: &[StageRow],
+    ) -> Result<(), Stop> {
+        // Recovery stages are not part of the flow: they need not have run.
+        let flow = |s: &&StageRow| {
+            definition
+                .stage(&s.name)
+                .is_none_or(|d| d.on_failure.is_empty())
+        };
+        if stages
+            .iter()
+            .filter(flow)
+            .all(|s| s.state == StageState::Succeeded)
+        {
             return self.end(run, RunState::Succeeded, "", String::new()).await;
         }
-        if let Some(f) = stages.iter().find(|s| s.state == StageState::Failed) {
+        if let Some(f) = stages
+            .iter()
+            .filter(flow)
+            .find(|s| s.state == StageState::Failed)
+            .or_else(|| stages.iter().find(|s| s.state == StageState::Failed))
+        {
             let reason = f.reason.clone().unwrap_or_else(|| "stage_failed".into());
             let error = format!(
                 "stage `{}` failed: {}",

@@ -34,12 +34,7 @@ pub(super) fn context(ctx: &StageCtx, feedback: Option<&str>) -> Value {
         .collect();
     json!({
         "inputs": inputs,
-        "project": {
-            "name": ctx.project.name,
-            "description": ctx.project.description,
-            "tech_stack": ctx.project.tech_stack,
-            "repository_url": ctx.project.repository_url,
-        },
+        "project": super::project_context(&ctx.project),
         "stages": stages,
         "artifacts": ctx.artifacts,
         "feedback": feedback,
@@ -195,9 +190,16 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageRes
         } else {
             check(stage, &answer.text, validator.as_ref())
         };
-        match checked
-            .and_then(|output| artifacts(stage, attempt, &output, &context).map(|a| (output, a)))
-        {
+        let produced = checked
+            .and_then(|output| artifacts(stage, attempt, &output, &context).map(|a| (output, a)));
+        let produced = match produced {
+            Ok((output, artifacts)) => match check_artifacts(stage, &artifacts).await {
+                Ok(()) => Ok((output, artifacts)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match produced {
             Ok((output, artifacts)) => return StageResult::Succeeded { output, artifacts },
             Err(e) => {
                 last_error = e.clone();
@@ -226,6 +228,17 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageRes
         ),
         false,
     )
+}
+
+/// Holds the artifacts to the parsers their specs name.
+async fn check_artifacts(stage: &Stage, artifacts: &[NewArtifact]) -> Result<(), String> {
+    for spec in &stage.artifacts {
+        let Some(kind) = spec.check else { continue };
+        if let Some(a) = artifacts.iter().find(|a| a.path == spec.path) {
+            super::checks::check(kind, &a.path, &a.content).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The schema of a `files` answer.

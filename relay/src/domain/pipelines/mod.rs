@@ -8,12 +8,16 @@
 //! needs at least the role the gate names. A run acts with the role of the user who started
 //! it, checked again each time the engine picks it up.
 
+pub mod agent_stage;
 pub mod builtin;
+mod checks;
 pub mod definition;
 pub mod engine;
 mod feed;
 mod llm_stage;
+mod recovery;
 mod run_stage;
+mod workspace;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -363,6 +367,27 @@ impl Pipelines {
         inputs.insert("name".into(), project.name.clone().into());
         inputs.insert("description".into(), project.description.clone().into());
         inputs.extend(input.inputs.unwrap_or_default());
+        // The repository the run works in, relative to the workspace root.
+        let repo = match inputs.get("repo") {
+            Some(serde_json::Value::String(r)) => r.clone(),
+            Some(_) => return Err(DomainError::Invalid("inputs.repo is a path".into())),
+            None => match &definition.repo {
+                Some(t) => llm_stage::render(
+                    t,
+                    &serde_json::json!({ "project": project_context(&project) }),
+                )
+                .map_err(|e| DomainError::Invalid(format!("the pipeline's `repo`: {e}")))?
+                .trim()
+                .to_owned(),
+                None => ".".into(),
+            },
+        };
+        if repo != "." {
+            definition::check_artifact_path(&repo).map_err(|e| {
+                DomainError::Invalid(format!("the run's repository directory: {e}"))
+            })?;
+        }
+        inputs.insert("repo".into(), repo.into());
         let inputs = serde_json::Value::Object(inputs).to_string();
         if inputs.len() > MAX_INPUTS {
             return Err(DomainError::Invalid(format!(
@@ -429,6 +454,17 @@ impl Pipelines {
             out.push(self.view_of(r).await?);
         }
         Ok(out)
+    }
+
+    /// A project's deployments, newest first (at most 100).
+    pub async fn deployments(
+        &self,
+        caller: Caller,
+        project_id: Uuid,
+    ) -> DomainResult<Vec<crate::store::pipelines::Deployment>> {
+        caller.need(Scope::Read)?;
+        let project = self.projects.visible(caller, project_id).await?;
+        Ok(self.store.list_deployments(project.id, 100).await?)
     }
 
     /// One run, if the caller may see its project.
@@ -748,4 +784,38 @@ impl From<crate::store::pipelines::LlmCall> for CallView {
             created_at: c.created_at,
         }
     }
+}
+
+/// A project as templates see it: its fields, a `slug` made from its name, and `checkout`,
+/// the directory a clone of its repository gets (`.` without one).
+pub(super) fn project_context(project: &crate::store::Project) -> serde_json::Value {
+    let mut slug = String::new();
+    for c in project.name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() {
+        "project"
+    } else {
+        &slug[..slug.len().min(64)]
+    };
+    let checkout = project
+        .repository_url
+        .as_deref()
+        .and_then(|u| u.trim_end_matches('/').rsplit(['/', ':']).next())
+        .map(|n| n.trim_end_matches(".git"))
+        .filter(|n| !n.is_empty() && definition::check_artifact_path(n).is_ok())
+        .unwrap_or(".");
+    serde_json::json!({
+        "name": project.name,
+        "description": project.description,
+        "tech_stack": project.tech_stack,
+        "repository_url": project.repository_url,
+        "slug": slug,
+        "checkout": checkout,
+    })
 }
