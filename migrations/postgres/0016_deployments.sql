@@ -1,4 +1,5 @@
--- Deployments: what a pipeline's deploy stage (and, later, a connected GitHub or Coder) put
+-- A project's generation status (the seeds' draft → generating → ready or failed), which
+-- follows the runs of a pipeline that sets it; and deployments: what a pipeline's deploy stage (and, later, a connected GitHub or Coder) put
 -- somewhere, with the commit and whether it came up: the project's deployment history.
 CREATE TABLE deployments (
     id           UUID PRIMARY KEY,
@@ -14,3 +15,6 @@ CREATE TABLE deployments (
     created_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX deployments_project ON deployments (project_id, created_at);
+
+ALTER TABLE projects ADD COLUMN generation TEXT NOT NULL DEFAULT 'draft'
+    CHECK (generation IN ('draft', 'generating', 'ready', 'failed'));

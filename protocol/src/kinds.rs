@@ -457,6 +457,23 @@ closed_set! {
 }
 
 closed_set! {
+    /// Where a project's generation stands: it follows the runs of a pipeline that sets it
+    /// (SystemCrafter).
+    #[derive(Default)]
+    pub enum ProjectGeneration {
+        /// Nothing generated yet: a name and a description.
+        #[default]
+        Draft = "draft",
+        /// A run is generating it.
+        Generating = "generating",
+        /// The last run succeeded.
+        Ready = "ready",
+        /// The last run failed.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
     /// Whether a deployment came up.
     pub enum DeploymentState {
         /// It answered its health check.
@@ -512,6 +529,7 @@ mod tests {
         same(LlmCallState::ALL);
         same(BudgetPeriod::ALL);
         same(DeploymentState::ALL);
+        same(ProjectGeneration::ALL);
         same(DeploymentSource::ALL);
     }
 

@@ -109,28 +109,33 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
         .await
         .unwrap()
         .expect("the workspace");
-    let project = old
-        .create_project(
-            alice.id,
-            &NewProject {
-                name: "Shop".into(),
-                description: "the shop".into(),
-                repository_url: None,
-                tech_stack: vec!["rust".into()],
-            },
-            now,
-        )
+    // A project, as that schema had them (no generation status yet).
+    let project_id = Uuid::now_v7();
+    old_row!(
+        db,
+        "INSERT INTO projects (id, owner_id, name, description, tech_stack, status, created_at, \
+         updated_at) VALUES ($1, $2, 'Shop', 'the shop', '[\"rust\"]', 'active', $3, $3)",
+        project_id,
+        alice.id,
+        now
+    );
+    old_row!(
+        db,
+        "INSERT INTO project_members (project_id, user_id, role, added_at) \
+         VALUES ($1, $2, 'owner', $3)",
+        project_id,
+        alice.id,
+        now
+    );
+    old.set_project_workspace(alice.id, project_id, ws.id, true)
         .await
         .unwrap();
-    old.set_project_workspace(alice.id, project.id, ws.id, true)
-        .await
-        .unwrap();
-    old.set_project_member(project.id, bob.id, Role::Viewer, now)
+    old.set_project_member(project_id, bob.id, Role::Viewer, now)
         .await
         .unwrap();
     let invitation = old
         .invite(
-            project.id,
+            project_id,
             "carol@example.com",
             Role::Maintainer,
             alice.id,
@@ -155,7 +160,7 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
              $2, $7, 1048576)",
             id,
             alice.id,
-            project.id,
+            project_id,
             ws.id,
             format!("echo {source}"),
             now + chrono::Duration::milliseconds(i as i64),
@@ -182,11 +187,15 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
         per_page: 50,
         ..Default::default()
     };
-    let before_project = old.get_project(bob.id, project.id).await.unwrap();
     drop(old);
 
     // The upgrade: every row is still there, as it was.
     let new = store::open(&db.url).await.unwrap();
+    let project = new
+        .get_project(alice.id, project_id)
+        .await
+        .unwrap()
+        .expect("the project");
     // Users made before the profile columns read back with an empty name and defaults.
     let upgraded = new.user_by_id(alice.id).await.unwrap().unwrap();
     assert_eq!(upgraded.email, "alice@example.com");
@@ -232,9 +241,36 @@ async fn an_existing_install_upgrades_and_loses_nothing(b: Backend) {
     let queued = new.get_task(alice.id, ids[1]).await.unwrap().unwrap();
     assert_eq!(queued.state, TaskState::Dispatched);
     assert_eq!(queued.source, TaskSource::ALL[1]);
+    // The project reads back as it was, as a draft that nothing generated yet.
+    let (name, description, tech_stack, role, generation) = (
+        &project.name,
+        &project.description,
+        &project.tech_stack,
+        project.role,
+        project.generation,
+    );
     assert_eq!(
-        format!("{:?}", new.get_project(bob.id, project.id).await.unwrap()),
-        format!("{before_project:?}")
+        (
+            name.as_str(),
+            description.as_str(),
+            tech_stack.clone(),
+            role,
+            generation
+        ),
+        (
+            "Shop",
+            "the shop",
+            vec!["rust".to_owned()],
+            Role::Owner,
+            fulcrum_protocol::kinds::ProjectGeneration::Draft
+        )
+    );
+    assert_eq!(
+        new.get_project(bob.id, project.id)
+            .await
+            .unwrap()
+            .map(|p| p.role),
+        Some(Role::Viewer)
     );
     let members = new.project_members(&project).await.unwrap();
     assert_eq!(members.len(), 2);
@@ -339,6 +375,26 @@ async fn the_databases_refuse_values_outside_the_enums(b: Backend) {
         assert!(accepts(&db, &update("projects", "status", status.as_str())).await);
     }
     assert!(!accepts(&db, &update("projects", "status", "deleted")).await);
+    for g in fulcrum_protocol::kinds::ProjectGeneration::ALL {
+        assert!(accepts(&db, &update("projects", "generation", g.as_str())).await);
+    }
+    assert!(!accepts(&db, &update("projects", "generation", "done")).await);
+    // Deployments: their state and source are closed sets too.
+    let deployment = |state: &str, source: &str| {
+        format!(
+            "INSERT INTO deployments (id, project_id, source, environment, state, created_by, \
+             created_at) SELECT {id}, {p}, '{source}', 'deploy', '{state}', owner_id, \
+             '2026-01-01T00:00:00Z' FROM projects WHERE id = {p}",
+            id = uuid_literal(&db, Uuid::now_v7())
+        )
+    };
+    for state in fulcrum_protocol::kinds::DeploymentState::ALL {
+        for source in fulcrum_protocol::kinds::DeploymentSource::ALL {
+            assert!(accepts(&db, &deployment(state.as_str(), source.as_str())).await);
+        }
+    }
+    assert!(!accepts(&db, &deployment("running", "pipeline")).await);
+    assert!(!accepts(&db, &deployment("succeeded", "ftp")).await);
     for role in Role::ALL {
         assert!(accepts(&db, &update("project_members", "role", role.as_str())).await);
     }

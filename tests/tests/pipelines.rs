@@ -1517,6 +1517,13 @@ async fn systemcrafter_generates_builds_tests_recovers_and_deploys_a_project(b: 
         2,
         "QA ran again after recovery: {done:#}"
     );
+    // The project's status followed the run: draft → generating → ready.
+    let p = r
+        .api
+        .get(&format!("/api/v1/projects/{project}"))
+        .await
+        .unwrap();
+    assert_eq!(p.data()["generation"], "ready", "{:?}", p.body);
     assert_eq!(stage("recovery")["state"], "succeeded");
     assert_eq!(
         s.count("Write the OpenAPI 3.0.3 document"),
@@ -1688,5 +1695,12 @@ async fn recovery_stops_at_a_repeated_failure_and_at_its_cap() {
             .clone();
         assert_eq!(fix["attempt"], fix_calls, "{done:#}");
     }
+    // A pipeline that does not say so leaves the project's status alone.
+    let p = r
+        .api
+        .get(&format!("/api/v1/projects/{project}"))
+        .await
+        .unwrap();
+    assert_eq!(p.data()["generation"], "draft", "{:?}", p.body);
     r.agent.agent.stop().await;
 }

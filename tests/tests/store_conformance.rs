@@ -924,12 +924,22 @@ async fn pipelines(b: Backend) {
     }];
     pause.artifacts.clear();
     pause.run = Some(RunChange {
+        generation: Some(fulcrum_protocol::kinds::ProjectGeneration::Generating),
         state: RunState::Paused,
         reason: Some("approval_required".into()),
         error: None,
         workspace_id: None,
     });
     assert!(s.apply_step(&pause).await.unwrap());
+    // The project's generation status moved with the run, in the same step.
+    assert_eq!(
+        s.get_project(alice.id, p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation,
+        fulcrum_protocol::kinds::ProjectGeneration::Generating
+    );
     assert!(
         !s.act_on_run(
             run.id,
@@ -1011,4 +1021,34 @@ async fn pipelines(b: Backend) {
         (StageState::Succeeded, StageState::Pending)
     );
     assert_eq!(s.project_audience(p.id).await.unwrap(), vec![alice.id]);
+    // Deployments: recorded once per id, newest first, per project.
+    use fulcrum_protocol::kinds::{DeploymentSource, DeploymentState};
+    let deployment = |minutes: i64, state| fulcrum_relay::store::pipelines::Deployment {
+        id: Uuid::now_v7(),
+        project_id: p.id,
+        run_id: Some(run.id),
+        task_id: None,
+        source: DeploymentSource::Pipeline,
+        environment: "deploy".into(),
+        url: Some("http://127.0.0.1:8000".into()),
+        commit_sha: Some("abc".into()),
+        state,
+        created_by: alice.id,
+        created_at: now + chrono::Duration::minutes(minutes),
+    };
+    let first = deployment(0, DeploymentState::Failed);
+    let second = deployment(1, DeploymentState::Succeeded);
+    for d in [&first, &second, &first] {
+        s.record_deployment(d).await.unwrap();
+    }
+    let listed = s.list_deployments(p.id, 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, second.id);
+    assert_eq!(listed[1].state, DeploymentState::Failed);
+    assert!(
+        s.list_deployments(Uuid::now_v7(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1517,6 +1517,8 @@ export interface components {
                 tech_stack: string[];
                 /** @description Whether it takes new work. */
                 status: components["schemas"]["ProjectStatus"];
+                /** @description Where its generation stands (draft, generating, ready, failed). */
+                generation: components["schemas"]["ProjectGeneration"];
                 /** @description The caller's role in it. */
                 role: components["schemas"]["Role"];
                 /** @description The workspaces that check it out. */
@@ -2185,6 +2187,8 @@ export interface components {
                 tech_stack: string[];
                 /** @description Whether it takes new work. */
                 status: components["schemas"]["ProjectStatus"];
+                /** @description Where its generation stands (draft, generating, ready, failed). */
+                generation: components["schemas"]["ProjectGeneration"];
                 /** @description The caller's role in it. */
                 role: components["schemas"]["Role"];
                 /** @description The workspaces that check it out. */
@@ -2821,6 +2825,8 @@ export interface components {
             tech_stack: string[];
             /** @description Whether it takes new work. */
             status: components["schemas"]["ProjectStatus"];
+            /** @description Where its generation stands (draft, generating, ready, failed). */
+            generation: components["schemas"]["ProjectGeneration"];
             /** @description The caller's role in it. */
             role: components["schemas"]["Role"];
             /** @description The workspaces that check it out. */
@@ -2847,6 +2853,12 @@ export interface components {
             /** @description Languages and frameworks. */
             tech_stack?: string[] | null;
         };
+        /**
+         * @description Where a project's generation stands: it follows the runs of a pipeline that sets it
+         *     (SystemCrafter).
+         * @enum {string}
+         */
+        ProjectGeneration: "draft" | "generating" | "ready" | "failed";
         /** @description A project's workspaces, last tasks and health. */
         ProjectReport: {
             /** @description The project. */

@@ -442,6 +442,8 @@ pub struct NewArtifact {
 /// A run's new state, written by the engine.
 #[derive(Debug, Clone)]
 pub struct RunChange {
+    /// The project's generation status follows (for a pipeline that sets it).
+    pub generation: Option<fulcrum_protocol::kinds::ProjectGeneration>,
     /// The new state.
     pub state: RunState,
     /// Why it paused or failed.

@@ -38,7 +38,7 @@ macro_rules! workspace_columns {
 macro_rules! project_select {
     () => {
         "SELECT p.id, p.owner_id, p.name, p.description, p.repository_url, p.tech_stack, \
-         p.status, m.role, p.created_at, p.updated_at \
+         p.status, p.generation, m.role, p.created_at, p.updated_at \
          FROM projects p JOIN project_members m ON m.project_id = p.id AND m.user_id = $1"
     };
 }
@@ -723,3 +723,6 @@ pub(super) const INSERT_DEPLOYMENT: &str = "INSERT INTO deployments (id, project
 pub(super) const LIST_DEPLOYMENTS: &str = "SELECT id, project_id, run_id, task_id, source, \
     environment, url, commit_sha, state, created_by, created_at FROM deployments \
     WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+/// Sets the generation status of a run's project.
+pub(super) const SET_PROJECT_GENERATION: &str = "UPDATE projects SET generation = $2 \
+    WHERE id = (SELECT project_id FROM pipeline_runs WHERE id = $1)";

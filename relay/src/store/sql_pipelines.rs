@@ -487,6 +487,13 @@ macro_rules! sql_pipeline_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                if let Some(g) = step.run.as_ref().and_then(|r| r.generation) {
+                    sqlx::query(q::SET_PROJECT_GENERATION)
+                        .bind(step.run_id)
+                        .bind(g.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(r) = &step.run {
                     let ended = matches!(
                         r.state,

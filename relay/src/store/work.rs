@@ -61,6 +61,9 @@ pub struct Project {
     /// Whether it takes new work.
     #[sqlx(try_from = "String")]
     pub status: ProjectStatus,
+    /// Where its generation stands (draft, generating, ready, failed).
+    #[sqlx(try_from = "String")]
+    pub generation: fulcrum_protocol::kinds::ProjectGeneration,
     /// The caller's role in it.
     #[sqlx(try_from = "String")]
     pub role: Role,

@@ -496,6 +496,16 @@ pub fn definition_hash(text: &str, prompts: &BTreeMap<String, String>) -> String
     crate::auth::hex(&h.finalize())
 }
 
+/// Whether a definition that was checked before (a run's) sets its project's status.
+pub fn sets_project_status(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(default)]
+        sets_project_status: bool,
+    }
+    toml::from_str::<Shape>(text).is_ok_and(|s| s.sets_project_status)
+}
+
 /// Each stage's needs, by stage name, read from a definition that was checked before (a run's),
 /// without checking it again; empty if it does not read.
 pub fn needs_of(text: &str) -> BTreeMap<String, Vec<String>> {

@@ -19,12 +19,14 @@ use std::{
 };
 
 use chrono::Utc;
-use fulcrum_protocol::kinds::{RunState, StageKind, StageState};
+use fulcrum_protocol::kinds::{ProjectGeneration, RunState, StageKind, StageState};
 use serde_json::Value;
 use tokio::{sync::Notify, task::JoinSet};
 use uuid::Uuid;
 
-use super::{Definition, RunFeed, agent_stage, llm_stage, recovery, run_stage, view, workspace};
+use super::{
+    Definition, RunFeed, agent_stage, definition, llm_stage, recovery, run_stage, view, workspace,
+};
 use crate::{
     bus::DynBus,
     domain::{budgets::Budgets, providers::Providers, tasks::Tasks, workspaces::Workspaces},
@@ -405,6 +407,17 @@ impl Engine {
             }
         };
         let audience = self.feed.audience(run.project_id).await;
+        if definition.sets_project_status {
+            let mut step = self.step(id);
+            step.run = Some(RunChange {
+                generation: Some(ProjectGeneration::Generating),
+                state: RunState::Running,
+                reason: None,
+                error: None,
+                workspace_id: None,
+            });
+            self.write(step, &run).await?;
+        }
         // The workspace the run works in: the first task's, then always that one.
         let mut workspace = run.workspace_id;
         let mut inflight: JoinSet<(String, i32, StageResult, Option<Uuid>)> = JoinSet::new();
@@ -625,6 +638,7 @@ impl Engine {
                     if workspace.is_none() && ws.is_some() {
                         workspace = ws;
                         step.run = Some(RunChange {
+                            generation: None,
                             state: RunState::Running,
                             reason: None,
                             error: None,
@@ -816,6 +830,12 @@ impl Engine {
     ) -> Result<(), Stop> {
         let mut step = self.step(run.id);
         step.run = Some(RunChange {
+            generation: definition::sets_project_status(&run.definition).then_some(match state {
+                RunState::Succeeded => ProjectGeneration::Ready,
+                RunState::Failed => ProjectGeneration::Failed,
+                RunState::Canceled => ProjectGeneration::Draft,
+                _ => ProjectGeneration::Generating,
+            }),
             state,
             reason: (!reason.is_empty()).then(|| reason.to_owned()),
             error: (!error.is_empty()).then_some(error),
