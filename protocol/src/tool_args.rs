@@ -219,8 +219,8 @@ args! {
         pub run_id: String,
     }
 
-    /// `list_pipeline_runs` (answered by the relay).
-    pub struct ListPipelineRunsArgs {
+    /// `list_pipeline_runs` and `list_deployments` (answered by the relay).
+    pub struct ProjectArgs {
         /// The project: its id or its name
         pub project: String,
     }

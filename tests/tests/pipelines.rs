@@ -639,6 +639,7 @@ async fn another_user_can_see_or_touch_nothing_of_a_run_or_a_key() {
         format!("/api/v1/pipeline-runs/{run}/artifacts/outline.json"),
         format!("/api/v1/pipeline-runs/{run}/artifacts.zip"),
         format!("/api/v1/projects/{}/pipeline-runs", a.project),
+        format!("/api/v1/projects/{}/deployments", a.project),
     ] {
         let r = e.get(&path).await;
         let status = r.map(|r| r.status).unwrap_or(404);
@@ -1038,6 +1039,7 @@ async fn pipelines_through_mcp_with_the_official_sdk() {
                 json!({"run_id": run, "path": "outline.json"}),
             ),
             ("list_pipeline_runs", json!({"project": u.project})),
+            ("list_deployments", json!({"project": u.project})),
             (
                 "start_pipeline",
                 json!({"project": u.project, "definition": DOCS}),
@@ -1045,6 +1047,7 @@ async fn pipelines_through_mcp_with_the_official_sdk() {
         ],
     ))
     .await;
+    assert_eq!(calls(&out).len(), 7);
     for c in calls(&out) {
         assert_eq!(c["is_error"], true, "{c}");
         assert!(c["text"].as_str().unwrap().contains("not found"), "{c}");
@@ -1517,6 +1520,20 @@ async fn systemcrafter_generates_builds_tests_recovers_and_deploys_a_project(b: 
         2,
         "QA ran again after recovery: {done:#}"
     );
+    // The run's view names each writing stage's commit and the recovery's round.
+    assert_eq!(
+        stage("backend")["commit"].as_str().map(str::len),
+        Some(40),
+        "{done:#}"
+    );
+    assert_eq!(stage("recovery")["rounds"][0]["stage"], "qa", "{done:#}");
+    assert!(
+        stage("recovery")["rounds"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("test_health"),
+        "the failing test is named: {done:#}"
+    );
     // The project's status followed the run: draft → generating → ready.
     let p = r
         .api
@@ -1595,6 +1612,21 @@ async fn systemcrafter_generates_builds_tests_recovers_and_deploys_a_project(b: 
     assert_eq!(
         d["commit_sha"].as_str().unwrap(),
         git(&["rev-parse", "HEAD"]).trim()
+    );
+    // The same history through MCP, with the official SDK.
+    use fulcrum_tests::mcp_client::{calls, job, python_client};
+    let token = mcp_token(&r.api, &["read"]).await;
+    let out = python_client(job(
+        &r.relay.url(),
+        &token,
+        vec![("list_deployments", json!({"project": "Notes App"}))],
+    ))
+    .await;
+    let listed = &calls(&out)[0];
+    assert_eq!(listed["is_error"], false, "{listed}");
+    assert_eq!(
+        listed["structured"]["deployments"][0]["id"], d["id"],
+        "{listed}"
     );
     // Artifacts download; the run's tokens are the stand-in's.
     let zip = reqwest::Client::new()

@@ -2910,6 +2910,22 @@ export interface components {
             /** @description A new key (rotation): replaces the sealed one. */
             api_key?: string | null;
         };
+        /** @description One round of a recovery stage: the failure it was asked to fix. */
+        RecoveryRound: {
+            /** @description The stage that failed. */
+            stage: string;
+            /**
+             * Format: int32
+             * @description Its attempt that failed.
+             */
+            attempt: number;
+            /** @description Its reason. */
+            reason: string;
+            /** @description Its error. */
+            error: string;
+            /** @description The failure's fingerprint: a round that fails like an earlier one ends recovery. */
+            fingerprint: string;
+        };
         /** @description Body of refresh and logout; the token may come from the cookie instead. */
         RefreshBody: {
             refresh_token?: string | null;
@@ -3195,6 +3211,10 @@ export interface components {
             finished_at?: string | null;
             /** @description Its LLM calls' tokens and cost. */
             usage: components["schemas"]["RunUsage"];
+            /** @description The commit it made on the run's branch (stages that write in the workspace). */
+            commit?: string | null;
+            /** @description For a recovery stage: the failures it was asked to fix, in order. */
+            rounds: components["schemas"]["RecoveryRound"][];
         };
         /** @description What to start. */
         StartRun: {

@@ -13,16 +13,16 @@ use std::collections::BTreeMap;
 use fulcrum_protocol::{
     tool_args::{
         DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitCommitArgs, GitDiffArgs,
-        GitLogArgs, GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListPipelineRunsArgs,
-        ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs, ReadFileArgs,
-        ResumePipelineArgs, RunTaskArgs, SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
+        GitLogArgs, GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs,
+        PipelineArtifactArgs, PipelineRunArgs, ProjectArgs, ReadFileArgs, ResumePipelineArgs,
+        RunTaskArgs, SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
 use serde_json::{Value, json};
 
 use crate::{
-    domain::pipelines::{ArtifactContent, RunList, RunView},
+    domain::pipelines::{ArtifactContent, DeploymentList, RunList, RunView},
     store::Scope,
 };
 
@@ -306,9 +306,18 @@ pub const BUILTINS: &[Builtin] = &[
         description: "A project's pipeline runs, newest first: state, stages, tokens and cost.",
         runs: Runs::Relay,
         read_only: true,
-        arguments: schema_of::<ListPipelineRunsArgs>,
-        accepts: accepts_as::<ListPipelineRunsArgs>,
+        arguments: schema_of::<ProjectArgs>,
+        accepts: accepts_as::<ProjectArgs>,
         output: output::<RunList>(),
+    },
+    Builtin {
+        name: "list_deployments",
+        description: "A project's deployments, newest first: where (URL), which commit, whether it came up, and the pipeline run that made it.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<ProjectArgs>,
+        accepts: accepts_as::<ProjectArgs>,
+        output: output::<DeploymentList>(),
     },
     Builtin {
         name: "get_pipeline_run",
@@ -363,6 +372,7 @@ const NO_WORKSPACE_ARG: &[&str] = &[
     "list_projects",
     "start_pipeline",
     "list_pipeline_runs",
+    "list_deployments",
     "get_pipeline_run",
     "decide_pipeline_gate",
     "cancel_pipeline_run",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use fulcrum_protocol::{
     tool_args::{
-        DecideGateArgs, GetTaskArgs, ListPipelineRunsArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
+        DecideGateArgs, GetTaskArgs, ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs,
+        ProjectArgs, ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
     },
     tool_results::{
         HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
@@ -270,7 +270,7 @@ pub async fn call(
             structured(&run)
         }
         "list_pipeline_runs" => {
-            let a: ListPipelineRunsArgs = parse(name, args)?;
+            let a: ProjectArgs = parse(name, args)?;
             let project = project_named(app, by, &a.project).await?;
             let runs = app
                 .domain
@@ -279,6 +279,17 @@ pub async fn call(
                 .await
                 .map_err(tool_error)?;
             structured(&domain::pipelines::RunList { runs })
+        }
+        "list_deployments" => {
+            let a: ProjectArgs = parse(name, args)?;
+            let project = project_named(app, by, &a.project).await?;
+            let deployments = app
+                .domain
+                .pipelines
+                .deployments(by, project)
+                .await
+                .map_err(tool_error)?;
+            structured(&domain::pipelines::DeploymentList { deployments })
         }
         "get_pipeline_run" | "cancel_pipeline_run" => {
             let a: PipelineRunArgs = parse(name, args)?;

@@ -108,7 +108,17 @@ pub struct PipelineRun {
 }
 
 /// A deployment: what was put where, from which commit, and whether it came up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    sqlx::FromRow,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
+)]
 pub struct Deployment {
     /// Its id.
     pub id: Uuid,
@@ -132,6 +142,7 @@ pub struct Deployment {
     pub state: DeploymentState,
     /// The user it was made for.
     #[serde(skip)]
+    #[schemars(skip)]
     pub created_by: Uuid,
     /// When.
     pub created_at: DateTime<Utc>,

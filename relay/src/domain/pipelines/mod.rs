@@ -148,6 +148,41 @@ pub struct StageView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its LLM calls' tokens and cost.
     pub usage: RunUsage,
+    /// The commit it made on the run's branch (stages that write in the workspace).
+    pub commit: Option<String>,
+    /// For a recovery stage: the failures it was asked to fix, in order.
+    pub rounds: Vec<RecoveryRound>,
+}
+
+/// One round of a recovery stage: the failure it was asked to fix.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
+pub struct RecoveryRound {
+    /// The stage that failed.
+    pub stage: String,
+    /// Its attempt that failed.
+    pub attempt: i32,
+    /// Its reason.
+    pub reason: String,
+    /// Its error.
+    pub error: String,
+    /// The failure's fingerprint: a round that fails like an earlier one ends recovery.
+    pub fingerprint: String,
+}
+
+/// The parts of a stage's stored output a view shows.
+#[derive(Default, Deserialize)]
+struct OutputShown {
+    #[serde(default)]
+    commit: Option<String>,
+    #[serde(default)]
+    rounds: Vec<RecoveryRound>,
+}
+
+fn shown(output: Option<&str>) -> OutputShown {
+    output
+        .filter(|o| o.starts_with('{') && (o.contains("\"commit\"") || o.contains("\"rounds\"")))
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or_default()
 }
 
 /// A pipeline run as people see it (the REST answer and the MCP tools' result).
@@ -196,6 +231,13 @@ pub struct RunView {
 pub struct RunList {
     /// Newest first.
     pub runs: Vec<RunView>,
+}
+
+/// A project's deployments (the result of the MCP tool `list_deployments`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeploymentList {
+    /// Newest first.
+    pub deployments: Vec<crate::store::pipelines::Deployment>,
 }
 
 /// One artifact with its content (the result of the MCP tool `get_pipeline_artifact`).
@@ -255,24 +297,29 @@ pub(crate) fn view(run: &PipelineRun, stages: &[StageRow], totals: &[CallTotals]
         updated_at: run.updated_at,
         stages: stages
             .iter()
-            .map(|s| StageView {
-                name: s.name.clone(),
-                kind: s.kind,
-                state: s.state,
-                needs: needs.get(&s.name).cloned().unwrap_or_default(),
-                attempt: s.attempt,
-                reason: s.reason.clone(),
-                error: s.error.clone(),
-                feedback: s.feedback.clone(),
-                decided_by: s.decided_by,
-                task_id: s.task_id,
-                started_at: s.started_at,
-                finished_at: s.finished_at,
-                usage: totals
-                    .iter()
-                    .find(|t| t.stage == s.name)
-                    .map(RunUsage::from)
-                    .unwrap_or_default(),
+            .map(|s| {
+                let shown = shown(s.output.as_deref());
+                StageView {
+                    commit: shown.commit,
+                    rounds: shown.rounds,
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    state: s.state,
+                    needs: needs.get(&s.name).cloned().unwrap_or_default(),
+                    attempt: s.attempt,
+                    reason: s.reason.clone(),
+                    error: s.error.clone(),
+                    feedback: s.feedback.clone(),
+                    decided_by: s.decided_by,
+                    task_id: s.task_id,
+                    started_at: s.started_at,
+                    finished_at: s.finished_at,
+                    usage: totals
+                        .iter()
+                        .find(|t| t.stage == s.name)
+                        .map(RunUsage::from)
+                        .unwrap_or_default(),
+                }
             })
             .collect(),
     }
