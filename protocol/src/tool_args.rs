@@ -253,8 +253,9 @@ args! {
 pub struct StartPipelineArgs {
     /// The project: its id or its name
     pub project: String,
-    /// A built-in pipeline: `systemcrafter` (the default: a whole service from the project's
-    /// description) or `feature` (a change to an existing repository)
+    /// A pipeline by name: one the project's repository defines in fulcrum.toml, or a built-in
+    /// one: `systemcrafter` (the default: a whole service from the project's description) or
+    /// `feature` (a change to an existing repository)
     pub pipeline: Option<String>,
     /// A pipeline definition (TOML) to run instead of a built-in one
     pub definition: Option<String>,

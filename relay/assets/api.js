@@ -480,6 +480,8 @@ export const api = {
   archiveProject: (id) => request("POST", `/projects/${enc(id)}/archive`, {}),
   /** @param {string} id @returns {P<T.ProjectReport>} */
   projectStatus: (id) => request("GET", `/projects/${enc(id)}/status`),
+  /** The project's deployments, newest first. @param {string} id @returns {P<T.Deployment[]>} */
+  deployments: (id) => request("GET", `/projects/${enc(id)}/deployments`),
   /** @param {string} id @param {string} wsId @returns {P<T.Project>} */
   attachWorkspace: (id, wsId) => request("PUT", `/projects/${enc(id)}/workspaces/${enc(wsId)}`),
   /** @param {string} id @param {string} wsId @returns {P<T.Project>} */
@@ -536,7 +538,11 @@ export const api = {
 
   /** A project's pipeline runs, newest first. @param {string} projectId @returns {P<T.RunView[]>} */
   pipelineRuns: (projectId) => request("GET", `/projects/${enc(projectId)}/pipeline-runs`),
-  /** 409 no_provider, 422 for a bad definition (naming its line). @param {string} projectId @param {T.StartRun} body @returns {P<T.RunView>} */
+  /**
+   * `{}` or `{ pipeline: "systemcrafter" }` generates the project (its `generation` follows the run).
+   * 409 no_provider, 422 for a bad definition (naming its line).
+   * @param {string} projectId @param {T.StartRun} body @returns {P<T.RunView>}
+   */
   startPipelineRun: (projectId, body) => request("POST", `/projects/${enc(projectId)}/pipeline-runs`, body),
   /** @param {string} id @returns {P<T.RunView>} */
   pipelineRun: (id) => request("GET", `/pipeline-runs/${enc(id)}`),

@@ -345,6 +345,7 @@ fn compose(
     let pipelines = crate::domain::pipelines::Pipelines::new(
         store.clone(),
         projects.clone(),
+        (tasks.clone(), workspaces.clone()),
         providers.clone(),
         run_feed.clone(),
         engine_wake.clone(),

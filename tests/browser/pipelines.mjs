@@ -12,7 +12,8 @@
 // docs/intro.md and docs/usage.md; the outline lists "Install").
 // Optional: CHROMIUM_PATH (default /usr/bin/chromium), SCREENSHOT_DIR (the run page and the AI
 // settings at 1440 px and at 390 px), FULCRUM_BROWSER_TIMEOUT_MS (per-wait bound, default 15000).
-// Finds that Generate needs a provider (the error links to the AI settings), sets one up and a
+// Sees the new project as a draft with no deployments, finds that Generate (in the project's head
+// and in the Pipelines card) needs a provider (the errors link to the AI settings), sets one up and a
 // monthly budget there, starts the pipeline from the project page (after a broken definition is
 // refused, naming its line), watches the run pause at the approval gate, approves it, and reads
 // the streamed output, an artifact, the zip and the calls.
@@ -132,6 +133,18 @@ async function main() {
 
     ["without a provider, Generate says where to set one up", async () => {
       await page.evaluate((h) => { location.hash = h; }, `#/projects/${encodeURIComponent(PROJECT)}`);
+      // The new project is a draft: its head offers Generate (SystemCrafter at once).
+      const generation = page.locator(tid("project-generation"));
+      await waitFor(generation, "the project's generation badge (project-generation)");
+      const g = await generation.getAttribute("data-generation");
+      if (g !== "draft") fail(`the new project's generation is "${g}", want draft`);
+      await waitFor(page.locator(`${tid("project-generate")}:enabled`),
+        "an enabled Generate button in the project's head (project-generate)");
+      await page.click(tid("project-generate"));
+      await waitFor(page.locator(`${tid("project-action-error")} ${tid("project-generate-provider-link")}`),
+        "the no_provider error under the project's head, linking to the AI settings (project-generate-provider-link)");
+      if (hashOf() !== `#/projects/${PROJECT}`) fail(`Generate without a provider navigated to ${hashOf()}`);
+      await waitFor(page.locator(tid("deployments-empty")), "the empty Deployments card (deployments-empty)");
       await waitFor(page.locator(tid("pipeline-generate")), "the Generate button on the project page (pipeline-generate)");
       await page.click(tid("pipeline-generate"));
       await waitFor(page.locator(tid("generate-form")), "the Generate form (generate-form)");

@@ -1736,3 +1736,85 @@ async fn recovery_stops_at_a_repeated_failure_and_at_its_cap() {
     assert_eq!(p.data()["generation"], "draft", "{:?}", p.body);
     r.agent.agent.stop().await;
 }
+
+/// A repository defines a pipeline in its `fulcrum.toml` and overrides a prompt in
+/// `.fulcrum/prompts/<stage>.md`: a run by that name uses both, records them in its hash, and
+/// a name that is neither the repository's nor built in is refused, naming those that are.
+#[tokio::test]
+async fn a_repository_defines_pipelines_and_overrides_prompts() {
+    let s = LlmStandIn::start(KEY).await;
+    s.on("from the prompt file", vec![Answer::text("hello back")]);
+    let mut r = fulcrum_tests::rig(Backend::Sqlite, opts()).await;
+    r.repo.write(
+        "fulcrum.toml",
+        "[[steps]]\nname = \"test\"\ncommand = \"true\"\n\n[pipelines.hello]\n\
+         description = \"Say hello\"\n\n[[pipelines.hello.stages]]\nname = \"greet\"\n\
+         kind = \"llm\"\nprompt = \"GREET from fulcrum.toml\"\n\n[[pipelines.hello.stages]]\n\
+         name = \"sign\"\nkind = \"llm\"\nneeds = [\"greet\"]\nprompt = \"SIGN it\"\n",
+    );
+    std::fs::create_dir_all(r.repo.path().join(".fulcrum/prompts")).unwrap();
+    std::fs::write(
+        r.repo.path().join(".fulcrum/prompts/greet.md"),
+        "GREET {{ project.name }} from the prompt file",
+    )
+    .unwrap();
+    s.on("SIGN it", vec![Answer::text("signed")]);
+    let project = rig_project(&r, &s, "Hello").await;
+    let started = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"pipeline": "hello"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let run = id(started.data());
+    let done = r
+        .events
+        .run_where(&run, |r| {
+            r["state"] == "succeeded" || r["state"] == "failed"
+        })
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["pipeline"], "hello");
+    assert_eq!(s.count("GREET Hello from the prompt file"), 1);
+    assert_eq!(s.count("GREET from fulcrum.toml"), 0);
+    assert_eq!(s.count("SIGN it"), 1);
+    let hash = done["definition_hash"].as_str().unwrap().to_owned();
+    // The same pipeline without the override runs the toml's prompt, under another hash.
+    std::fs::remove_file(r.repo.path().join(".fulcrum/prompts/greet.md")).unwrap();
+    s.on("GREET from fulcrum.toml", vec![Answer::text("hi")]);
+    let again = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"pipeline": "hello"}),
+        )
+        .await
+        .unwrap();
+    let again = id(again.data());
+    let done = r
+        .events
+        .run_where(&again, |r| r["state"] == "succeeded")
+        .await
+        .unwrap();
+    assert_eq!(s.count("GREET from fulcrum.toml"), 1);
+    assert_ne!(done["definition_hash"].as_str().unwrap(), hash);
+    let unknown = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"pipeline": "nope"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 422, "{:?}", unknown.body);
+    let message = unknown.body.to_string();
+    assert!(
+        message.contains("systemcrafter") && message.contains("hello"),
+        "{message}"
+    );
+    r.agent.agent.stop().await;
+}

@@ -3218,7 +3218,11 @@ export interface components {
         };
         /** @description What to start. */
         StartRun: {
-            /** @description A built-in pipeline by name (`systemcrafter`, `feature`) [default: systemcrafter]. */
+            /**
+             * @description A pipeline by name: one the project's repository defines in its `fulcrum.toml`, or a
+             *     built-in one (`systemcrafter`, `feature`) [default: systemcrafter]. Prompts in the
+             *     repository's `.fulcrum/prompts/<stage>.md` replace those of the stages of that name.
+             */
             pipeline?: string | null;
             /** @description A pipeline definition (TOML) to run instead of a built-in one. */
             definition?: string | null;

@@ -159,6 +159,10 @@ pub const COLOR_ENV: &[(&str, &str)] = &[
 struct RawFile {
     #[serde(default)]
     steps: Vec<RawStep>,
+    /// Pipelines the repository defines: read by the relay when a run starts, not here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pipelines: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +494,16 @@ command = "pytest"
         assert!(!steps[1].color);
         assert_eq!(steps[1].timeout_s, None);
         assert!(steps[1].env.is_empty() && steps[1].reports.is_empty());
+    }
+
+    #[test]
+    fn pipelines_beside_the_steps_are_left_to_the_relay() {
+        let steps = parse(
+            "[[steps]]\nname = \"test\"\ncommand = \"true\"\n\n[pipelines.docs]\n\
+             [[pipelines.docs.stages]]\nname = \"a\"\nkind = \"llm\"\nprompt = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 1);
     }
 
     #[test]

@@ -60,6 +60,7 @@ export function pipelineBadge(st, testid = "run-state") {
 /** @type {Record<string, string>} the relay's stable reason codes, for people */
 const REASONS = {
   approval_required: "waiting for approval",
+  recovering: "waiting for recovery",
   budget_exceeded: "budget reached",
   no_provider: "no AI provider set up",
   provider_key_unavailable: "the provider's key can't be opened",
@@ -76,6 +77,9 @@ export function reasonLabel(code) {
   if (!code) return "";
   return REASONS[code] || code.replace(/_/g, " ");
 }
+
+/** The branch a run's writing stages commit on: `fulcrum/run-<handle>` ("" without a handle). @param {string | null | undefined} handle */
+export const runBranch = (handle) => (handle ? `fulcrum/run-${handle}` : "");
 
 /** "1,234 in · 567 out" (and cached, when any). @param {RunUsage | null | undefined} u @param {boolean} [compact] */
 export function tokensText(u, compact = false) {

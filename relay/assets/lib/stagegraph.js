@@ -1,11 +1,11 @@
 // A pipeline run's stage graph: the stages in columns by their depth in the DAG (`needs`), each a
-// button with its state, attempt, duration, tokens and cost, and SVG curves for the needs (drawn
-// from where the boxes ended up, so the same code serves the columns on a wide screen and the
-// rows on a phone). Updates keep the boxes and only change what they show.
+// button with its state, attempt, duration, tokens, cost and the commit it made, and SVG curves for
+// the needs (drawn from where the boxes ended up, so the same code serves the columns on a wide
+// screen and the rows on a phone). Updates keep the boxes and only change what they show.
 
 import { append, clear, h, uid } from "./dom.js";
 import { fmtUsd } from "./format.js";
-import { reasonLabel, spanEl, stageDepths, tokensText } from "./pipelines.js";
+import { reasonLabel, runBranch, spanEl, stageDepths, tokensText } from "./pipelines.js";
 
 /** @typedef {import("./types.js").RunView} RunView */
 /** @typedef {import("./types.js").StageView} StageView */
@@ -19,11 +19,15 @@ function svgEl(tag, attrs) {
   return el;
 }
 
-/** What a stage's state says on its box. @param {StageView} s */
+/**
+ * What a stage's state says on its box: "waiting for approval", "waiting for recovery" (a recovery
+ * stage works on its failure), "waiting: budget reached".
+ * @param {StageView} s
+ */
 export function stageStateText(s) {
-  if (s.state === "waiting")
-    return s.reason === "approval_required" ? "waiting for approval" : `waiting: ${reasonLabel(s.reason)}`;
-  return s.state;
+  if (s.state !== "waiting") return s.state;
+  const why = reasonLabel(s.reason);
+  return !why ? "waiting" : why.startsWith("waiting") ? why : `waiting: ${why}`;
 }
 
 /**
@@ -53,6 +57,7 @@ export function stageGraph({ onSelect }) {
   let shape = "";
   /** @type {StageView[]} */
   let stages = [];
+  let branch = ""; // the run's branch, where its stages commit
   let frame = 0;
 
   /** Rebuilds the columns when the stages or their needs changed. */
@@ -105,7 +110,7 @@ export function stageGraph({ onSelect }) {
         h("span", { "data-testid": "stage-state", text: stageStateText(s) }),
         s.attempt > 1 ? h("span.muted", { text: ` · attempt ${s.attempt}` }) : null,
       ),
-      !s.started_at && !u?.calls
+      !s.started_at && !u?.calls && !s.commit
         ? null
         : h(
             "span.stage-meta",
@@ -115,6 +120,13 @@ export function stageGraph({ onSelect }) {
               ? h("span", { title: tokensText(u), text: tokensText(u, true).split(" · ").slice(0, 2).join(" / ") })
               : null,
             u?.calls ? h("span", { text: fmtUsd(u.cost_usd) }) : null,
+            s.commit
+              ? h("span.mono.ref-sha", {
+                  "data-testid": "stage-node-commit",
+                  title: `Committed ${s.commit}${branch ? ` on ${branch}` : ""}`,
+                  text: s.commit.slice(0, 7),
+                })
+              : null,
           ),
     ]);
   }
@@ -182,6 +194,7 @@ export function stageGraph({ onSelect }) {
      */
     update(run, selected) {
       stages = Array.isArray(run.stages) ? run.stages : [];
+      branch = runBranch(run.handle);
       layout();
       for (const s of stages) {
         const node = nodes.get(s.name);

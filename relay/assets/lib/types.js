@@ -23,6 +23,10 @@
 /** @typedef {Schemas["Project"]} Project */
 /** @typedef {Schemas["ProjectBody"]} ProjectBody */
 /** @typedef {Schemas["ProjectStatus"]} ProjectStatus */
+/** @typedef {Schemas["ProjectGeneration"]} ProjectGeneration */
+/** @typedef {Schemas["Deployment"]} Deployment */
+/** @typedef {Schemas["DeploymentState"]} DeploymentState */
+/** @typedef {Schemas["DeploymentSource"]} DeploymentSource */
 /** @typedef {Schemas["Role"]} Role */
 /** @typedef {Schemas["Member"]} Member */
 /** @typedef {Schemas["Invitation"]} Invitation */
@@ -56,6 +60,7 @@
 /** @typedef {Schemas["RunView"]} RunView */
 /** @typedef {Schemas["RunState"]} RunState */
 /** @typedef {Schemas["StageView"]} StageView */
+/** @typedef {Schemas["RecoveryRound"]} RecoveryRound */
 /** @typedef {Schemas["StageState"]} StageState */
 /** @typedef {Schemas["StageKind"]} StageKind */
 /** @typedef {Schemas["RunUsage"]} RunUsage */

@@ -313,6 +313,8 @@ export function pipelinesCard(projectId, hooks) {
     root,
     load,
     onRun,
+    /** A run's handle, when the list holds it. @param {string} runId */
+    handleOf: (runId) => runs?.find((r) => r.id === runId)?.handle || null,
     /** The role or the project's status changed. */
     sync: render,
     destroy() {

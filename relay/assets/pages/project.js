@@ -1,5 +1,6 @@
-// A project's page (#/projects/{id}): health and last tasks, its workspaces, a run form, its AI
-// pipeline runs, its tasks, and its members and invitations.
+// A project's page (#/projects/{id}): its generation and Generate (SystemCrafter), health and last
+// tasks, its workspaces, a run form, its AI pipeline runs, its deployments, its tasks, and its
+// members and invitations.
 
 import { api, asApiError } from "../api.js";
 import { append, clear, crumbs, enc, errorBanner, field, h, loadingEl, svgIcon, uid } from "../lib/dom.js";
@@ -8,9 +9,10 @@ import { runForm } from "../lib/runform.js";
 import { signedIn, updateTitle } from "../lib/shell.js";
 import { badResponse, projectNames, state } from "../lib/state.js";
 import { stateBadge, stateLabel, taskList, taskTitle } from "../lib/tasks.js";
+import { deploymentsCard } from "./project-deployments.js";
 import { membersCard } from "./project-members.js";
 import { pipelinesCard } from "./project-pipelines.js";
-import { healthBadge, projectStatusBadge, splitList, stackTags } from "./projects.js";
+import { generationBadge, healthBadge, projectStatusBadge, splitList, stackTags } from "./projects.js";
 import { sortWorkspaces } from "./workspaces.js";
 
 /** @typedef {import("../lib/types.js").Project} Project */
@@ -32,13 +34,16 @@ export function buildProjectPage(projectId) {
     reloadTimer: 0,
     onlineSig: "",
     wsSig: "",
+    starting: false, // Generate's request is out
+    /** @type {Map<string, string>} run id -> its last state: the project's generation follows its runs */
+    runStates: new Map(),
   };
   const heading = h("h1", { id: uid("h"), tabindex: -1, text: projectNames.get(projectId) || "Project" });
   const headSlot = h("div.project-head");
   const editSlot = h("div");
   const wsSlot = h("div.card-body");
   const healthSlot = h("div.card-body");
-  const actionError = h("div.form-error", { role: "alert", hidden: true });
+  const actionError = h("div.form-error", { role: "alert", "data-testid": "project-action-error", hidden: true });
   const members = membersCard(projectId, {
     role: () => role(),
     showError: (text) => showActionError(text),
@@ -58,12 +63,13 @@ export function buildProjectPage(projectId) {
     ),
     h("div.card-body", null, run.root),
   );
-  const pipelines = pipelinesCard(projectId, {
-    canStart: () => {
-      const p = ps.status?.project;
-      return !!p && p.status !== "archived" && (p.role || "viewer") !== "viewer";
-    },
-  });
+  /** Whether the signed-in user may start pipeline runs here (not a viewer, not archived). */
+  const canStart = () => {
+    const p = ps.status?.project;
+    return !!p && p.status !== "archived" && (p.role || "viewer") !== "viewer";
+  };
+  const pipelines = pipelinesCard(projectId, { canStart });
+  const deployments = deploymentsCard(projectId, { runHandle: (id) => pipelines.handleOf(id) });
   const tasks = taskList({ project: projectId }, { showWorkspace: true });
   const body = h(
     "div",
@@ -84,6 +90,7 @@ export function buildProjectPage(projectId) {
     ),
     runCard,
     pipelines.root,
+    deployments.root,
     h("section.section", { "aria-label": "Tasks" }, h("h2.section-title", { text: "Tasks" }), tasks.root),
     h(
       "section.card",
@@ -231,6 +238,7 @@ export function buildProjectPage(projectId) {
           null,
           heading,
           projectStatusBadge(p.status),
+          generationBadge(p.generation),
           h("span.role", {
             class: `role-${p.role}`,
             "data-testid": "project-role",
@@ -238,7 +246,7 @@ export function buildProjectPage(projectId) {
             text: p.role || "",
           }),
         ),
-        h("div.head-actions", null, edit, archive),
+        h("div.head-actions", null, generateButton(p), edit, archive),
       ),
       p.description ? h("p.lead.project-desc", { text: p.description }) : null,
       h(
@@ -258,6 +266,62 @@ export function buildProjectPage(projectId) {
         p.created_at ? h("span.muted.small", null, "created ", timeEl(p.created_at)) : null,
       ),
     ]);
+  }
+
+  /**
+   * Generate: starts SystemCrafter on a draft project, or again on one whose generation failed,
+   * and opens the new run. Shown disabled while the project generates.
+   * @param {Project} p
+   */
+  function generateButton(p) {
+    const g = p.generation;
+    if (!canStart() || (g !== "draft" && g !== "failed" && g !== "generating")) return null;
+    const busy = g === "generating";
+    const btn = h(
+      "button.btn.btn-primary",
+      {
+        type: "button",
+        "data-testid": "project-generate",
+        disabled: busy || ps.starting,
+        title: busy
+          ? "SystemCrafter is generating this project: its run is under Pipelines."
+          : "Start SystemCrafter: a complete system from the project's name and description.",
+      },
+      ps.starting ? "Starting…" : "Generate",
+    );
+    btn.addEventListener("click", async () => {
+      ps.starting = true;
+      btn.disabled = true;
+      btn.textContent = "Starting…";
+      actionError.hidden = true;
+      try {
+        const started = await api.startPipelineRun(projectId, { pipeline: "systemcrafter" });
+        if (!started?.id) throw badResponse("The relay did not return the new run.");
+        if (root.isConnected) location.hash = `#/pipeline-runs/${enc(started.id)}`;
+      } catch (caught) {
+        const err = asApiError(caught);
+        ps.starting = false;
+        const now = project();
+        if (btn.isConnected) {
+          btn.disabled = false;
+          btn.textContent = "Generate";
+        } else if (now) renderHead(now); // the head was drawn again meanwhile, with the request out
+        if (err.code === "no_provider") {
+          clear(actionError);
+          actionError.append(
+            "No AI provider is set up for this project. ",
+            h("a", {
+              href: "#/settings/ai",
+              "data-testid": "project-generate-provider-link",
+              text: "Set one up in AI providers",
+            }),
+            ", then generate again.",
+          );
+          actionError.hidden = false;
+        } else showActionError(`Couldn't start generating: ${err.message}`);
+      }
+    });
+    return btn;
   }
 
   /**
@@ -510,7 +574,8 @@ export function buildProjectPage(projectId) {
   load();
   tasks.load();
   members.load();
-  pipelines.load();
+  pipelines.load().then(deployments.sync); // the Run column names runs by their handles
+  deployments.load();
 
   return {
     root,
@@ -521,6 +586,7 @@ export function buildProjectPage(projectId) {
       ps.seq++;
       members.destroy();
       pipelines.destroy();
+      deployments.destroy();
       clearTimeout(ps.reloadTimer);
       tasks.destroy();
     },
@@ -531,6 +597,10 @@ export function buildProjectPage(projectId) {
     },
     onPipelineRun(r) {
       pipelines.onRun(r);
+      deployments.onRun(r);
+      if (r.project_id !== projectId || ps.runStates.get(r.id) === r.state) return;
+      ps.runStates.set(r.id, r.state);
+      reloadSoon(); // the generation follows the runs
     },
     onWorkspaces() {
       if (!ps.status || workspacesSig() === ps.wsSig) return;

@@ -1,5 +1,6 @@
 // The Projects page (#/projects): invitations waiting for the signed-in user, the list with each
-// project's health, and a new project behind a button; and the badges the project page shares.
+// project's health and generation, and a new project behind a button; and the badges the project
+// page shares.
 
 import { api, asApiError } from "../api.js";
 import { clear, dataTable, enc, errorBanner, field, h, loadingEl, uid } from "../lib/dom.js";
@@ -44,6 +45,9 @@ export function buildProjectsPage() {
     /** @type {Map<string, ProjectReport>} the last status that came, per project */
     healthLast: new Map(),
     healthTimer: 0,
+    /** @type {Map<string, string>} run id -> its last state: a run that changes state can change its project's generation */
+    runStates: new Map(),
+    listTimer: 0,
     alive: true,
   };
   /** @type {Map<string, HTMLElement>} project id -> the health cell on screen */
@@ -427,7 +431,7 @@ export function buildProjectsPage() {
     listSlot.append(
       dataTable(
         "",
-        ["Name", "Health", "Status", "Your role", "Workspaces", "Tech stack", "Updated"],
+        ["Name", "Health", "Generation", "Status", "Your role", "Workspaces", "Tech stack", "Updated"],
         sorted.map((x) => {
           const n = Array.isArray(x.workspace_ids) ? x.workspace_ids.length : 0;
           return h(
@@ -449,6 +453,7 @@ export function buildProjectsPage() {
               x.description ? h("div.muted.small.clip", { text: x.description, title: x.description }) : null,
             ),
             healthCell(x),
+            h("td", null, generationBadge(x.generation)),
             h("td", null, projectStatusBadge(x.status)),
             h(
               "td",
@@ -473,8 +478,15 @@ export function buildProjectsPage() {
     nav: "projects",
     title: () => "Projects",
     onTask: onProjectTask,
+    onPipelineRun(r) {
+      if (!ps.list?.some((x) => x.id === r.project_id) || ps.runStates.get(r.id) === r.state) return;
+      ps.runStates.set(r.id, r.state);
+      clearTimeout(ps.listTimer);
+      ps.listTimer = window.setTimeout(load, 1_000);
+    },
     destroy: () => {
       clearTimeout(ps.healthTimer);
+      clearTimeout(ps.listTimer);
       ps.alive = false;
       ps.seq++;
       ps.invitesSeq++;
@@ -504,6 +516,35 @@ export function projectStatusBadge(status) {
       "data-status": status || "",
     },
     status === "archived" ? "archived" : "active",
+  );
+}
+
+/** @type {Record<string, { st: string, hint: string }>} a generation's badge colour (a run state's) and tooltip */
+const GENERATION = {
+  draft: { st: "pending", hint: "Not generated yet: Generate starts SystemCrafter." },
+  generating: { st: "running", hint: "SystemCrafter is generating it." },
+  ready: { st: "succeeded", hint: "SystemCrafter generated it." },
+  failed: { st: "failed", hint: "Its last SystemCrafter run failed." },
+};
+
+/**
+ * Where the project's generation stands (draft, generating, ready, failed), as a badge.
+ * @param {string} g
+ */
+export function generationBadge(g) {
+  const known = GENERATION[g];
+  const moving = g === "generating";
+  return h(
+    "span.task-state",
+    {
+      class: `st-${known?.st || "unknown"}`,
+      "data-testid": "project-generation",
+      "data-generation": g || "",
+      title: known?.hint || null,
+      "data-live": moving ? "" : null,
+    },
+    moving ? h("span.state-pulse", { "aria-hidden": "true" }) : null,
+    known ? g : "unknown",
   );
 }
 

@@ -1,20 +1,24 @@
-// The run page's stage details: what one stage did (state, attempt, times, tokens, cost, error,
-// a reviewer's feedback), its LLM output as it streams in, its artifacts, the decision on an
-// approval gate that waits, and running it again.
+// The run page's stage details: what one stage did (state, attempt, times, tokens, cost, the
+// commit it made, error, a reviewer's feedback, a recovery stage's rounds), its LLM output as it
+// streams in, its artifacts, the decision on an approval gate that waits, and running it again.
 
 import { api, asApiError } from "../api.js";
 import { clear, field, h } from "../lib/dom.js";
 import { fmtBytes, fmtCount, fmtUsd, timeEl } from "../lib/format.js";
-import { dependents, pipelineBadge, reasonLabel, runActive, spanEl, tokensText } from "../lib/pipelines.js";
+import { dependents, pipelineBadge, reasonLabel, runActive, runBranch, spanEl, tokensText } from "../lib/pipelines.js";
 import { stageStateText } from "../lib/stagegraph.js";
 
 /** @typedef {import("../lib/types.js").RunView} RunView */
 /** @typedef {import("../lib/types.js").StageView} StageView */
+/** @typedef {import("../lib/types.js").RecoveryRound} RecoveryRound */
 /** @typedef {import("../lib/types.js").ArtifactMeta} ArtifactMeta */
 /** @typedef {import("../lib/types.js").PipelineText} PipelineText */
 
 /** Most of a stage's streamed output kept in the page (the tail is kept). */
 export const OUTPUT_KEEP = 256 * 1024;
+
+/** How much of a recovery round's error its line shows (all of it when opened). */
+const ROUND_ERROR_CHARS = 140;
 
 /**
  * @typedef {object} StagePanelHooks
@@ -38,6 +42,8 @@ export function stagePanel(runId, hooks) {
   let shown = null;
   let sig = "";
   let rejectDraft = "";
+  /** @type {Set<string>} "stage#round" of the recovery rounds opened (they stay open across re-renders) */
+  const openRounds = new Set();
 
   /**
    * Shows `stage` of `run` (re-rendered only when what it shows changed, so a comment being typed
@@ -71,7 +77,7 @@ export function stagePanel(runId, hooks) {
       return;
     }
     root.dataset.stage = s.name;
-    root.append(head(run, s), facts(s));
+    root.append(head(run, s), facts(run, s));
     if (s.error) {
       root.append(
         h(
@@ -91,6 +97,7 @@ export function stagePanel(runId, hooks) {
         ),
       );
     }
+    if (Array.isArray(s.rounds) && s.rounds.length) root.append(roundsEl(s));
     if (s.kind === "approval") {
       root.append(gate(run, s));
       const ta = root.querySelector("textarea");
@@ -160,10 +167,11 @@ export function stagePanel(runId, hooks) {
     );
   }
 
-  /** @param {StageView} s */
-  function facts(s) {
-    /** @param {string} label @param {import("../lib/types.js").Child} value */
-    const fact = (label, value) => h("div.fact", null, h("dt", { text: label }), h("dd", null, value));
+  /** @param {RunView} run @param {StageView} s */
+  function facts(run, s) {
+    /** @param {string} label @param {import("../lib/types.js").Child} value @param {string} [cls] */
+    const fact = (label, value, cls) =>
+      h("div.fact", { class: cls || null }, h("dt", { text: label }), h("dd", null, value));
     const u = s.usage;
     return h(
       "dl.facts.facts-tight.facts-2",
@@ -178,6 +186,82 @@ export function stagePanel(runId, hooks) {
       ...(s.task_id
         ? [fact("Task", h("a", { href: `#/tasks/${encodeURIComponent(s.task_id)}`, text: "its task and log" }))]
         : []),
+      ...(s.commit ? [fact("Commit", commitRef(run, s.commit), "fact-wide")] : []),
+    );
+  }
+
+  /** The commit a stage made, on its run's branch: "abc1234 on fulcrum/run-x7k2". @param {RunView} run @param {string} sha */
+  function commitRef(run, sha) {
+    const branch = runBranch(run.handle);
+    return h(
+      "span.commit-ref.mono",
+      { "data-testid": "stage-commit", "data-commit": sha },
+      h("span.ref-sha", { "data-testid": "stage-commit-sha", title: sha, text: sha.slice(0, 7) }),
+      branch ? h("span.ref-at", { text: " on " }) : null,
+      branch ? h("span.ref-branch", { "data-testid": "stage-branch", title: "The run's branch", text: branch }) : null,
+    );
+  }
+
+  /**
+   * A recovery stage's rounds, in order: "Round 2 — build failed: <the error's first line, cut>";
+   * a round opens on the whole error. Its attempt, reason and fingerprint are in its tooltip.
+   * @param {StageView} s
+   */
+  function roundsEl(s) {
+    const rounds = s.rounds;
+    return h(
+      "div.stage-rounds",
+      { "data-testid": "stage-rounds" },
+      h(
+        "div.failures-head",
+        null,
+        h("span.field-label", { text: "Recovery rounds" }),
+        h("span.muted.small", { text: rounds.length === 1 ? "1 failure to fix" : `${rounds.length} failures to fix` }),
+      ),
+      h(
+        "ol.failures",
+        null,
+        rounds.map((r, i) => {
+          const n = i + 1;
+          const key = `${s.name}#${n}`;
+          const error = typeof r.error === "string" ? r.error.trim() : "";
+          const details = h(
+            "details",
+            { open: openRounds.has(key) },
+            h(
+              "summary",
+              {
+                title: [
+                  `${r.stage}, attempt ${r.attempt}`,
+                  reasonLabel(r.reason),
+                  r.fingerprint ? `fingerprint ${r.fingerprint}` : "",
+                ]
+                  .filter(Boolean)
+                  .join(" · "),
+              },
+              `Round ${n} — `,
+              h("span.mono.failure-name", { text: r.stage }),
+              error ? ` failed: ${shortError(error)}` : " failed",
+            ),
+            h("pre.failure-msg", { text: error || "No error text." }),
+          );
+          details.addEventListener("toggle", () => {
+            if (details.open) openRounds.add(key);
+            else openRounds.delete(key);
+          });
+          return h(
+            "li.failure",
+            {
+              "data-testid": "stage-round",
+              "data-round": n,
+              "data-stage": r.stage,
+              "data-attempt": r.attempt,
+              "data-fingerprint": r.fingerprint || null,
+            },
+            details,
+          );
+        }),
+      ),
     );
   }
 
@@ -372,4 +456,11 @@ export function stagePanel(runId, hooks) {
   }
 
   return { root, show, onText };
+}
+
+/** An error's first line, cut to ROUND_ERROR_CHARS ("…" when there is more). @param {string} text */
+export function shortError(text) {
+  const line = text.split("\n", 1)[0].trim();
+  if (line.length > ROUND_ERROR_CHARS) return `${line.slice(0, ROUND_ERROR_CHARS - 1).trimEnd()}…`;
+  return line.length < text.length ? `${line} …` : line;
 }

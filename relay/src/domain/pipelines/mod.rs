@@ -16,6 +16,7 @@ pub mod engine;
 mod feed;
 mod llm_stage;
 mod recovery;
+mod repo_defs;
 mod run_stage;
 mod workspace;
 
@@ -52,7 +53,9 @@ const MAX_COMMENT: usize = 8 << 10;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
-    /// A built-in pipeline by name (`systemcrafter`, `feature`) [default: systemcrafter].
+    /// A pipeline by name: one the project's repository defines in its `fulcrum.toml`, or a
+    /// built-in one (`systemcrafter`, `feature`) [default: systemcrafter]. Prompts in the
+    /// repository's `.fulcrum/prompts/<stage>.md` replace those of the stages of that name.
     #[serde(default)]
     pub pipeline: Option<String>,
     /// A pipeline definition (TOML) to run instead of a built-in one.
@@ -339,6 +342,7 @@ fn new_handle() -> String {
 pub struct Pipelines {
     store: DynStore,
     projects: Arc<Projects>,
+    workspace_side: (Arc<super::tasks::Tasks>, super::workspaces::Workspaces),
     providers: Arc<Providers>,
     feed: Arc<RunFeed>,
     wake: Arc<tokio::sync::Notify>,
@@ -348,9 +352,11 @@ pub struct Pipelines {
 impl Pipelines {
     /// Pipelines in `store`; runs told on `feed`; `wake` rouses the engine; `local` are the
     /// runs this node's engine drives.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: DynStore,
         projects: Arc<Projects>,
+        workspace_side: (Arc<super::tasks::Tasks>, super::workspaces::Workspaces),
         providers: Arc<Providers>,
         feed: Arc<RunFeed>,
         wake: Arc<tokio::sync::Notify>,
@@ -359,6 +365,7 @@ impl Pipelines {
         Self {
             store,
             projects,
+            workspace_side,
             providers,
             feed,
             wake,
@@ -394,12 +401,55 @@ impl Pipelines {
             (Some(text), None) => (text.clone(), BTreeMap::new()),
             (None, name) => {
                 let name = name.as_deref().unwrap_or(builtin::DEFAULT);
-                builtin::get(name).ok_or_else(|| {
-                    DomainError::Invalid(format!(
-                        "no built-in pipeline is named `{name}` (there are: {})",
-                        builtin::NAMES.join(", ")
-                    ))
-                })?
+                // The repository the run will work in: named in the inputs, else the built-in
+                // pipeline's, else the project's checkout.
+                let given = input
+                    .inputs
+                    .as_ref()
+                    .and_then(|i| i.get("repo"))
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned);
+                let builtin_def = builtin::get(name).map(|(t, _)| t);
+                let from_builtin = builtin_def
+                    .as_deref()
+                    .and_then(|t| Definition::parse(t).ok())
+                    .and_then(|d| d.repo)
+                    .and_then(|t| {
+                        llm_stage::render(
+                            &t,
+                            &serde_json::json!({ "project": project_context(&project) }),
+                        )
+                        .ok()
+                    });
+                let repo = given.or(from_builtin).unwrap_or_else(|| {
+                    project_context(&project)["checkout"]
+                        .as_str()
+                        .unwrap_or(".")
+                        .to_owned()
+                });
+                let (tasks, workspaces) = &self.workspace_side;
+                let found =
+                    repo_defs::read_repo(workspaces, tasks, caller, project.id, repo.trim()).await;
+                let text = match (found.pipelines.get(name), builtin_def) {
+                    (Some(t), _) => t.clone(),
+                    (None, Some(t)) => t,
+                    (None, None) => {
+                        let mut names: Vec<&str> = builtin::NAMES.to_vec();
+                        names.extend(found.pipelines.keys().map(String::as_str));
+                        return Err(DomainError::Invalid(format!(
+                            "no pipeline is named `{name}` (there are: {}{})",
+                            names.join(", "),
+                            found
+                                .unreadable
+                                .as_deref()
+                                .map(|w| format!(
+                                    "; the repository's fulcrum.toml could not be read: {w}"
+                                ))
+                                .unwrap_or_default()
+                        )));
+                    }
+                };
+                repo_defs::with_prompts(&text, &found.prompts)?
             }
         };
         let definition = Definition::parse(&text).map_err(|e| {
