@@ -1149,6 +1149,27 @@ kind = "run"
 needs = ["plan"]
 command = "echo about to fail; exit 3"
 retries = 0
+
+[[stages]]
+name = "look"
+kind = "mcp"
+needs = ["plan"]
+tool = "read_file"
+arguments = { path = "{{ inputs.file }}" }
+
+[[stages]]
+name = "echo"
+kind = "llm"
+needs = ["look"]
+prompt = "ECHO {{ stages.look.output.text }}"
+
+[[stages]]
+name = "missing"
+kind = "mcp"
+needs = ["plan"]
+tool = "read_file"
+arguments = { path = "no-such-file" }
+retries = 0
 "#;
 
 both_backends!(run_stages_are_tasks_in_the_projects_workspace);
@@ -1162,7 +1183,7 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
         .api
         .post(
             &format!("/api/v1/projects/{project}/pipeline-runs"),
-            json!({"definition": BUILD}),
+            json!({"definition": BUILD, "inputs": {"file": "README.md"}}),
         )
         .await
         .unwrap();
@@ -1185,6 +1206,11 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
             .clone()
     };
     assert_eq!(stage("check")["state"], "succeeded");
+    // `mcp` stages call a workspace tool with templated arguments; a tool's error fails one.
+    assert_eq!(stage("look")["state"], "succeeded", "{done:#}");
+    assert_eq!(s.count("ECHO hello"), 1, "a later stage read the tool's answer");
+    assert_eq!(stage("missing")["state"], "failed", "{done:#}");
+    assert_eq!(stage("missing")["reason"], "tool_error", "{done:#}");
     assert_eq!(stage("broken")["state"], "failed");
     assert!(
         stage("broken")["error"]
@@ -1817,4 +1843,152 @@ async fn a_repository_defines_pipelines_and_overrides_prompts() {
         "{message}"
     );
     r.agent.agent.stop().await;
+}
+
+/// Writes code, then builds it in the workspace.
+const CODE_THEN_BUILD: &str = r#"
+name = "code-then-build"
+repo = "gen"
+
+[[stages]]
+name = "code"
+kind = "llm"
+output = "files"
+dir = "src"
+prompt = "CODE it"
+
+[[stages]]
+name = "build"
+kind = "run"
+needs = ["code"]
+command = "cat src/a.txt > built.txt; while [ ! -f release ]; do sleep 0.05; done; echo built"
+"#;
+
+both_backends!(a_run_resumes_after_the_relay_is_killed_mid_build);
+
+/// SIGKILL the relay while a `run` stage's task builds in the workspace: the relay that starts
+/// again takes the run back, the agent reconnects and finishes the same task (none is started
+/// twice), and the run succeeds with one commit for its writing stage and the code's answer
+/// asked for once.
+async fn a_run_resumes_after_the_relay_is_killed_mid_build(b: Backend) {
+    use fulcrum_protocol::kinds::{Scope, Scopes};
+    use fulcrum_tests::processes::spawn_relay_logging;
+    let db = TestDb::new(b).await;
+    let user = fulcrum_tests::make_user_offline(&db, "grace").await;
+    let s = LlmStandIn::start(KEY).await;
+    s.on(
+        "CODE it",
+        vec![Answer::text(
+            json!({"files": [{"path": "a.txt", "content": "code\n"}]}).to_string(),
+        )],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let keys = data.path().join("master-keys");
+    std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = format!(
+        "[secrets]\nmaster_keys_file = {keys:?}\n[llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
+    );
+    let relay = spawn_relay_logging(&db, data.path(), "127.0.0.1:0", &config, "info").await;
+    let addr = relay.addr;
+    let api = Api::new(&relay.url).with_token(&user.access);
+    let root = tempfile::tempdir().unwrap();
+    let root_path = std::fs::canonicalize(root.path()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut o = fulcrum_agent::AgentOptions::new(
+        fulcrum_tests::transport::target(&relay.url, &user.agent_token, None),
+        root_path.clone(),
+        state.path().to_path_buf(),
+    );
+    o.policy = Scopes::of(&[Scope::Write, Scope::Run]);
+    let agent = fulcrum_agent::RunningAgent::start(o).await.unwrap();
+    let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
+    let ws = events
+        .workspace_where(|w| w["online"] == true)
+        .await
+        .unwrap();
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    let project = api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "Killed", "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    let attach = api
+        .put(
+            &format!("/api/v1/projects/{project}/workspaces/{ws}"),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert!(attach.status < 300, "{:?}", attach.body);
+    add_provider(&api, &s).await;
+    let r = api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"definition": CODE_THEN_BUILD}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let run = id(r.data());
+    // The build has started in the workspace (it waits for `release`) when the relay dies.
+    let gen_dir = root_path.join("gen");
+    loop {
+        let e = events.next().await.unwrap();
+        if e["type"] == "task" && e["task"]["state"] == "running" {
+            break;
+        }
+    }
+    relay.kill9().await;
+    let relay = spawn_relay_logging(&db, data.path(), &addr.to_string(), &config, "info").await;
+    std::fs::write(gen_dir.join("release"), "").unwrap();
+    let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
+    let done = loop {
+        let now = api
+            .get(&format!("/api/v1/pipeline-runs/{run}"))
+            .await
+            .unwrap();
+        if now.data()["state"] == "succeeded" || now.data()["state"] == "failed" {
+            break now.data().clone();
+        }
+        events
+            .run_where(&run, |r| {
+                r["state"] == "succeeded" || r["state"] == "failed"
+            })
+            .await
+            .unwrap();
+    };
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        s.count("CODE it"),
+        1,
+        "a recorded answer is never asked for again"
+    );
+    let tasks = api
+        .get(&format!("/api/v1/tasks?workspace_id={ws}"))
+        .await
+        .unwrap();
+    let tasks = tasks.data().as_array().unwrap().clone();
+    assert_eq!(tasks.len(), 1, "the build ran once: {tasks:#?}");
+    assert_eq!(tasks[0]["state"], "succeeded");
+    let log = std::process::Command::new("git")
+        .args(["log", "--format=%(trailers:key=Fulcrum-Stage,valueonly)"])
+        .current_dir(&gen_dir)
+        .output()
+        .unwrap();
+    let stages: Vec<String> = String::from_utf8_lossy(&log.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(stages, ["code"], "one commit for the writing stage");
+    let arts = api
+        .get(&format!("/api/v1/pipeline-runs/{run}/artifacts"))
+        .await
+        .unwrap();
+    assert_eq!(arts.data().as_array().unwrap().len(), 1);
+    agent.stop().await;
+    relay.kill9().await;
 }

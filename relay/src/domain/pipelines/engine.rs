@@ -25,7 +25,8 @@ use tokio::{sync::Notify, task::JoinSet};
 use uuid::Uuid;
 
 use super::{
-    Definition, RunFeed, agent_stage, definition, llm_stage, recovery, run_stage, view, workspace,
+    Definition, RunFeed, agent_stage, definition, llm_stage, mcp_stage, recovery, run_stage, view,
+    workspace,
 };
 use crate::{
     bus::DynBus,
@@ -483,9 +484,10 @@ impl Engine {
                             None,
                         ));
                     }
-                    (StageState::Pending, StageKind::Llm | StageKind::Run | StageKind::Agent)
-                        if needs_met =>
-                    {
+                    (
+                        StageState::Pending,
+                        StageKind::Llm | StageKind::Run | StageKind::Agent | StageKind::Mcp,
+                    ) if needs_met => {
                         to_start.push((def.name.clone(), row.attempt + 1));
                     }
                     (StageState::Pending, kind) if needs_met => {
@@ -578,6 +580,7 @@ impl Engine {
                             let work = async {
                                 match def.kind {
                                     StageKind::Run => run_stage::run(&ctx, &def, attempt).await,
+                                    StageKind::Mcp => mcp_stage::run(&ctx, &def).await,
                                     StageKind::Agent => {
                                         let failure = match def.on_failure.is_empty() {
                                             true => None,

@@ -15,6 +15,7 @@ pub mod definition;
 pub mod engine;
 mod feed;
 mod llm_stage;
+mod mcp_stage;
 mod recovery;
 mod repo_defs;
 mod run_stage;
