@@ -1208,7 +1208,11 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
     assert_eq!(stage("check")["state"], "succeeded");
     // `mcp` stages call a workspace tool with templated arguments; a tool's error fails one.
     assert_eq!(stage("look")["state"], "succeeded", "{done:#}");
-    assert_eq!(s.count("ECHO hello"), 1, "a later stage read the tool's answer");
+    assert_eq!(
+        s.count("ECHO hello"),
+        1,
+        "a later stage read the tool's answer"
+    );
     assert_eq!(stage("missing")["state"], "failed", "{done:#}");
     assert_eq!(stage("missing")["reason"], "tool_error", "{done:#}");
     assert_eq!(stage("broken")["state"], "failed");
@@ -1991,4 +1995,183 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_build(b: Backend) {
     assert_eq!(arts.data().as_array().unwrap().len(), 1);
     agent.stop().await;
     relay.kill9().await;
+}
+
+/// The built-in feature pipeline on an existing repository: agent stages read and change the
+/// code through the workspace's tools, the tests are written, build and QA run as tasks and
+/// pass, and the branch is ready for a pull request with its AI-written description, which is
+/// given the run's cost.
+#[tokio::test]
+async fn the_feature_pipeline_changes_a_repository_on_its_branch() {
+    use fulcrum_protocol::kinds::{Scope, Scopes};
+    let s = LlmStandIn::start(KEY).await;
+    let calc = "def add(a, b):\n    return a + b\n";
+    let tests = "import unittest\n\nimport calc\n\n\nclass CalcTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(calc.add(2, 3), 5)\n";
+    let tools = |calls: Vec<(&str, Value)>| {
+        Answer::Tools(calls.into_iter().map(|(n, a)| (n.to_owned(), a)).collect())
+    };
+    s.on(
+        "Write the pull request description of this change",
+        vec![Answer::text(
+            "Add subtract to calc\n\n## Summary\nAdds `subtract`.\n\n## Cost\nSee the run.",
+        )],
+    );
+    s.on(
+        "Write the tests for this change",
+        vec![
+            tools(vec![(
+                "write_file",
+                json!({"path": "test_calc.py", "content": format!("{tests}\n    def test_subtract(self):\n        self.assertEqual(calc.subtract(5, 3), 2)\n")}),
+            )]),
+            tools(vec![(
+                "run_command",
+                json!({"command": "python3 -m unittest discover -v"}),
+            )]),
+            tools(vec![("finish", json!({"summary": "test_calc.py: test_subtract"}))]),
+        ],
+    );
+    s.on(
+        "Implement this feature request in",
+        vec![
+            tools(vec![(
+                "edit_file",
+                json!({"path": "calc.py", "edits": [{"oldText": "return a + b\n", "newText": "return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"}]}),
+            )]),
+            tools(vec![("finish", json!({"summary": "calc.py: added subtract(a, b)"}))]),
+        ],
+    );
+    s.on(
+        "Plan the implementation of this feature request",
+        vec![Answer::text(
+            json!({
+                "summary": "Add subtract next to add.",
+                "steps": ["Add subtract(a, b) to calc.py", "Test it"],
+                "files_to_change": [{"path": "calc.py", "change": "add subtract"}],
+                "tests_to_add": [{"path": "test_calc.py", "description": "subtract works"}]
+            })
+            .to_string(),
+        )],
+    );
+    s.on(
+        "Read the repository with the tools",
+        vec![
+            tools(vec![
+                ("directory_tree", json!({})),
+                ("read_file", json!({"path": "calc.py"})),
+            ]),
+            tools(vec![(
+                "finish",
+                json!({"summary": "calc.py defines add(a, b); test_calc.py tests it with unittest"}),
+            )]),
+        ],
+    );
+    let mut r = fulcrum_tests::rig_allowing(
+        Backend::Sqlite,
+        opts(),
+        Some(Scopes::of(&[Scope::Write, Scope::Run])),
+    )
+    .await;
+    r.repo.write("calc.py", calc);
+    r.repo.write("test_calc.py", tests);
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(r.repo.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "calc"]);
+    let project = rig_project(&r, &s, "Calc").await;
+    let started = r
+        .api
+        .post(
+            &format!("/api/v1/projects/{project}/pipeline-runs"),
+            json!({"pipeline": "feature", "inputs": {"request": "Add a subtract function"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let run = id(started.data());
+    let done = r
+        .events
+        .run_where(&run, |r| {
+            r["state"] == "succeeded" || r["state"] == "failed"
+        })
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    // The branch has the change and its tests, one commit each, on top of main.
+    let handle = done["handle"].as_str().unwrap();
+    assert_eq!(
+        git(&["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        format!("fulcrum/run-{handle}")
+    );
+    let stages: Vec<String> = git(&[
+        "log",
+        "main..HEAD",
+        "--reverse",
+        "--format=%(trailers:key=Fulcrum-Stage,valueonly)",
+    ])
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(stages, ["change", "tests"], "analysis wrote nothing");
+    assert!(
+        std::fs::read_to_string(r.repo.path().join("calc.py"))
+            .unwrap()
+            .contains("def subtract")
+    );
+    // QA ran the new test in the workspace, and it passed.
+    let tasks = r
+        .api
+        .get(&format!("/api/v1/tasks?workspace_id={}", r.workspace))
+        .await
+        .unwrap();
+    let qa = tasks
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["command"]
+                .as_str()
+                .is_some_and(|c| c.contains("unittest discover -v; fi"))
+        })
+        .cloned()
+        .expect("the qa task");
+    assert_eq!(qa["state"], "succeeded", "{qa:#}");
+    let log = fulcrum_tests::task_log(&r.api, &id(&qa)).await.unwrap();
+    let log = String::from_utf8_lossy(&log).into_owned();
+    // pytest where the machine has it (two tests: `2 passed`), else unittest (`-v` names them).
+    assert!(
+        log.contains("test_subtract") || log.contains("2 passed"),
+        "{log}"
+    );
+    // The description was asked for with the run's cost, and is an artifact.
+    assert_eq!(s.count("The run's AI usage so far"), 1);
+    let md = r
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}/artifacts"))
+        .await
+        .unwrap();
+    let paths: Vec<&str> = md
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    for p in [
+        "analysis.md",
+        "plan.json",
+        "plan.md",
+        "change.md",
+        "tests.md",
+        "summary.md",
+    ] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+    r.agent.agent.stop().await;
 }

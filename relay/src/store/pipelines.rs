@@ -605,6 +605,12 @@ pub trait PipelineStore: Send + Sync {
     /// Writes one step of the engine; `false` (and nothing written) when `lease_owner` no
     /// longer holds the run.
     async fn apply_step(&self, step: &Step) -> StoreResult<bool>;
+    /// Sets the generation status of a run's project.
+    async fn set_run_project_generation(
+        &self,
+        run: Uuid,
+        generation: fulcrum_protocol::kinds::ProjectGeneration,
+    ) -> StoreResult<()>;
     /// Records a deployment (again: the same id changes nothing).
     async fn record_deployment(&self, d: &Deployment) -> StoreResult<()>;
     /// A project's newest deployments.

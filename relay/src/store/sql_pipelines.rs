@@ -256,6 +256,19 @@ macro_rules! sql_pipeline_store {
                     .await?)
             }
 
+            async fn set_run_project_generation(
+                &self,
+                run: Uuid,
+                generation: fulcrum_protocol::kinds::ProjectGeneration,
+            ) -> StoreResult<()> {
+                sqlx::query(q::SET_PROJECT_GENERATION)
+                    .bind(run)
+                    .bind(generation.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn record_deployment(&self, d: &Deployment) -> StoreResult<()> {
                 sqlx::query(q::INSERT_DEPLOYMENT)
                     .bind(d.id)

@@ -112,6 +112,8 @@ pub(super) struct StageCtx {
     pub artifacts: BTreeMap<String, String>,
     pub feedback: HashMap<String, String>,
     pub stages: Vec<StageRow>,
+    /// The run's LLM usage when these stages started.
+    pub usage: super::RunUsage,
     pub store: DynStore,
     pub budgets: Arc<Budgets>,
     pub feed: Arc<RunFeed>,
@@ -552,6 +554,21 @@ impl Engine {
                             .filter_map(|s| s.feedback.clone().map(|f| (s.name.clone(), f)))
                             .collect(),
                         stages: stages.clone(),
+                        usage: {
+                            let totals = self.store.run_totals(id).await.unwrap_or_default();
+                            let sum = |f: fn(&crate::store::pipelines::CallTotals) -> i64| {
+                                totals.iter().map(f).sum::<i64>()
+                            };
+                            super::RunUsage {
+                                calls: sum(|t| t.calls),
+                                input_tokens: sum(|t| t.input_tokens),
+                                output_tokens: sum(|t| t.output_tokens),
+                                cached_tokens: sum(|t| t.cached_tokens),
+                                cost_usd: crate::domain::budgets::micros_to_usd(sum(|t| {
+                                    t.cost_micros
+                                })),
+                            }
+                        },
                         store: self.store.clone(),
                         budgets: self.budgets.clone(),
                         feed: self.feed.clone(),

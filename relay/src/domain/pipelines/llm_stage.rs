@@ -38,7 +38,12 @@ pub(super) fn context(ctx: &StageCtx, feedback: Option<&str>) -> Value {
         "stages": stages,
         "artifacts": ctx.artifacts,
         "feedback": feedback,
-        "run": { "id": ctx.run.id, "handle": ctx.run.handle },
+        "run": {
+            "id": ctx.run.id,
+            "handle": ctx.run.handle,
+            "branch": super::workspace::branch(ctx),
+            "usage": ctx.usage,
+        },
     })
 }
 

@@ -393,6 +393,7 @@ impl Pipelines {
         }
         let project = self.projects.visible(caller, project_id).await?;
         require_role(&project, Role::Maintainer, "start pipelines")?;
+        let mut repo_of_definition: Option<String> = None;
         let (text, prompts) = match (&input.definition, &input.pipeline) {
             (Some(_), Some(_)) => {
                 return Err(DomainError::Invalid(
@@ -432,7 +433,11 @@ impl Pipelines {
                 let found =
                     repo_defs::read_repo(workspaces, tasks, caller, project.id, repo.trim()).await;
                 let text = match (found.pipelines.get(name), builtin_def) {
-                    (Some(t), _) => t.clone(),
+                    (Some(t), _) => {
+                        // It works in the repository that defines it, unless it says otherwise.
+                        repo_of_definition = Some(repo.trim().to_owned());
+                        t.clone()
+                    }
                     (None, Some(t)) => t,
                     (None, None) => {
                         let mut names: Vec<&str> = builtin::NAMES.to_vec();
@@ -477,7 +482,7 @@ impl Pipelines {
                 .map_err(|e| DomainError::Invalid(format!("the pipeline's `repo`: {e}")))?
                 .trim()
                 .to_owned(),
-                None => ".".into(),
+                None => repo_of_definition.unwrap_or_else(|| ".".into()),
             },
         };
         if repo != "." {
@@ -783,6 +788,18 @@ impl Pipelines {
             .run_unscoped(run.id)
             .await?
             .ok_or(DomainError::NotFound("pipeline run"))?;
+        // A run the engine does not drive (queued, paused) ends or goes back in line here: the
+        // project's generation status follows it as the engine would make it.
+        if definition::sets_project_status(&now.definition) {
+            let g = match now.state {
+                RunState::Canceled => Some(fulcrum_protocol::kinds::ProjectGeneration::Draft),
+                RunState::Queued => Some(fulcrum_protocol::kinds::ProjectGeneration::Generating),
+                _ => None,
+            };
+            if let Some(g) = g {
+                self.store.set_run_project_generation(now.id, g).await?;
+            }
+        }
         let view = self.view_of(&now).await?;
         self.feed.publish(&view).await;
         Ok(view)
