@@ -1672,9 +1672,12 @@ async fn systemcrafter_generates_builds_tests_recovers_and_deploys_a_project(b: 
     let bytes = zip.bytes().await.unwrap();
     let name = format!("run-{handle}/api/openapi.yaml");
     assert!(bytes.windows(name.len()).any(|w| w == name.as_bytes()));
-    let (input, output, _) = s.usage();
+    let (input, output, cached) = s.usage();
     assert_eq!(done["usage"]["input_tokens"], input, "{done:#}");
     assert_eq!(done["usage"]["output_tokens"], output, "{done:#}");
+    let cost = (input - cached) as f64 * 2.0 + cached as f64 * 0.5 + output as f64 * 8.0;
+    let got = done["usage"]["cost_usd"].as_f64().unwrap() * 1e6;
+    assert!((got - cost).abs() < 1.0, "cost {got} µ$ = {cost} µ$");
     r.agent.agent.stop().await;
 }
 

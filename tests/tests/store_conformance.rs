@@ -788,6 +788,7 @@ async fn pipelines(b: Backend) {
             task_id: None,
             started_at: Some(now),
             finished_at: Some(now),
+            result_of: None,
         }],
         artifacts: vec![NewArtifact {
             path: "out/a.md".into(),
@@ -812,6 +813,24 @@ async fn pipelines(b: Backend) {
         arts.len(),
         1,
         "a path is written once, the last content kept"
+    );
+    assert_eq!(
+        s.artifact(run.id, "out/a.md")
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        "second"
+    );
+    // The result of an attempt lands only while its stage still runs at that attempt: a stage
+    // reset meanwhile (here: succeeded already) keeps its state, and no artifact of it lands.
+    let mut stale = step("n2", "from a stale attempt");
+    stale.stages[0].result_of = Some(1);
+    stale.stages[0].state = StageState::Failed;
+    assert!(s.apply_step(&stale).await.unwrap(), "the lease still holds");
+    assert_eq!(
+        s.stages(run.id).await.unwrap()[0].state,
+        StageState::Succeeded
     );
     assert_eq!(
         s.artifact(run.id, "out/a.md")
@@ -921,6 +940,7 @@ async fn pipelines(b: Backend) {
         task_id: None,
         started_at: None,
         finished_at: None,
+        result_of: None,
     }];
     pause.artifacts.clear();
     pause.run = Some(RunChange {

@@ -431,6 +431,10 @@ pub struct StageChange {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The result of an attempt: written only if the stage is still running at `attempt`
+    /// (someone may have reset it meanwhile, a rejection for one); otherwise the whole step is
+    /// dropped, and the engine finds the stage as it is now.
+    pub result_of: Option<i32>,
 }
 
 /// An artifact to write.

@@ -681,6 +681,11 @@ pub(super) const FENCE_RUN: &str = "UPDATE pipeline_runs SET updated_at = $3 \
 pub(super) const UPDATE_STAGE: &str = "UPDATE pipeline_stages SET state = $3, attempt = $4, \
     reason = $5, error = $6, output = $7, task_id = COALESCE($8, task_id), started_at = $9, \
     finished_at = $10 WHERE run_id = $1 AND name = $2";
+/// A stage's change that is the result of its running attempt `$11`.
+pub(super) const UPDATE_STAGE_RESULT: &str = "UPDATE pipeline_stages SET state = $3, \
+    attempt = $4, reason = $5, error = $6, output = $7, task_id = COALESCE($8, task_id), \
+    started_at = $9, finished_at = $10 WHERE run_id = $1 AND name = $2 AND state = 'running' \
+    AND attempt = $11";
 pub(super) const UPSERT_ARTIFACT: &str = "INSERT INTO pipeline_artifacts (run_id, path, stage, \
     attempt, media_type, content, size, sha256, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id, path) DO UPDATE SET \

@@ -472,19 +472,31 @@ macro_rules! sql_pipeline_store {
                     return Ok(false);
                 }
                 for s in &step.stages {
-                    sqlx::query(q::UPDATE_STAGE)
-                        .bind(step.run_id)
-                        .bind(&s.name)
-                        .bind(s.state.as_str())
-                        .bind(s.attempt)
-                        .bind(&s.reason)
-                        .bind(&s.error)
-                        .bind(&s.output)
-                        .bind(s.task_id)
-                        .bind(s.started_at)
-                        .bind(s.finished_at)
-                        .execute(&mut *tx)
-                        .await?;
+                    let query = sqlx::query(if s.result_of.is_some() {
+                        q::UPDATE_STAGE_RESULT
+                    } else {
+                        q::UPDATE_STAGE
+                    })
+                    .bind(step.run_id)
+                    .bind(&s.name)
+                    .bind(s.state.as_str())
+                    .bind(s.attempt)
+                    .bind(&s.reason)
+                    .bind(&s.error)
+                    .bind(&s.output)
+                    .bind(s.task_id)
+                    .bind(s.started_at)
+                    .bind(s.finished_at);
+                    let query = match s.result_of {
+                        Some(attempt) => query.bind(attempt),
+                        None => query,
+                    };
+                    let written = query.execute(&mut *tx).await?.rows_affected();
+                    if s.result_of.is_some() && written == 0 {
+                        // Reset under the engine: this result is stale; nothing of it stays.
+                        tx.rollback().await?;
+                        return Ok(true);
+                    }
                 }
                 for a in &step.artifacts {
                     sqlx::query(q::UPSERT_ARTIFACT)

@@ -655,6 +655,7 @@ impl Engine {
                     let now = Utc::now();
                     let mut c = change(row, StageState::Running, attempt, None, None);
                     c.started_at = row.started_at;
+                    c.result_of = Some(attempt);
                     if workspace.is_none() && ws.is_some() {
                         workspace = ws;
                         step.run = Some(RunChange {
@@ -941,5 +942,6 @@ fn change(
         task_id: None,
         started_at: row.started_at,
         finished_at: None,
+        result_of: None,
     }
 }
