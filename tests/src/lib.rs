@@ -539,12 +539,18 @@ impl Events {
 
 impl Events {
     /// Waits for a `pipeline_run` event about run `id` that satisfies `pred`; returns the run.
-    pub async fn run_where(
+    pub async fn run_where(&mut self, id: &str, pred: impl FnMut(&Value) -> bool) -> Result<Value> {
+        self.run_where_within(id, WAIT, pred).await
+    }
+
+    /// [`Self::run_where`] with its own deadline, for whole runs that build and test code.
+    pub async fn run_where_within(
         &mut self,
         id: &str,
+        wait: Duration,
         mut pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         let mut last = Value::Null;
         loop {
             let v = match tokio::time::timeout_at(deadline, self.next()).await {

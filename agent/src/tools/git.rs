@@ -116,6 +116,10 @@ const KEY_DEPTH: usize = 200;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Most paths one commit names.
 const MAX_COMMIT_PATHS: usize = 1000;
+/// Most files one commit adds.
+const MAX_COMMIT_FILES: usize = 10_000;
+/// Largest file a commit adds.
+const MAX_COMMIT_FILE_BYTES: u64 = 16 << 20;
 
 /// Commits in one process at a time: stages that run side by side commit one after the other.
 static COMMITTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -230,11 +234,64 @@ pub fn git_commit(
         ));
     }
     let mut index = repo.index().map_err(git_error)?;
+    // Named paths are taken as they are written (no glob: `src/[id].tsx` is one file); with
+    // none, every change git does not ignore. Either way within a count and a size, and not
+    // after the caller gave up.
+    let exact = req.paths.is_some();
     let specs: Vec<String> = req.paths.clone().unwrap_or_else(|| vec!["*".into()]);
+    let workdir = repo.workdir().map(Path::to_path_buf).unwrap_or_default();
+    let mut added = 0usize;
+    let mut refused: Option<String> = None;
+    let wanted: std::collections::HashSet<&Path> = specs.iter().map(Path::new).collect();
+    let mut each = |path: &Path, _: &[u8]| -> i32 {
+        if exact && !wanted.contains(path) {
+            return 1;
+        }
+        added += 1;
+        let big =
+            std::fs::metadata(workdir.join(path)).is_ok_and(|m| m.len() > MAX_COMMIT_FILE_BYTES);
+        let why = if added > MAX_COMMIT_FILES {
+            Some(format!("more than {MAX_COMMIT_FILES} files changed"))
+        } else if big {
+            Some(format!(
+                "{} is over {MAX_COMMIT_FILE_BYTES} bytes",
+                path.display()
+            ))
+        } else if !still_wanted() {
+            Some("the call was given up".into())
+        } else {
+            None
+        };
+        match why {
+            Some(w) => {
+                refused = Some(w);
+                -1
+            }
+            None => 0,
+        }
+    };
+    let flags = if exact {
+        git2::IndexAddOption::DISABLE_PATHSPEC_MATCH
+    } else {
+        git2::IndexAddOption::DEFAULT
+    };
+    let result = index.add_all(specs.iter(), flags, Some(&mut each));
+    if let Some(why) = refused {
+        return Err(FileError::BadRequest(format!(
+            "nothing was committed: {why}"
+        )));
+    }
+    result.map_err(git_error)?;
+    let mut only_named = |path: &Path, _: &[u8]| -> i32 {
+        if !exact || wanted.contains(path) {
+            0
+        } else {
+            1
+        }
+    };
     index
-        .add_all(specs.iter(), git2::IndexAddOption::DEFAULT, None)
+        .update_all(specs.iter(), Some(&mut only_named))
         .map_err(git_error)?;
-    index.update_all(specs.iter(), None).map_err(git_error)?;
     let tree_id = index.write_tree().map_err(git_error)?;
     if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
         index.write().map_err(git_error)?;
@@ -654,11 +711,13 @@ mod tests {
         let root = std::fs::canonicalize(dir.path()).unwrap();
         crate::files::write_file(&root, "gen/backend/app.py", "print(1)\n", &|| true).unwrap();
         crate::files::write_file(&root, "gen/frontend/index.html", "<p>\n", &|| true).unwrap();
+        crate::files::write_file(&root, "gen/src/[id].tsx", "x\n", &|| true).unwrap();
+        crate::files::write_file(&root, "gen/src/i.tsx", "decoy\n", &|| true).unwrap();
         let req = CommitRequest {
             init: true,
             branch: Some("fulcrum/run-ab12".into()),
             message: "backend: first version\n\nFulcrum-Run: ab12\nFulcrum-Stage: backend".into(),
-            paths: Some(vec!["backend".into()]),
+            paths: Some(vec!["backend/app.py".into(), "src/[id].tsx".into()]),
             key: Some("run/backend/1".into()),
             author: (
                 Some("Fulcrum run ab12".into()),
@@ -683,6 +742,9 @@ mod tests {
         let tree = tip.tree().unwrap();
         assert!(tree.get_path(Path::new("backend/app.py")).is_ok());
         assert!(tree.get_path(Path::new("frontend/index.html")).is_err());
+        // A named path is a path, not a pattern.
+        assert!(tree.get_path(Path::new("src/[id].tsx")).is_ok());
+        assert!(tree.get_path(Path::new("src/i.tsx")).is_err());
         assert!(
             tip.message()
                 .unwrap()

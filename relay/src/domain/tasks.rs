@@ -145,10 +145,15 @@ impl Tasks {
         Ok(target)
     }
 
-    /// The workspace a pipeline run of `project` works in: one of its online workspaces that
-    /// the caller may run in, as a task would pick it.
-    pub async fn workspace_for(&self, caller: Caller, project: Uuid) -> DomainResult<Uuid> {
-        Ok(self.pick(caller, None, Some(project)).await?.workspace)
+    /// The workspace a pipeline run of `project` works in: `workspace` if it is still one of the
+    /// project's, online, that the caller may run in; else any such one, as a task picks it.
+    pub async fn workspace_for(
+        &self,
+        caller: Caller,
+        project: Uuid,
+        workspace: Option<Uuid>,
+    ) -> DomainResult<Uuid> {
+        Ok(self.pick(caller, workspace, Some(project)).await?.workspace)
     }
 
     /// Refuses a workspace whose policy does not allow runs (as its agent last said).

@@ -3,7 +3,8 @@
 //! `finish`, turn by turn, until it calls `finish` or runs out of turns. Each model call is
 //! journaled like an `llm` stage's, so a resumed attempt replays the recorded answers; the
 //! tools it calls are idempotent in effect (whole files written, tasks keyed by their call).
-//! What it changed is committed on the run's branch as one commit for the attempt.
+//! The files it wrote or edited are committed on the run's branch as one commit for the
+//! attempt (and nothing else of the working tree: a developer's own changes stay theirs).
 //!
 //! Paths the model gives are relative to the run's repository; the stage puts the
 //! repository's directory in front before the call reaches the workspace.
@@ -45,6 +46,8 @@ pub const WORKSPACE_TOOLS: &[&str] = &[
 const MAX_RESULT_BYTES: usize = 24 * 1024;
 /// Most bytes of conversation one attempt may build up before it stops.
 const MAX_CONVERSATION_BYTES: usize = 1 << 20;
+/// Most tool calls one answer may make; the rest are answered with an error.
+const MAX_CALLS_PER_TURN: usize = 16;
 /// Longest `run_command`, seconds.
 const MAX_COMMAND_SECS: i64 = 900;
 /// Calls at one place an interrupted relay may leave behind, skipped on resume.
@@ -143,8 +146,20 @@ async fn turns(
     let mut interrupted = 0;
     let mut summary = None;
     let mut turn = 0;
+    // The files it wrote or edited: what its commit takes (relative to the repository).
+    let mut touched = std::collections::BTreeSet::new();
     while turn < stage.max_turns && summary.is_none() {
-        let size: usize = messages.iter().map(|m| m.content.len() + 64).sum();
+        let size: usize = messages
+            .iter()
+            .map(|m| {
+                m.content.len()
+                    + 64
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len() + 32)
+                        .sum::<usize>()
+            })
+            .sum();
         if size > MAX_CONVERSATION_BYTES {
             return StageResult::failed(
                 "agent_context",
@@ -218,7 +233,11 @@ async fn turns(
             continue;
         }
         for (i, call) in answer.tool_calls.iter().enumerate() {
-            let result = if call.name == "finish" {
+            let result = if i >= MAX_CALLS_PER_TURN {
+                format!(
+                    "error: at most {MAX_CALLS_PER_TURN} tool calls per answer; this one was not made"
+                )
+            } else if call.name == "finish" {
                 match serde_json::from_str::<Value>(&call.arguments)
                     .ok()
                     .and_then(|v| v["summary"].as_str().map(str::to_owned))
@@ -233,7 +252,21 @@ async fn turns(
             } else {
                 let key = format!("{}/{}", seq - 1, i);
                 match tool(ctx, stage, attempt, ws, call, &key).await {
-                    Ok(text) => text,
+                    Ok(text) => {
+                        if matches!(call.name.as_str(), "write_file" | "edit_file")
+                            && !text.starts_with("error:")
+                            && let Some(p) = serde_json::from_str::<Value>(&call.arguments)
+                                .ok()
+                                .and_then(|a| {
+                                    a["path"]
+                                        .as_str()
+                                        .map(|p| p.trim_start_matches("./").to_owned())
+                                })
+                        {
+                            touched.insert(p);
+                        }
+                        text
+                    }
                     Err(stop) => return stop,
                 }
             };
@@ -262,7 +295,7 @@ async fn turns(
         );
     };
     let mut output = json!({ "summary": summary, "turns": turn });
-    if stage.commit {
+    if stage.commit && !touched.is_empty() {
         let title = summary
             .lines()
             .map(|l| l.trim_start_matches(['#', ' ', '-', '*']).trim())
@@ -271,7 +304,8 @@ async fn turns(
             .chars()
             .take(60)
             .collect::<String>();
-        match workspace::commit(ctx, ws, &stage.name, attempt, None, &title).await {
+        let paths = Some(touched.into_iter().collect());
+        match workspace::commit(ctx, ws, &stage.name, attempt, paths, &title).await {
             Ok(c) => output["commit"] = json!(c.sha),
             Err(r) => return r,
         }

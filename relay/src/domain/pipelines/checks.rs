@@ -11,6 +11,8 @@ use super::definition::Check;
 
 /// Most statements of SQL one check applies.
 const MAX_SQL_BYTES: usize = 1 << 20;
+/// Most pages (4 KiB) the scratch database may grow to: 64 MiB.
+const MAX_PAGES: u32 = 16 * 1024;
 /// How long applying SQL to the scratch database may take.
 const SQL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -101,21 +103,36 @@ pub(super) async fn sqlite(content: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     let work = async {
-        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
-            .await
-            .map_err(|e| format!("no scratch database: {e}"))?;
-        // A script may not reach out of the scratch database to a file.
+        // A script may not reach out of the scratch database to a file, nor change how SQLite
+        // runs (PRAGMAs can set limits for the whole process).
         let words = content
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .map(str::to_ascii_lowercase);
         for word in words {
-            if word == "attach" || word == "vacuum" {
+            if matches!(word.as_str(), "attach" | "detach" | "vacuum" | "pragma") {
                 return Err(format!("{} is not allowed here", word.to_uppercase()));
             }
         }
-        db.execute(sqlx::raw_sql(content))
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .in_memory(true)
+            .pragma("max_page_count", MAX_PAGES.to_string());
+        let mut db = sqlx::SqliteConnection::connect_with(&options)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("no scratch database: {e}"))?;
+        // Bounded in size (pages of 4 KiB, above) and in time: SQLite itself stops the script
+        // when the deadline passes, so nothing keeps running on its thread.
+        let deadline = std::time::Instant::now() + SQL_TIMEOUT;
+        db.lock_handle()
+            .await
+            .map_err(|e| e.to_string())?
+            .set_progress_handler(10_000, move || std::time::Instant::now() < deadline);
+        db.execute(sqlx::raw_sql(content)).await.map_err(|e| {
+            if std::time::Instant::now() >= deadline {
+                format!("it took over {} s to apply", SQL_TIMEOUT.as_secs())
+            } else {
+                e.to_string()
+            }
+        })?;
         let tables: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
         )
@@ -180,5 +197,26 @@ mod tests {
         sqlite("CREATE TABLE attachments (id INTEGER);")
             .await
             .unwrap();
+        assert!(
+            sqlite("PRAGMA hard_heap_limit = 1; CREATE TABLE t (a);")
+                .await
+                .unwrap_err()
+                .contains("not allowed")
+        );
+        // Endless or huge work is stopped by SQLite itself.
+        let endless = sqlite(
+            "CREATE TABLE t (a); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+             INSERT INTO t SELECT x FROM c;",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            endless.contains("full") || endless.contains("took over"),
+            "{endless}"
+        );
+        let huge = sqlite("CREATE TABLE t AS SELECT randomblob(200000000) AS b;")
+            .await
+            .unwrap_err();
+        assert!(!huge.is_empty());
     }
 }

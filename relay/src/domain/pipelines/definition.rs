@@ -428,8 +428,37 @@ impl Definition {
                             "a recovery stage cannot recover another",
                         ));
                     }
+                    Some(_)
+                        if stages
+                            .iter()
+                            .filter(|s| s.on_failure.contains(failing.get_ref()))
+                            .count()
+                            > 1 =>
+                    {
+                        return Err(at(
+                            text,
+                            failing.span().start,
+                            format!("`{}` has more than one recovery stage", failing.get_ref()),
+                        ));
+                    }
                     Some(_) => {}
                 }
+            }
+        }
+        for s in &stages {
+            if let Some(r) = s.needs.iter().find(|n| {
+                stages
+                    .iter()
+                    .any(|x| &x.name == *n && !x.on_failure.is_empty())
+            }) {
+                return Err(at(
+                    text,
+                    0,
+                    format!(
+                        "stage `{}` needs `{r}`, a recovery stage, which runs only when a stage fails",
+                        s.name
+                    ),
+                ));
             }
         }
         if let Some(t) = &raw.repo
@@ -852,6 +881,31 @@ needs = ["a", "b"]
 
     fn err(text: &str) -> String {
         Definition::parse(text).unwrap_err().message
+    }
+
+    #[test]
+    fn recovery_stages_stay_out_of_the_flow() {
+        let base = "name = \"x\"\n[[stages]]\nname = \"qa\"\nkind = \"run\"\ncommand = \"true\"\n\
+                    [[stages]]\nname = \"fix\"\nkind = \"agent\"\nprompt = \"p\"\non_failure = [\"qa\"]\n";
+        let d = Definition::parse(base).unwrap();
+        assert_eq!(d.recovery_for("qa").map(|s| s.max_rounds), Some(3));
+        let twice = format!(
+            "{base}[[stages]]\nname = \"fix2\"\nkind = \"agent\"\nprompt = \"p\"\non_failure = [\"qa\"]\n"
+        );
+        assert!(err(&twice).contains("more than one recovery stage"));
+        let needs = format!(
+            "{base}[[stages]]\nname = \"after\"\nkind = \"run\"\ncommand = \"true\"\nneeds = [\"fix\"]\n"
+        );
+        assert!(err(&needs).contains("a recovery stage"));
+        let unknown = base.replace("on_failure = [\"qa\"]", "on_failure = [\"nope\"]");
+        assert!(err(&unknown).contains("not a stage"));
+        let with_needs = base.replace("on_failure", "needs = [\"qa\"]\non_failure");
+        assert!(err(&with_needs).contains("has no `needs`"));
+        let rounds = base.replace(
+            "on_failure = [\"qa\"]",
+            "on_failure = [\"qa\"]\nmax_rounds = 11",
+        );
+        assert!(err(&rounds).contains("max_rounds"));
     }
 
     #[test]

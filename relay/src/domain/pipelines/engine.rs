@@ -739,7 +739,11 @@ impl Engine {
                             c.error = Some(error);
                         }
                         StageResult::Budget(message) => {
-                            // The same attempt runs again once the budget is raised.
+                            // The same attempt runs again once the budget is raised (a
+                            // recovery stage keeps its rounds).
+                            if recovering {
+                                c.output = row.output.clone();
+                            }
                             c.state = StageState::Waiting;
                             c.attempt = attempt - 1;
                             c.reason = Some("budget_exceeded".into());

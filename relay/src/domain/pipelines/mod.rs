@@ -432,13 +432,15 @@ impl Pipelines {
                 let (tasks, workspaces) = &self.workspace_side;
                 let found =
                     repo_defs::read_repo(workspaces, tasks, caller, project.id, repo.trim()).await;
-                let text = match (found.pipelines.get(name), builtin_def) {
-                    (Some(t), _) => {
+                // A built-in name always means the built-in pipeline: a repository cannot put
+                // its own stages under a name people trust.
+                let text = match (builtin_def, found.pipelines.get(name)) {
+                    (Some(t), _) => t,
+                    (None, Some(t)) => {
                         // It works in the repository that defines it, unless it says otherwise.
                         repo_of_definition = Some(repo.trim().to_owned());
                         t.clone()
                     }
-                    (None, Some(t)) => t,
                     (None, None) => {
                         let mut names: Vec<&str> = builtin::NAMES.to_vec();
                         names.extend(found.pipelines.keys().map(String::as_str));

@@ -74,7 +74,7 @@ pub(super) async fn read_repo(
     repo: &str,
 ) -> FromRepo {
     let mut out = FromRepo::default();
-    let ws = match tasks.workspace_for(caller, project).await {
+    let ws = match tasks.workspace_for(caller, project, None).await {
         Ok(ws) => ws,
         Err(e) => {
             out.unreadable = Some(e.to_string());

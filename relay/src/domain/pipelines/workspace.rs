@@ -42,11 +42,10 @@ pub(super) fn caller(ctx: &StageCtx) -> Caller {
 /// The workspace the run works in: the one it already uses, or one of the project's online
 /// workspaces the starter may run in.
 pub(super) async fn choose(ctx: &StageCtx) -> Result<Uuid, StageResult> {
-    if let Some(ws) = ctx.run.workspace_id {
-        return Ok(ws);
-    }
+    // The run's workspace, checked again each time (it may have left the project, or the
+    // starter lost access to it); else one of the project's online workspaces.
     ctx.tasks
-        .workspace_for(caller(ctx), ctx.run.project_id)
+        .workspace_for(caller(ctx), ctx.run.project_id, ctx.run.workspace_id)
         .await
         .map_err(|e| refused(&e))
 }
@@ -154,9 +153,11 @@ pub(super) async fn commit(
         handle = ctx.run.handle,
         pipeline = ctx.run.pipeline,
     );
+    let repo = repo(ctx);
     let args = GitCommitArgs {
-        repo_path: repo(ctx),
-        init: true,
+        // A run makes its own repository in a directory of the workspace, never at its root.
+        init: repo != ".",
+        repo_path: repo,
         branch: Some(branch.clone()),
         message,
         paths,
