@@ -1170,6 +1170,15 @@ needs = ["plan"]
 tool = "read_file"
 arguments = { path = "no-such-file" }
 retries = 0
+
+[[stages]]
+name = "code"
+kind = "llm"
+needs = ["plan"]
+output = "files"
+dir = "gen"
+prompt = "CODE it"
+retries = 0
 "#;
 
 both_backends!(run_stages_are_tasks_in_the_projects_workspace);
@@ -1177,6 +1186,12 @@ both_backends!(run_stages_are_tasks_in_the_projects_workspace);
 async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
     let s = LlmStandIn::start(KEY).await;
     s.on("PLAN", vec![Answer::text("a plan")]);
+    s.on(
+        "CODE it",
+        vec![Answer::text(
+            json!({"files": [{"path": "a.txt", "content": "x"}]}).to_string(),
+        )],
+    );
     let mut r = fulcrum_tests::rig(b, opts()).await;
     let project = rig_project(&r, &s, "Built").await;
     let started = r
@@ -1215,6 +1230,11 @@ async fn run_stages_are_tasks_in_the_projects_workspace(b: Backend) {
     );
     assert_eq!(stage("missing")["state"], "failed", "{done:#}");
     assert_eq!(stage("missing")["reason"], "tool_error", "{done:#}");
+    // A stage that writes in a workspace whose agent does not allow `write` fails, saying so,
+    // and writes nothing.
+    assert_eq!(stage("code")["state"], "failed", "{done:#}");
+    assert_eq!(stage("code")["reason"], "workspace_policy", "{done:#}");
+    assert!(!r.repo.path().join("gen").exists());
     assert_eq!(stage("broken")["state"], "failed");
     assert!(
         stage("broken")["error"]
