@@ -842,6 +842,37 @@ prompt = "SECOND after {{ stages.first.output }}"
 artifacts = [{ path = "second.md" }]
 "#;
 
+/// A data directory with master keys, and the config of a relay process using them (the
+/// stand-in's models priced, quick retries): for tests that kill the relay and start it again.
+fn process_relay_config() -> (tempfile::TempDir, String) {
+    let data = tempfile::tempdir().unwrap();
+    let keys = data.path().join("master-keys");
+    std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = format!(
+        "[secrets]\nmaster_keys_file = {keys:?}\n[llm]\nbackoff_ms = 5\n\
+         [llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
+    );
+    (data, config)
+}
+
+/// The run once it has ended, looking first (it may have ended before `events` connected).
+async fn ended(api: &Api, events: &mut Events, run: &str) -> Value {
+    loop {
+        let now = api
+            .get(&format!("/api/v1/pipeline-runs/{run}"))
+            .await
+            .unwrap();
+        if now.data()["state"] == "succeeded" || now.data()["state"] == "failed" {
+            return now.data().clone();
+        }
+        events
+            .run_where(run, |r| r["state"] == "succeeded" || r["state"] == "failed")
+            .await
+            .unwrap();
+    }
+}
+
 both_backends!(a_run_resumes_after_the_relay_is_killed_mid_stream);
 
 /// SIGKILL the relay while an answer streams in: the relay that starts again (same data dir,
@@ -862,14 +893,7 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
             Answer::text("the second answer, in full"),
         ],
     );
-    let data = tempfile::tempdir().unwrap();
-    let keys = data.path().join("master-keys");
-    std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let config = format!(
-        "[secrets]\nmaster_keys_file = {keys:?}\n[llm]\nbackoff_ms = 5\n\
-         [llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
-    );
+    let (data, config) = process_relay_config();
     let relay = spawn_relay_logging(&db, data.path(), "127.0.0.1:0", &config, "debug").await;
     let addr = relay.addr;
     let api = Api::new(&relay.url).with_token(&user.access);
@@ -898,21 +922,7 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_stream(b: Backend) {
     let relay = spawn_relay_logging(&db, data.path(), &addr.to_string(), &config, "debug").await;
     let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
     let started = Instant::now();
-    let done = loop {
-        let now = api
-            .get(&format!("/api/v1/pipeline-runs/{run}"))
-            .await
-            .unwrap();
-        if now.data()["state"] == "succeeded" || now.data()["state"] == "failed" {
-            break now.data().clone();
-        }
-        events
-            .run_where(&run, |r| {
-                r["state"] == "succeeded" || r["state"] == "failed"
-            })
-            .await
-            .unwrap();
-    };
+    let done = ended(&api, &mut events, &run).await;
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
@@ -1914,13 +1924,7 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_build(b: Backend) {
             json!({"files": [{"path": "a.txt", "content": "code\n"}]}).to_string(),
         )],
     );
-    let data = tempfile::tempdir().unwrap();
-    let keys = data.path().join("master-keys");
-    std::fs::write(&keys, fulcrum_relay::secrets::KeyRing::generate_entry("k1")).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let config = format!(
-        "[secrets]\nmaster_keys_file = {keys:?}\n[llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
-    );
+    let (data, config) = process_relay_config();
     let relay = spawn_relay_logging(&db, data.path(), "127.0.0.1:0", &config, "info").await;
     let addr = relay.addr;
     let api = Api::new(&relay.url).with_token(&user.access);
@@ -1978,21 +1982,7 @@ async fn a_run_resumes_after_the_relay_is_killed_mid_build(b: Backend) {
     let relay = spawn_relay_logging(&db, data.path(), &addr.to_string(), &config, "info").await;
     std::fs::write(gen_dir.join("release"), "").unwrap();
     let mut events = Events::connect(&relay.url, &user.access).await.unwrap();
-    let done = loop {
-        let now = api
-            .get(&format!("/api/v1/pipeline-runs/{run}"))
-            .await
-            .unwrap();
-        if now.data()["state"] == "succeeded" || now.data()["state"] == "failed" {
-            break now.data().clone();
-        }
-        events
-            .run_where(&run, |r| {
-                r["state"] == "succeeded" || r["state"] == "failed"
-            })
-            .await
-            .unwrap();
-    };
+    let done = ended(&api, &mut events, &run).await;
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert_eq!(
         s.count("CODE it"),

@@ -19,11 +19,7 @@ use super::{
     run_stage, workspace,
 };
 use crate::{
-    domain::{
-        Caller, DomainError, Door,
-        budgets::{CallError, CallFor, RunCall},
-        tasks::RunInput,
-    },
+    domain::{Caller, DomainError, Door, tasks::RunInput},
     llm::{ChatRequest, Message, MessageRole, ToolCall, ToolSpec},
     store::pipelines::NewArtifact,
 };
@@ -50,8 +46,6 @@ const MAX_CONVERSATION_BYTES: usize = 1 << 20;
 const MAX_CALLS_PER_TURN: usize = 16;
 /// Longest `run_command`, seconds.
 const MAX_COMMAND_SECS: i64 = 900;
-/// Calls at one place an interrupted relay may leave behind, skipped on resume.
-const MAX_INTERRUPTED: i32 = 3;
 
 /// The tools offered to the model: the workspace's, and the stage's own.
 fn tools(ctx: &StageCtx) -> Vec<ToolSpec> {
@@ -142,8 +136,7 @@ async fn turns(
         .unwrap_or_else(|| ctx.provider.default_model.clone());
     let tools = tools(ctx);
     let mut messages = vec![Message::user(prompt)];
-    let mut seq: i32 = 0;
-    let mut interrupted = 0;
+    let mut calls = super::llm_stage::Calls::new(ctx, stage, attempt);
     let mut summary = None;
     let mut turn = 0;
     // The files it wrote or edited: what its commit takes (relative to the repository).
@@ -169,18 +162,6 @@ async fn turns(
                 false,
             );
         }
-        let who = CallFor {
-            user: ctx.run.started_by,
-            project: Some(ctx.run.project_id),
-            run: Some(RunCall {
-                run: ctx.run.id,
-                budget_micros: ctx.run.budget_micros,
-                stage: stage.name.clone(),
-                attempt,
-                seq,
-            }),
-        };
-        seq += 1;
         let request = ChatRequest {
             model: model.clone(),
             system: Some(system.clone()),
@@ -190,34 +171,9 @@ async fn turns(
             tools: tools.clone(),
             json_schema: None,
         };
-        let mut on_text = |t: &str| {
-            ctx.feed
-                .text(&ctx.audience, ctx.run.id, &stage.name, attempt, t);
-        };
-        let answer = match ctx
-            .budgets
-            .call(&who, &ctx.provider, &ctx.endpoint, &request, &mut on_text)
-            .await
-        {
+        let answer = match calls.ask(&request).await {
             Ok(a) => a,
-            Err(CallError::Budget(m)) => return StageResult::Budget(m),
-            Err(CallError::Interrupted) if interrupted < MAX_INTERRUPTED => {
-                interrupted += 1;
-                continue;
-            }
-            Err(CallError::Interrupted) => {
-                return StageResult::failed(
-                    "interrupted",
-                    "the relay stopped during this stage's calls too many times".into(),
-                    true,
-                );
-            }
-            Err(CallError::Provider(e)) => {
-                return StageResult::failed(e.code(), e.to_string(), e.retryable());
-            }
-            Err(CallError::Domain(e)) => {
-                return StageResult::failed("internal", e.to_string(), true);
-            }
+            Err(stop) => return stop,
         };
         turn += 1;
         messages.push(Message {
@@ -250,7 +206,7 @@ async fn turns(
                     None => "error: finish needs a non-empty `summary`".to_owned(),
                 }
             } else {
-                let key = format!("{}/{}", seq - 1, i);
+                let key = format!("{}/{}", calls.last_place(), i);
                 match tool(ctx, stage, attempt, ws, call, &key).await {
                     Ok(text) => {
                         if matches!(call.name.as_str(), "write_file" | "edit_file")

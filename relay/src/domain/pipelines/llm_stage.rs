@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     domain::budgets::{CallError, CallFor, RunCall},
-    llm::{ChatRequest, Message, MessageRole},
+    llm::{ChatRequest, ChatResponse, Message, MessageRole},
     store::pipelines::NewArtifact,
 };
 
@@ -93,6 +93,82 @@ pub(super) fn render(template: &str, context: &Value) -> Result<String, String> 
     }
 }
 
+/// The model calls of one stage attempt, numbered in order, each journaled and budgeted by
+/// [`crate::domain::budgets`]; a place an interrupted relay left behind is skipped (at most
+/// [`MAX_INTERRUPTED`] of them), since its answer is lost.
+pub(super) struct Calls<'a> {
+    ctx: &'a StageCtx,
+    stage: &'a Stage,
+    attempt: i32,
+    seq: i32,
+    interrupted: i32,
+}
+
+impl<'a> Calls<'a> {
+    /// The calls of `stage`'s `attempt`.
+    pub(super) fn new(ctx: &'a StageCtx, stage: &'a Stage, attempt: i32) -> Self {
+        Self {
+            ctx,
+            stage,
+            attempt,
+            seq: 0,
+            interrupted: 0,
+        }
+    }
+
+    /// The journal place of the last call asked for (its answer's tool calls are keyed by it).
+    pub(super) fn last_place(&self) -> i32 {
+        self.seq - 1
+    }
+
+    /// The model's answer to `request` (a recorded one if this place was answered before),
+    /// its text streamed to the run's audience; or the stage's result when it cannot go on.
+    pub(super) async fn ask(&mut self, request: &ChatRequest) -> Result<ChatResponse, StageResult> {
+        let (ctx, stage, attempt) = (self.ctx, self.stage, self.attempt);
+        loop {
+            let who = CallFor {
+                user: ctx.run.started_by,
+                project: Some(ctx.run.project_id),
+                run: Some(RunCall {
+                    run: ctx.run.id,
+                    budget_micros: ctx.run.budget_micros,
+                    stage: stage.name.clone(),
+                    attempt,
+                    seq: self.seq,
+                }),
+            };
+            self.seq += 1;
+            let mut on_text = |t: &str| {
+                ctx.feed
+                    .text(&ctx.audience, ctx.run.id, &stage.name, attempt, t);
+            };
+            return match ctx
+                .budgets
+                .call(&who, &ctx.provider, &ctx.endpoint, request, &mut on_text)
+                .await
+            {
+                Ok(a) => Ok(a),
+                Err(CallError::Budget(m)) => Err(StageResult::Budget(m)),
+                Err(CallError::Interrupted) if self.interrupted < MAX_INTERRUPTED => {
+                    self.interrupted += 1;
+                    continue;
+                }
+                Err(CallError::Interrupted) => Err(StageResult::failed(
+                    "interrupted",
+                    "the relay stopped during this stage's calls too many times".into(),
+                    true,
+                )),
+                Err(CallError::Provider(e)) => {
+                    Err(StageResult::failed(e.code(), e.to_string(), e.retryable()))
+                }
+                Err(CallError::Domain(e)) => {
+                    Err(StageResult::failed("internal", e.to_string(), true))
+                }
+            };
+        }
+    }
+}
+
 /// Runs one attempt of an `llm` stage.
 pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageResult {
     let context = context(ctx, ctx.feedback.get(&stage.name).map(String::as_str));
@@ -130,22 +206,9 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageRes
         }
     };
     let mut answers: u32 = 0;
-    let mut interrupted = 0;
     let mut last_error = String::new();
-    let mut seq: i32 = 0;
+    let mut calls = Calls::new(ctx, stage, attempt);
     while answers <= stage.validation_retries {
-        let who = CallFor {
-            user: ctx.run.started_by,
-            project: Some(ctx.run.project_id),
-            run: Some(RunCall {
-                run: ctx.run.id,
-                budget_micros: ctx.run.budget_micros,
-                stage: stage.name.clone(),
-                attempt,
-                seq,
-            }),
-        };
-        seq += 1;
         let request = ChatRequest {
             model: model.clone(),
             system: system.clone(),
@@ -155,34 +218,9 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage, attempt: i32) -> StageRes
             tools: Vec::new(),
             json_schema: schema.clone(),
         };
-        let mut on_text = |t: &str| {
-            ctx.feed
-                .text(&ctx.audience, ctx.run.id, &stage.name, attempt, t);
-        };
-        let answer = match ctx
-            .budgets
-            .call(&who, &ctx.provider, &ctx.endpoint, &request, &mut on_text)
-            .await
-        {
+        let answer = match calls.ask(&request).await {
             Ok(a) => a,
-            Err(CallError::Budget(m)) => return StageResult::Budget(m),
-            Err(CallError::Interrupted) if interrupted < MAX_INTERRUPTED => {
-                interrupted += 1;
-                continue;
-            }
-            Err(CallError::Interrupted) => {
-                return StageResult::failed(
-                    "interrupted",
-                    "the relay stopped during this stage's calls too many times".into(),
-                    true,
-                );
-            }
-            Err(CallError::Provider(e)) => {
-                return StageResult::failed(e.code(), e.to_string(), e.retryable());
-            }
-            Err(CallError::Domain(e)) => {
-                return StageResult::failed("internal", e.to_string(), true);
-            }
+            Err(stop) => return stop,
         };
         answers += 1;
         let checked = if answer.finish_reason.as_deref() == Some("length")
