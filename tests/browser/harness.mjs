@@ -59,3 +59,24 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/** Opens the dashboard at `base`, logs in, and waits until the live feed is connected. */
+export async function logIn(page, base, email, password) {
+  try {
+    await page.goto(base + "/", { waitUntil: "domcontentloaded", timeout: WAIT });
+  } catch (e) {
+    fail(`cannot open ${base}/: ${e.message.split("\n")[0]}`);
+  }
+  await waitFor(page.locator(tid("login-email")), "the login form (login-email)");
+  await page.fill(tid("login-email"), email);
+  await page.fill(tid("login-password"), password);
+  await page.click(tid("login-submit"));
+  const outcome = await until(async () => {
+    if (await page.locator(tid("nav-projects")).isVisible()) return "in";
+    const err = page.locator(tid("login-error"));
+    if (await err.isVisible()) return `error: ${((await err.textContent()) || "").trim()}`;
+    return null;
+  }, "the dashboard after logging in (nav-projects)");
+  if (outcome !== "in") fail(`logging in failed (${outcome})`);
+  await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), 'live-indicator with data-state="live"');
+}

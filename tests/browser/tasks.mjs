@@ -26,7 +26,7 @@
 
 import crypto from "node:crypto";
 import { chromium } from "playwright-core";
-import { CHROMIUM, StepError, WAIT, fail, requireSetup, screenshot, tid, until, waitFor } from "./harness.mjs";
+import { CHROMIUM, StepError, WAIT, fail, logIn, requireSetup, screenshot, tid, until, waitFor } from "./harness.mjs";
 
 const env = process.env;
 const BASE = (env.FULCRUM_URL || "").replace(/\/+$/, "");
@@ -126,23 +126,7 @@ async function main() {
 
   const steps = [
     ["login", async () => {
-      try {
-        await page.goto(BASE + "/", { waitUntil: "domcontentloaded", timeout: WAIT });
-      } catch (e) {
-        fail(`cannot open ${BASE}/: ${e.message.split("\n")[0]}`);
-      }
-      await waitFor(page.locator(tid("login-email")), "the login form (login-email)");
-      await page.fill(tid("login-email"), EMAIL);
-      await page.fill(tid("login-password"), PASSWORD);
-      await page.click(tid("login-submit"));
-      const outcome = await until(async () => {
-        if (await page.locator(tid("nav-projects")).isVisible()) return "in";
-        const err = page.locator(tid("login-error"));
-        if (await err.isVisible()) return `error: ${((await err.textContent()) || "").trim()}`;
-        return null;
-      }, "the dashboard after logging in (nav-projects)");
-      if (outcome !== "in") fail(`logging in failed (${outcome})`);
-      await waitFor(page.locator(`${tid("live-indicator")}[data-state="live"]`), 'live-indicator with data-state="live"');
+      await logIn(page, BASE, EMAIL, PASSWORD);
     }],
 
     ["open the online workspace's tasks", async () => {

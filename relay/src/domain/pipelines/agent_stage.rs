@@ -49,12 +49,7 @@ const MAX_COMMAND_SECS: i64 = 900;
 
 /// The tools offered to the model: the workspace's, and the stage's own.
 fn tools(ctx: &StageCtx) -> Vec<ToolSpec> {
-    let mut out: Vec<ToolSpec> = ctx
-        .agent_tools
-        .iter()
-        .filter(|t| WORKSPACE_TOOLS.contains(&t.name.as_str()))
-        .cloned()
-        .collect();
+    let mut out: Vec<ToolSpec> = ctx.agent_tools.as_ref().clone();
     out.push(ToolSpec {
         name: "run_command".into(),
         description: "Run a shell command at the repository's root in the workspace (as a \

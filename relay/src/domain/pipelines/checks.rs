@@ -217,6 +217,6 @@ mod tests {
         let huge = sqlite("CREATE TABLE t AS SELECT randomblob(200000000) AS b;")
             .await
             .unwrap_err();
-        assert!(!huge.is_empty());
+        assert!(huge.contains("full") || huge.contains("too big"), "{huge}");
     }
 }

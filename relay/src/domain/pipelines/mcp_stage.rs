@@ -3,7 +3,7 @@
 //! `arguments` whose strings are templates over the run. Its output is the tool's answer
 //! (`text`, and `structured` when the tool gives one); a tool's error fails the stage.
 
-use fulcrum_protocol::tools::{ToolCall, ToolTarget};
+use fulcrum_protocol::tools::ToolTarget;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -13,9 +13,6 @@ use super::{
     llm_stage::{context, render},
     workspace,
 };
-
-/// How long the call may take (the agent's own limit is shorter).
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Renders every string in `v` as a template.
 fn rendered(v: &Value, ctx: &Value, depth: usize) -> Result<Value, String> {
@@ -67,18 +64,9 @@ pub(super) async fn run(ctx: &StageCtx, stage: &Stage) -> (StageResult, Option<U
         },
         None => ToolTarget::Builtin(tool.clone()),
     };
-    let call = ToolCall {
-        target,
-        args_json: args.to_string(),
-        may_write: false,
-    };
-    let out = match ctx
-        .workspaces
-        .call_tool(workspace::caller(ctx), ws, call, CALL_TIMEOUT)
-        .await
-    {
+    let out = match workspace::call_target(ctx, ws, target, args.to_string()).await {
         Ok(out) => out,
-        Err(e) => return (workspace::refused(&e), Some(ws)),
+        Err(stop) => return (stop, Some(ws)),
     };
     if out.is_error {
         return (

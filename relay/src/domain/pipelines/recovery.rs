@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use fulcrum_protocol::kinds::StageState;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -106,8 +107,6 @@ pub(super) fn waiting<'a>(
         .filter(|s| s.state == StageState::Waiting && s.reason.as_deref() == Some(WAITING))
         .collect()
 }
-
-use fulcrum_protocol::kinds::StageState;
 
 /// Keeps the rounds in a recovery stage's output when it succeeds.
 pub(super) fn keep_rounds(output: &mut Value, row: &StageRow) {

@@ -81,8 +81,24 @@ pub(super) async fn call_json(
     tool: &str,
     args_json: String,
 ) -> Result<ToolOutput, StageResult> {
+    call_target(
+        ctx,
+        workspace,
+        ToolTarget::Builtin(tool.to_owned()),
+        args_json,
+    )
+    .await
+}
+
+/// Calls any tool in `workspace`: one of its agent's or of a server it hosts.
+pub(super) async fn call_target(
+    ctx: &StageCtx,
+    workspace: Uuid,
+    target: ToolTarget,
+    args_json: String,
+) -> Result<ToolOutput, StageResult> {
     let call = ToolCall {
-        target: ToolTarget::Builtin(tool.to_owned()),
+        target,
         args_json,
         may_write: false,
     };
