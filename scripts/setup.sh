@@ -85,12 +85,15 @@ fi
 export FULCRUM_MCP_VENV
 
 # The LLM stand-in's contract test, pinned, in a venv of its own: the official OpenAI and
-# Anthropic SDKs talk to the stand-in, and jsonschema + PyYAML check the relay's requests against
-# the published OpenAI description (../shared/contracts/openai/openapi.yaml).
-LLM_PY_PACKAGES=("openai==3.63.0" "anthropic==2.17.0" "jsonschema==4.26.0" "pyyaml==6.0.4")
+# Anthropic SDKs talk to the stand-in and to the relay's LLM gateway, and jsonschema + PyYAML
+# check the relay's requests against the published OpenAI description
+# (../shared/contracts/openai/openapi.yaml); the OpenTelemetry SDK with its OTLP/HTTP exporter
+# sends GenAI spans to the relay; the A2A SDK's client talks to the relay's A2A agent.
+LLM_PY_PACKAGES=("openai==3.63.0" "anthropic==2.17.0" "jsonschema==4.26.0" "pyyaml==6.0.4"
+  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "a2a-sdk==1.3.0")
 FULCRUM_LLM_VENV="${FULCRUM_LLM_VENV:-$HOME/.cache/fulcrum/llm-venv}"
-if ! "$FULCRUM_LLM_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "anthropic==2.17.0"; then
-  echo "setup: installing the LLM SDKs"
+if ! "$FULCRUM_LLM_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "a2a-sdk==1.3.0"; then
+  echo "setup: installing the LLM, OpenTelemetry and A2A SDKs"
   python3 -m venv "$FULCRUM_LLM_VENV"
   PIP_ROOT_USER_ACTION=ignore "$FULCRUM_LLM_VENV/bin/pip" install -q --no-input \
     --disable-pip-version-check "${LLM_PY_PACKAGES[@]}"

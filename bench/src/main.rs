@@ -17,8 +17,11 @@
 //!   the reference servers over stdio.
 //! - `pipelines`: the pipeline engine's overhead per stage transition, 100 runs at once,
 //!   resume after a SIGKILL, and streamed LLM text to a dashboard socket.
+//! - `activity`: AI activity ingestion per second, reports over a million activities, and the
+//!   LLM gateway's added latency on a streamed completion.
 #![forbid(unsafe_code)]
 
+mod activity_bench;
 mod agent_bench;
 mod fanout;
 mod idle;
@@ -61,6 +64,8 @@ enum Bench {
     Mcp(mcp_bench::Args),
     /// The pipeline engine: transition overhead, runs at once, resume, streamed text.
     Pipelines(pipelines_bench::Args),
+    /// AI activity: ingestion rate, report latency over a million activities, gateway overhead.
+    Activity(activity_bench::Args),
 }
 
 #[tokio::main]
@@ -75,5 +80,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Reconnect(a) => reconnect::run(a).await,
         Bench::Mcp(a) => mcp_bench::run(a).await,
         Bench::Pipelines(a) => pipelines_bench::run(a).await,
+        Bench::Activity(a) => activity_bench::run(a).await,
     }
 }

@@ -152,7 +152,8 @@ impl RelayProcess {
         std::fs::write(
             &config,
             format!(
-                "[auth]\nrequests_per_minute = 0\nmcp_requests_per_minute = 0\n\n\
+                "[auth]\nrequests_per_minute = 0\nmcp_requests_per_minute = 0\n\
+                 api_requests_per_minute = 0\ningest_requests_per_minute = 0\n\n\
                  [agents]\n{agents}{tls_section}"
             ),
         )?;

@@ -457,6 +457,38 @@ closed_set! {
 }
 
 closed_set! {
+    /// How an AI activity reached Fulcrum.
+    pub enum ActivitySource {
+        /// Reported over `POST /api/v1/ai-activities`.
+        Api = "api",
+        /// Exported over OTLP (GenAI spans, events and metrics).
+        Otlp = "otlp",
+        /// A call through the relay's LLM gateway.
+        Gateway = "gateway",
+        /// A pipeline run's model call.
+        Pipeline = "pipeline",
+        /// The project manager assistant's model call.
+        Assistant = "assistant",
+    }
+}
+
+closed_set! {
+    /// What an AI activity was for.
+    pub enum ActivityCategory {
+        /// New behaviour.
+        Feature = "feature",
+        /// A fix.
+        Bugfix = "bugfix",
+        /// Restructuring without new behaviour.
+        Refactor = "refactor",
+        /// Documentation.
+        Docs = "docs",
+        /// Tests.
+        Test = "test",
+    }
+}
+
+closed_set! {
     /// Where a project's generation stands: it follows the runs of a pipeline that sets it
     /// (SystemCrafter).
     #[derive(Default)]
@@ -531,6 +563,8 @@ mod tests {
         same(DeploymentState::ALL);
         same(ProjectGeneration::ALL);
         same(DeploymentSource::ALL);
+        same(ActivitySource::ALL);
+        same(ActivityCategory::ALL);
     }
 
     #[test]

@@ -219,6 +219,37 @@ args! {
         pub run_id: String,
     }
 
+    /// `activity_report` (answered by the relay).
+    pub struct ActivityReportArgs {
+        /// The project: its id or its name (default: everything you may see)
+        pub project: Option<String>,
+        /// First day, YYYY-MM-DD (default: the first of this month)
+        pub from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today)
+        pub to: Option<String>,
+        /// Up to three of day, project, user, tool, model, category, comma-separated (default: model)
+        pub group_by: Option<String>,
+    }
+
+    /// `cost_by_model` (answered by the relay).
+    pub struct CostByModelArgs {
+        /// The project: its id or its name (default: everything you may see)
+        pub project: Option<String>,
+        /// First day, YYYY-MM-DD (default: the first of this month)
+        pub from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today)
+        pub to: Option<String>,
+    }
+
+    /// `recent_ai_changes` (answered by the relay).
+    pub struct RecentAiChangesArgs {
+        /// The project: its id or its name (default: everything you may see)
+        pub project: Option<String>,
+        /// How many (default 20)
+        #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 200)))]
+        pub limit: Option<u32>,
+    }
+
     /// `list_pipeline_runs` and `list_deployments` (answered by the relay).
     pub struct ProjectArgs {
         /// The project: its id or its name

@@ -106,6 +106,26 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// Activities by how they came and what became of them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActivityLabels {
+    source: &'static str,
+    outcome: &'static str,
+}
+
+/// Gateway requests by wire format and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GatewayLabels {
+    format: &'static str,
+    outcome: &'static str,
+}
+
+/// Budget alerts by level.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    level: &'static str,
+}
+
 /// A state of database connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -137,6 +157,9 @@ pub struct Metrics {
     llm_seconds: Histogram,
     runs: Family<StateLabels, Counter>,
     stages: Family<StateLabels, Counter>,
+    activities: Family<ActivityLabels, Counter>,
+    gateway: Family<GatewayLabels, Counter>,
+    budget_alerts: Family<AlertLabels, Counter>,
     runs_driven: Gauge,
     transition_seconds: Histogram,
 }
@@ -267,6 +290,26 @@ impl Default for Metrics {
             "LLM calls from request to the end of the answer",
             llm_seconds.clone(),
         );
+        let activities = Family::<ActivityLabels, Counter>::default();
+        registry.register(
+            "ai_activities",
+            "AI activities by source (api, otlp, gateway, pipeline, assistant) and outcome \
+             (created, duplicate, rejected)",
+            activities.clone(),
+        );
+        let gateway = Family::<GatewayLabels, Counter>::default();
+        registry.register(
+            "llm_gateway_requests",
+            "Requests to the LLM gateway by format (openai, anthropic) and outcome (ok, \
+             budget_exceeded, no_provider, upstream_error, invalid)",
+            gateway.clone(),
+        );
+        let budget_alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "budget_alerts",
+            "Budget alerts raised, by level (80, 100)",
+            budget_alerts.clone(),
+        );
         let runs = Family::<StateLabels, Counter>::default();
         registry.register(
             "pipeline_runs",
@@ -292,6 +335,9 @@ impl Default for Metrics {
             transition_seconds.clone(),
         );
         Self {
+            activities,
+            gateway,
+            budget_alerts,
             llm_calls,
             llm_tokens,
             llm_cost,
@@ -409,6 +455,29 @@ impl Metrics {
             self.llm_cost.inc_by(cost.max(0) as u64);
             self.llm_seconds.observe(seconds);
         }
+    }
+
+    /// Counts `n` activities from `source` with `outcome`.
+    pub fn activities(&self, source: &'static str, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.activities
+                .get_or_create(&ActivityLabels { source, outcome })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a gateway request.
+    pub fn gateway(&self, format: &'static str, outcome: &'static str) {
+        self.gateway
+            .get_or_create(&GatewayLabels { format, outcome })
+            .inc();
+    }
+
+    /// Counts a budget alert.
+    pub fn budget_alert(&self, level: &'static str) {
+        self.budget_alerts
+            .get_or_create(&AlertLabels { level })
+            .inc();
     }
 
     /// Counts a pipeline run reaching `state`.

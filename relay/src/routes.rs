@@ -32,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(dashboard::router())
         .merge(mcp::router(state.clone()))
+        .merge(crate::llm_door::router())
+        .merge(crate::otlp_door::router())
         .merge(oauth::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -329,13 +329,26 @@ fn compose(
         secrets.clone(),
         projects.clone(),
     ));
+    let activities = Arc::new(crate::domain::activity::Activities::new(
+        store.clone(),
+        prices.clone(),
+        projects.clone(),
+        metrics.clone(),
+    ));
     let budgets = Arc::new(crate::domain::budgets::Budgets::new(
         store.clone(),
         prices,
         crate::llm::Client::new(config.llm.limits()),
         metrics.clone(),
         projects.clone(),
+        bus.clone(),
     ));
+    let gateway = crate::domain::llm_gateway::LlmGateway::new(
+        budgets.clone(),
+        providers.clone(),
+        projects.clone(),
+        metrics.clone(),
+    );
     let run_feed = Arc::new(crate::domain::pipelines::RunFeed::new(
         store.clone(),
         bus.clone(),
@@ -407,6 +420,8 @@ fn compose(
         providers,
         budgets,
         pipelines,
+        activities,
+        gateway,
     };
     AppState {
         store,

@@ -11,6 +11,9 @@ use fulcrum_tests::*;
 
 /// Operations schemathesis must not call: logging out would end its own session.
 const EXCLUDED_PATHS: &[&str] = &["/api/v1/auth/logout"];
+/// Operations that take another kind of token than a login's: checked in a run of their own
+/// with that token.
+const INGEST_OPERATIONS: &[&str] = &["ingest_ai_activities"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_matches_the_running_relay() {
@@ -48,6 +51,24 @@ async fn the_openapi_document_matches_the_running_relay() {
         "bearer"
     );
 
+    schemathesis(&relay.url(), &user.access, "--exclude-operation-id").await;
+    // The ingestion door, with an ingest token.
+    let r = Api::new(&relay.url())
+        .with_token(&user.access)
+        .post(
+            "/api/v1/tokens",
+            serde_json::json!({"name": "ingest", "kind": "ingest"}),
+        )
+        .await
+        .unwrap();
+    let ingest = r.data()["token"].as_str().unwrap().to_owned();
+    schemathesis(&relay.url(), &ingest, "--include-operation-id").await;
+    relay.shutdown().await.unwrap();
+}
+
+/// Runs schemathesis against the relay at `url` with `token`, on every operation but
+/// [`INGEST_OPERATIONS`] (`--exclude-operation-id`) or on those only (`--include-operation-id`).
+async fn schemathesis(url: &str, token: &str, ingest_filter: &str) {
     let venv = std::env::var("FULCRUM_SCHEMATHESIS_VENV").unwrap_or_else(|_| {
         format!(
             "{}/.cache/fulcrum/schemathesis-venv",
@@ -70,12 +91,9 @@ async fn the_openapi_document_matches_the_running_relay() {
         .arg("--config-file")
         .arg(&config)
         .arg("run")
-        .arg(format!("{}/api/v1/openapi.json", relay.url()))
-        .args(["--url", &relay.url()])
-        .args([
-            "--header",
-            &format!("Authorization: Bearer {}", user.access),
-        ])
+        .arg(format!("{url}/api/v1/openapi.json"))
+        .args(["--url", url])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -88,6 +106,9 @@ async fn the_openapi_document_matches_the_running_relay() {
         .args(["--request-timeout", "10", "--no-color"]);
     for path in EXCLUDED_PATHS {
         cmd.args(["--exclude-path", path]);
+    }
+    for op in INGEST_OPERATIONS {
+        cmd.args([ingest_filter, op]);
     }
     let out = tokio::time::timeout(std::time::Duration::from_secs(600), cmd.output())
         .await
@@ -103,5 +124,4 @@ async fn the_openapi_document_matches_the_running_relay() {
         "schemathesis found problems:\n{report}"
     );
     assert!(report.contains("passed"), "{report}");
-    relay.shutdown().await.unwrap();
 }

@@ -712,6 +712,8 @@ async fn pipelines(b: Backend) {
         period: BudgetPeriod::Month,
         limit_micros: limit,
         updated_at: now,
+        alert_level: 0,
+        alert_period: None,
     };
     let first = s.put_budget(&budget(Some(p.id), 1_000)).await.unwrap();
     let again = s.put_budget(&budget(Some(p.id), 5_000)).await.unwrap();
@@ -902,7 +904,7 @@ async fn pipelines(b: Backend) {
         raw_response: Some("data: {}".into()),
         now,
     };
-    s.settle_call(c0.id, &settled).await.unwrap();
+    s.settle_call(c0.id, &settled, None).await.unwrap();
     assert_eq!(s.spent(BudgetScope::Run(run.id), None).await.unwrap(), 700);
     assert_eq!(s.spent(BudgetScope::User(bob.id), None).await.unwrap(), 0);
     let journaled = s.run_call(run.id, "a", 1, 0).await.unwrap().unwrap();

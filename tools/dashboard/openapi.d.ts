@@ -898,6 +898,93 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/ai-activities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/ai-activities`. */
+        get: operations["list_ai_activities"];
+        put?: never;
+        /** `POST /api/v1/ai-activities`. */
+        post: operations["ingest_ai_activities"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai-activities/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/ai-activities/report`. */
+        get: operations["ai_activity_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai-activities/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/ai-activities/usage`. */
+        get: operations["ai_usage_counters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/ai-report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/ai-report`. */
+        get: operations["project_ai_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/ai-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/ai-settings`. */
+        get: operations["get_ai_settings"];
+        /** `PUT /api/v1/projects/{id}/ai-settings`. */
+        put: operations["set_ai_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health/live": {
         parameters: {
             query?: never;
@@ -936,6 +1023,169 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A stored activity. */
+        Activity: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The user it belongs to.
+             */
+            user_id: string;
+            /**
+             * Format: uuid
+             * @description The project it was for.
+             */
+            project_id?: string | null;
+            /** @description The reporting client's id for it. */
+            client_id?: string | null;
+            /** @description How it reached Fulcrum. */
+            source: components["schemas"]["ActivitySource"];
+            /** @description The tool that made it. */
+            tool: string;
+            category?: null | components["schemas"]["ActivityCategory"];
+            /** @description `gen_ai.provider.name`. */
+            provider?: string | null;
+            /** @description The model. */
+            model?: string | null;
+            /** @description `gen_ai.operation.name`. */
+            operation?: string | null;
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens: number;
+            /**
+             * Format: int64
+             * @description Input tokens served from the provider's cache.
+             */
+            cached_tokens: number;
+            /**
+             * Format: int64
+             * @description Cost, micro-dollars.
+             */
+            cost_micros: number;
+            /**
+             * Format: int64
+             * @description Total latency, milliseconds.
+             */
+            latency_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Time to the first token, milliseconds.
+             */
+            ttft_ms?: number | null;
+            /** @description Why the answer ended. */
+            finish_reason?: string | null;
+            /** @description The conversation or session it belongs to. */
+            conversation_id?: string | null;
+            /** @description The prompt text, where kept. */
+            prompt?: string | null;
+            /** @description The response text, where kept. */
+            response?: string | null;
+            /** @description Files it changed, and their commits where known. */
+            code_changes: components["schemas"]["CodeChanges"];
+            /**
+             * Format: uuid
+             * @description The relay's journaled call, for calls made through Fulcrum.
+             */
+            call_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When it happened.
+             */
+            occurred_at: string;
+            /**
+             * Format: date-time
+             * @description When Fulcrum stored it.
+             */
+            created_at: string;
+        };
+        /**
+         * @description What an AI activity was for.
+         * @enum {string}
+         */
+        ActivityCategory: "feature" | "bugfix" | "refactor" | "docs" | "test";
+        /** @description An activity as a tool reports it. */
+        ActivityInput: {
+            /**
+             * @description The tool's own id for it: a second report with the same id (by the same user) is a
+             *     duplicate and changes nothing.
+             */
+            id?: string | null;
+            /**
+             * Format: uuid
+             * @description The project it was for [default: the token's project, if it is limited to one].
+             */
+            project_id?: string | null;
+            /** @description The tool: `chatgpt`, `claude`, `copilot`, `cursor`, `claude-code`, `codex`, … */
+            tool: string;
+            category?: null | components["schemas"]["ActivityCategory"];
+            /** @description The prompt (at most 64 KiB). */
+            prompt?: string | null;
+            /** @description The response (at most 64 KiB). */
+            response?: string | null;
+            /** @description Files it changed, with their commits where known. */
+            code_changes?: components["schemas"]["CodeChange"][];
+            /** @description The provider (`openai`, `anthropic`, …). */
+            provider?: string | null;
+            /** @description The model. */
+            model?: string | null;
+            /** @description The operation (`chat`, `text_completion`, `embeddings`, …). */
+            operation?: string | null;
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Input tokens served from the provider's cache.
+             */
+            cached_tokens?: number | null;
+            /**
+             * Format: double
+             * @description What it cost, US dollars [default: from the relay's price table, by model].
+             */
+            cost_usd?: number | null;
+            /**
+             * Format: int64
+             * @description Total latency, milliseconds.
+             */
+            latency_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Time to the first token, milliseconds.
+             */
+            ttft_ms?: number | null;
+            /** @description Why the answer ended. */
+            finish_reason?: string | null;
+            /** @description The conversation or session it belongs to. */
+            conversation_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When it happened [default: now].
+             */
+            timestamp?: string | null;
+        };
+        /**
+         * @description How an AI activity reached Fulcrum.
+         * @enum {string}
+         */
+        ActivitySource: "api" | "otlp" | "gateway" | "pipeline" | "assistant";
         /** @description What a live session knows of its agent. */
         AgentFacts: {
             /** @description How it is connected: `websocket` or `quic`. */
@@ -951,6 +1201,11 @@ export interface components {
             hosted_servers: number;
             /** @description How many of those run now. */
             hosted_running: number;
+        };
+        /** @description A project's AI settings. */
+        AiSettings: {
+            /** @description Whether activities in the project keep their prompt and response text. */
+            capture_text: boolean;
         };
         /** @description An artifact's metadata. */
         ArtifactMeta: {
@@ -1035,6 +1290,11 @@ export interface components {
              * @description Spent (and reserved by calls in flight) in its period, US dollars.
              */
             spent_usd: number;
+            /**
+             * Format: int32
+             * @description The alert raised in its current period: 80 or 100 (percent), if any.
+             */
+            alert_level?: number | null;
         };
         /** @description One LLM call of a run, with its OpenTelemetry GenAI facts. */
         CallView: {
@@ -1116,6 +1376,15 @@ export interface components {
             /** @description Porcelain v1 code: index state then work-tree state, e.g. `" M"`, `"A "`, `"??"`, `"UU"`. */
             code: string;
         };
+        /** @description One file an activity changed, and the commit, where known. */
+        CodeChange: {
+            /** @description The path, relative to the repository. */
+            path: string;
+            /** @description The commit that holds the change (a full or abbreviated SHA). */
+            commit?: string | null;
+        };
+        /** @description The files an activity changed, stored as JSON. */
+        CodeChanges: components["schemas"]["CodeChange"][];
         /** @description What a Coder workspace says about itself through its environment. */
         CoderFacts: {
             /** @description `CODER_WORKSPACE_NAME`. */
@@ -1231,6 +1500,25 @@ export interface components {
          * @enum {string}
          */
         DeploymentState: "succeeded" | "failed";
+        /**
+         * @description A dimension a report groups by.
+         * @enum {string}
+         */
+        Dimension: "day" | "project" | "user" | "tool" | "model" | "category";
+        /** @description A successful answer. */
+        Envelope_AiSettings: {
+            /** @description A project's AI settings. */
+            data: {
+                /** @description Whether activities in the project keep their prompt and response text. */
+                capture_text: boolean;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
         /** @description A successful answer. */
         Envelope_Budget: {
             /** @description A spending limit. */
@@ -1309,6 +1597,26 @@ export interface components {
             data: components["schemas"]["Token"] & {
                 /** @description The secret, shown once. */
                 token: string;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_IngestResult: {
+            /** @description A batch's answer, item by item. */
+            data: {
+                /** @description Stored. */
+                created: number;
+                /** @description Already reported. */
+                duplicates: number;
+                /** @description Refused. */
+                rejected: number;
+                /** @description Every item, in order. */
+                items: components["schemas"]["IngestItem"][];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1553,6 +1861,34 @@ export interface components {
                 last_tasks: components["schemas"]["Task"][];
                 /** @description Its health in one word. */
                 health: components["schemas"]["Health"];
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Report: {
+            /** @description A report over a period. */
+            data: {
+                /**
+                 * Format: date
+                 * @description First day.
+                 */
+                from: string;
+                /**
+                 * Format: date
+                 * @description Last day.
+                 */
+                to: string;
+                /** @description The dimensions grouped by. */
+                group_by: components["schemas"]["Dimension"][];
+                /** @description The groups: by day first when grouped by day, else by cost, highest first. */
+                rows: components["schemas"]["ReportRow"][];
+                /** @description Everything in the report. */
+                total: components["schemas"]["Figures"];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1883,6 +2219,100 @@ export interface components {
             errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
+        Envelope_Vec_Activity: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The user it belongs to.
+                 */
+                user_id: string;
+                /**
+                 * Format: uuid
+                 * @description The project it was for.
+                 */
+                project_id?: string | null;
+                /** @description The reporting client's id for it. */
+                client_id?: string | null;
+                /** @description How it reached Fulcrum. */
+                source: components["schemas"]["ActivitySource"];
+                /** @description The tool that made it. */
+                tool: string;
+                category?: null | components["schemas"]["ActivityCategory"];
+                /** @description `gen_ai.provider.name`. */
+                provider?: string | null;
+                /** @description The model. */
+                model?: string | null;
+                /** @description `gen_ai.operation.name`. */
+                operation?: string | null;
+                /**
+                 * Format: int64
+                 * @description Input tokens.
+                 */
+                input_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Output tokens.
+                 */
+                output_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Input tokens served from the provider's cache.
+                 */
+                cached_tokens: number;
+                /**
+                 * Format: int64
+                 * @description Cost, micro-dollars.
+                 */
+                cost_micros: number;
+                /**
+                 * Format: int64
+                 * @description Total latency, milliseconds.
+                 */
+                latency_ms?: number | null;
+                /**
+                 * Format: int64
+                 * @description Time to the first token, milliseconds.
+                 */
+                ttft_ms?: number | null;
+                /** @description Why the answer ended. */
+                finish_reason?: string | null;
+                /** @description The conversation or session it belongs to. */
+                conversation_id?: string | null;
+                /** @description The prompt text, where kept. */
+                prompt?: string | null;
+                /** @description The response text, where kept. */
+                response?: string | null;
+                /** @description Files it changed, and their commits where known. */
+                code_changes: components["schemas"]["CodeChanges"];
+                /**
+                 * Format: uuid
+                 * @description The relay's journaled call, for calls made through Fulcrum.
+                 */
+                call_id?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it happened.
+                 */
+                occurred_at: string;
+                /**
+                 * Format: date-time
+                 * @description When Fulcrum stored it.
+                 */
+                created_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
         Envelope_Vec_ArtifactMeta: {
             data: {
                 /** @description Its path in the run, such as `requirements.json` or `api/openapi.yaml`. */
@@ -1929,6 +2359,11 @@ export interface components {
                  * @description Spent (and reserved by calls in flight) in its period, US dollars.
                  */
                 spent_usd: number;
+                /**
+                 * Format: int32
+                 * @description The alert raised in its current period: 80 or 100 (percent), if any.
+                 */
+                alert_level?: number | null;
             })[];
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2459,6 +2894,35 @@ export interface components {
             errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
+        Envelope_Vec_UsageCounter: {
+            data: {
+                /** @description The tool. */
+                tool: string;
+                /** @description The model (empty when the metric named none). */
+                model: string;
+                /** @description The metric. */
+                metric: string;
+                /** @description What it counts (`input`, `output`, … or empty). */
+                kind: string;
+                /**
+                 * Format: double
+                 * @description The sum over the series.
+                 */
+                value: number;
+                /**
+                 * Format: int64
+                 * @description Series summed.
+                 */
+                series: number;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
         Envelope_Vec_UserView: {
             data: {
                 /**
@@ -2583,11 +3047,106 @@ export interface components {
             /** @description Message for people. */
             message: string;
         };
+        /** @description Figures of a group. */
+        Figures: {
+            /**
+             * Format: int64
+             * @description Activities.
+             */
+            activities: number;
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens: number;
+            /**
+             * Format: int64
+             * @description Input tokens served from cache.
+             */
+            cached_tokens: number;
+            /**
+             * Format: double
+             * @description Cost, US dollars.
+             */
+            cost_usd: number;
+            /**
+             * Format: double
+             * @description Median latency, milliseconds (within about 10%), of those that reported one.
+             */
+            latency_p50_ms?: number | null;
+            /**
+             * Format: double
+             * @description 95th percentile latency, milliseconds (within about 10%).
+             */
+            latency_p95_ms?: number | null;
+        };
+        /** @description What a group is: the values of the dimensions grouped by. */
+        GroupKey: {
+            /** @description The day, `YYYY-MM-DD`. */
+            day?: string | null;
+            /**
+             * Format: uuid
+             * @description The project (`null` inside a group of activities without one).
+             */
+            project?: string | null;
+            /** @description The project's name. */
+            project_name?: string | null;
+            /**
+             * Format: uuid
+             * @description The user.
+             */
+            user?: string | null;
+            /** @description The user's e-mail. */
+            user_email?: string | null;
+            /** @description The tool. */
+            tool?: string | null;
+            /** @description The model (empty: not reported). */
+            model?: string | null;
+            /** @description The category (empty: none). */
+            category?: string | null;
+        };
         /**
          * @description A project's health in one word.
          * @enum {string}
          */
         Health: "running" | "failing" | "healthy" | "offline" | "idle";
+        /** @description A batch of activities. */
+        IngestBatch: {
+            /** @description At most 1000 activities; each is checked on its own. */
+            activities: components["schemas"]["ActivityInput"][];
+        };
+        /** @description One item of a batch's answer. */
+        IngestItem: {
+            /** @description Its place in the batch, from 0. */
+            index: number;
+            /** @description The tool's id for it, as given. */
+            id?: string | null;
+            /** @description What became of it. */
+            status: components["schemas"]["ItemStatus"];
+            /**
+             * Format: uuid
+             * @description The stored activity's id (created only).
+             */
+            activity_id?: string | null;
+            /** @description Why it was refused. */
+            error?: string | null;
+        };
+        /** @description A batch's answer, item by item. */
+        IngestResult: {
+            /** @description Stored. */
+            created: number;
+            /** @description Already reported. */
+            duplicates: number;
+            /** @description Refused. */
+            rejected: number;
+            /** @description Every item, in order. */
+            items: components["schemas"]["IngestItem"][];
+        };
         /** @description An invitation to join a project, pending until the invited user accepts or declines it. */
         Invitation: {
             /**
@@ -2619,6 +3178,11 @@ export interface components {
              */
             expires_at: string;
         };
+        /**
+         * @description What became of one reported activity.
+         * @enum {string}
+         */
+        ItemStatus: "created" | "duplicate" | "rejected";
         /**
          * @description What became of one LLM call.
          * @enum {string}
@@ -2984,6 +3548,30 @@ export interface components {
             changed_paths: components["schemas"]["ChangedPath"][];
             /** @description True when there were more changed paths than listed. */
             changed_paths_truncated: boolean;
+        };
+        /** @description A report over a period. */
+        Report: {
+            /**
+             * Format: date
+             * @description First day.
+             */
+            from: string;
+            /**
+             * Format: date
+             * @description Last day.
+             */
+            to: string;
+            /** @description The dimensions grouped by. */
+            group_by: components["schemas"]["Dimension"][];
+            /** @description The groups: by day first when grouped by day, else by cost, highest first. */
+            rows: components["schemas"]["ReportRow"][];
+            /** @description Everything in the report. */
+            total: components["schemas"]["Figures"];
+        };
+        /** @description One group of a report. */
+        ReportRow: components["schemas"]["Figures"] & {
+            /** @description The group. */
+            key: components["schemas"]["GroupKey"];
         };
         /** @description A one-time password reset link. */
         ResetLink: {
@@ -3463,6 +4051,27 @@ export interface components {
             /** Format: int64 */
             expires_in: number;
             token_type: string;
+        };
+        /** @description Usage counters summed per tool, model, metric and kind. */
+        UsageCounter: {
+            /** @description The tool. */
+            tool: string;
+            /** @description The model (empty when the metric named none). */
+            model: string;
+            /** @description The metric. */
+            metric: string;
+            /** @description What it counts (`input`, `output`, … or empty). */
+            kind: string;
+            /**
+             * Format: double
+             * @description The sum over the series.
+             */
+            value: number;
+            /**
+             * Format: int64
+             * @description Series summed.
+             */
+            series: number;
         };
         /** @description A user account. */
         User: {
@@ -7453,6 +8062,482 @@ export interface operations {
             };
             /** @description A token cannot grant access */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_ai_activities: {
+        parameters: {
+            query?: {
+                /** @description Only this project's. */
+                project?: string;
+                /** @description Only this tool's. */
+                tool?: string;
+                /** @description Only those that changed code. */
+                with_changes?: boolean;
+                /** @description Only those before this time (for the next page). */
+                before?: string;
+                /** @description At most this many (default 50, at most 500). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Activities the caller may see (theirs and their projects'), newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_Activity"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ingest_ai_activities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IngestBatch"];
+            };
+        };
+        responses: {
+            /** @description What became of each activity: created, duplicate (its id was reported before) or rejected (with the reason); the valid ones are stored together */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_IngestResult"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ai_activity_report: {
+        parameters: {
+            query?: {
+                /** @description Only this project's activities. */
+                project?: string;
+                /** @description Only this user's. */
+                user?: string;
+                /** @description Only this tool's. */
+                tool?: string;
+                /** @description Only this model's. */
+                model?: string;
+                /** @description First day (UTC), inclusive [default: the first of this month]. */
+                from?: string;
+                /** @description Last day, inclusive [default: today]. */
+                to?: string;
+                /**
+                 * @description Up to three of day, project, user, tool, model, category, comma-separated [default:
+                 *     model].
+                 */
+                group_by?: string;
+                /** @description `json` (the default) or `csv`. */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counts, tokens, cost and latency percentiles per group, from the daily rollups */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Report"];
+                    "text/csv": string;
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ai_usage_counters: {
+        parameters: {
+            query?: {
+                /** @description Only this project's. */
+                project?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage counters from OTLP metrics (token and cost counters of AI tools), summed per tool, model, metric and kind */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_UsageCounter"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    project_ai_report: {
+        parameters: {
+            query?: {
+                /** @description First day (UTC) [default: the first of this month]. */
+                from?: string;
+                /** @description Last day [default: today]. */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's AI activity over the period, as Markdown */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/markdown": string;
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_ai_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's AI settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_AiSettings"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_ai_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AiSettings"];
+            };
+        };
+        responses: {
+            /** @description The project's AI settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_AiSettings"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only the project's owners and maintainers change them */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

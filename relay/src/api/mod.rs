@@ -1,6 +1,7 @@
 //! The REST door: everything under `/api/v1` that is plain HTTP, and the health checks. The
 //! relay's whole router is put together in `crate::routes`.
 
+mod activity;
 mod admin;
 pub mod auth;
 pub(crate) use crate::http::{envelope, error};
@@ -35,97 +36,111 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/reset", post(auth::reset_password));
-    let rest = Router::new()
-        .route("/me", get(auth::me).patch(auth::update_me))
-        .route("/me/password", post(auth::change_password))
-        .route("/admin/users", get(admin::users))
-        .route("/admin/users/{id}/deactivate", post(admin::deactivate))
-        .route("/admin/users/{id}/activate", post(admin::activate))
-        .route("/admin/users/{id}/reset-link", post(admin::reset_link))
-        .route("/oauth/requests", get(oauth::request))
-        .route("/oauth/consent", post(oauth::consent))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke))
-        .route("/workspaces", get(workspaces::list))
-        .route("/workspaces/{id}", get(workspaces::get))
-        .route("/workspaces/{id}/tasks/{number}", get(tasks::by_number))
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{id}", get(projects::get).patch(projects::update))
-        .route("/projects/{id}/archive", post(projects::archive))
-        .route("/projects/{id}/status", get(projects::status))
-        .route(
-            "/projects/{id}/workspaces/{workspace_id}",
-            put(projects::attach_workspace).delete(projects::detach_workspace),
-        )
-        .route(
-            "/projects/{id}/members",
-            get(projects::members).put(projects::set_member),
-        )
-        .route(
-            "/projects/{id}/members/{user_id}",
-            delete(projects::remove_member),
-        )
-        .route(
-            "/projects/{id}/invitations",
-            get(invitations::for_project).post(invitations::invite),
-        )
-        .route(
-            "/projects/{id}/invitations/{invitation_id}",
-            delete(invitations::withdraw),
-        )
-        .route("/invitations", get(invitations::mine))
-        .route("/invitations/{id}/accept", post(invitations::accept))
-        .route("/invitations/{id}/decline", post(invitations::decline))
-        .route("/tasks", get(tasks::list).post(tasks::create))
-        .route("/tasks/{id}", get(tasks::get))
-        .route("/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/tasks/{id}/rerun", post(tasks::rerun))
-        .route("/tasks/{id}/logs", get(tasks::logs))
-        .route(
-            "/llm-providers",
-            get(pipelines::list_providers).post(pipelines::create_provider),
-        )
-        .route(
-            "/llm-providers/{id}",
-            patch(pipelines::update_provider).delete(pipelines::delete_provider),
-        )
-        .route(
-            "/budgets",
-            get(pipelines::list_budgets).put(pipelines::set_budget),
-        )
-        .route("/budgets/{id}", delete(pipelines::delete_budget))
-        .route(
-            "/projects/{id}/pipeline-runs",
-            get(pipelines::list_runs).post(pipelines::start_run),
-        )
-        .route(
-            "/projects/{id}/deployments",
-            get(pipelines::list_deployments),
-        )
-        .route("/pipeline-runs/{id}", get(pipelines::get_run))
-        .route("/pipeline-runs/{id}/cancel", post(pipelines::cancel_run))
-        .route("/pipeline-runs/{id}/resume", post(pipelines::resume_run))
-        .route(
-            "/pipeline-runs/{id}/stages/{stage}/approve",
-            post(pipelines::approve),
-        )
-        .route(
-            "/pipeline-runs/{id}/stages/{stage}/reject",
-            post(pipelines::reject),
-        )
-        .route("/pipeline-runs/{id}/calls", get(pipelines::calls))
-        .route("/pipeline-runs/{id}/artifacts", get(pipelines::artifacts))
-        .route(
-            "/pipeline-runs/{id}/artifacts.zip",
-            get(pipelines::artifacts_zip),
-        )
-        .route(
-            "/pipeline-runs/{id}/artifacts/{*path}",
-            get(pipelines::artifact),
-        )
-        .route("/events/ticket", post(tickets::ticket))
-        .route("/openapi.json", get(openapi::document))
-        .merge(sockets);
+    let rest =
+        Router::new()
+            .route("/me", get(auth::me).patch(auth::update_me))
+            .route("/me/password", post(auth::change_password))
+            .route("/admin/users", get(admin::users))
+            .route("/admin/users/{id}/deactivate", post(admin::deactivate))
+            .route("/admin/users/{id}/activate", post(admin::activate))
+            .route("/admin/users/{id}/reset-link", post(admin::reset_link))
+            .route("/oauth/requests", get(oauth::request))
+            .route("/oauth/consent", post(oauth::consent))
+            .route("/tokens", get(tokens::list).post(tokens::create))
+            .route("/tokens/{id}", delete(tokens::revoke))
+            .route("/workspaces", get(workspaces::list))
+            .route("/workspaces/{id}", get(workspaces::get))
+            .route("/workspaces/{id}/tasks/{number}", get(tasks::by_number))
+            .route("/projects", get(projects::list).post(projects::create))
+            .route("/projects/{id}", get(projects::get).patch(projects::update))
+            .route("/projects/{id}/archive", post(projects::archive))
+            .route("/projects/{id}/status", get(projects::status))
+            .route(
+                "/projects/{id}/workspaces/{workspace_id}",
+                put(projects::attach_workspace).delete(projects::detach_workspace),
+            )
+            .route(
+                "/projects/{id}/members",
+                get(projects::members).put(projects::set_member),
+            )
+            .route(
+                "/projects/{id}/members/{user_id}",
+                delete(projects::remove_member),
+            )
+            .route(
+                "/projects/{id}/invitations",
+                get(invitations::for_project).post(invitations::invite),
+            )
+            .route(
+                "/projects/{id}/invitations/{invitation_id}",
+                delete(invitations::withdraw),
+            )
+            .route("/invitations", get(invitations::mine))
+            .route("/invitations/{id}/accept", post(invitations::accept))
+            .route("/invitations/{id}/decline", post(invitations::decline))
+            .route("/tasks", get(tasks::list).post(tasks::create))
+            .route("/tasks/{id}", get(tasks::get))
+            .route("/tasks/{id}/cancel", post(tasks::cancel))
+            .route("/tasks/{id}/rerun", post(tasks::rerun))
+            .route("/tasks/{id}/logs", get(tasks::logs))
+            .route(
+                "/llm-providers",
+                get(pipelines::list_providers).post(pipelines::create_provider),
+            )
+            .route(
+                "/llm-providers/{id}",
+                patch(pipelines::update_provider).delete(pipelines::delete_provider),
+            )
+            .route(
+                "/budgets",
+                get(pipelines::list_budgets).put(pipelines::set_budget),
+            )
+            .route("/budgets/{id}", delete(pipelines::delete_budget))
+            .route(
+                "/projects/{id}/pipeline-runs",
+                get(pipelines::list_runs).post(pipelines::start_run),
+            )
+            .route(
+                "/projects/{id}/deployments",
+                get(pipelines::list_deployments),
+            )
+            .route("/pipeline-runs/{id}", get(pipelines::get_run))
+            .route("/pipeline-runs/{id}/cancel", post(pipelines::cancel_run))
+            .route("/pipeline-runs/{id}/resume", post(pipelines::resume_run))
+            .route(
+                "/pipeline-runs/{id}/stages/{stage}/approve",
+                post(pipelines::approve),
+            )
+            .route(
+                "/pipeline-runs/{id}/stages/{stage}/reject",
+                post(pipelines::reject),
+            )
+            .route("/pipeline-runs/{id}/calls", get(pipelines::calls))
+            .route("/pipeline-runs/{id}/artifacts", get(pipelines::artifacts))
+            .route(
+                "/pipeline-runs/{id}/artifacts.zip",
+                get(pipelines::artifacts_zip),
+            )
+            .route(
+                "/pipeline-runs/{id}/artifacts/{*path}",
+                get(pipelines::artifact),
+            )
+            .route(
+                "/ai-activities",
+                get(activity::list).post(activity::ingest).layer(
+                    axum::extract::DefaultBodyLimit::max(crate::domain::activity::MAX_BATCH_BYTES),
+                ),
+            )
+            .route("/ai-activities/report", get(activity::report))
+            .route("/ai-activities/usage", get(activity::usage))
+            .route("/projects/{id}/ai-report", get(activity::project_report))
+            .route(
+                "/projects/{id}/ai-settings",
+                get(activity::get_settings).put(activity::set_settings),
+            )
+            .route("/events/ticket", post(tickets::ticket))
+            .route("/openapi.json", get(openapi::document))
+            .merge(sockets);
     let rest = match policy::cors(state) {
         Some(cors) => rest.layer(cors),
         None => rest,

@@ -8,7 +8,8 @@ use utoipa::{
 };
 
 use super::{
-    admin, auth, invitations, oauth, pipelines, projects, tasks, tickets, tokens, workspaces,
+    activity, admin, auth, invitations, oauth, pipelines, projects, tasks, tickets, tokens,
+    workspaces,
 };
 
 /// The document.
@@ -43,8 +44,11 @@ use super::{
         pipelines::calls, pipelines::artifacts, pipelines::artifact, pipelines::artifacts_zip,
         admin::users, admin::deactivate, admin::activate, admin::reset_link,
         oauth::request, oauth::consent,
+        activity::ingest, activity::list, activity::report, activity::usage, activity::project_report,
+        activity::get_settings, activity::set_settings,
         super::live, super::ready,
     ),
+    components(schemas(crate::domain::activity::ActivityInput)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -56,6 +60,7 @@ use super::{
         (name = "projects", description = "Projects, members and their workspaces"),
         (name = "tasks", description = "Build and QA tasks and their logs"),
         (name = "pipelines", description = "AI generation pipelines, their LLM providers and budgets"),
+        (name = "activity", description = "AI activity: reported by tools, recorded by the relay, and its reports"),
         (name = "events", description = "The live event socket"),
         (name = "health", description = "Liveness and readiness"),
     )

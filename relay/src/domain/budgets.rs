@@ -10,16 +10,18 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use fulcrum_protocol::kinds::{BudgetPeriod, LlmCallState, Role};
+use fulcrum_protocol::kinds::{ActivitySource, BudgetPeriod, LlmCallState, Role};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
     Caller, DomainError, DomainResult,
+    activity::{RelayCall, RelayOutcome, relay_activity},
     audit::{self, Record},
     projects::Projects,
 };
 use crate::{
+    bus::DynBus,
     llm::{self, ChatRequest, ChatResponse, Endpoint, LlmError, prices::Prices},
     metrics::Metrics,
     store::{
@@ -51,7 +53,7 @@ impl Drop for Unsettled {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let outcome = failed_outcome("aborted", "the call was abandoned".into());
-                if let Err(e) = store.settle_call(id, &outcome).await {
+                if let Err(e) = store.settle_call(id, &outcome, None).await {
                     tracing::warn!(error = %e, call = %id, "cannot settle an abandoned call");
                 }
             });
@@ -97,6 +99,17 @@ pub struct BudgetView {
     pub limit_usd: f64,
     /// Spent (and reserved by calls in flight) in its period, US dollars.
     pub spent_usd: f64,
+    /// The alert raised in its current period: 80 or 100 (percent), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_level: Option<i32>,
+}
+
+/// The name of the period `now` is in, for alerts: `2026-12`, or `total`.
+fn period_key(period: BudgetPeriod, now: DateTime<Utc>) -> String {
+    match period {
+        BudgetPeriod::Total => "total".into(),
+        BudgetPeriod::Month => now.format("%Y-%m").to_string(),
+    }
 }
 
 /// The start of the month `now` is in.
@@ -122,6 +135,10 @@ pub struct CallFor {
     pub project: Option<Uuid>,
     /// The run, stage, attempt and number in the attempt; with the run's own budget.
     pub run: Option<RunCall>,
+    /// Which door makes it (its activity's source).
+    pub source: ActivitySource,
+    /// The tool its activity names.
+    pub tool: String,
 }
 
 /// A call's place in a run.
@@ -164,16 +181,43 @@ pub struct Budgets {
     client: llm::Client,
     metrics: Arc<Metrics>,
     projects: Arc<Projects>,
+    bus: DynBus,
+}
+
+/// A call journaled and held against its budgets, not yet settled.
+pub struct Reserved {
+    id: Uuid,
+    guard: Unsettled,
+}
+
+impl Reserved {
+    /// The journaled call's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// What a budget alert says.
+#[derive(Debug, Serialize)]
+struct Alert {
+    budget_id: Uuid,
+    project_id: Option<Uuid>,
+    period: BudgetPeriod,
+    level: i32,
+    limit_usd: f64,
+    spent_usd: f64,
 }
 
 impl Budgets {
-    /// Budgets in `store`, calls made with `client`, priced by `prices`.
+    /// Budgets in `store`, calls made with `client`, priced by `prices`; alerts published on
+    /// `bus`.
     pub fn new(
         store: DynStore,
         prices: Arc<Prices>,
         client: llm::Client,
         metrics: Arc<Metrics>,
         projects: Arc<Projects>,
+        bus: DynBus,
     ) -> Self {
         Self {
             store,
@@ -181,7 +225,18 @@ impl Budgets {
             client,
             metrics,
             projects,
+            bus,
         }
+    }
+
+    /// The price table in force.
+    pub fn prices(&self) -> &Prices {
+        &self.prices
+    }
+
+    /// The LLM client.
+    pub fn client(&self) -> &llm::Client {
+        &self.client
     }
 
     /// The caller's budgets and those of the projects they are members of, with what each
@@ -204,9 +259,11 @@ impl Budgets {
                 None => BudgetScope::User(b.owner_id),
             };
             let spent = self.store.spent(scope, since(b.period, now)).await?;
+            let current = b.alert_period.as_deref() == Some(&period_key(b.period, now));
             out.push(BudgetView {
                 limit_usd: micros_to_usd(b.limit_micros),
                 spent_usd: micros_to_usd(spent),
+                alert_level: (current && b.alert_level > 0).then_some(b.alert_level),
                 budget: b,
             });
         }
@@ -236,6 +293,8 @@ impl Budgets {
                 period: input.period,
                 limit_micros: usd_to_micros(input.limit_usd),
                 updated_at: Utc::now(),
+                alert_level: 0,
+                alert_period: None,
             })
             .await?;
         audit::record(Record {
@@ -316,7 +375,6 @@ impl Budgets {
             }
             return recorded(done);
         }
-        let now = Utc::now();
         let prices = self.prices.table();
         let worst = prices.cost_micros(
             &request.model,
@@ -327,20 +385,91 @@ impl Budgets {
                 estimated: true,
             },
         );
+        let request_json =
+            serde_json::to_string(request).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let reserved = self
+            .reserve(who, provider, &request.model, worst, request_json)
+            .await?;
+        let result = self.client.chat(endpoint, request, on_text).await;
+        let prompt = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == llm::MessageRole::User)
+            .map(|m| m.content.clone());
+        let (outcome, relay) = match &result {
+            Ok(r) => {
+                let cost = prices.cost_micros(&request.model, &r.usage);
+                let mut parsed = r.clone();
+                parsed.raw = String::new();
+                let outcome = CallOutcome {
+                    state: LlmCallState::Succeeded,
+                    response_model: r.model.clone(),
+                    response_id: r.id.clone(),
+                    finish_reason: r.finish_reason.clone(),
+                    input_tokens: r.usage.input_tokens as i64,
+                    output_tokens: r.usage.output_tokens as i64,
+                    cached_tokens: r.usage.cached_tokens as i64,
+                    usage_estimated: r.usage.estimated,
+                    cost_micros: cost,
+                    latency_ms: Some(r.latency_ms as i64),
+                    ttft_ms: r.ttft_ms.map(|t| t as i64),
+                    attempts: r.attempts as i32,
+                    error_code: None,
+                    error: None,
+                    response: serde_json::to_string(&parsed).ok(),
+                    raw_response: Some(r.raw.clone()),
+                    now: Utc::now(),
+                };
+                let relay = RelayOutcome {
+                    model: r.model.clone(),
+                    usage: r.usage,
+                    cost_micros: cost,
+                    latency_ms: Some(r.latency_ms as i64),
+                    ttft_ms: r.ttft_ms.map(|t| t as i64),
+                    finish_reason: r.finish_reason.clone(),
+                    response: Some(r.text.clone()),
+                };
+                (outcome, Ok(relay))
+            }
+            Err(e) => (failed_outcome(e.code(), e.to_string()), Err(e.code())),
+        };
+        self.settle(
+            reserved,
+            who,
+            provider,
+            &request.model,
+            prompt,
+            outcome,
+            relay,
+        )
+        .await?;
+        Ok(result?)
+    }
+
+    /// Journals a call for `who` to `model` through `provider`, holding `worst` micro-dollars
+    /// against every budget that applies; refused (and nothing journaled) if one would be
+    /// passed. `request` is the journal's copy of the request.
+    pub async fn reserve(
+        &self,
+        who: &CallFor,
+        provider: &LlmProvider,
+        model: &str,
+        worst: i64,
+        request: String,
+    ) -> Result<Reserved, CallError> {
+        let now = Utc::now();
         let checks = self.checks(who, now).await?;
         // Without a price nothing can be held against a budget: with one, refuse.
-        if !checks.is_empty() && prices.price(&request.model).is_none() {
+        if !checks.is_empty() && self.prices.table().price(model).is_none() {
             self.metrics
                 .llm_call(provider.kind.as_str(), "budget_exceeded", None);
             return Err(CallError::Budget(format!(
-                "the model {} has no price in the relay's price table, and a budget applies: \
-                 ask the operator to price it (a local model can be priced at 0)",
-                request.model
+                "the model {model} has no price in the relay's price table, and a budget applies: \
+                 ask the operator to price it (a local model can be priced at 0)"
             )));
         }
         let id = Uuid::now_v7();
-        let request_json =
-            serde_json::to_string(request).map_err(|e| DomainError::Internal(e.to_string()))?;
         let reservation = self
             .store
             .reserve_call(
@@ -355,9 +484,9 @@ impl Budgets {
                     provider_id: Some(provider.id),
                     provider: provider.kind,
                     operation: "chat",
-                    request_model: request.model.clone(),
+                    request_model: model.to_owned(),
                     reserved_micros: worst,
-                    request: request_json,
+                    request,
                     now,
                 },
                 &checks,
@@ -385,60 +514,149 @@ impl Budgets {
                 micros_to_usd(worst),
             )));
         }
-        let mut guard = Unsettled {
-            store: self.store.clone(),
+        Ok(Reserved {
             id,
-            armed: true,
-        };
-        let result = self.client.chat(endpoint, request, on_text).await;
-        let outcome = match &result {
-            Ok(r) => {
-                let cost = prices.cost_micros(&request.model, &r.usage);
-                self.metrics.llm_call(
-                    provider.kind.as_str(),
-                    "ok",
-                    Some((
-                        r.usage.input_tokens,
-                        r.usage.output_tokens,
-                        r.usage.cached_tokens,
-                        cost,
-                        r.latency_ms as f64 / 1000.0,
-                    )),
-                );
-                let mut parsed = r.clone();
-                parsed.raw = String::new();
-                CallOutcome {
-                    state: LlmCallState::Succeeded,
-                    response_model: r.model.clone(),
-                    response_id: r.id.clone(),
-                    finish_reason: r.finish_reason.clone(),
-                    input_tokens: r.usage.input_tokens as i64,
-                    output_tokens: r.usage.output_tokens as i64,
-                    cached_tokens: r.usage.cached_tokens as i64,
-                    usage_estimated: r.usage.estimated,
-                    cost_micros: cost,
-                    latency_ms: Some(r.latency_ms as i64),
-                    ttft_ms: r.ttft_ms.map(|t| t as i64),
-                    attempts: r.attempts as i32,
-                    error_code: None,
-                    error: None,
-                    response: serde_json::to_string(&parsed).ok(),
-                    raw_response: Some(r.raw.clone()),
-                    now: Utc::now(),
-                }
-            }
-            Err(e) => {
-                self.metrics
-                    .llm_call(provider.kind.as_str(), e.code(), None);
-                failed_outcome(e.code(), e.to_string())
-            }
+            guard: Unsettled {
+                store: self.store.clone(),
+                id,
+                armed: true,
+            },
+        })
+    }
+
+    /// Settles a reserved call to how it ended, records its activity (a succeeded one) in the
+    /// same transaction, and raises the budget alerts it crossed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn settle(
+        &self,
+        mut reserved: Reserved,
+        who: &CallFor,
+        provider: &LlmProvider,
+        model: &str,
+        prompt: Option<String>,
+        outcome: CallOutcome,
+        relay: Result<RelayOutcome, &'static str>,
+    ) -> Result<(), CallError> {
+        match &relay {
+            Ok(r) => self.metrics.llm_call(
+                provider.kind.as_str(),
+                "ok",
+                Some((
+                    r.usage.input_tokens,
+                    r.usage.output_tokens,
+                    r.usage.cached_tokens,
+                    r.cost_micros,
+                    r.latency_ms.unwrap_or(0) as f64 / 1000.0,
+                )),
+            ),
+            Err(code) => self.metrics.llm_call(provider.kind.as_str(), code, None),
+        }
+        let activity = match &relay {
+            Ok(r) => Some(
+                relay_activity(
+                    &self.store,
+                    &RelayCall {
+                        call_id: reserved.id,
+                        user: who.user,
+                        project: who.project,
+                        source: who.source,
+                        tool: who.tool.clone(),
+                        category: None,
+                        provider: provider.kind.as_str().to_owned(),
+                        model: model.to_owned(),
+                        prompt,
+                        conversation_id: who.run.as_ref().map(|r| r.run.to_string()),
+                    },
+                    r,
+                )
+                .await?,
+            ),
+            Err(_) => None,
         };
         self.store
-            .settle_call(id, &outcome)
+            .settle_call(reserved.id, &outcome, activity.as_ref())
             .await
             .map_err(DomainError::from)?;
-        guard.armed = false;
-        Ok(result?)
+        reserved.guard.armed = false;
+        if let Some(a) = &activity {
+            self.metrics.activities(a.source.as_str(), "created", 1);
+            // Live: the dashboard's activity list, and anyone waiting for the record.
+            let event = axum::body::Bytes::from(
+                serde_json::json!({
+                    "type": "ai_activity",
+                    "activity": {
+                        "id": a.id,
+                        "project_id": a.project_id,
+                        "source": a.source,
+                        "tool": a.tool,
+                        "model": a.model,
+                        "cost_micros": a.cost_micros,
+                        "occurred_at": a.occurred_at,
+                    },
+                })
+                .to_string(),
+            );
+            let audience = match a.project_id {
+                Some(p) => self.store.project_audience(p).await.unwrap_or_default(),
+                None => vec![a.owner_id],
+            };
+            for user in audience {
+                self.bus.publish(user, event.clone());
+            }
+        }
+        if outcome.cost_micros > 0
+            && let Err(e) = self.raise_alerts(who).await
+        {
+            tracing::warn!(error = %e, "cannot check budget alerts");
+        }
+        Ok(())
+    }
+
+    /// Raises the alerts (80% and 100% of a budget in its period) that `who`'s spending
+    /// crossed, each once per period, to the budget's audience.
+    async fn raise_alerts(&self, who: &CallFor) -> DomainResult<()> {
+        let now = Utc::now();
+        let projects: Vec<Uuid> = who.project.into_iter().collect();
+        for b in self.store.budgets(who.user, &projects).await? {
+            let scope = match b.project_id {
+                Some(p) => BudgetScope::Project(p),
+                None => BudgetScope::User(b.owner_id),
+            };
+            let spent = self.store.spent(scope, since(b.period, now)).await?;
+            let level = if spent >= b.limit_micros {
+                100
+            } else if spent.saturating_mul(5) >= b.limit_micros.saturating_mul(4) {
+                80
+            } else {
+                continue;
+            };
+            let key = period_key(b.period, now);
+            if !self.store.raise_budget_alert(b.id, level, &key).await? {
+                continue;
+            }
+            self.metrics
+                .budget_alert(if level == 100 { "100" } else { "80" });
+            let audience = match b.project_id {
+                Some(p) => self.store.project_audience(p).await?,
+                None => vec![b.owner_id],
+            };
+            let event = serde_json::json!({
+                "type": "budget_alert",
+                "alert": Alert {
+                    budget_id: b.id,
+                    project_id: b.project_id,
+                    period: b.period,
+                    level,
+                    limit_usd: micros_to_usd(b.limit_micros),
+                    spent_usd: micros_to_usd(spent),
+                },
+            });
+            let bytes = axum::body::Bytes::from(event.to_string());
+            for user in audience {
+                self.bus.publish(user, bytes.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Settles a call an interrupted attempt left reserved (the relay stopped while it was in
@@ -452,6 +670,7 @@ impl Budgets {
                         "interrupted",
                         "the relay stopped while the call was in flight".into(),
                     ),
+                    None,
                 )
                 .await?;
         }
@@ -467,7 +686,8 @@ impl Budgets {
     }
 }
 
-fn failed_outcome(code: &str, error: String) -> CallOutcome {
+/// A failed call's outcome.
+pub fn failed_outcome(code: &str, error: String) -> CallOutcome {
     CallOutcome {
         state: LlmCallState::Failed,
         response_model: None,

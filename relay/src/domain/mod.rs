@@ -21,8 +21,10 @@
 //!   every LLM call, journaled and reserved against them before it is made.
 
 pub mod accounts;
+pub mod activity;
 pub mod audit;
 pub mod budgets;
+pub mod llm_gateway;
 pub mod oauth;
 pub mod pipelines;
 pub mod projects;
@@ -56,6 +58,10 @@ pub struct Domain {
     pub budgets: std::sync::Arc<budgets::Budgets>,
     /// Pipeline runs.
     pub pipelines: pipelines::Pipelines,
+    /// AI activities and their reports.
+    pub activities: std::sync::Arc<activity::Activities>,
+    /// The LLM gateway.
+    pub gateway: llm_gateway::LlmGateway,
     /// The OAuth server for MCP clients.
     pub oauth: oauth::OAuth,
 }

@@ -144,6 +144,12 @@ impl Projects {
     /// The projects the caller is a member of (and its token reaches), newest first.
     pub async fn list(&self, caller: Caller) -> DomainResult<Vec<Project>> {
         caller.need(Scope::Read)?;
+        self.reachable(caller).await
+    }
+
+    /// The projects the caller is a member of and its token reaches, whatever its scopes (for
+    /// doors that write without reading, such as ingestion).
+    pub async fn reachable(&self, caller: Caller) -> DomainResult<Vec<Project>> {
         let mut all = self.store.list_projects(caller.user).await?;
         all.retain(|p| caller.reaches_project(p.id, &p.workspace_ids));
         Ok(all)

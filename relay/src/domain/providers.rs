@@ -300,6 +300,57 @@ impl Providers {
             })
     }
 
+    /// The provider of format `kind` a gateway call of `user` uses: the one named `asked`
+    /// (theirs, or the project's), else theirs for the project, else theirs for all
+    /// projects, else one the project's owner set up for the project.
+    pub(crate) async fn for_gateway(
+        &self,
+        user: Uuid,
+        project: Option<&crate::store::Project>,
+        kind: fulcrum_protocol::kinds::ProviderKind,
+        asked: Option<&str>,
+    ) -> DomainResult<LlmProvider> {
+        let mut all: Vec<LlmProvider> = self
+            .store
+            .list_providers(user)
+            .await?
+            .into_iter()
+            .filter(|p| p.project_id.is_none() || p.project_id == project.map(|p| p.id))
+            .collect();
+        if let Some(p) = project
+            && p.owner_id != user
+        {
+            all.extend(
+                self.store
+                    .list_providers(p.owner_id)
+                    .await?
+                    .into_iter()
+                    .filter(|x| x.project_id == Some(p.id)),
+            );
+        }
+        all.retain(|p| p.kind == kind);
+        if let Some(name) = asked {
+            return all
+                .into_iter()
+                .find(|p| p.name == name)
+                .ok_or(DomainError::NotFound("provider"));
+        }
+        let rank = |p: &LlmProvider| match (p.owner_id == user, p.project_id.is_some()) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        };
+        all.into_iter().min_by_key(rank).ok_or_else(|| {
+            DomainError::conflict(
+                "no_provider",
+                format!(
+                    "set up an LLM provider of the {} format (Settings → AI providers) to use the gateway",
+                    kind.as_str()
+                ),
+            )
+        })
+    }
+
     /// Where calls through `provider` go, with its key opened.
     pub(crate) async fn endpoint(&self, provider: &LlmProvider) -> DomainResult<Endpoint> {
         let key = match &provider.key_hint {

@@ -148,3 +148,39 @@ where
         })
     }
 }
+
+/// A query string read into `T`; one that does not fit is answered with an enveloped 422
+/// (code `invalid_query`) saying which parameter is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| {
+                ApiError::new(
+                    super::error::ErrorKind::Unprocessable,
+                    "invalid_query",
+                    format!("the query string does not fit: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// The OpenAPI responses of an operation that takes query parameters ([`ApiQuery`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described, never built: ApiQuery answers these through ApiError.
+pub enum QueryErrors {
+    /// A parameter of the wrong type or value.
+    #[response(status = 422, description = "Invalid query parameters")]
+    Invalid(ErrorBody),
+}

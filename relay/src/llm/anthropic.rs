@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{ChatRequest, Collected, Endpoint, LlmError, MessageRole, ToolCall, Usage};
 
 /// The API version sent in `anthropic-version`.
-const VERSION: &str = "2023-06-01";
+pub(super) const VERSION: &str = "2023-06-01";
 
 /// The HTTP request for `request`.
 pub(super) fn request(

@@ -9,6 +9,7 @@
 //! table in [`prices`]. What the calls are for (journaling, budgets) is the caller's business.
 
 pub mod anthropic;
+pub mod forward;
 pub mod openai;
 pub mod prices;
 mod sse;

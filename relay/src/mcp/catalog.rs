@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 
 use fulcrum_protocol::{
     tool_args::{
-        DecideGateArgs, DirectoryTreeArgs, EditFileArgs, GetTaskArgs, GitCommitArgs, GitDiffArgs,
-        GitLogArgs, GitShowArgs, GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, ProjectArgs, ReadFileArgs, ResumePipelineArgs,
-        RunTaskArgs, SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
+        ActivityReportArgs, CostByModelArgs, DecideGateArgs, DirectoryTreeArgs, EditFileArgs,
+        GetTaskArgs, GitCommitArgs, GitDiffArgs, GitLogArgs, GitShowArgs, GitStatusArgs,
+        ListDirectoryArgs, ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs,
+        ProjectArgs, ReadFileArgs, RecentAiChangesArgs, ResumePipelineArgs, RunTaskArgs,
+        SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
@@ -364,6 +365,33 @@ pub const BUILTINS: &[Builtin] = &[
         accepts: accepts_as::<PipelineArtifactArgs>,
         output: output::<ArtifactContent>(),
     },
+    Builtin {
+        name: "activity_report",
+        description: "AI activity you may see (yours and your projects'), summed per group over a period: activities, tokens in/out/cached, cost in US dollars, latency p50/p95. Group by up to three of day, project, user, tool, model, category.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<ActivityReportArgs>,
+        accepts: accepts_as::<ActivityReportArgs>,
+        output: output::<crate::domain::activity::report::Report>(),
+    },
+    Builtin {
+        name: "cost_by_model",
+        description: "What AI calls cost per model over a period (default: this month), with tokens and latency: of one project, or of everything you may see.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<CostByModelArgs>,
+        accepts: accepts_as::<CostByModelArgs>,
+        output: output::<crate::domain::activity::report::Report>(),
+    },
+    Builtin {
+        name: "recent_ai_changes",
+        description: "The latest AI activities that changed code, newest first: the tool, model, files and commits, when, and by whom.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<RecentAiChangesArgs>,
+        accepts: accepts_as::<RecentAiChangesArgs>,
+        output: output::<crate::store::activity::ActivityList>(),
+    },
 ];
 
 /// Built-in tools that take no `workspace` argument.
@@ -378,6 +406,9 @@ const NO_WORKSPACE_ARG: &[&str] = &[
     "cancel_pipeline_run",
     "resume_pipeline_run",
     "get_pipeline_artifact",
+    "activity_report",
+    "cost_by_model",
+    "recent_ai_changes",
 ];
 /// Built-in tools whose `workspace` argument is optional.
 const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks", "get_task"];
@@ -550,6 +581,7 @@ mod tests {
         match prop["format"].as_str() {
             Some("uuid") => return json!("01938f3e-7a4c-7d2e-9f10-2b3c4d5e6f70"),
             Some("date-time") => return json!("2026-12-05T06:00:00Z"),
+            Some("date") => return json!("2026-12-05"),
             _ => {}
         }
         let kind = match &prop["type"] {

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use fulcrum_protocol::{
     tool_args::{
-        DecideGateArgs, GetTaskArgs, ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs,
-        ProjectArgs, ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
+        ActivityReportArgs, CostByModelArgs, DecideGateArgs, GetTaskArgs, ListTasksArgs, NoArgs,
+        PipelineArtifactArgs, PipelineRunArgs, ProjectArgs, RecentAiChangesArgs,
+        ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
     },
     tool_results::{
         HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
@@ -66,6 +67,15 @@ fn structured(v: &impl serde::Serialize) -> Result<ToolOutput, String> {
         structured_json: Some(json),
         ..ToolOutput::text(text)
     })
+}
+
+/// A day argument, `YYYY-MM-DD`.
+fn day(text: Option<&str>) -> Result<Option<chrono::NaiveDate>, String> {
+    text.map(|t| {
+        chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
+            .map_err(|_| format!("{t:?} is not a day (YYYY-MM-DD)"))
+    })
+    .transpose()
 }
 
 fn workspace_info(w: Workspace) -> WorkspaceInfo {
@@ -279,6 +289,47 @@ pub async fn call(
                 .await
                 .map_err(tool_error)?;
             structured(&domain::pipelines::RunList { runs })
+        }
+        "activity_report" | "cost_by_model" => {
+            let (project, from, to, group_by) = if name == "activity_report" {
+                let a: ActivityReportArgs = parse(name, args)?;
+                (a.project, a.from, a.to, a.group_by)
+            } else {
+                let a: CostByModelArgs = parse(name, args)?;
+                (a.project, a.from, a.to, Some("model".into()))
+            };
+            let project = match project {
+                Some(p) => Some(project_named(app, by, &p).await?),
+                None => None,
+            };
+            let query = domain::activity::report::ReportQuery {
+                project,
+                from: day(from.as_deref())?,
+                to: day(to.as_deref())?,
+                group_by,
+                ..Default::default()
+            };
+            let report = app
+                .domain
+                .activities
+                .report(by, query)
+                .await
+                .map_err(tool_error)?;
+            structured(&report)
+        }
+        "recent_ai_changes" => {
+            let a: RecentAiChangesArgs = parse(name, args)?;
+            let project = match a.project {
+                Some(p) => Some(project_named(app, by, &p).await?),
+                None => None,
+            };
+            let list = app
+                .domain
+                .activities
+                .recent_changes(by, project, a.limit.unwrap_or(20).clamp(1, 200))
+                .await
+                .map_err(tool_error)?;
+            structured(&crate::store::activity::ActivityList { activities: list })
         }
         "list_deployments" => {
             let a: ProjectArgs = parse(name, args)?;

@@ -12,10 +12,12 @@
 //! implementations are stamped out of one body ([`sql`], [`sql_work`]) and pass the same
 //! conformance suite (`tests/tests/store_conformance.rs`).
 
+pub mod activity;
 pub mod oauth;
 pub mod pipelines;
 mod queries;
 mod sql;
+mod sql_activity;
 mod sql_oauth;
 mod sql_pipelines;
 mod sql_work;
@@ -333,7 +335,13 @@ pub enum Applied {
 /// The relay's durable state. See the module docs for the scoping rule.
 #[async_trait]
 pub trait Store:
-    WorkStore + oauth::OAuthStore + pipelines::PipelineStore + Send + Sync + 'static
+    WorkStore
+    + oauth::OAuthStore
+    + pipelines::PipelineStore
+    + activity::ActivityStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -61,6 +61,12 @@ pub struct Budget {
     pub limit_micros: i64,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The highest alert (80 or 100 percent) raised in `alert_period`.
+    #[serde(skip)]
+    pub alert_level: i32,
+    /// The period of the last alert (`2026-12`, or `total`).
+    #[serde(skip)]
+    pub alert_period: Option<String>,
 }
 
 /// A pipeline run.
@@ -552,7 +558,12 @@ pub trait PipelineStore: Send + Sync {
         checks: &[BudgetCheck],
     ) -> StoreResult<Reservation>;
     /// Settles a journaled call.
-    async fn settle_call(&self, id: Uuid, outcome: &CallOutcome) -> StoreResult<()>;
+    async fn settle_call(
+        &self,
+        id: Uuid,
+        outcome: &CallOutcome,
+        activity: Option<&super::activity::NewActivity>,
+    ) -> StoreResult<()>;
     /// The journaled call of a run's stage attempt with this number, if any.
     async fn run_call(
         &self,

@@ -549,17 +549,17 @@ pub(super) const UPSERT_USER_BUDGET: &str = "INSERT INTO budgets \
     (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, NULL, $3, $4, $5) \
     ON CONFLICT (owner_id, period) WHERE project_id IS NULL \
     DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at \
-    RETURNING id, owner_id, project_id, period, limit_micros, updated_at";
+    RETURNING id, owner_id, project_id, period, limit_micros, updated_at, alert_level, alert_period";
 pub(super) const UPSERT_PROJECT_BUDGET: &str = "INSERT INTO budgets \
     (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
     ON CONFLICT (project_id, period) WHERE project_id IS NOT NULL \
     DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at, \
     owner_id = excluded.owner_id \
-    RETURNING id, owner_id, project_id, period, limit_micros, updated_at";
+    RETURNING id, owner_id, project_id, period, limit_micros, updated_at, alert_level, alert_period";
 pub(super) const USER_BUDGETS: &str = "SELECT id, owner_id, project_id, period, limit_micros, \
-    updated_at FROM budgets WHERE owner_id = $1 AND project_id IS NULL";
+    updated_at, alert_level, alert_period FROM budgets WHERE owner_id = $1 AND project_id IS NULL";
 pub(super) const PROJECT_BUDGETS: &str = "SELECT id, owner_id, project_id, period, \
-    limit_micros, updated_at FROM budgets WHERE project_id = $1";
+    limit_micros, updated_at, alert_level, alert_period FROM budgets WHERE project_id = $1";
 pub(super) const DELETE_BUDGET: &str = "DELETE FROM budgets WHERE owner_id = $1 AND id = $2";
 pub(super) const SPENT_BY_RUN: &str = concat!(
     spent_expr!(),
@@ -585,7 +585,7 @@ pub(super) const SETTLE_CALL: &str = "UPDATE llm_calls SET state = $2, response_
     response_id = $4, finish_reason = $5, input_tokens = $6, output_tokens = $7, \
     cached_tokens = $8, usage_estimated = $9, cost_micros = $10, latency_ms = $11, \
     ttft_ms = $12, attempts = $13, error_code = $14, error = $15, response = $16, \
-    raw_response = $17, finished_at = $18 WHERE id = $1";
+    raw_response = $17, finished_at = $18 WHERE id = $1 AND state = 'reserved'";
 pub(super) const RUN_CALL: &str = concat!(
     "SELECT ",
     call_columns!(),

@@ -137,6 +137,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployments",
         include_str!("../../../migrations/sqlite/0016_deployments.sql"),
     ),
+    (
+        17,
+        "ai activities",
+        include_str!("../../../migrations/sqlite/0017_ai_activities.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -234,6 +239,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "deployments",
         include_str!("../../../migrations/postgres/0016_deployments.sql"),
+    ),
+    (
+        17,
+        "ai activities",
+        include_str!("../../../migrations/postgres/0017_ai_activities.sql"),
     ),
 ];
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     PostgresStore, SqliteStore, StoreResult,
+    activity::NewActivity,
     pipelines::{
         Artifact, ArtifactMeta, Budget, BudgetCheck, BudgetScope, CallOutcome, CallTotals,
         Deployment, LlmCall, LlmProvider, NewLlmCall, NewRun, PipelineRun, PipelineStore,
@@ -208,8 +209,14 @@ macro_rules! sql_pipeline_store {
                 Ok(Reservation::Made)
             }
 
-            async fn settle_call(&self, id: Uuid, o: &CallOutcome) -> StoreResult<()> {
-                sqlx::query(q::SETTLE_CALL)
+            async fn settle_call(
+                &self,
+                id: Uuid,
+                o: &CallOutcome,
+                activity: Option<&NewActivity>,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let settled = sqlx::query(q::SETTLE_CALL)
                     .bind(id)
                     .bind(o.state.as_str())
                     .bind(&o.response_model)
@@ -228,8 +235,14 @@ macro_rules! sql_pipeline_store {
                     .bind(&o.response)
                     .bind(&o.raw_response)
                     .bind(o.now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                if settled.rows_affected() == 1
+                    && let Some(a) = activity
+                {
+                    Self::write_activities(&mut tx, std::slice::from_ref(a)).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

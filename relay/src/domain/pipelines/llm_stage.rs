@@ -136,6 +136,8 @@ impl<'a> Calls<'a> {
                     attempt,
                     seq: self.seq,
                 }),
+                source: fulcrum_protocol::kinds::ActivitySource::Pipeline,
+                tool: "fulcrum-pipeline".into(),
             };
             self.seq += 1;
             let mut on_text = |t: &str| {

@@ -1,0 +1,328 @@
+//! `activity`: AI activity tracking, with the real relay process and an instant stand-in LLM
+//! (`fulcrum_tests::llm_standin`):
+//!
+//! - ingestion: activities per second through `POST /api/v1/ai-activities` (batches of 1,000,
+//!   two senders), with the relay's CPU and memory;
+//! - reports: with `--report-rows` activities stored (a million by default, over 30 days, five
+//!   tools, four models, five categories), report latency p50/p99 for a month by model, and by
+//!   day and tool;
+//! - gateway overhead: the same streamed completion asked of the stand-in directly and through
+//!   `/llm/v1/chat/completions`; time to first byte and total time, p50/p99, and the
+//!   difference.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use fulcrum_tests::llm_standin::{Answer, LlmStandIn};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{procs, stats};
+
+/// Options of `activity`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Activities sent for the ingestion figure.
+    #[arg(long, default_value_t = 100_000)]
+    ingest: usize,
+    /// Activities stored before the report figure (the ingestion ones count).
+    #[arg(long, default_value_t = 1_000_000)]
+    report_rows: usize,
+    /// Reports timed.
+    #[arg(long, default_value_t = 200)]
+    reports: usize,
+    /// Completions timed, each way, for the gateway figure.
+    #[arg(long, default_value_t = 300)]
+    completions: usize,
+    /// Run the relay on a fresh PostgreSQL database on this server instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+const KEY: &str = "sk-bench-standin-000000000001";
+const BATCH: usize = 1000;
+const TOOLS: [&str; 5] = ["cursor", "claude-code", "copilot", "codex", "chatgpt"];
+const MODELS: [&str; 4] = ["gpt-4o", "claude-sonnet-4", "stand-in-1", "o3"];
+const CATEGORIES: [&str; 5] = ["feature", "bugfix", "refactor", "docs", "test"];
+
+async fn call(
+    relay: &procs::RelayProcess,
+    bearer: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
+    let mut req = relay
+        .http
+        .request(method, format!("{}{path}", relay.url))
+        .bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("{path}: {status}: {v}");
+    }
+    Ok(v["data"].clone())
+}
+
+/// A batch of `n` activities numbered from `first`, spread over the last 30 days.
+fn batch(first: usize, n: usize, project: &str) -> Value {
+    let now = chrono::Utc::now();
+    let items: Vec<Value> = (first..first + n)
+        .map(|i| {
+            // A cheap deterministic spread.
+            let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let at = now - chrono::Duration::seconds((h % (30 * 86_400)) as i64);
+            json!({
+                "id": format!("bench-{i}"),
+                "project_id": project,
+                "tool": TOOLS[(h >> 8) as usize % TOOLS.len()],
+                "model": MODELS[(h >> 16) as usize % MODELS.len()],
+                "category": CATEGORIES[(h >> 24) as usize % CATEGORIES.len()],
+                "input_tokens": 500 + (h >> 32) % 4000,
+                "output_tokens": 50 + (h >> 40) % 800,
+                "latency_ms": 200 + (h >> 44) % 20_000,
+                "timestamp": at.to_rfc3339(),
+            })
+        })
+        .collect();
+    json!({ "activities": items })
+}
+
+/// Sends activities `from..to` in batches with `senders` at once; the time it took.
+async fn ingest(
+    relay: &procs::RelayProcess,
+    token: &str,
+    project: &str,
+    from: usize,
+    to: usize,
+    senders: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let starts: Vec<usize> = (from..to).step_by(BATCH).collect();
+    let mut stream = futures_util::stream::iter(starts.into_iter().map(|s| {
+        let body = batch(s, BATCH.min(to - s), project);
+        async move {
+            let r = call(
+                relay,
+                token,
+                reqwest::Method::POST,
+                "/api/v1/ai-activities",
+                Some(body),
+            )
+            .await?;
+            anyhow::ensure!(r["rejected"] == 0, "rejected items: {r}");
+            Ok::<_, anyhow::Error>(())
+        }
+    }))
+    .buffer_unordered(senders);
+    while let Some(r) = stream.next().await {
+        r?;
+    }
+    Ok(started.elapsed())
+}
+
+/// One streamed completion; (time to the first byte, total time).
+async fn completion(http: &reqwest::Client, url: &str, key: &str) -> Result<(Duration, Duration)> {
+    let started = Instant::now();
+    let resp = http
+        .post(url)
+        .bearer_auth(key)
+        .json(
+            &json!({"model": "stand-in-1", "stream": true, "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "BENCH hello"}]}),
+        )
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "{}", resp.status());
+    let mut body = resp.bytes_stream();
+    let mut first = None;
+    while let Some(piece) = body.next().await {
+        piece?;
+        first.get_or_insert_with(|| started.elapsed());
+    }
+    Ok((first.unwrap_or_default(), started.elapsed()))
+}
+
+/// Runs the benchmark.
+pub async fn run(args: Args) -> Result<()> {
+    let standin = LlmStandIn::start(KEY).await;
+    standin.on(
+        "BENCH",
+        vec![Answer::text("a short streamed answer in a few pieces")],
+    );
+    let database = match &args.postgres {
+        Some(admin) => Some(procs::fresh_postgres(admin).await?),
+        None => None,
+    };
+    let keys_dir = tempfile::tempdir()?;
+    let keys = keys_dir.path().join("master-keys");
+    procs::write_private(
+        &keys,
+        &fulcrum_relay::secrets::KeyRing::generate_entry("k1"),
+    )?;
+    let relay = procs::RelayProcess::start_with(
+        database,
+        &format!(
+            "heartbeat_interval_ms = 15000\n\n[secrets]\nmaster_keys_file = {keys:?}\n\n\
+             [llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
+        ),
+    )
+    .await?;
+    let backend = if args.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    relay
+        .user_with_token("bench@example.com", "bench-password-1")
+        .await?;
+    let access = relay.login("bench@example.com", "bench-password-1").await?;
+    let project = call(
+        &relay,
+        &access,
+        reqwest::Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "Bench", "description": "A benchmark project"})),
+    )
+    .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ingest_token = call(
+        &relay,
+        &access,
+        reqwest::Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "bench", "kind": "ingest"})),
+    )
+    .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!("activity: relay on {backend}");
+
+    // 1. Ingestion.
+    let cpu0 = procs::cpu_time(relay.pid)?;
+    let took = ingest(&relay, &ingest_token, &project, 0, args.ingest, 2).await?;
+    let cpu = procs::cpu_time(relay.pid)? - cpu0;
+    println!(
+        "ingest: {} activities in {:.2} s = {:.0} activities/s (batches of {BATCH}, 2 senders); \
+         relay CPU {:.0}% of one core, RSS {} MiB",
+        args.ingest,
+        took.as_secs_f64(),
+        args.ingest as f64 / took.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+        procs::rss_kib(relay.pid)? / 1024
+    );
+
+    // 2. Reports over the whole table.
+    if args.report_rows > args.ingest {
+        let took = ingest(
+            &relay,
+            &ingest_token,
+            &project,
+            args.ingest,
+            args.report_rows,
+            2,
+        )
+        .await?;
+        println!(
+            "filled to {} activities ({:.0}/s)",
+            args.report_rows,
+            (args.report_rows - args.ingest) as f64 / took.as_secs_f64()
+        );
+    }
+    let from = (chrono::Utc::now() - chrono::Duration::days(31)).date_naive();
+    for (what, query) in [
+        ("30 days by model", format!("from={from}&group_by=model")),
+        (
+            "30 days by day and tool",
+            format!("from={from}&group_by=day,tool"),
+        ),
+        (
+            "30 days of the project by category",
+            format!("from={from}&group_by=category&project={project}"),
+        ),
+    ] {
+        let mut samples = Vec::with_capacity(args.reports);
+        let mut total = Value::Null;
+        for _ in 0..args.reports {
+            let t = Instant::now();
+            let r = call(
+                &relay,
+                &access,
+                reqwest::Method::GET,
+                &format!("/api/v1/ai-activities/report?{query}"),
+                None,
+            )
+            .await?;
+            samples.push(t.elapsed());
+            total = r["total"]["activities"].clone();
+        }
+        println!(
+            "report over {total} activities, {what}: {}",
+            stats::summarize(samples)
+        );
+    }
+
+    // 3. Gateway overhead on a streamed completion.
+    call(
+        &relay,
+        &access,
+        reqwest::Method::POST,
+        "/api/v1/llm-providers",
+        Some(
+            json!({"name": "stand-in", "kind": "openai", "base_url": standin.url,
+                    "default_model": "stand-in-1", "api_key": KEY}),
+        ),
+    )
+    .await?;
+    let gw_token = call(
+        &relay,
+        &access,
+        reqwest::Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "gateway", "kind": "api", "scopes": ["run"]})),
+    )
+    .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let direct_url = format!("{}/chat/completions", standin.url);
+    let gateway_url = format!("{}/llm/v1/chat/completions", relay.url);
+    let (mut d_first, mut d_total, mut g_first, mut g_total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..args.completions + 20 {
+        // Interleaved, so both see the same machine; the first 20 warm up.
+        let d = completion(&http, &direct_url, KEY).await?;
+        let g = completion(&http, &gateway_url, &gw_token).await?;
+        if i >= 20 {
+            d_first.push(d.0);
+            d_total.push(d.1);
+            g_first.push(g.0);
+            g_total.push(g.1);
+        }
+    }
+    let (df, dt, gf, gt) = (
+        stats::summarize(d_first),
+        stats::summarize(d_total),
+        stats::summarize(g_first),
+        stats::summarize(g_total),
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("direct  first byte: {df}\ndirect  total:      {dt}");
+    println!("gateway first byte: {gf}\ngateway total:      {gt}");
+    println!(
+        "gateway added: first byte p50 {:.3} ms p99 {:.3} ms; total p50 {:.3} ms p99 {:.3} ms",
+        ms(gf.p50) - ms(df.p50),
+        ms(gf.p99) - ms(df.p99),
+        ms(gt.p50) - ms(dt.p50),
+        ms(gt.p99) - ms(dt.p99),
+    );
+    Ok(())
+}
