@@ -489,6 +489,36 @@ closed_set! {
 }
 
 closed_set! {
+    /// Who wrote a message of an assistant conversation.
+    pub enum AssistantRole {
+        /// The user.
+        User = "user",
+        /// The assistant (the model).
+        Assistant = "assistant",
+        /// A tool's result.
+        Tool = "tool",
+    }
+}
+
+closed_set! {
+    /// Where an A2A task stands.
+    pub enum A2aTaskState {
+        /// Received, not started.
+        Submitted = "submitted",
+        /// The assistant is at work.
+        Working = "working",
+        /// Waiting for the caller (a tool call to confirm).
+        InputRequired = "input_required",
+        /// Answered.
+        Completed = "completed",
+        /// Failed.
+        Failed = "failed",
+        /// Canceled.
+        Canceled = "canceled",
+    }
+}
+
+closed_set! {
     /// Where a project's generation stands: it follows the runs of a pipeline that sets it
     /// (SystemCrafter).
     #[derive(Default)]
@@ -565,6 +595,8 @@ mod tests {
         same(DeploymentSource::ALL);
         same(ActivitySource::ALL);
         same(ActivityCategory::ALL);
+        same(AssistantRole::ALL);
+        same(A2aTaskState::ALL);
     }
 
     #[test]

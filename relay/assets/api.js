@@ -12,6 +12,7 @@
 // * The events socket is in lib/events.js.
 
 /** @import * as T from "./lib/types.js" */
+/** @import * as A from "./pages/assistant.js" */
 /** @typedef {import("./lib/types.js").TokenPair} TokenPair */
 /** @typedef {{ status: number, data: any, meta: any }} Envelope */
 
@@ -404,6 +405,53 @@ export function requestBlob(path) {
   });
 }
 
+/**
+ * POST a JSON body and answer with the response's body as a stream: for endpoints that answer
+ * with server-sent events (lib/sse.js reads them). Refused requests still come as envelopes and
+ * become ApiErrors; `signal` aborts the request (an ApiError with code `aborted`).
+ * @param {string} path
+ * @param {unknown} body
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<ReadableStream<Uint8Array>>}
+ */
+export function requestStream(path, body, signal) {
+  return withSession(async (token) => {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await fetch(API + path, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(body),
+        credentials: "same-origin",
+        cache: "no-store",
+        signal,
+      });
+    } catch {
+      if (signal?.aborted) throw new ApiError(0, "aborted", "Stopped.");
+      throw new ApiError(0, "network", "Cannot reach the relay. Check your connection.");
+    }
+    const type = res.headers.get("Content-Type") || "";
+    if (res.ok && res.body && !type.startsWith("application/json")) return res.body;
+    let env = null;
+    try {
+      env = await res.json();
+    } catch {
+      env = null;
+    }
+    const first = env && Array.isArray(env.errors) ? env.errors[0] : null;
+    const status = res.ok ? 502 : res.status;
+    throw new ApiError(
+      status,
+      first?.code || (status === 401 ? "unauthorized" : `http_${status}`),
+      first?.message || (res.ok ? "The relay answered without a stream." : defaultMessage(status)),
+      env?.meta,
+    );
+  });
+}
+
 /** "?a=1&b=2" from an object, skipping empty values. */
 /** @param {Record<string, unknown> | undefined} params */
 function query(params) {
@@ -535,6 +583,42 @@ export const api = {
   setBudget: (body) => request("PUT", "/budgets", body),
   /** @param {string} id @returns {P<null>} */
   deleteBudget: (id) => request("DELETE", `/budgets/${enc(id)}`),
+
+  /** The caller's AI activities and their projects', newest first. @param {T.ActivityQuery} params @returns {P<T.Activity[]>} */
+  aiActivities: (params) => request("GET", `/ai-activities${query(params)}`),
+  /** Figures per group over a period (UTC days). @param {T.ReportQuery} params @returns {P<T.Report>} */
+  aiReport: (params) => request("GET", `/ai-activities/report${query(params)}`),
+  /** The same report as CSV. @param {T.ReportQuery} params */
+  aiReportCsv: (params) => requestBlob(`/ai-activities/report${query({ ...params, format: "csv" })}`),
+  /** Usage counters from OTLP metrics. @param {{ project?: string }} params @returns {P<T.UsageCounter[]>} */
+  aiUsage: (params) => request("GET", `/ai-activities/usage${query(params)}`),
+  /** A project's AI activity over a period, as Markdown. @param {string} id @param {{ from?: string, to?: string }} [params] */
+  projectAiReport: (id, params) => requestBlob(`/projects/${enc(id)}/ai-report${query(params)}`),
+  /** @param {string} id @returns {P<T.AiSettings>} */
+  aiSettings: (id) => request("GET", `/projects/${enc(id)}/ai-settings`),
+  /** Owners and maintainers only (403). @param {string} id @param {T.AiSettings} body @returns {P<T.AiSettings>} */
+  setAiSettings: (id, body) => request("PUT", `/projects/${enc(id)}/ai-settings`, body),
+  /**
+   * The project's commits that AI activities are linked to (404 from a relay without it).
+   * @param {string} id @returns {P<import("./pages/project-ai.js").AiCommit[]>}
+   */
+  aiCommits: (id) => request("GET", `/projects/${enc(id)}/ai-commits`),
+
+  /** The caller's conversations with the assistant, latest first. @returns {P<A.Conversation[]>} */
+  conversations: () => request("GET", "/assistant/conversations"),
+  /** @param {{ title?: string }} body @returns {P<A.Conversation>} */
+  createConversation: (body) => request("POST", "/assistant/conversations", body),
+  /** @param {string} id @returns {P<A.ConversationView>} */
+  conversation: (id) => request("GET", `/assistant/conversations/${enc(id)}`),
+  /** @param {string} id @returns {P<unknown>} */
+  deleteConversation: (id) => request("DELETE", `/assistant/conversations/${enc(id)}`),
+  /** A turn: the answer as server-sent events (lib/sse.js). @param {string} id @param {string} text @param {AbortSignal} [signal] */
+  sendMessage: (id, text, signal) => requestStream(`/assistant/conversations/${enc(id)}/messages`, { text }, signal),
+  /**
+   * Answers the tool call the turn waits on; the turn goes on as server-sent events.
+   * @param {string} id @param {A.ConfirmBody} body @param {AbortSignal} [signal]
+   */
+  confirmCall: (id, body, signal) => requestStream(`/assistant/conversations/${enc(id)}/confirm`, body, signal),
 
   /** A project's pipeline runs, newest first. @param {string} projectId @returns {P<T.RunView[]>} */
   pipelineRuns: (projectId) => request("GET", `/projects/${enc(projectId)}/pipeline-runs`),

@@ -4,12 +4,14 @@
 //
 // Routes: #/workspaces and #/tokens (built once, shown and hidden), and pages built per visit:
 // #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}, #/workspaces/{id}/tasks, #/tasks/{id},
-// #/pipeline-runs/{id}, #/settings/ai, #/profile, #/admin.
+// #/pipeline-runs/{id}, #/assistant, #/ai (AI activity; its filters in the hash's query),
+// #/settings/ai, #/profile, #/admin.
 // #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
 // #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
 import { isAuthenticated, logout, onSession, restoreSession } from "./api.js";
 import { activityLive, activityTask } from "./lib/activity.js";
+import { budgetBanner } from "./lib/budgetalert.js";
 import { clear, enc, h } from "./lib/dom.js";
 import { applyTimeZone, tickTimes } from "./lib/format.js";
 import { loadWorkspaces, startLive, stopLive } from "./lib/live.js";
@@ -28,7 +30,9 @@ import {
 import { resetState } from "./lib/state.js";
 import { applyTheme, storedTheme } from "./lib/theme.js";
 import { buildAdminPage } from "./pages/admin.js";
+import { buildAiActivityPage } from "./pages/ai-activity.js";
 import { buildTasksPage } from "./pages/all-tasks.js";
+import { buildAssistantPage } from "./pages/assistant.js";
 import { authorizeQueryFromHash, CONSENT_LOGIN_NOTICE, renderConsent } from "./pages/authorize.js";
 import { renderBoot, renderLogin, renderPasswordReset, resetTokenFromHash } from "./pages/login.js";
 import { buildPipelineRunPage } from "./pages/pipeline-run.js";
@@ -53,6 +57,8 @@ let tickTimer = 0;
 let tickCount = 0;
 /** @type {{ workspaces: HTMLElement, tokens: HTMLElement } | null} the two built-once views */
 let views = null;
+/** @type {ReturnType<typeof budgetBanner> | null} the budget alerts under the top bar */
+let budgets = null;
 
 // ------------------------------------------------------------------ outside the shell
 
@@ -155,8 +161,9 @@ function enterApp() {
     }
   });
   views = { workspaces: buildWorkspacesView(), tokens: buildTokensView() };
+  budgets = budgetBanner();
   const pageSlot = h("div.page-slot");
-  const main = h("main.main", null, views.workspaces, views.tokens, pageSlot);
+  const main = h("main.main", null, budgets.root, views.workspaces, views.tokens, pageSlot);
   appRoot.append(header.root, main);
   appRoot.removeAttribute("aria-busy");
   setShell({ header, main, pageSlot, route: null, onMe: syncTokensAdmin });
@@ -191,9 +198,12 @@ function enterApp() {
     },
     pipelineRun: (r) => notifyPage("onPipelineRun", r),
     pipelineText: (m) => notifyPage("onPipelineText", m),
+    aiActivity: (a) => notifyPage("onAiActivity", a),
+    budgetAlert: (a) => budgets?.onAlert(a),
     state: onLiveState,
   });
   loadWorkspaces();
+  budgets.load();
   loadInvitationCount();
   clearInterval(tickTimer);
   tickTimer = setInterval(() => {
@@ -207,6 +217,8 @@ function teardownShell() {
   document.removeEventListener("keydown", onWorkspacesKey);
   destroyPage();
   stopLive();
+  budgets?.destroy();
+  budgets = null;
   clearInterval(tickTimer);
   setShell(null);
   views = null;
@@ -219,6 +231,7 @@ function onLiveState(s) {
   const shell = getShell();
   if (!shell) return;
   activityLive(s);
+  budgets?.onLive(s);
   const live = s === "live";
   const el = shell.header.live;
   el.dataset.state = live ? "live" : "reconnecting";
@@ -249,7 +262,10 @@ function parseRoute(hash) {
   }
   const [a, b, c] = parts;
   if (parts.length === 0) return { view: "workspaces" };
-  if (parts.length === 1 && ["workspaces", "tokens", "projects", "tasks", "profile", "admin"].includes(a))
+  if (
+    parts.length === 1 &&
+    ["workspaces", "tokens", "projects", "tasks", "profile", "admin", "ai", "assistant"].includes(a)
+  )
     return { view: a };
   if (parts.length === 2 && a === "settings" && b === "ai") return { view: "settings-ai" };
   if (parts.length === 2 && a === "projects") return { view: "project", id: b };
@@ -270,6 +286,8 @@ function buildPage(r) {
   if (r.view === "profile") return buildProfilePage();
   if (r.view === "admin") return buildAdminPage();
   if (r.view === "settings-ai") return buildAiSettingsPage();
+  if (r.view === "ai") return buildAiActivityPage();
+  if (r.view === "assistant") return buildAssistantPage();
   if (!r.id) return null;
   if (r.view === "project") return buildProjectPage(r.id);
   if (r.view === "workspace") return buildWorkspacePage(r.id);

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod a2a_door;
 pub mod access;
 pub mod api;
 pub mod auth;

@@ -15,7 +15,6 @@ use axum::{
 use fulcrum_protocol::kinds::ProviderKind;
 
 use crate::{
-    api::auth::ClientAddr,
     auth::bearer,
     domain::{
         Caller, DomainError, Door, Grant,
@@ -24,6 +23,7 @@ use crate::{
             unauthorized,
         },
     },
+    http::client::ClientAddr,
     state::AppState,
     store::TokenKind,
 };

@@ -23,7 +23,6 @@ use opentelemetry_proto::tonic::collector::{
 };
 
 use crate::{
-    api::auth::ClientAddr,
     auth::bearer,
     domain::{
         Caller, DomainError, Door, Grant,
@@ -32,6 +31,7 @@ use crate::{
             otlp::{Encoding, MAX_BODY, Signal},
         },
     },
+    http::client::ClientAddr,
     state::AppState,
     store::TokenKind,
 };

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mcp::router(state.clone()))
         .merge(crate::llm_door::router())
         .merge(crate::otlp_door::router())
+        .merge(crate::a2a_door::router())
         .merge(oauth::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

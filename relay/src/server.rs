@@ -343,6 +343,8 @@ fn compose(
         projects.clone(),
         bus.clone(),
     ));
+    let assistant =
+        crate::domain::assistant::Assistant::new(store.clone(), budgets.clone(), providers.clone());
     let gateway = crate::domain::llm_gateway::LlmGateway::new(
         budgets.clone(),
         providers.clone(),
@@ -422,6 +424,7 @@ fn compose(
         pipelines,
         activities,
         gateway,
+        assistant,
     };
     AppState {
         store,

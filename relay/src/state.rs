@@ -50,3 +50,10 @@ pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it here rather than in a caller's select.
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
+
+impl AppState {
+    /// The tools the assistant may call: `/mcp`'s catalog, called through the same path.
+    pub fn assistant_tools(&self) -> crate::mcp::assistant_tools::CatalogTools {
+        crate::mcp::assistant_tools::CatalogTools::new(self.clone())
+    }
+}

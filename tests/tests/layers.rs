@@ -9,7 +9,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const DOORS: &[&str] = &["api", "mcp", "gateway", "events", "cli", "oauth"];
+const DOORS: &[&str] = &[
+    "api",
+    "mcp",
+    "gateway",
+    "events",
+    "cli",
+    "oauth",
+    "llm_door",
+    "otlp_door",
+    "a2a_door",
+];
 
 /// The relay's source files, with the top-level module each belongs to.
 fn sources() -> Vec<(PathBuf, String)> {

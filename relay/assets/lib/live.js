@@ -12,6 +12,8 @@ import { state, validWorkspace } from "./state.js";
 /** @typedef {import("./types.js").PipelineText} PipelineText */
 /** @typedef {import("./types.js").LiveState} LiveState */
 /** @typedef {import("./types.js").EventMessage} EventMessage */
+/** @typedef {import("./types.js").ActivityEvent} ActivityEvent */
+/** @typedef {import("./types.js").BudgetAlert} BudgetAlert */
 
 /**
  * What the socket's messages are handed to.
@@ -20,6 +22,8 @@ import { state, validWorkspace } from "./state.js";
  * @property {(t: Task) => void} task a task was created or changed
  * @property {(r: RunView) => void} pipelineRun a pipeline run was created or changed
  * @property {(m: PipelineText) => void} pipelineText the next piece of a stage's LLM answer
+ * @property {(a: ActivityEvent) => void} aiActivity an AI activity was recorded
+ * @property {(a: BudgetAlert) => void} budgetAlert a budget crossed 80 % or 100 % of its limit
  * @property {(s: LiveState) => void} state the socket's state changed (state.live)
  */
 
@@ -117,6 +121,20 @@ function onEvent(msg) {
     typeof msg.text === "string"
   ) {
     if (handlers) handlers.pipelineText(msg);
+  } else if (
+    msg.type === "ai_activity" &&
+    msg.activity &&
+    typeof msg.activity === "object" &&
+    typeof msg.activity.id === "string"
+  ) {
+    if (handlers) handlers.aiActivity(msg.activity);
+  } else if (
+    msg.type === "budget_alert" &&
+    msg.alert &&
+    typeof msg.alert === "object" &&
+    typeof msg.alert.budget_id === "string"
+  ) {
+    if (handlers) handlers.budgetAlert(msg.alert);
   } else if ((msg.type === "log" || msg.type === "log_end" || msg.type === "error") && typeof msg.task === "string") {
     const follower = logFollowers.get(msg.task);
     if (follower) follower.onMessage(msg);

@@ -52,7 +52,7 @@ export function destroyPage() {
 
 /**
  * Tell the current page about a change.
- * @template {"onTask" | "onWorkspaces" | "onLive" | "onPipelineRun" | "onPipelineText"} M
+ * @template {"onTask" | "onWorkspaces" | "onLive" | "onPipelineRun" | "onPipelineText" | "onAiActivity"} M
  * @param {M} method
  * @param {Parameters<NonNullable<Page[M]>>} args
  */
@@ -84,6 +84,13 @@ export function buildHeader() {
   );
   const navTasks = navLink("tasks", "Tasks");
   const navTokens = navLink("tokens", "Tokens");
+  const navAssistant = navLink("assistant", "Assistant");
+  // The AI activity page (#/ai): "AI activity" where there is room, else "Activity".
+  const navAiActivity = h(
+    "a.nav-link",
+    { href: "#/ai", "data-testid": "nav-ai-activity", title: "AI activity: tokens, cost and latency" },
+    h("span.nav-label", null, h("span.nav-wide", { text: "AI activity" }), h("span.nav-narrow", { text: "Activity" })),
+  );
   const navAdmin = navLink("admin", "Users");
   navAdmin.hidden = true;
   // The AI settings (providers and budgets): "AI providers" where there is room, else "AI".
@@ -122,6 +129,8 @@ export function buildHeader() {
         navProjects,
         navTasks,
         navTokens,
+        navAssistant,
+        navAiActivity,
         navAi,
         navAdmin,
         navProfile,
@@ -137,6 +146,8 @@ export function buildHeader() {
     [navProjects, "projects"],
     [navTasks, "tasks"],
     [navTokens, "tokens"],
+    [navAssistant, "assistant"],
+    [navAiActivity, "ai"],
     [navAi, "settings-ai"],
     [navAdmin, "admin"],
     [navProfile, "profile"],

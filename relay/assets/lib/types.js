@@ -69,6 +69,17 @@
 /** @typedef {Schemas["ResumeRun"]} ResumeRun */
 /** @typedef {Schemas["CallView"]} CallView */
 /** @typedef {Schemas["ArtifactMeta"]} ArtifactMeta */
+/** @typedef {Schemas["Activity"]} Activity */
+/** @typedef {Schemas["ActivitySource"]} ActivitySource */
+/** @typedef {Schemas["ActivityCategory"]} ActivityCategory */
+/** @typedef {Schemas["CodeChange"]} CodeChange */
+/** @typedef {Schemas["Report"]} Report */
+/** @typedef {Schemas["ReportRow"]} ReportRow */
+/** @typedef {Schemas["Figures"]} Figures */
+/** @typedef {Schemas["GroupKey"]} GroupKey */
+/** @typedef {Schemas["Dimension"]} Dimension */
+/** @typedef {Schemas["UsageCounter"]} UsageCounter */
+/** @typedef {Schemas["AiSettings"]} AiSettings */
 
 /**
  * A project's health in one word. The OpenAPI document names this `Health` too, and that name
@@ -77,6 +88,17 @@
  * @typedef {"running" | "failing" | "healthy" | "offline" | "idle"} ProjectHealth
  */
 /** @typedef {Omit<Schemas["ProjectReport"], "health"> & { health: ProjectHealth }} ProjectReport */
+
+/**
+ * The query of GET /api/v1/ai-activities/report (`group_by`: up to three of day, project, user,
+ * tool, model, category, comma-separated).
+ * @typedef {{ project?: string, user?: string, tool?: string, model?: string, from?: string, to?: string, group_by?: string }} ReportQuery
+ */
+
+/**
+ * The query of GET /api/v1/ai-activities, newest first (`before`: the next page).
+ * @typedef {{ project?: string, tool?: string, with_changes?: boolean, before?: string, limit?: number }} ActivityQuery
+ */
 
 /** `meta` of a page of tasks. @typedef {{ page?: number, per_page?: number, total?: number }} PageMeta */
 
@@ -96,6 +118,31 @@
  */
 
 /**
+ * An AI activity as the socket announces it (an LLM call through Fulcrum was recorded): the list
+ * loads the whole record.
+ * @typedef {object} ActivityEvent
+ * @property {string} id
+ * @property {string | null} [project_id]
+ * @property {ActivitySource} source
+ * @property {string} tool
+ * @property {string | null} [model]
+ * @property {number} cost_micros
+ * @property {string} occurred_at
+ */
+
+/**
+ * A budget's spending crossed 80 % or 100 % of its limit in its period (raised once per period
+ * and level, to the budget's owner or the project's members).
+ * @typedef {object} BudgetAlert
+ * @property {string} budget_id
+ * @property {string | null} [project_id]
+ * @property {BudgetPeriod} period
+ * @property {number} level 80 or 100
+ * @property {number} limit_usd
+ * @property {number} spent_usd
+ */
+
+/**
  * @typedef {{ type: "snapshot", workspaces: Workspace[] }
  *   | { type: "workspace", workspace: Workspace }
  *   | { type: "task", task: Task }
@@ -104,6 +151,8 @@
  *   | { type: "log", task: string, offset: number, data: string }
  *   | { type: "log_end", task: string, offset: number }
  *   | { type: "error", task?: string, message?: string }
+ *   | { type: "ai_activity", activity: ActivityEvent }
+ *   | { type: "budget_alert", alert: BudgetAlert }
  *   | { type: "ping" }} EventMessage
  */
 
@@ -126,6 +175,7 @@
  * @property {(s: LiveState) => void} [onLive]
  * @property {(r: RunView) => void} [onPipelineRun] a pipeline run (of a project the user sees) changed
  * @property {(m: PipelineText) => void} [onPipelineText] the next piece of a stage's answer
+ * @property {(a: ActivityEvent) => void} [onAiActivity] an AI activity (of the user's or a project's) was recorded
  */
 
 /** A parsed route. @typedef {{ view: string, id?: string }} Route */

@@ -1,6 +1,6 @@
 // A project's page (#/projects/{id}): its generation and Generate (SystemCrafter), health and last
-// tasks, its workspaces, a run form, its AI pipeline runs, its deployments, its tasks, and its
-// members and invitations.
+// tasks, its workspaces, a run form, its AI pipeline runs, its deployments, its AI activity, its
+// tasks, and its members and invitations.
 
 import { api, asApiError } from "../api.js";
 import { append, clear, crumbs, enc, errorBanner, field, h, loadingEl, svgIcon, uid } from "../lib/dom.js";
@@ -9,6 +9,7 @@ import { runForm } from "../lib/runform.js";
 import { signedIn, updateTitle } from "../lib/shell.js";
 import { badResponse, projectNames, state } from "../lib/state.js";
 import { stateBadge, stateLabel, taskList, taskTitle } from "../lib/tasks.js";
+import { projectAiCard } from "./project-ai.js";
 import { deploymentsCard } from "./project-deployments.js";
 import { membersCard } from "./project-members.js";
 import { pipelinesCard } from "./project-pipelines.js";
@@ -70,6 +71,7 @@ export function buildProjectPage(projectId) {
   };
   const pipelines = pipelinesCard(projectId, { canStart });
   const deployments = deploymentsCard(projectId, { runHandle: (id) => pipelines.handleOf(id) });
+  const ai = projectAiCard(projectId, { role: () => role(), name: () => project()?.name || projectId.slice(0, 8) });
   const tasks = taskList({ project: projectId }, { showWorkspace: true });
   const body = h(
     "div",
@@ -91,6 +93,7 @@ export function buildProjectPage(projectId) {
     runCard,
     pipelines.root,
     deployments.root,
+    ai.root,
     h("section.section", { "aria-label": "Tasks" }, h("h2.section-title", { text: "Tasks" }), tasks.root),
     h(
       "section.card",
@@ -174,6 +177,7 @@ export function buildProjectPage(projectId) {
     renderHealth();
     renderWorkspaceList();
     members.syncOwner();
+    ai.sync();
     runCard.hidden = !(p.status !== "archived" && role() !== "viewer");
     pipelines.sync();
     tasks.refreshNames();
@@ -576,6 +580,7 @@ export function buildProjectPage(projectId) {
   members.load();
   pipelines.load().then(deployments.sync); // the Run column names runs by their handles
   deployments.load();
+  ai.load();
 
   return {
     root,
@@ -587,6 +592,7 @@ export function buildProjectPage(projectId) {
       members.destroy();
       pipelines.destroy();
       deployments.destroy();
+      ai.destroy();
       clearTimeout(ps.reloadTimer);
       tasks.destroy();
     },
@@ -601,6 +607,9 @@ export function buildProjectPage(projectId) {
       if (r.project_id !== projectId || ps.runStates.get(r.id) === r.state) return;
       ps.runStates.set(r.id, r.state);
       reloadSoon(); // the generation follows the runs
+    },
+    onAiActivity(a) {
+      ai.onAiActivity(a);
     },
     onWorkspaces() {
       if (!ps.status || workspacesSig() === ps.wsSig) return;

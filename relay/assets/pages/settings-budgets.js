@@ -3,6 +3,7 @@
 // with a bar; set (or replace) one, delete one.
 
 import { api, asApiError } from "../api.js";
+import { refreshBudgetAlerts } from "../lib/budgetalert.js";
 import { append, clear, errorBanner, field, h, loadingEl } from "../lib/dom.js";
 import { fmtUsd, timeEl } from "../lib/format.js";
 import { usageBar } from "../lib/pipelines.js";
@@ -88,6 +89,7 @@ export function budgetsSection() {
     try {
       await api.setBudget(body);
       limit.value = "";
+      refreshBudgetAlerts(); // a raised limit ends its alert
       await load();
     } catch (err) {
       formError.textContent = asApiError(err).message;
@@ -140,6 +142,7 @@ export function budgetsSection() {
             del.disabled = true;
             try {
               await api.deleteBudget(b.id);
+              refreshBudgetAlerts();
               await load();
             } catch (err) {
               del.disabled = false;

@@ -3,6 +3,7 @@
 
 mod activity;
 mod admin;
+mod assistant;
 pub mod auth;
 pub(crate) use crate::http::{envelope, error};
 mod invitations;
@@ -137,6 +138,22 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
             .route(
                 "/projects/{id}/ai-settings",
                 get(activity::get_settings).put(activity::set_settings),
+            )
+            .route(
+                "/assistant/conversations",
+                get(assistant::list).post(assistant::create),
+            )
+            .route(
+                "/assistant/conversations/{id}",
+                get(assistant::get).delete(assistant::delete),
+            )
+            .route(
+                "/assistant/conversations/{id}/messages",
+                post(assistant::ask),
+            )
+            .route(
+                "/assistant/conversations/{id}/confirm",
+                post(assistant::confirm),
             )
             .route("/events/ticket", post(tickets::ticket))
             .route("/openapi.json", get(openapi::document))

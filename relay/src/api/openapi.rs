@@ -8,8 +8,8 @@ use utoipa::{
 };
 
 use super::{
-    activity, admin, auth, invitations, oauth, pipelines, projects, tasks, tickets, tokens,
-    workspaces,
+    activity, admin, assistant, auth, invitations, oauth, pipelines, projects, tasks, tickets,
+    tokens, workspaces,
 };
 
 /// The document.
@@ -46,9 +46,11 @@ use super::{
         oauth::request, oauth::consent,
         activity::ingest, activity::list, activity::report, activity::usage, activity::project_report,
         activity::get_settings, activity::set_settings,
+        assistant::list, assistant::create, assistant::get, assistant::delete, assistant::ask,
+        assistant::confirm,
         super::live, super::ready,
     ),
-    components(schemas(crate::domain::activity::ActivityInput)),
+    components(schemas(crate::domain::activity::ActivityInput, crate::domain::assistant::TurnEvent)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -61,6 +63,7 @@ use super::{
         (name = "tasks", description = "Build and QA tasks and their logs"),
         (name = "pipelines", description = "AI generation pipelines, their LLM providers and budgets"),
         (name = "activity", description = "AI activity: reported by tools, recorded by the relay, and its reports"),
+        (name = "assistant", description = "The project manager assistant: conversations, streamed answers, tool calls confirmed by the user"),
         (name = "events", description = "The live event socket"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod assistant;
 pub mod audit;
 pub mod budgets;
 pub mod llm_gateway;
@@ -62,6 +63,8 @@ pub struct Domain {
     pub activities: std::sync::Arc<activity::Activities>,
     /// The LLM gateway.
     pub gateway: llm_gateway::LlmGateway,
+    /// The project manager assistant.
+    pub assistant: assistant::Assistant,
     /// The OAuth server for MCP clients.
     pub oauth: oauth::OAuth,
 }

@@ -351,6 +351,21 @@ impl Providers {
         })
     }
 
+    /// The provider the assistant uses for `user`: their first one for all projects.
+    pub(crate) async fn for_assistant(&self, user: Uuid) -> DomainResult<LlmProvider> {
+        self.store
+            .list_providers(user)
+            .await?
+            .into_iter()
+            .find(|p| p.project_id.is_none())
+            .ok_or_else(|| {
+                DomainError::conflict(
+                    "no_provider",
+                    "set up an LLM provider for all your projects (Settings → AI providers) to use the assistant",
+                )
+            })
+    }
+
     /// Where calls through `provider` go, with its key opened.
     pub(crate) async fn endpoint(&self, provider: &LlmProvider) -> DomainResult<Endpoint> {
         let key = match &provider.key_hint {

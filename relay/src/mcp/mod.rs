@@ -20,6 +20,7 @@
 //! `[http] cors_origins`. Programs (which send no `Origin`) are not affected.
 
 pub mod access;
+pub mod assistant_tools;
 pub mod catalog;
 pub mod changes;
 pub mod relay_tools;

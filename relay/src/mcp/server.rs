@@ -79,31 +79,60 @@ fn tool(
     serde_json::from_value(tool).ok()
 }
 
-impl FulcrumMcp {
-    /// Runs a tool in a workspace through its agent.
-    async fn in_workspace(
-        &self,
-        caller: McpCaller,
-        target: ToolTarget,
-        mut args: Map<String, Value>,
-    ) -> Result<ToolOutput, String> {
-        let workspace = take_workspace(&self.app, caller, &mut args).await?;
-        // The agent checks a hosted tool exists and may be called with this token.
-        let call = ToolCall {
-            target,
-            args_json: Value::Object(args).to_string(),
-            may_write: caller.grant.scopes.contains(Scope::Write),
+/// Calls tool `name` for `caller`: a built-in one (answered by the relay, or by the workspace
+/// its `workspace` argument names) or one an agent hosts (`server__tool`). The one path every
+/// door that calls tools takes (`/mcp`, the assistant).
+pub async fn call_tool(
+    app: &AppState,
+    caller: McpCaller,
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, String> {
+    if let Some(builtin) = Builtin::find(name) {
+        if !caller.grant.scopes.contains(builtin.needs()) {
+            return Err(format!(
+                "{name} needs the `{}` scope, which this token lacks",
+                builtin.needs()
+            ));
+        }
+        return match builtin.runs {
+            Runs::Relay => relay_tools::call(app, caller, name, args).await,
+            Runs::Agent => {
+                in_workspace(app, caller, ToolTarget::Builtin(name.to_owned()), args).await
+            }
         };
-        call.check().map_err(|e| e.to_string())?;
-        let timeout =
-            std::time::Duration::from_secs(self.app.config.agents.tool_call_timeout_secs.max(1));
-        self.app
-            .domain
-            .workspaces
-            .call_tool(caller.caller(), workspace.id, call, timeout)
-            .await
-            .map_err(|e| format!("{} ({})", relay_tools::tool_error(e), workspace.name))
     }
+    if let Some((server, tool)) = catalog::split_hosted(name) {
+        let target = ToolTarget::Hosted {
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+        };
+        return in_workspace(app, caller, target, args).await;
+    }
+    Err(format!("no tool named {name:?}; see tools/list"))
+}
+
+/// Runs a tool in a workspace through its agent.
+async fn in_workspace(
+    app: &AppState,
+    caller: McpCaller,
+    target: ToolTarget,
+    mut args: Map<String, Value>,
+) -> Result<ToolOutput, String> {
+    let workspace = take_workspace(app, caller, &mut args).await?;
+    // The agent checks a hosted tool exists and may be called with this token.
+    let call = ToolCall {
+        target,
+        args_json: Value::Object(args).to_string(),
+        may_write: caller.grant.scopes.contains(Scope::Write),
+    };
+    call.check().map_err(|e| e.to_string())?;
+    let timeout = std::time::Duration::from_secs(app.config.agents.tool_call_timeout_secs.max(1));
+    app.domain
+        .workspaces
+        .call_tool(caller.caller(), workspace.id, call, timeout)
+        .await
+        .map_err(|e| format!("{} ({})", relay_tools::tool_error(e), workspace.name))
 }
 
 fn result(outcome: Result<ToolOutput, String>) -> CallToolResponse {
@@ -219,33 +248,13 @@ impl ServerHandler for FulcrumMcp {
         let caller = self.caller(&ctx)?;
         let args = request.arguments.unwrap_or_default();
         let name = request.name.as_ref();
-        if let Some(builtin) = Builtin::find(name) {
-            if !caller.grant.scopes.contains(builtin.needs()) {
-                return Ok(result(Err(format!(
-                    "{name} needs the `{}` scope, which this token lacks",
-                    builtin.needs()
-                ))));
-            }
-            let outcome = match builtin.runs {
-                Runs::Relay => relay_tools::call(&self.app, caller, name, args).await,
-                Runs::Agent => {
-                    self.in_workspace(caller, ToolTarget::Builtin(name.to_owned()), args)
-                        .await
-                }
-            };
-            return Ok(result(outcome));
+        if Builtin::find(name).is_none() && catalog::split_hosted(name).is_none() {
+            return Err(ErrorData::invalid_params(
+                format!("no tool named {name:?}; see tools/list"),
+                None,
+            ));
         }
-        if let Some((server, tool)) = catalog::split_hosted(name) {
-            let target = ToolTarget::Hosted {
-                server: server.to_owned(),
-                tool: tool.to_owned(),
-            };
-            return Ok(result(self.in_workspace(caller, target, args).await));
-        }
-        Err(ErrorData::invalid_params(
-            format!("no tool named {name:?}; see tools/list"),
-            None,
-        ))
+        Ok(result(call_tool(&self.app, caller, name, args).await))
     }
 
     async fn list_resources(

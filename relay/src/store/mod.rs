@@ -13,11 +13,13 @@
 //! conformance suite (`tests/tests/store_conformance.rs`).
 
 pub mod activity;
+pub mod assistant;
 pub mod oauth;
 pub mod pipelines;
 mod queries;
 mod sql;
 mod sql_activity;
+mod sql_assistant;
 mod sql_oauth;
 mod sql_pipelines;
 mod sql_work;
@@ -339,6 +341,7 @@ pub trait Store:
     + oauth::OAuthStore
     + pipelines::PipelineStore
     + activity::ActivityStore
+    + assistant::AssistantStore
     + Send
     + Sync
     + 'static

@@ -142,6 +142,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ai activities",
         include_str!("../../../migrations/sqlite/0017_ai_activities.sql"),
     ),
+    (
+        18,
+        "assistant",
+        include_str!("../../../migrations/sqlite/0018_assistant.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -244,6 +249,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "ai activities",
         include_str!("../../../migrations/postgres/0017_ai_activities.sql"),
+    ),
+    (
+        18,
+        "assistant",
+        include_str!("../../../migrations/postgres/0018_assistant.sql"),
     ),
 ];
 
