@@ -489,6 +489,16 @@ closed_set! {
 }
 
 closed_set! {
+    /// Why a commit is linked to an AI activity.
+    pub enum CommitLinkReason {
+        /// The commit came soon after the activity, in a workspace of its project.
+        Window = "window",
+        /// The commit message names the activity in a trailer.
+        Trailer = "trailer",
+    }
+}
+
+closed_set! {
     /// Who wrote a message of an assistant conversation.
     pub enum AssistantRole {
         /// The user.
@@ -596,6 +606,7 @@ mod tests {
         same(ActivitySource::ALL);
         same(ActivityCategory::ALL);
         same(AssistantRole::ALL);
+        same(CommitLinkReason::ALL);
         same(A2aTaskState::ALL);
     }
 

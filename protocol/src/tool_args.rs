@@ -250,6 +250,18 @@ args! {
         pub limit: Option<u32>,
     }
 
+    /// `get_prompt` (answered by the relay).
+    pub struct GetPromptArgs {
+        /// The project: its id or its name
+        pub project: String,
+        /// The prompt's name
+        pub name: String,
+        /// A version (default: the latest)
+        pub version: Option<i32>,
+        /// Values of the prompt's arguments
+        pub arguments: Option<std::collections::BTreeMap<String, String>>,
+    }
+
     /// `list_pipeline_runs` and `list_deployments` (answered by the relay).
     pub struct ProjectArgs {
         /// The project: its id or its name

@@ -334,6 +334,8 @@ fn compose(
         prices.clone(),
         projects.clone(),
         metrics.clone(),
+        workspaces.clone(),
+        bus.clone(),
     ));
     let budgets = Arc::new(crate::domain::budgets::Budgets::new(
         store.clone(),
@@ -425,6 +427,7 @@ fn compose(
         activities,
         gateway,
         assistant,
+        prompts: crate::domain::prompts::Prompts::new(store.clone(), projects.clone()),
     };
     AppState {
         store,

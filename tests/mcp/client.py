@@ -2,9 +2,11 @@
 
 Reads a JSON job on stdin:
   {"url": ".../mcp", "token": "fcm_...", "mode": "session" | "auto",
-   "calls": [{"name": "read_file", "args": {...}}, ...], "resources": true}
+   "calls": [{"name": "read_file", "args": {...}}, ...], "resources": true,
+   "prompts": [{"name": "project/prompt", "args": {...}}, ...]}
 and prints one JSON object: the negotiated protocol, the server's name, the tools listed (with
-their input schemas and read-only hints), each call's result, and the resources.
+their input schemas and read-only hints), each call's result, the resources, and, with
+"prompts", the prompts listed and each one asked for (its text, or the error).
 
 With "await_tools_change": {"marker": PATH, "timeout": SECONDS} (mode "session"), it then
 writes PATH, waits for a notifications/tools/list_changed, and lists the tools again
@@ -52,6 +54,20 @@ async def run_calls(session, job, out):
             out["calls"].append(result_of(call["name"], r))
         except Exception as e:  # a protocol error, e.g. an unknown tool
             out["calls"].append({"name": call["name"], "exception": repr(e)})
+    if "prompts" in job:
+        listed = (await session.list_prompts()).prompts
+        out["prompts"] = {
+            p.name: [a.name for a in (p.arguments or [])] for p in listed
+        }
+        out["prompt_texts"] = []
+        for p in job["prompts"]:
+            try:
+                got = await session.get_prompt(p["name"], p.get("args", {}))
+                out["prompt_texts"].append(
+                    "".join(getattr(m.content, "text", "") for m in got.messages)
+                )
+            except Exception as e:  # a protocol error: no such prompt, a missing argument
+                out["prompt_texts"].append({"exception": repr(e)})
     if job.get("resources"):
         listed = (await session.list_resources()).resources
         out["resources"] = [str(r.uri) for r in listed]

@@ -720,3 +720,106 @@ async fn otlp_from_the_official_sdk_becomes_activities() {
     let list = api.get("/api/v1/ai-activities").await.unwrap();
     assert_eq!(list.data().as_array().unwrap().len(), 4);
 }
+
+/// A commit in a project's workspace is linked to the activity its trailer names and to the
+/// user's recent activities in the project; the project page lists it as AI-assisted; another
+/// user sees none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_linked_to_the_activities_that_made_them() {
+    let mut r = fulcrum_tests::rig(Backend::Sqlite, opts()).await;
+    let shop = project(&r.api, "shop").await;
+    r.api
+        .put(
+            &format!("/api/v1/projects/{shop}/workspaces/{}", r.workspace),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let ingest = Api::new(&r.relay.url()).with_token(&token(&r.api, "ingest", json!({})).await);
+    let batch = ingest
+        .post(
+            "/api/v1/ai-activities",
+            json!({"activities": [
+                {"id": "cur-9", "project_id": shop, "tool": "cursor", "model": "gpt-4o",
+                 "code_changes": [{"path": "src/cart.rs"}],
+                 "timestamp": (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339()},
+                {"id": "recent", "project_id": shop, "tool": "claude-code"},
+                {"id": "elsewhere", "tool": "codex"}
+            ]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.data()["created"], 3, "{:?}", batch.body);
+    // The agent reports HEAD; a new commit moves it.
+    r.events
+        .workspace_where(|w| {
+            w["repos"]
+                .as_array()
+                .is_some_and(|repos| repos.iter().any(|x| x["head_sha"].is_string()))
+        })
+        .await
+        .unwrap();
+    r.repo.write("src/cart.rs", "fn cart() {}\n");
+    fulcrum_tests::git(r.repo.path(), &["add", "."]);
+    fulcrum_tests::git(
+        r.repo.path(),
+        &["commit", "-q", "-m", "Add the cart\n\nAI-Activity: cur-9"],
+    );
+    let sha = fulcrum_tests::git(r.repo.path(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
+    loop {
+        let e = r.events.next().await.unwrap();
+        if e["type"] == "ai_commit" {
+            assert_eq!(e["commit"]["sha"], sha);
+            break;
+        }
+    }
+    let commits = r
+        .api
+        .get(&format!("/api/v1/projects/{shop}/ai-commits"))
+        .await
+        .unwrap();
+    let commits = commits.data().as_array().unwrap().clone();
+    assert_eq!(commits.len(), 1, "{commits:#?}");
+    assert_eq!(commits[0]["sha"], sha);
+    assert_eq!(commits[0]["summary"], "Add the cart");
+    let mut reasons: Vec<(String, String)> = commits[0]["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["tool"].as_str().unwrap().to_owned(),
+                a["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("claude-code".to_owned(), "window".to_owned()),
+            ("cursor".to_owned(), "trailer".to_owned())
+        ],
+        "the old activity by its trailer, the recent one by time; none outside the project"
+    );
+    let list = r
+        .api
+        .get(&format!("/api/v1/ai-activities?project={shop}&tool=cursor"))
+        .await
+        .unwrap();
+    assert_eq!(
+        list.data()[0]["code_changes"],
+        json!([{"path": "src/cart.rs", "commit": sha}])
+    );
+    let mallory = make_user(&r.relay, "mallory").await;
+    let mapi = Api::new(&r.relay.url()).with_token(&mallory.access);
+    assert_eq!(
+        mapi.get(&format!("/api/v1/projects/{shop}/ai-commits"))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+}

@@ -463,3 +463,131 @@ async fn the_assistant_is_an_a2a_agent_for_the_official_sdk() {
     .await;
     assert_eq!(v["error"]["code"], -32601);
 }
+
+/// A project's prompt library: versions kept, members read, maintainers write; served to MCP
+/// clients as prompts (official SDK) and as the get_prompt tool; no other user sees any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_are_versioned_and_served_over_mcp() {
+    use fulcrum_tests::mcp_client::{calls, job, python_client};
+    let db = fulcrum_tests::TestDb::new(Backend::Sqlite).await;
+    let relay = fulcrum_tests::start_relay(&db, &opts()).await;
+    let alice = make_user(&relay, "alice").await;
+    let api = Api::new(&relay.url()).with_token(&alice.access);
+    let p = api
+        .post(
+            "/api/v1/projects",
+            json!({"name": "shop", "description": "d"}),
+        )
+        .await
+        .unwrap();
+    let project = id(p.data());
+    let base = format!("/api/v1/projects/{project}/prompts");
+    let v1 = api
+        .post(
+            &base,
+            json!({"name": "review", "description": "Code review", "body": "Review {{ file }} for bugs."}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v1.status, 201, "{:?}", v1.body);
+    assert_eq!(v1.data()["version"], 1);
+    assert_eq!(v1.data()["arguments"], json!(["file"]));
+    let v2 = api
+        .post(
+            &base,
+            json!({"name": "review", "body": "Review {{ file }} for {{ concern }}."}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.data()["version"], 2);
+    let got = api.get(&format!("{base}/review?version=1")).await.unwrap();
+    assert_eq!(got.data()["body"], "Review {{ file }} for bugs.");
+    assert_eq!(got.data()["versions"], json!([2, 1]));
+    for bad in [
+        json!({"name": "Bad Name", "body": "x"}),
+        json!({"name": "broken", "body": "{{ unclosed"}),
+        json!({"name": "empty", "body": ""}),
+    ] {
+        let r = api.post(&base, bad).await.unwrap();
+        assert_eq!(r.status, 422, "{:?}", r.body);
+    }
+    assert_eq!(
+        api.get(&base)
+            .await
+            .unwrap()
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let token = api
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "mcp", "kind": "mcp", "scopes": ["read"]}),
+        )
+        .await
+        .unwrap();
+    let token = token.data()["token"].as_str().unwrap().to_owned();
+    let mut j = job(
+        &relay.url(),
+        &token,
+        vec![(
+            "get_prompt",
+            json!({"project": "shop", "name": "review", "arguments": {"file": "a.rs", "concern": "races"}}),
+        )],
+    );
+    j["prompts"] = json!([
+        {"name": "shop/review", "args": {"file": "main.rs", "concern": "leaks"}},
+        {"name": "shop/review", "args": {"file": "main.rs"}},
+    ]);
+    let out = python_client(j).await;
+    assert_eq!(out["prompts"]["shop/review"], json!(["concern", "file"]));
+    assert_eq!(out["prompt_texts"][0], "Review main.rs for leaks.");
+    assert!(
+        out["prompt_texts"][1]["exception"]
+            .as_str()
+            .unwrap()
+            .contains("concern"),
+        "{out:#}"
+    );
+    assert_eq!(
+        calls(&out)[0]["structured"]["text"],
+        "Review a.rs for races."
+    );
+
+    // Another user sees none of it.
+    let mallory = make_user(&relay, "mallory").await;
+    let mapi = Api::new(&relay.url()).with_token(&mallory.access);
+    assert_eq!(mapi.get(&base).await.unwrap().status, 404);
+    assert_eq!(
+        mapi.post(&base, json!({"name": "x", "body": "y"}))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    let mt = mapi
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "mcp", "kind": "mcp", "scopes": ["read"]}),
+        )
+        .await
+        .unwrap();
+    let mt = mt.data()["token"].as_str().unwrap().to_owned();
+    let mut j = job(
+        &relay.url(),
+        &mt,
+        vec![("get_prompt", json!({"project": project, "name": "review"}))],
+    );
+    j["prompts"] = json!([{"name": "shop/review", "args": {"file": "a", "concern": "b"}}]);
+    let out = python_client(j).await;
+    assert_eq!(out["prompts"], json!({}));
+    assert!(out["prompt_texts"][0]["exception"].is_string());
+    assert_eq!(calls(&out)[0]["is_error"], true);
+    assert_eq!(
+        api.delete(&format!("{base}/review")).await.unwrap().status,
+        204
+    );
+}

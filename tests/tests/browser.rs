@@ -197,3 +197,87 @@ async fn pipelines_in_a_real_browser() {
     assert!(!providers.body.to_string().contains(key));
     relay.shutdown().await.unwrap();
 }
+
+/// The assistant in Chromium: a question answered after two tool calls, then a run that waits
+/// for confirmation in the chat and starts once confirmed; the AI activity page shows the
+/// assistant's own calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_in_a_real_browser() {
+    use fulcrum_tests::llm_standin::{Answer, LlmStandIn};
+    let key = "sk-browser-standin-0000000002";
+    let standin = LlmStandIn::start(key).await;
+    let mut opts = RelayOptions {
+        master_keys: Some(fulcrum_relay::secrets::KeyRing::generate_entry("k1")),
+        ..Default::default()
+    };
+    opts.llm.prices = toml::from_str(r#""stand-in-*" = { input = 2.0, output = 8.0 }"#).unwrap();
+    let r = rig(Backend::Sqlite, opts).await;
+    standin.on(
+        "Run the tests of shop",
+        vec![
+            Answer::Tools(vec![(
+                "run_task".into(),
+                serde_json::json!({"workspace": r.workspace, "command": "echo browser-ran"}),
+            )]),
+            Answer::text("RUN-STARTED-ANSWER: the tests of shop are running."),
+        ],
+    );
+    standin.on(
+        "Which of my projects has failing tasks",
+        vec![
+            Answer::Tools(vec![
+                ("list_projects".into(), serde_json::json!({})),
+                ("list_tasks".into(), serde_json::json!({"state": "failed"})),
+            ]),
+            Answer::text("FAILING-TASK-ANSWER: shop has one failing task; it cost $0.00."),
+        ],
+    );
+    let project = r
+        .api
+        .post(
+            "/api/v1/projects",
+            serde_json::json!({"name": "shop", "description": "A shop"}),
+        )
+        .await
+        .unwrap();
+    let project = id(project.data());
+    r.api
+        .put(
+            &format!("/api/v1/projects/{project}/workspaces/{}", r.workspace),
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    let p = r
+        .api
+        .post(
+            "/api/v1/llm-providers",
+            serde_json::json!({"name": "stand-in", "kind": "openai", "base_url": standin.url,
+                               "default_model": "stand-in-1", "api_key": key}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.status, 201, "{:?}", p.body);
+    let tasks_before = r.api.get("/api/v1/tasks").await.unwrap();
+    let tasks_before = tasks_before.data().as_array().unwrap().len();
+    run_browser_script(
+        "assistant.mjs",
+        &[
+            ("FULCRUM_URL", r.relay.url()),
+            ("FULCRUM_EMAIL", r.user.email.clone()),
+            ("FULCRUM_PASSWORD", r.user.password.clone()),
+            ("FULCRUM_PROJECT_NAME", "shop".to_owned()),
+        ],
+        200,
+    )
+    .await;
+    // What the browser confirmed ran: one task more, and the assistant's calls are recorded.
+    let tasks = r.api.get("/api/v1/tasks").await.unwrap();
+    assert_eq!(tasks.data().as_array().unwrap().len(), tasks_before + 1);
+    let acts = r
+        .api
+        .get("/api/v1/ai-activities?tool=fulcrum-assistant")
+        .await
+        .unwrap();
+    assert_eq!(acts.data().as_array().unwrap().len(), 4);
+}

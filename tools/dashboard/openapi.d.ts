@@ -967,6 +967,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/ai-commits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/ai-commits`. */
+        get: operations["project_ai_commits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/ai-settings": {
         parameters: {
             query?: never;
@@ -980,6 +997,112 @@ export interface paths {
         put: operations["set_ai_settings"];
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/assistant/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/assistant/conversations`. */
+        get: operations["list_conversations"];
+        put?: never;
+        /** `POST /api/v1/assistant/conversations`. */
+        post: operations["create_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/assistant/conversations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/assistant/conversations/{id}`. */
+        get: operations["get_conversation"];
+        put?: never;
+        post?: never;
+        /** `DELETE /api/v1/assistant/conversations/{id}`. */
+        delete: operations["delete_conversation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/assistant/conversations/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/assistant/conversations/{id}/messages`. */
+        post: operations["ask_assistant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/assistant/conversations/{id}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/assistant/conversations/{id}/confirm`. */
+        post: operations["confirm_assistant_call"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/prompts`. */
+        get: operations["list_prompts"];
+        put?: never;
+        /** `POST /api/v1/projects/{id}/prompts`. */
+        post: operations["save_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/prompts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/projects/{id}/prompts/{name}`. */
+        get: operations["get_prompt"];
+        put?: never;
+        post?: never;
+        /** `DELETE /api/v1/projects/{id}/prompts/{name}`. */
+        delete: operations["delete_prompt"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1202,6 +1325,22 @@ export interface components {
             /** @description How many of those run now. */
             hosted_running: number;
         };
+        /** @description A commit of a project, with the AI activities linked to it. */
+        AiCommit: {
+            /** @description The commit. */
+            sha: string;
+            /** @description The repository, relative to the workspace root. */
+            repo: string;
+            /** @description Its first line. */
+            summary: string;
+            /**
+             * Format: date-time
+             * @description When it was linked (about when it was made).
+             */
+            linked_at: string;
+            /** @description The activities. */
+            activities: components["schemas"]["LinkedActivity"][];
+        };
         /** @description A project's AI settings. */
         AiSettings: {
             /** @description Whether activities in the project keep their prompt and response text. */
@@ -1232,6 +1371,43 @@ export interface components {
              * @description When it was written.
              */
             created_at: string;
+        };
+        /** @description A message of a conversation. */
+        AssistantMessage: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description Who wrote it. */
+            role: components["schemas"]["AssistantRole"];
+            /** @description Its text (a tool's result, for a tool message). */
+            text: string;
+            /** @description The tool calls an assistant message asked for. */
+            tool_calls: components["schemas"]["AssistantToolCall"][];
+            /** @description The call a tool message answers. */
+            tool_call_id?: string | null;
+            /** @description The tool a tool message comes from. */
+            tool_name?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was written.
+             */
+            created_at: string;
+        };
+        /**
+         * @description Who wrote a message of an assistant conversation.
+         * @enum {string}
+         */
+        AssistantRole: "user" | "assistant" | "tool";
+        /** @description One tool call the assistant asked for. */
+        AssistantToolCall: {
+            /** @description The call's id. */
+            id: string;
+            /** @description The tool. */
+            name: string;
+            /** @description Its arguments, JSON text. */
+            arguments: string;
         };
         /** @description A spending limit. */
         Budget: {
@@ -1396,6 +1572,20 @@ export interface components {
             /** @description `CODER_AGENT_URL`: the deployment's access URL. */
             access_url?: string | null;
         };
+        /**
+         * @description Why a commit is linked to an AI activity.
+         * @enum {string}
+         */
+        CommitLinkReason: "window" | "trailer";
+        /** @description The user's answer to a confirmation. */
+        Confirmation: {
+            /** @description The waiting call's id. */
+            call_id: string;
+            /** @description Run it (true) or not. */
+            approve: boolean;
+            /** @description Also allow this tool without asking for the rest of the conversation. */
+            always?: boolean;
+        };
         /** @description Where the browser goes next. */
         ConsentAnswer: {
             /** @description The client's redirect URI with a code, or with `error=access_denied`. */
@@ -1436,6 +1626,41 @@ export interface components {
             scopes: components["schemas"]["Scope"][];
             /** @description The resource asked for. */
             resource?: string | null;
+        };
+        /** @description A conversation with the assistant. */
+        Conversation: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description A title (the first question, shortened, unless given). */
+            title: string;
+            /** @description The A2A context it belongs to, if another agent started it. */
+            context_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was started.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
+        /** @description A conversation with its messages. */
+        ConversationDetail: {
+            /** @description The conversation. */
+            conversation: components["schemas"]["ConversationView"];
+            /** @description Its messages, in order. */
+            messages: components["schemas"]["AssistantMessage"][];
+            pending?: null | components["schemas"]["AssistantToolCall"];
+        };
+        /** @description A conversation as shown. */
+        ConversationView: components["schemas"]["Conversation"] & {
+            /** @description Tools the user allowed without asking. */
+            allowed_tools: string[];
         };
         /** @description A token just created: its metadata and, this once, the secret. */
         CreatedToken: components["schemas"]["Token"] & {
@@ -1583,6 +1808,37 @@ export interface components {
                 scopes: components["schemas"]["Scope"][];
                 /** @description The resource asked for. */
                 resource?: string | null;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_ConversationDetail: {
+            /** @description A conversation with its messages. */
+            data: {
+                /** @description The conversation. */
+                conversation: components["schemas"]["ConversationView"];
+                /** @description Its messages, in order. */
+                messages: components["schemas"]["AssistantMessage"][];
+                pending?: null | components["schemas"]["AssistantToolCall"];
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_ConversationView: {
+            /** @description A conversation as shown. */
+            data: components["schemas"]["Conversation"] & {
+                /** @description Tools the user allowed without asking. */
+                allowed_tools: string[];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -1861,6 +2117,34 @@ export interface components {
                 last_tasks: components["schemas"]["Task"][];
                 /** @description Its health in one word. */
                 health: components["schemas"]["Health"];
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_PromptDetail: {
+            /** @description A prompt and its versions. */
+            data: components["schemas"]["PromptView"] & {
+                /** @description Every version, newest first. */
+                versions: number[];
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_PromptView: {
+            /** @description A prompt with its arguments. */
+            data: components["schemas"]["Prompt"] & {
+                /** @description The arguments its template uses, sorted. */
+                arguments: string[];
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2313,6 +2597,30 @@ export interface components {
             errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
+        Envelope_Vec_AiCommit: {
+            data: {
+                /** @description The commit. */
+                sha: string;
+                /** @description The repository, relative to the workspace root. */
+                repo: string;
+                /** @description Its first line. */
+                summary: string;
+                /**
+                 * Format: date-time
+                 * @description When it was linked (about when it was made).
+                 */
+                linked_at: string;
+                /** @description The activities. */
+                activities: components["schemas"]["LinkedActivity"][];
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
         Envelope_Vec_ArtifactMeta: {
             data: {
                 /** @description Its path in the run, such as `requirements.json` or `api/openapi.yaml`. */
@@ -2446,6 +2754,19 @@ export interface components {
                  */
                 created_at: string;
             }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_ConversationView: {
+            data: (components["schemas"]["Conversation"] & {
+                /** @description Tools the user allowed without asking. */
+                allowed_tools: string[];
+            })[];
             /** @description Paging and other facts about the payload. */
             meta: {
                 [key: string]: unknown;
@@ -2639,6 +2960,19 @@ export interface components {
                  */
                 updated_at: string;
             }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_PromptView: {
+            data: (components["schemas"]["Prompt"] & {
+                /** @description The arguments its template uses, sorted. */
+                arguments: string[];
+            })[];
             /** @description Paging and other facts about the payload. */
             meta: {
                 [key: string]: unknown;
@@ -3117,8 +3451,11 @@ export interface components {
         Health: "running" | "failing" | "healthy" | "offline" | "idle";
         /** @description A batch of activities. */
         IngestBatch: {
-            /** @description At most 1000 activities; each is checked on its own. */
-            activities: components["schemas"]["ActivityInput"][];
+            /**
+             * @description At most 1000 activities, each an `ActivityInput` (see the schemas), checked on its own:
+             *     one that does not fit is rejected in the answer, the others are stored.
+             */
+            activities: Record<string, never>[];
         };
         /** @description One item of a batch's answer. */
         IngestItem: {
@@ -3183,6 +3520,20 @@ export interface components {
          * @enum {string}
          */
         ItemStatus: "created" | "duplicate" | "rejected";
+        /** @description An activity linked to a commit. */
+        LinkedActivity: {
+            /**
+             * Format: uuid
+             * @description The activity.
+             */
+            id: string;
+            /** @description Its tool. */
+            tool: string;
+            /** @description Its model. */
+            model?: string | null;
+            /** @description Why it is linked. */
+            reason: components["schemas"]["CommitLinkReason"];
+        };
         /**
          * @description What became of one LLM call.
          * @enum {string}
@@ -3267,6 +3618,11 @@ export interface components {
             email: string;
             /** @description `maintainer` or `viewer`. */
             role: string;
+        };
+        /** @description A new conversation. */
+        NewConversation: {
+            /** @description A title [default: the first question]. */
+            title?: string | null;
         };
         /** @description Body of `POST /api/v1/tokens`. */
         NewTokenBody: {
@@ -3439,6 +3795,59 @@ export interface components {
          * @enum {string}
          */
         ProjectStatus: "active" | "archived";
+        /** @description A version of a prompt of a project's library. */
+        Prompt: {
+            /**
+             * Format: uuid
+             * @description This version's id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Its project.
+             */
+            project_id: string;
+            /** @description Its name, unique in the project. */
+            name: string;
+            /**
+             * Format: int32
+             * @description Its version, from 1.
+             */
+            version: number;
+            /** @description What it is for. */
+            description: string;
+            /** @description The template (`{{ name }}` for an argument). */
+            body: string;
+            /**
+             * Format: uuid
+             * @description Who saved this version.
+             */
+            created_by: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+        };
+        /** @description A prompt and its versions. */
+        PromptDetail: components["schemas"]["PromptView"] & {
+            /** @description Every version, newest first. */
+            versions: number[];
+        };
+        /** @description A prompt to save. */
+        PromptInput: {
+            /** @description Its name: 1 to 64 of `a-z 0-9 - _ .`; saving an existing name makes a new version. */
+            name: string;
+            /** @description What it is for. */
+            description?: string;
+            /** @description The template (`{{ name }}` for an argument), at most 64 KiB. */
+            body: string;
+        };
+        /** @description A prompt with its arguments. */
+        PromptView: components["schemas"]["Prompt"] & {
+            /** @description The arguments its template uses, sorted. */
+            arguments: string[];
+        };
         /** @description A provider to set up. */
         ProviderInput: {
             /** @description A name, unique among the user's providers. */
@@ -3473,6 +3882,11 @@ export interface components {
             default_model?: string | null;
             /** @description A new key (rotation): replaces the sealed one. */
             api_key?: string | null;
+        };
+        /** @description A question. */
+        Question: {
+            /** @description The text (at most 16 KiB). */
+            text: string;
         };
         /** @description One round of a recovery stage: the failure it was asked to fix. */
         RecoveryRound: {
@@ -4052,6 +4466,66 @@ export interface components {
             expires_in: number;
             token_type: string;
         };
+        /** @description What a turn says as it goes. */
+        TurnEvent: {
+            /** @description The new text. */
+            delta: string;
+            /** @enum {string} */
+            event: "text";
+        } | {
+            /** @description The call's id. */
+            id: string;
+            /** @description The tool. */
+            name: string;
+            /** @description Its arguments, JSON text. */
+            arguments: string;
+            /** @enum {string} */
+            event: "tool_call";
+        } | {
+            /** @description The call's id. */
+            id: string;
+            /** @description The tool. */
+            name: string;
+            /** @description Whether it succeeded. */
+            ok: boolean;
+            /** @description The result (its first 2 KiB). */
+            content: string;
+            /** @enum {string} */
+            event: "tool_result";
+        } | {
+            /** @description The call's id. */
+            id: string;
+            /** @description The tool. */
+            name: string;
+            /** @description Its arguments, JSON text. */
+            arguments: string;
+            /** @enum {string} */
+            event: "confirm";
+        } | {
+            /** @description Why. */
+            message: string;
+            /** @enum {string} */
+            event: "error";
+        } | {
+            /** @description How. */
+            state: components["schemas"]["TurnState"];
+            /** @description Why it stopped, when it did. */
+            reason?: string | null;
+            /** @enum {string} */
+            event: "done";
+        };
+        /** @description One server-sent event of a turn, as the stream carries it. */
+        TurnFrame: {
+            /** @description `text`, `tool_call`, `tool_result`, `confirm`, `error` or `done`. */
+            event: string;
+            /** @description The event's JSON (see `TurnEvent`). */
+            data: string;
+        };
+        /**
+         * @description How a turn ended.
+         * @enum {string}
+         */
+        TurnState: "answered" | "awaiting_confirmation" | "stopped";
         /** @description Usage counters summed per tool, model, metric and kind. */
         UsageCounter: {
             /** @description The tool. */
@@ -8109,7 +8583,7 @@ export interface operations {
                 with_changes?: boolean;
                 /** @description Only those before this time (for the next page). */
                 before?: string;
-                /** @description At most this many (default 50, at most 500). */
+                /** @description At most this many (default 50). */
                 limit?: number;
             };
             header?: never;
@@ -8434,6 +8908,56 @@ export interface operations {
             };
         };
     };
+    project_ai_commits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's AI-assisted commits, newest first, each with the activities linked to it and why */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_AiCommit"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_ai_settings: {
         parameters: {
             query?: never;
@@ -8556,6 +9080,654 @@ export interface operations {
             };
             /** @description Invalid input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_conversations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's conversations with the assistant, latest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_ConversationView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewConversation"];
+            };
+        };
+        responses: {
+            /** @description The new conversation */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ConversationView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The conversation, its messages and the tool call waiting for confirmation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ConversationDetail"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such conversation of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such conversation of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ask_assistant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Question"];
+            };
+        };
+        responses: {
+            /** @description The turn's events as they happen (server-sent events: text, tool_call, tool_result, confirm, error, done) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TurnFrame"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such conversation of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A tool call waits for confirmation */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    confirm_assistant_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Confirmation"];
+            };
+        };
+        responses: {
+            /** @description The rest of the turn's events (server-sent events, as for a question) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TurnFrame"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such conversation of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No tool call with this id waits */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_prompts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The latest version of each of the project's prompts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_PromptView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    save_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptInput"];
+            };
+        };
+        responses: {
+            /** @description The prompt, saved as its next version */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_PromptView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only the project's owners and maintainers change its prompts */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_prompt: {
+        parameters: {
+            query?: {
+                /** @description A version [default: the latest]. */
+                version?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+                /** @description The prompt's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prompt (a version, or the latest) and its versions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_PromptDetail"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project or prompt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_prompt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                id: string;
+                /** @description The prompt's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed, with every version */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only the project's owners and maintainers change its prompts */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project or prompt */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,7 +26,7 @@ use crate::{
     state::AppState,
     store::{
         TokenKind,
-        activity::{Activity, UsageCounter},
+        activity::{Activity, AiCommit, UsageCounter},
     },
 };
 
@@ -299,5 +299,32 @@ pub async fn set_settings(
         .domain
         .activities
         .set_settings(user.caller(), id, body)
+        .await?))
+}
+
+/// `GET /api/v1/projects/{id}/ai-commits`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/ai-commits",
+    operation_id = "project_ai_commits",
+    tag = "activity",
+    params(("id" = String, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The project's AI-assisted commits, newest first, each with the activities linked to it and why", body = Envelope<Vec<AiCommit>>),
+        (status = 404, description = "No such project of the caller's", body = ErrorBody),
+        AuthErrors
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub async fn ai_commits(
+    State(app): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse(&id, "project")?;
+    Ok(ok(app
+        .domain
+        .activities
+        .ai_commits(user.caller(), id)
         .await?))
 }

@@ -11,6 +11,7 @@ mod oauth;
 pub mod openapi;
 mod pipelines;
 mod projects;
+mod prompts;
 pub mod tasks;
 mod tickets;
 mod tokens;
@@ -135,6 +136,7 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
             .route("/ai-activities/report", get(activity::report))
             .route("/ai-activities/usage", get(activity::usage))
             .route("/projects/{id}/ai-report", get(activity::project_report))
+            .route("/projects/{id}/ai-commits", get(activity::ai_commits))
             .route(
                 "/projects/{id}/ai-settings",
                 get(activity::get_settings).put(activity::set_settings),
@@ -154,6 +156,14 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
             .route(
                 "/assistant/conversations/{id}/confirm",
                 post(assistant::confirm),
+            )
+            .route(
+                "/projects/{id}/prompts",
+                get(prompts::list).post(prompts::save),
+            )
+            .route(
+                "/projects/{id}/prompts/{name}",
+                get(prompts::get).delete(prompts::delete),
             )
             .route("/events/ticket", post(tickets::ticket))
             .route("/openapi.json", get(openapi::document))

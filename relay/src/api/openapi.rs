@@ -8,8 +8,8 @@ use utoipa::{
 };
 
 use super::{
-    activity, admin, assistant, auth, invitations, oauth, pipelines, projects, tasks, tickets,
-    tokens, workspaces,
+    activity, admin, assistant, auth, invitations, oauth, pipelines, projects, prompts, tasks,
+    tickets, tokens, workspaces,
 };
 
 /// The document.
@@ -45,9 +45,11 @@ use super::{
         admin::users, admin::deactivate, admin::activate, admin::reset_link,
         oauth::request, oauth::consent,
         activity::ingest, activity::list, activity::report, activity::usage, activity::project_report,
+        activity::ai_commits,
         activity::get_settings, activity::set_settings,
         assistant::list, assistant::create, assistant::get, assistant::delete, assistant::ask,
         assistant::confirm,
+        prompts::list, prompts::save, prompts::get, prompts::delete,
         super::live, super::ready,
     ),
     components(schemas(crate::domain::activity::ActivityInput, crate::domain::assistant::TurnEvent)),

@@ -29,6 +29,7 @@ pub mod llm_gateway;
 pub mod oauth;
 pub mod pipelines;
 pub mod projects;
+pub mod prompts;
 pub mod providers;
 pub mod secrets;
 pub mod tasks;
@@ -65,6 +66,8 @@ pub struct Domain {
     pub gateway: llm_gateway::LlmGateway,
     /// The project manager assistant.
     pub assistant: assistant::Assistant,
+    /// Projects' prompt libraries.
+    pub prompts: prompts::Prompts,
     /// The OAuth server for MCP clients.
     pub oauth: oauth::OAuth,
 }

@@ -619,12 +619,44 @@ impl Session<'_> {
                     d.body,
                     AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_)
                 ) {
-                    let event = {
+                    let (event, moved) = {
                         let mut view = lock(&self.view);
+                        // A repository whose HEAD moved to a new commit (not its first report).
+                        let moved = match &d.body {
+                            AgentMessage::RepoState(new) => view
+                                .repos
+                                .iter()
+                                .find(|r| r.status.path == new.path)
+                                .and_then(|old| old.status.head_sha.clone())
+                                .zip(new.head_sha.clone())
+                                .filter(|(old, new)| old != new)
+                                .map(|(_, sha)| {
+                                    (
+                                        view.id,
+                                        new.path.clone(),
+                                        sha,
+                                        new.head_summary.clone().unwrap_or_default(),
+                                    )
+                                }),
+                            _ => None,
+                        };
                         apply_to_view(&mut view, d.body.clone(), Utc::now());
-                        crate::bus::workspace_event(&view)
+                        (crate::bus::workspace_event(&view), moved)
                     };
                     self.app.bus.publish(self.token.owner_id, event);
+                    if let Some((workspace, repo, sha, summary)) = moved {
+                        let (app, owner) = (self.app.clone(), self.token.owner_id);
+                        tokio::spawn(async move {
+                            if let Err(e) = app
+                                .domain
+                                .activities
+                                .link_commit(owner, workspace, &repo, &sha, &summary)
+                                .await
+                            {
+                                tracing::warn!(error = %e, "cannot link a commit to AI activity");
+                            }
+                        });
+                    }
                 }
                 self.uncommitted.push((d, size));
                 self.uncommitted_bytes += size;

@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use fulcrum_protocol::{
     tool_args::{
         ActivityReportArgs, CostByModelArgs, DecideGateArgs, DirectoryTreeArgs, EditFileArgs,
-        GetTaskArgs, GitCommitArgs, GitDiffArgs, GitLogArgs, GitShowArgs, GitStatusArgs,
-        ListDirectoryArgs, ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs,
-        ProjectArgs, ReadFileArgs, RecentAiChangesArgs, ResumePipelineArgs, RunTaskArgs,
-        SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
+        GetPromptArgs, GetTaskArgs, GitCommitArgs, GitDiffArgs, GitLogArgs, GitShowArgs,
+        GitStatusArgs, ListDirectoryArgs, ListTasksArgs, NoArgs, PipelineArtifactArgs,
+        PipelineRunArgs, ProjectArgs, ReadFileArgs, RecentAiChangesArgs, ResumePipelineArgs,
+        RunTaskArgs, SearchFilesArgs, StartPipelineArgs, WriteFileArgs,
     },
     tool_results::{ProjectList, TaskDetail, TaskList, WorkspaceList, WorkspaceStatus},
 };
@@ -392,6 +392,24 @@ pub const BUILTINS: &[Builtin] = &[
         accepts: accepts_as::<RecentAiChangesArgs>,
         output: output::<crate::store::activity::ActivityList>(),
     },
+    Builtin {
+        name: "list_prompts",
+        description: "A project's prompt library: each prompt's name, description, latest version and the arguments its template takes.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<ProjectArgs>,
+        accepts: accepts_as::<ProjectArgs>,
+        output: output::<crate::domain::prompts::PromptList>(),
+    },
+    Builtin {
+        name: "get_prompt",
+        description: "One prompt of a project's library rendered with its arguments (every argument its template uses is required): the text to use.",
+        runs: Runs::Relay,
+        read_only: true,
+        arguments: schema_of::<GetPromptArgs>,
+        accepts: accepts_as::<GetPromptArgs>,
+        output: output::<crate::domain::prompts::RenderedPrompt>(),
+    },
 ];
 
 /// Built-in tools that take no `workspace` argument.
@@ -409,6 +427,8 @@ const NO_WORKSPACE_ARG: &[&str] = &[
     "activity_report",
     "cost_by_model",
     "recent_ai_changes",
+    "list_prompts",
+    "get_prompt",
 ];
 /// Built-in tools whose `workspace` argument is optional.
 const OPTIONAL_WORKSPACE: &[&str] = &["list_tasks", "get_task"];

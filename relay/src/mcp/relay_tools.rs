@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use fulcrum_protocol::{
     tool_args::{
-        ActivityReportArgs, CostByModelArgs, DecideGateArgs, GetTaskArgs, ListTasksArgs, NoArgs,
-        PipelineArtifactArgs, PipelineRunArgs, ProjectArgs, RecentAiChangesArgs,
-        ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
+        ActivityReportArgs, CostByModelArgs, DecideGateArgs, GetPromptArgs, GetTaskArgs,
+        ListTasksArgs, NoArgs, PipelineArtifactArgs, PipelineRunArgs, ProjectArgs,
+        RecentAiChangesArgs, ResumePipelineArgs, RunTaskArgs, StartPipelineArgs,
     },
     tool_results::{
         HostedServerInfo, ProjectInfo, ProjectList, RepoInfo, TaskDetail, TaskList, TaskSummary,
@@ -330,6 +330,36 @@ pub async fn call(
                 .await
                 .map_err(tool_error)?;
             structured(&crate::store::activity::ActivityList { activities: list })
+        }
+        "list_prompts" => {
+            let a: ProjectArgs = parse(name, args)?;
+            let project = project_named(app, by, &a.project).await?;
+            let prompts = app
+                .domain
+                .prompts
+                .list(by, project)
+                .await
+                .map_err(tool_error)?;
+            structured(&domain::prompts::PromptList {
+                prompts: prompts.into_iter().map(Into::into).collect(),
+            })
+        }
+        "get_prompt" => {
+            let a: GetPromptArgs = parse(name, args)?;
+            let project = project_named(app, by, &a.project).await?;
+            let rendered = app
+                .domain
+                .prompts
+                .render(
+                    by,
+                    project,
+                    &a.name,
+                    a.version,
+                    &a.arguments.unwrap_or_default(),
+                )
+                .await
+                .map_err(tool_error)?;
+            structured(&rendered)
         }
         "list_deployments" => {
             let a: ProjectArgs = parse(name, args)?;

@@ -7,9 +7,10 @@ use fulcrum_protocol::tools::{ToolCall, ToolOutput, ToolTarget};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        InitializeRequestParams, InitializeResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
         ReadResourceResult, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
@@ -161,6 +162,7 @@ impl ServerHandler for FulcrumMcp {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_prompts()
                 .enable_logging()
                 .build(),
         )
@@ -255,6 +257,88 @@ impl ServerHandler for FulcrumMcp {
             ));
         }
         Ok(result(call_tool(&self.app, caller, name, args).await))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let all = self
+            .app
+            .domain
+            .prompts
+            .everywhere(caller.caller())
+            .await
+            .map_err(|e| ErrorData::internal_error(relay_tools::tool_error(e), None))?;
+        let prompts: Vec<Value> = all
+            .into_iter()
+            .map(|(project, v)| {
+                json!({
+                    "name": format!("{}/{}", project.name, v.prompt.name),
+                    "title": v.prompt.name,
+                    "description": if v.prompt.description.is_empty() {
+                        format!("Prompt {} of project {} (version {})", v.prompt.name, project.name, v.prompt.version)
+                    } else {
+                        format!("{} (project {}, version {})", v.prompt.description, project.name, v.prompt.version)
+                    },
+                    "arguments": v.arguments.iter().map(|a| json!({"name": a, "required": true})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "prompts": prompts }))
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.caller(&ctx)?;
+        let by = caller.caller();
+        let Some((project, name)) = request.name.rsplit_once('/') else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "no prompt {:?}; names are project/prompt (see prompts/list)",
+                    request.name
+                ),
+                None,
+            ));
+        };
+        let projects = self
+            .app
+            .domain
+            .projects
+            .list(by)
+            .await
+            .map_err(|e| ErrorData::internal_error(relay_tools::tool_error(e), None))?;
+        let Some(p) = projects.iter().find(|p| p.name == project) else {
+            return Err(ErrorData::invalid_params(
+                format!("no project {project:?}"),
+                None,
+            ));
+        };
+        let args: std::collections::BTreeMap<String, String> = request
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect();
+        let rendered = self
+            .app
+            .domain
+            .prompts
+            .render(by, p.id, name, None, &args)
+            .await
+            .map_err(|e| ErrorData::invalid_params(relay_tools::tool_error(e), None))?;
+        let result: GetPromptResult = serde_json::from_value(json!({
+            "description": format!("{} version {}", rendered.name, rendered.version),
+            "messages": [{"role": "user", "content": {"type": "text", "text": rendered.text}}],
+        }))
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(result.into())
     }
 
     async fn list_resources(

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fulcrum_protocol::kinds::{ActivityCategory, ActivitySource};
+use fulcrum_protocol::kinds::{ActivityCategory, ActivitySource, CommitLinkReason};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -431,6 +431,53 @@ pub struct UsageCounter {
     pub series: i64,
 }
 
+/// A commit linked to an activity.
+#[derive(Debug, Clone)]
+pub struct CommitLink {
+    /// The activity.
+    pub activity_id: Uuid,
+    /// The commit.
+    pub commit_sha: String,
+    /// The project.
+    pub project_id: Uuid,
+    /// The repository, relative to the workspace root.
+    pub repo: String,
+    /// The commit's first line.
+    pub summary: String,
+    /// Why.
+    pub reason: CommitLinkReason,
+    /// When.
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A commit of a project, with the AI activities linked to it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AiCommit {
+    /// The commit.
+    pub sha: String,
+    /// The repository, relative to the workspace root.
+    pub repo: String,
+    /// Its first line.
+    pub summary: String,
+    /// When it was linked (about when it was made).
+    pub linked_at: DateTime<Utc>,
+    /// The activities.
+    pub activities: Vec<LinkedActivity>,
+}
+
+/// An activity linked to a commit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LinkedActivity {
+    /// The activity.
+    pub id: Uuid,
+    /// Its tool.
+    pub tool: String,
+    /// Its model.
+    pub model: Option<String>,
+    /// Why it is linked.
+    pub reason: CommitLinkReason,
+}
+
 /// Activities and their rollups, for both databases.
 #[async_trait]
 pub trait ActivityStore: Send + Sync {
@@ -451,6 +498,26 @@ pub trait ActivityStore: Send + Sync {
         projects: &[Uuid],
         project: Option<Uuid>,
     ) -> StoreResult<Vec<UsageCounter>>;
+    /// The owner's activities in `projects` since `since` linked to no commit yet (at most 200).
+    async fn unlinked_activities(
+        &self,
+        owner: Uuid,
+        projects: &[Uuid],
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Activity>>;
+    /// The owner's activities with these ids or client ids.
+    async fn activities_named(&self, owner: Uuid, names: &[String]) -> StoreResult<Vec<Activity>>;
+    /// Stores links (one already there is kept) and the activities' new code changes, in one
+    /// transaction.
+    async fn link_commits(
+        &self,
+        links: &[CommitLink],
+        changes: &[(Uuid, CodeChanges)],
+    ) -> StoreResult<()>;
+    /// A project's commits linked to activities, newest first.
+    async fn ai_commits(&self, project: Uuid, limit: u32) -> StoreResult<Vec<AiCommit>>;
+    /// The projects a workspace belongs to.
+    async fn workspace_project_ids(&self, workspace: Uuid) -> StoreResult<Vec<Uuid>>;
     /// Whether a project keeps the prompt and response text of its activities.
     async fn project_captures_text(&self, project: Uuid) -> StoreResult<bool>;
     /// Sets whether a project keeps the text of its activities.

@@ -94,7 +94,28 @@ pub struct A2aTask {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Conversations, messages and A2A tasks, for both databases.
+/// A version of a prompt of a project's library.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Prompt {
+    /// This version's id.
+    pub id: Uuid,
+    /// Its project.
+    pub project_id: Uuid,
+    /// Its name, unique in the project.
+    pub name: String,
+    /// Its version, from 1.
+    pub version: i32,
+    /// What it is for.
+    pub description: String,
+    /// The template (`{{ name }}` for an argument).
+    pub body: String,
+    /// Who saved this version.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Conversations, messages, A2A tasks and prompts, for both databases.
 #[async_trait]
 pub trait AssistantStore: Send + Sync {
     /// Stores a new conversation.
@@ -129,6 +150,21 @@ pub trait AssistantStore: Send + Sync {
         answer: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The latest version of each prompt of these projects.
+    async fn latest_prompts(&self, projects: &[Uuid]) -> StoreResult<Vec<Prompt>>;
+    /// A prompt of a project: one version, or the latest.
+    async fn prompt(
+        &self,
+        project: Uuid,
+        name: &str,
+        version: Option<i32>,
+    ) -> StoreResult<Option<Prompt>>;
+    /// Every version of a prompt, newest first.
+    async fn prompt_versions(&self, project: Uuid, name: &str) -> StoreResult<Vec<Prompt>>;
+    /// Saves a prompt as its next version (`version` is set here); the stored one.
+    async fn save_prompt(&self, p: &Prompt) -> StoreResult<Prompt>;
+    /// Removes every version of a prompt; false when there was none.
+    async fn delete_prompt(&self, project: Uuid, name: &str) -> StoreResult<bool>;
     /// The owner's A2A tasks, latest first, of one context when given.
     async fn a2a_tasks(
         &self,

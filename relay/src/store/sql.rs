@@ -147,6 +147,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "assistant",
         include_str!("../../../migrations/sqlite/0018_assistant.sql"),
     ),
+    (
+        19,
+        "prompts and AI commits",
+        include_str!("../../../migrations/sqlite/0019_prompts_commits.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -254,6 +259,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "assistant",
         include_str!("../../../migrations/postgres/0018_assistant.sql"),
+    ),
+    (
+        19,
+        "prompts and AI commits",
+        include_str!("../../../migrations/postgres/0019_prompts_commits.sql"),
     ),
 ];
 

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::{
     PostgresStore, SqliteStore, StoreResult,
     activity::{
-        Activity, ActivityFilter, ActivityStore, NewActivity, NewCounter, RollupFilter, RollupRow,
-        UsageCounter, rollups,
+        Activity, ActivityFilter, ActivityStore, AiCommit, CodeChanges, CommitLink, LinkedActivity,
+        NewActivity, NewCounter, RollupFilter, RollupRow, UsageCounter, rollups,
     },
 };
 
@@ -284,6 +284,143 @@ macro_rules! sql_activity_store {
                 }
                 b.push(" GROUP BY tool, model, metric, kind ORDER BY tool, model, metric, kind LIMIT 1000");
                 Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn unlinked_activities(
+                &self,
+                owner: Uuid,
+                projects: &[Uuid],
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<Vec<Activity>> {
+                if projects.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b: QueryBuilder<$db> = QueryBuilder::new("SELECT ");
+                b.push(ACTIVITY_COLUMNS)
+                    .push(" FROM ai_activities a WHERE owner_id = ")
+                    .push_bind(owner)
+                    .push(" AND occurred_at >= ")
+                    .push_bind(since)
+                    .push(" AND source <> 'pipeline' AND project_id IN (");
+                let mut sep = b.separated(", ");
+                for p in projects {
+                    sep.push_bind(*p);
+                }
+                b.push(
+                    ") AND NOT EXISTS (SELECT 1 FROM ai_commit_links l WHERE l.activity_id = a.id) \
+                     ORDER BY occurred_at DESC LIMIT 200",
+                );
+                Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn activities_named(
+                &self,
+                owner: Uuid,
+                names: &[String],
+            ) -> StoreResult<Vec<Activity>> {
+                if names.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<Uuid> = names.iter().filter_map(|n| Uuid::parse_str(n).ok()).collect();
+                let mut b: QueryBuilder<$db> = QueryBuilder::new("SELECT ");
+                b.push(ACTIVITY_COLUMNS)
+                    .push(" FROM ai_activities WHERE owner_id = ")
+                    .push_bind(owner)
+                    .push(" AND (client_id IN (");
+                let mut sep = b.separated(", ");
+                for n in names {
+                    sep.push_bind(n.clone());
+                }
+                b.push(")");
+                if !ids.is_empty() {
+                    b.push(" OR id IN (");
+                    let mut sep = b.separated(", ");
+                    for i in ids {
+                        sep.push_bind(i);
+                    }
+                    b.push(")");
+                }
+                b.push(") LIMIT 100");
+                Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn link_commits(
+                &self,
+                links: &[CommitLink],
+                changes: &[(Uuid, CodeChanges)],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for l in links {
+                    sqlx::query(
+                        "INSERT INTO ai_commit_links (activity_id, commit_sha, project_id, repo, \
+                         summary, reason, linked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (activity_id, commit_sha) DO NOTHING",
+                    )
+                    .bind(l.activity_id)
+                    .bind(&l.commit_sha)
+                    .bind(l.project_id)
+                    .bind(&l.repo)
+                    .bind(&l.summary)
+                    .bind(l.reason.as_str())
+                    .bind(l.linked_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (id, c) in changes {
+                    sqlx::query("UPDATE ai_activities SET code_changes = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(serde_json::to_string(c).unwrap_or_else(|_| "[]".into()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn ai_commits(&self, project: Uuid, limit: u32) -> StoreResult<Vec<AiCommit>> {
+                let rows = sqlx::query(
+                    "SELECT l.commit_sha, l.repo, l.summary, l.linked_at, l.reason, a.id, a.tool, \
+                     a.model FROM ai_commit_links l JOIN ai_activities a ON a.id = l.activity_id \
+                     WHERE l.project_id = $1 ORDER BY l.linked_at DESC LIMIT $2",
+                )
+                .bind(project)
+                .bind(i64::from(limit) * 20)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<AiCommit> = Vec::new();
+                for row in rows {
+                    let sha: String = row.try_get("commit_sha")?;
+                    let reason: String = row.try_get("reason")?;
+                    let linked = LinkedActivity {
+                        id: row.try_get("id")?,
+                        tool: row.try_get("tool")?,
+                        model: row.try_get("model")?,
+                        reason: fulcrum_protocol::kinds::CommitLinkReason::parse(&reason)
+                            .unwrap_or(fulcrum_protocol::kinds::CommitLinkReason::Window),
+                    };
+                    let full = out.len() >= limit as usize;
+                    match out.iter_mut().find(|c| c.sha == sha) {
+                        Some(c) => c.activities.push(linked),
+                        None if !full => out.push(AiCommit {
+                            sha,
+                            repo: row.try_get("repo")?,
+                            summary: row.try_get("summary")?,
+                            linked_at: row.try_get("linked_at")?,
+                            activities: vec![linked],
+                        }),
+                        None => {}
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn workspace_project_ids(&self, workspace: Uuid) -> StoreResult<Vec<Uuid>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT project_id FROM project_workspaces WHERE workspace_id = $1",
+                )
+                .bind(workspace)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn project_captures_text(&self, project: Uuid) -> StoreResult<bool> {

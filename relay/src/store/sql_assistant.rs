@@ -7,13 +7,15 @@ use uuid::Uuid;
 
 use super::{
     PostgresStore, SqliteStore, StoreResult,
-    assistant::{A2aTask, AssistantMessage, AssistantStore, Conversation},
+    assistant::{A2aTask, AssistantMessage, AssistantStore, Conversation, Prompt},
 };
 
 const CONVERSATION: &str = "SELECT id, owner_id, title, allowed_tools, pending, context_id, \
     created_at, updated_at FROM assistant_conversations";
 const MESSAGE: &str = "SELECT id, conversation_id, seq, role, text, tool_calls, tool_call_id, \
     tool_name, created_at FROM assistant_messages";
+const PROMPT: &str = "SELECT id, project_id, name, version, description, body, created_by, \
+    created_at FROM prompts";
 const TASK: &str = "SELECT id, owner_id, conversation_id, context_id, state, answer, created_at, \
     updated_at FROM a2a_tasks";
 
@@ -192,6 +194,92 @@ macro_rules! sql_assistant_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn latest_prompts(&self, projects: &[Uuid]) -> StoreResult<Vec<Prompt>> {
+                if projects.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b: sqlx::QueryBuilder<'_, _> = sqlx::QueryBuilder::new(format!(
+                    "{PROMPT} p WHERE version = (SELECT MAX(version) FROM prompts q \
+                     WHERE q.project_id = p.project_id AND q.name = p.name) AND project_id IN ("
+                ));
+                let mut sep = b.separated(", ");
+                for p in projects {
+                    sep.push_bind(*p);
+                }
+                b.push(") ORDER BY name LIMIT 1000");
+                Ok(b.build_query_as().fetch_all(&self.pool).await?)
+            }
+
+            async fn prompt(
+                &self,
+                project: Uuid,
+                name: &str,
+                version: Option<i32>,
+            ) -> StoreResult<Option<Prompt>> {
+                Ok(sqlx::query_as(&format!(
+                    "{PROMPT} WHERE project_id = $1 AND name = $2 AND ($3 IS NULL OR version = $3) \
+                     ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(project)
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn prompt_versions(&self, project: Uuid, name: &str) -> StoreResult<Vec<Prompt>> {
+                Ok(sqlx::query_as(&format!(
+                    "{PROMPT} WHERE project_id = $1 AND name = $2 ORDER BY version DESC LIMIT 500"
+                ))
+                .bind(project)
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn save_prompt(&self, p: &Prompt) -> StoreResult<Prompt> {
+                let mut tx = self.pool.begin().await?;
+                // Serializes saves of the project's prompts (a row lock, or SQLite's write lock).
+                sqlx::query("UPDATE projects SET id = id WHERE id = $1")
+                    .bind(p.project_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let last: Option<i32> = sqlx::query_scalar(
+                    "SELECT MAX(version) FROM prompts WHERE project_id = $1 AND name = $2",
+                )
+                .bind(p.project_id)
+                .bind(&p.name)
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut saved = p.clone();
+                saved.version = last.unwrap_or(0) + 1;
+                sqlx::query(
+                    "INSERT INTO prompts (id, project_id, name, version, description, body, \
+                     created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(saved.id)
+                .bind(saved.project_id)
+                .bind(&saved.name)
+                .bind(saved.version)
+                .bind(&saved.description)
+                .bind(&saved.body)
+                .bind(saved.created_by)
+                .bind(saved.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(saved)
+            }
+
+            async fn delete_prompt(&self, project: Uuid, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM prompts WHERE project_id = $1 AND name = $2")
+                    .bind(project)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn a2a_tasks(

@@ -8,6 +8,7 @@
 //! member of (and their token reaches). Prompt and response text are kept unless the project
 //! turned them off, each capped at [`MAX_TEXT`] bytes.
 
+pub mod commits;
 pub mod otlp;
 pub mod report;
 
@@ -220,6 +221,8 @@ pub struct Activities {
     prices: Arc<Prices>,
     projects: Arc<Projects>,
     metrics: Arc<Metrics>,
+    workspaces: super::workspaces::Workspaces,
+    bus: crate::bus::DynBus,
 }
 
 fn short(what: &str, v: Option<String>) -> Result<Option<String>, String> {
@@ -394,18 +397,23 @@ pub async fn relay_activity(
 }
 
 impl Activities {
-    /// Activities in `store`, priced by `prices`, visible through `projects`.
+    /// Activities in `store`, priced by `prices`, visible through `projects`; commits read
+    /// through `workspaces`.
     pub fn new(
         store: DynStore,
         prices: Arc<Prices>,
         projects: Arc<Projects>,
         metrics: Arc<Metrics>,
+        workspaces: super::workspaces::Workspaces,
+        bus: crate::bus::DynBus,
     ) -> Self {
         Self {
             store,
             prices,
             projects,
             metrics,
+            workspaces,
+            bus,
         }
     }
 
