@@ -1315,12 +1315,23 @@ async fn canceling_a_run_cancels_its_running_task() {
         .await
         .unwrap();
     assert_eq!(ended["state"], "canceled", "{ended:#}");
-    // The run ends as the engine sees the task end: wait for its event, not a snapshot.
-    let now = r
-        .events
-        .run_where(&run, |r| r["state"] == "canceled")
+    // The run ends when the engine sees the task end, which may come just after the task's own
+    // event: read it, and if it is not canceled yet, wait for the event saying it is.
+    let mut now = r
+        .api
+        .get(&format!("/api/v1/pipeline-runs/{run}"))
         .await
-        .unwrap();
+        .unwrap()
+        .data()
+        .clone();
+    if now["state"] != "canceled" {
+        now = r
+            .events
+            .run_where(&run, |r| r["state"] == "canceled")
+            .await
+            .unwrap();
+    }
+    assert_eq!(now["state"], "canceled");
     assert_eq!(now["stages"][0]["state"], "skipped", "{now:#}");
     r.agent.agent.stop().await;
 }
