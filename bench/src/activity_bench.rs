@@ -2,7 +2,8 @@
 //! (`fulcrum_tests::llm_standin`):
 //!
 //! - ingestion: activities per second through `POST /api/v1/ai-activities` (batches of 1,000,
-//!   two senders), with the relay's CPU and memory;
+//!   two senders) and through OTLP/HTTP (protobuf, 1,000 GenAI spans a request), with the
+//!   relay's CPU and memory;
 //! - reports: with `--report-rows` activities stored (a million by default, over 30 days, five
 //!   tools, four models, five categories), report latency p50/p99 for a month by model, and by
 //!   day and tool;
@@ -125,6 +126,105 @@ async fn ingest(
     Ok(started.elapsed())
 }
 
+/// An OTLP traces request of `n` GenAI spans numbered from `first`, as protobuf.
+fn otlp_spans(first: usize, n: usize, project: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        common::v1::{AnyValue, KeyValue, any_value::Value as V},
+        resource::v1::Resource,
+        trace::v1::{ResourceSpans, ScopeSpans, Span},
+    };
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let spans = (first..first + n)
+        .map(|i| {
+            let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let start = now - (h % (30 * 86_400)) * 1_000_000_000;
+            Span {
+                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                name: "chat".into(),
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 200_000_000 + (h >> 44) % 20_000_000_000,
+                attributes: vec![
+                    kv("gen_ai.operation.name", V::StringValue("chat".into())),
+                    kv(
+                        "gen_ai.request.model",
+                        V::StringValue(MODELS[(h >> 16) as usize % MODELS.len()].into()),
+                    ),
+                    kv(
+                        "gen_ai.usage.input_tokens",
+                        V::IntValue(500 + ((h >> 32) % 4000) as i64),
+                    ),
+                    kv(
+                        "gen_ai.usage.output_tokens",
+                        V::IntValue(50 + ((h >> 40) % 800) as i64),
+                    ),
+                    kv("fulcrum.project", V::StringValue(project.into())),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv(
+                    "service.name",
+                    V::StringValue(TOOLS[first % TOOLS.len()].into()),
+                )],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    prost::Message::encode_to_vec(&req)
+}
+
+/// Sends `n` spans over OTLP in requests of [`BATCH`] with `senders` at once; the time it took.
+async fn ingest_otlp(
+    relay: &procs::RelayProcess,
+    token: &str,
+    project: &str,
+    from: usize,
+    n: usize,
+    senders: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let url = format!("{}/otlp/v1/traces", relay.url);
+    let mut stream = futures_util::stream::iter((from..from + n).step_by(BATCH).map(|s| {
+        let body = otlp_spans(s, BATCH.min(from + n - s), project);
+        let req = relay
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        async move {
+            let r = req.send().await?;
+            anyhow::ensure!(r.status().is_success(), "OTLP export: {}", r.status());
+            let body = r.bytes().await?;
+            let answer: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse =
+                prost::Message::decode(&body[..])?;
+            anyhow::ensure!(answer.partial_success.is_none(), "rejected spans: {answer:?}");
+            Ok::<_, anyhow::Error>(())
+        }
+    }))
+    .buffer_unordered(senders);
+    while let Some(r) = stream.next().await {
+        r?;
+    }
+    Ok(started.elapsed())
+}
+
 /// One streamed completion; (time to the first byte, total time).
 async fn completion(http: &reqwest::Client, url: &str, key: &str) -> Result<(Duration, Duration)> {
     let started = Instant::now();
@@ -215,6 +315,19 @@ pub async fn run(args: Args) -> Result<()> {
         args.ingest,
         took.as_secs_f64(),
         args.ingest as f64 / took.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+        procs::rss_kib(relay.pid)? / 1024
+    );
+
+    let cpu0 = procs::cpu_time(relay.pid)?;
+    let otlp_n = args.ingest.min(50_000);
+    let took = ingest_otlp(&relay, &ingest_token, "Bench", 10_000_000, otlp_n, 2).await?;
+    let cpu = procs::cpu_time(relay.pid)? - cpu0;
+    println!(
+        "otlp: {otlp_n} GenAI spans in {:.2} s = {:.0} activities/s (protobuf, {BATCH} spans a \
+         request, 2 senders); relay CPU {:.0}% of one core, RSS {} MiB",
+        took.as_secs_f64(),
+        otlp_n as f64 / took.as_secs_f64(),
         100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
         procs::rss_kib(relay.pid)? / 1024
     );

@@ -35,7 +35,8 @@ CREATE INDEX ai_activities_project ON ai_activities (project_id, occurred_at);
 
 -- Daily rollups of activities, kept as they are written, so that a report over a million
 -- activities reads a few thousand rows. One row per day, user, project (the nil id for none),
--- tool, model, category and latency bucket (-1 for none; the bucket gives the percentiles).
+-- tool, model (empty when unknown) and category (empty for none); latencies counted in 32
+-- buckets two to a doubling (lat00: under 1.4 ms … lat31: 46 s and over), for the percentiles.
 CREATE TABLE ai_rollups (
     day            TEXT NOT NULL,
     owner_id       UUID NOT NULL,
@@ -43,13 +44,44 @@ CREATE TABLE ai_rollups (
     tool           TEXT NOT NULL,
     model          TEXT NOT NULL,
     category       TEXT NOT NULL,
-    bucket         INTEGER NOT NULL,
     activities     BIGINT NOT NULL,
     input_tokens   BIGINT NOT NULL,
     output_tokens  BIGINT NOT NULL,
     cached_tokens  BIGINT NOT NULL,
     cost_micros    BIGINT NOT NULL,
-    PRIMARY KEY (owner_id, day, project_id, tool, model, category, bucket)
+    lat00          BIGINT NOT NULL DEFAULT 0,
+    lat01          BIGINT NOT NULL DEFAULT 0,
+    lat02          BIGINT NOT NULL DEFAULT 0,
+    lat03          BIGINT NOT NULL DEFAULT 0,
+    lat04          BIGINT NOT NULL DEFAULT 0,
+    lat05          BIGINT NOT NULL DEFAULT 0,
+    lat06          BIGINT NOT NULL DEFAULT 0,
+    lat07          BIGINT NOT NULL DEFAULT 0,
+    lat08          BIGINT NOT NULL DEFAULT 0,
+    lat09          BIGINT NOT NULL DEFAULT 0,
+    lat10          BIGINT NOT NULL DEFAULT 0,
+    lat11          BIGINT NOT NULL DEFAULT 0,
+    lat12          BIGINT NOT NULL DEFAULT 0,
+    lat13          BIGINT NOT NULL DEFAULT 0,
+    lat14          BIGINT NOT NULL DEFAULT 0,
+    lat15          BIGINT NOT NULL DEFAULT 0,
+    lat16          BIGINT NOT NULL DEFAULT 0,
+    lat17          BIGINT NOT NULL DEFAULT 0,
+    lat18          BIGINT NOT NULL DEFAULT 0,
+    lat19          BIGINT NOT NULL DEFAULT 0,
+    lat20          BIGINT NOT NULL DEFAULT 0,
+    lat21          BIGINT NOT NULL DEFAULT 0,
+    lat22          BIGINT NOT NULL DEFAULT 0,
+    lat23          BIGINT NOT NULL DEFAULT 0,
+    lat24          BIGINT NOT NULL DEFAULT 0,
+    lat25          BIGINT NOT NULL DEFAULT 0,
+    lat26          BIGINT NOT NULL DEFAULT 0,
+    lat27          BIGINT NOT NULL DEFAULT 0,
+    lat28          BIGINT NOT NULL DEFAULT 0,
+    lat29          BIGINT NOT NULL DEFAULT 0,
+    lat30          BIGINT NOT NULL DEFAULT 0,
+    lat31          BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (owner_id, day, project_id, tool, model, category)
 );
 CREATE INDEX ai_rollups_project ON ai_rollups (project_id, day);
 

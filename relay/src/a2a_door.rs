@@ -91,7 +91,7 @@ fn domain_error(id: &Value, e: &DomainError) -> Response {
         DomainError::Invalid(_) => -32602,
         DomainError::Conflict { code, .. } if *code == "not_cancelable" => -32002,
         DomainError::Conflict { .. } => -32004,
-        DomainError::MissingScope(_) | DomainError::Denied { .. } => -32007,
+        DomainError::MissingScope(_) | DomainError::Denied { .. } => -32600,
         _ => -32603,
     };
     error(id, code, e.to_string())

@@ -1,6 +1,7 @@
 //! The LLM gateway's door: `POST /llm/v1/chat/completions` (OpenAI's format) and
 //! `POST /llm/v1/messages` (Anthropic's). A tool is pointed at `<relay>/llm/v1` as its base URL
-//! with a Fulcrum API token as its API key (`Authorization: Bearer`, or `x-api-key` as
+//! (`<relay>/llm` for Anthropic's SDKs, which add `/v1/messages`) with a Fulcrum API token as
+//! its API key (`Authorization: Bearer`, or `x-api-key` as
 //! Anthropic's clients send it). Everything else is `crate::domain::llm_gateway`; this
 //! translates headers in and answers out, errors in the provider's own shape.
 
@@ -33,7 +34,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/llm/v1/chat/completions", post(chat_completions))
         .route("/llm/v1/messages", post(messages))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST))
+        // Twice the gateway's own limit, so that a body just over it gets the gateway's error
+        // in the provider's shape rather than a bare 413.
+        .layer(DefaultBodyLimit::max(2 * MAX_REQUEST))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -49,7 +52,7 @@ fn refuse(kind: ProviderKind, e: &GatewayError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = (status, axum::Json(error_body(kind, e))).into_response();
     // A budget refusal is not worth retrying: the official clients honour this.
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    if e.kind == crate::domain::llm_gateway::GatewayErrorKind::Budget {
         r.headers_mut()
             .insert("x-should-retry", HeaderValue::from_static("false"));
     }
@@ -74,7 +77,7 @@ async fn caller(parts: &mut Parts, app: &AppState) -> Result<Caller, GatewayErro
         Ok(t) => Ok(Caller::with_grant(t.owner_id, Door::Api, Grant::of(&t))),
         Err(DomainError::Throttled { .. }) => Err(GatewayError {
             status: 429,
-            kind: crate::domain::llm_gateway::GatewayErrorKind::Upstream,
+            kind: crate::domain::llm_gateway::GatewayErrorKind::RateLimited,
             message: "this token is over its request limit; slow down".into(),
         }),
         Err(e) => Err(unauthorized(e.to_string())),

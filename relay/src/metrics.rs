@@ -294,14 +294,16 @@ impl Default for Metrics {
         registry.register(
             "ai_activities",
             "AI activities by source (api, otlp, gateway, pipeline, assistant) and outcome \
-             (created, duplicate, rejected)",
+             (created, duplicate, rejected); OTLP metric points (otlp, counter); commits linked \
+             to activities (commit, linked)",
             activities.clone(),
         );
         let gateway = Family::<GatewayLabels, Counter>::default();
         registry.register(
             "llm_gateway_requests",
-            "Requests to the LLM gateway by format (openai, anthropic) and outcome (ok, \
-             budget_exceeded, no_provider, upstream_error, invalid)",
+            "Requests to the LLM gateway by format (openai, anthropic) and outcome (ok: \
+             forwarded, whatever the provider answered; budget_exceeded, rate_limited, \
+             no_provider, refused, upstream_error, invalid)",
             gateway.clone(),
         );
         let budget_alerts = Family::<AlertLabels, Counter>::default();

@@ -3,7 +3,7 @@ Fulcrum API token as their key, as any tool with a base URL would be.
 
     gateway_sdk.py GATEWAY_BASE TOKEN PROJECT MODE
 
-GATEWAY_BASE is `<relay>/llm/v1`. MODE `calls` makes six calls (each SDK, streamed and not) and
+GATEWAY_BASE is `<relay>/llm/v1`. MODE `calls` makes five calls (each SDK, streamed and not) and
 checks the answers arrive unchanged; MODE `over-budget` checks both SDKs get their own
 rate-limit error naming the budget, with no retries; MODE `bad-token` checks both get their
 authentication error. Prints one line per check and `gateway sdk: N passed`; exits 1 on a

@@ -350,6 +350,11 @@ async fn the_gateway_passes_answers_through_records_and_caps_them() {
     let alice = make_user(&relay, "alice").await;
     let api = Api::new(&relay.url()).with_token(&alice.access);
     let mut events = Events::connect(&relay.url(), &alice.access).await.unwrap();
+    // Another user watching her own events all along: none of alice's reach her.
+    let mallory = make_user(&relay, "mallory").await;
+    let mut mallory_events = Events::connect(&relay.url(), &mallory.access)
+        .await
+        .unwrap();
     let shop = project(&api, "shop").await;
     for (name, kind) in [("oa", "openai"), ("an", "anthropic")] {
         let r = api
@@ -464,7 +469,6 @@ async fn the_gateway_passes_answers_through_records_and_caps_them() {
     let out = sdk(&relay.url(), "fck_not_a_token", "shop", "bad-token").await;
     assert!(out.contains("gateway sdk: 2 passed"), "{out}");
     let ingest = token(&api, "ingest", json!({})).await;
-    let mallory = make_user(&relay, "mallory").await;
     let mapi = Api::new(&relay.url()).with_token(&mallory.access);
     let theirs = token(&mapi, "api", json!({"scopes": ["run"]})).await;
     let read_only = token(&api, "api", json!({"scopes": ["read"]})).await;
@@ -519,6 +523,35 @@ async fn the_gateway_passes_answers_through_records_and_caps_them() {
         "{metrics}"
     );
     assert!(metrics.contains("fulcrum_budget_alerts_total{level=\"80\"} 1"));
+
+    // Mallory's own call: the first AI event her socket gets is hers (events are in order, so
+    // none of alice's twelve came before it).
+    mapi.post(
+        "/api/v1/llm-providers",
+        json!({"name": "oa", "kind": "openai", "base_url": s.url,
+               "default_model": "stand-in-1", "api_key": KEY}),
+    )
+    .await
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/llm/v1/chat/completions", relay.url()))
+        .bearer_auth(&theirs)
+        .json(&json!({"model": "stand-in-1", "max_tokens": 8,
+                      "messages": [{"role": "user", "content": "SDK-HELLO"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let alices: Vec<&str> = list.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    loop {
+        let e = mallory_events.next().await.unwrap();
+        assert_ne!(e["type"], "budget_alert", "{e:#}");
+        if e["type"] == "ai_activity" {
+            assert!(!alices.contains(&e["activity"]["id"].as_str().unwrap()));
+            assert!(e["activity"]["project_id"].is_null(), "{e:#}");
+            break;
+        }
+    }
 }
 
 /// The reporting tools over `/mcp`, with the official SDK: scoped to the caller.

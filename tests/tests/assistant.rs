@@ -455,7 +455,7 @@ async fn the_assistant_is_an_a2a_agent_for_the_official_sdk() {
     );
     let tasks = r.api.get("/api/v1/tasks").await.unwrap();
     assert_eq!(tasks.data().as_array().unwrap().len(), tasks_before + 1);
-    // Unknown methods and an old protocol version are refused clearly.
+    // An unknown method is refused clearly.
     let v = rpc(
         json!({"jsonrpc": "2.0", "id": "4", "method": "message/send", "params": {}}),
         token.clone(),

@@ -3410,12 +3410,12 @@ export interface components {
             cost_usd: number;
             /**
              * Format: double
-             * @description Median latency, milliseconds (within about 10%), of those that reported one.
+             * @description Median latency, milliseconds (within about 20%), of those that reported one.
              */
             latency_p50_ms?: number | null;
             /**
              * Format: double
-             * @description 95th percentile latency, milliseconds (within about 10%).
+             * @description 95th percentile latency, milliseconds (within about 20%).
              */
             latency_p95_ms?: number | null;
         };
@@ -3425,7 +3425,7 @@ export interface components {
             day?: string | null;
             /**
              * Format: uuid
-             * @description The project (`null` inside a group of activities without one).
+             * @description The project (absent for the group of activities without one).
              */
             project?: string | null;
             /** @description The project's name. */

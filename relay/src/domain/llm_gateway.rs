@@ -65,6 +65,8 @@ pub enum GatewayErrorKind {
     NotFound,
     /// A budget would be passed: nothing was sent.
     Budget,
+    /// The token is over its request limit: worth trying again later.
+    RateLimited,
     /// The provider could not be reached or failed.
     Upstream,
 }
@@ -85,6 +87,7 @@ impl GatewayError {
             GatewayErrorKind::Authentication | GatewayErrorKind::Permission => "refused",
             GatewayErrorKind::NotFound => "no_provider",
             GatewayErrorKind::Budget => "budget_exceeded",
+            GatewayErrorKind::RateLimited => "rate_limited",
             GatewayErrorKind::Upstream => "upstream_error",
         }
     }
@@ -213,12 +216,13 @@ impl LlmGateway {
         caller: Caller,
         asked: Option<&str>,
     ) -> Result<Option<Project>, GatewayError> {
-        let reachable = self.projects.reachable(caller).await?;
         let asked = match (asked, caller.grant.limit) {
             (None, Limit::Project(p)) => Some(p.to_string()),
             (a, _) => a.map(str::to_owned),
         };
+        // No project named: nothing to look up (the common case, on the hot path).
         let Some(asked) = asked else { return Ok(None) };
+        let reachable = self.projects.reachable(caller).await?;
         let found = reachable
             .into_iter()
             .find(|p| p.id.to_string() == asked || p.name == asked);
@@ -598,6 +602,7 @@ pub fn error_body(kind: ProviderKind, e: &GatewayError) -> Value {
                 K::Permission => ("invalid_request_error", Some("insufficient_permissions")),
                 K::NotFound => ("invalid_request_error", Some("not_found")),
                 K::Budget => ("insufficient_quota", Some("insufficient_quota")),
+                K::RateLimited => ("rate_limit_exceeded", Some("rate_limit_exceeded")),
                 K::Upstream => ("server_error", None),
             };
             serde_json::json!({"error": {"message": e.message, "type": t, "param": null, "code": code}})
@@ -608,7 +613,7 @@ pub fn error_body(kind: ProviderKind, e: &GatewayError) -> Value {
                 K::Authentication => "authentication_error",
                 K::Permission => "permission_error",
                 K::NotFound => "not_found_error",
-                K::Budget => "rate_limit_error",
+                K::Budget | K::RateLimited => "rate_limit_error",
                 K::Upstream => "api_error",
             };
             serde_json::json!({"type": "error", "error": {"type": t, "message": e.message}})

@@ -360,6 +360,8 @@ impl Client {
     pub fn new(limits: Limits) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A request's headers and body go out at once, not a delayed ACK apart (Nagle).
+            .tcp_nodelay(true)
             // A redirect could carry the key (Anthropic's is not an Authorization header) to
             // another host: providers answer where they are asked.
             .redirect(reqwest::redirect::Policy::none())

@@ -427,7 +427,11 @@ fn run_id(id: &str) -> Result<Uuid, String> {
 }
 
 /// The project the caller may see with this id, or else this name (case-insensitive).
-async fn project_named(app: &AppState, by: Caller, project: &str) -> Result<Uuid, String> {
+pub(crate) async fn project_named(
+    app: &AppState,
+    by: Caller,
+    project: &str,
+) -> Result<Uuid, String> {
     if let Ok(id) = Uuid::parse_str(project.trim()) {
         return Ok(id);
     }

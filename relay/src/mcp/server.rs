@@ -307,19 +307,9 @@ impl ServerHandler for FulcrumMcp {
                 None,
             ));
         };
-        let projects = self
-            .app
-            .domain
-            .projects
-            .list(by)
+        let project = relay_tools::project_named(&self.app, by, project)
             .await
-            .map_err(|e| ErrorData::internal_error(relay_tools::tool_error(e), None))?;
-        let Some(p) = projects.iter().find(|p| p.name == project) else {
-            return Err(ErrorData::invalid_params(
-                format!("no project {project:?}"),
-                None,
-            ));
-        };
+            .map_err(|e| ErrorData::invalid_params(e, None))?;
         let args: std::collections::BTreeMap<String, String> = request
             .arguments
             .unwrap_or_default()
@@ -330,7 +320,7 @@ impl ServerHandler for FulcrumMcp {
             .app
             .domain
             .prompts
-            .render(by, p.id, name, None, &args)
+            .render(by, project, name, None, &args)
             .await
             .map_err(|e| ErrorData::invalid_params(relay_tools::tool_error(e), None))?;
         let result: GetPromptResult = serde_json::from_value(json!({

@@ -564,6 +564,14 @@ pub trait PipelineStore: Send + Sync {
         outcome: &CallOutcome,
         activity: Option<&super::activity::NewActivity>,
     ) -> StoreResult<()>;
+    /// Journals a call that held nothing against a budget, already settled, with its activity,
+    /// in one transaction.
+    async fn record_call(
+        &self,
+        call: &NewLlmCall,
+        outcome: &CallOutcome,
+        activity: Option<&super::activity::NewActivity>,
+    ) -> StoreResult<()>;
     /// The journaled call of a run's stage attempt with this number, if any.
     async fn run_call(
         &self,

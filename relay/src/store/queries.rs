@@ -548,12 +548,14 @@ pub(super) const DELETE_PROVIDER: &str =
 pub(super) const UPSERT_USER_BUDGET: &str = "INSERT INTO budgets \
     (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, NULL, $3, $4, $5) \
     ON CONFLICT (owner_id, period) WHERE project_id IS NULL \
-    DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at \
+    DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at, \
+    alert_level = 0, alert_period = NULL \
     RETURNING id, owner_id, project_id, period, limit_micros, updated_at, alert_level, alert_period";
 pub(super) const UPSERT_PROJECT_BUDGET: &str = "INSERT INTO budgets \
     (id, owner_id, project_id, period, limit_micros, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
     ON CONFLICT (project_id, period) WHERE project_id IS NOT NULL \
     DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at, \
+    alert_level = 0, alert_period = NULL, \
     owner_id = excluded.owner_id \
     RETURNING id, owner_id, project_id, period, limit_micros, updated_at, alert_level, alert_period";
 pub(super) const USER_BUDGETS: &str = "SELECT id, owner_id, project_id, period, limit_micros, \

@@ -9,15 +9,24 @@ use uuid::Uuid;
 use super::{
     PostgresStore, SqliteStore, StoreResult,
     activity::{
-        Activity, ActivityFilter, ActivityStore, AiCommit, CodeChanges, CommitLink, LinkedActivity,
-        NewActivity, NewCounter, RollupFilter, RollupRow, UsageCounter, rollups,
+        Activity, ActivityFilter, ActivityStore, AiCommit, CodeChanges, CommitLink,
+        LATENCY_BUCKETS, LinkedActivity, NewActivity, NewCounter, RollupFilter, RollupRow,
+        UsageCounter, rollups,
     },
 };
 
 /// Activities per INSERT statement (24 parameters each, under both databases' limits).
 const INSERT_CHUNK: usize = 400;
-/// Rollup rows per upsert statement.
-const ROLLUP_CHUNK: usize = 500;
+/// Rollup rows per upsert statement (43 parameters each).
+const ROLLUP_CHUNK: usize = 300;
+
+/// The latency columns of `ai_rollups`, comma-separated.
+fn latency_columns() -> String {
+    (0..LATENCY_BUCKETS)
+        .map(|i| format!("lat{i:02}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 const ACTIVITY_COLUMNS: &str = "id, owner_id AS user_id, project_id, client_id, source, tool, \
     category, provider, model, operation, input_tokens, output_tokens, cached_tokens, \
@@ -82,9 +91,10 @@ macro_rules! sql_activity_store {
                 for chunk in sums.chunks(ROLLUP_CHUNK) {
                     let mut b: QueryBuilder<$db> = QueryBuilder::new(
                         "INSERT INTO ai_rollups (day, owner_id, project_id, tool, model, \
-                         category, bucket, activities, input_tokens, output_tokens, \
-                         cached_tokens, cost_micros) ",
+                         category, activities, input_tokens, output_tokens, cached_tokens, \
+                         cost_micros, ",
                     );
+                    b.push(latency_columns()).push(") ");
                     b.push_values(chunk, |mut r, (k, s)| {
                         r.push_bind(k.day.clone())
                             .push_bind(k.owner_id)
@@ -92,21 +102,26 @@ macro_rules! sql_activity_store {
                             .push_bind(k.tool.clone())
                             .push_bind(k.model.clone())
                             .push_bind(k.category.clone())
-                            .push_bind(k.bucket)
                             .push_bind(s.activities)
                             .push_bind(s.input_tokens)
                             .push_bind(s.output_tokens)
                             .push_bind(s.cached_tokens)
                             .push_bind(s.cost_micros);
+                        for n in s.latency {
+                            r.push_bind(n);
+                        }
                     });
                     b.push(
-                        " ON CONFLICT (owner_id, day, project_id, tool, model, category, bucket) \
+                        " ON CONFLICT (owner_id, day, project_id, tool, model, category) \
                          DO UPDATE SET activities = ai_rollups.activities + excluded.activities, \
                          input_tokens = ai_rollups.input_tokens + excluded.input_tokens, \
                          output_tokens = ai_rollups.output_tokens + excluded.output_tokens, \
                          cached_tokens = ai_rollups.cached_tokens + excluded.cached_tokens, \
                          cost_micros = ai_rollups.cost_micros + excluded.cost_micros",
                     );
+                    for i in 0..LATENCY_BUCKETS {
+                        b.push(format!(", lat{i:02} = ai_rollups.lat{i:02} + excluded.lat{i:02}"));
+                    }
                     b.build().execute(&mut **tx).await?;
                 }
                 Ok(activities.iter().map(|a| created.contains(&a.id)).collect())
@@ -130,8 +145,11 @@ macro_rules! sql_activity_store {
                 for d in &f.group_by {
                     b.push(d.column()).push(", ");
                 }
+                for i in 0..LATENCY_BUCKETS {
+                    b.push(format!("CAST(SUM(lat{i:02}) AS BIGINT) AS lat{i:02}, "));
+                }
                 b.push(
-                    "bucket, CAST(SUM(activities) AS BIGINT) AS activities, \
+                    "CAST(SUM(activities) AS BIGINT) AS activities, \
                      CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
                      CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
                      CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, \
@@ -163,11 +181,13 @@ macro_rules! sql_activity_store {
                 if let Some(m) = &f.model {
                     b.push(" AND model = ").push_bind(m.clone());
                 }
-                b.push(" GROUP BY ");
-                for d in &f.group_by {
-                    b.push(d.column()).push(", ");
+                if !f.group_by.is_empty() {
+                    b.push(" GROUP BY ");
+                    let mut sep = b.separated(", ");
+                    for d in &f.group_by {
+                        sep.push(d.column());
+                    }
                 }
-                b.push("bucket");
                 let rows = b.build().fetch_all(&self.pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
@@ -183,7 +203,13 @@ macro_rules! sql_activity_store {
                     }
                     out.push(RollupRow {
                         key,
-                        bucket: row.try_get("bucket")?,
+                        latency: {
+                            let mut l = [0i64; LATENCY_BUCKETS];
+                            for (i, n) in l.iter_mut().enumerate() {
+                                *n = row.try_get(format!("lat{i:02}").as_str())?;
+                            }
+                            l
+                        },
                         activities: row.try_get("activities")?,
                         input_tokens: row.try_get("input_tokens")?,
                         output_tokens: row.try_get("output_tokens")?,

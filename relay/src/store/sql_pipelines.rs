@@ -28,9 +28,78 @@ fn spent_query(scope: BudgetScope) -> (&'static str, Uuid) {
     }
 }
 
-/// Stamps out a [`PipelineStore`] implementation for one store; `$claim` is its claim.
+/// Stamps out a [`PipelineStore`] implementation for one store over database `$db`; `$claim`
+/// is its claim.
 macro_rules! sql_pipeline_store {
-    ($name:ident, $claim:expr) => {
+    ($name:ident, $db:ty, $claim:expr) => {
+        impl $name {
+            /// Journals `call` inside `tx`.
+            async fn insert_call_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                call: &NewLlmCall,
+            ) -> StoreResult<()> {
+                let (run, stage, attempt, seq) = match &call.run {
+                    Some((r, s, a, n)) => (Some(*r), Some(s.as_str()), Some(*a), Some(*n)),
+                    None => (None, None, None, None),
+                };
+                sqlx::query(q::INSERT_CALL)
+                    .bind(call.id)
+                    .bind(call.owner_id)
+                    .bind(call.project_id)
+                    .bind(run)
+                    .bind(stage)
+                    .bind(attempt)
+                    .bind(seq)
+                    .bind(call.provider_id)
+                    .bind(call.provider.as_str())
+                    .bind(call.operation)
+                    .bind(&call.request_model)
+                    .bind(call.reserved_micros)
+                    .bind(&call.request)
+                    .bind(call.now)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| unique_violation(e, "this call"))?;
+                Ok(())
+            }
+
+            /// Settles call `id` inside `tx`, writing its activity if it was still reserved.
+            async fn settle_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: Uuid,
+                o: &CallOutcome,
+                activity: Option<&NewActivity>,
+            ) -> StoreResult<()> {
+                let settled = sqlx::query(q::SETTLE_CALL)
+                    .bind(id)
+                    .bind(o.state.as_str())
+                    .bind(&o.response_model)
+                    .bind(&o.response_id)
+                    .bind(&o.finish_reason)
+                    .bind(o.input_tokens)
+                    .bind(o.output_tokens)
+                    .bind(o.cached_tokens)
+                    .bind(o.usage_estimated)
+                    .bind(o.cost_micros)
+                    .bind(o.latency_ms)
+                    .bind(o.ttft_ms)
+                    .bind(o.attempts)
+                    .bind(&o.error_code)
+                    .bind(&o.error)
+                    .bind(&o.response)
+                    .bind(&o.raw_response)
+                    .bind(o.now)
+                    .execute(&mut **tx)
+                    .await?;
+                if settled.rows_affected() == 1
+                    && let Some(a) = activity
+                {
+                    Self::write_activities(tx, std::slice::from_ref(a)).await?;
+                }
+                Ok(())
+            }
+        }
+
         #[async_trait]
         impl PipelineStore for $name {
             async fn create_provider(&self, p: &LlmProvider) -> StoreResult<()> {
@@ -183,28 +252,7 @@ macro_rules! sql_pipeline_store {
                         });
                     }
                 }
-                let (run, stage, attempt, seq) = match &call.run {
-                    Some((r, s, a, n)) => (Some(*r), Some(s.as_str()), Some(*a), Some(*n)),
-                    None => (None, None, None, None),
-                };
-                sqlx::query(q::INSERT_CALL)
-                    .bind(call.id)
-                    .bind(call.owner_id)
-                    .bind(call.project_id)
-                    .bind(run)
-                    .bind(stage)
-                    .bind(attempt)
-                    .bind(seq)
-                    .bind(call.provider_id)
-                    .bind(call.provider.as_str())
-                    .bind(call.operation)
-                    .bind(&call.request_model)
-                    .bind(call.reserved_micros)
-                    .bind(&call.request)
-                    .bind(call.now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| unique_violation(e, "this call"))?;
+                Self::insert_call_in(&mut tx, call).await?;
                 tx.commit().await?;
                 Ok(Reservation::Made)
             }
@@ -216,32 +264,20 @@ macro_rules! sql_pipeline_store {
                 activity: Option<&NewActivity>,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                let settled = sqlx::query(q::SETTLE_CALL)
-                    .bind(id)
-                    .bind(o.state.as_str())
-                    .bind(&o.response_model)
-                    .bind(&o.response_id)
-                    .bind(&o.finish_reason)
-                    .bind(o.input_tokens)
-                    .bind(o.output_tokens)
-                    .bind(o.cached_tokens)
-                    .bind(o.usage_estimated)
-                    .bind(o.cost_micros)
-                    .bind(o.latency_ms)
-                    .bind(o.ttft_ms)
-                    .bind(o.attempts)
-                    .bind(&o.error_code)
-                    .bind(&o.error)
-                    .bind(&o.response)
-                    .bind(&o.raw_response)
-                    .bind(o.now)
-                    .execute(&mut *tx)
-                    .await?;
-                if settled.rows_affected() == 1
-                    && let Some(a) = activity
-                {
-                    Self::write_activities(&mut tx, std::slice::from_ref(a)).await?;
-                }
+                Self::settle_in(&mut tx, id, o, activity).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_call(
+                &self,
+                call: &NewLlmCall,
+                o: &CallOutcome,
+                activity: Option<&NewActivity>,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::insert_call_in(&mut tx, call).await?;
+                Self::settle_in(&mut tx, call.id, o, activity).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -699,5 +735,5 @@ macro_rules! requeue {
     };
 }
 
-sql_pipeline_store!(SqliteStore, q::CLAIM_RUNS_SQLITE);
-sql_pipeline_store!(PostgresStore, q::CLAIM_RUNS_POSTGRES);
+sql_pipeline_store!(SqliteStore, sqlx::Sqlite, q::CLAIM_RUNS_SQLITE);
+sql_pipeline_store!(PostgresStore, sqlx::Postgres, q::CLAIM_RUNS_POSTGRES);

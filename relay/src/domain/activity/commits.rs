@@ -8,7 +8,8 @@
 //!   commits are its own).
 //!
 //! A linked activity's `code_changes` get the commit: on the files it named without one, or,
-//! when it named none, on the repository itself.
+//! when it named none, on the repository itself. Any move of HEAD counts (a pull or a checkout
+//! too): the window links what the user did just before, which is what a reviewer asks about.
 
 use chrono::Utc;
 use fulcrum_protocol::{
@@ -103,12 +104,12 @@ impl Activities {
             {
                 continue;
             }
-            let Some(project) = activity
-                .project_id
-                .filter(|p| projects.contains(p))
-                .or_else(|| (reason == CommitLinkReason::Trailer).then(|| projects[0]))
-            else {
-                continue;
+            // An activity of another project stays unlinked; one without a project, named by a
+            // trailer, counts for the workspace's first project.
+            let project = match activity.project_id {
+                Some(p) if projects.contains(&p) => p,
+                None if reason == CommitLinkReason::Trailer => projects[0],
+                _ => continue,
             };
             let mut code = activity.code_changes.clone();
             let mut touched = false;

@@ -215,6 +215,15 @@ pub struct AiSettings {
     pub capture_text: bool,
 }
 
+/// What every item of a batch is checked against, read once per batch.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    projects: &'a HashSet<Uuid>,
+    text_off: &'a HashSet<Uuid>,
+    now: DateTime<Utc>,
+    prices: &'a crate::llm::PriceTable,
+}
+
 /// AI activities.
 pub struct Activities {
     store: DynStore,
@@ -433,11 +442,15 @@ impl Activities {
         &self,
         caller: Caller,
         input: ActivityInput,
-        projects: &HashSet<Uuid>,
-        text_off: &HashSet<Uuid>,
-        now: DateTime<Utc>,
+        batch: &Batch<'_>,
         source: ActivitySource,
     ) -> Result<NewActivity, String> {
+        let Batch {
+            projects,
+            text_off,
+            now,
+            prices,
+        } = *batch;
         let project = match (input.project_id, caller.grant.limit) {
             (None, super::Limit::Project(p)) => Some(p),
             (Some(p), super::Limit::Project(l)) if p != l => {
@@ -465,7 +478,7 @@ impl Activities {
             Some(c) => super::budgets::usd_to_micros(c),
             None => model
                 .as_deref()
-                .map_or(0, |m| self.prices.table().cost_micros(m, &usage)),
+                .map_or(0, |m| prices.cost_micros(m, &usage)),
         };
         let occurred_at = input.timestamp.unwrap_or(now);
         if occurred_at > now + chrono::Duration::days(1)
@@ -523,22 +536,20 @@ impl Activities {
         let (named, text_off) = self.ingest_scope(caller).await?;
         let projects: HashSet<Uuid> = named.iter().map(|(id, _)| *id).collect();
         let now = Utc::now();
+        let prices = self.prices.table();
+        let batch_scope = Batch {
+            projects: &projects,
+            text_off: &text_off,
+            now,
+            prices: &prices,
+        };
         let mut items = Vec::with_capacity(batch.activities.len());
         let mut ready = Vec::new();
         for (index, value) in batch.activities.into_iter().enumerate() {
             let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
             let checked = serde_json::from_value::<ActivityInput>(value)
                 .map_err(|e| e.to_string())
-                .and_then(|input| {
-                    self.checked(
-                        caller,
-                        input,
-                        &projects,
-                        &text_off,
-                        now,
-                        ActivitySource::Api,
-                    )
-                });
+                .and_then(|input| self.checked(caller, input, &batch_scope, ActivitySource::Api));
             match checked {
                 Ok(a) => {
                     items.push(IngestItem {
@@ -688,6 +699,13 @@ impl Activities {
             _ => otlp::logs(encoding, body),
         }
         .map_err(invalid)?;
+        let prices = self.prices.table();
+        let batch_scope = Batch {
+            projects: &projects,
+            text_off: &text_off,
+            now,
+            prices: &prices,
+        };
         let mut ready = Vec::with_capacity(records.len());
         for r in records {
             let checked = project(r.project.as_deref()).and_then(|project_id| {
@@ -722,14 +740,7 @@ impl Activities {
                         .map(|p| p.chars().take(MAX_SHORT).collect()),
                     timestamp: r.occurred_at,
                 };
-                self.checked(
-                    caller,
-                    input,
-                    &projects,
-                    &text_off,
-                    now,
-                    ActivitySource::Otlp,
-                )
+                self.checked(caller, input, &batch_scope, ActivitySource::Otlp)
             });
             match checked {
                 Ok(a) => ready.push(a),
@@ -794,7 +805,7 @@ impl Activities {
             user: caller.user,
             projects,
             project: q.project,
-            tool: q.tool,
+            tool: q.tool.map(|t| t.trim().to_ascii_lowercase()),
             with_changes: q.with_changes.unwrap_or(false),
             before: q.before,
             since: None,

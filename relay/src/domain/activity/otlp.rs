@@ -22,7 +22,9 @@
 //! (`gen_ai.operation.name = execute_tool`); a log record when its event name is a GenAI one
 //! (`gen_ai.*`) or an API request event of a coding tool (`claude_code.api_request`,
 //! `codex.api_request`, …) and it names a model. Spans are idempotent by trace and span id,
-//! log records by their content, so an exporter's retry changes nothing.
+//! log records by their content, so an exporter's retry of traces or logs changes nothing.
+//! A metric series keeps its latest total (cumulative temporality, also idempotent) or the sum
+//! of its deltas (delta temporality: a retried export adds its points again).
 
 use std::collections::HashMap;
 
