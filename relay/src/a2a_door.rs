@@ -10,8 +10,8 @@
 
 use axum::{
     Json, Router,
-    body::{Body, Bytes},
-    extract::{FromRequestParts, State},
+    body::Bytes,
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -24,10 +24,10 @@ use uuid::Uuid;
 use crate::{
     auth::bearer,
     domain::{
-        Caller, DomainError, Door, Grant,
+        Caller, DomainError,
         assistant::{A2aMessage, A2aView, TurnEvent},
     },
-    http::client::ClientAddr,
+    http::client::token_caller,
     state::AppState,
     store::TokenKind,
 };
@@ -144,21 +144,15 @@ fn task_json(v: &A2aView) -> Value {
 
 /// The caller, from the bearer token (an API token).
 async fn caller(parts: &mut Parts, app: &AppState) -> Result<Caller, DomainError> {
-    let token = bearer(&parts.headers)
-        .ok_or_else(|| DomainError::Unauthenticated {
-            code: "missing_token",
-            message: "give a Fulcrum API token as `Authorization: Bearer fck_…`".into(),
-        })?
-        .to_owned();
-    let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
-        .await
-        .unwrap_or(ClientAddr(None));
-    let t = app
-        .domain
-        .tokens
-        .authenticate(&token, TokenKind::Api, client)
-        .await?;
-    Ok(Caller::with_grant(t.owner_id, Door::Api, Grant::of(&t)))
+    let token = bearer(&parts.headers).map(str::to_owned);
+    token_caller(
+        parts,
+        app,
+        token,
+        TokenKind::Api,
+        "give a Fulcrum API token as `Authorization: Bearer fck_…`",
+    )
+    .await
 }
 
 /// What a message says: its text parts, joined.
@@ -399,26 +393,14 @@ fn stream(
             }
         }
     });
-    let frames = futures_util::stream::unfold((rx, id), |(mut rx, id)| async move {
-        let v = rx.recv().await?;
-        let frame = match v.get("error") {
-            Some(err) => format!(
-                "event: error\ndata: {}\n\n",
-                json!({"jsonrpc": "2.0", "id": id, "error": err})
-            ),
-            None => format!(
-                "data: {}\n\n",
-                json!({"jsonrpc": "2.0", "id": id, "result": v})
-            ),
-        };
-        Some((Ok::<_, std::io::Error>(frame), (rx, id)))
-    });
-    let mut r = Response::new(Body::from_stream(frames));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    crate::http::sse::event_stream(rx, move |v: Value| match v.get("error") {
+        Some(err) => format!(
+            "event: error\ndata: {}\n\n",
+            json!({"jsonrpc": "2.0", "id": id, "error": err})
+        ),
+        None => format!(
+            "data: {}\n\n",
+            json!({"jsonrpc": "2.0", "id": id, "result": v})
+        ),
+    })
 }

@@ -8,7 +8,7 @@
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::{DefaultBodyLimit, FromRequestParts, State},
+    extract::{DefaultBodyLimit, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::post,
@@ -18,13 +18,13 @@ use fulcrum_protocol::kinds::ProviderKind;
 use crate::{
     auth::bearer,
     domain::{
-        Caller, DomainError, Door, Grant,
+        Caller, DomainError,
         llm_gateway::{
             GatewayAnswer, GatewayBody, GatewayError, GatewayRequest, MAX_REQUEST, error_body,
             unauthorized,
         },
     },
-    http::client::ClientAddr,
+    http::client::token_caller,
     state::AppState,
     store::TokenKind,
 };
@@ -63,25 +63,23 @@ fn refuse(kind: ProviderKind, e: &GatewayError) -> Response {
 async fn caller(parts: &mut Parts, app: &AppState) -> Result<Caller, GatewayError> {
     let token = bearer(&parts.headers)
         .map(str::to_owned)
-        .or_else(|| header(&parts.headers, "x-api-key"))
-        .ok_or_else(|| unauthorized("give a Fulcrum API token (fck_…) as the API key"))?;
-    let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
-        .await
-        .unwrap_or(ClientAddr(None));
-    match app
-        .domain
-        .tokens
-        .authenticate(&token, TokenKind::Api, client)
-        .await
-    {
-        Ok(t) => Ok(Caller::with_grant(t.owner_id, Door::Api, Grant::of(&t))),
-        Err(DomainError::Throttled { .. }) => Err(GatewayError {
+        .or_else(|| header(&parts.headers, "x-api-key"));
+    token_caller(
+        parts,
+        app,
+        token,
+        TokenKind::Api,
+        "give a Fulcrum API token (fck_…) as the API key",
+    )
+    .await
+    .map_err(|e| match e {
+        DomainError::Throttled { .. } => GatewayError {
             status: 429,
             kind: crate::domain::llm_gateway::GatewayErrorKind::RateLimited,
             message: "this token is over its request limit; slow down".into(),
-        }),
-        Err(e) => Err(unauthorized(e.to_string())),
-    }
+        },
+        e => unauthorized(e.to_string()),
+    })
 }
 
 async fn handle(app: AppState, kind: ProviderKind, parts: &mut Parts, body: Bytes) -> Response {

@@ -11,7 +11,7 @@ use std::io::Read as _;
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequestParts, State},
+    extract::{DefaultBodyLimit, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::post,
@@ -25,13 +25,13 @@ use opentelemetry_proto::tonic::collector::{
 use crate::{
     auth::bearer,
     domain::{
-        Caller, DomainError, Door, Grant,
+        Caller, DomainError,
         activity::{
             OtlpOutcome,
             otlp::{Encoding, MAX_BODY, Signal},
         },
     },
-    http::client::ClientAddr,
+    http::client::token_caller,
     state::AppState,
     store::TokenKind,
 };
@@ -92,21 +92,15 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Respo
 
 /// The ingesting caller.
 async fn caller(parts: &mut Parts, app: &AppState) -> Result<Caller, DomainError> {
-    let token = bearer(&parts.headers)
-        .ok_or_else(|| DomainError::Unauthenticated {
-            code: "missing_token",
-            message: "give an ingest token as `Authorization: Bearer fci_…`".into(),
-        })?
-        .to_owned();
-    let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
-        .await
-        .unwrap_or(ClientAddr(None));
-    let t = app
-        .domain
-        .tokens
-        .authenticate(&token, TokenKind::Ingest, client)
-        .await?;
-    Ok(Caller::with_grant(t.owner_id, Door::Api, Grant::of(&t)))
+    let token = bearer(&parts.headers).map(str::to_owned);
+    token_caller(
+        parts,
+        app,
+        token,
+        TokenKind::Ingest,
+        "give an ingest token as `Authorization: Bearer fci_…`",
+    )
+    .await
 }
 
 async fn handle(app: AppState, signal: Signal, mut parts: Parts, body: Bytes) -> Response {

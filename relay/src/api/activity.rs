@@ -13,16 +13,17 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    auth::{AuthUser, ClientAddr},
+    auth::AuthUser,
     envelope::{ApiJson, ApiQuery, AuthErrors, BodyErrors, Envelope, ErrorBody, QueryErrors, ok},
     error::{ApiError, ApiResult},
 };
 use crate::{
     auth::bearer,
     domain::{
-        Caller, Door, Grant,
+        Caller,
         activity::{ActivityQuery, AiSettings, IngestBatch, IngestResult, report::Report},
     },
+    http::client::token_caller,
     state::AppState,
     store::{
         TokenKind,
@@ -37,22 +38,11 @@ impl FromRequestParts<AppState> for IngestUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token (an ingest token)"))?
-            .to_owned();
-        let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
-            .await
-            .unwrap_or(ClientAddr(None));
-        let found = app
-            .domain
-            .tokens
-            .authenticate(&token, TokenKind::Ingest, client)
-            .await?;
-        Ok(Self(Caller::with_grant(
-            found.owner_id,
-            Door::Api,
-            Grant::of(&found),
-        )))
+        let token = bearer(&parts.headers).map(str::to_owned);
+        let missing = "missing bearer token (an ingest token)";
+        Ok(Self(
+            token_caller(parts, app, token, TokenKind::Ingest, missing).await?,
+        ))
     }
 }
 

@@ -7,9 +7,7 @@
 //! `crate::domain::assistant`.
 
 use axum::{
-    body::Body,
     extract::{Path, State},
-    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use tokio::sync::mpsc;
@@ -144,8 +142,7 @@ where
 {
     let (tx, rx) = mpsc::unbounded_channel::<TurnEvent>();
     tokio::spawn(run(tx));
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let e = rx.recv().await?;
+    crate::http::sse::event_stream(rx, |e: TurnEvent| {
         let name = match &e {
             TurnEvent::Text { .. } => "text",
             TurnEvent::ToolCall { .. } => "tool_call",
@@ -158,17 +155,8 @@ where
         if let Some(o) = data.as_object_mut() {
             o.remove("event");
         }
-        let frame = format!("event: {name}\ndata: {data}\n\n");
-        Some((Ok::<_, std::io::Error>(frame), rx))
-    });
-    let mut r = Response::new(Body::from_stream(events));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+        format!("event: {name}\ndata: {data}\n\n")
+    })
 }
 
 fn finish(tx: &mpsc::UnboundedSender<TurnEvent>, r: crate::domain::DomainResult<impl Sized>) {

@@ -208,14 +208,11 @@ fn pending(c: &Conversation) -> Vec<AssistantToolCall> {
 }
 
 fn capped(text: &str, max: usize) -> String {
-    if text.len() <= max {
+    let kept = fulcrum_protocol::tools::prefix_within(text, max);
+    if kept.len() == text.len() {
         return text.to_owned();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n… ({} bytes more)", &text[..end], text.len() - end)
+    format!("{kept}\n… ({} bytes more)", text.len() - kept.len())
 }
 
 fn message(conversation: Uuid, role: AssistantRole, text: String) -> AssistantMessage {

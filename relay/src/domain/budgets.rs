@@ -586,6 +586,8 @@ impl Budgets {
             ),
             Err(_) => None,
         };
+        // A call no budget applied to when it was reserved has no alert to raise.
+        let budgeted = reserved.deferred.is_none();
         match reserved.deferred.take() {
             Some(call) => {
                 self.store
@@ -626,7 +628,8 @@ impl Budgets {
                 self.bus.publish(user, event.clone());
             }
         }
-        if outcome.cost_micros > 0
+        if budgeted
+            && outcome.cost_micros > 0
             && let Err(e) = self.raise_alerts(who).await
         {
             tracing::warn!(error = %e, "cannot check budget alerts");

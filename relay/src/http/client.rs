@@ -49,3 +49,29 @@ impl FromRequestParts<AppState> for ClientAddr {
         Ok(Self(Some(client)))
     }
 }
+
+/// The caller a token of `kind` stands for: `token` as the door found it (a bearer, or the key
+/// header a client sends), checked by the token module with the client's address (for its
+/// last-use record and request limits). The one way the token-only doors (ingestion, OTLP, the
+/// LLM gateway, A2A) authenticate; `missing` says what to send when there is no token.
+pub async fn token_caller(
+    parts: &mut Parts,
+    app: &AppState,
+    token: Option<String>,
+    kind: crate::store::TokenKind,
+    missing: &str,
+) -> Result<crate::domain::Caller, crate::domain::DomainError> {
+    let token = token.ok_or_else(|| crate::domain::DomainError::Unauthenticated {
+        code: "missing_token",
+        message: missing.to_owned(),
+    })?;
+    let ClientAddr(client) = ClientAddr::from_request_parts(parts, app)
+        .await
+        .unwrap_or(ClientAddr(None));
+    let t = app.domain.tokens.authenticate(&token, kind, client).await?;
+    Ok(crate::domain::Caller::with_grant(
+        t.owner_id,
+        crate::domain::Door::Api,
+        crate::domain::Grant::of(&t),
+    ))
+}

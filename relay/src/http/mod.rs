@@ -6,3 +6,4 @@ pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod policy;
+pub mod sse;

@@ -544,6 +544,8 @@ pub trait ActivityStore: Send + Sync {
     async fn ai_commits(&self, project: Uuid, limit: u32) -> StoreResult<Vec<AiCommit>>;
     /// The projects a workspace belongs to.
     async fn workspace_project_ids(&self, workspace: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Those of `projects` that keep no prompt and response text.
+    async fn projects_without_text(&self, projects: &[Uuid]) -> StoreResult<Vec<Uuid>>;
     /// Whether a project keeps the prompt and response text of its activities.
     async fn project_captures_text(&self, project: Uuid) -> StoreResult<bool>;
     /// Sets whether a project keeps the text of its activities.

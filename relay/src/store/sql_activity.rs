@@ -449,6 +449,21 @@ macro_rules! sql_activity_store {
                 .await?)
             }
 
+            async fn projects_without_text(&self, projects: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+                if projects.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b: QueryBuilder<$db> = QueryBuilder::new(
+                    "SELECT id FROM projects WHERE ai_capture_text = FALSE AND id IN (",
+                );
+                let mut sep = b.separated(", ");
+                for p in projects {
+                    sep.push_bind(*p);
+                }
+                b.push(")");
+                Ok(b.build_query_scalar().fetch_all(&self.pool).await?)
+            }
+
             async fn project_captures_text(&self, project: Uuid) -> StoreResult<bool> {
                 let keep: Option<bool> =
                     sqlx::query_scalar("SELECT ai_capture_text FROM projects WHERE id = $1")

@@ -309,14 +309,7 @@ fn changes(list: Vec<CodeChange>) -> Result<CodeChanges, String> {
 
 /// Text kept for a relay call: the first [`MAX_TEXT`] bytes (at a character boundary).
 pub fn capped(text: &str) -> String {
-    if text.len() <= MAX_TEXT {
-        return text.to_owned();
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    fulcrum_protocol::tools::prefix_within(text, MAX_TEXT).to_owned()
 }
 
 /// What the relay knows of one of its own calls, for its activity.
@@ -611,12 +604,13 @@ impl Activities {
         caller: Caller,
     ) -> DomainResult<(Vec<(Uuid, String)>, HashSet<Uuid>)> {
         let reachable = self.projects.reachable(caller).await?;
-        let mut text_off = HashSet::new();
-        for p in &reachable {
-            if !self.store.project_captures_text(p.id).await? {
-                text_off.insert(p.id);
-            }
-        }
+        let ids: Vec<Uuid> = reachable.iter().map(|p| p.id).collect();
+        let text_off = self
+            .store
+            .projects_without_text(&ids)
+            .await?
+            .into_iter()
+            .collect();
         Ok((
             reachable.into_iter().map(|p| (p.id, p.name)).collect(),
             text_off,
