@@ -3,7 +3,9 @@
 //!
 //! - ingestion: activities per second through `POST /api/v1/ai-activities` (batches of 1,000,
 //!   two senders) and through OTLP/HTTP (protobuf, 1,000 GenAI spans a request), with the
-//!   relay's CPU and memory;
+//!   relay's CPU and memory: live, as tools report what just happened (timestamps within the
+//!   last five minutes), and as a history import (timestamps spread at random over 30 days, the
+//!   worst case for the time indexes);
 //! - reports: with `--report-rows` activities stored (a million by default, over 30 days, five
 //!   tools, four models, five categories), report latency p50/p99 for a month by model, and by
 //!   day and tool;
@@ -45,6 +47,10 @@ const BATCH: usize = 1000;
 const TOOLS: [&str; 5] = ["cursor", "claude-code", "copilot", "codex", "chatgpt"];
 const MODELS: [&str; 4] = ["gpt-4o", "claude-sonnet-4", "stand-in-1", "o3"];
 const CATEGORIES: [&str; 5] = ["feature", "bugfix", "refactor", "docs", "test"];
+/// Timestamps of live reporting: within the last five minutes.
+const LIVE: u64 = 300;
+/// Timestamps of a history import: anywhere in the last 30 days.
+const HISTORY: u64 = 30 * 86_400;
 
 async fn call(
     relay: &procs::RelayProcess,
@@ -69,14 +75,14 @@ async fn call(
     Ok(v["data"].clone())
 }
 
-/// A batch of `n` activities numbered from `first`, spread over the last 30 days.
-fn batch(first: usize, n: usize, project: &str) -> Value {
+/// A batch of `n` activities numbered from `first`, spread over the last `spread` seconds.
+fn batch(first: usize, n: usize, project: &str, spread: u64) -> Value {
     let now = chrono::Utc::now();
     let items: Vec<Value> = (first..first + n)
         .map(|i| {
             // A cheap deterministic spread.
             let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let at = now - chrono::Duration::seconds((h % (30 * 86_400)) as i64);
+            let at = now - chrono::Duration::seconds((h % spread) as i64);
             json!({
                 "id": format!("bench-{i}"),
                 "project_id": project,
@@ -93,19 +99,20 @@ fn batch(first: usize, n: usize, project: &str) -> Value {
     json!({ "activities": items })
 }
 
-/// Sends activities `from..to` in batches with `senders` at once; the time it took.
+/// Sends activities `from..to` (timestamps over the last `spread` seconds) in batches with
+/// `senders` at once; the time it took.
 async fn ingest(
     relay: &procs::RelayProcess,
     token: &str,
     project: &str,
-    from: usize,
-    to: usize,
+    (from, to): (usize, usize),
+    spread: u64,
     senders: usize,
 ) -> Result<Duration> {
     let started = Instant::now();
     let starts: Vec<usize> = (from..to).step_by(BATCH).collect();
     let mut stream = futures_util::stream::iter(starts.into_iter().map(|s| {
-        let body = batch(s, BATCH.min(to - s), project);
+        let body = batch(s, BATCH.min(to - s), project, spread);
         async move {
             let r = call(
                 relay,
@@ -126,8 +133,9 @@ async fn ingest(
     Ok(started.elapsed())
 }
 
-/// An OTLP traces request of `n` GenAI spans numbered from `first`, as protobuf.
-fn otlp_spans(first: usize, n: usize, project: &str) -> Vec<u8> {
+/// An OTLP traces request of `n` GenAI spans numbered from `first` (started over the last
+/// `spread` seconds), as protobuf.
+fn otlp_spans(first: usize, n: usize, project: &str, spread: u64) -> Vec<u8> {
     use opentelemetry_proto::tonic::{
         collector::trace::v1::ExportTraceServiceRequest,
         common::v1::{AnyValue, KeyValue, any_value::Value as V},
@@ -143,7 +151,7 @@ fn otlp_spans(first: usize, n: usize, project: &str) -> Vec<u8> {
     let spans = (first..first + n)
         .map(|i| {
             let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let start = now - (h % (30 * 86_400)) * 1_000_000_000;
+            let start = now - (h % spread) * 1_000_000_000;
             Span {
                 trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
                 span_id: (i as u64 + 1).to_be_bytes().to_vec(),
@@ -189,19 +197,20 @@ fn otlp_spans(first: usize, n: usize, project: &str) -> Vec<u8> {
     prost::Message::encode_to_vec(&req)
 }
 
-/// Sends `n` spans over OTLP in requests of [`BATCH`] with `senders` at once; the time it took.
+/// Sends `n` spans over OTLP (started over the last `spread` seconds) in requests of
+/// [`BATCH`] with `senders` at once; the time it took.
 async fn ingest_otlp(
     relay: &procs::RelayProcess,
     token: &str,
     project: &str,
-    from: usize,
-    n: usize,
+    (from, n): (usize, usize),
+    spread: u64,
     senders: usize,
 ) -> Result<Duration> {
     let started = Instant::now();
     let url = format!("{}/otlp/v1/traces", relay.url);
     let mut stream = futures_util::stream::iter((from..from + n).step_by(BATCH).map(|s| {
-        let body = otlp_spans(s, BATCH.min(from + n - s), project);
+        let body = otlp_spans(s, BATCH.min(from + n - s), project, spread);
         let req = relay
             .http
             .post(&url)
@@ -305,48 +314,63 @@ pub async fn run(args: Args) -> Result<()> {
         .to_owned();
     println!("activity: relay on {backend}");
 
-    // 1. Ingestion.
-    let cpu0 = procs::cpu_time(relay.pid)?;
-    let took = ingest(&relay, &ingest_token, &project, 0, args.ingest, 2).await?;
-    let cpu = procs::cpu_time(relay.pid)? - cpu0;
-    println!(
-        "ingest: {} activities in {:.2} s = {:.0} activities/s (batches of {BATCH}, 2 senders); \
-         relay CPU {:.0}% of one core, RSS {} MiB",
-        args.ingest,
-        took.as_secs_f64(),
-        args.ingest as f64 / took.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
-        procs::rss_kib(relay.pid)? / 1024
-    );
-
-    let cpu0 = procs::cpu_time(relay.pid)?;
+    // 1. Ingestion: live, then a history import, through both doors.
     let otlp_n = args.ingest.min(50_000);
-    let took = ingest_otlp(&relay, &ingest_token, "Bench", 10_000_000, otlp_n, 2).await?;
-    let cpu = procs::cpu_time(relay.pid)? - cpu0;
-    println!(
-        "otlp: {otlp_n} GenAI spans in {:.2} s = {:.0} activities/s (protobuf, {BATCH} spans a \
-         request, 2 senders); relay CPU {:.0}% of one core, RSS {} MiB",
-        took.as_secs_f64(),
-        otlp_n as f64 / took.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
-        procs::rss_kib(relay.pid)? / 1024
-    );
-
-    // 2. Reports over the whole table.
-    if args.report_rows > args.ingest {
+    let mut sent = 0;
+    let mut spans = 10_000_000;
+    for (what, spread) in [("live", LIVE), ("history", HISTORY)] {
+        let cpu0 = procs::cpu_time(relay.pid)?;
         let took = ingest(
             &relay,
             &ingest_token,
             &project,
+            (sent, sent + args.ingest),
+            spread,
+            2,
+        )
+        .await?;
+        sent += args.ingest;
+        let cpu = procs::cpu_time(relay.pid)? - cpu0;
+        println!(
+            "ingest {what}: {} activities in {:.2} s = {:.0} activities/s (batches of {BATCH}, \
+             2 senders); relay CPU {:.0}% of one core, RSS {} MiB",
             args.ingest,
-            args.report_rows,
+            took.as_secs_f64(),
+            args.ingest as f64 / took.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+            procs::rss_kib(relay.pid)? / 1024
+        );
+
+        let cpu0 = procs::cpu_time(relay.pid)?;
+        let took = ingest_otlp(&relay, &ingest_token, "Bench", (spans, otlp_n), spread, 2).await?;
+        spans += otlp_n;
+        sent += otlp_n;
+        let cpu = procs::cpu_time(relay.pid)? - cpu0;
+        println!(
+            "otlp {what}: {otlp_n} GenAI spans in {:.2} s = {:.0} activities/s (protobuf, {BATCH} \
+             spans a request, 2 senders); relay CPU {:.0}% of one core, RSS {} MiB",
+            took.as_secs_f64(),
+            otlp_n as f64 / took.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+            procs::rss_kib(relay.pid)? / 1024
+        );
+    }
+
+    // 2. Reports over the whole table.
+    if args.report_rows > sent {
+        let took = ingest(
+            &relay,
+            &ingest_token,
+            &project,
+            (sent, args.report_rows),
+            HISTORY,
             2,
         )
         .await?;
         println!(
             "filled to {} activities ({:.0}/s)",
             args.report_rows,
-            (args.report_rows - args.ingest) as f64 / took.as_secs_f64()
+            (args.report_rows - sent) as f64 / took.as_secs_f64()
         );
     }
     let from = (chrono::Utc::now() - chrono::Duration::days(31)).date_naive();
