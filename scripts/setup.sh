@@ -88,12 +88,14 @@ export FULCRUM_MCP_VENV
 # Anthropic SDKs talk to the stand-in and to the relay's LLM gateway, and jsonschema + PyYAML
 # check the relay's requests against the published OpenAI description
 # (../shared/contracts/openai/openapi.yaml); the OpenTelemetry SDK with its OTLP/HTTP exporter
-# sends GenAI spans to the relay; the A2A SDK's client talks to the relay's A2A agent.
+# sends GenAI spans to the relay; the A2A SDK's client talks to the relay's A2A agent; the
+# Standard Webhooks library checks the relay's outgoing webhooks in a receiver.
 LLM_PY_PACKAGES=("openai==3.63.0" "anthropic==2.17.0" "jsonschema==4.26.0" "pyyaml==6.0.4"
-  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "a2a-sdk==1.3.0")
+  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "a2a-sdk==1.3.0"
+  "standardwebhooks==1.3.0")
 FULCRUM_LLM_VENV="${FULCRUM_LLM_VENV:-$HOME/.cache/fulcrum/llm-venv}"
-if ! "$FULCRUM_LLM_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "a2a-sdk==1.3.0"; then
-  echo "setup: installing the LLM, OpenTelemetry and A2A SDKs"
+if ! "$FULCRUM_LLM_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx "standardwebhooks==1.3.0"; then
+  echo "setup: installing the LLM, OpenTelemetry, A2A and Standard Webhooks SDKs"
   python3 -m venv "$FULCRUM_LLM_VENV"
   PIP_ROOT_USER_ACTION=ignore "$FULCRUM_LLM_VENV/bin/pip" install -q --no-input \
     --disable-pip-version-check "${LLM_PY_PACKAGES[@]}"

@@ -19,6 +19,8 @@
 //!   resume after a SIGKILL, and streamed LLM text to a dashboard socket.
 //! - `activity`: AI activity ingestion per second, reports over a million activities, and the
 //!   LLM gateway's added latency on a streamed completion.
+//! - `webhooks`: outgoing webhook deliveries per second to a local receiver that checks every
+//!   signature, and the time from each event to its delivery.
 #![forbid(unsafe_code)]
 
 mod activity_bench;
@@ -32,6 +34,7 @@ mod procs;
 mod reconnect;
 mod stats;
 mod transport_bench;
+mod webhooks_bench;
 mod wire;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +69,8 @@ enum Bench {
     Pipelines(pipelines_bench::Args),
     /// AI activity: ingestion rate, report latency over a million activities, gateway overhead.
     Activity(activity_bench::Args),
+    /// Outgoing webhooks: deliveries per second and event-to-delivery latency.
+    Webhooks(webhooks_bench::Args),
 }
 
 #[tokio::main]
@@ -81,5 +86,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Mcp(a) => mcp_bench::run(a).await,
         Bench::Pipelines(a) => pipelines_bench::run(a).await,
         Bench::Activity(a) => activity_bench::run(a).await,
+        Bench::Webhooks(a) => webhooks_bench::run(a).await,
     }
 }

@@ -499,6 +499,30 @@ closed_set! {
 }
 
 closed_set! {
+    /// What an outgoing webhook tells of (the `type` of its payload).
+    pub enum WebhookEventKind {
+        /// A task (a job in a workspace) finished: succeeded, failed, canceled or lost.
+        TaskFinished = "task_finished",
+        /// A budget crossed 80% or 100% of its limit.
+        BudgetThreshold = "budget_threshold",
+        /// A test event its owner asked for.
+        WebhookTest = "webhook_test",
+    }
+}
+
+closed_set! {
+    /// Where an outgoing webhook delivery stands.
+    pub enum DeliveryState {
+        /// Waiting for its turn or its next attempt.
+        Pending = "pending",
+        /// The endpoint answered 2xx.
+        Delivered = "delivered",
+        /// Every attempt failed, or the endpoint was disabled.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
     /// Who wrote a message of an assistant conversation.
     pub enum AssistantRole {
         /// The user.
@@ -608,6 +632,8 @@ mod tests {
         same(AssistantRole::ALL);
         same(CommitLinkReason::ALL);
         same(A2aTaskState::ALL);
+        same(WebhookEventKind::ALL);
+        same(DeliveryState::ALL);
     }
 
     #[test]

@@ -604,6 +604,31 @@ export const api = {
    */
   aiCommits: (id) => request("GET", `/projects/${enc(id)}/ai-commits`),
 
+  /** The outgoing webhook endpoints the caller manages: their own and their projects'. @returns {P<T.EndpointView[]>} */
+  webhooks: () => request("GET", "/webhooks"),
+  /**
+   * 201 with the signing secret (shown once); 422 for a refused URL (private, loopback…), 403/404 for a project.
+   * @param {T.EndpointInput} body @returns {P<T.EndpointWithSecret>}
+   */
+  createWebhook: (body) => request("POST", "/webhooks", body),
+  /** @param {string} id @returns {P<T.EndpointView>} */
+  webhook: (id) => request("GET", `/webhooks/${enc(id)}`),
+  /** What is absent stays; `enabled: true` clears why it was disabled. @param {string} id @param {T.EndpointPatch} body @returns {P<T.EndpointView>} */
+  updateWebhook: (id, body) => request("PATCH", `/webhooks/${enc(id)}`, body),
+  /** With its deliveries and secrets (204). @param {string} id @returns {P<null>} */
+  deleteWebhook: (id) => request("DELETE", `/webhooks/${enc(id)}`),
+  /** A new secret (shown once); the old one keeps signing until `previous_secret_until`. @param {string} id @returns {P<T.EndpointWithSecret>} */
+  rotateWebhookSecret: (id) => request("POST", `/webhooks/${enc(id)}/rotate-secret`, {}),
+  /** A `webhook_test` event for this endpoint (202). @param {string} id @returns {P<T.TestEvent>} */
+  testWebhook: (id) => request("POST", `/webhooks/${enc(id)}/test`, {}),
+  /** The endpoint's deliveries, newest first. @param {string} id @param {T.DeliveryQuery} params @returns {P<T.Delivery[]>} */
+  webhookDeliveries: (id, params) => request("GET", `/webhooks/${enc(id)}/deliveries${query(params)}`),
+  /** @param {string} id @param {string} delivery @returns {P<T.DeliveryDetail>} */
+  webhookDelivery: (id, delivery) => request("GET", `/webhooks/${enc(id)}/deliveries/${enc(delivery)}`),
+  /** Sent again with the same `webhook-id` (202); 409 `delivery_pending` while it is still being sent. @param {string} id @param {string} delivery @returns {P<null>} */
+  replayWebhookDelivery: (id, delivery) =>
+    request("POST", `/webhooks/${enc(id)}/deliveries/${enc(delivery)}/replay`, {}),
+
   /** The caller's conversations with the assistant, latest first. @returns {P<A.Conversation[]>} */
   conversations: () => request("GET", "/assistant/conversations"),
   /** @param {{ title?: string }} body @returns {P<A.Conversation>} */

@@ -5,7 +5,8 @@
 // Routes: #/workspaces and #/tokens (built once, shown and hidden), and pages built per visit:
 // #/projects, #/projects/{id}, #/tasks, #/workspaces/{id}, #/workspaces/{id}/tasks, #/tasks/{id},
 // #/pipeline-runs/{id}, #/assistant, #/ai (AI activity; its filters in the hash's query),
-// #/settings/ai, #/profile, #/admin.
+// #/webhooks (the chosen endpoint and delivery in the hash's query), #/settings/ai, #/profile,
+// #/admin.
 // #/reset/{token} (a one-time password-reset link) is outside the shell, signed in or not;
 // #/authorize?{query} (OAuth consent) is outside the shell too, but needs a session.
 
@@ -42,6 +43,7 @@ import { buildProjectsPage } from "./pages/projects.js";
 import { buildAiSettingsPage } from "./pages/settings-ai.js";
 import { buildTaskPage, buildWorkspaceTasksPage } from "./pages/tasks.js";
 import { buildTokensView, loadTokens, onTokensWorkspaces, syncTokensAdmin } from "./pages/tokens.js";
+import { buildWebhooksPage } from "./pages/webhooks.js";
 import { buildWorkspacePage } from "./pages/workspace.js";
 import { buildWorkspacesView, onWorkspacesKey, renderWorkspaces } from "./pages/workspaces.js";
 
@@ -264,7 +266,7 @@ function parseRoute(hash) {
   if (parts.length === 0) return { view: "workspaces" };
   if (
     parts.length === 1 &&
-    ["workspaces", "tokens", "projects", "tasks", "profile", "admin", "ai", "assistant"].includes(a)
+    ["workspaces", "tokens", "projects", "tasks", "profile", "admin", "ai", "assistant", "webhooks"].includes(a)
   )
     return { view: a };
   if (parts.length === 2 && a === "settings" && b === "ai") return { view: "settings-ai" };
@@ -288,6 +290,7 @@ function buildPage(r) {
   if (r.view === "settings-ai") return buildAiSettingsPage();
   if (r.view === "ai") return buildAiActivityPage();
   if (r.view === "assistant") return buildAssistantPage();
+  if (r.view === "webhooks") return buildWebhooksPage();
   if (!r.id) return null;
   if (r.view === "project") return buildProjectPage(r.id);
   if (r.view === "workspace") return buildWorkspacePage(r.id);

@@ -91,6 +91,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The pipeline engine.
     pub pipelines: PipelinesConfig,
+    /// Outgoing webhooks.
+    pub webhooks: WebhooksConfig,
     /// The master keys that seal secrets at rest (`crate::secrets`): lines `ID:BASE64`, the
     /// current key first. Never stored in the database.
     pub master_keys: Option<Secret>,
@@ -153,6 +155,59 @@ impl LlmConfig {
             max_attempts: self.max_attempts.clamp(1, 10),
             backoff: Duration::from_millis(self.backoff_ms),
             max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[webhooks]`: outgoing webhooks (`crate::domain::webhooks`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Whether endpoints may be private, loopback or link-local addresses (a relay whose
+    /// automations run beside it on a private network). Off: such targets are refused, when
+    /// saved and at every delivery, however their name resolves.
+    pub allow_private_targets: bool,
+    /// The waits before each attempt after the first, milliseconds [default: the Standard
+    /// Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h]; each is
+    /// varied by ±20%.
+    pub retry_delays_ms: Vec<u64>,
+    /// How long an attempt may take, seconds.
+    pub timeout_secs: u64,
+    /// How often the delivery loop looks for work that nothing on this node announced
+    /// (events recorded by another relay), milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let spec = crate::domain::webhooks::deliver::DeliveryConfig::default();
+        Self {
+            allow_private_targets: false,
+            retry_delays_ms: spec
+                .retry_delays
+                .iter()
+                .map(|d| d.as_millis() as u64)
+                .collect(),
+            timeout_secs: spec.timeout.as_secs(),
+            poll_ms: spec.poll.as_millis() as u64,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The delivery loop's settings (at most 20 retries, timeouts of 1 to 60 s, a poll of at
+    /// least 50 ms).
+    pub fn delivery(&self) -> crate::domain::webhooks::deliver::DeliveryConfig {
+        crate::domain::webhooks::deliver::DeliveryConfig {
+            retry_delays: self
+                .retry_delays_ms
+                .iter()
+                .take(20)
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+            timeout: Duration::from_secs(self.timeout_secs.clamp(1, 60)),
+            poll: Duration::from_millis(self.poll_ms.max(50)),
+            allow_private: self.allow_private_targets,
         }
     }
 }
@@ -517,6 +572,8 @@ pub struct FileConfig {
     pub llm: LlmConfig,
     /// See [`PipelinesConfig`].
     pub pipelines: PipelinesConfig,
+    /// See [`WebhooksConfig`].
+    pub webhooks: WebhooksConfig,
     /// See [`SecretsConfig`].
     pub secrets: SecretsConfig,
 }
@@ -647,6 +704,7 @@ impl ServeArgs {
             http: file.http,
             llm: file.llm,
             pipelines: file.pipelines,
+            webhooks: file.webhooks,
             master_keys: match (
                 &self.master_keys,
                 self.master_keys_file

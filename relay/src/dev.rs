@@ -70,6 +70,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         http: Default::default(),
         llm: Default::default(),
         pipelines: Default::default(),
+        webhooks: Default::default(),
         master_keys: Some(Secret::new(ensure_master_keys(data_dir)?)),
     };
     let store = open_store(&config).await?;

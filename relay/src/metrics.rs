@@ -162,6 +162,10 @@ pub struct Metrics {
     budget_alerts: Family<AlertLabels, Counter>,
     runs_driven: Gauge,
     transition_seconds: Histogram,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
+    webhook_events: Counter,
+    webhook_lag: Histogram,
+    webhook_pending: Gauge,
 }
 
 /// Whether an operation worked.
@@ -336,7 +340,36 @@ impl Default for Metrics {
             "Time the engine takes to record a stage's change and advance its run",
             transition_seconds.clone(),
         );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Outgoing webhook attempts by outcome (delivered; retry: failed, tried again later; \
+             failed: no attempts left; gone: the endpoint answered 410 and was disabled)",
+            webhook_attempts.clone(),
+        );
+        let webhook_events = Counter::default();
+        registry.register(
+            "webhook_events",
+            "Events fanned out to outgoing webhook endpoints",
+            webhook_events.clone(),
+        );
+        let webhook_lag = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        registry.register(
+            "webhook_delivery_seconds",
+            "Time from an event to its delivery (the endpoint's 2xx answer)",
+            webhook_lag.clone(),
+        );
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_pending",
+            "Outgoing webhook deliveries waiting for their turn or their next attempt",
+            webhook_pending.clone(),
+        );
         Self {
+            webhook_attempts,
+            webhook_events,
+            webhook_lag,
+            webhook_pending,
             activities,
             gateway,
             budget_alerts,
@@ -473,6 +506,28 @@ impl Metrics {
         self.gateway
             .get_or_create(&GatewayLabels { format, outcome })
             .inc();
+    }
+
+    /// Counts an outgoing webhook attempt with `outcome`.
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts `n` events fanned out to webhook endpoints.
+    pub fn webhook_events(&self, n: u64) {
+        self.webhook_events.inc_by(n);
+    }
+
+    /// Records a delivery `seconds` after its event.
+    pub fn webhook_delivered(&self, seconds: f64) {
+        self.webhook_lag.observe(seconds);
+    }
+
+    /// Sets the deliveries pending.
+    pub fn webhook_pending(&self, n: u64) {
+        self.webhook_pending.set(n as i64);
     }
 
     /// Counts a budget alert.

@@ -159,6 +159,7 @@ impl Relay {
         tokio::spawn(oauth_sweep(state.clone()));
         tokio::spawn(crate::gateway::revocation_sweep(state.clone()));
         let engine = tokio::spawn(state.engine.clone().run(stopping.clone()));
+        tokio::spawn(state.webhook_dispatcher.clone().run(stopping.clone()));
         tokio::spawn(crate::tasks::lease_sweep(
             state.store.clone(),
             state.feed.clone(),
@@ -387,6 +388,21 @@ fn compose(
         engine_wake,
         local_runs,
     ));
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
+    let webhooks = Arc::new(crate::domain::webhooks::Webhooks::new(
+        store.clone(),
+        projects.clone(),
+        secrets.clone(),
+        config.webhooks.allow_private_targets,
+        webhook_wake.clone(),
+    ));
+    let webhook_dispatcher = Arc::new(crate::domain::webhooks::deliver::Dispatcher::new(
+        store.clone(),
+        secrets.clone(),
+        config.webhooks.delivery(),
+        metrics.clone(),
+        webhook_wake,
+    ));
     let domain = Domain {
         accounts: Accounts::new(
             store.clone(),
@@ -428,6 +444,7 @@ fn compose(
         gateway,
         assistant,
         prompts: crate::domain::prompts::Prompts::new(store.clone(), projects.clone()),
+        webhooks,
     };
     AppState {
         store,
@@ -445,6 +462,7 @@ fn compose(
         access,
         used_tickets: Default::default(),
         engine,
+        webhook_dispatcher,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     pub used_tickets: Arc<crate::auth::UsedTickets>,
     /// This node's pipeline engine.
     pub engine: Arc<crate::domain::pipelines::engine::Engine>,
+    /// This node's outgoing webhook delivery loop.
+    pub webhook_dispatcher: Arc<crate::domain::webhooks::deliver::Dispatcher>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -585,6 +585,7 @@ async function main() {
         ["tokens", tid("token-row"), "tokens"],
         ["tasks", tid("task-row"), "tasks"],
         ["profile", `${tid("profile-name")}:enabled`, "profile"],
+        ["webhooks", `${tid("webhooks-page")}[data-loaded="true"]`, "webhooks"],
         ...(IS_ADMIN ? [["admin", tid("admin-user-row"), "users"]] : []),
         [`workspaces/${workspaceId}/tasks`, tid("task-row"), "workspace-tasks"],
         [`workspaces/${workspaceId}`, `${tid("workspace-page")} ${tid("task-row")}`, "workspace"],
@@ -619,6 +620,7 @@ async function main() {
         ["nav-projects", tid("project-row"), "projects.png"],
         ["nav-tasks", `${tid("tasks-page")} ${tid("task-row")}`, "tasks.png"],
         ["nav-profile", `${tid("profile-name")}:enabled`, "profile.png"],
+        ["nav-webhooks", `${tid("webhooks-page")}[data-loaded="true"]`, "webhooks.png"],
         ...(IS_ADMIN ? [["nav-admin", tid("admin-user-row"), "users.png"]] : []),
       ]) {
         await page.click(tid(nav));

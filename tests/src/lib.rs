@@ -174,6 +174,8 @@ pub struct RelayOptions {
     pub llm: fulcrum_relay::config::LlmConfig,
     /// The pipeline engine.
     pub pipelines: fulcrum_relay::config::PipelinesConfig,
+    /// Outgoing webhooks (in tests: loopback receivers allowed, retries after milliseconds).
+    pub webhooks: fulcrum_relay::config::WebhooksConfig,
 }
 
 impl Default for RelayOptions {
@@ -196,6 +198,12 @@ impl Default for RelayOptions {
                 ..Default::default()
             },
             pipelines: Default::default(),
+            webhooks: fulcrum_relay::config::WebhooksConfig {
+                allow_private_targets: true,
+                retry_delays_ms: vec![50, 100, 200],
+                poll_ms: 200,
+                ..Default::default()
+            },
         }
     }
 }
@@ -227,6 +235,7 @@ pub fn relay_config(db: &TestDb, opts: &RelayOptions) -> Config {
         http: Default::default(),
         llm: opts.llm.clone(),
         pipelines: opts.pipelines.clone(),
+        webhooks: opts.webhooks.clone(),
         master_keys: opts.master_keys.clone().map(Secret::new),
     }
 }

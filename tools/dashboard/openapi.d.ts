@@ -1108,6 +1108,128 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/webhooks`. */
+        get: operations["list_webhooks"];
+        put?: never;
+        /** `POST /api/v1/webhooks`. */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/webhooks/{id}`. */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /** `DELETE /api/v1/webhooks/{id}`. */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        /** `PATCH /api/v1/webhooks/{id}`. */
+        patch: operations["update_webhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/webhooks/{id}/rotate-secret`. */
+        post: operations["rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/webhooks/{id}/test`. */
+        post: operations["test_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/webhooks/{id}/deliveries`. */
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{delivery}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/v1/webhooks/{id}/deliveries/{delivery}`. */
+        get: operations["get_webhook_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{delivery}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /api/v1/webhooks/{id}/deliveries/{delivery}/replay`. */
+        post: operations["replay_webhook_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health/live": {
         parameters: {
             query?: never;
@@ -1409,6 +1531,31 @@ export interface components {
             /** @description Its arguments, JSON text. */
             arguments: string;
         };
+        /** @description One attempt at a delivery. */
+        Attempt: {
+            /**
+             * Format: int32
+             * @description Which attempt (1 first).
+             */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description The answer's status; none when no answer came.
+             */
+            status?: number | null;
+            /** @description What went wrong, when no answer came. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description How long it took.
+             */
+            duration_ms: number;
+        };
         /** @description A spending limit. */
         Budget: {
             /**
@@ -1677,6 +1824,67 @@ export interface components {
             /** @description For a rejection: what to change; fed to the stages that run again. */
             comment?: string | null;
         };
+        /** @description One event for one endpoint. */
+        Delivery: {
+            /**
+             * Format: uuid
+             * @description Its id: the `webhook-id` header, the same on every attempt.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The endpoint.
+             */
+            endpoint_id: string;
+            /**
+             * Format: uuid
+             * @description The event.
+             */
+            event_id: string;
+            /** @description The event's kind. */
+            kind: components["schemas"]["WebhookEventKind"];
+            /** @description The body posted (JSON text). */
+            payload: string;
+            /** @description Where it stands. */
+            state: components["schemas"]["DeliveryState"];
+            /**
+             * Format: int32
+             * @description Attempts made.
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (while pending).
+             */
+            next_attempt_at: string;
+            /**
+             * Format: int32
+             * @description The last answer's status.
+             */
+            last_status?: number | null;
+            /** @description The last attempt's error, when no answer came. */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it was delivered or failed.
+             */
+            finished_at?: string | null;
+        };
+        /** @description A delivery with its attempts. */
+        DeliveryDetail: components["schemas"]["Delivery"] & {
+            /** @description Every attempt, first first. */
+            attempt_log: components["schemas"]["Attempt"][];
+        };
+        /**
+         * @description Where an outgoing webhook delivery stands.
+         * @enum {string}
+         */
+        DeliveryState: "pending" | "delivered" | "failed";
         /** @description A deployment: what was put where, from which commit, and whether it came up. */
         Deployment: {
             /**
@@ -1730,6 +1938,78 @@ export interface components {
          * @enum {string}
          */
         Dimension: "day" | "project" | "user" | "tool" | "model" | "category";
+        /** @description An endpoint to set up. */
+        EndpointInput: {
+            /**
+             * @description Where to post: an `http` or `https` URL of at most 2,000 characters, without
+             *     credentials; a public address unless the relay allows private ones.
+             */
+            url: string;
+            /** @description What it is for. */
+            description?: string;
+            /** @description The event kinds it wants (at least one). */
+            events: components["schemas"]["WebhookEventKind"][];
+            /**
+             * Format: uuid
+             * @description For this project's events (its owners and maintainers set it up); none: the caller's
+             *     own.
+             */
+            project_id?: string | null;
+        };
+        /** @description Changes to an endpoint; what is absent stays. */
+        EndpointPatch: {
+            /** @description A new URL. */
+            url?: string | null;
+            /** @description A new description. */
+            description?: string | null;
+            /** @description The event kinds it wants. */
+            events?: components["schemas"]["WebhookEventKind"][] | null;
+            /** @description Enables or disables it (enabling clears why it was disabled). */
+            enabled?: boolean | null;
+        };
+        /** @description An endpoint as its managers see it (never its secret). */
+        EndpointView: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The project it is for; none: its owner's own events.
+             */
+            project_id?: string | null;
+            /** @description Where deliveries are posted. */
+            url: string;
+            /** @description What it is for. */
+            description: string;
+            /** @description The event kinds it wants. */
+            events: components["schemas"]["WebhookEventKind"][];
+            /** @description Whether deliveries are sent. */
+            enabled: boolean;
+            /** @description Why it is disabled. */
+            disabled_reason?: string | null;
+            /**
+             * Format: date-time
+             * @description Until when the secret before the last rotation still signs too.
+             */
+            previous_secret_until?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was set up.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+        };
+        /** @description An endpoint with its signing secret, shown this once. */
+        EndpointWithSecret: components["schemas"]["EndpointView"] & {
+            /** @description Its signing secret (`whsec_…`), for the receiver to check signatures with. */
+            secret: string;
+        };
         /** @description A successful answer. */
         Envelope_AiSettings: {
             /** @description A project's AI settings. */
@@ -1853,6 +2133,81 @@ export interface components {
             data: components["schemas"]["Token"] & {
                 /** @description The secret, shown once. */
                 token: string;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_DeliveryDetail: {
+            /** @description A delivery with its attempts. */
+            data: components["schemas"]["Delivery"] & {
+                /** @description Every attempt, first first. */
+                attempt_log: components["schemas"]["Attempt"][];
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_EndpointView: {
+            /** @description An endpoint as its managers see it (never its secret). */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The project it is for; none: its owner's own events.
+                 */
+                project_id?: string | null;
+                /** @description Where deliveries are posted. */
+                url: string;
+                /** @description What it is for. */
+                description: string;
+                /** @description The event kinds it wants. */
+                events: components["schemas"]["WebhookEventKind"][];
+                /** @description Whether deliveries are sent. */
+                enabled: boolean;
+                /** @description Why it is disabled. */
+                disabled_reason?: string | null;
+                /**
+                 * Format: date-time
+                 * @description Until when the secret before the last rotation still signs too.
+                 */
+                previous_secret_until?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was set up.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_EndpointWithSecret: {
+            /** @description An endpoint with its signing secret, shown this once. */
+            data: components["schemas"]["EndpointView"] & {
+                /** @description Its signing secret (`whsec_…`), for the receiver to check signatures with. */
+                secret: string;
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2049,6 +2404,8 @@ export interface components {
                  *     `stopped` (readiness only).
                  */
                 pipelines?: string | null;
+                /** @description This node's outgoing webhook delivery loop: `running` or `stopped` (readiness only). */
+                webhooks?: string | null;
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2402,6 +2759,23 @@ export interface components {
                  * @description Its number in its workspace (`#17`), unique per workspace: a short handle.
                  */
                 number?: number | null;
+            };
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_TestEvent: {
+            /** @description The id of a test event. */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description The event's id.
+                 */
+                event_id: string;
             };
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -2775,6 +3149,65 @@ export interface components {
             errors: components["schemas"]["ErrorItem"][];
         };
         /** @description A successful answer. */
+        Envelope_Vec_Delivery: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id: the `webhook-id` header, the same on every attempt.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The endpoint.
+                 */
+                endpoint_id: string;
+                /**
+                 * Format: uuid
+                 * @description The event.
+                 */
+                event_id: string;
+                /** @description The event's kind. */
+                kind: components["schemas"]["WebhookEventKind"];
+                /** @description The body posted (JSON text). */
+                payload: string;
+                /** @description Where it stands. */
+                state: components["schemas"]["DeliveryState"];
+                /**
+                 * Format: int32
+                 * @description Attempts made.
+                 */
+                attempts: number;
+                /**
+                 * Format: date-time
+                 * @description When the next attempt is due (while pending).
+                 */
+                next_attempt_at: string;
+                /**
+                 * Format: int32
+                 * @description The last answer's status.
+                 */
+                last_status?: number | null;
+                /** @description The last attempt's error, when no answer came. */
+                last_error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it was delivered or failed.
+                 */
+                finished_at?: string | null;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
         Envelope_Vec_Deployment: {
             data: {
                 /**
@@ -2812,6 +3245,52 @@ export interface components {
                  * @description When.
                  */
                 created_at: string;
+            }[];
+            /** @description Paging and other facts about the payload. */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description Always empty on success. */
+            errors: components["schemas"]["ErrorItem"][];
+        };
+        /** @description A successful answer. */
+        Envelope_Vec_EndpointView: {
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The project it is for; none: its owner's own events.
+                 */
+                project_id?: string | null;
+                /** @description Where deliveries are posted. */
+                url: string;
+                /** @description What it is for. */
+                description: string;
+                /** @description The event kinds it wants. */
+                events: components["schemas"]["WebhookEventKind"][];
+                /** @description Whether deliveries are sent. */
+                enabled: boolean;
+                /** @description Why it is disabled. */
+                disabled_reason?: string | null;
+                /**
+                 * Format: date-time
+                 * @description Until when the secret before the last rotation still signs too.
+                 */
+                previous_secret_until?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it was set up.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
             }[];
             /** @description Paging and other facts about the payload. */
             meta: {
@@ -3722,6 +4201,8 @@ export interface components {
              *     `stopped` (readiness only).
              */
             pipelines?: string | null;
+            /** @description This node's outgoing webhook delivery loop: `running` or `stopped` (readiness only). */
+            webhooks?: string | null;
         };
         /** @description A project, as one of its members sees it. */
         Project: {
@@ -4359,6 +4840,14 @@ export interface components {
          * @enum {string}
          */
         TaskState: "queued" | "dispatched" | "running" | "succeeded" | "failed" | "canceled" | "timed_out" | "lost";
+        /** @description The id of a test event. */
+        TestEvent: {
+            /**
+             * Format: uuid
+             * @description The event's id.
+             */
+            event_id: string;
+        };
         /** @description One failing test. */
         TestFailure: {
             /** @description The test's name, e.g. `tests::adds` or `tests/test_x.py::test_y`. */
@@ -4594,6 +5083,11 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * @description What an outgoing webhook tells of (the `type` of its payload).
+         * @enum {string}
+         */
+        WebhookEventKind: "task_finished" | "budget_threshold" | "webhook_test";
         /** @description One workspace as the API shows it. */
         Workspace: {
             /**
@@ -9728,6 +10222,585 @@ export interface operations {
             };
             /** @description No such project or prompt */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints the caller manages: their own, and those of the projects they own or maintain */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_EndpointView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointInput"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, with its signing secret (shown this once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_EndpointWithSecret"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only a project's owners and maintainers set up its webhooks */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_EndpointView"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its deliveries and secrets */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointPatch"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_EndpointView"];
+                };
+            };
+            /** @description Malformed JSON, or not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint with its new secret (shown this once); the old one keeps signing too for 24 hours */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_EndpointWithSecret"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A `webhook_test` event is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TestEvent"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Deliveries older than this one (the last id of the page before). */
+                before?: string;
+                /** @description How many, 1 to 200 [default 50]. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint's deliveries, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_Delivery"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint the caller manages */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid query parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_webhook_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+                /** @description The delivery's id */
+                delivery: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery with every attempt */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_DeliveryDetail"];
+                };
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint or delivery */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replay_webhook_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+                /** @description The delivery's id */
+                delivery: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description It is sent again, with the same `webhook-id` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint or delivery */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description It is still being sent (`delivery_pending`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

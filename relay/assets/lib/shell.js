@@ -84,6 +84,8 @@ export function buildHeader() {
   );
   const navTasks = navLink("tasks", "Tasks");
   const navTokens = navLink("tokens", "Tokens");
+  const navWebhooks = navLink("webhooks", "Webhooks");
+  navWebhooks.title = "Outgoing webhooks: endpoints and their deliveries";
   const navAssistant = navLink("assistant", "Assistant");
   // The AI activity page (#/ai): "AI activity" where there is room, else "Activity".
   const navAiActivity = h(
@@ -129,6 +131,7 @@ export function buildHeader() {
         navProjects,
         navTasks,
         navTokens,
+        navWebhooks,
         navAssistant,
         navAiActivity,
         navAi,
@@ -146,6 +149,7 @@ export function buildHeader() {
     [navProjects, "projects"],
     [navTasks, "tasks"],
     [navTokens, "tokens"],
+    [navWebhooks, "webhooks"],
     [navAssistant, "assistant"],
     [navAiActivity, "ai"],
     [navAi, "settings-ai"],

@@ -80,6 +80,15 @@
 /** @typedef {Schemas["Dimension"]} Dimension */
 /** @typedef {Schemas["UsageCounter"]} UsageCounter */
 /** @typedef {Schemas["AiSettings"]} AiSettings */
+/** @typedef {Schemas["EndpointView"]} EndpointView */
+/** @typedef {Schemas["EndpointInput"]} EndpointInput */
+/** @typedef {Schemas["EndpointPatch"]} EndpointPatch */
+/** @typedef {Schemas["EndpointWithSecret"]} EndpointWithSecret */
+/** @typedef {Schemas["WebhookEventKind"]} WebhookEventKind */
+/** @typedef {Schemas["Delivery"]} Delivery */
+/** @typedef {Schemas["DeliveryState"]} DeliveryState */
+/** @typedef {Schemas["Attempt"]} Attempt */
+/** @typedef {Schemas["TestEvent"]} TestEvent */
 
 /**
  * A project's health in one word. The OpenAPI document names this `Health` too, and that name
@@ -90,6 +99,11 @@
 /** @typedef {Omit<Schemas["ProjectReport"], "health"> & { health: ProjectHealth }} ProjectReport */
 
 /**
+ * A webhook delivery with its attempts (`attempt_log`; `attempts` is their count).
+ * @typedef {Schemas["DeliveryDetail"]} DeliveryDetail
+ */
+
+/**
  * The query of GET /api/v1/ai-activities/report (`group_by`: up to three of day, project, user,
  * tool, model, category, comma-separated).
  * @typedef {{ project?: string, user?: string, tool?: string, model?: string, from?: string, to?: string, group_by?: string }} ReportQuery
@@ -98,6 +112,12 @@
 /**
  * The query of GET /api/v1/ai-activities, newest first (`before`: the next page).
  * @typedef {{ project?: string, tool?: string, with_changes?: boolean, before?: string, limit?: number }} ActivityQuery
+ */
+
+/**
+ * The query of GET /api/v1/webhooks/{id}/deliveries, newest first (`before`: the last id of the
+ * page before; `limit`: 1 to 200, 50 unless given).
+ * @typedef {{ before?: string, limit?: number }} DeliveryQuery
  */
 
 /** `meta` of a page of tasks. @typedef {{ page?: number, per_page?: number, total?: number }} PageMeta */

@@ -15,6 +15,7 @@ mod prompts;
 pub mod tasks;
 mod tickets;
 mod tokens;
+mod webhooks;
 mod workspaces;
 
 use axum::{
@@ -165,6 +166,24 @@ pub fn routes(state: &AppState, sockets: Router<AppState>) -> Router<AppState> {
                 "/projects/{id}/prompts/{name}",
                 get(prompts::get).delete(prompts::delete),
             )
+            .route("/webhooks", get(webhooks::list).post(webhooks::create))
+            .route(
+                "/webhooks/{id}",
+                get(webhooks::get)
+                    .patch(webhooks::update)
+                    .delete(webhooks::delete),
+            )
+            .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+            .route("/webhooks/{id}/test", post(webhooks::test))
+            .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+            .route(
+                "/webhooks/{id}/deliveries/{delivery}",
+                get(webhooks::delivery),
+            )
+            .route(
+                "/webhooks/{id}/deliveries/{delivery}/replay",
+                post(webhooks::replay),
+            )
             .route("/events/ticket", post(tickets::ticket))
             .route("/openapi.json", get(openapi::document))
             .merge(sockets);
@@ -204,6 +223,9 @@ pub struct Probe {
     /// `stopped` (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pipelines: Option<String>,
+    /// This node's outgoing webhook delivery loop: `running` or `stopped` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhooks: Option<&'static str>,
 }
 
 /// `GET /health/live` (also `/health`): the process is up.
@@ -217,6 +239,7 @@ async fn live() -> Response {
         database: None,
         secrets: None,
         pipelines: None,
+        webhooks: None,
     })
 }
 
@@ -240,6 +263,7 @@ async fn ready(State(app): State<AppState>) -> Response {
                     .map_or_else(|| "not_configured".to_owned(), |id| format!("key {id}")),
             ),
             pipelines: Some(app.engine.status()),
+            webhooks: Some(app.webhook_dispatcher.status()),
         }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

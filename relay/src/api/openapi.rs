@@ -9,7 +9,7 @@ use utoipa::{
 
 use super::{
     activity, admin, assistant, auth, invitations, oauth, pipelines, projects, prompts, tasks,
-    tickets, tokens, workspaces,
+    tickets, tokens, webhooks, workspaces,
 };
 
 /// The document.
@@ -50,6 +50,9 @@ use super::{
         assistant::list, assistant::create, assistant::get, assistant::delete, assistant::ask,
         assistant::confirm,
         prompts::list, prompts::save, prompts::get, prompts::delete,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate, webhooks::test, webhooks::deliveries, webhooks::delivery,
+        webhooks::replay,
         super::live, super::ready,
     ),
     components(schemas(crate::domain::activity::ActivityInput, crate::domain::assistant::TurnEvent)),
@@ -66,6 +69,7 @@ use super::{
         (name = "pipelines", description = "AI generation pipelines, their LLM providers and budgets"),
         (name = "activity", description = "AI activity: reported by tools, recorded by the relay, and its reports"),
         (name = "assistant", description = "The project manager assistant: conversations, streamed answers, tool calls confirmed by the user"),
+        (name = "webhooks", description = "Outgoing webhooks (Standard Webhooks): endpoints, their signing secrets, test events and delivery logs"),
         (name = "events", description = "The live event socket"),
         (name = "health", description = "Liveness and readiness"),
     )

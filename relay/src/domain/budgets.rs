@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use fulcrum_protocol::kinds::{ActivitySource, BudgetPeriod, LlmCallState, Role};
+use fulcrum_protocol::kinds::{ActivitySource, BudgetPeriod, LlmCallState, Role, WebhookEventKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ use crate::{
             Budget, BudgetCheck, BudgetScope, CallOutcome, LlmCall, LlmProvider, NewLlmCall,
             Reservation,
         },
+        webhooks::WebhookEvent,
     },
 };
 
@@ -656,7 +657,29 @@ impl Budgets {
                 continue;
             };
             let key = period_key(b.period, now);
-            if !self.store.raise_budget_alert(b.id, level, &key).await? {
+            let alert = Alert {
+                budget_id: b.id,
+                project_id: b.project_id,
+                period: b.period,
+                level,
+                limit_usd: micros_to_usd(b.limit_micros),
+                spent_usd: micros_to_usd(spent),
+            };
+            let webhook = WebhookEvent {
+                id: Uuid::now_v7(),
+                kind: WebhookEventKind::BudgetThreshold,
+                owner_id: b.owner_id,
+                project_id: b.project_id,
+                endpoint_id: None,
+                subject_id: Some(b.id),
+                data: serde_json::to_string(&alert).unwrap_or_default(),
+                created_at: now,
+            };
+            if !self
+                .store
+                .raise_budget_alert(b.id, level, &key, &webhook)
+                .await?
+            {
                 continue;
             }
             self.metrics
@@ -665,17 +688,7 @@ impl Budgets {
                 Some(p) => self.store.project_audience(p).await?,
                 None => vec![b.owner_id],
             };
-            let event = serde_json::json!({
-                "type": "budget_alert",
-                "alert": Alert {
-                    budget_id: b.id,
-                    project_id: b.project_id,
-                    period: b.period,
-                    level,
-                    limit_usd: micros_to_usd(b.limit_micros),
-                    spent_usd: micros_to_usd(spent),
-                },
-            });
+            let event = serde_json::json!({ "type": "budget_alert", "alert": alert });
             let bytes = axum::body::Bytes::from(event.to_string());
             for user in audience {
                 self.bus.publish(user, bytes.clone());

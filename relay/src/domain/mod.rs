@@ -34,6 +34,7 @@ pub mod providers;
 pub mod secrets;
 pub mod tasks;
 pub mod tokens;
+pub mod webhooks;
 pub mod workspaces;
 
 use uuid::Uuid;
@@ -70,6 +71,8 @@ pub struct Domain {
     pub prompts: prompts::Prompts,
     /// The OAuth server for MCP clients.
     pub oauth: oauth::OAuth,
+    /// Outgoing webhooks.
+    pub webhooks: std::sync::Arc<webhooks::Webhooks>,
 }
 
 /// The door a request came through.

@@ -89,20 +89,31 @@ impl Secrets {
 
     /// Stores the caller's secret `name` (replacing one of that name), sealed.
     pub async fn put(&self, caller: Caller, name: &str, value: Plain) -> DomainResult<()> {
-        check_name(name)?;
-        let sealed = self
-            .keys()?
-            .seal(&context(caller.user, name), value.expose())?;
-        self.store
-            .put_sealed(caller.user, name, &sealed, Utc::now())
-            .await?;
-        self.metrics.secret_sealed();
+        self.seal_for(caller.user, name, value).await?;
         audit::record(Record {
             caller,
             action: "secret.put",
             subject: caller.user,
         });
         Ok(())
+    }
+
+    /// Seals `value` as `owner`'s secret `name`, for what the relay keeps on their behalf (a
+    /// webhook's signing secret); never for a door.
+    pub(crate) async fn seal_for(&self, owner: Uuid, name: &str, value: Plain) -> DomainResult<()> {
+        check_name(name)?;
+        let sealed = self.keys()?.seal(&context(owner, name), value.expose())?;
+        self.store
+            .put_sealed(owner, name, &sealed, Utc::now())
+            .await?;
+        self.metrics.secret_sealed();
+        Ok(())
+    }
+
+    /// Deletes `owner`'s secret `name` that the relay kept on their behalf; whether it was there.
+    pub(crate) async fn remove_for(&self, owner: Uuid, name: &str) -> DomainResult<bool> {
+        check_name(name)?;
+        Ok(self.store.delete_sealed(owner, name).await?)
     }
 
     /// The caller's secret `name`, opened.

@@ -48,11 +48,13 @@ type Commit = JoinHandle<CommitOutcome>;
 /// What a finished commit hands back.
 type CommitOutcome = (StoreResult<Applied>, u64, TaskEffects);
 
-/// What a committed batch changed about tasks: whose state to publish, whose log grew.
+/// What a committed batch changed about tasks: whose state to publish, whose log grew, and
+/// whether one finished (its webhook event is in the outbox).
 #[derive(Debug, Default)]
 struct TaskEffects {
     changed: Vec<Uuid>,
     logs: Vec<(Uuid, u64)>,
+    finished: bool,
 }
 
 impl TaskEffects {
@@ -61,7 +63,10 @@ impl TaskEffects {
         for m in batch {
             match &m.body {
                 AgentMessage::TaskStarted { task_id, .. } => effects.changed.push(*task_id),
-                AgentMessage::TaskFinished(r) => effects.changed.push(r.task_id),
+                AgentMessage::TaskFinished(r) => {
+                    effects.changed.push(r.task_id);
+                    effects.finished = true;
+                }
                 AgentMessage::TaskOutput {
                     task_id,
                     offset,
@@ -758,6 +763,9 @@ impl Session<'_> {
     fn announce(&mut self, effects: TaskEffects) {
         for (task, stored) in effects.logs {
             self.app.feed.logs.grew(task, stored);
+        }
+        if effects.finished {
+            self.app.webhook_dispatcher.wake();
         }
         if !effects.changed.is_empty() {
             let app = self.app.clone();

@@ -550,9 +550,16 @@ pub trait ActivityStore: Send + Sync {
     async fn project_captures_text(&self, project: Uuid) -> StoreResult<bool>;
     /// Sets whether a project keeps the text of its activities.
     async fn set_project_captures_text(&self, project: Uuid, keep: bool) -> StoreResult<()>;
-    /// Records that budget `id` raised `level` (80 or 100) in `period`; false when it already
-    /// had (so the alert is raised once).
-    async fn raise_budget_alert(&self, id: Uuid, level: i32, period: &str) -> StoreResult<bool>;
+    /// Records that budget `id` raised `level` (80 or 100) in `period`, with its webhook
+    /// event `event` in the same transaction (when an endpoint may want it); false, and
+    /// nothing written, when it already had (so the alert is raised once).
+    async fn raise_budget_alert(
+        &self,
+        id: Uuid,
+        level: i32,
+        period: &str,
+        event: &super::webhooks::WebhookEvent,
+    ) -> StoreResult<bool>;
 }
 
 #[cfg(test)]

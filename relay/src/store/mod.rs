@@ -22,7 +22,9 @@ mod sql_activity;
 mod sql_assistant;
 mod sql_oauth;
 mod sql_pipelines;
+mod sql_webhooks;
 mod sql_work;
+pub mod webhooks;
 pub mod work;
 
 use std::sync::Arc;
@@ -342,6 +344,7 @@ pub trait Store:
     + pipelines::PipelineStore
     + activity::ActivityStore
     + assistant::AssistantStore
+    + webhooks::WebhookStore
     + Send
     + Sync
     + 'static

@@ -472,6 +472,14 @@ pub(super) const TASK_FINISHED: &str = concat!(
     final_states!()
 );
 
+/// The `task_finished` webhook event of task `$2`, written only when an enabled endpoint of its
+/// owner, or of its project, may want it.
+pub(super) const TASK_FINISHED_EVENT: &str = "INSERT INTO webhook_events (id, kind, owner_id, \
+    project_id, subject_id, data, created_at) SELECT $1, 'task_finished', t.owner_id, \
+    t.project_id, t.id, '{}', $3 FROM tasks t WHERE t.id = $2 AND EXISTS (SELECT 1 FROM \
+    webhook_endpoints e WHERE e.enabled AND ((e.project_id IS NULL AND e.owner_id = t.owner_id) \
+    OR e.project_id = t.project_id))";
+
 // ---- The AI half: providers, budgets, LLM calls, pipeline runs --------------------------------
 
 /// An [`super::pipelines::LlmProvider`].

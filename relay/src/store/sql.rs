@@ -152,6 +152,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "prompts and AI commits",
         include_str!("../../../migrations/sqlite/0019_prompts_commits.sql"),
     ),
+    (
+        20,
+        "outgoing webhooks",
+        include_str!("../../../migrations/sqlite/0020_webhooks.sql"),
+    ),
 ];
 
 /// SQLite migrations that rebuild tables (to add CHECK constraints, which SQLite cannot add in
@@ -264,6 +269,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "prompts and AI commits",
         include_str!("../../../migrations/postgres/0019_prompts_commits.sql"),
+    ),
+    (
+        20,
+        "outgoing webhooks",
+        include_str!("../../../migrations/postgres/0020_webhooks.sql"),
     ),
 ];
 

@@ -487,7 +487,9 @@ macro_rules! sql_activity_store {
                 id: Uuid,
                 level: i32,
                 period: &str,
+                event: &super::webhooks::WebhookEvent,
             ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE budgets SET alert_level = $2, alert_period = $3 WHERE id = $1 \
                      AND (alert_period IS NULL OR alert_period <> $3 OR alert_level < $2)",
@@ -495,9 +497,14 @@ macro_rules! sql_activity_store {
                 .bind(id)
                 .bind(level)
                 .bind(period)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                Self::add_event_if_wanted(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
             }
         }
     };

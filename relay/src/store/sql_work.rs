@@ -124,7 +124,7 @@ macro_rules! sql_work_store {
                     }
                     AgentMessage::TaskFinished(result) => {
                         let end = crate::store::work_end(&result.outcome);
-                        sqlx::query(q::TASK_FINISHED)
+                        let finished = sqlx::query(q::TASK_FINISHED)
                             .bind(result.task_id)
                             .bind(workspace)
                             .bind(end.state)
@@ -137,6 +137,16 @@ macro_rules! sql_work_store {
                             .bind(result.truncated)
                             .execute(&mut *conn)
                             .await?;
+                        // The outbox: the webhook event is written with the end it tells of,
+                        // when an endpoint may want it.
+                        if finished.rows_affected() == 1 {
+                            sqlx::query(q::TASK_FINISHED_EVENT)
+                                .bind(Uuid::now_v7())
+                                .bind(result.task_id)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                     }
                     AgentMessage::RepoSet { .. } | AgentMessage::RepoState(_) => {}
                 }

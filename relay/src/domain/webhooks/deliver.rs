@@ -1,0 +1,421 @@
+//! The delivery loop: fans recorded events out to the endpoints that want them, then claims
+//! each endpoint's oldest pending delivery when it is due and hands it to a worker for that
+//! endpoint, which sends it (signed, with a timeout, no redirects) and, once it is delivered,
+//! goes on with the endpoint's next one: one at a time per endpoint, so a receiver gets its
+//! events in order, and up to 32 endpoints at once, so a slow one holds up no other.
+//!
+//! A failed attempt is tried again on the specification's schedule (5 s, 5 min, 30 min, 2 h,
+//! 5 h, 10 h, 14 h, 20 h, 24 h after the one before, each ±20% at random); a 429, 502 or 504
+//! answer, or any `Retry-After`, waits at least as long as it asks (up to a day). A 410
+//! answer disables the endpoint. A delivery out of attempts has failed, and the endpoint's next
+//! one goes. Several relays share the work: each attempt is claimed first.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use fulcrum_protocol::kinds::{DeliveryState, WebhookEventKind};
+use uuid::Uuid;
+
+use super::{kinds, payload, secret_name, sign, target};
+use crate::{
+    domain::{DomainResult, secrets::Secrets},
+    metrics::Metrics,
+    store::{
+        DynStore,
+        webhooks::{Attempt, AttemptOutcome, AttemptRecord, Delivery, DueDelivery, WebhookEvent},
+    },
+};
+
+/// Events fanned out per round.
+const EVENTS_PER_ROUND: u32 = 200;
+/// Deliveries claimed per round (each of a different endpoint).
+const DELIVERIES_PER_ROUND: u32 = 64;
+/// Endpoints served at once.
+const IN_FLIGHT: usize = 32;
+/// Longest wait a `Retry-After` gets.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// The waits before the second, third… attempt; a delivery gets one more attempt than
+    /// there are waits.
+    pub retry_delays: Vec<Duration>,
+    /// How long an attempt may take.
+    pub timeout: Duration,
+    /// How often the loop looks for work when nothing woke it.
+    pub poll: Duration,
+    /// Whether private and loopback targets are allowed.
+    pub allow_private: bool,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_delays: [5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            timeout: Duration::from_secs(15),
+            poll: Duration::from_secs(1),
+            allow_private: false,
+        }
+    }
+}
+
+/// The loop that delivers outgoing webhooks.
+pub struct Dispatcher {
+    store: DynStore,
+    secrets: Arc<Secrets>,
+    http: reqwest::Client,
+    config: DeliveryConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+    running: AtomicBool,
+    /// Attempts in flight at once (one endpoint's worker holds one).
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// What one attempt got.
+struct Answer {
+    status: Option<u16>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+/// The wait a `Retry-After` value asks for: seconds, or an HTTP date.
+fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let wait = match value.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => (DateTime::parse_from_rfc2822(value.trim())
+            .ok()?
+            .with_timezone(&Utc)
+            - now)
+            .to_std()
+            .unwrap_or_default(),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, opening endpoint secrets with `secrets`; `wake` starts a
+    /// round at once.
+    pub fn new(
+        store: DynStore,
+        secrets: Arc<Secrets>,
+        config: DeliveryConfig,
+        metrics: Arc<Metrics>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .tcp_nodelay(true)
+            .user_agent(concat!("Fulcrum-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !config.allow_private {
+            http = http.dns_resolver(Arc::new(target::PublicOnly));
+        }
+        Self {
+            store,
+            secrets,
+            http: http.build().unwrap_or_default(),
+            config,
+            metrics,
+            wake,
+            running: AtomicBool::new(false),
+            slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+        }
+    }
+
+    /// Starts a round now: an event was recorded on this node.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// `running` while the loop runs, else `stopped` (for readiness).
+    pub fn status(&self) -> &'static str {
+        if self.running.load(Ordering::Relaxed) {
+            "running"
+        } else {
+            "stopped"
+        }
+    }
+
+    /// Delivers until `shutdown` says stop.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.running.store(true, Ordering::Relaxed);
+        while !*shutdown.borrow() {
+            let busy = match self.round().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook delivery round failed");
+                    0
+                }
+            };
+            if busy > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+        self.running.store(false, Ordering::Relaxed);
+    }
+
+    /// When a claimed attempt lapses if its relay is gone: past the request's timeout.
+    fn lease(&self) -> DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.config.timeout * 2).unwrap_or_default()
+            + chrono::Duration::seconds(30)
+    }
+
+    /// One round: fans events out, then claims the deliveries that are due (as many as there
+    /// are free slots) and hands each to a worker of its endpoint; how much it did.
+    async fn round(self: &Arc<Self>) -> DomainResult<usize> {
+        let events = self.fan_out().await?;
+        let free = self
+            .slots
+            .available_permits()
+            .min(DELIVERIES_PER_ROUND as usize);
+        let mut claimed = 0;
+        if free > 0 {
+            for d in self
+                .store
+                .claim_due(Utc::now(), self.lease(), free as u32)
+                .await?
+            {
+                let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                claimed += 1;
+                tokio::spawn(self.clone().work(d, permit));
+            }
+        }
+        self.metrics
+            .webhook_pending(self.store.pending_deliveries().await?);
+        Ok(events + claimed)
+    }
+
+    /// An endpoint's worker: attempts its delivery `d`, and while they are delivered (or out
+    /// of attempts), goes on with the endpoint's next one, claimed in the same transaction that
+    /// records the attempt before it (one commit a delivery, in order).
+    async fn work(self: Arc<Self>, mut d: DueDelivery, _slot: tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            let (record, event_at) = self.attempt(&d).await;
+            let next = match record.outcome {
+                AttemptOutcome::Delivered | AttemptOutcome::Failed => {
+                    Some((Utc::now(), self.lease()))
+                }
+                AttemptOutcome::Retry(_) | AttemptOutcome::Gone => None,
+            };
+            let recorded = self.store.record_attempt(&record, next).await;
+            self.metrics.webhook_attempt(match record.outcome {
+                AttemptOutcome::Delivered => {
+                    self.metrics.webhook_delivered(
+                        (Utc::now() - event_at)
+                            .to_std()
+                            .unwrap_or_default()
+                            .as_secs_f64(),
+                    );
+                    "delivered"
+                }
+                AttemptOutcome::Retry(_) => "retry",
+                AttemptOutcome::Failed => "failed",
+                AttemptOutcome::Gone => {
+                    tracing::info!(endpoint = %record.endpoint, "webhook endpoint answered 410: disabled");
+                    "gone"
+                }
+            });
+            match recorded {
+                Ok(Some(delivery)) => match self.store.endpoint(delivery.endpoint_id).await {
+                    Ok(Some(endpoint)) => d = DueDelivery { delivery, endpoint },
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read a webhook endpoint");
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a webhook attempt");
+                    break;
+                }
+            }
+        }
+        // A slot is free: the loop may claim more.
+        self.wake.notify_one();
+    }
+
+    /// The payload data of event `e`: a task's as the API shows it, else what was recorded.
+    async fn data(&self, e: &WebhookEvent) -> DomainResult<serde_json::Value> {
+        if let (WebhookEventKind::TaskFinished, Some(task)) = (e.kind, e.subject_id)
+            && let Some((task, _)) = self.store.task_with_audience(task).await?
+        {
+            return Ok(serde_json::to_value(task).unwrap_or_default());
+        }
+        Ok(serde_json::from_str(&e.data).unwrap_or_default())
+    }
+
+    /// Turns each recorded event into one delivery per endpoint that wants it.
+    async fn fan_out(&self) -> DomainResult<usize> {
+        let events = self.store.pending_events(EVENTS_PER_ROUND).await?;
+        for e in &events {
+            let endpoints = self.store.endpoints_for_event(e).await?;
+            let now = Utc::now();
+            let body = payload(e.kind, e.created_at, self.data(e).await?);
+            let deliveries: Vec<Delivery> = endpoints
+                .iter()
+                .filter(|ep| e.endpoint_id.is_some() || kinds(&ep.events).contains(&e.kind))
+                .map(|ep| Delivery {
+                    id: Uuid::now_v7(),
+                    endpoint_id: ep.id,
+                    event_id: e.id,
+                    kind: e.kind,
+                    payload: body.clone(),
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_status: None,
+                    last_error: None,
+                    created_at: e.created_at,
+                    finished_at: None,
+                })
+                .collect();
+            if self.store.fan_out(e.id, &deliveries).await? {
+                self.metrics.webhook_events(1);
+            }
+        }
+        Ok(events.len())
+    }
+
+    /// The keys that sign for endpoint `id` of `owner`: its secret, and the one before while
+    /// it still signs.
+    async fn keys(&self, d: &DueDelivery, now: DateTime<Utc>) -> DomainResult<Vec<Vec<u8>>> {
+        let (id, owner) = (d.endpoint.id, d.endpoint.owner_id);
+        let mut keys = Vec::with_capacity(2);
+        let current = self.secrets.open(owner, &secret_name(id, false)).await?;
+        keys.extend(sign::key(&String::from_utf8_lossy(current.expose())));
+        if d.endpoint.previous_until.is_some_and(|t| t > now)
+            && let Ok(previous) = self.secrets.open(owner, &secret_name(id, true)).await
+        {
+            keys.extend(sign::key(&String::from_utf8_lossy(previous.expose())));
+        }
+        Ok(keys)
+    }
+
+    /// Posts one delivery.
+    async fn post(&self, d: &DueDelivery, keys: &[Vec<u8>], now: DateTime<Utc>) -> Answer {
+        let failed = |error: String| Answer {
+            status: None,
+            error: Some(error),
+            retry_after: None,
+        };
+        // A literal address is not resolved, so it is checked here (the URL was checked when
+        // saved, but the config may have changed since).
+        if let Err(e) = target::check(&d.endpoint.url, self.config.allow_private) {
+            return failed(e.to_string());
+        }
+        let id = d.delivery.id.to_string();
+        let timestamp = now.timestamp();
+        let body = d.delivery.payload.clone().into_bytes();
+        let signature = sign::header(keys, &id, timestamp, &body);
+        let sent = self
+            .http
+            .post(&d.endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => Answer {
+                status: Some(resp.status().as_u16()),
+                error: None,
+                retry_after: resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, now)),
+            },
+            // Without the URL: it is the endpoint's, shown in the endpoint already.
+            Err(e) => failed(e.without_url().to_string()),
+        }
+    }
+
+    /// Makes one attempt at a claimed delivery; what to record, and when its event happened.
+    async fn attempt(&self, d: &DueDelivery) -> (AttemptRecord, DateTime<Utc>) {
+        let now = Utc::now();
+        let started = Instant::now();
+        let answer = match self.keys(d, now).await {
+            Ok(keys) if !keys.is_empty() => self.post(d, &keys, now).await,
+            Ok(_) | Err(_) => Answer {
+                status: None,
+                error: Some("the endpoint's signing secret cannot be opened".into()),
+                retry_after: None,
+            },
+        };
+        let number = d.delivery.attempts + 1;
+        let attempt = Attempt {
+            attempt: number,
+            at: now,
+            status: answer.status.map(i32::from),
+            error: answer.error.clone(),
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        let record = AttemptRecord {
+            delivery: d.delivery.id,
+            endpoint: d.endpoint.id,
+            outcome: self.outcome(&answer, number as usize, now),
+            attempt,
+        };
+        (record, d.delivery.created_at)
+    }
+
+    /// What attempt `number` leaves its delivery as.
+    fn outcome(&self, a: &Answer, number: usize, now: DateTime<Utc>) -> AttemptOutcome {
+        match a.status {
+            Some(s) if (200..300).contains(&s) => return AttemptOutcome::Delivered,
+            Some(410) => return AttemptOutcome::Gone,
+            _ => {}
+        }
+        let Some(base) = self.config.retry_delays.get(number - 1) else {
+            return AttemptOutcome::Failed;
+        };
+        let mut wait = base.mul_f64(0.8 + 0.4 * rand::random::<f64>());
+        if let Some(asked) = a.retry_after {
+            wait = wait.max(asked);
+        }
+        AttemptOutcome::Retry(now + chrono::Duration::from_std(wait).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = Utc::now();
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("99999999", now),
+            Some(MAX_RETRY_AFTER),
+            "capped"
+        );
+        let later = (now + chrono::Duration::seconds(120)).to_rfc2822();
+        let got = retry_after(&later, now).unwrap();
+        assert!((119..=120).contains(&got.as_secs()), "{got:?}");
+        assert_eq!(retry_after("soon", now), None);
+    }
+}
