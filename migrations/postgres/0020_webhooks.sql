@@ -14,6 +14,9 @@ CREATE TABLE webhook_endpoints (
     disabled_reason TEXT,
     -- While a rotated secret still signs too (both signatures are sent until then).
     previous_until  TIMESTAMPTZ,
+    -- While a relay's worker sends its deliveries (one at a time, in order): the claim lapses
+    -- then if that relay is gone.
+    busy_until      TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL
 );
@@ -36,7 +39,7 @@ CREATE TABLE webhook_events (
 );
 
 -- One event for one endpoint, sent in order per endpoint and retried on the specification's
--- schedule until it is delivered or has failed.
+-- schedule until it is delivered or has failed (which disables the endpoint).
 CREATE TABLE webhook_deliveries (
     id              UUID PRIMARY KEY,
     endpoint_id     UUID NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
@@ -46,6 +49,8 @@ CREATE TABLE webhook_deliveries (
     payload         TEXT NOT NULL,
     state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
     attempts        INTEGER NOT NULL,
+    -- The attempt the retry schedule counts from (moved on by a replay).
+    schedule_base   INTEGER NOT NULL,
     next_attempt_at TIMESTAMPTZ NOT NULL,
     last_status     INTEGER,
     last_error      TEXT,

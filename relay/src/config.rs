@@ -195,15 +195,15 @@ impl Default for WebhooksConfig {
 }
 
 impl WebhooksConfig {
-    /// The delivery loop's settings (at most 20 retries, timeouts of 1 to 60 s, a poll of at
-    /// least 50 ms).
+    /// The delivery loop's settings (at most 20 retries of at most a week each, timeouts of 1
+    /// to 60 s, a poll of at least 50 ms).
     pub fn delivery(&self) -> crate::domain::webhooks::deliver::DeliveryConfig {
         crate::domain::webhooks::deliver::DeliveryConfig {
             retry_delays: self
                 .retry_delays_ms
                 .iter()
                 .take(20)
-                .map(|ms| Duration::from_millis(*ms))
+                .map(|ms| Duration::from_millis((*ms).min(7 * 86_400_000)))
                 .collect(),
             timeout: Duration::from_secs(self.timeout_secs.clamp(1, 60)),
             poll: Duration::from_millis(self.poll_ms.max(50)),

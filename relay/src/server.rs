@@ -338,6 +338,7 @@ fn compose(
         workspaces.clone(),
         bus.clone(),
     ));
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let budgets = Arc::new(crate::domain::budgets::Budgets::new(
         store.clone(),
         prices,
@@ -345,6 +346,7 @@ fn compose(
         metrics.clone(),
         projects.clone(),
         bus.clone(),
+        webhook_wake.clone(),
     ));
     let assistant =
         crate::domain::assistant::Assistant::new(store.clone(), budgets.clone(), providers.clone());
@@ -388,7 +390,6 @@ fn compose(
         engine_wake,
         local_runs,
     ));
-    let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let webhooks = Arc::new(crate::domain::webhooks::Webhooks::new(
         store.clone(),
         projects.clone(),

@@ -14,6 +14,7 @@ pub mod llm_standin;
 pub mod mcp_client;
 pub mod processes;
 pub mod transport;
+pub mod webhook_receiver;
 
 use anyhow::{Context, Result, bail};
 use fulcrum_agent::{AgentOptions, RunningAgent, transport::TransportMode};

@@ -408,7 +408,18 @@ async fn the_gateway_passes_answers_through_records_and_caps_them() {
 
     // A user budget of $0.00115 with $0.00084 spent (five calls of $0.000168): a call's worst
     // case (about 22 input tokens estimated + 8 out: $0.000108) fits twice more; the first
-    // crosses 80%, the second 100%, the third is refused. Each alert is raised once.
+    // crosses 80%, the second 100%, the third is refused. Each alert is raised once, on the
+    // events socket and to the user's `budget_threshold` webhook.
+    let mut rx = fulcrum_tests::webhook_receiver::Receiver::start().await;
+    let r = api
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": format!("{}/hook", rx.url), "events": ["budget_threshold"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    rx.control(json!({"secret": r.data()["secret"]})).await;
     let r = api
         .put(
             "/api/v1/budgets",
@@ -456,6 +467,12 @@ async fn the_gateway_passes_answers_through_records_and_caps_them() {
         }
     }
     assert_eq!(alerts, [80, 100], "each level once");
+    for level in [80, 100] {
+        let d = rx.next().await;
+        assert_eq!(d["type"], "budget_threshold", "{d}");
+        assert_eq!(d["verified"], true, "{d}");
+        assert_eq!(d["data"]["level"], level, "{d}");
+    }
     let budgets = api.get("/api/v1/budgets").await.unwrap();
     assert_eq!(budgets.data()[0]["alert_level"], 100);
 

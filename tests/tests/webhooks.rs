@@ -9,66 +9,14 @@ use std::time::Duration;
 
 use fulcrum_tests::{
     Api, Backend, RelayOptions, TestDb, add_member, both_backends, id, make_user, post_task, rig,
-    start_relay,
+    start_relay, webhook_receiver::Receiver,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
 fn opts() -> RelayOptions {
     RelayOptions {
         master_keys: Some(fulcrum_relay::secrets::KeyRing::generate_entry("k1")),
         ..Default::default()
-    }
-}
-
-/// The receiver process and the deliveries it printed.
-struct Receiver {
-    _child: tokio::process::Child,
-    lines: Lines<BufReader<tokio::process::ChildStdout>>,
-    url: String,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let venv = std::env::var("FULCRUM_LLM_VENV")
-            .expect("FULCRUM_LLM_VENV is set by scripts/setup.sh (standardwebhooks)");
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut child = tokio::process::Command::new(format!("{venv}/bin/python"))
-            .arg(root.join("webhooks/receiver.py"))
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        let port = first
-            .strip_prefix("LISTENING ")
-            .expect("the receiver listens");
-        Self {
-            _child: child,
-            lines,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn control(&self, v: Value) {
-        let r = reqwest::Client::new()
-            .put(format!("{}/_control", self.url))
-            .json(&v)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
-    }
-
-    /// The next delivery it got.
-    async fn next(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
-            .await
-            .expect("a delivery within 30 s")
-            .unwrap()
-            .expect("the receiver is running");
-        serde_json::from_str(&line).unwrap()
     }
 }
 
@@ -96,6 +44,24 @@ async fn deliveries_when(api: &Api, endpoint: &str, done: impl Fn(&[Value]) -> b
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the delivery log never settled: {log:#?}");
+}
+
+/// The endpoint once `done` holds of it (within 10 s).
+async fn endpoint_when(api: &Api, endpoint: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        let r = api
+            .get(&format!("/api/v1/webhooks/{endpoint}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{:#}", r.body);
+        shown = r.data().clone();
+        if done(&shown) {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the endpoint never got there: {shown:#}");
 }
 
 both_backends!(deliveries_are_signed_in_order_retried_and_logged);
@@ -222,6 +188,40 @@ async fn deliveries_are_signed_in_order_retried_and_logged(b: Backend) {
         );
     }
 
+    // A delivery that fails every attempt (four in the tests' schedule) fails, and disables the
+    // endpoint; enabled again, it goes on.
+    rx.control(json!({"secret": new_secret, "answers": [500, 500, 500, 500], "retry_after": null}))
+        .await;
+    s.api
+        .post(&format!("/api/v1/webhooks/{endpoint}/test"), json!({}))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(rx.next().await["status"], 500);
+    }
+    let shown = endpoint_when(&s.api, &endpoint, |e| e["enabled"] == false).await;
+    assert!(
+        shown["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed")
+    );
+    let r = s
+        .api
+        .post(&format!("/api/v1/webhooks/{endpoint}/test"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.error_code()), (409, "endpoint_disabled"));
+    let r = s
+        .api
+        .patch(
+            &format!("/api/v1/webhooks/{endpoint}"),
+            json!({"enabled": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:#}", r.body);
+
     // 410: the endpoint is disabled, and gets nothing more.
     rx.control(json!({"secret": new_secret, "answers": [410]}))
         .await;
@@ -230,21 +230,7 @@ async fn deliveries_are_signed_in_order_retried_and_logged(b: Backend) {
         .await
         .unwrap();
     assert_eq!(rx.next().await["status"], 410);
-    let mut shown = Value::Null;
-    for _ in 0..100 {
-        shown = s
-            .api
-            .get(&format!("/api/v1/webhooks/{endpoint}"))
-            .await
-            .unwrap()
-            .data()
-            .clone();
-        if shown["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown["enabled"], false, "{shown}");
+    let shown = endpoint_when(&s.api, &endpoint, |e| e["enabled"] == false).await;
     assert!(shown["disabled_reason"].as_str().unwrap().contains("410"));
     assert!(shown.get("secret").is_none());
 

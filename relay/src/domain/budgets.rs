@@ -183,6 +183,8 @@ pub struct Budgets {
     metrics: Arc<Metrics>,
     projects: Arc<Projects>,
     bus: DynBus,
+    /// Woken when an alert recorded a webhook event.
+    webhooks: Arc<tokio::sync::Notify>,
 }
 
 /// A call journaled and held against its budgets, not yet settled.
@@ -222,6 +224,7 @@ impl Budgets {
         metrics: Arc<Metrics>,
         projects: Arc<Projects>,
         bus: DynBus,
+        webhooks: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             store,
@@ -230,6 +233,7 @@ impl Budgets {
             metrics,
             projects,
             bus,
+            webhooks,
         }
     }
 
@@ -684,6 +688,7 @@ impl Budgets {
             }
             self.metrics
                 .budget_alert(if level == 100 { "100" } else { "80" });
+            self.webhooks.notify_one();
             let audience = match b.project_id {
                 Some(p) => self.store.project_audience(p).await?,
                 None => vec![b.owner_id],

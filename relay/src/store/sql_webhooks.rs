@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::{
     PostgresStore, SqliteStore, StoreResult,
     webhooks::{
-        Attempt, AttemptOutcome, AttemptRecord, Delivery, DueDelivery, Endpoint, WebhookEvent,
-        WebhookStore,
+        Attempt, AttemptOutcome, AttemptRecord, Delivery, DueDelivery, Endpoint, EndpointChange,
+        WebhookEvent, WebhookStore,
     },
 };
 
@@ -16,10 +16,9 @@ const ENDPOINT: &str = "SELECT id, owner_id, project_id, url, description, event
     disabled_reason, previous_until, created_at, updated_at FROM webhook_endpoints";
 const EVENT: &str = "SELECT id, kind, owner_id, project_id, endpoint_id, subject_id, data, \
     created_at FROM webhook_events";
-const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, kind, payload, state, attempts, \
-    next_attempt_at, last_status, last_error, created_at, finished_at";
 const DELIVERY: &str = "SELECT id, endpoint_id, event_id, kind, payload, state, attempts, \
-    next_attempt_at, last_status, last_error, created_at, finished_at FROM webhook_deliveries";
+    schedule_base, next_attempt_at, last_status, last_error, created_at, finished_at \
+    FROM webhook_deliveries";
 
 /// Stamps out a [`WebhookStore`] implementation for one store over database `$db`.
 macro_rules! sql_webhook_store {
@@ -96,20 +95,52 @@ macro_rules! sql_webhook_store {
                 Ok(b.build_query_as().fetch_all(&self.pool).await?)
             }
 
-            async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<bool> {
+            async fn update_endpoint(
+                &self,
+                id: Uuid,
+                c: &EndpointChange,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Endpoint>> {
+                let (enabled, reason) = match &c.enabled {
+                    Some((on, reason)) => (Some(*on), reason.clone()),
+                    None => (None, None),
+                };
                 let done = sqlx::query(
-                    "UPDATE webhook_endpoints SET url = $2, description = $3, events = $4, \
-                     enabled = $5, disabled_reason = $6, previous_until = $7, updated_at = $8 \
+                    "UPDATE webhook_endpoints SET url = COALESCE($2, url), \
+                     description = COALESCE($3, description), events = COALESCE($4, events), \
+                     enabled = COALESCE($5, enabled), disabled_reason = CASE \
+                     WHEN $5 IS NULL THEN disabled_reason WHEN $5 THEN NULL \
+                     WHEN enabled THEN $6 ELSE disabled_reason END, updated_at = $7 \
                      WHERE id = $1",
                 )
-                .bind(e.id)
-                .bind(&e.url)
-                .bind(&e.description)
-                .bind(&e.events)
-                .bind(e.enabled)
-                .bind(&e.disabled_reason)
-                .bind(e.previous_until)
-                .bind(e.updated_at)
+                .bind(id)
+                .bind(&c.url)
+                .bind(&c.description)
+                .bind(&c.events)
+                .bind(enabled)
+                .bind(reason)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                self.endpoint(id).await
+            }
+
+            async fn set_previous_until(
+                &self,
+                id: Uuid,
+                until: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE webhook_endpoints SET previous_until = $2, updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(until)
+                .bind(now)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -180,9 +211,12 @@ macro_rules! sql_webhook_store {
                         .bind(id)
                         .fetch_all(&self.pool)
                         .await?,
+                    // A project's endpoint only while its creator still manages the project.
                     None => sqlx::query_as(&format!(
                         "{ENDPOINT} WHERE enabled AND ((project_id IS NULL AND owner_id = $1) \
-                         OR project_id = $2) ORDER BY id"
+                         OR (project_id = $2 AND EXISTS (SELECT 1 FROM project_members m \
+                         WHERE m.project_id = $2 AND m.user_id = webhook_endpoints.owner_id \
+                         AND m.role IN ('owner', 'maintainer')))) ORDER BY id"
                     ))
                     .bind(e.owner_id)
                     .bind(e.project_id)
@@ -203,8 +237,8 @@ macro_rules! sql_webhook_store {
                 for d in deliveries {
                     sqlx::query(
                         "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, kind, \
-                         payload, state, attempts, next_attempt_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+                         payload, state, attempts, schedule_base, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8)",
                     )
                     .bind(d.id)
                     .bind(d.endpoint_id)
@@ -227,40 +261,77 @@ macro_rules! sql_webhook_store {
                 lease: DateTime<Utc>,
                 limit: u32,
             ) -> StoreResult<Vec<DueDelivery>> {
-                // The oldest pending delivery of each enabled endpoint, if it is due; a row
-                // another relay claimed meanwhile is no longer due and is skipped.
-                let rows: Vec<Delivery> = sqlx::query_as(&format!(
-                    "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id IN \
-                     (SELECT d.id FROM webhook_deliveries d WHERE d.state = 'pending' \
-                     AND d.next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM \
-                     webhook_deliveries o WHERE o.endpoint_id = d.endpoint_id \
-                     AND o.state = 'pending' AND o.id < d.id) AND EXISTS (SELECT 1 FROM \
-                     webhook_endpoints e WHERE e.id = d.endpoint_id AND e.enabled) \
-                     ORDER BY d.next_attempt_at LIMIT $3) \
-                     AND state = 'pending' AND next_attempt_at <= $1 RETURNING {}",
-                    DELIVERY_COLUMNS
-                ))
+                let mut tx = self.pool.begin().await?;
+                // Endpoints no worker holds whose oldest pending delivery is due; one another
+                // relay claimed meanwhile no longer matches the outer condition and is skipped.
+                let ids: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE webhook_endpoints SET busy_until = $2 WHERE id IN (SELECT e.id \
+                     FROM webhook_endpoints e WHERE e.enabled AND (e.busy_until IS NULL OR \
+                     e.busy_until < $1) AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE \
+                     d.endpoint_id = e.id AND d.state = 'pending' AND d.next_attempt_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE \
+                     o.endpoint_id = e.id AND o.state = 'pending' AND o.id < d.id)) LIMIT $3) \
+                     AND enabled AND (busy_until IS NULL OR busy_until < $1) RETURNING id",
+                )
                 .bind(now)
                 .bind(lease)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                let mut due = Vec::with_capacity(rows.len());
-                for delivery in rows {
-                    if let Some(endpoint) = self.endpoint(delivery.endpoint_id).await? {
+                let mut due = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let endpoint: Option<Endpoint> =
+                        sqlx::query_as(&format!("{ENDPOINT} WHERE id = $1"))
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let delivery: Option<Delivery> = sqlx::query_as(&format!(
+                        "{DELIVERY} WHERE endpoint_id = $1 AND state = 'pending' \
+                         ORDER BY id LIMIT 1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let (Some(endpoint), Some(delivery)) = (endpoint, delivery) {
                         due.push(DueDelivery { delivery, endpoint });
                     }
                 }
+                tx.commit().await?;
                 Ok(due)
             }
 
             async fn record_attempt(
                 &self,
                 r: &AttemptRecord,
-                next: Option<(DateTime<Utc>, DateTime<Utc>)>,
+                now: DateTime<Utc>,
+                lease: DateTime<Utc>,
             ) -> StoreResult<Option<Delivery>> {
                 let a = &r.attempt;
                 let mut tx = self.pool.begin().await?;
+                let (state, next_at, finished) = match r.outcome {
+                    AttemptOutcome::Delivered => ("delivered", a.at, Some(a.at)),
+                    AttemptOutcome::Retry(at) => ("pending", at, None),
+                    AttemptOutcome::Failed | AttemptOutcome::Gone => ("failed", a.at, Some(a.at)),
+                };
+                // Fenced: only the attempt that follows the one stored counts.
+                let moved = sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $2, attempts = $3, \
+                     next_attempt_at = $4, last_status = $5, last_error = $6, finished_at = $7 \
+                     WHERE id = $1 AND state = 'pending' AND attempts = $8",
+                )
+                .bind(r.delivery)
+                .bind(state)
+                .bind(a.attempt)
+                .bind(next_at)
+                .bind(a.status)
+                .bind(&a.error)
+                .bind(finished)
+                .bind(a.attempt - 1)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() != 1 {
+                    return Ok(None);
+                }
                 sqlx::query(
                     "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, \
                      duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -273,56 +344,45 @@ macro_rules! sql_webhook_store {
                 .bind(a.duration_ms)
                 .execute(&mut *tx)
                 .await?;
-                let (state, next_at, finished) = match r.outcome {
-                    AttemptOutcome::Delivered => ("delivered", a.at, Some(a.at)),
-                    AttemptOutcome::Retry(at) => ("pending", at, None),
-                    AttemptOutcome::Failed | AttemptOutcome::Gone => ("failed", a.at, Some(a.at)),
+                let disabled = match r.outcome {
+                    AttemptOutcome::Gone => Some("the endpoint answered 410 Gone"),
+                    AttemptOutcome::Failed => Some(
+                        "every attempt at a delivery failed, for days; enable it again once \
+                         the endpoint works",
+                    ),
+                    _ => None,
                 };
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $2, attempts = $3, \
-                     next_attempt_at = $4, last_status = $5, last_error = $6, finished_at = $7 \
-                     WHERE id = $1",
-                )
-                .bind(r.delivery)
-                .bind(state)
-                .bind(a.attempt)
-                .bind(next_at)
-                .bind(a.status)
-                .bind(&a.error)
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?;
-                if let AttemptOutcome::Gone = r.outcome {
-                    sqlx::query(
-                        "UPDATE webhook_endpoints SET enabled = FALSE, \
-                         disabled_reason = 'the endpoint answered 410 Gone', updated_at = $2 \
-                         WHERE id = $1",
-                    )
-                    .bind(r.endpoint)
-                    .bind(a.at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let claimed = match next {
-                    Some((now, lease)) => {
+                let next: Option<Delivery> = match r.outcome {
+                    AttemptOutcome::Delivered => {
                         sqlx::query_as(&format!(
-                            "UPDATE webhook_deliveries SET next_attempt_at = $3 WHERE id = \
-                             (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 \
-                             AND state = 'pending' ORDER BY id LIMIT 1) AND state = 'pending' \
-                             AND next_attempt_at <= $2 AND EXISTS (SELECT 1 FROM \
-                             webhook_endpoints e WHERE e.id = $1 AND e.enabled) RETURNING {}",
-                            DELIVERY_COLUMNS
+                            "{DELIVERY} WHERE endpoint_id = $1 AND state = 'pending' \
+                             AND next_attempt_at <= $2 AND id = (SELECT o.id FROM \
+                             webhook_deliveries o WHERE o.endpoint_id = $1 \
+                             AND o.state = 'pending' ORDER BY o.id LIMIT 1) AND EXISTS (SELECT 1 FROM \
+                             webhook_endpoints e WHERE e.id = $1 AND e.enabled)"
                         ))
                         .bind(r.endpoint)
                         .bind(now)
-                        .bind(lease)
                         .fetch_optional(&mut *tx)
                         .await?
                     }
-                    None => None,
+                    _ => None,
                 };
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET busy_until = $2, \
+                     enabled = CASE WHEN $3 IS NULL THEN enabled ELSE FALSE END, \
+                     disabled_reason = COALESCE($3, disabled_reason), \
+                     updated_at = CASE WHEN $3 IS NULL THEN updated_at ELSE $4 END \
+                     WHERE id = $1",
+                )
+                .bind(r.endpoint)
+                .bind(next.as_ref().map(|_| lease))
+                .bind(disabled)
+                .bind(a.at)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
-                Ok(claimed)
+                Ok(next)
             }
 
             async fn deliveries(
@@ -372,8 +432,8 @@ macro_rules! sql_webhook_store {
             ) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, \
-                     finished_at = NULL WHERE id = $1 AND endpoint_id = $2 \
-                     AND state <> 'pending'",
+                     finished_at = NULL, schedule_base = attempts WHERE id = $1 \
+                     AND endpoint_id = $2 AND state <> 'pending'",
                 )
                 .bind(id)
                 .bind(endpoint)

@@ -578,12 +578,24 @@ macro_rules! sql_work_store {
                 now: DateTime<Utc>,
                 message: &str,
             ) -> StoreResult<Vec<Uuid>> {
-                Ok(sqlx::query_scalar(q::MARK_LOST)
+                let mut tx = self.pool.begin().await?;
+                let lost: Vec<Uuid> = sqlx::query_scalar(q::MARK_LOST)
                     .bind(cutoff)
                     .bind(now)
                     .bind(message)
-                    .fetch_all(&self.pool)
-                    .await?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                // Each lost task's webhook event, with its end.
+                for task in &lost {
+                    sqlx::query(q::TASK_FINISHED_EVENT)
+                        .bind(Uuid::now_v7())
+                        .bind(task)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(lost)
             }
         }
     };

@@ -79,6 +79,9 @@ pub struct Delivery {
     pub state: DeliveryState,
     /// Attempts made.
     pub attempts: i32,
+    /// The attempt the retry schedule counts from (a replay moves it on).
+    #[serde(skip)]
+    pub schedule_base: i32,
     /// When the next attempt is due (while pending).
     pub next_attempt_at: DateTime<Utc>,
     /// The last answer's status.
@@ -122,10 +125,24 @@ pub enum AttemptOutcome {
     Delivered,
     /// Another attempt at this time.
     Retry(DateTime<Utc>),
-    /// No more attempts.
+    /// No more attempts: the delivery failed, and the endpoint is disabled (it has failed for
+    /// days).
     Failed,
     /// The endpoint is gone (410): the delivery failed and the endpoint is disabled.
     Gone,
+}
+
+/// Changes to an endpoint: what is `None` stays.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointChange {
+    /// A new URL.
+    pub url: Option<String>,
+    /// A new description.
+    pub description: Option<String>,
+    /// The event kinds, space-separated.
+    pub events: Option<String>,
+    /// Enabled (clearing why it was disabled), or disabled for this reason.
+    pub enabled: Option<(bool, Option<String>)>,
 }
 
 /// An attempt made, to record.
@@ -150,8 +167,21 @@ pub trait WebhookStore {
     async fn endpoint(&self, id: Uuid) -> StoreResult<Option<Endpoint>>;
     /// The endpoints `user` set up for themself, and those of `projects`, oldest first.
     async fn endpoints(&self, user: Uuid, projects: &[Uuid]) -> StoreResult<Vec<Endpoint>>;
-    /// Saves an endpoint's url, description, events, state and rotation window.
-    async fn update_endpoint(&self, e: &Endpoint) -> StoreResult<bool>;
+    /// Changes endpoint `id` (only what `change` names, so a concurrent 410 or rotation is not
+    /// undone); the endpoint as it is now.
+    async fn update_endpoint(
+        &self,
+        id: Uuid,
+        change: &EndpointChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Endpoint>>;
+    /// Sets until when endpoint `id`'s secret before the last rotation still signs.
+    async fn set_previous_until(
+        &self,
+        id: Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Deletes an endpoint with its deliveries.
     async fn delete_endpoint(&self, id: Uuid) -> StoreResult<bool>;
     /// How many endpoints `user` set up.
@@ -166,22 +196,25 @@ pub trait WebhookStore {
     /// Replaces event `event` by `deliveries`, in one transaction; false (and nothing written)
     /// when another relay did it first.
     async fn fan_out(&self, event: Uuid, deliveries: &[Delivery]) -> StoreResult<bool>;
-    /// Takes up to `limit` deliveries due at `now` for an attempt, in one statement: the
-    /// oldest pending one of each enabled endpoint, when its attempt is due. Their next
-    /// attempt moves to `lease` (so no other relay takes them meanwhile).
+    /// Claims up to `limit` enabled endpoints whose oldest pending delivery is due at `now`
+    /// and that no worker holds (until `lease`), with that delivery: one worker an endpoint,
+    /// so its deliveries go one at a time, in order.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<DueDelivery>>;
-    /// Records an attempt and what it leaves its delivery (and, for [`AttemptOutcome::Gone`],
-    /// its endpoint) as; with `next` (`now`, `lease`), also claims the endpoint's next due
-    /// delivery, in the same transaction, and returns it.
+    /// Records an attempt and what it leaves its delivery (and, when it failed for good or
+    /// the endpoint is gone, its endpoint) as; once delivered, takes the endpoint's next
+    /// delivery if it is due at `now` (the worker's claim extended to `lease`) and returns it,
+    /// else gives the endpoint up. One transaction; nothing is written (and `None` returned)
+    /// when the delivery moved on meanwhile (another relay's attempt).
     async fn record_attempt(
         &self,
         attempt: &AttemptRecord,
-        next: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+        lease: DateTime<Utc>,
     ) -> StoreResult<Option<Delivery>>;
     /// Endpoint `endpoint`'s deliveries, newest first, older than `before` if given.
     async fn deliveries(

@@ -1,14 +1,17 @@
 //! The delivery loop: fans recorded events out to the endpoints that want them, then claims
-//! each endpoint's oldest pending delivery when it is due and hands it to a worker for that
-//! endpoint, which sends it (signed, with a timeout, no redirects) and, once it is delivered,
-//! goes on with the endpoint's next one: one at a time per endpoint, so a receiver gets its
-//! events in order, and up to 32 endpoints at once, so a slow one holds up no other.
+//! endpoints whose oldest pending delivery is due and hands each to a worker, which sends it
+//! (signed, with a timeout, no redirects, no proxy) and, once it is delivered, goes on with the
+//! endpoint's next one, claimed in the same transaction that records the attempt: one at a
+//! time per endpoint, so a receiver gets its events in order, and up to 32 endpoints at once,
+//! so a slow one holds up no other.
 //!
 //! A failed attempt is tried again on the specification's schedule (5 s, 5 min, 30 min, 2 h,
 //! 5 h, 10 h, 14 h, 20 h, 24 h after the one before, each ±20% at random); a 429, 502 or 504
-//! answer, or any `Retry-After`, waits at least as long as it asks (up to a day). A 410
-//! answer disables the endpoint. A delivery out of attempts has failed, and the endpoint's next
-//! one goes. Several relays share the work: each attempt is claimed first.
+//! answer, or any `Retry-After`, waits at least as long as it asks (up to a day). A delivery
+//! out of attempts has failed, and its endpoint, failing for days, is disabled; a 410 answer
+//! disables it at once. Several relays share the work: an endpoint is claimed by one worker
+//! until a lease runs out (so a relay that dies mid-attempt leaves it to another, which sends
+//! the delivery again: receivers drop duplicates by `webhook-id`).
 
 use std::{
     sync::{
@@ -73,7 +76,8 @@ impl Default for DeliveryConfig {
 pub struct Dispatcher {
     store: DynStore,
     secrets: Arc<Secrets>,
-    http: reqwest::Client,
+    /// None if it could not be built: every attempt fails, and readiness says so.
+    http: Option<reqwest::Client>,
     config: DeliveryConfig,
     metrics: Arc<Metrics>,
     wake: Arc<tokio::sync::Notify>,
@@ -114,6 +118,8 @@ impl Dispatcher {
         wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         let mut http = reqwest::Client::builder()
+            // A proxy would resolve the target itself, past the address check.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -125,7 +131,12 @@ impl Dispatcher {
         Self {
             store,
             secrets,
-            http: http.build().unwrap_or_default(),
+            http: http
+                .build()
+                .inspect_err(
+                    |e| tracing::error!(error = %e, "the webhook HTTP client cannot start"),
+                )
+                .ok(),
             config,
             metrics,
             wake,
@@ -141,7 +152,9 @@ impl Dispatcher {
 
     /// `running` while the loop runs, else `stopped` (for readiness).
     pub fn status(&self) -> &'static str {
-        if self.running.load(Ordering::Relaxed) {
+        if self.http.is_none() {
+            "no_http_client"
+        } else if self.running.load(Ordering::Relaxed) {
             "running"
         } else {
             "stopped"
@@ -211,13 +224,10 @@ impl Dispatcher {
     async fn work(self: Arc<Self>, mut d: DueDelivery, _slot: tokio::sync::OwnedSemaphorePermit) {
         loop {
             let (record, event_at) = self.attempt(&d).await;
-            let next = match record.outcome {
-                AttemptOutcome::Delivered | AttemptOutcome::Failed => {
-                    Some((Utc::now(), self.lease()))
-                }
-                AttemptOutcome::Retry(_) | AttemptOutcome::Gone => None,
-            };
-            let recorded = self.store.record_attempt(&record, next).await;
+            let recorded = self
+                .store
+                .record_attempt(&record, Utc::now(), self.lease())
+                .await;
             self.metrics.webhook_attempt(match record.outcome {
                 AttemptOutcome::Delivered => {
                     self.metrics.webhook_delivered(
@@ -228,7 +238,16 @@ impl Dispatcher {
                     );
                     "delivered"
                 }
-                AttemptOutcome::Retry(_) => "retry",
+                AttemptOutcome::Retry(at) => {
+                    // Wake the loop when it is due (other relays find it by polling).
+                    let wake = self.wake.clone();
+                    let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        wake.notify_one();
+                    });
+                    "retry"
+                }
                 AttemptOutcome::Failed => "failed",
                 AttemptOutcome::Gone => {
                     tracing::info!(endpoint = %record.endpoint, "webhook endpoint answered 410: disabled");
@@ -265,36 +284,49 @@ impl Dispatcher {
         Ok(serde_json::from_str(&e.data).unwrap_or_default())
     }
 
-    /// Turns each recorded event into one delivery per endpoint that wants it.
+    /// Turns each recorded event into one delivery per endpoint that wants it; how many it
+    /// did (an event that fails is logged and tried again next round).
     async fn fan_out(&self) -> DomainResult<usize> {
         let events = self.store.pending_events(EVENTS_PER_ROUND).await?;
+        let mut done = 0;
         for e in &events {
-            let endpoints = self.store.endpoints_for_event(e).await?;
-            let now = Utc::now();
-            let body = payload(e.kind, e.created_at, self.data(e).await?);
-            let deliveries: Vec<Delivery> = endpoints
-                .iter()
-                .filter(|ep| e.endpoint_id.is_some() || kinds(&ep.events).contains(&e.kind))
-                .map(|ep| Delivery {
-                    id: Uuid::now_v7(),
-                    endpoint_id: ep.id,
-                    event_id: e.id,
-                    kind: e.kind,
-                    payload: body.clone(),
-                    state: DeliveryState::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_status: None,
-                    last_error: None,
-                    created_at: e.created_at,
-                    finished_at: None,
-                })
-                .collect();
-            if self.store.fan_out(e.id, &deliveries).await? {
-                self.metrics.webhook_events(1);
+            match self.fan_out_one(e).await {
+                Ok(()) => done += 1,
+                Err(err) => {
+                    tracing::warn!(error = %err, event = %e.id, "cannot fan a webhook event out");
+                }
             }
         }
-        Ok(events.len())
+        Ok(done)
+    }
+
+    async fn fan_out_one(&self, e: &WebhookEvent) -> DomainResult<()> {
+        let endpoints = self.store.endpoints_for_event(e).await?;
+        let now = Utc::now();
+        let body = payload(e.kind, e.created_at, self.data(e).await?);
+        let deliveries: Vec<Delivery> = endpoints
+            .iter()
+            .filter(|ep| e.endpoint_id.is_some() || kinds(&ep.events).contains(&e.kind))
+            .map(|ep| Delivery {
+                id: Uuid::now_v7(),
+                endpoint_id: ep.id,
+                event_id: e.id,
+                kind: e.kind,
+                payload: body.clone(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                schedule_base: 0,
+                next_attempt_at: now,
+                last_status: None,
+                last_error: None,
+                created_at: e.created_at,
+                finished_at: None,
+            })
+            .collect();
+        if self.store.fan_out(e.id, &deliveries).await? {
+            self.metrics.webhook_events(1);
+        }
+        Ok(())
     }
 
     /// The keys that sign for endpoint `id` of `owner`: its secret, and the one before while
@@ -328,8 +360,10 @@ impl Dispatcher {
         let timestamp = now.timestamp();
         let body = d.delivery.payload.clone().into_bytes();
         let signature = sign::header(keys, &id, timestamp, &body);
-        let sent = self
-            .http
+        let Some(http) = &self.http else {
+            return failed("the relay's webhook HTTP client could not start".into());
+        };
+        let sent = http
             .post(&d.endpoint.url)
             .header("content-type", "application/json")
             .header("webhook-id", &id)
@@ -376,13 +410,17 @@ impl Dispatcher {
         let record = AttemptRecord {
             delivery: d.delivery.id,
             endpoint: d.endpoint.id,
-            outcome: self.outcome(&answer, number as usize, now),
+            outcome: self.outcome(
+                &answer,
+                (number - d.delivery.schedule_base).max(1) as usize,
+                now,
+            ),
             attempt,
         };
         (record, d.delivery.created_at)
     }
 
-    /// What attempt `number` leaves its delivery as.
+    /// What attempt `number` (counted from the schedule's base) leaves its delivery as.
     fn outcome(&self, a: &Answer, number: usize, now: DateTime<Utc>) -> AttemptOutcome {
         match a.status {
             Some(s) if (200..300).contains(&s) => return AttemptOutcome::Delivered,

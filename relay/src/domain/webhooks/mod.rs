@@ -31,7 +31,7 @@ use crate::{
     secrets::Plain,
     store::{
         DynStore, Scope,
-        webhooks::{Attempt, Delivery, Endpoint, WebhookEvent},
+        webhooks::{Attempt, Delivery, Endpoint, EndpointChange, WebhookEvent},
     },
 };
 
@@ -229,6 +229,13 @@ impl Webhooks {
     /// maintainer of its project for a project's (`write`: with the `write` scope).
     async fn managed(&self, caller: Caller, id: Uuid, write: bool) -> DomainResult<Endpoint> {
         caller.need(if write { Scope::Write } else { Scope::Read })?;
+        if let super::Limit::Workspace(_) = caller.grant.limit {
+            return Err(DomainError::Denied {
+                code: "token_limited",
+                message: "this token is limited to one workspace, so it cannot manage webhooks"
+                    .into(),
+            });
+        }
         let e = self
             .store
             .endpoint(id)
@@ -329,7 +336,10 @@ impl Webhooks {
             .filter(|p| MANAGERS.contains(&p.role))
             .map(|p| p.id)
             .collect();
-        let mut all = self.store.endpoints(caller.user, &projects).await?;
+        let mut all = match caller.grant.limit {
+            super::Limit::Workspace(_) => Vec::new(),
+            _ => self.store.endpoints(caller.user, &projects).await?,
+        };
         if !matches!(caller.grant.limit, super::Limit::None) {
             all.retain(|e| e.project_id.is_some());
         }
@@ -341,41 +351,37 @@ impl Webhooks {
         Ok((&self.managed(caller, id, false).await?).into())
     }
 
-    /// Changes endpoint `id`.
+    /// Changes endpoint `id` (only what the patch names).
     pub async fn update(
         &self,
         caller: Caller,
         id: Uuid,
         patch: EndpointPatch,
     ) -> DomainResult<EndpointView> {
-        let mut e = self.managed(caller, id, true).await?;
+        self.managed(caller, id, true).await?;
+        let mut change = EndpointChange::default();
         if let Some(url) = patch.url {
-            e.url = target::check(&url, self.allow_private)
-                .map_err(|e| DomainError::Invalid(e.to_string()))?
-                .to_string();
+            change.url = Some(
+                target::check(&url, self.allow_private)
+                    .map_err(|e| DomainError::Invalid(e.to_string()))?
+                    .to_string(),
+            );
         }
         if let Some(d) = patch.description {
             check_description(&d)?;
-            e.description = d;
+            change.description = Some(d);
         }
         if let Some(events) = patch.events {
-            e.events = kind_list(&events)?;
+            change.events = Some(kind_list(&events)?);
         }
-        match patch.enabled {
-            Some(true) => {
-                e.enabled = true;
-                e.disabled_reason = None;
-            }
-            Some(false) if e.enabled => {
-                e.enabled = false;
-                e.disabled_reason = Some("disabled by a manager".into());
-            }
-            _ => {}
-        }
-        e.updated_at = Utc::now();
-        if !self.store.update_endpoint(&e).await? {
-            return Err(DomainError::NotFound("webhook endpoint"));
-        }
+        change.enabled = patch
+            .enabled
+            .map(|on| (on, (!on).then(|| "disabled by a manager".to_owned())));
+        let e = self
+            .store
+            .update_endpoint(id, &change, Utc::now())
+            .await?
+            .ok_or(DomainError::NotFound("webhook endpoint"))?;
         audit::record(Record {
             caller,
             action: "webhook.update",
@@ -406,17 +412,27 @@ impl Webhooks {
     }
 
     /// Gives endpoint `id` a new secret; the old one keeps signing too for
-    /// [`ROTATION_OVERLAP`], so the receiver can switch without losing a message.
+    /// [`ROTATION_OVERLAP`], so the receiver can switch without losing a message. The old
+    /// secret is kept as the previous one and its window saved before the new one replaces it,
+    /// so a failure part way leaves the old secret signing.
     pub async fn rotate(&self, caller: Caller, id: Uuid) -> DomainResult<EndpointWithSecret> {
-        let mut e = self.managed(caller, id, true).await?;
+        let e = self.managed(caller, id, true).await?;
         let old = self
             .secrets
             .open(e.owner_id, &secret_name(id, false))
             .await?;
-        let secret = sign::new_secret();
         self.secrets
             .seal_for(e.owner_id, &secret_name(id, true), old)
             .await?;
+        let now = Utc::now();
+        if !self
+            .store
+            .set_previous_until(id, now + ROTATION_OVERLAP, now)
+            .await?
+        {
+            return Err(DomainError::NotFound("webhook endpoint"));
+        }
+        let secret = sign::new_secret();
         self.secrets
             .seal_for(
                 e.owner_id,
@@ -424,15 +440,16 @@ impl Webhooks {
                 Plain::new(secret.clone().into_bytes()),
             )
             .await?;
-        let now = Utc::now();
-        e.previous_until = Some(now + ROTATION_OVERLAP);
-        e.updated_at = now;
-        self.store.update_endpoint(&e).await?;
         audit::record(Record {
             caller,
             action: "webhook.rotate",
             subject: id,
         });
+        let e = self
+            .store
+            .endpoint(id)
+            .await?
+            .ok_or(DomainError::NotFound("webhook endpoint"))?;
         Ok(EndpointWithSecret {
             endpoint: (&e).into(),
             secret,
@@ -442,6 +459,12 @@ impl Webhooks {
     /// Sends endpoint `id` a `webhook_test` event (whatever kinds it wants); the event's id.
     pub async fn test(&self, caller: Caller, id: Uuid) -> DomainResult<Uuid> {
         let e = self.managed(caller, id, true).await?;
+        if !e.enabled {
+            return Err(DomainError::Conflict {
+                code: "endpoint_disabled",
+                message: "this endpoint is disabled; enable it first".into(),
+            });
+        }
         let event = WebhookEvent {
             id: Uuid::now_v7(),
             kind: WebhookEventKind::WebhookTest,

@@ -24,7 +24,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 fn public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_private()
@@ -35,20 +35,40 @@ fn public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // Shared address space (carrier-grade NAT), 100.64.0.0/10.
         || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments, 192.0.0.0/24.
+        || (a == 192 && b == 0 && c == 0)
         // Benchmarking, 198.18.0.0/15; reserved, 240.0.0.0/4.
         || (a == 198 && (b == 18 || b == 19))
         || a >= 240)
 }
 
 fn public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // Addresses that carry an IPv4 one: IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96 and
+    // 64:ff9b:1::/48, 6to4 2002::/16. They are as public as the address inside.
+    if seg[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
+        return public_v4(embedded(seg[6], seg[7]));
+    }
+    if (seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1)
+    {
+        return public_v4(embedded(seg[6], seg[7]));
+    }
+    if seg[0] == 0x2002 {
+        return public_v4(embedded(seg[1], seg[2]));
+    }
+    let first = seg[0];
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
-        // Unique local fc00::/7, link-local fe80::/10, documentation 2001:db8::/32.
+        // Unique local fc00::/7, link-local fe80::/10, site-local fec0::/10, documentation
+        // 2001:db8::/32.
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+        || (first & 0xffc0) == 0xfec0
+        || (first == 0x2001 && seg[1] == 0x0db8))
 }
 
 /// Why an endpoint URL is refused.
@@ -140,6 +160,13 @@ mod tests {
             "http://localhost:3000/",
             "http://100.64.0.1/",
             "http://0.0.0.0/",
+            "http://2130706433/",
+            "http://127.1/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[2002:c0a8:1::]/",
+            "http://192.0.0.8/",
+            "http://[fec0::1]/",
         ] {
             assert!(
                 matches!(check(url, false), Err(TargetError::Private(_))),
@@ -149,6 +176,8 @@ mod tests {
         }
         assert!(check("https://hooks.example.com/n8n", false).is_ok());
         assert!(check("https://8.8.8.8/", false).is_ok());
+        assert!(check("https://[64:ff9b::808:808]/", false).is_ok());
+        assert!(check("https://[2606:4700::1111]/", false).is_ok());
         for bad in [
             "ftp://example.com/",
             "https://user:pw@example.com/",
