@@ -176,6 +176,8 @@ pub struct WebhooksConfig {
     /// How often the delivery loop looks for work that nothing on this node announced
     /// (events recorded by another relay), milliseconds.
     pub poll_ms: u64,
+    /// How long delivered and failed deliveries stay in the log, days (at least one).
+    pub keep_days: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -190,6 +192,7 @@ impl Default for WebhooksConfig {
                 .collect(),
             timeout_secs: spec.timeout.as_secs(),
             poll_ms: spec.poll.as_millis() as u64,
+            keep_days: spec.keep.as_secs() / 86_400,
         }
     }
 }
@@ -208,6 +211,7 @@ impl WebhooksConfig {
             timeout: Duration::from_secs(self.timeout_secs.clamp(1, 60)),
             poll: Duration::from_millis(self.poll_ms.max(50)),
             allow_private: self.allow_private_targets,
+            keep: Duration::from_secs(self.keep_days.clamp(1, 3650) * 86_400),
         }
     }
 }

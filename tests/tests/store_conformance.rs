@@ -17,7 +17,8 @@ both_backends!(
     secrets,
     sealed_secrets,
     invitations,
-    pipelines
+    pipelines,
+    webhooks
 );
 
 async fn open(b: Backend) -> (TestDb, DynStore) {
@@ -1073,4 +1074,137 @@ async fn pipelines(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn webhooks(b: Backend) {
+    use fulcrum_protocol::kinds::{DeliveryState, WebhookEventKind};
+    use store::webhooks::{
+        Attempt, AttemptOutcome, AttemptRecord, Delivery, Endpoint, WebhookEvent,
+    };
+    let (_db, s) = open(b).await;
+    let u = s.create_user("a@example.com", "h").await.unwrap();
+    let now = Utc::now();
+    let e = Endpoint {
+        id: Uuid::now_v7(),
+        owner_id: u.id,
+        project_id: None,
+        url: "https://hooks.example.com/a".into(),
+        description: String::new(),
+        events: "webhook_test".into(),
+        enabled: true,
+        disabled_reason: None,
+        previous_until: None,
+        created_at: now,
+        updated_at: now,
+    };
+    s.create_endpoint(&e).await.unwrap();
+    // Two events, each fanned out once (a second fan-out of the same event writes nothing).
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let ev = WebhookEvent {
+            id: Uuid::now_v7(),
+            kind: WebhookEventKind::WebhookTest,
+            owner_id: u.id,
+            project_id: None,
+            endpoint_id: Some(e.id),
+            subject_id: None,
+            data: "{}".into(),
+            created_at: now,
+        };
+        s.add_event(&ev).await.unwrap();
+        let d = Delivery {
+            id: Uuid::now_v7(),
+            endpoint_id: e.id,
+            event_id: ev.id,
+            kind: ev.kind,
+            payload: "{}".into(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            schedule_base: 0,
+            next_attempt_at: now,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            finished_at: None,
+        };
+        assert!(s.fan_out(ev.id, std::slice::from_ref(&d)).await.unwrap());
+        assert!(!s.fan_out(ev.id, std::slice::from_ref(&d)).await.unwrap());
+        ids.push(d.id);
+    }
+    assert!(s.pending_events(10).await.unwrap().is_empty());
+    // One worker an endpoint: the first claim takes it with its oldest delivery, the second
+    // finds it busy.
+    let lease = now + Duration::seconds(60);
+    let due = s.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].delivery.id, ids[0]);
+    assert!(s.claim_due(now, lease, 10).await.unwrap().is_empty());
+    // Delivered long ago: the next one comes with it; the same attempt again writes nothing.
+    let old = now - Duration::days(40);
+    let delivered = AttemptRecord {
+        delivery: ids[0],
+        endpoint: e.id,
+        attempt: Attempt {
+            attempt: 1,
+            at: old,
+            status: Some(204),
+            error: None,
+            duration_ms: 3,
+        },
+        outcome: AttemptOutcome::Delivered,
+    };
+    let next = s.record_attempt(&delivered, now, lease).await.unwrap();
+    assert_eq!(next.map(|d| d.id), Some(ids[1]));
+    assert!(
+        s.record_attempt(&delivered, now, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A retry gives the endpoint up until the delivery is due.
+    let at = now + Duration::seconds(30);
+    let retry = AttemptRecord {
+        delivery: ids[1],
+        endpoint: e.id,
+        attempt: Attempt {
+            attempt: 1,
+            at: now,
+            status: Some(500),
+            error: None,
+            duration_ms: 3,
+        },
+        outcome: AttemptOutcome::Retry(at),
+    };
+    assert!(
+        s.record_attempt(&retry, now, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.claim_due(now, lease, 10).await.unwrap().is_empty());
+    let later = at + Duration::seconds(1);
+    let due = s
+        .claim_due(later, later + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].delivery.id, due[0].delivery.attempts), (ids[1], 1));
+    // The log keeps what is recent or pending.
+    assert_eq!(
+        s.prune_deliveries(now - Duration::days(30), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let left = s.deliveries(e.id, None, 10).await.unwrap();
+    assert_eq!(left.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[1]]);
+    assert!(s.delivery(e.id, ids[0]).await.unwrap().is_none());
+    // A rotation's window, once over, is handed out once.
+    assert!(
+        s.set_previous_until(e.id, now - Duration::seconds(1), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.expired_rotations(now).await.unwrap(), [(e.id, u.id)]);
+    assert!(s.expired_rotations(now).await.unwrap().is_empty());
 }

@@ -443,6 +443,44 @@ macro_rules! sql_webhook_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn prune_deliveries(
+                &self,
+                before: DateTime<Utc>,
+                limit: u32,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let ids: Vec<Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM webhook_deliveries WHERE state <> 'pending' \
+                     AND finished_at < $1 ORDER BY id LIMIT $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                for id in &ids {
+                    sqlx::query("DELETE FROM webhook_attempts WHERE delivery_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM webhook_deliveries WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(ids.len() as u64)
+            }
+
+            async fn expired_rotations(&self, now: DateTime<Utc>) -> StoreResult<Vec<(Uuid, Uuid)>> {
+                Ok(sqlx::query_as(
+                    "UPDATE webhook_endpoints SET previous_until = NULL \
+                     WHERE previous_until < $1 RETURNING id, owner_id",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn pending_deliveries(&self) -> StoreResult<u64> {
                 let n: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'",

@@ -238,4 +238,10 @@ pub trait WebhookStore {
     ) -> StoreResult<bool>;
     /// Deliveries pending, for the metrics.
     async fn pending_deliveries(&self) -> StoreResult<u64>;
+    /// Deletes up to `limit` deliveries (with their attempts) that were delivered or failed
+    /// before `before`; how many.
+    async fn prune_deliveries(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Endpoints (id, owner) whose rotated-out secret stopped signing before `now`, and
+    /// forgets when it did (so each is handed out once).
+    async fn expired_rotations(&self, now: DateTime<Utc>) -> StoreResult<Vec<(Uuid, Uuid)>>;
 }

@@ -41,6 +41,8 @@ const EVENTS_PER_ROUND: u32 = 200;
 const DELIVERIES_PER_ROUND: u32 = 64;
 /// Endpoints served at once.
 const IN_FLIGHT: usize = 32;
+/// How often the delivery log is swept.
+const SWEEP: Duration = Duration::from_secs(3600);
 /// Longest wait a `Retry-After` gets.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
@@ -56,6 +58,8 @@ pub struct DeliveryConfig {
     pub poll: Duration,
     /// Whether private and loopback targets are allowed.
     pub allow_private: bool,
+    /// How long delivered and failed deliveries stay in the log.
+    pub keep: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -68,6 +72,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(15),
             poll: Duration::from_secs(1),
             allow_private: false,
+            keep: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -161,10 +166,34 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers until `shutdown` says stop.
+    /// Deletes what the log no longer keeps (in batches, at most a million rows a sweep), and
+    /// the rotated-out secrets that stopped signing.
+    async fn sweep(&self) -> DomainResult<()> {
+        let before = Utc::now() - chrono::Duration::from_std(self.config.keep).unwrap_or_default();
+        for _ in 0..1000 {
+            if self.store.prune_deliveries(before, 1000).await? < 1000 {
+                break;
+            }
+        }
+        for (endpoint, owner) in self.store.expired_rotations(Utc::now()).await? {
+            self.secrets
+                .remove_for(owner, &secret_name(endpoint, true))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers until `shutdown` says stop; sweeps the log at start and then hourly.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.running.store(true, Ordering::Relaxed);
+        let mut swept: Option<Instant> = None;
         while !*shutdown.borrow() {
+            if swept.is_none_or(|t| t.elapsed() >= SWEEP) {
+                swept = Some(Instant::now());
+                if let Err(e) = self.sweep().await {
+                    tracing::warn!(error = %e, "cannot sweep the webhook delivery log");
+                }
+            }
             let busy = match self.round().await {
                 Ok(n) => n,
                 Err(e) => {
