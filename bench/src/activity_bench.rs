@@ -267,18 +267,9 @@ pub async fn run(args: Args) -> Result<()> {
         Some(admin) => Some(procs::fresh_postgres(admin).await?),
         None => None,
     };
-    let keys_dir = tempfile::tempdir()?;
-    let keys = keys_dir.path().join("master-keys");
-    procs::write_private(
-        &keys,
-        &fulcrum_relay::secrets::KeyRing::generate_entry("k1"),
-    )?;
-    let relay = procs::RelayProcess::start_with(
+    let relay = procs::RelayProcess::start_with_keys(
         database,
-        &format!(
-            "heartbeat_interval_ms = 15000\n\n[secrets]\nmaster_keys_file = {keys:?}\n\n\
-             [llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n"
-        ),
+        "[llm.prices.\"stand-in-*\"]\ninput = 2.0\noutput = 8.0\n",
     )
     .await?;
     let backend = if args.postgres.is_some() {

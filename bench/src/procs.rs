@@ -113,6 +113,26 @@ impl RelayProcess {
         .await
     }
 
+    /// Like [`RelayProcess::start_with`] with a 15 s heartbeat and master keys made for it (so
+    /// it keeps secrets), then `extra` config sections.
+    pub async fn start_with_keys(database: Option<String>, extra: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let keys = dir.path().join("master-keys");
+        write_private(
+            &keys,
+            &fulcrum_relay::secrets::KeyRing::generate_entry("k1"),
+        )?;
+        Self::start_opts(Start {
+            database,
+            agents: format!(
+                "heartbeat_interval_ms = 15000\n\n[secrets]\nmaster_keys_file = {keys:?}\n\n{extra}"
+            ),
+            dir: Some(dir),
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Starts a relay as `opts` say.
     pub async fn start_opts(opts: Start) -> Result<Self> {
         let Start {
