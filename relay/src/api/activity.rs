@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::path_id;
 use super::{
     auth::AuthUser,
     envelope::{ApiJson, ApiQuery, AuthErrors, BodyErrors, Envelope, ErrorBody, QueryErrors, ok},
@@ -44,10 +45,6 @@ impl FromRequestParts<AppState> for IngestUser {
             token_caller(parts, app, token, TokenKind::Ingest, missing).await?,
         ))
     }
-}
-
-fn parse(id: &str, what: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found(what))
 }
 
 /// `POST /api/v1/ai-activities`.
@@ -220,7 +217,7 @@ pub async fn project_report(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     let md = app
         .domain
         .activities
@@ -253,7 +250,7 @@ pub async fn get_settings(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app
         .domain
         .activities
@@ -284,7 +281,7 @@ pub async fn set_settings(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AiSettings>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app
         .domain
         .activities
@@ -311,7 +308,7 @@ pub async fn ai_commits(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app
         .domain
         .activities

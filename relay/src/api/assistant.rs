@@ -11,12 +11,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
+use super::path_id;
 use super::{
     auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
 };
 use crate::{
     domain::{
@@ -38,10 +38,6 @@ pub struct TurnFrame {
     event: String,
     /// The event's JSON (see `TurnEvent`).
     data: String,
-}
-
-fn parse(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("conversation"))
 }
 
 /// `GET /api/v1/assistant/conversations`.
@@ -106,7 +102,7 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "conversation")?;
     Ok(ok(app.domain.assistant.get(user.caller(), id).await?))
 }
 
@@ -129,7 +125,7 @@ pub async fn delete(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "conversation")?;
     app.domain.assistant.delete(user.caller(), id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
@@ -195,7 +191,7 @@ pub async fn ask(
     Path(id): Path<String>,
     ApiJson(q): ApiJson<Question>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "conversation")?;
     let caller: Caller = user.caller();
     app.domain.assistant.check_ask(caller, id, &q).await?;
     Ok(stream(move |tx| async move {
@@ -228,7 +224,7 @@ pub async fn confirm(
     Path(id): Path<String>,
     ApiJson(answer): ApiJson<Confirmation>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "conversation")?;
     let caller: Caller = user.caller();
     app.domain
         .assistant

@@ -243,6 +243,11 @@ async fn live() -> Response {
     })
 }
 
+/// A path's id: an id that is not a UUID names nothing, so it is `what` not found (404).
+pub(super) fn path_id(id: &str, what: &str) -> error::ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::not_found(what))
+}
+
 /// `GET /health/ready`: the relay can serve (its database answers).
 #[utoipa::path(
     get, path = "/health/ready", operation_id = "ready", tag = "health", security(()),

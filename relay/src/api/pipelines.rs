@@ -10,8 +10,8 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use uuid::Uuid;
 
+use super::path_id;
 use super::{
     auth::AuthUser,
     envelope::{ApiJson, AuthErrors, BodyErrors, Envelope, ErrorBody, created, ok},
@@ -26,10 +26,6 @@ use crate::{
     state::AppState,
     store::pipelines::{ArtifactMeta, Budget, Deployment, LlmProvider},
 };
-
-fn parse(id: &str, what: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found(what))
-}
 
 /// `GET /api/v1/llm-providers`.
 #[utoipa::path(
@@ -95,7 +91,7 @@ pub async fn update_provider(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProviderPatch>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "provider")?;
+    let id = path_id(&id, "provider")?;
     Ok(ok(app
         .domain
         .providers
@@ -122,7 +118,7 @@ pub async fn delete_provider(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "provider")?;
+    let id = path_id(&id, "provider")?;
     app.domain.providers.delete(user.caller(), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -186,7 +182,7 @@ pub async fn delete_budget(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "budget")?;
+    let id = path_id(&id, "budget")?;
     app.domain.budgets.delete(user.caller(), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -210,7 +206,7 @@ pub async fn list_runs(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app.domain.pipelines.list(user.caller(), id).await?))
 }
 
@@ -233,7 +229,7 @@ pub async fn list_deployments(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app
         .domain
         .pipelines
@@ -265,7 +261,7 @@ pub async fn start_run(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StartRun>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "project")?;
+    let id = path_id(&id, "project")?;
     Ok(created(
         app.domain.pipelines.start(user.caller(), id, body).await?,
     ))
@@ -290,7 +286,7 @@ pub async fn get_run(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app.domain.pipelines.get(user.caller(), id).await?))
 }
 
@@ -314,7 +310,7 @@ pub async fn cancel_run(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app.domain.pipelines.cancel(user.caller(), id).await?))
 }
 
@@ -341,7 +337,7 @@ pub async fn resume_run(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ResumeRun>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app
         .domain
         .pipelines
@@ -373,7 +369,7 @@ pub async fn approve(
     user: AuthUser,
     Path((id, stage)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app
         .domain
         .pipelines
@@ -408,7 +404,7 @@ pub async fn reject(
     Path((id, stage)): Path<(String, String)>,
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app
         .domain
         .pipelines
@@ -435,7 +431,7 @@ pub async fn calls(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app.domain.pipelines.calls(user.caller(), id).await?))
 }
 
@@ -458,7 +454,7 @@ pub async fn artifacts(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     Ok(ok(app
         .domain
         .pipelines
@@ -488,7 +484,7 @@ pub async fn artifact(
     user: AuthUser,
     Path((id, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     let a = app
         .domain
         .pipelines
@@ -539,7 +535,7 @@ pub async fn artifacts_zip(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "pipeline run")?;
+    let id = path_id(&id, "pipeline run")?;
     let (handle, all) = app
         .domain
         .pipelines

@@ -6,23 +6,19 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use uuid::Uuid;
 
+use super::path_id;
 use super::{
     auth::AuthUser,
     envelope::{
         ApiJson, ApiQuery, AuthErrors, BodyErrors, Envelope, ErrorBody, QueryErrors, created, ok,
     },
-    error::{ApiError, ApiResult},
+    error::ApiResult,
 };
 use crate::{
     domain::prompts::{PromptInput, PromptView},
     state::AppState,
 };
-
-fn parse(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("project"))
-}
 
 /// A prompt and its versions.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -63,7 +59,7 @@ pub async fn list(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "project")?;
     Ok(ok(app.domain.prompts.list(user.caller(), id).await?))
 }
 
@@ -90,7 +86,7 @@ pub async fn save(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PromptInput>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "project")?;
     Ok(created(
         app.domain.prompts.save(user.caller(), id, body).await?,
     ))
@@ -121,7 +117,7 @@ pub async fn get(
     Path((id, name)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "project")?;
     let (prompt, versions) = app
         .domain
         .prompts
@@ -153,7 +149,7 @@ pub async fn delete(
     user: AuthUser,
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let id = parse(&id)?;
+    let id = path_id(&id, "project")?;
     app.domain.prompts.delete(user.caller(), id, &name).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

@@ -8,12 +8,13 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::path_id;
 use super::{
     auth::AuthUser,
     envelope::{
         ApiJson, ApiQuery, AuthErrors, BodyErrors, Envelope, ErrorBody, QueryErrors, created, ok,
     },
-    error::{ApiError, ApiResult},
+    error::ApiResult,
 };
 use crate::{
     domain::webhooks::{
@@ -22,10 +23,6 @@ use crate::{
     state::AppState,
     store::webhooks::Delivery,
 };
-
-fn parse(id: &str, what: &'static str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found(what))
-}
 
 /// A page of the delivery log.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -99,7 +96,7 @@ pub async fn get(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     Ok(ok(app.domain.webhooks.get(user.caller(), id).await?))
 }
 
@@ -122,7 +119,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     Ok(ok(app
         .domain
         .webhooks
@@ -146,7 +143,7 @@ pub async fn delete(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     app.domain.webhooks.delete(user.caller(), id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
@@ -168,7 +165,7 @@ pub async fn rotate(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     Ok(ok(app.domain.webhooks.rotate(user.caller(), id).await?))
 }
 
@@ -188,7 +185,7 @@ pub async fn test(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     let event_id = app.domain.webhooks.test(user.caller(), id).await?;
     Ok((axum::http::StatusCode::ACCEPTED, ok(TestEvent { event_id })).into_response())
 }
@@ -212,7 +209,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
+    let id = path_id(&id, "webhook endpoint")?;
     Ok(ok(app
         .domain
         .webhooks
@@ -240,8 +237,8 @@ pub async fn delivery(
     user: AuthUser,
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
-    let delivery = parse(&delivery, "delivery")?;
+    let id = path_id(&id, "webhook endpoint")?;
+    let delivery = path_id(&delivery, "delivery")?;
     Ok(ok(app
         .domain
         .webhooks
@@ -270,8 +267,8 @@ pub async fn replay(
     user: AuthUser,
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let id = parse(&id, "webhook endpoint")?;
-    let delivery = parse(&delivery, "delivery")?;
+    let id = path_id(&id, "webhook endpoint")?;
+    let delivery = path_id(&delivery, "delivery")?;
     app.domain
         .webhooks
         .replay(user.caller(), id, delivery)

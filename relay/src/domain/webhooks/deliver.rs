@@ -204,6 +204,11 @@ impl Dispatcher {
             if busy > 0 {
                 continue;
             }
+            // Idle: the pending gauge is counted here, not on every busy round.
+            match self.store.pending_deliveries().await {
+                Ok(n) => self.metrics.webhook_pending(n),
+                Err(e) => tracing::warn!(error = %e, "cannot count pending webhook deliveries"),
+            }
             tokio::select! {
                 _ = shutdown.changed() => {}
                 () = self.wake.notified() => {}
@@ -242,8 +247,6 @@ impl Dispatcher {
                 tokio::spawn(self.clone().work(d, permit));
             }
         }
-        self.metrics
-            .webhook_pending(self.store.pending_deliveries().await?);
         Ok(events + claimed)
     }
 
@@ -306,7 +309,7 @@ impl Dispatcher {
     /// The payload data of event `e`: a task's as the API shows it, else what was recorded.
     async fn data(&self, e: &WebhookEvent) -> DomainResult<serde_json::Value> {
         if let (WebhookEventKind::TaskFinished, Some(task)) = (e.kind, e.subject_id)
-            && let Some((task, _)) = self.store.task_with_audience(task).await?
+            && let Some(task) = self.store.get_task(e.owner_id, task).await?
         {
             return Ok(serde_json::to_value(task).unwrap_or_default());
         }
